@@ -1,0 +1,37 @@
+# Two commands a fresh machine needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DATE   ?= 2025-02-12
+
+.PHONY: run test check lint types bench clean
+
+$(BIN)/nbaprops: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: $(BIN)/nbaprops
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+## run: set up and run the main job (a batch for $(DATE) on the shipped box scores)
+run: $(BIN)/nbaprops
+	$(BIN)/nbaprops predict --date $(DATE)
+
+## test: set up with the dev extras and run the whole test suite
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest -q
+
+## check: lint, types and tests, as CI runs them
+check: $(VENV)/.dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/nbaprops
+	$(BIN)/python benchmarks/slate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

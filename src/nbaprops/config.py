@@ -1,0 +1,146 @@
+"""Settings: one object, loaded once at the entry point.
+
+Precedence: explicit flag > ``NBAPROPS_*`` environment variable > TOML file > default. This is the only
+module that reads the environment. The file is ``nbaprops.toml`` in the working directory, or the path in
+``NBAPROPS_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbaprops.errors import ConfigError
+
+MARKETS: tuple[str, ...] = ("points", "rebounds", "assists", "threes", "pra")
+DEFAULT_DB = Path("var") / "nbaprops.duckdb"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Every tunable of nbaprops with its default.
+
+    Attributes:
+        db_path: the DuckDB file holding box scores, lines, the ledger and predictions.
+        data_dir: where model artifacts are stored (default: beside the database, ``artifacts/``).
+        markets: markets predicted by default.
+        systems: prediction systems run by default, by ``system_id``.
+        workers: in-process worker threads per batch.
+        chunk_size: requests a worker claims at once (one feature query per chunk).
+        lease_seconds: how long a claim holds a request before the sweeper may reclaim it.
+        lease_grace_seconds: extra time past a lease before it counts as stalled.
+        max_attempts: claims of one request before it ends ``failed``.
+        batch_deadline_minutes: past this a batch ends ``partial`` with the missing players listed.
+        staging_ttl_hours: the janitor drops staging older than this.
+        recent_days: players who played for a team within this many days are expected to play.
+        min_games: fewer prior games than this ends a request ``skipped`` (``not_enough_games``).
+        ev_margin: expected value per unit staked a bet must clear to be recommended.
+    """
+
+    db_path: Path = DEFAULT_DB
+    data_dir: Path | None = None
+    markets: tuple[str, ...] = ("points",)
+    systems: tuple[str, ...] = ("moving_average",)
+    workers: int = 2
+    chunk_size: int = 64
+    lease_seconds: float = 300.0
+    lease_grace_seconds: float = 30.0
+    max_attempts: int = 3
+    batch_deadline_minutes: float = 60.0
+    staging_ttl_hours: float = 24.0
+    recent_days: int = 21
+    min_games: int = 3
+    ev_margin: float = 0.02
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir if self.data_dir is not None else self.db_path.parent / "artifacts"
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with ``changes`` applied (``None`` values are ignored)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _coerce(name: str, raw: Any, like: Any) -> Any:
+    try:
+        if name in ("markets", "systems"):
+            items = raw.split(",") if isinstance(raw, str) else list(raw)
+            return tuple(item.strip() for item in items if item.strip())
+        if name in ("db_path", "data_dir"):
+            return Path(raw)
+        if isinstance(like, bool):
+            return str(raw).lower() in ("1", "true", "yes", "on")
+        if isinstance(like, int):
+            return int(raw)
+        if isinstance(like, float):
+            return float(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name!r}: cannot read {raw!r} ({exc})") from exc
+    return raw
+
+
+def validate_markets(markets: tuple[str, ...]) -> tuple[str, ...]:
+    """Refuse unknown markets with the list of known ones."""
+    unknown = [m for m in markets if m not in MARKETS]
+    if unknown or not markets:
+        raise ConfigError(f"unknown market(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MARKETS)}")
+    return markets
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Build the settings object: flag > ``NBAPROPS_*`` env > file > default.
+
+    Args:
+        overrides: values given as flags; ``None`` values mean "not given".
+        environ: the environment to read (default ``os.environ``).
+        config_file: TOML file to read (default ``NBAPROPS_CONFIG`` or ``./nbaprops.toml`` if present).
+
+    Raises:
+        ConfigError: an unknown key, an unreadable file or a value of the wrong type.
+    """
+    env = os.environ if environ is None else environ
+    defaults = Settings()
+    known = {f.name for f in dataclasses.fields(Settings) if f.name != "extra"}
+    values: dict[str, Any] = {}
+
+    path = config_file or (Path(env["NBAPROPS_CONFIG"]) if "NBAPROPS_CONFIG" in env else Path("nbaprops.toml"))
+    if path.exists():
+        try:
+            from_file = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        for key, raw in from_file.items():
+            if key not in known:
+                raise ConfigError(f"{path}: unknown setting {key!r}; known: {', '.join(sorted(known))}")
+            values[key] = _coerce(key, raw, getattr(defaults, key))
+    elif config_file is not None:
+        raise ConfigError(f"config file {config_file} does not exist")
+
+    for key in known:
+        env_key = f"NBAPROPS_{key.upper()}"
+        if env_key in env:
+            values[key] = _coerce(key, env[env_key], getattr(defaults, key))
+
+    for key, raw in (overrides or {}).items():
+        if raw is None:
+            continue
+        if key not in known:
+            raise ConfigError(f"unknown setting {key!r}")
+        values[key] = _coerce(key, raw, getattr(defaults, key))
+
+    settings = dataclasses.replace(defaults, **values)
+    validate_markets(settings.markets)
+    if settings.workers < 1 or settings.chunk_size < 1 or settings.max_attempts < 1:
+        raise ConfigError("workers, chunk_size and max_attempts must be at least 1")
+    return settings

@@ -1,0 +1,96 @@
+"""One exception tree for nbaprops.
+
+::
+
+    NbapropsError                  base of everything this package raises on purpose
+    ├── TerminalError              retrying cannot help: record it, never retry
+    │   ├── ConfigError            a setting is missing or invalid
+    │   ├── InputError             a file or argument is malformed (names file, row, column)
+    │   ├── UnknownBatchError      no batch with that id
+    │   ├── ContractError          a schema or system contract was violated (a bug)
+    │   ├── NotFittedError         a prediction system was used before ``fit``
+    │   └── ArtifactError          a stored model artifact is missing or unreadable
+    └── TransientError             may succeed later: retry with a cap
+        ├── StorageBusyError       the database file is locked or a transaction conflicted
+        └── LeaseLostError         another worker took over the request
+
+Driver errors are translated into this tree in one place per backend
+(``storage/duckdb.py``) with ``raise … from``.
+"""
+
+from __future__ import annotations
+
+
+class NbapropsError(Exception):
+    """Base class of every error nbaprops raises on purpose."""
+
+
+class TerminalError(NbapropsError):
+    """Retrying cannot help; the error is recorded and the work item ends."""
+
+
+class TransientError(NbapropsError):
+    """The same call may succeed later; callers retry with a cap."""
+
+
+class ConfigError(TerminalError):
+    """A setting is missing or invalid."""
+
+
+class InputError(TerminalError):
+    """Malformed input. Carries the file, row and column where known.
+
+    Args:
+        message: what is wrong and what to do about it.
+        path: the input file, when the input came from one.
+        row: line number in the file (the header is line 1), when known.
+        column: the offending column, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        row: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.path = path
+        self.row = row
+        self.column = column
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if row is not None:
+            where.append(f"line {row}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+class UnknownBatchError(TerminalError):
+    """No batch has this id."""
+
+    def __init__(self, batch_id: str) -> None:
+        self.batch_id = batch_id
+        super().__init__(f"no batch {batch_id!r}; list batches with `nbaprops batches`")
+
+
+class ContractError(TerminalError):
+    """A declared contract (schema, system interface, invariant) was violated."""
+
+
+class NotFittedError(TerminalError):
+    """A prediction system was asked to predict before ``fit``."""
+
+
+class ArtifactError(TerminalError):
+    """A stored model artifact is missing or unreadable."""
+
+
+class StorageBusyError(TransientError):
+    """The database is locked by another process or a transaction conflicted."""
+
+
+class LeaseLostError(TransientError):
+    """The request's lease was taken over by another attempt; this attempt must not commit."""

@@ -1,0 +1,358 @@
+"""Declared table contracts: the single source of every table's DDL and of the drift diff.
+
+Each table is a :class:`Table` of :class:`Column` records (name, type, nullability, description). The main
+predictions table and every staging table are generated from the same contract, so they cannot disagree
+unless someone changes one of them outside this module; when they do (an older staging table, a main table
+that gained columns), :func:`plan_drift` — a pure function — says which columns to add to the main table and
+which to insert, by name. Storage code only ever creates tables or adds columns (STYLE.md, convention 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = True
+    description: str = ""
+
+    def ddl(self) -> str:
+        return f'"{self.name}" {self.type}' + ("" if self.nullable else " NOT NULL")
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def create_sql(self, name: str | None = None) -> str:
+        """``CREATE TABLE IF NOT EXISTS`` for this contract, optionally under another name (staging)."""
+        parts = [c.ddl() for c in self.columns]
+        if self.primary_key:
+            parts.append("PRIMARY KEY (" + ", ".join(f'"{k}"' for k in self.primary_key) + ")")
+        return f'CREATE TABLE IF NOT EXISTS "{name or self.name}" (\n  ' + ",\n  ".join(parts) + "\n)"
+
+
+def _c(name: str, type_: str, description: str, *, nullable: bool = True) -> Column:
+    return Column(name, type_, nullable, description)
+
+
+BOX_SCORES = Table(
+    "box_scores",
+    (
+        _c("season", "VARCHAR", "season label, e.g. 2024-25", nullable=False),
+        _c("season_id", "VARCHAR", "NBA.com season id, e.g. 22024"),
+        _c("player_id", "BIGINT", "NBA.com player id", nullable=False),
+        _c("player_name", "VARCHAR", "name as NBA.com spells it", nullable=False),
+        _c("player_lookup", "VARCHAR", "normalised name used to join lines", nullable=False),
+        _c("team_id", "BIGINT", "NBA.com team id"),
+        _c("team", "VARCHAR", "team abbreviation", nullable=False),
+        _c("team_name", "VARCHAR", "team full name"),
+        _c("game_id", "VARCHAR", "NBA.com game id", nullable=False),
+        _c("game_date", "DATE", "local game date", nullable=False),
+        _c("matchup", "VARCHAR", "e.g. 'CLE vs. IND' (home) or 'WAS @ MEM' (away)"),
+        _c("opponent", "VARCHAR", "opponent abbreviation", nullable=False),
+        _c("is_home", "BOOLEAN", "true when the player's team was at home", nullable=False),
+        _c("wl", "VARCHAR", "W or L"),
+        _c("minutes", "DOUBLE", "minutes played", nullable=False),
+        _c("pts", "INTEGER", "points", nullable=False),
+        _c("fgm", "INTEGER", "field goals made"),
+        _c("fga", "INTEGER", "field goals attempted"),
+        _c("fg3m", "INTEGER", "threes made"),
+        _c("fg3a", "INTEGER", "threes attempted"),
+        _c("ftm", "INTEGER", "free throws made"),
+        _c("fta", "INTEGER", "free throws attempted"),
+        _c("oreb", "INTEGER", "offensive rebounds"),
+        _c("dreb", "INTEGER", "defensive rebounds"),
+        _c("reb", "INTEGER", "rebounds"),
+        _c("ast", "INTEGER", "assists"),
+        _c("stl", "INTEGER", "steals"),
+        _c("blk", "INTEGER", "blocks"),
+        _c("tov", "INTEGER", "turnovers"),
+        _c("pf", "INTEGER", "personal fouls"),
+        _c("plus_minus", "INTEGER", "plus-minus"),
+    ),
+    primary_key=("player_id", "game_id"),
+    description="One row per player and game played (NBA.com LeagueGameLog).",
+)
+
+TEAMS = Table(
+    "teams",
+    (
+        _c("team", "VARCHAR", "abbreviation", nullable=False),
+        _c("team_name", "VARCHAR", "full name as NBA.com spells it", nullable=False),
+        _c("team_id", "BIGINT", "NBA.com team id"),
+    ),
+    primary_key=("team", "team_name"),
+    description="Team names and abbreviations seen in box scores (a team may have several names).",
+)
+
+SCHEDULE = Table(
+    "schedule",
+    (
+        _c("game_id", "VARCHAR", "game id (NBA.com id when known, else derived)", nullable=False),
+        _c("game_date", "DATE", "local game date", nullable=False),
+        _c("home_team", "VARCHAR", "home abbreviation", nullable=False),
+        _c("away_team", "VARCHAR", "away abbreviation", nullable=False),
+        _c("commence_time", "TIMESTAMPTZ", "tip-off, when known"),
+        _c("source", "VARCHAR", "file the row came from"),
+    ),
+    primary_key=("game_date", "home_team", "away_team"),
+    description="Scheduled games, from ingested schedule files.",
+)
+
+PROP_LINES = Table(
+    "prop_lines",
+    (
+        _c("game_date", "DATE", "local game date", nullable=False),
+        _c("player_lookup", "VARCHAR", "normalised player name (after aliases)", nullable=False),
+        _c("player_name", "VARCHAR", "name as the sportsbook spells it", nullable=False),
+        _c("market", "VARCHAR", "points, rebounds, assists, threes or pra", nullable=False),
+        _c("bookmaker", "VARCHAR", "sportsbook", nullable=False),
+        _c("line", "DOUBLE", "the prop line", nullable=False),
+        _c("over_price", "DOUBLE", "American odds of the over"),
+        _c("under_price", "DOUBLE", "American odds of the under"),
+        _c("is_main", "BOOLEAN", "the book's main line for this player, game and market", nullable=False),
+        _c("team", "VARCHAR", "player's team abbreviation, when given"),
+        _c("opponent", "VARCHAR", "opponent abbreviation, when given"),
+        _c("home_team", "VARCHAR", "home abbreviation, when given"),
+        _c("away_team", "VARCHAR", "away abbreviation, when given"),
+        _c("event_id", "VARCHAR", "the odds feed's event id, when given"),
+        _c("commence_time", "TIMESTAMPTZ", "tip-off, when given"),
+        _c("posted_at", "TIMESTAMPTZ", "when the line was captured; NULL means unknown"),
+        _c("source", "VARCHAR", "file the row came from"),
+    ),
+    primary_key=("game_date", "player_lookup", "market", "bookmaker", "line"),
+    description="Sportsbook prop lines as posted.",
+)
+
+PLAYER_ALIASES = Table(
+    "player_aliases",
+    (
+        _c("alias_lookup", "VARCHAR", "normalised name as a sportsbook spells it", nullable=False),
+        _c("player_lookup", "VARCHAR", "normalised box-score name it stands for", nullable=False),
+    ),
+    primary_key=("alias_lookup",),
+    description="Sportsbook spellings that normalisation alone does not join.",
+)
+
+INGEST_LOG = Table(
+    "ingest_log",
+    (
+        _c("kind", "VARCHAR", "boxscores, lines or schedule", nullable=False),
+        _c("source", "VARCHAR", "file path", nullable=False),
+        _c("sha256", "VARCHAR", "content hash", nullable=False),
+        _c("rows_read", "BIGINT", "rows in the file"),
+        _c("rows_added", "BIGINT", "rows new to the database"),
+        _c("ingested_at", "TIMESTAMPTZ", "when", nullable=False),
+    ),
+    primary_key=("kind", "sha256"),
+    description="Every file ingested, by content hash.",
+)
+
+BATCH_STATES = ("running", "consolidating", "complete", "partial", "failed")
+REQUEST_STATES = ("pending", "leased", "done", "skipped", "failed")
+TERMINAL_REQUEST_STATES = ("done", "skipped", "failed")
+
+PREDICTION_BATCHES = Table(
+    "prediction_batches",
+    (
+        _c("batch_id", "VARCHAR", "unique batch id", nullable=False),
+        _c("game_date", "DATE", "the date predicted", nullable=False),
+        _c("state", "VARCHAR", "running, consolidating, complete, partial or failed", nullable=False),
+        _c("markets", "VARCHAR[]", "markets predicted", nullable=False),
+        _c("systems", "VARCHAR[]", "systems run", nullable=False),
+        _c("as_of", "TIMESTAMPTZ", "prediction time: no line posted later is used", nullable=False),
+        _c("created_at", "TIMESTAMPTZ", "when the batch started", nullable=False),
+        _c("deadline_at", "TIMESTAMPTZ", "past this the batch ends partial", nullable=False),
+        _c("consolidated_at", "TIMESTAMPTZ", "latch: set once staging is merged"),
+        _c("finished_at", "TIMESTAMPTZ", "when it reached a final state"),
+        _c("staging_table", "VARCHAR", "its staging table while one exists"),
+        _c("summary", "JSON", "the summary written at consolidation"),
+    ),
+    primary_key=("batch_id",),
+    description="One row per batch.",
+)
+
+PREDICTION_REQUESTS = Table(
+    "prediction_requests",
+    (
+        _c("batch_id", "VARCHAR", "the batch", nullable=False),
+        _c("player_lookup", "VARCHAR", "normalised player name", nullable=False),
+        _c("player_id", "BIGINT", "NBA.com player id (NULL for a line-only player with no box score)"),
+        _c("player_name", "VARCHAR", "display name", nullable=False),
+        _c("team", "VARCHAR", "team abbreviation"),
+        _c("opponent", "VARCHAR", "opponent abbreviation"),
+        _c("game_id", "VARCHAR", "scheduled game"),
+        _c("is_home", "BOOLEAN", "home game"),
+        _c("state", "VARCHAR", "pending, leased, done, skipped or failed", nullable=False),
+        _c("attempt", "INTEGER", "claims so far; fences commits", nullable=False),
+        _c("lease_owner", "VARCHAR", "worker holding the lease"),
+        _c("lease_expires_at", "TIMESTAMPTZ", "when the lease ends"),
+        _c("error_code", "VARCHAR", "why skipped or failed"),
+        _c("error_message", "VARCHAR", "detail"),
+        _c("rows_staged", "INTEGER", "prediction rows staged by the completing attempt"),
+        _c("created_at", "TIMESTAMPTZ", "", nullable=False),
+        _c("updated_at", "TIMESTAMPTZ", "", nullable=False),
+    ),
+    primary_key=("batch_id", "player_lookup"),
+    description="The ledger: one durable row per requested player. Progress is a query over it.",
+)
+
+PREDICTIONS = Table(
+    "player_prop_predictions",
+    (
+        _c("prediction_id", "VARCHAR", "deterministic id: batch, game, player, market, system", nullable=False),
+        _c("batch_id", "VARCHAR", "batch that produced the row", nullable=False),
+        _c("system_id", "VARCHAR", "prediction system", nullable=False),
+        _c("market", "VARCHAR", "points, rebounds, assists, threes or pra", nullable=False),
+        _c("game_id", "VARCHAR", "game", nullable=False),
+        _c("game_date", "DATE", "local game date", nullable=False),
+        _c("player_lookup", "VARCHAR", "normalised player name", nullable=False),
+        _c("player_id", "BIGINT", "NBA.com player id"),
+        _c("player_name", "VARCHAR", "display name"),
+        _c("team", "VARCHAR", "team abbreviation"),
+        _c("opponent", "VARCHAR", "opponent abbreviation"),
+        _c("is_home", "BOOLEAN", "home game"),
+        _c("predicted_value", "DOUBLE", "predicted stat value"),
+        _c("predicted_std", "DOUBLE", "predicted error spread (out of sample)"),
+        _c("line_value", "DOUBLE", "the main line used, NULL when none"),
+        _c("sportsbook", "VARCHAR", "book of the line"),
+        _c("over_price", "DOUBLE", "American odds of the over"),
+        _c("under_price", "DOUBLE", "American odds of the under"),
+        _c("edge", "DOUBLE", "predicted_value - line_value"),
+        _c("p_over_raw", "DOUBLE", "P(over) from the value and its spread, before calibration"),
+        _c("recommendation", "VARCHAR", "OVER, UNDER, PASS or NO_LINE", nullable=False),
+        _c("confidence_raw", "DOUBLE", "raw probability the recommended side wins"),
+        _c("confidence_score", "DOUBLE", "calibrated probability the recommended side wins"),
+        _c("calibration_method", "VARCHAR", "none, platt or isotonic"),
+        _c("expected_value", "DOUBLE", "expected profit per unit at the offered price"),
+        _c("feature_version", "VARCHAR", "feature builder version"),
+        _c("feature_quality_score", "DOUBLE", "0-100: how much history backs the row"),
+        _c("feature_count", "INTEGER", "features available"),
+        _c("early_season_flag", "BOOLEAN", "few games this season"),
+        _c("prediction_error_code", "VARCHAR", "set when the row is degraded"),
+        _c("model_version", "VARCHAR", "artifact or rule version that produced the value"),
+        _c("attempt", "INTEGER", "request attempt that staged the row"),
+        _c("is_active", "BOOLEAN", "the current row for its key", nullable=False),
+        _c("superseded_by", "VARCHAR", "prediction_id that replaced this row"),
+        _c("invalidated_at", "TIMESTAMPTZ", "when the row stopped being active"),
+        _c("invalidation_reason", "VARCHAR", "why"),
+        _c("created_at", "TIMESTAMPTZ", "when staged", nullable=False),
+        _c("updated_at", "TIMESTAMPTZ", "last change", nullable=False),
+    ),
+    primary_key=("prediction_id",),
+    description="Consolidated predictions: at most one active row per (game_id, player_lookup, market, system_id).",
+)
+
+PREDICTION_KEY = ("game_id", "player_lookup", "market", "system_id")
+
+PREDICTION_GRADES = Table(
+    "prediction_grades",
+    (
+        _c("prediction_id", "VARCHAR", "graded prediction", nullable=False),
+        _c("run_id", "VARCHAR", "backtest run or 'live'", nullable=False),
+        _c("system_id", "VARCHAR", "", nullable=False),
+        _c("market", "VARCHAR", "", nullable=False),
+        _c("game_date", "DATE", "", nullable=False),
+        _c("player_lookup", "VARCHAR", "", nullable=False),
+        _c("predicted_value", "DOUBLE", ""),
+        _c("line_value", "DOUBLE", ""),
+        _c("actual_value", "DOUBLE", "NULL when void"),
+        _c("void_reason", "VARCHAR", "did_not_play, ... (NULL when graded)"),
+        _c("recommendation", "VARCHAR", ""),
+        _c("outcome", "VARCHAR", "win, loss, push, or NULL when no bet / void"),
+        _c("profit", "DOUBLE", "profit per unit staked at the offered price"),
+        _c("p_win", "DOUBLE", "calibrated probability the recommended side wins"),
+        _c("graded_at", "TIMESTAMPTZ", "", nullable=False),
+    ),
+    primary_key=("run_id", "prediction_id"),
+    description="Grades of predictions against real outcomes.",
+)
+
+ALL_TABLES: tuple[Table, ...] = (
+    BOX_SCORES,
+    TEAMS,
+    SCHEDULE,
+    PROP_LINES,
+    PLAYER_ALIASES,
+    INGEST_LOG,
+    PREDICTION_BATCHES,
+    PREDICTION_REQUESTS,
+    PREDICTIONS,
+    PREDICTION_GRADES,
+)
+
+STAGING_PREFIX = "staging_predictions_"
+
+
+def staging_table_name(batch_id: str) -> str:
+    """Name of a batch's staging table (batch ids are generated hex, so this is safe to quote)."""
+    return STAGING_PREFIX + batch_id.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class DriftPlan:
+    """What to do to insert a staging table into the main table by name.
+
+    Attributes:
+        insert_columns: columns present on both sides, in main-table order; inserted by name.
+        add_to_main: staging columns the main table lacks (with their staging types); added first.
+        missing_in_staging: main columns the staging table lacks; they take their NULL/default.
+        type_mismatches: columns whose types differ (cast on insert; reported).
+    """
+
+    insert_columns: tuple[str, ...]
+    add_to_main: tuple[Column, ...]
+    missing_in_staging: tuple[str, ...]
+    type_mismatches: tuple[tuple[str, str, str], ...]
+
+    @property
+    def has_drift(self) -> bool:
+        return bool(self.add_to_main or self.missing_in_staging or self.type_mismatches)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "added_to_main": [c.name for c in self.add_to_main],
+            "missing_in_staging": list(self.missing_in_staging),
+            "type_mismatches": [list(m) for m in self.type_mismatches],
+        }
+
+
+def plan_drift(staging: Mapping[str, str], main: Mapping[str, str], *, required: tuple[str, ...] = ()) -> DriftPlan:
+    """Compare staged columns with the main table's (both ``name -> type``); a pure function.
+
+    The main table only ever gains columns: a staging column it lacks is added (nullable); a main column the
+    staging table lacks is reported and left NULL, never fatal, unless it is in ``required``.
+
+    Raises:
+        ContractError: a required column is missing from staging.
+    """
+    from nbaprops.errors import ContractError
+
+    missing_required = [name for name in required if name not in staging]
+    if missing_required:
+        raise ContractError(f"staging lacks required column(s) {', '.join(missing_required)}")
+    insert = tuple(name for name in main if name in staging)
+    add = tuple(Column(name, type_, True, "added by drift") for name, type_ in staging.items() if name not in main)
+    missing = tuple(name for name in main if name not in staging)
+    mismatches = tuple(
+        (name, staging[name], main[name]) for name in insert if staging[name].upper() != main[name].upper()
+    )
+    return DriftPlan(insert + tuple(c.name for c in add), add, missing, mismatches)

@@ -1,0 +1,51 @@
+"""Backend-independent pieces of storage: the capabilities record and retry by error class."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from nbaprops.errors import TransientError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; generic code branches on these, never on the backend's class.
+
+    Attributes:
+        name: backend name.
+        merge_insert_by_name: ``MERGE … WHEN NOT MATCHED THEN INSERT BY NAME`` exists.
+        transactional_ddl: CREATE/DROP/ALTER take part in transactions (staging drop commits with the merge).
+        multi_process_writers: other processes may write concurrently (DuckDB: no, threads only).
+        asof_join: ``ASOF JOIN`` exists (point-in-time features in one query).
+    """
+
+    name: str
+    merge_insert_by_name: bool
+    transactional_ddl: bool
+    multi_process_writers: bool
+    asof_join: bool
+
+
+def retry_transient(fn: Callable[[], T], *, attempts: int = 8, base_delay: float = 0.01) -> T:
+    """Call ``fn``, retrying :class:`TransientError` up to ``attempts`` times with jittered backoff.
+
+    Terminal errors propagate at once; the last transient error propagates when the cap is reached.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except TransientError as exc:
+            if attempt == attempts:
+                raise
+            delay = base_delay * (2 ** (attempt - 1)) * (1 + random.random())
+            log.debug("transient error (attempt %d/%d), retrying in %.3fs: %s", attempt, attempts, delay, exc)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
