@@ -115,9 +115,7 @@ class DuckDBStorage:
     def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """Run a query and return a ``pyarrow.Table``."""
         try:
-            cur = self.cursor()
-            cur.execute(sql, params) if params is not None else cur.execute(sql)
-            return cur.fetch_arrow_table()
+            return self.cursor().sql(sql, params=params).to_arrow_table()
         except duckdb.Error as exc:
             raise translate(exc) from exc
 

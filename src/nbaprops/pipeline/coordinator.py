@@ -1,0 +1,366 @@
+"""The coordinator: start a batch, run workers, recover stalled work, finish and summarise.
+
+``start`` decides who is predicted using only what was known before the game date: the schedule of the date
+(ingested schedule, else the teams named in its lines, else — for past dates — the box scores' games),
+the players who played for those teams in the ``recent_days`` before the date, and anyone with a line posted
+by ``as_of``. Box scores dated on or after the game date never decide who is predicted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from nbaprops.clock import Clock, SystemClock
+from nbaprops.config import Settings
+from nbaprops.pipeline import consolidate as consolidation
+from nbaprops.pipeline import janitor, ledger
+from nbaprops.pipeline.ledger import PlayerRequest
+from nbaprops.pipeline.worker import ChunkPredictor, WorkerStats, run_worker
+from nbaprops.storage.duckdb import DuckDBStorage
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[dict[str, int]], None]
+
+
+def default_as_of(game_date: date, clock: Clock) -> datetime:
+    """Prediction time: now for today and later; for a past date, 17:00 UTC that day (before any tip-off).
+
+    No NBA game tips off before 17:00 UTC (noon ET), so lines posted after this were not known to a bettor
+    predicting that day's slate in the morning.
+    """
+    now = clock.now()
+    cutoff = datetime(game_date.year, game_date.month, game_date.day, 17, 0, tzinfo=UTC)
+    return min(now, cutoff) if now.date() >= game_date else now
+
+
+@dataclass(frozen=True)
+class StartResult:
+    batch_id: str
+    created: bool
+    requests: int
+
+
+@dataclass
+class BatchSummary:
+    batch_id: str
+    game_date: date
+    state: str
+    requests: dict[str, int]
+    predictions_staged: int
+    active_predictions: int
+    staging_tables_left: int
+    drift: dict[str, Any]
+    duration_s: float
+    by_system: dict[str, int] = field(default_factory=dict)
+    by_market: dict[str, int] = field(default_factory=dict)
+    recommendations: dict[str, int] = field(default_factory=dict)
+    missing: list[dict[str, Any]] = field(default_factory=list)
+    resumed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "game_date": self.game_date.isoformat(),
+            "state": self.state,
+            "requests": self.requests,
+            "predictions_staged": self.predictions_staged,
+            "active_predictions": self.active_predictions,
+            "staging_tables_left": self.staging_tables_left,
+            "drift": self.drift,
+            "duration_s": round(self.duration_s, 3),
+            "by_system": self.by_system,
+            "by_market": self.by_market,
+            "recommendations": self.recommendations,
+            "missing": self.missing,
+            "resumed": self.resumed,
+        }
+
+
+def expected_players(
+    storage: DuckDBStorage, game_date: date, games: pa.Table, *, recent_days: int, line_players: pa.Table | None = None
+) -> list[PlayerRequest]:
+    """Players expected on ``game_date``: recently active for a scheduled team, plus anyone with a line.
+
+    Args:
+        games: the date's schedule (``game_id, home_team, away_team``).
+        line_players: optional ``player_lookup, player_name, team, opponent, home_team, away_team`` of lines.
+    """
+    cur = storage.cursor()
+    cur.register("__games", games.select(["game_id", "home_team", "away_team"]))
+    lines = line_players if line_players is not None else pa.table(
+        {c: pa.array([], pa.string()) for c in ("player_lookup", "player_name", "team", "opponent", "home_team", "away_team")}
+    )
+    cur.register("__line_players", lines)
+    try:
+        rows = cur.execute(
+            """
+            WITH team_games AS (
+                SELECT game_id, home_team AS team, away_team AS opponent, true AS is_home FROM __games
+                UNION ALL SELECT game_id, away_team, home_team, false FROM __games
+            ),
+            latest AS (  -- every player's most recent game strictly before the date
+                SELECT player_id, arg_max(team, game_date) AS team, max(game_date) AS last_date,
+                       arg_max(player_name, game_date) AS player_name, arg_max(player_lookup, game_date) AS player_lookup
+                FROM box_scores WHERE game_date < $d GROUP BY player_id
+            ),
+            by_lookup AS (
+                SELECT player_lookup, arg_max(player_id, last_date) AS player_id, max(last_date) AS last_date
+                FROM latest GROUP BY player_lookup
+            ),
+            active AS (
+                SELECT l.player_lookup, l.player_name, l.player_id, tg.team, tg.opponent, tg.game_id, tg.is_home
+                FROM latest l JOIN by_lookup b USING (player_id) JOIN team_games tg ON tg.team = l.team
+                WHERE l.last_date >= $d - to_days(CAST($recent AS INTEGER))
+            ),
+            resolved_lines AS (
+                SELECT DISTINCT ON (lp.player_lookup) lp.player_lookup, lp.player_name,
+                       b.player_id, coalesce(l.team, lp.team) AS team,
+                       lp.team AS line_team, lp.home_team, lp.away_team, lp.opponent AS line_opponent
+                FROM __line_players lp
+                LEFT JOIN by_lookup b ON b.player_lookup = lp.player_lookup
+                LEFT JOIN latest l ON l.player_id = b.player_id
+                WHERE lp.player_lookup NOT IN (SELECT player_lookup FROM active)
+                ORDER BY lp.player_lookup
+            ),
+            line_only AS (
+                SELECT r.player_lookup, coalesce(l.player_name, r.player_name) AS player_name, r.player_id,
+                       coalesce(tg.team, r.team) AS team,
+                       coalesce(tg.opponent, r.line_opponent) AS opponent, tg.game_id, tg.is_home
+                FROM resolved_lines r
+                LEFT JOIN latest l ON l.player_id = r.player_id
+                LEFT JOIN team_games tg ON tg.team = r.team
+            )
+            SELECT * FROM active UNION ALL SELECT * FROM line_only ORDER BY player_lookup
+            """,
+            {"d": game_date, "recent": recent_days},
+        ).fetchall()
+    finally:
+        cur.unregister("__games")
+        cur.unregister("__line_players")
+    seen: set[str] = set()
+    requests = []
+    for lookup, name, player_id, team, opponent, game_id, is_home in rows:
+        if lookup in seen:  # two players normalising to one lookup: keep the first (most recent id wins above)
+            continue
+        seen.add(lookup)
+        requests.append(PlayerRequest(lookup, name, player_id, team, opponent, game_id, is_home))
+    return requests
+
+
+class Coordinator:
+    """Owns batches of one storage: start, run, sweep, finish, clean up.
+
+    Args:
+        storage: the database.
+        settings: leases, attempts, deadlines, workers.
+        clock: time source (tests pass a manual clock).
+    """
+
+    def __init__(self, storage: DuckDBStorage, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        # Owner ids carry a per-process token; on a single-writer backend any other token is a dead process.
+        self.owner_prefix = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    # -- start ---------------------------------------------------------------------------------
+    def start(
+        self,
+        game_date: date,
+        requests: Sequence[PlayerRequest],
+        *,
+        markets: Sequence[str],
+        systems: Sequence[str],
+        as_of: datetime | None = None,
+        force: bool = False,
+    ) -> StartResult:
+        """Create the batch of ``game_date`` — or return the one already running unless ``force``."""
+        existing = ledger.running_batch(self.storage, game_date)
+        if existing is not None and not force:
+            counts = ledger.progress(self.storage, existing)
+            log.info("batch %s already running for %s; resuming it", existing, game_date)
+            return StartResult(existing, False, sum(counts.values()))
+        if existing is not None:
+            log.warning("--force: finishing running batch %s as partial before starting anew", existing)
+            self.finish(existing, force_partial=True)
+        batch_id = ledger.create_batch(
+            self.storage,
+            game_date=game_date,
+            requests=requests,
+            markets=markets,
+            systems=systems,
+            as_of=as_of or default_as_of(game_date, self.clock),
+            deadline_minutes=self.settings.batch_deadline_minutes,
+            clock=self.clock,
+        )
+        return StartResult(batch_id, True, len(requests))
+
+    # -- run -----------------------------------------------------------------------------------
+    def sweep(self, batch_id: str | None = None) -> ledger.SweepResult:
+        single_writer = not self.storage.capabilities.multi_process_writers
+        return ledger.sweep(
+            self.storage,
+            clock=self.clock,
+            max_attempts=self.settings.max_attempts,
+            grace_seconds=self.settings.lease_grace_seconds,
+            batch_id=batch_id,
+            foreign_owner_prefix_not=self.owner_prefix if single_writer else None,
+        )
+
+    def run(
+        self,
+        batch_id: str,
+        predictor: ChunkPredictor,
+        *,
+        on_progress: ProgressCallback | None = None,
+        poll_seconds: float = 0.2,
+    ) -> list[WorkerStats]:
+        """Run in-process workers until every request of the batch is terminal or the deadline passes."""
+        stats: list[WorkerStats] = []
+        self.sweep(batch_id)  # resume: reclaim leases of a process that died holding this file
+        lock = threading.Lock()
+
+        def report(_: object = None) -> None:
+            if on_progress is not None:
+                with lock:
+                    on_progress(ledger.progress(self.storage, batch_id))
+
+        report()
+        while True:
+            info = ledger.get_batch(self.storage, batch_id)
+            if info.consolidated_at is not None or self.clock.now() >= info.deadline_at:
+                break
+            counts = ledger.progress(self.storage, batch_id)
+            if counts["pending"] == 0 and counts["leased"] == 0:
+                break
+            if counts["pending"] > 0:
+                stats.extend(self._run_workers(batch_id, predictor, report))
+            else:
+                time.sleep(poll_seconds)  # leases held elsewhere: wait for them to finish or expire
+            self.sweep(batch_id)
+            report()
+        return stats
+
+    def _run_workers(self, batch_id: str, predictor: ChunkPredictor, report: Callable[..., None]) -> list[WorkerStats]:
+        results: list[WorkerStats] = []
+        errors: list[BaseException] = []
+
+        def work(index: int) -> None:
+            try:
+                results.append(
+                    run_worker(
+                        self.storage, batch_id, owner=f"{self.owner_prefix}:w{index}", predictor=predictor,
+                        clock=self.clock, chunk_size=self.settings.chunk_size,
+                        lease_seconds=self.settings.lease_seconds, on_commit=report,
+                    )
+                )
+            except BaseException as exc:  # a crashed thread must not hang the batch; its leases expire
+                log.exception("worker %d crashed", index)
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,), name=f"nbaprops-worker-{i}")
+                   for i in range(self.settings.workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors and not results:
+            raise errors[0]
+        return results
+
+    # -- finish --------------------------------------------------------------------------------
+    def finish(self, batch_id: str, *, force_partial: bool = False, started: float | None = None) -> BatchSummary:
+        """Consolidate the batch (ending open requests ``failed`` when forced or past the deadline)."""
+        info = ledger.get_batch(self.storage, batch_id)
+        if info.consolidated_at is None:
+            if force_partial or self.clock.now() >= info.deadline_at:
+                code = "forced_finish" if force_partial else "deadline_exceeded"
+                ledger.fail_open_requests(self.storage, batch_id, error_code=code, clock=self.clock)
+            ledger.check_terminal_states(self.storage, batch_id)
+            missing = ledger.missing_players(self.storage, batch_id)
+            consolidation.consolidate(
+                self.storage, batch_id, clock=self.clock,
+                summary={"missing": missing, "requests": ledger.progress(self.storage, batch_id)},
+            )
+        return self.summary(batch_id, started=started)
+
+    def summary(self, batch_id: str, *, started: float | None = None) -> BatchSummary:
+        info = ledger.get_batch(self.storage, batch_id)
+        by_system = dict(
+            self.storage.fetchall(
+                "SELECT system_id, count(*) FROM player_prop_predictions WHERE batch_id = ? AND is_active "
+                "GROUP BY 1 ORDER BY 1", [batch_id]
+            )
+        )
+        by_market = dict(
+            self.storage.fetchall(
+                "SELECT market, count(*) FROM player_prop_predictions WHERE batch_id = ? AND is_active "
+                "GROUP BY 1 ORDER BY 1", [batch_id]
+            )
+        )
+        recs = dict(
+            self.storage.fetchall(
+                "SELECT recommendation, count(*) FROM player_prop_predictions WHERE batch_id = ? AND is_active "
+                "GROUP BY 1 ORDER BY 1", [batch_id]
+            )
+        )
+        consolidation_report = (info.summary or {}).get("consolidation", {})
+        staged = consolidation_report.get("rows_staged")
+        if staged is None and info.staging_table:
+            staged = self.storage.scalar(f'SELECT count(*) FROM "{info.staging_table}"')
+        duration = (time.perf_counter() - started) if started is not None else (
+            ((info.finished_at or self.clock.now()) - info.created_at).total_seconds()
+        )
+        return BatchSummary(
+            batch_id=batch_id,
+            game_date=info.game_date,
+            state=info.state,
+            requests=ledger.progress(self.storage, batch_id),
+            predictions_staged=int(staged or 0),
+            active_predictions=int(sum(by_system.values())),
+            staging_tables_left=len(janitor.staging_tables(self.storage)),
+            drift=consolidation_report.get("drift", {}),
+            duration_s=duration,
+            by_system=by_system,
+            by_market=by_market,
+            recommendations=recs,
+            missing=ledger.missing_players(self.storage, batch_id),
+        )
+
+    # -- operations ----------------------------------------------------------------------------
+    def check_stalled(self, *, stall_minutes: float | None = None) -> dict[str, Any]:
+        """Reclaim expired leases of every running batch and finish batches past their deadline."""
+        now = self.clock.now()
+        grace = stall_minutes * 60 if stall_minutes is not None else self.settings.lease_grace_seconds
+        single_writer = not self.storage.capabilities.multi_process_writers
+        swept = ledger.sweep(
+            self.storage, clock=self.clock, max_attempts=self.settings.max_attempts, grace_seconds=grace,
+            foreign_owner_prefix_not=self.owner_prefix if single_writer else None,
+        )
+        finished = []
+        for info in ledger.list_batches(self.storage, state="running"):
+            if now >= info.deadline_at:
+                finished.append(self.finish(info.batch_id).as_dict())
+        stale_cutoff = now - timedelta(seconds=grace)
+        still_leased = self.storage.scalar(
+            "SELECT count(*) FROM prediction_requests WHERE state = 'leased' AND lease_expires_at < ?", [stale_cutoff]
+        )
+        return {
+            "reclaimed": swept.reclaimed,
+            "failed": swept.failed,
+            "released_from_dead_processes": swept.released_foreign,
+            "finished_batches": finished,
+            "stalled_leases_left": int(still_leased or 0),
+        }

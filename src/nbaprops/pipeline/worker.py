@@ -1,0 +1,104 @@
+"""Workers: claim a chunk, predict it in one vectorised pass, stage + complete atomically.
+
+A worker never holds state the ledger does not: if it dies anywhere, its leases expire (or, on a
+single-writer backend, are released when the file is reopened) and another worker redoes the chunk. A
+terminal error on a chunk ends its requests ``failed`` with the error's class as code; a transient one gives
+the leases back for another attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Protocol
+
+import pyarrow as pa
+
+from nbaprops.clock import Clock
+from nbaprops.errors import TerminalError, TransientError
+from nbaprops.pipeline import ledger
+from nbaprops.pipeline.ledger import Lease, RequestOutcome
+from nbaprops.storage import retry_transient
+from nbaprops.storage.duckdb import DuckDBStorage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChunkPrediction:
+    """A predicted chunk: the staging rows (staging contract columns) and how each request ends."""
+
+    rows: pa.Table | None
+    outcomes: tuple[RequestOutcome, ...]
+
+
+class ChunkPredictor(Protocol):
+    """Turns leased requests into staged prediction rows (see :mod:`nbaprops.pipeline.predict`)."""
+
+    def predict_chunk(self, storage: DuckDBStorage, leases: Sequence[Lease]) -> ChunkPrediction: ...
+
+
+@dataclass
+class WorkerStats:
+    owner: str
+    chunks: int = 0
+    committed: int = 0
+    lost: int = 0
+    rows_staged: int = 0
+    transient_errors: int = 0
+
+
+def run_worker(
+    storage: DuckDBStorage,
+    batch_id: str,
+    *,
+    owner: str,
+    predictor: ChunkPredictor,
+    clock: Clock,
+    chunk_size: int,
+    lease_seconds: float,
+    stop: threading.Event | None = None,
+    on_commit: Callable[[ledger.CommitResult], None] | None = None,
+    max_transient: int = 5,
+) -> WorkerStats:
+    """Claim and process chunks of ``batch_id`` until none is pending (or ``stop`` is set)."""
+    stats = WorkerStats(owner)
+    while stop is None or not stop.is_set():
+        leases = retry_transient(
+            partial(ledger.claim, storage, batch_id, owner=owner, limit=chunk_size, lease_seconds=lease_seconds, clock=clock)
+        )
+        if not leases:
+            break
+        stats.chunks += 1
+        try:
+            chunk = predictor.predict_chunk(storage, leases)
+        except TransientError as exc:
+            stats.transient_errors += 1
+            log.warning("batch %s worker %s: transient error on a chunk of %d, releasing: %s",
+                        batch_id, owner, len(leases), exc)
+            retry_transient(partial(ledger.release, storage, batch_id, leases, clock=clock))
+            if stats.transient_errors >= max_transient:
+                break
+            continue
+        except TerminalError as exc:
+            log.error("batch %s worker %s: chunk failed: %s", batch_id, owner, exc)
+            chunk = ChunkPrediction(
+                None,
+                tuple(
+                    RequestOutcome(lease.player_lookup, lease.attempt, "failed", type(exc).__name__, str(exc)[:500])
+                    for lease in leases
+                ),
+            )
+        result = retry_transient(
+            partial(ledger.commit, storage, batch_id, owner=owner, outcomes=chunk.outcomes, staged_rows=chunk.rows,
+                    clock=clock)
+        )
+        stats.committed += len(result.committed)
+        stats.lost += len(result.lost)
+        stats.rows_staged += result.rows_staged
+        if on_commit is not None:
+            on_commit(result)
+    return stats
