@@ -41,10 +41,14 @@ class Table:
                 return c
         raise KeyError(name)
 
-    def create_sql(self, name: str | None = None) -> str:
-        """``CREATE TABLE IF NOT EXISTS`` for this contract, optionally under another name (staging)."""
+    def create_sql(self, name: str | None = None, *, keys: bool = True) -> str:
+        """``CREATE TABLE IF NOT EXISTS`` for this contract, optionally under another name (staging).
+
+        ``keys=False`` leaves out the primary key: a staging table may hold rows a stray writer put there,
+        which consolidation fences out by attempt instead of letting them block an honest commit.
+        """
         parts = [c.ddl() for c in self.columns]
-        if self.primary_key:
+        if self.primary_key and keys:
             parts.append("PRIMARY KEY (" + ", ".join(f'"{k}"' for k in self.primary_key) + ")")
         return f'CREATE TABLE IF NOT EXISTS "{name or self.name}" (\n  ' + ",\n  ".join(parts) + "\n)"
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
-from nbaprops.pipeline import consolidate as consolidation
+from nbaprops.pipeline.consolidate import consolidate
 from nbaprops.pipeline import janitor, ledger
 from nbaprops.pipeline.ledger import PlayerRequest
 from nbaprops.pipeline.worker import ChunkPredictor, WorkerStats, run_worker
@@ -276,7 +276,8 @@ class Coordinator:
             thread.start()
         for thread in threads:
             thread.join()
-        if errors and not results:
+        if errors:
+            # Fail loudly; the batch stays resumable (a new process releases this one's leases at once).
             raise errors[0]
         return results
 
@@ -290,7 +291,7 @@ class Coordinator:
                 ledger.fail_open_requests(self.storage, batch_id, error_code=code, clock=self.clock)
             ledger.check_terminal_states(self.storage, batch_id)
             missing = ledger.missing_players(self.storage, batch_id)
-            consolidation.consolidate(
+            consolidate(
                 self.storage, batch_id, clock=self.clock,
                 summary={"missing": missing, "requests": ledger.progress(self.storage, batch_id)},
             )

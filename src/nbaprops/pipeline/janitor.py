@@ -15,7 +15,7 @@ from typing import Any
 
 from nbaprops import schema
 from nbaprops.clock import Clock
-from nbaprops.pipeline import consolidate as consolidation
+from nbaprops.pipeline.consolidate import consolidate
 from nbaprops.pipeline import ledger
 from nbaprops.storage.duckdb import DuckDBStorage
 
@@ -62,7 +62,7 @@ def cleanup_staging(storage: DuckDBStorage, *, older_than_hours: float, clock: C
             continue
         if owner["created_at"] < now - timedelta(hours=older_than_hours):
             ledger.fail_open_requests(storage, owner["batch_id"], error_code="staging_ttl_expired", clock=clock)
-            consolidation.consolidate(storage, owner["batch_id"], clock=clock, summary={"finished_by": "janitor"})
+            consolidate(storage, owner["batch_id"], clock=clock, summary={"finished_by": "janitor"})
             finished.append(owner["batch_id"])
             dropped.append(table)
         else:

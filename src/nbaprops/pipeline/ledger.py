@@ -139,7 +139,7 @@ def create_batch(
             [batch_id, game_date, list(markets), list(systems), as_of, now,
              now + timedelta(minutes=deadline_minutes), staging],
         )
-        tx.execute(schema.PREDICTIONS.create_sql(staging))
+        tx.execute(schema.PREDICTIONS.create_sql(staging, keys=False))
         tx.register("__new_requests", rows)
         tx.execute(
             """INSERT INTO prediction_requests (batch_id, player_lookup, player_id, player_name, team, opponent,

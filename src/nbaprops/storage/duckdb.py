@@ -59,6 +59,8 @@ class DuckDBStorage:
             self._con = duckdb.connect(str(path), read_only=read_only)
         except duckdb.Error as exc:
             raise translate(exc) from exc
+        # Timestamps are stored as TIMESTAMPTZ and read back in UTC whatever the machine's zone.
+        self._con.execute("SET TimeZone = 'UTC'")
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()

@@ -1,0 +1,115 @@
+"""Assembly of staging rows: one row per (player, market, system), in the staging contract's columns.
+
+A pure function of arrays, shared by the slate predictor and by tests, so that every producer of staging
+rows fills the same columns the same way. ``prediction_id`` is deterministic (batch, game, player, market,
+system), which makes a repeated insert of the same batch a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+
+from nbaprops.pipeline.ledger import Lease
+
+
+def prediction_id(batch_id: str, game_id: str, player_lookup: str, market: str, system_id: str) -> str:
+    return hashlib.sha1(f"{batch_id}|{game_id}|{player_lookup}|{market}|{system_id}".encode()).hexdigest()[:20]
+
+
+def _floats(values: Sequence[float | None] | np.ndarray | None, n: int) -> pa.Array:
+    if values is None:
+        return pa.nulls(n, pa.float64())
+    arr = np.asarray(values, dtype=np.float64)
+    return pa.array(arr, pa.float64(), mask=~np.isfinite(arr))
+
+
+def staging_rows(
+    *,
+    batch_id: str,
+    game_date: object,
+    leases: Sequence[Lease],
+    market: str,
+    system_id: str,
+    predicted_value: np.ndarray,
+    predicted_std: np.ndarray | None = None,
+    model_version: str,
+    feature_version: str,
+    now: datetime,
+    line_value: np.ndarray | None = None,
+    sportsbook: Sequence[str | None] | None = None,
+    over_price: np.ndarray | None = None,
+    under_price: np.ndarray | None = None,
+    p_over_raw: np.ndarray | None = None,
+    recommendation: Sequence[str] | None = None,
+    confidence_raw: np.ndarray | None = None,
+    confidence_score: np.ndarray | None = None,
+    calibration_method: str | None = None,
+    expected_value: np.ndarray | None = None,
+    feature_quality_score: np.ndarray | None = None,
+    feature_count: np.ndarray | None = None,
+    early_season_flag: Sequence[bool | None] | None = None,
+    prediction_error_code: Sequence[str | None] | None = None,
+) -> pa.Table:
+    """Rows of one market and system for ``leases`` (arrays aligned with ``leases``)."""
+    n = len(leases)
+    value = np.asarray(predicted_value, dtype=np.float64)
+    lines = np.full(n, np.nan) if line_value is None else np.asarray(line_value, dtype=np.float64)
+    recs = list(recommendation) if recommendation is not None else [
+        "NO_LINE" if not np.isfinite(line) else "PASS" for line in lines
+    ]
+    codes = list(prediction_error_code) if prediction_error_code is not None else [
+        None if np.isfinite(v) else "no_prediction" for v in value
+    ]
+    game_ids = [lease.game_id or "" for lease in leases]
+    return pa.table(
+        {
+            "prediction_id": [
+                prediction_id(batch_id, g, lease.player_lookup, market, system_id)
+                for g, lease in zip(game_ids, leases, strict=True)
+            ],
+            "batch_id": pa.array([batch_id] * n, pa.string()),
+            "system_id": pa.array([system_id] * n, pa.string()),
+            "market": pa.array([market] * n, pa.string()),
+            "game_id": pa.array(game_ids, pa.string()),
+            "game_date": pa.array([game_date] * n, pa.date32()),
+            "player_lookup": pa.array([lease.player_lookup for lease in leases], pa.string()),
+            "player_id": pa.array([lease.player_id for lease in leases], pa.int64()),
+            "player_name": pa.array([lease.player_name for lease in leases], pa.string()),
+            "team": pa.array([lease.team for lease in leases], pa.string()),
+            "opponent": pa.array([lease.opponent for lease in leases], pa.string()),
+            "is_home": pa.array([lease.is_home for lease in leases], pa.bool_()),
+            "predicted_value": _floats(value, n),
+            "predicted_std": _floats(predicted_std, n),
+            "line_value": _floats(lines, n),
+            "sportsbook": pa.array(list(sportsbook) if sportsbook is not None else [None] * n, pa.string()),
+            "over_price": _floats(over_price, n),
+            "under_price": _floats(under_price, n),
+            "edge": _floats(value - lines, n),
+            "p_over_raw": _floats(p_over_raw, n),
+            "recommendation": pa.array(recs, pa.string()),
+            "confidence_raw": _floats(confidence_raw, n),
+            "confidence_score": _floats(confidence_score, n),
+            "calibration_method": pa.array([calibration_method] * n, pa.string()),
+            "expected_value": _floats(expected_value, n),
+            "feature_version": pa.array([feature_version] * n, pa.string()),
+            "feature_quality_score": _floats(feature_quality_score, n),
+            "feature_count": pa.array(
+                None if feature_count is None else np.asarray(feature_count, dtype=np.float64),
+                pa.float64(),
+            ).cast(pa.int32()) if feature_count is not None else pa.nulls(n, pa.int32()),
+            "early_season_flag": pa.array(
+                list(early_season_flag) if early_season_flag is not None else [None] * n, pa.bool_()
+            ),
+            "prediction_error_code": pa.array(codes, pa.string()),
+            "model_version": pa.array([model_version] * n, pa.string()),
+            "attempt": pa.array([lease.attempt for lease in leases], pa.int32()),
+            "is_active": pa.array([True] * n, pa.bool_()),
+            "created_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+            "updated_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+        }
+    )
