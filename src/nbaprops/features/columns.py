@@ -37,7 +37,7 @@ COMMON_FEATURES: tuple[str, ...] = (
     "min_season_avg",
     "min_trend",  # min_avg3 - min_avg10
     "games_season",  # games this season before the date
-    "games_total",  # all games before the date
+    "games_total",  # games in the 730 days before the date
     "games_last7",  # games in the 7 days before the date
     "rest_days",  # days since the last game (capped at 30)
     "is_back_to_back",  # played the day before

@@ -35,13 +35,14 @@ ProgressCallback = Callable[[dict[str, int]], None]
 
 
 def default_as_of(game_date: date, clock: Clock) -> datetime:
-    """Prediction time: now for today and later; for a past date, 17:00 UTC that day (before any tip-off).
+    """Prediction time: now for today and later; for a past date, 00:00 UTC after it (7 pm ET).
 
-    No NBA game tips off before 17:00 UTC (noon ET), so lines posted after this were not known to a bettor
-    predicting that day's slate in the morning.
+    Lines posted after this are not used for a past date: the regular evening tip-offs start at 7 pm ET, and
+    a line whose ``commence_time`` is known is used only when posted before it
+    (:func:`nbaprops.ingest.lines.select_lines`).
     """
     now = clock.now()
-    cutoff = datetime(game_date.year, game_date.month, game_date.day, 17, 0, tzinfo=UTC)
+    cutoff = datetime(game_date.year, game_date.month, game_date.day, tzinfo=UTC) + timedelta(days=1)
     return min(now, cutoff) if now.date() >= game_date else now
 
 

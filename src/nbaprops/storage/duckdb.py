@@ -103,7 +103,9 @@ class DuckDBStorage:
         return self.execute(sql, params).fetchall()
 
     def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> tuple[Any, ...] | None:
-        return self.execute(sql, params).fetchone()
+        # fetchall, not fetchone: DuckDB keeps a half-read result open on the cursor and refuses the next call.
+        rows = self.execute(sql, params).fetchall()
+        return rows[0] if rows else None
 
     def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         row = self.fetchone(sql, params)

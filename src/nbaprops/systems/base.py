@@ -4,7 +4,7 @@
 - ``fit(features, actual)`` learns into attributes ending in ``_`` and returns ``self``. ``features`` is a
   ``pyarrow.Table`` holding the columns of :mod:`nbaprops.features.columns`; ``actual`` the realised stat.
 - ``predict(features)`` returns a :class:`SystemOutput` (value and out-of-sample error spread per row) and
-  raises :class:`NotFittedError` before ``fit``.
+  raises :class:`NotFittedError` before ``fit``. Subclasses implement ``_fit`` and ``_predict_values``.
 - Every system registers under a stable ``system_id`` (:mod:`nbaprops.systems.registry`) and one test battery
   runs over all of them.
 """
@@ -18,7 +18,9 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pyarrow as pa
 
-from nbaprops.errors import NotFittedError
+from nbaprops.errors import ContractError, NotFittedError
+from nbaprops.features.columns import MARKET_STAT
+from nbaprops.systems.spread import TierSpread
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,28 @@ class SystemOutput:
     model_version: str
 
 
+HOLDOUT_SHARE = 0.2  # last fifth of the training dates: out-of-sample errors for the spread and the ensemble
+MIN_HOLDOUT_ROWS = 200
+
+
+def holdout_mask(features: pa.Table) -> np.ndarray:
+    """Rows of the last ``HOLDOUT_SHARE`` of the distinct game dates (all False when too few rows)."""
+    dates = np.asarray(features.column("game_date").cast(pa.int32()).to_numpy(zero_copy_only=False))
+    uniq = np.unique(dates)
+    if uniq.size < 5:
+        return np.zeros(dates.size, dtype=bool)
+    cut = uniq[int(np.floor(uniq.size * (1 - HOLDOUT_SHARE)))]
+    mask = dates >= cut
+    return mask if MIN_HOLDOUT_ROWS <= mask.sum() < dates.size else np.zeros(dates.size, dtype=bool)
+
+
 class PredictionSystem(ABC):
-    """Base of every prediction system."""
+    """Base of every prediction system.
+
+    :meth:`fit` is a template: when the rows span enough dates it first fits on all but the last fifth of the
+    dates and predicts that fifth (``holdout_pred_``), so the error spread per tier (``spread_``) and the
+    ensemble's weights are learned out of sample; then it fits again on every row.
+    """
 
     system_id: ClassVar[str]
     trainable: ClassVar[bool] = True
@@ -49,17 +71,56 @@ class PredictionSystem(ABC):
     def get_params(self) -> dict[str, Any]:
         return {"market": self.market, **self.params}
 
+    @property
+    def stat(self) -> str:
+        return MARKET_STAT[self.market]
+
     def is_fitted(self) -> bool:
-        return any(name.endswith("_") and not name.startswith("_") for name in vars(self))
+        return hasattr(self, "spread_")
 
     def _check_fitted(self) -> None:
         if not self.is_fitted():
             raise NotFittedError(f"{self.system_id} ({self.market}) must be fitted before predict")
 
-    @abstractmethod
     def fit(self, features: pa.Table, actual: np.ndarray) -> Self:
         """Learn from rows whose features were built strictly before each row's game."""
+        y = np.asarray(actual, dtype=np.float64)
+        if features.num_rows != y.size:
+            raise ContractError(f"{features.num_rows} feature rows but {y.size} actual values")
+        if features.num_rows == 0:
+            raise ContractError(f"{self.system_id}: no training rows")
+        mask = holdout_mask(features)
+        if mask.any():
+            early = np.flatnonzero(~mask)
+            self._fit(features.take(early), y[early])
+            pred = self._predict_values(features.filter(pa.array(mask)))
+            self.holdout_mask_ = mask
+            self.holdout_pred_ = pred
+            self.spread_ = TierSpread.fit(pred, y[mask])
+            self._fit(features, y)
+        else:
+            self._fit(features, y)
+            self.holdout_mask_ = mask
+            self.holdout_pred_ = np.array([], dtype=np.float64)
+            self.spread_ = TierSpread.fit(self._predict_values(features), y)
+        self.version_ = getattr(self, "version_", f"{self.system_id}:{self.market}:unsaved")
+        return self
 
-    @abstractmethod
     def predict(self, features: pa.Table) -> SystemOutput:
         """Predict every row; refuses before :meth:`fit`."""
+        self._check_fitted()
+        value = self._predict_values(features)
+        return SystemOutput(value, self.spread_.std(value), self.version_)
+
+    @abstractmethod
+    def _fit(self, features: pa.Table, actual: np.ndarray) -> None:
+        """Learn the system's parameters (attributes ending in ``_``)."""
+
+    @abstractmethod
+    def _predict_values(self, features: pa.Table) -> np.ndarray:
+        """Predicted values (NaN where the row cannot be predicted)."""
+
+
+def column(features: pa.Table, name: str) -> np.ndarray:
+    """A feature column as float64 with NaN for NULL."""
+    return np.asarray(features.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)

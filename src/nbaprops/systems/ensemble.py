@@ -1,0 +1,71 @@
+"""``ensemble``: a non-negative blend of the other systems, weighted on their out-of-sample errors.
+
+The weights solve non-negative least squares between the components' *holdout* predictions (made by
+components fitted without those dates, see :class:`~nbaprops.systems.base.PredictionSystem`) and the actual
+values, then are normalised to sum to one. Self-reported confidence plays no part. Where a component cannot
+predict a row, the remaining weights are renormalised.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import numpy as np
+import pyarrow as pa
+from scipy.optimize import nnls
+
+from nbaprops.errors import ContractError
+from nbaprops.systems.base import PredictionSystem, holdout_mask
+from nbaprops.systems.spread import TierSpread
+
+COMPONENTS = ("moving_average", "matchup", "similarity", "gbm")
+
+
+class Ensemble(PredictionSystem):
+    system_id = "ensemble"
+
+    def __init__(self, *, market: str = "points", components: dict[str, PredictionSystem] | None = None,
+                 **params: Any) -> None:
+        super().__init__(market=market, **params)
+        self.components = components
+
+    def fit(self, features: pa.Table, actual: np.ndarray) -> Self:
+        from nbaprops.systems import make
+
+        y = np.asarray(actual, dtype=np.float64)
+        comps = dict(self.components or {})
+        for name in COMPONENTS:
+            if name not in comps or not comps[name].is_fitted():
+                comps[name] = make(name, self.market).fit(features, y)
+        mask = holdout_mask(features)
+        if not mask.any():
+            raise ContractError("ensemble needs a holdout: training rows must span at least 5 dates")
+        for name, comp in comps.items():
+            if comp.holdout_pred_.size != int(mask.sum()):
+                raise ContractError(f"component {name} was fitted on other rows than the ensemble")
+        preds = np.column_stack([comps[name].holdout_pred_ for name in COMPONENTS])
+        ok = np.isfinite(preds).all(axis=1) & np.isfinite(y[mask])
+        weights, _ = nnls(preds[ok], y[mask][ok])
+        if weights.sum() <= 0:
+            weights = np.full(len(COMPONENTS), 1.0 / len(COMPONENTS))
+        self.weights_ = weights / weights.sum()
+        self.components_ = comps
+        self.holdout_mask_ = mask
+        self.holdout_pred_ = self._blend(preds)
+        self.spread_ = TierSpread.fit(self.holdout_pred_, y[mask])
+        self.version_ = getattr(self, "version_", f"{self.system_id}:{self.market}:unsaved")
+        return self
+
+    def _blend(self, preds: np.ndarray) -> np.ndarray:
+        ok = np.isfinite(preds)
+        w = np.where(ok, self.weights_, 0.0)
+        total = w.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(total > 0, (np.nan_to_num(preds) * w).sum(axis=1) / total, np.nan)
+
+    def _fit(self, features: pa.Table, actual: np.ndarray) -> None:  # pragma: no cover - fit is overridden
+        raise NotImplementedError
+
+    def _predict_values(self, features: pa.Table) -> np.ndarray:
+        preds = np.column_stack([self.components_[name]._predict_values(features) for name in COMPONENTS])
+        return self._blend(preds)

@@ -1,0 +1,217 @@
+"""Training and versioned artifacts.
+
+``train_market`` fits the requested systems (the ensemble brings its four components) on every player-game
+in ``[through - train_days, through)``, learns each system's error spread out of sample (the last fifth of
+the training dates, see :mod:`nbaprops.systems.base`) and calibrates P(over) on those same held-out rows
+where a real line was posted for them. The result is stored under
+``<artifacts_dir>/<market>/<through>/`` as ``bundle.pkl`` with a readable ``meta.json`` (training window,
+rows, expected error per system, calibration). ``load_latest`` returns the newest bundle trained only on
+games before a date. Training is deterministic: the same rows give the same artifacts and predictions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from nbaprops.errors import ArtifactError, ConfigError
+from nbaprops.features.builder import FEATURE_VERSION, build_training_set
+from nbaprops.features.columns import MARKET_STAT
+from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.systems import SYSTEM_IDS, PredictionSystem, make
+from nbaprops.systems.calibration import Calibrator
+from nbaprops.systems.ensemble import COMPONENTS
+from nbaprops.systems.spread import p_over
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRAIN_DAYS = 730
+BUNDLE_FILE = "bundle.pkl"
+META_FILE = "meta.json"
+
+
+@dataclass
+class ModelBundle:
+    """Fitted systems of one market, trained on games in ``[train_start, through)``."""
+
+    market: str
+    through: date
+    train_start: date
+    systems: dict[str, PredictionSystem]
+    calibrators: dict[str, Calibrator]
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def systems_to_fit(system_ids: tuple[str, ...] | list[str]) -> list[str]:
+    """The requested systems plus what they need, in fitting order."""
+    unknown = [s for s in system_ids if s not in SYSTEM_IDS]
+    if unknown:
+        raise ConfigError(f"unknown system(s) {', '.join(unknown)}; known: {', '.join(SYSTEM_IDS)}")
+    wanted = set(system_ids)
+    if "ensemble" in wanted:
+        wanted |= set(COMPONENTS)
+    return [s for s in SYSTEM_IDS if s in wanted]
+
+
+def _holdout_lines(storage: DuckDBStorage, rows: pa.Table, market: str) -> pa.Table | None:
+    """Lines posted for the held-out rows (consensus main line per player and date), if any are stored."""
+    from nbaprops.ingest.lines import select_lines
+
+    dates = sorted(set(rows.column("game_date").to_pylist()))
+    if not dates or not storage.scalar("SELECT count(*) FROM prop_lines WHERE market = ?", [market]):
+        return None
+    lines = select_lines(storage, dates, [market], as_of=None)
+    return lines if lines.num_rows else None
+
+
+def train_market(
+    storage: DuckDBStorage,
+    market: str,
+    through: date,
+    *,
+    system_ids: tuple[str, ...] | list[str],
+    train_days: int = DEFAULT_TRAIN_DAYS,
+    training: pa.Table | None = None,
+) -> ModelBundle:
+    """Fit ``system_ids`` for ``market`` on games before ``through``.
+
+    Args:
+        training: a prebuilt training set (from :func:`build_training_set`) covering the window; rows outside
+            ``[through - train_days, through)`` are ignored (the backtest builds features once and slices).
+    """
+    if market not in MARKET_STAT:
+        raise ConfigError(f"unknown market {market!r}; known: {', '.join(MARKET_STAT)}")
+    start = through - timedelta(days=train_days)
+    if training is None:
+        training = build_training_set(storage, start, through)
+    else:
+        d = training.column("game_date")
+        import pyarrow.compute as pc
+
+        training = training.filter(pc.and_(pc.greater_equal(d, pa.scalar(start)), pc.less(d, pa.scalar(through))))
+    if training.num_rows < 200:
+        raise ArtifactError(
+            f"only {training.num_rows} player-games before {through} in a {train_days}-day window: too few to train"
+        )
+    stat = MARKET_STAT[market]
+    actual = np.asarray(training.column(f"actual_{stat}").to_numpy(zero_copy_only=False), dtype=np.float64)
+    digest = hashlib.sha256(
+        f"{market}|{start}|{through}|{training.num_rows}|{float(np.nansum(actual))}|{FEATURE_VERSION}".encode()
+    ).hexdigest()[:8]
+    fitted: dict[str, PredictionSystem] = {}
+    for sid in systems_to_fit(list(system_ids)):
+        system = make(sid, market, components=dict(fitted)) if sid == "ensemble" else make(sid, market)
+        system.version_ = f"{sid}@{market}-{through:%Y%m%d}-{digest}"
+        fitted[sid] = system.fit(training, actual)
+    # Out-of-time calibration on the held-out rows that had a line.
+    calibrators: dict[str, Calibrator] = {}
+    meta_systems: dict[str, Any] = {}
+    any_system = next(iter(fitted.values()))
+    mask = any_system.holdout_mask_
+    held = training.filter(pa.array(mask)) if mask.any() else training.slice(0, 0)
+    lines = _holdout_lines(storage, held, market) if held.num_rows else None
+    line_idx: tuple[np.ndarray, np.ndarray] | None = None
+    if lines is not None:
+        keys = {(d, p): i for i, (d, p) in enumerate(zip(lines.column("game_date").to_pylist(),
+                                                         lines.column("player_lookup").to_pylist(), strict=True))}
+        pairs = [(i, keys.get((d, p))) for i, (d, p) in enumerate(zip(held.column("game_date").to_pylist(),
+                                                                     held.column("player_lookup").to_pylist(),
+                                                                     strict=True))]
+        hits = [(i, j) for i, j in pairs if j is not None]
+        if hits:
+            line_idx = (np.array([i for i, _ in hits]), np.array([j for _, j in hits]))
+    for sid, system in fitted.items():
+        cal = Calibrator()
+        if line_idx is not None:
+            rows, lrows = line_idx
+            pred = system.holdout_pred_[rows]
+            line = np.asarray(lines.column("line").to_numpy(zero_copy_only=False), dtype=np.float64)[lrows]  # type: ignore[union-attr]
+            act = actual[mask][rows]
+            p_raw = p_over(pred, system.spread_.std(pred), line)
+            decided = act != line
+            cal = Calibrator.fit(p_raw[decided], (act[decided] > line[decided]).astype(float))
+        calibrators[sid] = cal
+        ho = system.holdout_pred_
+        y_ho = actual[mask]
+        ok = np.isfinite(ho) & np.isfinite(y_ho) if ho.size else np.zeros(0, bool)
+        meta_systems[sid] = {
+            "model_version": system.version_,
+            "holdout_rows": int(ok.sum()),
+            "holdout_mae": float(np.mean(np.abs(ho[ok] - y_ho[ok]))) if ok.any() else None,
+            "spread_by_tier": {"edges": list(system.spread_.edges), "stds": list(system.spread_.stds)},
+            "calibration": {"method": cal.method, "rows": cal.n},
+            **({"weights": dict(zip(COMPONENTS, map(float, system.weights_), strict=True))}
+               if sid == "ensemble" else {}),
+        }
+    meta = {
+        "market": market,
+        "through": through.isoformat(),
+        "train_start": start.isoformat(),
+        "train_days": train_days,
+        "training_rows": training.num_rows,
+        "feature_version": FEATURE_VERSION,
+        "digest": digest,
+        "systems": meta_systems,
+    }
+    return ModelBundle(market, through, start, fitted, calibrators, meta)
+
+
+def bundle_dir(artifacts_dir: Path, market: str, through: date) -> Path:
+    return artifacts_dir / market / through.isoformat()
+
+
+def save_bundle(bundle: ModelBundle, artifacts_dir: Path) -> Path:
+    """Write the bundle atomically (a temp directory renamed into place)."""
+    target = bundle_dir(artifacts_dir, bundle.market, bundle.through)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    with (tmp / BUNDLE_FILE).open("wb") as handle:
+        pickle.dump(bundle, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    meta = {**bundle.meta, "saved_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    if target.exists():
+        for child in target.iterdir():
+            child.unlink()
+        target.rmdir()
+    tmp.rename(target)
+    bundle.path = target
+    return target
+
+
+def load_latest(artifacts_dir: Path, market: str, before: date, *, system_ids: list[str] | None = None
+                ) -> ModelBundle | None:
+    """The newest bundle of ``market`` trained only on games before ``before`` (its ``through`` <= ``before``)
+    that holds every system of ``system_ids``; ``None`` when there is none."""
+    root = artifacts_dir / market
+    if not root.is_dir():
+        return None
+    candidates = []
+    for child in root.iterdir():
+        try:
+            through = date.fromisoformat(child.name)
+        except ValueError:
+            continue
+        if through <= before and (child / BUNDLE_FILE).exists():
+            candidates.append((through, child))
+    for _, path in sorted(candidates, reverse=True):
+        try:
+            with (path / BUNDLE_FILE).open("rb") as handle:
+                bundle = pickle.load(handle)
+        except Exception as exc:  # a corrupt artifact is reported, never silently used
+            raise ArtifactError(f"cannot read artifact {path}: {exc}") from exc
+        if not isinstance(bundle, ModelBundle):
+            raise ArtifactError(f"{path} does not hold a model bundle")
+        if system_ids is None or all(s in bundle.systems for s in system_ids):
+            bundle.path = path
+            return bundle
+    return None
