@@ -45,7 +45,7 @@ class Settings:
     db_path: Path = DEFAULT_DB
     data_dir: Path | None = None
     markets: tuple[str, ...] = ("points",)
-    systems: tuple[str, ...] = ("moving_average",)
+    systems: tuple[str, ...] = ("moving_average", "matchup", "similarity", "gbm", "ensemble")
     workers: int = 2
     chunk_size: int = 64
     lease_seconds: float = 300.0

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import textwrap
+import threading
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from tests.pipeline.helpers import (
+    SLATE_DATE,
+    Last10Predictor,
+    assert_invariants,
+    main_table_snapshot,
+    start_slate,
+)
 
 from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
@@ -18,7 +25,6 @@ from nbaprops.pipeline import Coordinator, RequestOutcome, consolidate, ledger
 from nbaprops.pipeline.janitor import cleanup_staging, staging_tables
 from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
-from tests.pipeline.helpers import SLATE_DATE, Last10Predictor, assert_invariants, main_table_snapshot, start_slate
 
 SETTINGS = Settings(workers=2, chunk_size=16, lease_seconds=60, lease_grace_seconds=0, max_attempts=3)
 

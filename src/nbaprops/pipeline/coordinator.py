@@ -23,8 +23,8 @@ import pyarrow as pa
 
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
-from nbaprops.pipeline.consolidate import consolidate
 from nbaprops.pipeline import janitor, ledger
+from nbaprops.pipeline.consolidate import consolidate
 from nbaprops.pipeline.ledger import PlayerRequest
 from nbaprops.pipeline.worker import ChunkPredictor, WorkerStats, run_worker
 from nbaprops.storage.duckdb import DuckDBStorage

@@ -15,8 +15,8 @@ from typing import Any
 
 from nbaprops import schema
 from nbaprops.clock import Clock
-from nbaprops.pipeline.consolidate import consolidate
 from nbaprops.pipeline import ledger
+from nbaprops.pipeline.consolidate import consolidate
 from nbaprops.storage.duckdb import DuckDBStorage
 
 log = logging.getLogger(__name__)

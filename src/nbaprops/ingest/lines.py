@@ -1,0 +1,388 @@
+"""Sportsbook player-prop lines: ingest and the consensus line per player, game and market.
+
+Input files (CSV or Parquet) need ``game_date``, ``player_name``, ``market``, ``line``, ``bookmaker``,
+``over_price`` and ``under_price`` (American odds, values may be empty); ``team``, ``opponent``,
+``home_team``, ``away_team``, ``commence_time``, ``event_id`` and ``posted_at`` are optional. Odds-feed
+spellings are accepted (``player``, ``event_date``/``date``, ``over_odds``/``under_odds``,
+``sportsbook``/``book``, ``timestamp``/``last_update``; market values ``player_points``,
+``player_points_rebounds_assists``…). A file without a market column takes the ``market`` argument, else
+``pra`` when its name contains "pra", else it is refused — so the shared PRA files ingest as they are.
+
+Rules, all applied in SQL over whole files:
+
+* Every file is validated before anything is stored; all files go in one transaction. Any bad value refuses
+  the call with :class:`~nbaprops.errors.InputError` naming file, line and column; the database is unchanged.
+* Exact duplicate rows are dropped and counted (``details["exact_duplicates"]``).
+* The key is (game_date, player_lookup, market, bookmaker, line). Several rows with one key but different
+  prices or ``posted_at``: the row with the latest ``posted_at`` wins (``details["superseded_rows"]``);
+  when the latest ``posted_at`` is unknown or shared by different prices of one spelling the call is refused.
+  (A book listing one player under two spellings at once — "Jabari Smith" and "Jabari Smith Jr" — is not a
+  conflict: the more balanced row is kept and counted in ``details["name_collisions"]``.) The same
+  rule applies against rows already stored (a newer row updates the stored one, an older one is ignored), so
+  the same file twice adds nothing.
+* ``player_lookup`` is :func:`~nbaprops.ingest.names.lookup_sql` of the name, mapped through
+  ``player_aliases``. Rows matching no box-score player are stored and reported (``details["unmatched"]``).
+* Teams are stored as box-score abbreviations. Without ``team``, the team is the player's most recent
+  box-score team before the game date when that team is the home or away team; the opponent is the other.
+
+**Main line** (``is_main``): for each (game_date, player_lookup, market, bookmaker) exactly one stored row
+is main — the most balanced one, i.e. the smallest ``|p_over - p_under|`` of the implied probabilities of its
+American odds (rows with a missing price last); ties go to the latest ``posted_at`` (unknown last), then the
+lower line. It is recomputed over stored and new rows in the ingest transaction. :func:`select_lines` with
+``as_of`` applies the same rule to the rows posted by then, so a later line never changes an earlier choice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from nbaprops.errors import InputError
+from nbaprops.ingest._report import IngestReport, file_sha256
+from nbaprops.ingest._validate import Field, check_values, parse_sql, read_text_table, resolve_columns
+from nbaprops.ingest.names import lookup_sql
+from nbaprops.ingest.teams import check_teams, resolve_team_sql
+from nbaprops.storage.duckdb import DuckDBStorage
+
+log = logging.getLogger(__name__)
+
+MARKETS: tuple[str, ...] = ("points", "rebounds", "assists", "threes", "pra")
+
+_MARKET_SQL = (
+    "(CASE regexp_replace(lower(trim({v})), '^player_', '') WHEN 'points_rebounds_assists' THEN 'pra' "
+    "ELSE regexp_replace(lower(trim({v})), '^player_', '') END)"
+)
+
+FIELDS: tuple[Field, ...] = (
+    Field("game_date", "date", aliases=("event_date", "date")),
+    Field("player_name", aliases=("player",)),
+    Field("market", required=False, choices=MARKETS),
+    Field("line", "nonneg_number"),
+    Field("bookmaker", aliases=("sportsbook", "book")),
+    Field("over_price", "number", required=False, aliases=("over_odds",)),
+    Field("under_price", "number", required=False, aliases=("under_odds",)),
+    Field("team", required=False),
+    Field("opponent", required=False),
+    Field("home_team", required=False),
+    Field("away_team", required=False),
+    Field("commence_time", "timestamp", required=False),
+    Field("event_id", required=False),
+    Field("posted_at", "timestamp", required=False, aliases=("timestamp", "last_update")),
+)
+_TEAM_FIELDS = ("team", "opponent", "home_team", "away_team")
+_KEY = ("game_date", "player_lookup", "market", "bookmaker", "line")
+_GROUP = ("game_date", "player_lookup", "market", "bookmaker")
+_VALUES = ("over_price", "under_price", "posted_at")
+_DATA = ("game_date", "player_name", "player_lookup", "market", "bookmaker", "line", "over_price", "under_price",
+         "team", "opponent", "home_team", "away_team", "event_id", "commence_time", "posted_at")
+_STORED = (*_DATA, "source")
+
+
+def implied_sql(price: str) -> str:
+    """SQL: the implied probability of American odds ``price`` (NULL when NULL)."""
+    return f"(CASE WHEN {price} < 0 THEN -{price} / (100.0 - {price}) ELSE 100.0 / ({price} + 100.0) END)"
+
+
+MAIN_ORDER_SQL = (
+    f"abs({implied_sql('over_price')} - {implied_sql('under_price')}) ASC NULLS LAST, "
+    "posted_at DESC NULLS LAST, line ASC"
+)
+"""ORDER BY of the main-line rule within (game_date, player_lookup, market, bookmaker): first row is main."""
+
+OVERROUND_SQL = f"({implied_sql('over_price')} + {implied_sql('under_price')} - 1)"
+
+
+def normalise_market(value: str) -> str:
+    """Python twin of the market normalisation (``player_points_rebounds_assists`` → ``pra``)."""
+    text = value.strip().lower().removeprefix("player_")
+    return "pra" if text == "points_rebounds_assists" else text
+
+
+def _file_market(path: Path, cols: dict[str, str | None], market: str | None) -> str | None:
+    """The market literal for a file without a market column (None when the file has one)."""
+    if cols["market"] is not None:
+        return None
+    if market is not None:
+        chosen = normalise_market(market)
+        if chosen not in MARKETS:
+            raise InputError(f"market {market!r} must be one of {', '.join(MARKETS)}", path=str(path), column="market")
+        return chosen
+    if "pra" in path.name.lower():
+        return "pra"
+    raise InputError(
+        "missing column 'market'; add it, pass market=…, or name the file with the market (e.g. pra_odds.csv)",
+        path=str(path), column="market",
+    )
+
+
+def _validate(cur: duckdb.DuckDBPyConnection, path: Path, view: str, market: str | None) -> tuple[dict[str, str | None], str | None]:
+    header = read_text_table(cur, path, view)
+    cols = resolve_columns(header, FIELDS, path=path)
+    for name in ("over_price", "under_price"):
+        if cols[name] is None:
+            field = next(f for f in FIELDS if f.name == name)
+            names = " or ".join(repr(n) for n in (field.name, *field.aliases))
+            raise InputError(f"missing required column {names}", path=str(path), column=name)
+    fixed_market = _file_market(path, cols, market)
+    checked = [dataclasses.replace(f, required=True) if f.name == "market" else f for f in FIELDS]
+    check_values(cur, view, checked, cols, path=path, normalise={"market": _MARKET_SQL})
+    check_teams(cur, view, {k: cols[k] for k in _TEAM_FIELDS}, path=path, stored=True)
+    for name in ("over_price", "under_price"):
+        raw = f'"{cols[name]}"'
+        bad = cur.execute(
+            f"SELECT __line, {raw} FROM {view} WHERE abs({parse_sql('number', raw)}) < 100 ORDER BY __line LIMIT 1"
+        ).fetchone()
+        if bad:
+            raise InputError(f"value {bad[1]!r} is not American odds (<= -100 or >= +100)", path=str(path),
+                             row=int(bad[0]), column=cols[name])
+    name_col = f'"{cols["player_name"]}"'
+    bad = cur.execute(
+        f"SELECT __line, {name_col} FROM {view} WHERE {lookup_sql(name_col)} = '' ORDER BY __line LIMIT 1"
+    ).fetchone()
+    if bad:
+        raise InputError(f"value {bad[1]!r} is not a player name", path=str(path), row=int(bad[0]),
+                         column=cols["player_name"])
+    return cols, fixed_market
+
+
+def _typed_sql(view: str, cols: dict[str, str | None], fixed_market: str | None, path: Path, index: int) -> str:
+    def raw(name: str) -> str:
+        col = cols.get(name)
+        return f'"{col}"' if col else "NULL"
+
+    market = f"'{fixed_market}'" if fixed_market else _MARKET_SQL.format(v=raw("market"))
+    teams = ",\n".join(f"{resolve_team_sql(raw(t), stored=True)} AS {t}" for t in _TEAM_FIELDS)
+    source = str(path).replace("'", "''")
+    return f"""
+        SELECT {parse_sql('date', raw('game_date'))} AS game_date,
+               trim({raw('player_name')}) AS player_name,
+               coalesce(a.player_lookup, {lookup_sql(raw('player_name'))}) AS player_lookup,
+               {market} AS market,
+               trim({raw('bookmaker')}) AS bookmaker,
+               {parse_sql('number', raw('line'))} AS line,
+               {parse_sql('number', raw('over_price'))} AS over_price,
+               {parse_sql('number', raw('under_price'))} AS under_price,
+               {teams},
+               nullif(trim({raw('event_id')}), '') AS event_id,
+               {parse_sql('timestamp', raw('commence_time'))} AS commence_time,
+               {parse_sql('timestamp', raw('posted_at'))} AS posted_at,
+               '{source}' AS source, {index} AS __file, __line
+        FROM {view} v
+        LEFT JOIN player_aliases a ON a.alias_lookup = {lookup_sql(raw('player_name'))}
+    """
+
+
+def _scalar(cur: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = cur.execute(sql).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def ingest_lines(storage: DuckDBStorage, paths: Sequence[Path | str], *, market: str | None = None) -> IngestReport:
+    """Validate and store prop-line files; atomic across all files (see the module docstring for the rules).
+
+    Args:
+        market: the market of files without a market column.
+
+    Raises:
+        InputError: naming the file, line and column of the first problem.
+    """
+    cur = storage.cursor()
+    files: list[tuple[Path, str, int]] = []
+    for index, raw_path in enumerate(paths):
+        path = Path(raw_path)
+        view = f"__lines_in_{index}"
+        cols, fixed_market = _validate(cur, path, view, market)
+        typed = f"__lines_typed_{index}"
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(view, cols, fixed_market, path, index)}")
+        files.append((path, typed, _scalar(cur, f"SELECT count(*) FROM {typed}")))
+        cur.execute(f"DROP TABLE IF EXISTS {view}")
+    if not files:
+        return IngestReport("lines", (), 0, 0)
+    rows_read = sum(n for *_, n in files)
+
+    union = " UNION ALL ".join(f"SELECT * FROM {t}" for _, t, _ in files)
+    data = ", ".join(_DATA)
+    # 1. exact duplicates (every parsed column equal) go; the first occurrence stays.
+    cur.execute(
+        f"""CREATE OR REPLACE TEMP TABLE __lines_dedup AS SELECT * EXCLUDE (__n) FROM (
+                SELECT *, row_number() OVER (PARTITION BY {data} ORDER BY __file, __line) AS __n FROM ({union}))
+            WHERE __n = 1"""
+    )
+    exact_duplicates = rows_read - _scalar(cur, "SELECT count(*) FROM __lines_dedup")
+    # 2. one key, different prices: the unique latest posted_at wins, else refuse.
+    key = ", ".join(_KEY)
+    values = ", ".join(_VALUES)
+    clash = cur.execute(
+        f"""WITH g AS (
+                SELECT {key}, count(DISTINCT ({values})) AS nv, count(posted_at) AS nknown, count(*) AS n,
+                       max(posted_at) AS top FROM __lines_dedup GROUP BY {key})
+            SELECT any_value(d.source ORDER BY d.__file DESC, d.__line DESC), max(d.__line ORDER BY d.__file)
+            FROM __lines_dedup d JOIN g USING ({key})
+            WHERE g.nv > 1 GROUP BY {key}
+            HAVING any_value(g.nknown) < any_value(g.n)
+                OR count(DISTINCT (d.player_name, d.over_price, d.under_price)) FILTER (WHERE d.posted_at = g.top)
+                   > count(DISTINCT d.player_name) FILTER (WHERE d.posted_at = g.top)
+            ORDER BY 2 LIMIT 1"""
+    ).fetchone()
+    if clash:
+        raise InputError(
+            "the same game, player, market, bookmaker and line appear with different prices and no later "
+            "posted_at to choose between them", path=clash[0], row=int(clash[1]), column="over_price",
+        )
+    name_collisions = _scalar(
+        cur, f"""SELECT count(*) FROM (SELECT {key} FROM __lines_dedup d
+                    WHERE posted_at = (SELECT max(posted_at) FROM __lines_dedup x WHERE {' AND '.join(f'x.{k} = d.{k}' for k in _KEY)})
+                    GROUP BY {key} HAVING count(DISTINCT (over_price, under_price)) > 1)"""
+    )
+    cur.execute(
+        f"""CREATE OR REPLACE TEMP TABLE __lines_win AS SELECT * EXCLUDE (__n) FROM (
+                SELECT *, row_number() OVER (PARTITION BY {key}
+                                             ORDER BY posted_at DESC NULLS LAST, {MAIN_ORDER_SQL}, __file, __line)
+                       AS __n FROM __lines_dedup) WHERE __n = 1"""
+    )
+    superseded = rows_read - exact_duplicates - _scalar(cur, "SELECT count(*) FROM __lines_win")
+    # 3. teams from box scores where the file gives none.
+    cur.execute(
+        """CREATE OR REPLACE TEMP TABLE __lines_new AS
+           SELECT w.* REPLACE (
+                      coalesce(w.team, CASE WHEN b.team IN (w.home_team, w.away_team) THEN b.team END) AS team,
+                      coalesce(w.opponent, CASE coalesce(w.team, b.team) WHEN w.home_team THEN w.away_team
+                                                WHEN w.away_team THEN w.home_team END) AS opponent)
+           FROM __lines_win w
+           ASOF LEFT JOIN (SELECT player_lookup, game_date, team FROM box_scores) b
+             ON b.player_lookup = w.player_lookup AND w.game_date > b.game_date"""
+    )
+    # 4. against stored rows: identical → nothing; newer → update; older → ignored; else refuse.
+    on = " AND ".join(f"s.{k} = n.{k}" for k in _KEY)
+    differs = f"({', '.join('n.' + v for v in _VALUES)}) IS DISTINCT FROM ({', '.join('s.' + v for v in _VALUES)})"
+    clash = cur.execute(
+        f"""SELECT n.source, n.__line FROM __lines_new n JOIN prop_lines s ON {on}
+            WHERE {differs} AND (n.posted_at IS NULL OR s.posted_at IS NULL OR n.posted_at = s.posted_at)
+            ORDER BY n.__file, n.__line LIMIT 1"""
+    ).fetchone()
+    if clash:
+        raise InputError(
+            "this line is already stored with different prices and no later posted_at to choose between them",
+            path=clash[0], row=int(clash[1]), column="over_price",
+        )
+
+    stored_cols = ", ".join(_STORED)
+    now = datetime.now(UTC)
+    with storage.transaction() as tx:
+        before = _scalar(tx, "SELECT count(*) FROM prop_lines")
+        tx.execute(
+            f"""INSERT INTO prop_lines ({stored_cols}, is_main)
+                SELECT {', '.join('n.' + c for c in _STORED)}, false FROM __lines_new n
+                WHERE NOT EXISTS (SELECT 1 FROM prop_lines s WHERE {on})"""
+        )
+        added = _scalar(tx, "SELECT count(*) FROM prop_lines") - before
+        replaced = _scalar(
+            tx, f"SELECT count(*) FROM __lines_new n JOIN prop_lines s ON {on} WHERE {differs} "
+                "AND n.posted_at > s.posted_at"
+        )
+        if replaced:
+            non_key = [c for c in _STORED if c not in _KEY]
+            tx.execute(
+                f"""UPDATE prop_lines s SET {', '.join(f'{c} = n.{c}' for c in non_key)}
+                    FROM __lines_new n WHERE {on} AND {differs} AND n.posted_at > s.posted_at"""
+            )
+        group = ", ".join(_GROUP)
+        tx.execute(
+            f"""UPDATE prop_lines s SET is_main = (r.__rn = 1)
+                FROM (SELECT {key}, row_number() OVER (PARTITION BY {group} ORDER BY {MAIN_ORDER_SQL}) AS __rn
+                      FROM prop_lines p SEMI JOIN (SELECT DISTINCT {group} FROM __lines_new) g USING ({group})) r
+                WHERE {' AND '.join(f's.{k} = r.{k}' for k in _KEY)}"""
+        )
+        alternate = _scalar(tx, f"SELECT count(*) FROM __lines_new n JOIN prop_lines s ON {on} WHERE NOT s.is_main")
+        markets = dict(tx.execute("SELECT market, count(*) FROM __lines_new GROUP BY market ORDER BY market").fetchall())
+        unmatched = [
+            {"player_name": name, "rows": int(rows)}
+            for name, rows in tx.execute(
+                """SELECT player_name, count(*) AS rows FROM __lines_new
+                   WHERE player_lookup NOT IN (SELECT DISTINCT player_lookup FROM box_scores)
+                   GROUP BY player_name ORDER BY rows DESC, player_name"""
+            ).fetchall()
+        ]
+        for path, _typed, rows in files:
+            tx.execute("INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
+                       ["lines", str(path), file_sha256(path), rows, None, now])
+    for _, typed, _ in files:
+        cur.execute(f"DROP TABLE IF EXISTS {typed}")
+    for table in ("__lines_dedup", "__lines_win", "__lines_new"):
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+    details: dict[str, Any] = {
+        "exact_duplicates": exact_duplicates,
+        "superseded_rows": superseded,
+        "name_collisions": name_collisions,
+        "replaced": replaced,
+        "markets": markets,
+        "alternate_lines": alternate,
+        "unmatched": unmatched,
+        "unmatched_rows": sum(u["rows"] for u in unmatched),
+    }
+    log.info("ingested %d line rows (%d new) from %d file(s)", rows_read, added, len(files))
+    return IngestReport("lines", tuple(str(p) for p, _, _ in files), rows_read, added, details)
+
+
+def _dates(value: date | datetime | str | Iterable[date | datetime | str]) -> list[str]:
+    items = [value] if isinstance(value, date | datetime | str) else list(value)
+    out = []
+    for item in items:
+        day = item.date() if isinstance(item, datetime) else item
+        try:
+            out.append(day.isoformat() if isinstance(day, date) else date.fromisoformat(str(day)[:10]).isoformat())
+        except ValueError as exc:
+            raise InputError(f"{item!r} is not a date (YYYY-MM-DD)") from exc
+    return out
+
+
+def select_lines(
+    storage: DuckDBStorage,
+    game_date_or_dates: date | datetime | str | Iterable[date | datetime | str],
+    markets: str | Iterable[str],
+    *,
+    as_of: datetime | None = None,
+) -> Any:
+    """One consensus line per (game_date, player_lookup, market), as a ``pyarrow.Table``.
+
+    Each book contributes its main line (the module docstring's rule, applied to the rows posted by ``as_of``
+    when it is given; rows with unknown ``posted_at`` always count). ``line`` is the median of the books' main
+    lines; ``bookmaker``, ``over_price`` and ``under_price`` are those of the book whose main line is closest
+    to the median (ties: smallest overround, then bookmaker name), and ``book_line`` is that book's own line.
+
+    Columns: game_date, player_lookup, market, line, bookmaker, over_price, under_price, n_books, book_line.
+    """
+    wanted = [normalise_market(m) for m in ([markets] if isinstance(markets, str) else markets)]
+    unknown = [m for m in wanted if m not in MARKETS]
+    if unknown:
+        raise InputError(f"unknown market(s) {', '.join(unknown)}; use {', '.join(MARKETS)}")
+    group = ", ".join(_GROUP)
+    per = "game_date, player_lookup, market"
+    return storage.arrow(
+        f"""WITH eligible AS (
+                SELECT * FROM prop_lines
+                WHERE list_contains(CAST($dates AS DATE[]), game_date) AND list_contains($markets, market)
+                  AND ($as_of IS NULL OR posted_at IS NULL OR posted_at <= CAST($as_of AS TIMESTAMPTZ))
+                  AND (posted_at IS NULL OR commence_time IS NULL OR posted_at < commence_time)),
+            main AS (
+                SELECT * EXCLUDE (__rn) FROM (
+                    SELECT *, row_number() OVER (PARTITION BY {group} ORDER BY {MAIN_ORDER_SQL}) AS __rn
+                    FROM eligible) WHERE __rn = 1),
+            med AS (SELECT {per}, median(line) AS consensus, count(*) AS n_books FROM main GROUP BY {per})
+            SELECT game_date, player_lookup, market, consensus AS line, bookmaker, over_price, under_price,
+                   n_books, line AS book_line
+            FROM (SELECT m.*, med.consensus, med.n_books,
+                         row_number() OVER (PARTITION BY {per}
+                                            ORDER BY abs(m.line - med.consensus), {OVERROUND_SQL} NULLS LAST,
+                                                     m.bookmaker) AS __rk
+                  FROM main m JOIN med USING ({per}))
+            WHERE __rk = 1
+            ORDER BY {per}""",
+        {"dates": _dates(game_date_or_dates), "markets": wanted, "as_of": as_of},
+    )

@@ -1,0 +1,235 @@
+"""Prop-line ingest and consensus selection, on the real PRA files and real DuckDB files."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from nbaprops.errors import InputError
+from nbaprops.ingest.lines import ingest_lines, select_lines
+from nbaprops.ingest.names import player_lookup
+from nbaprops.storage.duckdb import DuckDBStorage
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _write(path: Path, rows: list[dict[str, str]], fields: list[str] | None = None) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields or list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _counts(storage: DuckDBStorage) -> tuple[int, int, int]:
+    return (
+        storage.scalar("SELECT count(*) FROM prop_lines"),
+        storage.scalar("SELECT count(*) FILTER (WHERE is_main) FROM prop_lines"),
+        storage.scalar("SELECT count(*) FROM ingest_log"),
+    )
+
+
+def _independent(sql: str) -> tuple:
+    """One row from a fresh in-memory DuckDB (independent of the code under test)."""
+    with duckdb.connect() as con:
+        row = con.execute(sql).fetchone()
+    assert row is not None
+    return row
+
+
+def _implied(price: float) -> float:
+    return -price / (100 - price) if price < 0 else 100 / (price + 100)
+
+
+def test_pra_2024_25_ingests_and_same_file_twice_adds_nothing(storage: DuckDBStorage, pra_lines: dict[str, Path]) -> None:
+    path = pra_lines["2024-25"]
+    file_rows = _independent(f"SELECT count(*) FROM read_csv('{path}', all_varchar=true)")[0]
+    report = ingest_lines(storage, [path])
+    assert report.kind == "lines" and report.rows_read == file_rows == 24474
+    assert report.details["exact_duplicates"] == 0
+    assert report.rows_added == storage.scalar("SELECT count(*) FROM prop_lines") == file_rows
+    assert report.details["markets"] == {"pra": file_rows}
+    assert storage.scalar("SELECT count(*) FROM prop_lines WHERE over_price IS NULL OR under_price IS NULL") > 0
+    assert storage.scalar("SELECT count(*) FROM prop_lines WHERE posted_at IS NULL") == 0
+    # teams derived from box scores: always the home or the away team, opponent the other one
+    assert storage.scalar(
+        "SELECT count(*) FROM prop_lines WHERE team IS NOT NULL AND NOT ((team = home_team AND opponent = away_team) "
+        "OR (team = away_team AND opponent = home_team))"
+    ) == 0
+    assert storage.scalar("SELECT count(team) FROM prop_lines") > 0.9 * file_rows
+    before = storage.fetchall("SELECT * FROM prop_lines ORDER BY ALL")
+
+    again = ingest_lines(storage, [path])
+    assert again.rows_added == 0 and again.rows_read == file_rows
+    assert storage.fetchall("SELECT * FROM prop_lines ORDER BY ALL") == before
+    assert storage.scalar("SELECT count(*) FROM ingest_log WHERE kind = 'lines'") == 1
+
+
+def test_2023_24_duplicates_unmatched_and_main_lines(storage: DuckDBStorage, pra_lines: dict[str, Path]) -> None:
+    path = pra_lines["2023-24"]
+    total, exact = _independent(
+        f"SELECT count(*), count(*) - count(DISTINCT t) FROM read_csv('{path}', all_varchar=true) t"
+    )
+    report = ingest_lines(storage, [path])
+    d = report.details
+    assert d["exact_duplicates"] == exact and 800 <= exact <= 850
+    assert report.rows_read == total
+    stored = storage.scalar("SELECT count(*) FROM prop_lines")
+    assert report.rows_added == stored == total - exact - d["superseded_rows"]
+    assert d["superseded_rows"] > 0  # same line re-posted later with new prices: the latest is kept
+    assert sum(d["markets"].values()) == stored
+
+    # unmatched names: counts sorted, summed, and really absent from the box scores
+    unmatched = d["unmatched"]
+    assert unmatched and [u["rows"] for u in unmatched] == sorted((u["rows"] for u in unmatched), reverse=True)
+    assert d["unmatched_rows"] == sum(u["rows"] for u in unmatched)
+    assert d["unmatched_rows"] == storage.scalar(
+        "SELECT count(*) FROM prop_lines WHERE player_lookup NOT IN (SELECT player_lookup FROM box_scores)"
+    )
+    known = {r[0] for r in storage.fetchall("SELECT DISTINCT player_lookup FROM box_scores")}
+    assert all(player_lookup(u["player_name"]) not in known for u in unmatched)
+    assert "Herb Jones" in {u["player_name"] for u in unmatched}
+    assert d["unmatched_rows"] < 0.05 * stored
+
+    # exactly one main line per (date, player, market, book), and it is the most balanced one
+    assert storage.scalar(
+        """SELECT count(*) FROM (SELECT game_date, player_lookup, market, bookmaker, sum(CAST(is_main AS INT)) AS m
+           FROM prop_lines GROUP BY ALL HAVING m <> 1)"""
+    ) == 0
+    assert d["alternate_lines"] == storage.scalar("SELECT count(*) FROM prop_lines WHERE NOT is_main") > 0
+    groups: dict[tuple, list[tuple]] = {}
+    for row in storage.fetchall(
+        """SELECT game_date, player_lookup, bookmaker, line, over_price, under_price, posted_at, is_main FROM prop_lines
+           WHERE (game_date, player_lookup, bookmaker) IN (
+               SELECT (game_date, player_lookup, bookmaker) FROM prop_lines WHERE NOT is_main)"""
+    ):
+        groups.setdefault(row[:3], []).append(row[3:])
+    assert groups
+    for rows in groups.values():
+        def rank(r: tuple) -> tuple:
+            balance = abs(_implied(r[1]) - _implied(r[2])) if r[1] is not None and r[2] is not None else 9.0
+            return (round(balance, 12), -r[3].timestamp(), r[0])
+        assert [r for r in rows if r[4]] == [min(rows, key=rank)]
+
+
+def test_bad_files_are_refused_and_nothing_changes(storage: DuckDBStorage, pra_lines: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    rows = _rows(pra_lines["2024-25"])[:30]
+    good = _write(tmp_path / "good_pra.csv", rows)
+    ingest_lines(storage, [_write(tmp_path / "seed_pra.csv", _rows(pra_lines["2024-25"])[100:130])])
+    before = _counts(storage)
+
+    def bad(name: str, line: int, column: str, value: str) -> Path:
+        changed = [dict(r) for r in rows]
+        changed[line - 2][column] = value
+        return _write(tmp_path / name, changed)
+
+    cases = [
+        (bad("bad_date_pra.csv", 7, "event_date", "2024-13-45"), 7, "event_date"),
+        (bad("bad_line_pra.csv", 9, "line", "twenty"), 9, "line"),
+        (bad("bad_price_pra.csv", 4, "over_price", "-50"), 4, "over_price"),
+        (bad("bad_team_pra.csv", 12, "home_team", "Seattle SuperSonics"), 12, "home_team"),
+    ]
+    market_rows = [dict(r, market="player_points") for r in rows]
+    market_rows[5]["market"] = "player_steals"
+    cases.append((_write(tmp_path / "bad_market.csv", market_rows), 7, "market"))
+    for path, line, column in cases:
+        with pytest.raises(InputError) as info:
+            ingest_lines(storage, [good, path])
+        err = info.value
+        assert (err.path, err.row, err.column) == (str(path), line, column)
+        assert path.name in str(err) and f"line {line}" in str(err) and repr(column) in str(err)
+        assert _counts(storage) == before
+
+    missing = _write(tmp_path / "no_book_pra.csv", [{k: v for k, v in r.items() if k != "bookmaker"} for r in rows])
+    no_market = _write(tmp_path / "lines.csv", rows)  # no market column, no market argument, no "pra" in name
+    for path, column in ((missing, "bookmaker"), (no_market, "market")):
+        with pytest.raises(InputError) as info:
+            ingest_lines(storage, [good, path])
+        assert info.value.path == str(path) and info.value.column == column and column in str(info.value)
+        assert _counts(storage) == before
+    # the market argument makes the same file acceptable
+    assert ingest_lines(storage, [no_market], market="player_points").details["markets"] == {"points": 30}
+
+
+def test_odds_api_spelling_aliases_and_later_prices(storage: DuckDBStorage, pra_lines: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    real = _rows(pra_lines["2024-25"])
+    picked = [r for r in real if r["player_name"] == "Herb Jones"][:3] + real[200:207]
+    storage.execute("INSERT INTO player_aliases VALUES ('herbjones', 'herbertjones')")
+    api = [
+        {
+            "event_id": r["event_id"], "commence_time": r["timestamp"], "home_team": r["home_team"],
+            "away_team": r["away_team"], "sportsbook": r["bookmaker"], "market": "player_points_rebounds_assists",
+            "player": r["player_name"], "line": r["line"], "over_odds": r["over_price"],
+            "under_odds": r["under_price"], "last_update": r["timestamp"], "date": r["event_date"],
+        }
+        for r in picked
+    ]
+    report = ingest_lines(storage, [_write(tmp_path / "odds_api.csv", api)])
+    assert report.rows_added == 10 and report.details["markets"] == {"pra": 10}
+    assert "Herb Jones" not in {u["player_name"] for u in report.details["unmatched"]}
+    stored = storage.fetch_dicts("SELECT * FROM prop_lines WHERE player_name = 'Herb Jones'")
+    assert len(stored) == 3 and {r["player_lookup"] for r in stored} == {"herbertjones"}
+    assert all(r["team"] == "NOP" and r["posted_at"] is not None for r in stored)
+
+    # the same key later with new prices replaces the stored row; same time, different prices is refused
+    newer = dict(api[0], over_odds="-150", under_odds="120", last_update="2030-01-01T00:00:00Z")
+    report = ingest_lines(storage, [_write(tmp_path / "newer.csv", [newer])])
+    assert (report.rows_added, report.details["replaced"]) == (0, 1)
+    assert storage.fetchone(
+        "SELECT over_price, under_price FROM prop_lines WHERE player_lookup = 'herbertjones' AND event_id = ? "
+        "AND bookmaker = ? AND line = ?", [newer["event_id"], newer["sportsbook"], float(newer["line"])]
+    ) == (-150.0, 120.0)
+    clash = dict(newer, over_odds="-160")
+    before = _counts(storage)
+    with pytest.raises(InputError, match="different prices"):
+        ingest_lines(storage, [_write(tmp_path / "clash.csv", [clash])])
+    with pytest.raises(InputError, match="different prices") as info:
+        ingest_lines(storage, [_write(tmp_path / "clash2.csv", [dict(newer, last_update="2031-01-01"),
+                                                                dict(clash, last_update="2031-01-01")])])
+    assert info.value.row == 3
+    assert _counts(storage) == before
+
+
+def test_select_lines_consensus_and_as_of(storage: DuckDBStorage, pra_lines: dict[str, Path]) -> None:
+    ingest_lines(storage, [pra_lines["2023-24"]])
+    day = "2024-01-15"
+    table = select_lines(storage, day, ["pra"])
+    assert table.column_names[:8] == ["game_date", "player_lookup", "market", "line", "bookmaker", "over_price",
+                                      "under_price", "n_books"]
+    mains: dict[str, list[tuple]] = {}
+    for player, book, line, over, under in storage.fetchall(
+        "SELECT player_lookup, bookmaker, line, over_price, under_price FROM prop_lines "
+        "WHERE game_date = ? AND market = 'pra' AND is_main", [day]
+    ):
+        mains.setdefault(player, []).append((book, line, over, under))
+    assert table.num_rows == len(mains) > 50
+    for row in table.to_pylist():
+        books = mains[row["player_lookup"]]
+        median = statistics.median(b[1] for b in books)
+        assert row["line"] == median and row["n_books"] == len(books)
+
+        def rank(b: tuple, median: float = median) -> tuple:
+            vig = _implied(b[2]) + _implied(b[3]) - 1 if b[2] is not None and b[3] is not None else 9.0
+            return (abs(b[1] - median), round(vig, 12), b[0])
+        best = min(books, key=rank)
+        assert (row["bookmaker"], row["over_price"], row["under_price"]) == (best[0], best[2], best[3])
+    assert select_lines(storage, [day], "points").num_rows == 0
+
+    posted = [r[0] for r in storage.fetchall("SELECT posted_at FROM prop_lines WHERE game_date = ? ORDER BY 1", [day])]
+    assert select_lines(storage, day, "pra", as_of=datetime(2024, 1, 1, tzinfo=UTC)).num_rows == 0
+    middle = posted[len(posted) // 2]
+    early = select_lines(storage, day, "pra", as_of=middle)
+    expected = storage.scalar(
+        "SELECT count(DISTINCT player_lookup) FROM prop_lines WHERE game_date = ? AND posted_at <= ?", [day, middle]
+    )
+    assert 0 < early.num_rows == expected < table.num_rows
