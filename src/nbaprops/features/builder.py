@@ -149,10 +149,11 @@ appearances AS (
     FROM player_game pg JOIN team_seq ts ON ts.game_id = pg.game_id AND ts.team = pg.team
 ),
 regulars_out AS (  -- per team game L: regulars of the 10 team games before L who did not play L
-    SELECT l.team, l.seq, list(r.player_id) AS out_ids, list(r.usage) AS out_usage
+    SELECT l.team, l.seq, list(r.player_id ORDER BY r.player_id) AS out_ids,
+           list(r.usage ORDER BY r.player_id) AS out_usage
     FROM team_seq l
     JOIN (
-        SELECT l2.team, l2.seq, a.player_id, avg(a.usage) AS usage
+        SELECT l2.team, l2.seq, a.player_id, avg(a.usage ORDER BY a.seq) AS usage
         FROM team_seq l2 JOIN appearances a ON a.team = l2.team AND a.seq BETWEEN l2.seq - 10 AND l2.seq - 1
         GROUP BY l2.team, l2.seq, a.player_id
         HAVING count(*) >= 5 AND avg(a.minutes) >= 24
