@@ -105,57 +105,78 @@ class SlatePredictor:
         parts = [self._market_rows(feats, done, market) for market in self.batch.markets]
         return ChunkPrediction(pa.concat_tables([p for part in parts for p in part]), tuple(outcomes))
 
-    def _lines_for(self, market: str, lookups: list[str]) -> dict[str, np.ndarray | list[Any]]:
-        n = len(lookups)
-        out: dict[str, Any] = {"line": np.full(n, np.nan), "over": np.full(n, np.nan), "under": np.full(n, np.nan),
-                               "book": [None] * n}
-        if self.lines.num_rows == 0:
-            return out
-        sel = {lk: i for i, (lk, m) in enumerate(zip(self.lines.column("player_lookup").to_pylist(),
-                                                     self.lines.column("market").to_pylist(), strict=True))
-               if m == market}
-        line = self.lines.column("book_line").to_pylist()
-        over = self.lines.column("over_price").to_pylist()
-        under = self.lines.column("under_price").to_pylist()
-        book = self.lines.column("bookmaker").to_pylist()
-        for k, lk in enumerate(lookups):
-            j = sel.get(lk)
-            if j is not None:
-                out["line"][k] = line[j] if line[j] is not None else np.nan
-                out["over"][k] = over[j] if over[j] is not None else np.nan
-                out["under"][k] = under[j] if under[j] is not None else np.nan
-                out["book"][k] = book[j]
-        return out
-
     def _market_rows(self, feats: pa.Table, leases: list[Lease], market: str) -> list[pa.Table]:
-        bundle = self.bundles[market]
-        lines = self._lines_for(market, [lease.player_lookup for lease in leases])
-        quality = feats.column("feature_quality_score").to_numpy(zero_copy_only=False)
-        count = feats.column("feature_count").to_numpy(zero_copy_only=False)
-        early = feats.column("early_season_flag").to_pylist()
-        tables = []
-        for sid in self.batch.systems:
-            system = bundle.systems[sid]
-            out = system.predict(feats)
-            p_raw = p_over(out.predicted_value, out.predicted_std, lines["line"])  # type: ignore[arg-type]
-            cal = bundle.calibrators[sid]
-            p_cal = cal.transform(p_raw)
-            recs = recommend(p_raw, p_cal, lines["line"], lines["over"], lines["under"],  # type: ignore[arg-type]
-                             margin=self.settings.ev_margin)
-            no_value = ~np.isfinite(out.predicted_value)
-            tables.append(staging_rows(
-                batch_id=self.batch.batch_id, game_date=self.batch.game_date, leases=leases, market=market,
-                system_id=sid, predicted_value=out.predicted_value, predicted_std=out.predicted_std,
-                model_version=out.model_version, feature_version=FEATURE_VERSION, now=self.clock.now(),
-                line_value=lines["line"], sportsbook=lines["book"],  # type: ignore[arg-type]
-                over_price=lines["over"], under_price=lines["under"],  # type: ignore[arg-type]
-                p_over_raw=p_raw, recommendation=[("PASS" if bad and r != "NO_LINE" else r)
-                                                  for r, bad in zip(recs.recommendation, no_value, strict=True)],
-                confidence_raw=recs.confidence_raw, confidence_score=recs.confidence_score,
-                calibration_method=cal.method, expected_value=recs.expected_value,
-                feature_quality_score=quality, feature_count=count, early_season_flag=early,
-            ))
-        return tables
+        return prediction_rows(
+            bundle=self.bundles[market], systems=self.batch.systems, feats=feats, leases=leases, lines=self.lines,
+            market=market, batch_id=self.batch.batch_id, game_date=self.batch.game_date,
+            ev_margin=self.settings.ev_margin, now=self.clock.now(),
+        )
+
+
+def lines_for(lines: pa.Table, market: str, lookups: list[str]) -> dict[str, Any]:
+    """The consensus line, prices and book of each player (NaN / None without a line)."""
+    n = len(lookups)
+    out: dict[str, Any] = {"line": np.full(n, np.nan), "over": np.full(n, np.nan), "under": np.full(n, np.nan),
+                           "book": [None] * n}
+    if lines.num_rows == 0:
+        return out
+    sel = {lk: i for i, (lk, m) in enumerate(zip(lines.column("player_lookup").to_pylist(),
+                                                 lines.column("market").to_pylist(), strict=True)) if m == market}
+    cols = {k: lines.column(c).to_pylist() for k, c in
+            (("line", "book_line"), ("over", "over_price"), ("under", "under_price"), ("book", "bookmaker"))}
+    for k, lk in enumerate(lookups):
+        j = sel.get(lk)
+        if j is None:
+            continue
+        for key in ("line", "over", "under"):
+            value = cols[key][j]
+            out[key][k] = np.nan if value is None else value
+        out["book"][k] = cols["book"][j]
+    return out
+
+
+def prediction_rows(
+    *,
+    bundle: ModelBundle,
+    systems: Sequence[str],
+    feats: pa.Table,
+    leases: Sequence[Lease],
+    lines: pa.Table,
+    market: str,
+    batch_id: str,
+    game_date: date,
+    ev_margin: float,
+    now: datetime,
+) -> list[pa.Table]:
+    """Staging rows of one market for players of one date: value, spread, P(over), calibration, recommendation.
+
+    The daily batch and the backtest both call this, so what is graded is what the batch would have written.
+    """
+    line = lines_for(lines, market, [lease.player_lookup for lease in leases])
+    quality = feats.column("feature_quality_score").to_numpy(zero_copy_only=False)
+    count = feats.column("feature_count").to_numpy(zero_copy_only=False)
+    early = feats.column("early_season_flag").to_pylist()
+    tables = []
+    for sid in systems:
+        out = bundle.systems[sid].predict(feats)
+        p_raw = p_over(out.predicted_value, out.predicted_std, line["line"])
+        cal = bundle.calibrators[sid]
+        p_cal = cal.transform(p_raw)
+        recs = recommend(p_raw, p_cal, line["line"], line["over"], line["under"], margin=ev_margin)
+        no_value = ~np.isfinite(out.predicted_value)
+        tables.append(staging_rows(
+            batch_id=batch_id, game_date=game_date, leases=leases, market=market,
+            system_id=sid, predicted_value=out.predicted_value, predicted_std=out.predicted_std,
+            model_version=out.model_version, feature_version=FEATURE_VERSION, now=now,
+            line_value=line["line"], sportsbook=line["book"], over_price=line["over"], under_price=line["under"],
+            p_over_raw=p_raw,
+            recommendation=[("PASS" if bad and r != "NO_LINE" else r)
+                            for r, bad in zip(recs.recommendation, no_value, strict=True)],
+            confidence_raw=recs.confidence_raw, confidence_score=recs.confidence_score,
+            calibration_method=cal.method, expected_value=recs.expected_value,
+            feature_quality_score=quality, feature_count=count, early_season_flag=early,
+        ))
+    return tables
 
 
 def ensure_bundles(
