@@ -191,6 +191,86 @@ def train(
         _emit(payload, as_json, render)
 
 
+# -- backtest --------------------------------------------------------------------------------------
+@app.command()
+def backtest(
+    market: Annotated[str, typer.Option(help="points, rebounds, assists, threes or pra.")] = "points",
+    season: Annotated[str | None, typer.Option(help="A whole season, e.g. 2024-25 (or use --from/--to).")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="First game date, YYYY-MM-DD.")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last game date, YYYY-MM-DD.")] = None,
+    lines: Annotated[list[Path] | None, typer.Option("--lines", help="Lines CSV to ingest first (repeatable).")] = None,
+    retrain_days: Annotated[int, typer.Option(min=1, help="Game days between retrainings.")] = 7,
+    train_days: Annotated[int, typer.Option(min=30, help="Days of games each model trains on.")] = 730,
+    systems: Annotated[str | None, typer.Option(help="Comma-separated systems (default: all five).")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Walk-forward backtest: retrain on the past only, predict each game day as the batch would, grade."""
+    from nbaprops.backtest import compute_metrics, cumulative_profit, run_backtest, season_range, write_report
+    from nbaprops.ingest.lines import ingest_lines
+
+    with _errors():
+        if (season is None) == (from_ is None and to is None):
+            raise InputError("give either --season or --from and --to")
+        if season is None and (from_ is None or to is None):
+            raise InputError("--from and --to go together")
+        settings = _settings(db, systems=_split(systems))
+        with _storage(settings) as storage:
+            from nbaprops.ingest import ensure_boxscores
+
+            ensure_boxscores(storage)
+            if lines:
+                missing = [str(f) for f in lines if not f.is_file()]
+                if missing:
+                    raise InputError(f"no such file: {', '.join(missing)}")
+                ingest_lines(storage, lines)
+            if season is not None:
+                start, end = season_range(storage, season)
+            else:
+                assert from_ is not None and to is not None
+                start, end = _parse_date(from_, "--from"), _parse_date(to, "--to")
+            progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=err, disable=as_json, transient=True)
+            with progress:
+                task = progress.add_task(f"backtest {market}", total=None)
+
+                def on_step(k: int, n: int, day: date) -> None:
+                    progress.update(task, total=n, completed=k, description=f"backtest {market} {day}")
+
+                result = run_backtest(storage, settings, market=market, start=start, end=end,
+                                      systems=settings.systems, retrain_days=retrain_days, train_days=train_days,
+                                      on_step=on_step)
+        metrics = compute_metrics(result.grades)
+        payload: dict[str, Any] = {
+            "run_id": result.run_id, "market": market, "start": result.start.isoformat(),
+            "end": result.end.isoformat(), "days": result.days, "steps": result.steps,
+            "retrain_days": retrain_days, "train_days": train_days, "graded_rows": result.grades.num_rows,
+            "metrics": metrics,
+        }
+        if report is not None:
+            payload["report"] = str(write_report(report, payload, cumulative_profit(result.grades)))
+
+        def render() -> None:
+            def f(x: Any) -> str:
+                return "-" if x is None else f"{x:.3f}"
+
+            table = Table("system", "n", "MAE", "RMSE", "w/ line", "MAE on them", "line MAE", "bets",
+                          "hit rate (95% CI)", "ROI", "ECE",
+                          title=f"{market} {payload['start']}..{payload['end']}: {result.days} game days, "
+                                f"{result.steps} models ({result.run_id})", title_justify="left")
+            for m in metrics:
+                table.add_row(m["system_id"], str(m["n"]), f(m["mae"]), f(m["rmse"]), str(m["n_lined"]),
+                              f(m["mae_lined"]), f(m["line_mae"]), str(m["n_bets"]),
+                              f"{f(m['hit_rate'])} ({f(m['hit_rate_ci'][0])}-{f(m['hit_rate_ci'][1])})",
+                              f(m["roi"]), f(m["ece"]))
+            out.print(table)
+            if report is not None:
+                out.print(f"report: {payload['report']}")
+
+        _emit(payload, as_json, render)
+
+
 # -- operations ------------------------------------------------------------------------------------
 @app.command()
 def status(

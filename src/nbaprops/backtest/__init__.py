@@ -1,1 +1,7 @@
-"""backtest package."""
+"""Walk-forward backtest: train on the past only, predict through the daily batch's code, grade, report."""
+
+from nbaprops.backtest.metrics import compute_metrics, cumulative_profit
+from nbaprops.backtest.report import write_report
+from nbaprops.backtest.run import BacktestResult, run_backtest, season_range
+
+__all__ = ["BacktestResult", "compute_metrics", "cumulative_profit", "run_backtest", "season_range", "write_report"]

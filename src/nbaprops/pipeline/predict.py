@@ -169,7 +169,7 @@ def prediction_rows(
             system_id=sid, predicted_value=out.predicted_value, predicted_std=out.predicted_std,
             model_version=out.model_version, feature_version=FEATURE_VERSION, now=now,
             line_value=line["line"], sportsbook=line["book"], over_price=line["over"], under_price=line["under"],
-            p_over_raw=p_raw,
+            p_over_raw=p_raw, p_over=p_cal,
             recommendation=[("PASS" if bad and r != "NO_LINE" else r)
                             for r, bad in zip(recs.recommendation, no_value, strict=True)],
             confidence_raw=recs.confidence_raw, confidence_score=recs.confidence_score,

@@ -1,0 +1,163 @@
+"""Metrics of a graded run, per system and market.
+
+- ``n``, ``mae``, ``rmse``: every non-void row with a prediction.
+- ``line_mae``: on the rows that had a line, the line's own absolute error; ``mae_lined`` is the model's on
+  the same rows, so the two compare like for like.
+- ``n_bets``, ``hit_rate`` (wins / (wins + losses), pushes excluded) with a 95% Wilson interval, ``roi``
+  (profit per unit staked at the offered prices, pushes included as 0) with a normal 95% interval, and
+  ``breakeven`` (the mean win probability the offered prices require). Also by edge bucket and direction.
+- ``brier``, ``log_loss``, ``ece``: of P(win) — the calibrated probability that the row's side wins (the
+  recommended side of a bet, else the likelier side) — over every decided row with a line; ``ece_bets`` over
+  the bets only. ECE uses ten equal-width bins, weighted by their rows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from nbaprops.systems.betting import payout
+
+EDGE_BUCKETS = ((0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 5.0), (5.0, math.inf))
+Z = 1.959964
+
+
+def wilson(wins: int, n: int) -> tuple[float | None, float | None]:
+    """95% Wilson score interval of a proportion."""
+    if n == 0:
+        return None, None
+    p = wins / n
+    denom = 1 + Z**2 / n
+    centre = (p + Z**2 / (2 * n)) / denom
+    half = Z * math.sqrt(p * (1 - p) / n + Z**2 / (4 * n**2)) / denom
+    return centre - half, centre + half
+
+
+def ece(p: np.ndarray, won: np.ndarray, bins: int = 10) -> float | None:
+    if p.size == 0:
+        return None
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        sel = idx == b
+        if sel.any():
+            total += sel.sum() / p.size * abs(p[sel].mean() - won[sel].mean())
+    return float(total)
+
+
+def reliability(p: np.ndarray, won: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    return [{"p_mean": float(p[idx == b].mean()), "won_rate": float(won[idx == b].mean()), "n": int((idx == b).sum())}
+            for b in range(bins) if (idx == b).any()]
+
+
+def _f(x: Any) -> float | None:
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else float(x)
+
+
+def bet_stats(outcome: np.ndarray, profit: np.ndarray, price: np.ndarray) -> dict[str, Any]:
+    wins = int((outcome == "win").sum())
+    losses = int((outcome == "loss").sum())
+    pushes = int((outcome == "push").sum())
+    n = wins + losses + pushes
+    lo, hi = wilson(wins, wins + losses)
+    roi = float(profit.mean()) if n else None
+    roi_half = float(Z * profit.std(ddof=1) / math.sqrt(n)) if n > 1 else None
+    return {
+        "n_bets": n, "wins": wins, "losses": losses, "pushes": pushes,
+        "hit_rate": wins / (wins + losses) if wins + losses else None,
+        "hit_rate_ci": [lo, hi],
+        "roi": roi,
+        "roi_ci": [roi - roi_half, roi + roi_half] if roi is not None and roi_half is not None else [None, None],
+        "breakeven": float(np.mean(1.0 / (1.0 + payout(price)))) if n else None,
+    }
+
+
+def compute_metrics(grades: pa.Table) -> list[dict[str, Any]]:
+    """One row per (system, market) of a graded run (see the module docstring)."""
+    cols = {name: grades.column(name).to_numpy(zero_copy_only=False) for name in grades.column_names}
+    out = []
+    keys = sorted(set(zip(cols["system_id"], cols["market"], strict=True)))
+    for system_id, market in keys:
+        sel = (cols["system_id"] == system_id) & (cols["market"] == market)
+        pred = cols["predicted_value"][sel].astype(float)
+        actual = np.array([np.nan if v is None else v for v in cols["actual_value"][sel]], dtype=float)
+        line = np.array([np.nan if v is None else v for v in cols["line_value"][sel]], dtype=float)
+        ok = np.isfinite(pred) & np.isfinite(actual)
+        lined = ok & np.isfinite(line)
+        err = pred[ok] - actual[ok]
+        rec = cols["recommendation"][sel]
+        outcome = np.array([o or "" for o in cols["outcome"][sel]], dtype=object)
+        profit = np.array([np.nan if v is None else v for v in cols["profit"][sel]], dtype=float)
+        price = np.array([np.nan if v is None else v for v in
+                          np.where(rec == "OVER", cols["over_price"][sel], cols["under_price"][sel])], dtype=float)
+        is_bet = np.isin(outcome, ["win", "loss", "push"])
+        p_win = np.array([np.nan if v is None else v for v in cols["p_win"][sel]], dtype=float)
+        side_won = np.array([np.nan if v is None else float(v) for v in cols["side_won"][sel]], dtype=float)
+        decided = np.isfinite(p_win) & np.isfinite(side_won)
+        pw, sw = p_win[decided], side_won[decided]
+        pw_c = np.clip(pw, 1e-6, 1 - 1e-6)
+        bets = bet_stats(outcome[is_bet], profit[is_bet], price[is_bet])
+        edge = np.abs(pred - line)
+        by_edge = []
+        for lo, hi in EDGE_BUCKETS:
+            b = is_bet & (edge >= lo) & (edge < hi)
+            by_edge.append({"edge_from": lo, "edge_to": None if math.isinf(hi) else hi,
+                            **bet_stats(outcome[b], profit[b], price[b])})
+        by_direction = [{"direction": d, **bet_stats(outcome[is_bet & (rec == d)], profit[is_bet & (rec == d)],
+                                                     price[is_bet & (rec == d)])} for d in ("OVER", "UNDER")]
+        bet_dec = decided & is_bet & (outcome != "push")
+        tiers = []
+        if lined.any():
+            edges = np.quantile(line[lined], [0.25, 0.5, 0.75])
+            tier = np.searchsorted(edges, line, side="right")
+            for t in range(4):
+                m = lined & (tier == t)
+                if m.any():
+                    tiers.append({"tier": t, "line_from": float(line[m].min()), "line_to": float(line[m].max()),
+                                  "n": int(m.sum()), "mae": float(np.mean(np.abs(pred[m] - actual[m]))),
+                                  "line_mae": float(np.mean(np.abs(line[m] - actual[m])))})
+        out.append({
+            "system_id": str(system_id), "market": str(market),
+            "n": int(ok.sum()),
+            "void": int((~np.isfinite(actual)).sum()),
+            "mae": _f(np.mean(np.abs(err))) if ok.any() else None,
+            "rmse": _f(np.sqrt(np.mean(err**2))) if ok.any() else None,
+            "n_lined": int(lined.sum()),
+            "mae_lined": _f(np.mean(np.abs(pred[lined] - actual[lined]))) if lined.any() else None,
+            "line_mae": _f(np.mean(np.abs(line[lined] - actual[lined]))) if lined.any() else None,
+            **bets,
+            "brier": _f(np.mean((pw - sw) ** 2)) if pw.size else None,
+            "log_loss": _f(-np.mean(sw * np.log(pw_c) + (1 - sw) * np.log(1 - pw_c))) if pw.size else None,
+            "ece": ece(pw, sw),
+            "ece_bets": ece(p_win[bet_dec], side_won[bet_dec]),
+            "n_calibration": int(pw.size),
+            "by_edge": by_edge,
+            "by_direction": by_direction,
+            "by_tier": tiers,
+            "reliability": reliability(pw, sw) if pw.size else [],
+        })
+    return out
+
+
+def cumulative_profit(grades: pa.Table) -> dict[str, list[tuple[str, float]]]:
+    """Per system: (date, cumulative profit in units) after each game day with bets."""
+    cols = {n: grades.column(n).to_pylist() for n in ("system_id", "game_date", "profit")}
+    per: dict[str, dict[str, float]] = {}
+    for sid, day, profit in zip(cols["system_id"], cols["game_date"], cols["profit"], strict=True):
+        if profit is None:
+            continue
+        per.setdefault(sid, {}).setdefault(str(day), 0.0)
+        per[sid][str(day)] += profit
+    result = {}
+    for sid, days in per.items():
+        total = 0.0
+        series = []
+        for day in sorted(days):
+            total += days[day]
+            series.append((day, total))
+        result[sid] = series
+    return result
