@@ -106,11 +106,14 @@ def predict(
 ) -> None:
     """Run the batch of one game date end to end (resumes a running batch of that date)."""
     from nbaprops.ingest.lines import ingest_lines
-    from nbaprops.pipeline.predict import run_batch
+    from nbaprops.pipeline.predict import check_markets, run_batch
+    from nbaprops.systems.training import systems_to_fit
 
     with _errors():
         game_date = _parse_date(date_)
         settings = _settings(db, markets=_split(markets), systems=_split(systems), workers=workers)
+        check_markets(settings.markets)
+        systems_to_fit(list(settings.systems))
         with _storage(settings) as storage:
             if lines:
                 report = ingest_lines(storage, lines)
@@ -230,6 +233,8 @@ def backtest(
             else:
                 assert from_ is not None and to is not None
                 start, end = _parse_date(from_, "--from"), _parse_date(to, "--to")
+            if end < start:
+                raise InputError(f"--to {end} is before --from {start}")
             progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), console=err, disable=as_json, transient=True)
             with progress:
