@@ -37,7 +37,7 @@ out = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
 
-DbOpt = Annotated[Path | None, typer.Option("--db", help="DuckDB file [default: var/nbaprops.duckdb or $NBAPROPS_DB_PATH].")]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default: var/nbaprops.duckdb, or $NBAPROPS_DB_PATH).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
 
@@ -410,7 +410,7 @@ def check_stalled(
 
 @app.command("cleanup-staging")
 def cleanup_staging(
-    older_than_hours: Annotated[float | None, typer.Option(min=0, help="Drop staging older than this [default: 24].")] = None,
+    older_than_hours: Annotated[float | None, typer.Option(min=0, help="Drop staging older than this many hours (default: staging_ttl_hours, 24).")] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -15,8 +15,8 @@ from nbaprops.systems.base import PredictionSystem, column
 
 DEFAULTS = {
     "objective": "l1",
-    "n_estimators": 300,
-    "learning_rate": 0.05,
+    "n_estimators": 150,
+    "learning_rate": 0.1,
     "num_leaves": 31,
     "min_child_samples": 50,
     "colsample_bytree": 0.8,
