@@ -15,16 +15,21 @@ COMMANDS = [[], ["predict"], ["predictions"], ["status"], ["batches"], ["consoli
 MARK = "<!-- generated below by tools/gen_cli_docs.py -->"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Rewrite docs/cli.md, or write the result to the path given as the first argument."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
     runner = CliRunner()
     parts = []
     for cmd in COMMANDS:
         text = runner.invoke(app, [*cmd, "--help"], prog_name="nbaprops", env={"COLUMNS": "100", "NO_COLOR": "1"}, color=False).stdout
         text = re.sub(r"\s+$", "", "\n".join(line.rstrip() for line in text.splitlines()))
         parts.append(f"### `nbaprops {' '.join(cmd)}`\n\n```text\n{text}\n```\n")
-    path = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
-    head = path.read_text().split(MARK)[0] if path.exists() else ""
-    path.write_text(head + MARK + "\n\n" + "\n".join(parts))
+    source = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+    head = source.read_text().split(MARK)[0]
+    target = Path(args[0]) if args else source
+    target.write_text(head + MARK + "\n\n" + "\n".join(parts))
 
 
 if __name__ == "__main__":
