@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DATE   ?= 2025-02-12
 
-.PHONY: run test check lint types bench clean
+.PHONY: run test check lint types bench bench-backtest clean
 
 $(BIN)/nbaprops: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,12 @@ check: $(VENV)/.dev
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
+## bench: the slate and consolidation benchmark (benchmarks/backtest.py is the long one: `make bench-backtest`)
 bench: $(BIN)/nbaprops
 	$(BIN)/python benchmarks/slate.py
+
+bench-backtest: $(BIN)/nbaprops
+	$(BIN)/python benchmarks/backtest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
