@@ -2,6 +2,10 @@
 
 Deterministic by construction: fixed seed, ``deterministic=True``, row-wise histograms, fixed thread count —
 the same rows give the same model and the same predictions.
+
+Hyperparameters were chosen on the 2023-24 season (train 2022-01..2023-12, test 2024-01..04), never on the
+reported 2024-25: 100 trees at 0.12 with 63 bins gave a points MAE of 4.492 against 4.483 for 300 trees at 0.05,
+in a third of the time, which a weekly-retrained full-season backtest needs.
 """
 
 from __future__ import annotations
@@ -15,16 +19,17 @@ from nbaprops.systems.base import PredictionSystem, column
 
 DEFAULTS = {
     "objective": "l1",
-    "n_estimators": 150,
-    "learning_rate": 0.1,
+    "n_estimators": 100,
+    "learning_rate": 0.12,
     "num_leaves": 31,
-    "min_child_samples": 50,
+    "max_bin": 63,
+    "min_child_samples": 100,
     "colsample_bytree": 0.8,
     "reg_lambda": 1.0,
     "random_state": 7,
     "deterministic": True,
     "force_row_wise": True,
-    "n_jobs": 2,
+    "n_jobs": 1,  # on 2 shared cores one thread is faster than two fighting DuckDB's and each other
     "verbose": -1,
 }
 
