@@ -17,7 +17,7 @@ from pathlib import Path
 from nbaprops.errors import InputError
 from nbaprops.ingest._report import IngestReport, file_sha256
 from nbaprops.ingest._validate import Field, check_values, parse_sql, read_text_table, resolve_columns
-from nbaprops.ingest.names import lookup_sql
+from nbaprops.ingest.names import KNOWN_ALIASES, lookup_sql
 from nbaprops.storage.duckdb import DuckDBStorage
 
 log = logging.getLogger(__name__)
@@ -199,8 +199,18 @@ def ingest_boxscores(storage: DuckDBStorage, paths: Sequence[Path | str], *, kin
     return IngestReport(kind, tuple(str(p) for p, _, _ in staged), sum(n for *_, n in staged), added)
 
 
+def ensure_aliases(storage: DuckDBStorage) -> None:
+    """Insert :data:`~nbaprops.ingest.names.KNOWN_ALIASES` that are not stored yet."""
+    values = ", ".join(f"('{a}', '{p}')" for a, p in sorted(KNOWN_ALIASES.items()))
+    storage.execute(f"INSERT INTO player_aliases SELECT * FROM (VALUES {values}) ON CONFLICT DO NOTHING")
+
+
 def ensure_boxscores(storage: DuckDBStorage) -> int:
-    """Load the shipped seasons when the database holds no box scores yet; returns rows added."""
+    """Load the shipped seasons when the database holds no box scores yet; returns rows added.
+
+    Also seeds ``player_aliases`` with the known sportsbook spellings (existing aliases are kept).
+    """
+    ensure_aliases(storage)
     if storage.scalar("SELECT count(*) FROM box_scores"):
         return 0
     if not SHIPPED_BOXSCORES.exists():
