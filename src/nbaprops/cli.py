@@ -313,7 +313,7 @@ def batches(
         settings = _settings(db)
         with _storage(settings) as storage:
             storage.ensure_schema()
-            rows = []
+            rows: list[dict[str, Any]] = []
             for info in ledger.list_batches(storage, game_date=day):
                 rows.append({"batch_id": info.batch_id, "game_date": info.game_date.isoformat(), "state": info.state,
                              "requests": ledger.progress(storage, info.batch_id),

@@ -126,7 +126,7 @@ def profit_svg(curves: dict[str, list[tuple[str, float]]]) -> str:
         body.append('<polyline fill="none" stroke="{}" points="{}"/>'.format(
             c, " ".join(f"{_sx(k, 0, max(n - 1, 1)):.1f},{_sy(y, lo, hi):.1f}" for k, (_, y) in enumerate(series))))
     first = next(iter(curves.values()))
-    ticks = [(0, first[0][0]), (max(n - 1, 1), first[-1][0])] if first else None
+    ticks = [(0.0, first[0][0]), (float(max(n - 1, 1)), first[-1][0])] if first else None
     return _frame("Cumulative profit (units, 1 per bet)", "game day", "units", (0, max(n - 1, 1)), (lo, hi),
                   "".join(body), legend, ticks)
 

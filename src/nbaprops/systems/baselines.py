@@ -66,4 +66,4 @@ class Matchup(PredictionSystem):
     def _predict_values(self, features: pa.Table) -> np.ndarray:
         base, opp, pace = self._context(features)
         pace_rel = np.nan_to_num(pace / self.league_pace_ - 1.0)
-        return base * (1.0 + self.coef_[0] * opp + self.coef_[1] * pace_rel)
+        return np.asarray(base * (1.0 + self.coef_[0] * opp + self.coef_[1] * pace_rel), dtype=np.float64)

@@ -23,7 +23,7 @@ _EPS = 1e-4
 
 def _logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(p, _EPS, 1 - _EPS)
-    return np.log(q / (1 - q))
+    return np.asarray(np.log(q / (1 - q)), dtype=np.float64)
 
 
 @dataclass
