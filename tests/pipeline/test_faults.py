@@ -330,3 +330,18 @@ def test_outcomes_for_unknown_players_commit_nothing(coordinator: Coordinator, c
     result = ledger.commit(coordinator.storage, batch_id, owner="nobody",
                            outcomes=[RequestOutcome("not-a-player", 1, "done")], staged_rows=None, clock=clock)
     assert result.committed == () and result.lost == ("not-a-player",)
+
+
+def test_past_the_deadline_the_batch_ends_partial_listing_the_missing(
+    coordinator: Coordinator, clock: ManualClock
+) -> None:
+    batch_id = start_slate(coordinator, teams=2)
+    ledger.claim(coordinator.storage, batch_id, owner=f"{coordinator.owner_prefix}:dead", limit=6,
+                 lease_seconds=60, clock=clock)  # a worker that never comes back
+    clock.advance(SETTINGS.batch_deadline_minutes * 60 + 1)
+    coordinator.run(batch_id, Last10Predictor(SLATE_DATE, clock, batch_id), poll_seconds=0.0)
+    summary = coordinator.finish(batch_id)
+    assert summary.state == "partial"
+    missing = [m for m in summary.missing if m["error_code"] == "deadline_exceeded"]
+    assert missing and summary.requests["failed"] == len(missing)
+    assert_invariants(coordinator.storage, batch_id, clock=clock)
