@@ -286,6 +286,7 @@ PREDICTION_GRADES = Table(
         _c("profit", "DOUBLE", "profit per unit staked at the offered price"),
         _c("p_win", "DOUBLE", "calibrated probability the recommended side wins (else the likelier side)"),
         _c("side", "VARCHAR", "over or under: the side p_win and the outcome refer to"),
+        _c("p_over_raw", "DOUBLE", "uncalibrated P(over), what later calibrations learn from"),
         _c("side_won", "BOOLEAN", "did that side win (NULL on a push, a void or without a line)"),
         _c("predicted_std", "DOUBLE", "error spread used for P(over)"),
         _c("sportsbook", "VARCHAR", ""),

@@ -5,7 +5,9 @@ For each step of ``retrain_days`` (default 7) game days: fit the systems on game
 batch would request (:func:`~nbaprops.pipeline.coordinator.expected_players`: recently active players of the
 scheduled teams plus anyone with a line posted by the prediction time), their point-in-time features, the
 consensus line posted by the prediction time (:func:`~nbaprops.ingest.lines.select_lines`), and the rows the
-batch would stage (:func:`~nbaprops.pipeline.predict.prediction_rows`). Features of all targets are built in
+batch would stage (:func:`~nbaprops.pipeline.predict.prediction_rows`). Each step is graded as soon as it is
+predicted; from the step on which the run's earlier graded rows with a line number at least 50, P(over) is
+calibrated on them (out of time: all dated before the step) instead of on the training window's held-out rows. Features of all targets are built in
 one query; each row is as of its own date (the leakage tests prove it equals a per-day build).
 
 Grading joins the real box score: a player without one did not play and his rows are void (never a loss). A
@@ -36,6 +38,7 @@ from nbaprops.pipeline.coordinator import default_as_of, expected_players
 from nbaprops.pipeline.ledger import Lease, PlayerRequest
 from nbaprops.pipeline.predict import prediction_rows
 from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.systems.calibration import MIN_ROWS, Calibrator
 from nbaprops.systems.training import systems_to_fit, train_market
 
 log = logging.getLogger(__name__)
@@ -124,11 +127,19 @@ def run_backtest(
     step_starts = days[::retrain_days]
     tables: list[pa.Table] = []
     models: list[dict[str, Any]] = []
+    graded_steps = 0
     for k, step_start in enumerate(step_starts):
         if on_step:
             on_step(k, len(step_starts), step_start)
         bundle = train_market(storage, market, step_start, system_ids=systems_to_fit(list(systems)),
                               train_days=train_days, training=training)
+        # Calibrate on this run's own graded rows of earlier steps (out of time) once there are enough.
+        for sid in systems:
+            cal = graded_calibrator(storage, run_id, sid, before=step_start)
+            if cal is not None:
+                bundle.calibrators[sid] = cal
+        bundle.meta = {**bundle.meta, "calibration_used": {sid: bundle.calibrators[sid].method for sid in systems},
+                       "calibration_rows": {sid: bundle.calibrators[sid].n for sid in systems}}
         models.append(bundle.meta)
         step_days = days[k * retrain_days:(k + 1) * retrain_days]
         lines_all = {d: select_lines(storage, d, [market], as_of=default_as_of(
@@ -147,16 +158,34 @@ def run_backtest(
                 lines=lines_all[day], market=market, batch_id=run_id, game_date=day, ev_margin=settings.ev_margin,
                 now=datetime.now(UTC),
             )
+        if tables:  # grade the step now: its results may calibrate the next steps (they are in the past then)
+            grade(storage, pa.concat_tables(tables), run_id=run_id, stat=stat)
+            graded_steps += 1
+            tables = []
     if on_step:
         on_step(len(step_starts), len(step_starts), days[-1])
-    rows = pa.concat_tables(tables) if tables else None
-    if rows is None:
+    if not graded_steps:
         raise InputError(f"nothing to predict between {start} and {end}")
-    grades = grade(storage, rows, run_id=run_id, stat=stat)
+    grades = storage.arrow(
+        "SELECT * FROM prediction_grades WHERE run_id = ? ORDER BY game_date, system_id, player_lookup", [run_id])
     return BacktestResult(run_id, market, days[0], days[-1], len(step_starts), len(days), grades, models)
 
 
-def grade(storage: DuckDBStorage, rows: pa.Table, *, run_id: str, stat: str) -> pa.Table:
+def graded_calibrator(storage: DuckDBStorage, run_id: str, system_id: str, *, before: date) -> Calibrator | None:
+    """A calibrator fitted on the run's graded rows dated before ``before`` (None below ``MIN_ROWS``)."""
+    rows = storage.fetchall(
+        """SELECT p_over_raw, CAST(actual_value > line_value AS DOUBLE) FROM prediction_grades
+           WHERE run_id = ? AND system_id = ? AND game_date < ? AND p_over_raw IS NOT NULL
+             AND actual_value IS NOT NULL AND line_value IS NOT NULL AND actual_value <> line_value""",
+        [run_id, system_id, before],
+    )
+    if len(rows) < MIN_ROWS:
+        return None
+    data = np.asarray(rows, dtype=np.float64)
+    return Calibrator.fit(data[:, 0], data[:, 1])
+
+
+def grade(storage: DuckDBStorage, rows: pa.Table, *, run_id: str, stat: str) -> None:
     """Grade prediction rows against the box scores and store them in ``prediction_grades``."""
     expr = "b.pts + b.reb + b.ast" if stat == "pra" else f"b.{stat}"
     cur = storage.cursor()
@@ -190,11 +219,9 @@ def grade(storage: DuckDBStorage, rows: pa.Table, *, run_id: str, stat: str) -> 
                                 WHEN actual = line_value THEN 0.0
                                 WHEN side_won THEN CASE WHEN price > 0 THEN price / 100.0 ELSE 100.0 / abs(price) END
                                 ELSE -1.0 END AS profit,
-                           confidence_score AS p_win, side, side_won,
+                           confidence_score AS p_win, side, p_over_raw, side_won,
                            predicted_std, sportsbook, over_price, under_price, model_version, now() AS graded_at
                     FROM s"""
             )
-        return storage.arrow("SELECT * FROM prediction_grades WHERE run_id = ? ORDER BY game_date, system_id, player_lookup",
-                             [run_id])
     finally:
         cur.unregister("__rows")

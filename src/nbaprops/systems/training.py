@@ -150,7 +150,7 @@ def train_market(
             "holdout_mae": float(np.mean(np.abs(ho[ok] - y_ho[ok]))) if ok.any() else None,
             "spread_by_tier": {"edges": list(system.spread_.edges), "stds": list(system.spread_.stds)},
             "calibration": {"method": cal.method, "rows": cal.n},
-            **({"weights": dict(zip(COMPONENTS, map(float, system.weights_), strict=True))}
+            **({"weights": dict(zip(COMPONENTS, map(float, system.weights_), strict=True))}  # type: ignore[attr-defined]
                if sid == "ensemble" else {}),
         }
     meta = {
