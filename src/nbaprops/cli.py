@@ -84,6 +84,17 @@ def _storage(settings: Settings, *, read_only: bool = False) -> Iterator[DuckDBS
         storage.close()
 
 
+def _operate(db: Path | None, as_json: bool, title: str, action: Callable[[DuckDBStorage, Settings], dict[str, Any]]
+             ) -> None:
+    """Open the database, run one operation, print its result as a table or JSON."""
+    with _errors():
+        settings = _settings(db)
+        with _storage(settings) as storage:
+            storage.ensure_schema()
+            result = action(storage, settings)
+        _emit(result, as_json, lambda: out.print(_kv_table(title, result)))
+
+
 def _kv_table(title: str, rows: dict[str, Any]) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
     for key, value in rows.items():
@@ -383,12 +394,8 @@ def consolidate(
     """Force-complete a batch: end open requests `failed`, merge staging, drop it (a rerun changes nothing)."""
     from nbaprops.pipeline import Coordinator
 
-    with _errors():
-        settings = _settings(db)
-        with _storage(settings) as storage:
-            storage.ensure_schema()
-            summary = Coordinator(storage, settings).finish(batch_id, force_partial=True).as_dict()
-        _emit(summary, as_json, lambda: out.print(_kv_table(f"Batch {batch_id}", summary)))
+    _operate(db, as_json, f"Batch {batch_id}",
+             lambda storage, settings: Coordinator(storage, settings).finish(batch_id, force_partial=True).as_dict())
 
 
 @app.command("check-stalled")
@@ -400,12 +407,8 @@ def check_stalled(
     """Reclaim expired leases and finish batches past their deadline."""
     from nbaprops.pipeline import Coordinator
 
-    with _errors():
-        settings = _settings(db)
-        with _storage(settings) as storage:
-            storage.ensure_schema()
-            result = Coordinator(storage, settings).check_stalled(stall_minutes=stall_minutes)
-        _emit(result, as_json, lambda: out.print(_kv_table("check-stalled", result)))
+    _operate(db, as_json, "check-stalled",
+             lambda storage, settings: Coordinator(storage, settings).check_stalled(stall_minutes=stall_minutes))
 
 
 @app.command("cleanup-staging")
@@ -417,13 +420,11 @@ def cleanup_staging(
     """Drop staging tables older than the TTL and report what was dropped."""
     from nbaprops.pipeline import cleanup_staging as cleanup
 
-    with _errors():
-        settings = _settings(db)
-        with _storage(settings) as storage:
-            storage.ensure_schema()
-            hours = settings.staging_ttl_hours if older_than_hours is None else older_than_hours
-            result = cleanup(storage, older_than_hours=hours, clock=SystemClock()).as_dict()
-        _emit(result, as_json, lambda: out.print(_kv_table("cleanup-staging", result)))
+    def action(storage: DuckDBStorage, settings: Settings) -> dict[str, Any]:
+        hours = settings.staging_ttl_hours if older_than_hours is None else older_than_hours
+        return cleanup(storage, older_than_hours=hours, clock=SystemClock()).as_dict()
+
+    _operate(db, as_json, "cleanup-staging", action)
 
 
 # -- ingest ----------------------------------------------------------------------------------------

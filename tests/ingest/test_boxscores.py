@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from tests.ingest.csvfiles import write_csv as _write
 
 from nbaprops.errors import InputError
 from nbaprops.ingest.boxscores import ingest_boxscores
@@ -23,14 +24,6 @@ def season_rows() -> list[dict[str, str]]:
     with SEASON_CSV.open(newline="") as handle:
         reader = csv.DictReader(handle)
         return [row for _, row in zip(range(200), reader, strict=False)]
-
-
-def _write(path: Path, rows: list[dict[str, str]]) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def _state(storage: DuckDBStorage) -> tuple[int, int, int]:

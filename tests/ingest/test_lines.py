@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from tests.ingest.csvfiles import write_csv as _write
 
 from nbaprops.errors import InputError
 from nbaprops.ingest.lines import ingest_lines, select_lines
@@ -19,14 +20,6 @@ from nbaprops.storage.duckdb import DuckDBStorage
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
-
-
-def _write(path: Path, rows: list[dict[str, str]], fields: list[str] | None = None) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields or list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def _counts(storage: DuckDBStorage) -> tuple[int, int, int]:

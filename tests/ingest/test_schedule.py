@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from tests.ingest.csvfiles import write_csv as _write
 
 from nbaprops.errors import InputError
 from nbaprops.ingest.lines import ingest_lines
@@ -14,14 +15,6 @@ from nbaprops.ingest.schedule import games_for_date, ingest_schedule
 from nbaprops.storage.duckdb import DuckDBStorage
 
 DAY = date(2024, 11, 1)  # in the 2024-25 PRA file and in the box scores
-
-
-def _write(path: Path, rows: list[dict[str, str]]) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def _box_games(storage: DuckDBStorage, day: date) -> dict[tuple[str, str], str]:
