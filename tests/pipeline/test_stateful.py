@@ -45,6 +45,7 @@ from nbaprops.config import Settings
 from nbaprops.errors import ContractError
 from nbaprops.pipeline import Coordinator, Lease, ledger
 from nbaprops.storage import open_storage
+from nbaprops.storage.duckdb import DuckDBStorage
 
 SETTINGS = Settings(workers=1, chunk_size=4, lease_seconds=60, lease_grace_seconds=0, max_attempts=3)
 WORKERS = (0, 1, 2)
@@ -258,6 +259,7 @@ class LedgerMachine(RuleBasedStateMachine):
     # -- invariants ----------------------------------------------------------------------------
     @invariant()
     def count_steps(self) -> None:
+        """Invariants run once after every step: count the steps (``force_consolidate`` waits for some)."""
         self.steps += 1
 
     @invariant()
@@ -354,3 +356,34 @@ class LedgerMachine(RuleBasedStateMachine):
 
 def test_ledger_state_machine(loaded_db_file: Path) -> None:
     run_state_machine_as_test(lambda: LedgerMachine(loaded_db_file), settings=MACHINE_SETTINGS)
+
+
+def test_a_commit_mixing_a_stale_and_the_live_attempt_stages_only_the_live_rows(storage: DuckDBStorage) -> None:
+    """Found by the machine above when ``complete`` committed all of a worker's chunks in one call.
+
+    One worker holds a stale lease (attempt 1) and the live lease (attempt 2) of the same request and reports
+    both in one commit. Before the fix the attempt-1 row was staged too and counted in ``rows_staged``, and the
+    stale outcome was not reported in ``lost``: ``commit`` matched rows by player only. It now matches by
+    (player, attempt).
+    """
+    clock = ManualClock()
+    coordinator = Coordinator(storage, SETTINGS, clock=clock)
+    batch_id = start_slate(coordinator, teams=2)
+    owner = f"{coordinator.owner_prefix}:w0"
+    stale = ledger.claim(storage, batch_id, owner=owner, limit=1, lease_seconds=60, clock=clock)
+    clock.advance(61)
+    assert coordinator.sweep(batch_id).reclaimed == 1
+    live = ledger.claim(storage, batch_id, owner=owner, limit=1, lease_seconds=60, clock=clock)
+    assert [(lease.player_lookup, lease.attempt) for lease in stale + live] == [(stale[0].player_lookup, 1),
+                                                                                  (stale[0].player_lookup, 2)]
+    chunk = Last10Predictor(SLATE_DATE, clock, batch_id).predict_chunk(storage, stale + live)
+    assert chunk.rows is not None and chunk.rows.num_rows == 2  # one row per lease, attempts 1 and 2
+    result = ledger.commit(storage, batch_id, owner=owner, outcomes=chunk.outcomes, staged_rows=chunk.rows,
+                           clock=clock)
+    assert result.committed == (live[0].player_lookup,)
+    assert result.lost == (stale[0].player_lookup,)  # the stale attempt's outcome is reported lost
+    staged = storage.fetchall(f'SELECT attempt FROM "{schema.staging_table_name(batch_id)}"')
+    assert staged == [(2,)], f"rows of the stale attempt were staged: {staged}"
+    assert result.rows_staged == 1
+    coordinator.finish(batch_id, force_partial=True)
+    assert_invariants(storage, batch_id, clock=clock)

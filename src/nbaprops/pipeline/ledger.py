@@ -258,8 +258,8 @@ def commit(
     )
     with storage.transaction() as tx:
         tx.register("__outcomes", outcome_table)
-        committed = {
-            r[0]
+        committed: set[tuple[str, int]] = {
+            (r[0], int(r[1]))
             for r in tx.execute(
                 """UPDATE prediction_requests r SET state = o.new_state, error_code = o.error_code,
                           error_message = o.error_message, lease_owner = NULL, lease_expires_at = NULL,
@@ -267,7 +267,7 @@ def commit(
                    FROM __outcomes o
                    WHERE r.batch_id = ? AND r.player_lookup = o.player_lookup AND r.attempt = o.attempt
                      AND r.state = 'leased' AND r.lease_owner = ?
-                   RETURNING r.player_lookup""",
+                   RETURNING r.player_lookup, r.attempt""",
                 [now, batch_id, owner],
             ).fetchall()
         }
@@ -275,27 +275,31 @@ def commit(
         n_rows = 0
         if staged_rows is not None and staged_rows.num_rows and committed:
             tx.register("__staged", staged_rows)
-            keep = pa.table({"player_lookup": pa.array(sorted(committed), pa.string())})
+            pairs = sorted(committed)
+            keep = pa.table({"player_lookup": pa.array([p for p, _ in pairs], pa.string()),
+                             "attempt": pa.array([a for _, a in pairs], pa.int32())})
             tx.register("__committed", keep)
+            # Only the rows of the attempt that committed (a caller may mix a stale and a live attempt).
             n_rows = int(
                 tx.execute(
                     f'INSERT INTO "{info.staging_table}" BY NAME SELECT s.* FROM __staged s '
-                    "SEMI JOIN __committed c ON s.player_lookup = c.player_lookup"
+                    "SEMI JOIN __committed c ON s.player_lookup = c.player_lookup AND s.attempt = c.attempt"
                 ).fetchone()[0]  # type: ignore[index]
             )
             tx.execute(
-                """UPDATE prediction_requests r SET rows_staged = n FROM (
-                       SELECT player_lookup, count(*) AS n FROM __staged GROUP BY player_lookup) s
-                   WHERE r.batch_id = ? AND r.player_lookup = s.player_lookup
-                     AND r.player_lookup IN (SELECT player_lookup FROM __committed)""",
+                """UPDATE prediction_requests r SET rows_staged = s.n FROM (
+                       SELECT s.player_lookup, s.attempt, count(*) AS n FROM __staged s
+                       SEMI JOIN __committed c ON s.player_lookup = c.player_lookup AND s.attempt = c.attempt
+                       GROUP BY ALL) s
+                   WHERE r.batch_id = ? AND r.player_lookup = s.player_lookup AND r.attempt = s.attempt""",
                 [batch_id],
             )
             tx.unregister("__staged")
             tx.unregister("__committed")
-    lost = tuple(sorted(o.player_lookup for o in outcomes if o.player_lookup not in committed))
+    lost = tuple(sorted(o.player_lookup for o in outcomes if (o.player_lookup, o.attempt) not in committed))
     if lost:
         log.warning("batch %s: %d request(s) lost their lease before commit: %s", batch_id, len(lost), lost[:5])
-    return CommitResult(tuple(sorted(committed)), lost, n_rows)
+    return CommitResult(tuple(sorted({p for p, _ in committed})), lost, n_rows)
 
 
 def release(storage: DuckDBStorage, batch_id: str, leases: Sequence[Lease], *, clock: Clock) -> int:
