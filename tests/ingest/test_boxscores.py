@@ -71,3 +71,15 @@ def test_bad_boxscores_are_refused(storage: DuckDBStorage, season_rows: list[dic
     if value is not None:
         assert err.row == 18 and "line 18" in str(err)
     assert _state(storage) == before
+
+
+def test_a_stored_game_with_other_values_is_refused(storage: DuckDBStorage, season_rows: list[dict[str, str]],
+                                                    tmp_path: Path) -> None:
+    rows = [dict(r) for r in season_rows[:10]]
+    rows[3]["PTS"] = str(int(rows[3]["PTS"]) + 7)  # same (PLAYER_ID, GAME_ID) as stored, different points
+    path = _write(tmp_path / "conflict.csv", rows)
+    before = _state(storage)
+    with pytest.raises(InputError) as info:
+        ingest_boxscores(storage, [path])
+    assert "conflict.csv" in str(info.value)
+    assert _state(storage) == before
