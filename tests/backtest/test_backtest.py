@@ -3,28 +3,38 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import PRA_LINES
 
 from nbaprops.backtest import compute_metrics, run_backtest
 from nbaprops.backtest.metrics import ece, wilson
 from nbaprops.config import Settings
 from nbaprops.ingest.lines import ingest_lines
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage import open_storage
 
 START, END = date(2025, 1, 20), date(2025, 1, 29)
 SYSTEMS = ["moving_average", "matchup"]
 
 
-@pytest.fixture
-def graded(storage: DuckDBStorage, pra_lines: dict[str, Path]):  # type: ignore[no-untyped-def]
-    ingest_lines(storage, [pra_lines["2024-25"]])
+@pytest.fixture(scope="module")
+def graded(loaded_db_file: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One short walk-forward on real PRA lines, shared by the tests of this module (read only)."""
+    lines = PRA_LINES["2024-25"]
+    if not lines.exists():
+        pytest.skip(f"shared data not found: {lines}; set NBAPROPS_SHARED_DATA")
+    path = tmp_path_factory.mktemp("backtest") / "bt.duckdb"
+    shutil.copyfile(loaded_db_file, path)
+    storage = open_storage(path)
+    ingest_lines(storage, [lines])
     result = run_backtest(storage, Settings(), market="pra", start=START, end=END, systems=SYSTEMS,
                           retrain_days=4, train_days=90)
-    return storage, result
+    yield storage, result
+    storage.close()
 
 
 def test_each_step_trains_only_on_games_before_it(graded) -> None:  # type: ignore[no-untyped-def]
@@ -91,3 +101,21 @@ def test_interval_and_calibration_helpers() -> None:
     p = np.array([0.55] * 100)
     assert ece(p, np.array([1.0] * 55 + [0.0] * 45)) == pytest.approx(0.0)
     assert ece(p, np.ones(100)) == pytest.approx(0.45)
+
+
+def test_report_is_one_self_contained_html_with_four_plots(graded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import xml.etree.ElementTree as ET
+
+    from nbaprops.backtest import cumulative_profit, write_report
+
+    _, result = graded
+    payload = {"run_id": result.run_id, "market": "pra", "start": str(result.start), "end": str(result.end),
+               "days": result.days, "steps": result.steps, "retrain_days": 4,
+               "metrics": compute_metrics(result.grades)}
+    path = write_report(tmp_path / "r.html", payload, cumulative_profit(result.grades))
+    text = path.read_text()
+    assert "<script" not in text and "http://" not in text.replace("http://www.w3.org/2000/svg", "")
+    svgs = [s.split("</svg>")[0] + "</svg>" for s in text.split("<svg")[1:]]
+    assert len(svgs) == 4
+    titles = [ET.fromstring("<svg" + s).find("{http://www.w3.org/2000/svg}text").text for s in svgs]  # type: ignore[union-attr]
+    assert [t.split(" ")[0] for t in titles] == ["Reliability", "Hit", "MAE", "Cumulative"]
