@@ -26,6 +26,8 @@ Definitions that are not obvious:
 - ``teammates_out_*``: regulars — players with at least 5 appearances and 24+ minutes on average in the
   team's 10 games before its last game — who did not play the team's last game before the date (the player
   himself excluded); ``_usage`` sums their usage rates.
+- ``team_games_missed``: the team's games since the player's last game for it (a player back from an absence
+  plays fewer minutes); NULL when his last game was for another team.
 - ``games_total``: the player's games in the 730 days up to his last game (a bounded window, so a slate and
   a training row see the same figure whatever history the query loaded).
 - ``early_season_flag``: fewer than 5 games this season; ``feature_quality_score`` (0-100): 60 points for
@@ -93,7 +95,7 @@ def features_sql(box: str, targets: str) -> str:
     last_season = ",\n".join(f"avg({_STAT_EXPR[s]}) AS {s}_last_season_avg" for s in STATS)
     stat_cols = []
     for s in STATS:
-        stat_cols += [f"h.{s}_avg3", f"h.{s}_avg5", f"h.{s}_avg10",
+        stat_cols += [f"h.{s}_last1", f"h.{s}_avg3", f"h.{s}_avg5", f"h.{s}_avg10",
                       f"CASE WHEN h.season_year = t.season_year THEN h.{s}_season_avg END AS {s}_season_avg",
                       f"ls.{s}_last_season_avg", f"h.{s}_std10", f"h.{s}_per_min10",
                       f"oa.opp_allowed_{s}_rel"]
@@ -109,6 +111,9 @@ team_game AS (
            {allowed}
     FROM box GROUP BY game_id, team
 ),
+team_seq AS (
+    SELECT t.*, row_number() OVER (PARTITION BY team ORDER BY game_date, game_id) AS seq FROM team_game t
+),
 player_game AS (
     SELECT b.*, (b.pts + b.reb + b.ast) AS pra,
            CASE WHEN b.minutes > 0 AND (tg.t_fga + 0.44 * tg.t_fta + tg.t_tov) > 0
@@ -116,11 +121,13 @@ player_game AS (
            END AS usage,
            b.fga / nullif(tg.t_fga, 0) AS shot_share,
            CAST(row_number() OVER (PARTITION BY b.game_id, b.team ORDER BY b.minutes DESC, b.player_id) <= 5 AS INTEGER)
-               AS started
-    FROM box b JOIN team_game tg ON tg.game_id = b.game_id AND tg.team = b.team
+               AS started,
+           tg.seq AS team_seq_at
+    FROM box b JOIN team_seq tg ON tg.game_id = b.game_id AND tg.team = b.team
 ),
 hist AS (
-    SELECT player_id, game_date, season_year, team,
+    SELECT player_id, game_date, season_year, team, team_seq_at, minutes AS min_last1,
+           {",".join(f"{_STAT_EXPR[s]} AS {s}_last1" for s in STATS)},
            {",".join(roll)},
            avg(minutes) {w3} AS min_avg3,
            avg(minutes) {w10} AS min_avg10,
@@ -134,9 +141,6 @@ hist AS (
 ),
 last_season AS (
     SELECT player_id, season_year, {last_season} FROM box GROUP BY player_id, season_year
-),
-team_seq AS (
-    SELECT t.*, row_number() OVER (PARTITION BY team ORDER BY game_date, game_id) AS seq FROM team_game t
 ),
 team_roll AS (
     SELECT t.team, t.game_date, t.seq,
@@ -177,7 +181,8 @@ joined AS (
            CASE WHEN h.season_year = t.season_year THEN h.games_season ELSE 0 END AS games_season,
            coalesce(h.games_total, 0) AS games_total,
            h.usage_rate10, h.shot_share10, h.starter_proxy,
-           tr.pace10 AS team_pace10, tr.seq AS team_seq, oa.pace10 AS opp_pace10,
+           tr.pace10 AS team_pace10, tr.seq AS team_seq, oa.pace10 AS opp_pace10, h.min_last1,
+           CASE WHEN h.team = t.team THEN tr.seq - h.team_seq_at END AS team_games_missed,
            {",".join(stat_cols)}
     FROM tgt t
     ASOF LEFT JOIN hist h ON h.player_id = t.player_id AND h.game_date < t.game_date

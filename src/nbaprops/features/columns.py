@@ -6,7 +6,7 @@ it is stored on every prediction row.
 
 from __future__ import annotations
 
-FEATURE_VERSION = "fv1"
+FEATURE_VERSION = "fv2"
 
 # market -> box-score stat it predicts ("pra" = pts + reb + ast)
 MARKET_STAT: dict[str, str] = {"points": "pts", "rebounds": "reb", "assists": "ast", "threes": "fg3m", "pra": "pra"}
@@ -19,6 +19,7 @@ TARGET_COLUMNS: tuple[str, ...] = ("player_id", "player_lookup", "game_date", "t
 def stat_features(stat: str) -> tuple[str, ...]:
     """Per-stat features for ``stat`` (one of :data:`STATS`)."""
     return (
+        f"{stat}_last1",  # the last game before the date
         f"{stat}_avg3",  # mean of the last 3 games before the date
         f"{stat}_avg5",
         f"{stat}_avg10",
@@ -32,6 +33,7 @@ def stat_features(stat: str) -> tuple[str, ...]:
 
 COMMON_FEATURES: tuple[str, ...] = (
     "is_home",
+    "min_last1",
     "min_avg3",
     "min_avg10",
     "min_season_avg",
@@ -48,6 +50,7 @@ COMMON_FEATURES: tuple[str, ...] = (
     "opp_pace10",
     "teammates_out_count",  # regulars (>= 24 min avg) of the team who missed the team's last game
     "teammates_out_usage",  # their summed usage share
+    "team_games_missed",  # team games since the player's last game for the team
 )
 
 QUALITY_COLUMNS: tuple[str, ...] = ("early_season_flag", "feature_quality_score", "feature_count")
