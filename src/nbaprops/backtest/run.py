@@ -36,7 +36,7 @@ from nbaprops.ingest.lines import select_lines
 from nbaprops.ingest.schedule import games_for_date
 from nbaprops.pipeline.coordinator import default_as_of, expected_players
 from nbaprops.pipeline.ledger import Lease, PlayerRequest
-from nbaprops.pipeline.predict import prediction_rows
+from nbaprops.pipeline.predict import line_players, prediction_rows
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.systems.calibration import MIN_ROWS, Calibrator
 from nbaprops.systems.training import systems_to_fit, train_market
@@ -65,16 +65,15 @@ def season_range(storage: DuckDBStorage, season: str) -> tuple[date, date]:
     return row[0], row[1]
 
 
+def _as_of(day: date) -> datetime:
+    """The prediction time the daily batch uses for ``day`` once it is in the past."""
+    return default_as_of(day, ManualClock(datetime.combine(day + timedelta(days=2), datetime.min.time(), UTC)))
+
+
 def _requests(storage: DuckDBStorage, day: date, market: str, recent_days: int) -> list[PlayerRequest]:
-    as_of = default_as_of(day, ManualClock(datetime.combine(day + timedelta(days=2), datetime.min.time(), UTC)))
     games = games_for_date(storage, day)
-    line_players = storage.arrow(
-        """SELECT DISTINCT ON (player_lookup) player_lookup, player_name, team, opponent, home_team, away_team
-           FROM prop_lines WHERE game_date = ? AND market = ? AND (posted_at IS NULL OR posted_at <= ?)
-           ORDER BY player_lookup, posted_at DESC""",
-        [day, market, as_of],
-    )
-    return expected_players(storage, day, games, recent_days=recent_days, line_players=line_players)
+    return expected_players(storage, day, games, recent_days=recent_days,
+                            line_players=line_players(storage, day, [market], _as_of(day)))
 
 
 def run_backtest(
@@ -142,8 +141,7 @@ def run_backtest(
                        "calibration_rows": {sid: bundle.calibrators[sid].n for sid in systems}}
         models.append(bundle.meta)
         step_days = days[k * retrain_days:(k + 1) * retrain_days]
-        lines_all = {d: select_lines(storage, d, [market], as_of=default_as_of(
-            d, ManualClock(datetime.combine(d + timedelta(days=2), datetime.min.time(), UTC)))) for d in step_days}
+        lines_all = {d: select_lines(storage, d, [market], as_of=_as_of(d)) for d in step_days}
         for day in step_days:
             i = days.index(day)
             lo, hi = int(offsets[i]), int(offsets[i + 1])

@@ -43,7 +43,6 @@ import pyarrow as pa
 
 from nbaprops.errors import InputError
 from nbaprops.features.columns import (
-    COMMON_FEATURES,
     FEATURE_COLUMNS,
     FEATURE_VERSION,
     MARKET_STAT,
@@ -300,5 +299,3 @@ def build_training_set(
         feats = feats.append_column(name, targets.column(name))
     return feats
 
-
-COMMON = COMMON_FEATURES  # re-exported for systems that only use the shared context

@@ -179,6 +179,16 @@ def prediction_rows(
     return tables
 
 
+def line_players(storage: DuckDBStorage, game_date: date, markets: Sequence[str], as_of: datetime) -> pa.Table:
+    """Players with a line in ``markets`` on ``game_date`` posted by ``as_of`` (their latest row's teams)."""
+    return storage.arrow(
+        """SELECT DISTINCT ON (player_lookup) player_lookup, player_name, team, opponent, home_team, away_team
+           FROM prop_lines WHERE game_date = ? AND list_contains(?, market)
+             AND (posted_at IS NULL OR posted_at <= ?) ORDER BY player_lookup, posted_at DESC""",
+        [game_date, list(markets), as_of],
+    )
+
+
 def ensure_bundles(
     storage: DuckDBStorage, settings: Settings, game_date: date, markets: Sequence[str], systems: Sequence[str],
     *, train_days: int, on_message: Callable[[str], None] | None = None,
@@ -247,17 +257,12 @@ def run_batch(
     games = games_for_date(storage, game_date)
     source = games.column("source")[0].as_py() if games.num_rows else "none"
     lines = select_lines(storage, game_date, markets, as_of=as_of)
-    line_players = storage.arrow(
-        """SELECT DISTINCT ON (player_lookup) player_lookup, player_name, team, opponent, home_team, away_team
-           FROM prop_lines WHERE game_date = ? AND list_contains(?, market)
-             AND (posted_at IS NULL OR posted_at <= ?) ORDER BY player_lookup, posted_at DESC""",
-        [game_date, list(markets), as_of],
-    )
+    players_with_lines = line_players(storage, game_date, markets, as_of)
     if bundles is None:
         bundles = ensure_bundles(storage, settings, game_date, markets, systems, train_days=train_days,
                                  on_message=on_message)
     requests = expected_players(storage, game_date, games, recent_days=settings.recent_days,
-                                line_players=line_players)
+                                line_players=players_with_lines)
     start = coordinator.start(game_date, requests, markets=markets, systems=systems, as_of=as_of, force=force)
     info = ledger.get_batch(storage, start.batch_id)
     if on_start:
@@ -269,4 +274,4 @@ def run_batch(
                     {m: str(b.path or b.meta.get("digest")) for m, b in bundles.items()})
 
 
-__all__ = ["BatchRun", "SlatePredictor", "ensure_bundles", "run_batch"]
+__all__ = ["BatchRun", "SlatePredictor", "ensure_bundles", "line_players", "prediction_rows", "run_batch"]
