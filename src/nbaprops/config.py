@@ -11,7 +11,7 @@ import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,14 @@ class Settings:
         train_days: days of games before the date a model trains on.
         model_max_age_days: a model trained through more than this many days before the date is retrained
             first (the walk-forward backtest retrains every 7 days too).
+        api_keys: keys the service accepts in the ``X-API-Key`` header (``NBAPROPS_API_KEYS``, comma-separated;
+            several for rotation). With any key set, every write endpoint requires one; with none, the service
+            only listens on loopback. Never shown in a repr or a log.
+        read_auth: the service's read endpoints (and dashboard) require a key too.
+        host: address ``nbaprops serve`` listens on.
+        port: port ``nbaprops serve`` listens on.
+        upload_limit_mb: largest request body the service accepts (an upload beyond it gets 413).
+        reports_dir: backtest HTML reports the dashboard links to (default: beside the database, ``reports/``).
     """
 
     db_path: Path = DEFAULT_DB
@@ -61,10 +69,20 @@ class Settings:
     ev_margin: float = 0.02
     train_days: int = 730
     model_max_age_days: int = 7
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    read_auth: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    upload_limit_mb: float = 64.0
+    reports_dir: Path | None = None
 
     @property
     def artifacts_dir(self) -> Path:
         return self.data_dir if self.data_dir is not None else self.db_path.parent / "artifacts"
+
+    @property
+    def reports_path(self) -> Path:
+        return self.reports_dir if self.reports_dir is not None else self.db_path.parent / "reports"
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (``None`` values are ignored)."""
@@ -73,10 +91,10 @@ class Settings:
 
 def _coerce(name: str, raw: Any, like: Any) -> Any:
     try:
-        if name in ("markets", "systems"):
+        if name in ("markets", "systems", "api_keys"):
             items = raw.split(",") if isinstance(raw, str) else list(raw)
             return tuple(item.strip() for item in items if item.strip())
-        if name in ("db_path", "data_dir"):
+        if name in ("db_path", "data_dir", "reports_dir"):
             return Path(raw)
         if isinstance(like, bool):
             return str(raw).lower() in ("1", "true", "yes", "on")
@@ -139,4 +157,8 @@ def load_settings(
     settings = dataclasses.replace(settings, markets=validate_markets(settings.markets))
     if settings.workers < 1 or settings.chunk_size < 1 or settings.max_attempts < 1:
         raise ConfigError("workers, chunk_size and max_attempts must be at least 1")
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(f"port {settings.port} is not a TCP port (0-65535)")
+    if settings.upload_limit_mb <= 0:
+        raise ConfigError("upload_limit_mb must be positive")
     return settings
