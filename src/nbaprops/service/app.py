@@ -169,6 +169,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # uvicorn's access line carries the query string (a key someone put there would reach the log);
+        # Observe logs every request without it.
+        logging.getLogger("uvicorn.access").disabled = True
         rt.start()
         try:
             yield

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -54,16 +54,22 @@ _HTTP_KINDS = {
 }
 
 
-class ApiError(Exception):
-    """An error of the HTTP layer itself (auth, body size): its status and kind are given."""
+class ApiError(HTTPException):
+    """An error of the HTTP layer itself (auth, body size): its status and kind are given.
+
+    An HTTP exception, so that FastAPI passes it through when it is raised while a body is parsed (a body over
+    the limit) instead of turning it into a generic 400.
+    """
 
     def __init__(
         self, status: int, message: str, kind: str | None = None, *, headers: dict[str, str] | None = None
     ) -> None:
         self.status = status
         self.kind = kind or _HTTP_KINDS.get(status, "Error")
-        self.headers = headers
-        super().__init__(message)
+        super().__init__(status, message, headers)
+
+    def __str__(self) -> str:
+        return str(self.detail)
 
 
 def error_response(
