@@ -45,8 +45,15 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def service_settings(db: Path, artifacts: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"db_path": db, "data_dir": artifacts, "systems": ("moving_average",),
-                              "markets": ("points",), "train_days": 60, "api_keys": KEYS, "upload_limit_mb": 1.0}
+    values: dict[str, Any] = {
+        "db_path": db,
+        "data_dir": artifacts,
+        "systems": ("moving_average",),
+        "markets": ("points",),
+        "train_days": 60,
+        "api_keys": KEYS,
+        "upload_limit_mb": 1.0,
+    }
     values.update(overrides)
     return Settings(**values)
 
@@ -65,8 +72,15 @@ class LiveServer:
         self.settings = settings
         self.app = create_app(settings)
         self.port = free_port()
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
-                                lifespan="on", timeout_graceful_shutdown=5)
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="test-uvicorn", daemon=True)
 
@@ -107,6 +121,7 @@ def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.1) -> An
 
 def wait_batch(client: httpx.Client, batch_id: str, timeout: float = 120.0) -> dict[str, Any]:
     """The batch once it is consolidated."""
+
     def done() -> dict[str, Any] | None:
         body: dict[str, Any] = client.get(f"/v1/batches/{batch_id}").json()
         return body if body["consolidated_at"] else None
@@ -115,7 +130,9 @@ def wait_batch(client: httpx.Client, batch_id: str, timeout: float = 120.0) -> d
 
 
 @pytest.fixture(scope="module")
-def live(loaded_db_file: Path, artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def live(
+    loaded_db_file: Path, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     """A server over a private copy of the loaded database, shared by the tests of one module."""
     db = copy_db(loaded_db_file, tmp_path_factory.mktemp("live"))
     with LiveServer(service_settings(db, artifacts)) as server:
@@ -142,9 +159,15 @@ class ServeProcess:
     def __init__(self, db: Path, artifacts: Path, env: dict[str, str] | None = None) -> None:
         self.db = db
         self.port = free_port()
-        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
-                    "NBAPROPS_DATA_DIR": str(artifacts), "NBAPROPS_SYSTEMS": "moving_average",
-                    "NBAPROPS_TRAIN_DAYS": "60", "NBAPROPS_API_KEYS": ",".join(KEYS), **(env or {})}
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
+            "NBAPROPS_DATA_DIR": str(artifacts),
+            "NBAPROPS_SYSTEMS": "moving_average",
+            "NBAPROPS_TRAIN_DAYS": "60",
+            "NBAPROPS_API_KEYS": ",".join(KEYS),
+            **(env or {}),
+        }
         self.proc: subprocess.Popen[str] | None = None
         self.log = db.parent / f"serve-{self.port}.log"  # a file, not a pipe nobody reads: it cannot fill up
 
@@ -155,7 +178,13 @@ class ServeProcess:
     def start(self) -> ServeProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "nbaprops.cli", "serve", "--db", str(self.db), "--port", str(self.port)],
-            env=self.env, cwd=self.db.parent, stdout=self.log.open("w"), stderr=subprocess.STDOUT, text=True)
+            env=self.env,
+            cwd=self.db.parent,
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
         def up() -> bool:
             assert self.proc is not None and self.proc.poll() is None, self.output()
             try:

@@ -36,8 +36,11 @@ def parked_batch(live: LiveServer, day: str = "2025-01-15", teams: int = 2) -> s
     storage = live.runtime.storage
     games = box_score_games(storage, date.fromisoformat(day)).slice(0, teams)
     requests = expected_players(storage, date.fromisoformat(day), games, recent_days=21)
-    return Coordinator(storage, live.settings).start(date.fromisoformat(day), requests, markets=["points"],
-                                                     systems=["moving_average"], force=True).batch_id
+    return (
+        Coordinator(storage, live.settings)
+        .start(date.fromisoformat(day), requests, markets=["points"], systems=["moving_average"], force=True)
+        .batch_id
+    )
 
 
 def error(response: httpx.Response, status: int, kind: str | None = None) -> dict[str, Any]:
@@ -55,7 +58,10 @@ def test_a_batch_runs_in_the_background_and_ends_complete(slate: dict[str, Any],
     final = slate["final"]
     assert final["state"] == "complete" and final["staging_tables_left"] == 0
     assert final["active_predictions"] == final["requests"]["done"] > 400
-    assert final["runner"]["phase"] == "finished" and final["consolidation"]["rows_inserted"] == final["requests"]["done"]
+    assert (
+        final["runner"]["phase"] == "finished"
+        and final["consolidation"]["rows_inserted"] == final["requests"]["done"]
+    )
     assert {m["error_code"] for m in final["missing"]} <= {"not_enough_games", "no_history", "no_game"}
     assert final["markets"] == ["points"] and final["systems"] == ["moving_average"]
     assert_invariants(live.runtime.storage, final["batch_id"])
@@ -66,10 +72,14 @@ def test_list_batches_filters_and_orders_newest_first(client: httpx.Client, slat
     listed = client.get("/v1/batches", params={"date": SLATE}).json()["batches"]
     assert batch_id in [b["batch_id"] for b in listed]
     assert all(b["game_date"] == SLATE for b in listed)
-    assert [b["batch_id"] for b in client.get("/v1/batches", params={"state": "partial", "date": SLATE}).json()[
-        "batches"]] == []
+    assert [
+        b["batch_id"]
+        for b in client.get("/v1/batches", params={"state": "partial", "date": SLATE}).json()["batches"]
+    ] == []
     everything = client.get("/v1/batches").json()["batches"]
-    assert [b["created_at"] for b in everything] == sorted((b["created_at"] for b in everything), reverse=True)
+    assert [b["created_at"] for b in everything] == sorted(
+        (b["created_at"] for b in everything), reverse=True
+    )
     assert len(client.get("/v1/batches", params={"limit": 1}).json()["batches"]) == 1
 
 
@@ -97,8 +107,9 @@ def test_events_of_a_running_batch_show_monotone_progress(client: httpx.Client, 
     assert ended == sorted(ended) and ended[-1] == sum(counts.values())
 
 
-def test_a_second_start_of_a_running_date_conflicts_and_force_supersedes(client: httpx.Client,
-                                                                         live: LiveServer) -> None:
+def test_a_second_start_of_a_running_date_conflicts_and_force_supersedes(
+    client: httpx.Client, live: LiveServer
+) -> None:
     parked = parked_batch(live, SLATE)
     body = error(client.post("/v1/batches", json={"game_date": SLATE}), 409, "ConflictError")
     assert body["batch_id"] == parked
@@ -110,8 +121,13 @@ def test_a_second_start_of_a_running_date_conflicts_and_force_supersedes(client:
     deadline = (final["deadline_at"], final["created_at"])
     from datetime import datetime
 
-    assert abs((datetime.fromisoformat(deadline[0]) - datetime.fromisoformat(deadline[1])).total_seconds()
-               - 30 * 60) < 1
+    assert (
+        abs(
+            (datetime.fromisoformat(deadline[0]) - datetime.fromisoformat(deadline[1])).total_seconds()
+            - 30 * 60
+        )
+        < 1
+    )
 
 
 @pytest.mark.parametrize(
@@ -127,8 +143,9 @@ def test_a_second_start_of_a_running_date_conflicts_and_force_supersedes(client:
         ({"game_date": "2025-07-15"}, "no games"),
     ],
 )
-def test_bad_batch_requests_are_422_with_a_clear_message(client: httpx.Client, body: dict[str, Any],
-                                                         message: str) -> None:
+def test_bad_batch_requests_are_422_with_a_clear_message(
+    client: httpx.Client, body: dict[str, Any], message: str
+) -> None:
     assert message in error(client.post("/v1/batches", json=body), 422, "InputError")["error"]
 
 
@@ -146,10 +163,14 @@ def test_unknown_batches_and_routes_are_404(client: httpx.Client) -> None:
 
 
 # -- operations -----------------------------------------------------------------------------------------------
-def test_consolidate_refuses_open_requests_finish_forces_and_both_are_idempotent(client: httpx.Client,
-                                                                                 live: LiveServer) -> None:
+def test_consolidate_refuses_open_requests_finish_forces_and_both_are_idempotent(
+    client: httpx.Client, live: LiveServer
+) -> None:
     batch_id = parked_batch(live)
-    assert "open request" in error(client.post(f"/v1/batches/{batch_id}/consolidate"), 409, "ConflictError")["error"]
+    assert (
+        "open request"
+        in error(client.post(f"/v1/batches/{batch_id}/consolidate"), 409, "ConflictError")["error"]
+    )
     first = client.post(f"/v1/batches/{batch_id}/finish")
     assert first.status_code == 200, first.text
     summary = first.json()
@@ -160,7 +181,8 @@ def test_consolidate_refuses_open_requests_finish_forces_and_both_are_idempotent
     consolidated = client.post(f"/v1/batches/{batch_id}/consolidate").json()
     for later in (again, consolidated):
         assert {k: v for k, v in later.items() if k != "duration_s"} == {
-            k: v for k, v in summary.items() if k != "duration_s"}
+            k: v for k, v in summary.items() if k != "duration_s"
+        }
     assert main_table_snapshot(live.runtime.storage) == before
 
 
@@ -169,8 +191,9 @@ def test_check_stalled_reclaims_expired_leases_once(client: httpx.Client, live: 
     storage = live.runtime.storage
     from nbaprops.clock import SystemClock
 
-    leases = ledger.claim(storage, batch_id, owner="elsewhere:1:dead", limit=5, lease_seconds=-60,
-                          clock=SystemClock())
+    leases = ledger.claim(
+        storage, batch_id, owner="elsewhere:1:dead", limit=5, lease_seconds=-60, clock=SystemClock()
+    )
     assert len(leases) == 5
     first = client.post("/v1/check-stalled", json={"stall_minutes": 0})
     assert first.status_code == 200, first.text
@@ -181,8 +204,9 @@ def test_check_stalled_reclaims_expired_leases_once(client: httpx.Client, live: 
     client.post(f"/v1/batches/{batch_id}/finish")
 
 
-def test_cleanup_staging_dry_run_changes_nothing_and_a_rerun_drops_nothing(client: httpx.Client,
-                                                                           live: LiveServer) -> None:
+def test_cleanup_staging_dry_run_changes_nothing_and_a_rerun_drops_nothing(
+    client: httpx.Client, live: LiveServer
+) -> None:
     storage = live.runtime.storage
     storage.execute('CREATE TABLE "staging_predictions_orphan_test" (x INTEGER)')
     dry = client.post("/v1/cleanup-staging", json={"dry_run": True})
@@ -197,21 +221,31 @@ def test_cleanup_staging_dry_run_changes_nothing_and_a_rerun_drops_nothing(clien
 
 
 # -- predictions ----------------------------------------------------------------------------------------------
-def test_predictions_as_json_best_expected_value_first(client: httpx.Client, slate: dict[str, Any],
-                                                       live: LiveServer) -> None:
+def test_predictions_as_json_best_expected_value_first(
+    client: httpx.Client, slate: dict[str, Any], live: LiveServer
+) -> None:
     body = client.get("/v1/predictions", params={"date": SLATE}).json()
     assert body["count"] == body["total"] == slate["final"]["active_predictions"]
     rows = body["predictions"]
-    names, expected = active_predictions(live.runtime.storage, __import__("datetime").date.fromisoformat(SLATE))
-    assert [r["prediction_id"] for r in rows] == [dict(zip(names, e, strict=True))["prediction_id"] for e in expected]
+    names, expected = active_predictions(
+        live.runtime.storage, __import__("datetime").date.fromisoformat(SLATE)
+    )
+    assert [r["prediction_id"] for r in rows] == [
+        dict(zip(names, e, strict=True))["prediction_id"] for e in expected
+    ]
     assert {"line_value", "p_over", "expected_value", "recommendation", "predicted_value"} <= set(rows[0])
-    limited = client.get("/v1/predictions", params={"date": SLATE, "limit": 3, "market": "points",
-                                                     "system": "moving_average"}).json()
+    limited = client.get(
+        "/v1/predictions", params={"date": SLATE, "limit": 3, "market": "points", "system": "moving_average"}
+    ).json()
     assert limited["count"] == 3 and limited["total"] == body["total"]
-    assert client.get("/v1/predictions", params={"date": SLATE, "bets_only": True}).json()["count"] == 0  # no lines
+    assert (
+        client.get("/v1/predictions", params={"date": SLATE, "bets_only": True}).json()["count"] == 0
+    )  # no lines
 
 
-def test_predictions_as_csv_are_the_cli_csv(client: httpx.Client, slate: dict[str, Any], live: LiveServer) -> None:
+def test_predictions_as_csv_are_the_cli_csv(
+    client: httpx.Client, slate: dict[str, Any], live: LiveServer
+) -> None:
     from nbaprops.schema import PREDICTIONS
 
     response = client.get("/v1/predictions", params={"date": SLATE}, headers={"Accept": "text/csv"})
@@ -221,8 +255,9 @@ def test_predictions_as_csv_are_the_cli_csv(client: httpx.Client, slate: dict[st
     assert len(table) - 1 == slate["final"]["active_predictions"]
 
 
-@pytest.mark.parametrize("params", [{"date": "2025-13-01"}, {"date": SLATE, "market": "steals"},
-                                    {"date": SLATE, "limit": 0}, {}])
+@pytest.mark.parametrize(
+    "params", [{"date": "2025-13-01"}, {"date": SLATE, "market": "steals"}, {"date": SLATE, "limit": 0}, {}]
+)
 def test_bad_prediction_queries_are_422(client: httpx.Client, params: dict[str, Any]) -> None:
     error(client.get("/v1/predictions", params=params), 422, "InputError")
 
@@ -242,8 +277,9 @@ def test_ingest_uploads_are_atomic_and_idempotent(client: httpx.Client) -> None:
 
 def test_ingest_lines_with_a_market_field(client: httpx.Client, pra_lines: dict[str, Path]) -> None:
     head = "".join(pra_lines["2024-25"].open().readlines()[:200])
-    response = client.post("/v1/ingest/lines", files={"files": ("pra.csv", head, "text/csv")},
-                           data={"market": "pra"})
+    response = client.post(
+        "/v1/ingest/lines", files={"files": ("pra.csv", head, "text/csv")}, data={"market": "pra"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["rows_read"] == 199 and response.json()["files"] == ["pra.csv"]
 
@@ -258,16 +294,21 @@ def test_a_bad_upload_is_422_naming_the_uploaded_file_not_a_server_path(client: 
 
 def test_an_upload_over_the_limit_is_413(client: httpx.Client) -> None:
     big = "game_date,home_team,away_team\n" + "2025-04-20,BOS,NYK\n" * 70_000  # 1.3 MB > 1 MB
-    error(client.post("/v1/ingest/schedule", files={"files": ("big.csv", big, "text/csv")}), 413, "PayloadTooLarge")
+    error(
+        client.post("/v1/ingest/schedule", files={"files": ("big.csv", big, "text/csv")}),
+        413,
+        "PayloadTooLarge",
+    )
 
     def chunks() -> Any:  # no Content-Length: counted while it streams
-        yield b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.csv\"\r\n\r\n"
+        yield b'--b\r\nContent-Disposition: form-data; name="files"; filename="big.csv"\r\n\r\n'
         for _ in range(40):
             yield b"x" * 50_000
         yield b"\r\n--b--\r\n"
 
-    streamed = client.post("/v1/ingest/schedule", content=chunks(),
-                           headers={"Content-Type": "multipart/form-data; boundary=b"})
+    streamed = client.post(
+        "/v1/ingest/schedule", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
     error(streamed, 413, "PayloadTooLarge")
 
 
@@ -279,13 +320,16 @@ def test_health_and_readiness(anonymous: httpx.Client) -> None:
     assert set(ready.json()["checks"]) == {"database", "schema", "models"}
 
 
-def test_metrics_count_batches_requests_latency_and_consolidations(anonymous: httpx.Client,
-                                                                   slate: dict[str, Any]) -> None:
+def test_metrics_count_batches_requests_latency_and_consolidations(
+    anonymous: httpx.Client, slate: dict[str, Any]
+) -> None:
     response = anonymous.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     text = response.text
     assert 'nbaprops_batches{state="complete"}' in text and 'nbaprops_requests{state="done"}' in text
-    count = next(line for line in text.splitlines() if line.startswith("nbaprops_consolidation_duration_seconds_count"))
+    count = next(
+        line for line in text.splitlines() if line.startswith("nbaprops_consolidation_duration_seconds_count")
+    )
     assert float(count.split()[-1]) >= 1
     assert 'route="/v1/batches/{batch_id}"' in text and "nope" not in text
 

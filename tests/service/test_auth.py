@@ -21,10 +21,19 @@ WRITES = [
     ("POST", "/v1/batches/b1/finish", {}),
     ("POST", "/v1/check-stalled", {}),
     ("POST", "/v1/cleanup-staging", {"json": {"dry_run": True}}),
-    ("POST", "/v1/ingest/schedule", {"files": {"files": ("s.csv", "game_date,home_team,away_team\n", "text/csv")}}),
+    (
+        "POST",
+        "/v1/ingest/schedule",
+        {"files": {"files": ("s.csv", "game_date,home_team,away_team\n", "text/csv")}},
+    ),
 ]
-READS = [("GET", "/v1/batches"), ("GET", "/v1/batches/b1"), ("GET", "/v1/predictions?date=2025-02-12"),
-         ("GET", "/metrics"), ("GET", "/")]
+READS = [
+    ("GET", "/v1/batches"),
+    ("GET", "/v1/batches/b1"),
+    ("GET", "/v1/predictions?date=2025-02-12"),
+    ("GET", "/metrics"),
+    ("GET", "/"),
+]
 
 
 def refused(response: httpx.Response, status: int) -> str:
@@ -35,8 +44,9 @@ def refused(response: httpx.Response, status: int) -> str:
 
 
 @pytest.mark.parametrize(("method", "path", "extra"), WRITES, ids=[w[1] for w in WRITES])
-def test_writes_refuse_every_way_but_a_valid_key_header(anonymous: httpx.Client, method: str, path: str,
-                                                         extra: dict[str, object]) -> None:
+def test_writes_refuse_every_way_but_a_valid_key_header(
+    anonymous: httpx.Client, method: str, path: str, extra: dict[str, object]
+) -> None:
     assert "X-API-Key" in refused(anonymous.request(method, path, **extra), 401)  # type: ignore[arg-type]
     refused(anonymous.request(method, path, headers={"X-API-Key": "not-a-key"}, **extra), 403)  # type: ignore[arg-type]
     bearer = anonymous.request(method, path, headers={"Authorization": f"Bearer {KEYS[0]}"}, **extra)  # type: ignore[arg-type]
@@ -44,8 +54,9 @@ def test_writes_refuse_every_way_but_a_valid_key_header(anonymous: httpx.Client,
     for name in ("api_key", "key", "x-api-key", "token"):
         in_query = anonymous.request(method, path, params={name: KEYS[0]}, **extra)  # type: ignore[arg-type]
         assert "query string" in refused(in_query, 401)
-        both = anonymous.request(method, path, params={name: KEYS[0]}, headers={"X-API-Key": KEYS[0]},
-                                 **extra)  # type: ignore[arg-type]
+        both = anonymous.request(
+            method, path, params={name: KEYS[0]}, headers={"X-API-Key": KEYS[0]}, **extra
+        )  # type: ignore[arg-type]
         refused(both, 401)
     allowed = anonymous.request(method, path, headers={"X-API-Key": KEYS[1]}, **extra)  # type: ignore[arg-type]
     assert allowed.status_code not in (401, 403), allowed.text
@@ -56,12 +67,17 @@ def test_reads_are_open_by_default(anonymous: httpx.Client, method: str, path: s
     assert anonymous.request(method, path).status_code not in (401, 403)
 
 
-def test_read_auth_closes_reads_and_the_dashboard(loaded_db_file: Path, artifacts: Path, tmp_path: Path) -> None:
+def test_read_auth_closes_reads_and_the_dashboard(
+    loaded_db_file: Path, artifacts: Path, tmp_path: Path
+) -> None:
     settings = service_settings(copy_db(loaded_db_file, tmp_path), artifacts, read_auth=True)
     with LiveServer(settings) as live, httpx.Client(base_url=live.url) as anonymous:
         for method, path in READS:
             refused(anonymous.request(method, path), 401)
-            assert anonymous.request(method, path, headers={"X-API-Key": KEYS[0]}).status_code not in (401, 403)
+            assert anonymous.request(method, path, headers={"X-API-Key": KEYS[0]}).status_code not in (
+                401,
+                403,
+            )
         assert anonymous.get("/health").status_code == 200  # liveness stays open for probes
 
 
@@ -83,9 +99,18 @@ def test_keys_come_from_the_environment_comma_separated() -> None:
     assert not key_matches("", settings.api_keys)
 
 
-@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("localhost", True), ("::1", True),
-                                                 ("127.0.0.2", True), ("0.0.0.0", False), ("192.168.1.5", False),
-                                                 ("example.org", False)])
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("127.0.0.2", True),
+        ("0.0.0.0", False),
+        ("192.168.1.5", False),
+        ("example.org", False),
+    ],
+)
 def test_without_a_key_only_loopback_is_allowed(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
     if loopback:
@@ -101,7 +126,8 @@ def test_serve_refuses_a_network_address_without_a_key(tmp_path: Path) -> None:
 
     from nbaprops.cli import app
 
-    result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--db", str(tmp_path / "x.duckdb")],
-                                env={"NBAPROPS_API_KEYS": ""})
+    result = CliRunner().invoke(
+        app, ["serve", "--host", "0.0.0.0", "--db", str(tmp_path / "x.duckdb")], env={"NBAPROPS_API_KEYS": ""}
+    )
     assert result.exit_code == 1 and "refusing to listen on 0.0.0.0" in result.stderr
     assert not (tmp_path / "x.duckdb").exists()  # refused before opening anything

@@ -29,19 +29,30 @@ def cli(*args: str) -> tuple[int, str, str]:
 
 def slow_env(artifacts: Path) -> dict[str, str]:
     """One worker claiming 8 requests at a time: a slate takes long enough to be watched."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
-            "NBAPROPS_DATA_DIR": str(artifacts), "NBAPROPS_SYSTEMS": "moving_average", "NBAPROPS_TRAIN_DAYS": "60",
-            "NBAPROPS_CHUNK_SIZE": "8", "NBAPROPS_WORKERS": "1"}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
+        "NBAPROPS_DATA_DIR": str(artifacts),
+        "NBAPROPS_SYSTEMS": "moving_average",
+        "NBAPROPS_TRAIN_DAYS": "60",
+        "NBAPROPS_CHUNK_SIZE": "8",
+        "NBAPROPS_WORKERS": "1",
+    }
 
 
 def test_status_while_predict_runs_answers_every_time_with_monotone_progress(
     loaded_db_file: Path, artifacts: Path, tmp_path: Path
 ) -> None:
     db = str(copy_db(loaded_db_file, tmp_path))
-    predict = subprocess.Popen([sys.executable, "-m", "nbaprops.cli", "predict", "--date", SLATE, "--db", db,
-                                "--json"], env=slow_env(artifacts), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    predict = subprocess.Popen(
+        [sys.executable, "-m", "nbaprops.cli", "predict", "--date", SLATE, "--db", db, "--json"],
+        env=slow_env(artifacts),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
+
         def a_batch() -> bool:
             code, out, err = cli("batches", "--db", db, "--json")
             assert code == 0, err  # answered by the predict process from the start (no batch yet: empty)
@@ -54,8 +65,13 @@ def test_status_while_predict_runs_answers_every_time_with_monotone_progress(
             assert code == 0, err
             summary = json.loads(out)
             counts = summary["requests"]
-            seen.append((summary["state"], counts["done"] + counts["skipped"] + counts["failed"],
-                         sum(counts.values())))
+            seen.append(
+                (
+                    summary["state"],
+                    counts["done"] + counts["skipped"] + counts["failed"],
+                    sum(counts.values()),
+                )
+            )
             if summary["state"] != "running":
                 break
             time.sleep(0.2)
@@ -70,13 +86,23 @@ def test_status_while_predict_runs_answers_every_time_with_monotone_progress(
     assert sum(1 for state, e, total in seen if state == "running" and 0 < e < total) >= 2, seen
 
 
-READS = [["status", "--json"], ["status"], ["batches", "--json"], ["batches"],
-         ["predictions", "--date", SLATE, "--csv"], ["predictions", "--date", SLATE, "--json"],
-         ["predictions", "--date", SLATE, "--limit", "5"], ["check-stalled", "--json"], ["status", "nope"]]
+READS = [
+    ["status", "--json"],
+    ["status"],
+    ["batches", "--json"],
+    ["batches"],
+    ["predictions", "--date", SLATE, "--csv"],
+    ["predictions", "--date", SLATE, "--json"],
+    ["predictions", "--date", SLATE, "--limit", "5"],
+    ["check-stalled", "--json"],
+    ["status", "nope"],
+]
 
 
 @pytest.fixture(scope="module")
-def served(loaded_db_file: Path, artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+def served(
+    loaded_db_file: Path, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServeProcess]:
     """``nbaprops serve`` in its own process over a database holding the slate's batch (stopped by the last
     test of the module, which compares with local reads)."""
     server = ServeProcess(copy_db(loaded_db_file, tmp_path_factory.mktemp("served")), artifacts).start()
@@ -95,8 +121,11 @@ def test_the_endpoint_is_recorded_for_its_owner_and_refuses_a_wrong_token(served
     for token in ("", "wrong", record["token"][:-1]):
         response = httpx.post(f"{record['url']}/v1/status", json={}, headers={"X-Nbaprops-Token": token})
         assert response.status_code == 403
-    ok = httpx.post(f"{record['url']}/v1/batches", json={"game_date": "2025-01-01"},
-                    headers={"X-Nbaprops-Token": record["token"]})
+    ok = httpx.post(
+        f"{record['url']}/v1/batches",
+        json={"game_date": "2025-01-01"},
+        headers={"X-Nbaprops-Token": record["token"]},
+    )
     assert ok.status_code == 200 and ok.json() == {"result": {"batches": []}}
 
 
@@ -127,22 +156,42 @@ def test_reads_through_the_server_print_what_they_print_locally(served: ServePro
     assert remote[-1][0] == 1 and "no batch 'nope'" in remote[-1][2]
 
 
-def test_a_foreign_holder_still_gives_the_lock_error_with_its_pid(loaded_db_file: Path, tmp_path: Path) -> None:
+def test_a_foreign_holder_still_gives_the_lock_error_with_its_pid(
+    loaded_db_file: Path, tmp_path: Path
+) -> None:
     db = copy_db(loaded_db_file, tmp_path)
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('ready', flush=True); time.sleep(120)", str(db)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+            "print('ready', flush=True); time.sleep(120)",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        endpoint_file(db).write_text(json.dumps({"pid": holder.pid + 100000, "url": "http://127.0.0.1:9",
-                                                 "holder": "nbaprops predict", "token": "stale"}))
+        endpoint_file(db).write_text(
+            json.dumps(
+                {
+                    "pid": holder.pid + 100000,
+                    "url": "http://127.0.0.1:9",
+                    "holder": "nbaprops predict",
+                    "token": "stale",
+                }
+            )
+        )
         for args in (["status"], ["batches"], ["predict", "--date", SLATE]):
             code, _, stderr = cli(*args, "--db", str(db))
             assert code == 1 and "held by another process" in stderr and f"PID {holder.pid}" in stderr, stderr
     finally:
         holder.kill()
         holder.wait()
-    code, out, _ = cli("batches", "--db", str(db), "--json")  # the stale record is ignored once the file is free
+    code, out, _ = cli(
+        "batches", "--db", str(db), "--json"
+    )  # the stale record is ignored once the file is free
     assert code == 0 and json.loads(out) == {"batches": []}
 
 

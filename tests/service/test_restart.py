@@ -23,6 +23,7 @@ def progress(server: ServeProcess, batch_id: str) -> dict[str, int]:
 
 def wait_midway(server: ServeProcess, batch_id: str, at_least: int) -> int:
     """Wait until ``at_least`` requests ended while many are still open; returns how many ended."""
+
     def midway() -> int:
         counts = progress(server, batch_id)
         assert counts["pending"] + counts["leased"] > 0, "the batch ended before it could be stopped"
@@ -54,7 +55,11 @@ def test_a_batch_survives_a_kill_and_a_sigterm_and_completes_at_a_later_start(
     storage = open_storage(db)  # the file is free
     try:
         counts = ledger.progress(storage, batch_id)
-        assert counts["leased"] == 0 and counts["pending"] > 0 and counts["done"] + counts["skipped"] >= stopped_at
+        assert (
+            counts["leased"] == 0
+            and counts["pending"] > 0
+            and counts["done"] + counts["skipped"] >= stopped_at
+        )
         assert ledger.get_batch(storage, batch_id).state == "running"
     finally:
         storage.close()

@@ -118,7 +118,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, str(exc), exc.kind, headers=dict(exc.headers) if exc.headers else None)
+        return error_response(
+            exc.status, str(exc), exc.kind, headers=dict(exc.headers) if exc.headers else None
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -129,17 +131,26 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request refused"
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only those of the first route matching it
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return error_response(
-            exc.status_code,
-            message,
-            _HTTP_KINDS.get(exc.status_code, "Error"),
-            headers=getattr(exc, "headers", None),
+            exc.status_code, message, _HTTP_KINDS.get(exc.status_code, "Error"), headers=headers or None
         )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return error_response(500, "internal error; the server logged it", "InternalError")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path) and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    return sorted(methods)
 
 
 # The responses every route may give besides its own (documented in the OpenAPI schema).

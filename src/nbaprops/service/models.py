@@ -17,7 +17,7 @@ from nbaprops import schema
 from nbaprops.markets import MARKETS
 from nbaprops.systems import SYSTEM_IDS
 
-GAME_DATE_PATTERN = r"^(\d{4}-\d{2}-\d{2}|TODAY|TOMORROW|today|tomorrow)$"
+GAME_DATE_PATTERN = r"^((19|20)\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])|TODAY|TOMORROW|today|tomorrow)$"
 BatchState = Literal["running", "complete", "partial"]
 Market = Literal[MARKETS]  # type: ignore[valid-type]
 SystemId = Literal[SYSTEM_IDS]  # type: ignore[valid-type]
@@ -34,7 +34,7 @@ class ErrorBody(BaseModel):
 class BatchRequest(BaseModel):
     """Start the batch of a game date."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     game_date: str = Field(
         pattern=GAME_DATE_PATTERN,
@@ -155,10 +155,13 @@ class CheckStalledResult(BaseModel):
 
 
 class CleanupRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     older_than_hours: float | None = Field(
-        default=None, ge=0, description="Drop staging older than this [default: staging_ttl_hours]."
+        default=None,
+        ge=0,
+        le=10 * 366 * 24,
+        description="Drop staging older than this [default: staging_ttl_hours].",
     )
     dry_run: bool = Field(default=False, description="Change nothing; report what would be dropped.")
 

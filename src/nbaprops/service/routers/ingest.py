@@ -62,10 +62,11 @@ def _safe_name(index: int, filename: str | None) -> str:
 async def ingest(
     kind: IngestKind,
     request: Request,
-    files: Annotated[list[UploadFile], File(description="One or more CSV or Parquet files.")],
+    files: Annotated[list[UploadFile], File(description="One or more CSV or Parquet files.", min_length=1)],
+    # Not Optional in the schema: a form field cannot be null, it is left out.
     market: Annotated[
-        Market | None, Form(description="Lines only: the market of files without a market column.")
-    ] = None,
+        Market, Form(description="Lines only: the market of files without a market column.")
+    ] = None,  # type: ignore[assignment]
 ) -> dict[str, Any]:
     """All files are validated first, then stored in one transaction; the same file twice adds nothing."""
     rt = runtime(request)

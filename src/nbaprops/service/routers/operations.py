@@ -14,15 +14,17 @@ from nbaprops.service.models import CheckStalledResult, CleanupRequest, CleanupR
 from nbaprops.service.operations import OPERATIONS
 from nbaprops.storage import retry_transient
 
+MAX_MINUTES = 10 * 366 * 24 * 60  # ten years: past that a duration overflows the time arithmetic
 router = APIRouter(prefix="/v1", tags=["operations"], dependencies=[Depends(require_key)])
 
 
 class CheckStalledRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     stall_minutes: float | None = Field(
         default=None,
         ge=0,
+        le=MAX_MINUTES,
         description="Leases expired this long count as stalled [default: lease_grace_seconds].",
     )
 
