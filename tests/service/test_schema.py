@@ -4,14 +4,13 @@ a 5xx, and every response matches what the schema says of its status and content
 from __future__ import annotations
 
 import schemathesis
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 from tests.service.conftest import KEYS, LiveServer
 
 from nbaprops.config import Settings
 from nbaprops.service.app import create_app
 from nbaprops.service.models import BatchRequest
-
 
 # The document the server publishes, built without opening anything (``from_fixture`` relies on a private
 # attribute pytest 9 no longer has); the calls go to the live server.

@@ -66,7 +66,7 @@ async def ingest(
     # Not Optional in the schema: a form field cannot be null, it is left out.
     market: Annotated[
         Market, Form(description="Lines only: the market of files without a market column.")
-    ] = None,  # type: ignore[assignment]
+    ] = None,
 ) -> dict[str, Any]:
     """All files are validated first, then stored in one transaction; the same file twice adds nothing."""
     rt = runtime(request)
