@@ -287,7 +287,7 @@ def test_ingest_lines_with_a_market_field(client: httpx.Client, pra_lines: dict[
 def test_a_bad_upload_is_422_naming_the_uploaded_file_not_a_server_path(client: httpx.Client) -> None:
     bad = "game_date,home_team,away_team\nnot-a-date,BOS,NYK\n"
     body = error(client.post("/v1/ingest/schedule", files={"files": ("mine.csv", bad, "text/csv")}), 422)
-    assert "mine.csv" in body["error"] and "/tmp" not in body["error"] and "upload_0" not in body["error"]
+    assert "mine.csv" in body["error"] and "/tmp" not in body["error"] and "0_mine" not in body["error"]
     error(client.post("/v1/ingest/teams", files={"files": ("x.csv", SCHEDULE, "text/csv")}), 422)
     error(client.post("/v1/ingest/schedule"), 422)
 

@@ -76,6 +76,9 @@ def _batch_page(rt: Runtime, batch_id: str) -> dict[str, Any]:
     detail = batch_detail(rt.storage, rt.settings, batch_id)
     job = rt.runner.job(batch_id)
     detail["runner"] = None if job is None else job.as_dict()
+    for key in ("as_of", "created_at", "deadline_at", "consolidated_at"):
+        if detail.get(key):
+            detail[key] = datetime.fromisoformat(detail[key]).strftime("%Y-%m-%d %H:%M:%S UTC")
     counts = detail["requests"]
     drift = detail.get("drift") or {}
     return {
@@ -199,6 +202,7 @@ def requests_chart(counts: dict[str, int]) -> str:
         bars = ax.barh(states[::-1], values[::-1], color=[STATE_COLORS[s] for s in states[::-1]])
         ax.bar_label(bars, padding=3, fontsize=8)
         ax.grid(axis="y", visible=False)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.margins(x=0.15)
         return charts.svg(fig)
 
@@ -208,15 +212,18 @@ def reasons_chart(missing: list[dict[str, Any]]) -> str:
     with charts.figure("Not predicted, by reason", xlabel="players", size=(5.0, 2.6)) as (fig, ax):
         reasons: dict[str, int] = {}
         for m in missing:
+            if m.get("state") not in ("skipped", "failed"):  # still pending or leased: not a reason yet
+                continue
             code = str(m.get("error_code") or m.get("state"))
             reasons[code] = reasons.get(code, 0) + 1
         if not reasons:
-            charts.empty(ax, "Every requested player was predicted (or nothing has ended yet).")
+            charts.empty(ax, "No request was skipped or failed (yet).")
             return charts.svg(fig)
         ordered = sorted(reasons.items(), key=lambda kv: kv[1])
         bars = ax.barh([k for k, _ in ordered], [v for _, v in ordered], color="#ff7f0e")
         ax.bar_label(bars, padding=3, fontsize=8)
         ax.grid(axis="y", visible=False)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.margins(x=0.15)
         return charts.svg(fig)
 

@@ -49,8 +49,12 @@ def _ingest(
 
 
 def _safe_name(index: int, filename: str | None) -> str:
-    suffix = Path(filename or "").suffix.lower()
-    return f"upload_{index}{suffix if suffix in _SUFFIXES else '.csv'}"
+    """A name in the private upload folder: the index, then the client's name reduced to letters, digits and
+    ``_.-`` (ingest reads a market from a name like ``pra_odds.csv``, as the CLI does), a known suffix."""
+    name = Path(filename or "")
+    suffix = name.suffix.lower()
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", name.stem)[:80].lstrip(".")
+    return f"{index}_{stem}{suffix if suffix in _SUFFIXES else '.csv'}"
 
 
 @router.post(

@@ -28,9 +28,10 @@ function follow(el) {
 
 function cellValue(row, index, numeric) {
   const text = row.children[index].textContent.trim();
+  if (text === "") return null;
   if (!numeric) return text.toLowerCase();
   const value = parseFloat(text);
-  return Number.isNaN(value) ? -Infinity : value;
+  return Number.isNaN(value) ? null : value;
 }
 
 function makeSortable(table) {
@@ -46,6 +47,7 @@ function makeSortable(table) {
       rows.sort((a, b) => {
         const x = cellValue(a, index, numeric);
         const y = cellValue(b, index, numeric);
+        if (x === null || y === null) return (x === null) - (y === null); // empty cells last, either way
         return (x < y ? -1 : x > y ? 1 : 0) * (descending ? -1 : 1);
       });
       rows.forEach((row) => body.appendChild(row));
