@@ -193,6 +193,7 @@ async def report(name: str, request: Request) -> Response:
 # -- charts ------------------------------------------------------------------------------------------------
 def requests_chart(counts: dict[str, int]) -> str:
     """Requests of a batch by state, one horizontal bar each."""
+    from matplotlib.ticker import MaxNLocator
     with charts.figure("Requests by state", xlabel="requests", size=(5.0, 2.6)) as (fig, ax):
         states = list(REQUEST_STATES)
         values = [counts.get(s, 0) for s in states]
@@ -202,13 +203,14 @@ def requests_chart(counts: dict[str, int]) -> str:
         bars = ax.barh(states[::-1], values[::-1], color=[STATE_COLORS[s] for s in states[::-1]])
         ax.bar_label(bars, padding=3, fontsize=8)
         ax.grid(axis="y", visible=False)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.margins(x=0.15)
         return charts.svg(fig)
 
 
 def reasons_chart(missing: list[dict[str, Any]]) -> str:
     """Players not predicted, by error code."""
+    from matplotlib.ticker import MaxNLocator
     with charts.figure("Not predicted, by reason", xlabel="players", size=(5.0, 2.6)) as (fig, ax):
         reasons: dict[str, int] = {}
         for m in missing:
@@ -223,7 +225,7 @@ def reasons_chart(missing: list[dict[str, Any]]) -> str:
         bars = ax.barh([k for k, _ in ordered], [v for _, v in ordered], color="#ff7f0e")
         ax.bar_label(bars, padding=3, fontsize=8)
         ax.grid(axis="y", visible=False)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.margins(x=0.15)
         return charts.svg(fig)
 
