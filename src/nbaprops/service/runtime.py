@@ -13,7 +13,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
@@ -25,10 +25,11 @@ from nbaprops.pipeline.daily import BatchRun
 from nbaprops.service import remote
 from nbaprops.service.metrics import Metrics
 from nbaprops.service.runner import BatchRunner
-from nbaprops.storage import open_storage
+from nbaprops.storage import open_storage, retry_transient
 from nbaprops.storage.duckdb import DuckDBStorage
 
 log = logging.getLogger(__name__)
+READ_CACHE_SECONDS = 0.5  # how long a read may be reused (see Runtime.read)
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -56,6 +57,7 @@ class Runtime:
         self._runner: BatchRunner | None = None
         self._endpoint: remote.Endpoint | None = None
         self._stopped = False
+        self._reads: dict[Hashable, tuple[float, asyncio.Future[Any]]] = {}
 
     @property
     def storage(self) -> DuckDBStorage:
@@ -119,6 +121,42 @@ class Runtime:
             raise StorageBusyError("the service is starting or stopping; retry")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    async def read(self, key: Hashable, fn: Callable[[], T]) -> T:
+        """``fn()`` on a database thread, shared by every identical read within :data:`READ_CACHE_SECONDS`.
+
+        Two hundred dashboards polling one batch cost one query per period, not two hundred: concurrent calls
+        with the same key wait for the same computation, and its result is reused for a moment. A read may
+        lag the ledger by at most that moment; any write through the service clears the cache, so a client
+        reads its own writes.
+        """
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        entry = self._reads.get(key)
+        if entry is not None and (not entry[1].done() or now < entry[0]):
+            return await asyncio.shield(entry[1])
+        future: asyncio.Future[Any] = asyncio.ensure_future(self.db(fn))
+        self._reads[key] = (now + READ_CACHE_SECONDS, future)
+        if len(self._reads) > 1024:  # many distinct queries: drop the expired ones
+            self._reads = {k: v for k, v in self._reads.items() if not v[1].done() or now < v[0]}
+        try:
+            return await asyncio.shield(future)
+        except BaseException:
+            if self._reads.get(key, (0.0, None))[1] is future:
+                del self._reads[key]  # errors are not cached
+            raise
+
+    async def write(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on a database thread, retried on a transient conflict (the running batch writes too);
+        the read cache is cleared after it, so the writer reads its own write."""
+        try:
+            return await self.db(retry_transient, fn)
+        finally:
+            self.forget_reads()
+
+    def forget_reads(self) -> None:
+        """Clear the read cache (after a write)."""
+        self._reads.clear()
 
     def _observe(self, run: BatchRun) -> None:
         info = ledger.get_batch(self.storage, run.summary.batch_id)

@@ -29,7 +29,6 @@ from nbaprops.service.models import (
 )
 from nbaprops.service.operations import OPERATIONS
 from nbaprops.service.runtime import Runtime
-from nbaprops.storage import retry_transient
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 BatchId = Annotated[
@@ -52,13 +51,10 @@ async def start(body: BatchRequest, request: Request, response: Response) -> Bat
     (send ``force`` to end it partial and start anew)."""
     rt = runtime(request)
     day = resolve_game_date(body.game_date, rt.clock)
-    job, started = await rt.db(
-        rt.runner.submit,
-        day,
-        markets=body.markets,
-        systems=body.systems,
-        force=body.force,
-        deadline_minutes=body.deadline,
+    job, started = await rt.write(
+        lambda: rt.runner.submit(
+            day, markets=body.markets, systems=body.systems, force=body.force, deadline_minutes=body.deadline
+        )
     )
     url = f"/v1/batches/{job.batch_id}"
     response.headers["Location"] = url
@@ -86,8 +82,9 @@ async def list_batches(
 ) -> dict[str, Any]:
     rt = runtime(request)
     day = None if date is None else resolve_game_date(date, rt.clock, option="date").isoformat()
-    result: dict[str, Any] = await rt.db(
-        OPERATIONS["batches"], rt.storage, rt.settings, game_date=day, state=state, limit=limit
+    result: dict[str, Any] = await rt.read(
+        ("batches", day, state, limit),
+        lambda: OPERATIONS["batches"](rt.storage, rt.settings, game_date=day, state=state, limit=limit),
     )
     return result
 
@@ -109,7 +106,7 @@ async def get_batch(batch_id: BatchId, request: Request) -> dict[str, Any]:
     """State, requests by state, missing and failed players with their error codes, drift, consolidation
     report, timings, and what this server's background run of it is doing."""
     rt = runtime(request)
-    return await rt.db(_detail, rt, batch_id)
+    return await rt.read(("batch", batch_id), lambda: _detail(rt, batch_id))
 
 
 def _progress(rt: Runtime, batch_id: str) -> dict[str, Any]:
@@ -173,13 +170,11 @@ async def events(batch_id: BatchId, request: Request) -> StreamingResponse:
 async def _operate(rt: Runtime, op: str, batch_id: str) -> dict[str, Any]:
     def run() -> dict[str, Any]:
         before = ledger.get_batch(rt.storage, batch_id).consolidated_at
-        result: dict[str, Any] = retry_transient(
-            lambda: OPERATIONS[op](rt.storage, rt.settings, batch_id=batch_id)
-        )
+        result: dict[str, Any] = OPERATIONS[op](rt.storage, rt.settings, batch_id=batch_id)
         rt.observe_consolidation(batch_id, already=before is not None)
         return result
 
-    return await rt.db(run)
+    return await rt.write(run)
 
 
 @router.post(

@@ -19,7 +19,6 @@ from nbaprops.service.deps import runtime
 from nbaprops.service.errors import ApiError, responses
 from nbaprops.service.models import IngestReport, Market
 from nbaprops.service.remote import rebuild_error
-from nbaprops.storage import retry_transient
 from nbaprops.storage.duckdb import DuckDBStorage
 
 router = APIRouter(prefix="/v1/ingest", tags=["ingest"], dependencies=[Depends(require_key)])
@@ -86,7 +85,7 @@ async def ingest(
                 shutil.copyfileobj(upload.file, target)
             paths.append(path)
         try:
-            report = await rt.db(retry_transient, lambda: _ingest(rt.storage, kind, paths, market))
+            report = await rt.write(lambda: _ingest(rt.storage, kind, paths, market))
         except NbapropsError as exc:  # its message names the file: name the one the client sent
             message = str(exc)
             for index, path in enumerate(paths):

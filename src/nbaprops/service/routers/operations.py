@@ -12,7 +12,6 @@ from nbaprops.service.deps import runtime
 from nbaprops.service.errors import responses
 from nbaprops.service.models import CheckStalledResult, CleanupRequest, CleanupResult
 from nbaprops.service.operations import OPERATIONS
-from nbaprops.storage import retry_transient
 
 MAX_MINUTES = 10 * 366 * 24 * 60  # ten years: past that a duration overflows the time arithmetic
 router = APIRouter(prefix="/v1", tags=["operations"], dependencies=[Depends(require_key)])
@@ -42,9 +41,7 @@ async def check_stalled(
     batch past its deadline ends partial. Leases of this server's own running batches are not touched."""
     rt = runtime(request)
     minutes = None if body is None else body.stall_minutes
-    return await rt.db(
-        retry_transient, lambda: OPERATIONS["check-stalled"](rt.storage, rt.settings, stall_minutes=minutes)
-    )
+    return await rt.write(lambda: OPERATIONS["check-stalled"](rt.storage, rt.settings, stall_minutes=minutes))
 
 
 @router.post(
@@ -60,9 +57,8 @@ async def cleanup_staging(
     (so its completed work is kept). A rerun drops nothing more."""
     rt = runtime(request)
     options = body or CleanupRequest()
-    return await rt.db(
-        retry_transient,
+    return await rt.write(
         lambda: OPERATIONS["cleanup-staging"](
             rt.storage, rt.settings, older_than_hours=options.older_than_hours, dry_run=options.dry_run
-        ),
+        )
     )

@@ -77,16 +77,19 @@ async def predictions(
     prediction."""
     rt = runtime(request)
     day = resolve_game_date(date, rt.clock, option="date")
-    board = await rt.db(
-        OPERATIONS["predictions"],
-        rt.storage,
-        rt.settings,
-        game_date=day.isoformat(),
-        market=market,
-        system=system,
-        bets_only=bets_only,
-        limit=limit,
-    )
-    if "text/csv" in request.headers.get("accept", ""):
-        return Response(board_csv(board), media_type="text/csv")
-    return Response(board_json(day, board), media_type="application/json")
+    as_csv = "text/csv" in request.headers.get("accept", "")
+
+    def render() -> bytes:  # on a database thread: a slate's JSON is a few hundred kB
+        board = OPERATIONS["predictions"](
+            rt.storage,
+            rt.settings,
+            game_date=day.isoformat(),
+            market=market,
+            system=system,
+            bets_only=bets_only,
+            limit=limit,
+        )
+        return board_csv(board).encode() if as_csv else board_json(day, board)
+
+    body = await rt.read(("predictions", day, market, system, bets_only, limit, as_csv), render)
+    return Response(body, media_type="text/csv" if as_csv else "application/json")
