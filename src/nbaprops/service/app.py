@@ -137,7 +137,9 @@ class Observe:
             template = getattr(route, "path", None) or "unmatched"
             if not template.endswith("/events"):  # a stream's duration is not a latency
                 self.runtime.metrics.latency.labels(scope["method"], template, str(status)).observe(elapsed)
-            access_log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed * 1000)
+            # One line per write or error; a successful read (a dashboard polling) only at debug level.
+            level = logging.DEBUG if scope["method"] in ("GET", "HEAD") and status < 400 else logging.INFO
+            access_log.log(level, "%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed * 1000)
 
 
 def _docs(app: FastAPI) -> None:

@@ -79,14 +79,15 @@ async def list_batches(
     date: Annotated[str | None, Query(pattern=GAME_DATE_PATTERN, description="Only this game date.")] = None,
     state: Annotated[BatchState | None, Query(description="Only this state.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many batches.")] = 50,
-) -> dict[str, Any]:
+) -> Response:
     rt = runtime(request)
     day = None if date is None else resolve_game_date(date, rt.clock, option="date").isoformat()
-    result: dict[str, Any] = await rt.read(
-        ("batches", day, state, limit),
-        lambda: OPERATIONS["batches"](rt.storage, rt.settings, game_date=day, state=state, limit=limit),
-    )
-    return result
+
+    def render() -> bytes:
+        listed = OPERATIONS["batches"](rt.storage, rt.settings, game_date=day, state=state, limit=limit)
+        return BatchList.model_validate(listed).model_dump_json().encode()
+
+    return Response(await rt.read(("batches", day, state, limit), render), media_type="application/json")
 
 
 def _detail(rt: Runtime, batch_id: str) -> dict[str, Any]:
@@ -102,11 +103,15 @@ def _detail(rt: Runtime, batch_id: str) -> dict[str, Any]:
     responses=responses(401, 403, 404, 503),
     summary="One batch in full",
 )
-async def get_batch(batch_id: BatchId, request: Request) -> dict[str, Any]:
+async def get_batch(batch_id: BatchId, request: Request) -> Response:
     """State, requests by state, missing and failed players with their error codes, drift, consolidation
     report, timings, and what this server's background run of it is doing."""
     rt = runtime(request)
-    return await rt.read(("batch", batch_id), lambda: _detail(rt, batch_id))
+
+    def render() -> bytes:  # validated and serialised once per moment, off the event loop (see Runtime.read)
+        return BatchDetail.model_validate(_detail(rt, batch_id)).model_dump_json().encode()
+
+    return Response(await rt.read(("batch", batch_id), render), media_type="application/json")
 
 
 def _progress(rt: Runtime, batch_id: str) -> dict[str, Any]:
