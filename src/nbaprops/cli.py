@@ -190,7 +190,7 @@ def _render_summary(title: str, result: dict[str, Any]) -> None:
 # -- predict ---------------------------------------------------------------------------------------
 def _progress(as_json: bool) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, disable=as_json, transient=True)
+                    console=err, disable=as_json or not err.is_terminal, transient=True)
 
 
 @app.command()
@@ -232,6 +232,7 @@ def predict(
             with progress:
                 def on_start(batch_id: str, total: int) -> None:
                     _state["batch_id"] = batch_id
+                    err.print(f"batch {batch_id}: {total} requests for {game_date}", highlight=False, soft_wrap=True)
                     task.append(progress.add_task(f"batch {game_date}", total=total))
 
                 def on_progress(counts: dict[str, int]) -> None:
@@ -239,7 +240,7 @@ def predict(
                         progress.update(task[0], completed=counts["done"] + counts["skipped"] + counts["failed"])
 
                 result = run_batch(storage, settings, game_date, force=force,
-                                   on_message=lambda m: err.print(m, highlight=False),
+                                   on_message=lambda m: err.print(m, highlight=False, soft_wrap=True),
                                    on_start=on_start, on_progress=on_progress)
         payload = result.as_dict()
 
