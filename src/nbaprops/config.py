@@ -43,6 +43,14 @@ class Settings:
         train_days: days of games before the date a model trains on.
         model_max_age_days: a model trained through more than this many days before the date is retrained
             first (the walk-forward backtest retrains every 7 days too).
+        refresh_threshold: ``refresh`` re-predicts a player whose consensus line moved by at least this much.
+        kelly_fraction: picks stake this fraction of the full Kelly stake.
+        max_bet_fraction: no pick stakes more than this fraction of the bankroll.
+        max_night_fraction: the picks of one night stake at most this fraction of the bankroll together.
+        bankroll: the bankroll picks are staked from, in units.
+        webhook_url: where alerts are posted (Slack-compatible JSON); none: no alerts.
+        webhook_timeout_seconds: per attempt.
+        webhook_attempts: attempts per alert before it is given up (logged, never raised).
     """
 
     db_path: Path = DEFAULT_DB
@@ -61,6 +69,14 @@ class Settings:
     ev_margin: float = 0.02
     train_days: int = 730
     model_max_age_days: int = 7
+    refresh_threshold: float = 1.0
+    kelly_fraction: float = 0.25
+    max_bet_fraction: float = 0.02
+    max_night_fraction: float = 0.10
+    bankroll: float = 100.0
+    webhook_url: str | None = None
+    webhook_timeout_seconds: float = 5.0
+    webhook_attempts: int = 3
 
     @property
     def artifacts_dir(self) -> Path:
@@ -139,4 +155,10 @@ def load_settings(
     settings = dataclasses.replace(settings, markets=validate_markets(settings.markets))
     if settings.workers < 1 or settings.chunk_size < 1 or settings.max_attempts < 1:
         raise ConfigError("workers, chunk_size and max_attempts must be at least 1")
+    if settings.webhook_attempts < 1 or settings.webhook_timeout_seconds <= 0:
+        raise ConfigError("webhook_attempts must be at least 1 and webhook_timeout_seconds positive")
+    if not 0 < settings.kelly_fraction <= 1 or not 0 < settings.max_bet_fraction <= settings.max_night_fraction <= 1:
+        raise ConfigError("need 0 < kelly_fraction <= 1 and 0 < max_bet_fraction <= max_night_fraction <= 1")
+    if settings.refresh_threshold <= 0 or settings.bankroll <= 0:
+        raise ConfigError("refresh_threshold and bankroll must be positive")
     return settings
