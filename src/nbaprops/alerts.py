@@ -35,10 +35,10 @@ def send_alert(settings: Settings, event: str, text: str, details: dict[str, Any
     body = json.dumps({"text": f"nbaprops: {text}", "event": event, "details": details or {}},
                       default=str).encode()
     for attempt in range(1, settings.webhook_attempts + 1):
-        request = urllib.request.Request(settings.webhook_url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
         retry = True
         try:
+            request = urllib.request.Request(settings.webhook_url, data=body, method="POST",
+                                             headers={"Content-Type": "application/json"})
             with urllib.request.urlopen(request, timeout=settings.webhook_timeout_seconds) as response:
                 if 200 <= response.status < 300:
                     return True
@@ -49,6 +49,9 @@ def send_alert(settings: Settings, event: str, text: str, details: dict[str, Any
         except (OSError, ValueError) as exc:  # URLError, timeouts, refused connections, a malformed URL
             problem = f"{type(exc).__name__}: {exc}"
             retry = not isinstance(exc, ValueError)
+        except Exception as exc:  # an alert must never fail the work it reports on
+            problem = f"{type(exc).__name__}: {exc}"
+            retry = False
         log.warning("alert %s: attempt %d/%d failed (%s)", event, attempt, settings.webhook_attempts, problem)
         if not retry:
             break

@@ -1,0 +1,119 @@
+"""Alerts reach a real HTTP receiver on loopback, are retried, time out, and never raise."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from nbaprops.alerts import batch_alert, grade_summary_alert, send_alert, stalled_alert
+from nbaprops.config import Settings
+
+
+class Receiver:
+    """A webhook on 127.0.0.1 answering with the statuses given, one per request (the last one repeats)."""
+
+    def __init__(self, statuses: list[int], delay: float = 0.0) -> None:
+        self.statuses = statuses
+        self.delay = delay
+        self.bodies: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.bodies.append(json.loads(body))
+                status = receiver.statuses[min(len(receiver.bodies), len(receiver.statuses)) - 1]
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                try:
+                    self.send_response(status)
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except BrokenPipeError:  # the client timed out first: that is the test
+                    pass
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
+    statuses, delay = getattr(request, "param", ([200], 0.0))
+    with Receiver(statuses, delay) as hook:
+        yield hook
+
+
+def _settings(url: str, **changes: Any) -> Settings:
+    return Settings(webhook_url=url, webhook_attempts=3, webhook_timeout_seconds=2.0).replace(**changes)
+
+
+def test_an_alert_posts_slack_compatible_json(receiver: Receiver) -> None:
+    assert send_alert(_settings(receiver.url), "stalled", "2 leases reclaimed", {"reclaimed": 2})
+    assert receiver.bodies == [{"text": "nbaprops: 2 leases reclaimed", "event": "stalled",
+                                "details": {"reclaimed": 2}}]
+
+
+@pytest.mark.parametrize("receiver", [([500, 503, 200], 0.0)], indirect=True)
+def test_server_errors_are_retried_until_delivered(receiver: Receiver) -> None:
+    assert send_alert(_settings(receiver.url), "stalled", "x", backoff_seconds=0.01)
+    assert len(receiver.bodies) == 3
+
+
+@pytest.mark.parametrize("receiver", [([500], 0.0)], indirect=True)
+def test_a_failing_webhook_gives_up_after_the_attempts_without_raising(receiver: Receiver) -> None:
+    assert not send_alert(_settings(receiver.url), "stalled", "x", backoff_seconds=0.01)
+    assert len(receiver.bodies) == 3
+
+
+@pytest.mark.parametrize("receiver", [([404], 0.0)], indirect=True)
+def test_a_client_error_is_not_retried(receiver: Receiver) -> None:
+    assert not send_alert(_settings(receiver.url), "stalled", "x", backoff_seconds=0.01)
+    assert len(receiver.bodies) == 1
+
+
+@pytest.mark.parametrize("receiver", [([200], 1.0)], indirect=True)
+def test_a_slow_webhook_times_out(receiver: Receiver) -> None:
+    started = time.perf_counter()
+    assert not send_alert(_settings(receiver.url, webhook_timeout_seconds=0.2, webhook_attempts=2), "stalled", "x",
+                          backoff_seconds=0.01)
+    assert time.perf_counter() - started < 1.5
+
+
+def test_an_unreachable_or_unset_webhook_sends_nothing_and_never_raises() -> None:
+    with Receiver([200]) as closed:
+        url = closed.url
+    assert not send_alert(_settings(url), "stalled", "x", backoff_seconds=0.01)
+    assert not send_alert(_settings("not a url"), "stalled", "x")
+    assert not send_alert(Settings(), "stalled", "x")
+
+
+def test_batch_stalled_and_grade_alerts_fire_only_when_there_is_news(receiver: Receiver) -> None:
+    settings = _settings(receiver.url)
+    assert not batch_alert(settings, {"batch_id": "b1", "game_date": "2024-03-11", "state": "complete"})
+    assert batch_alert(settings, {"batch_id": "b1", "game_date": "2024-03-11", "state": "partial",
+                                  "missing": [{"player_lookup": "x", "state": "failed"}]})
+    assert not stalled_alert(settings, {"reclaimed": 0, "failed": 0, "finished_batches": []})
+    assert stalled_alert(settings, {"reclaimed": 1, "failed": 0, "finished_batches": []})
+    assert grade_summary_alert(settings, "2024-03-11", [{"system_id": "matchup", "market": "pra", "n": 10,
+                                                         "mae": 6.5, "n_bets": 4, "hit_rate": 0.5, "roi": -0.05}])
+    assert [b["event"] for b in receiver.bodies] == ["batch_partial", "stalled", "grade_summary"]
+    assert "1 request(s) failed" in receiver.bodies[0]["text"]
+    assert "hit rate 50.0%" in receiver.bodies[2]["text"]
