@@ -76,20 +76,33 @@ def rule_out(storage: DuckDBStorage, day: date) -> dict[str, Any]:
         [day],
     )
     assert rows, f"no predicted player with a line on {day}"
-    storage.execute("DELETE FROM box_scores WHERE player_id = ? AND game_date = ?", [rows[0]["player_id"], day])
+    storage.execute(
+        "DELETE FROM box_scores WHERE player_id = ? AND game_date = ?", [rows[0]["player_id"], day]
+    )
     return rows[0]
 
 
-def inject_moved_line(source_row: dict[str, Any], day: date, source: Path, target: Path, *, move: float) -> float:
+def inject_moved_line(
+    source_row: dict[str, Any], day: date, source: Path, target: Path, *, move: float
+) -> float:
     """Write the player's book line moved by ``move`` (balanced prices, posted 23:52) as a lines CSV."""
     with source.open(newline="") as handle:
         reader = csv.DictReader(handle)
         fields = reader.fieldnames or []
-        row = next(r for r in reader if r["event_date"] == day.isoformat()
-                   and r["bookmaker"] == source_row["bookmaker"] and r["player_name"] == source_row["player_name"])
+        row = next(
+            r
+            for r in reader
+            if r["event_date"] == day.isoformat()
+            and r["bookmaker"] == source_row["bookmaker"]
+            and r["player_name"] == source_row["player_name"]
+        )
     new_line = float(row["line"]) + move
-    row.update(line=str(new_line), over_price="-110", under_price="-110",
-               timestamp=at(day, 23, 52).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    row.update(
+        line=str(new_line),
+        over_price="-110",
+        under_price="-110",
+        timestamp=at(day, 23, 52).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
     with target.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
@@ -109,8 +122,17 @@ class Replay:
     before_refresh: list[tuple[Any, ...]] = field(default_factory=list)
 
 
-def replay(storage: DuckDBStorage, settings: Settings, days: list[date], lines_csv: Path, workdir: Path, *,
-           move_on: date, rule_out_on: date, move: float = 2.0) -> Replay:
+def replay(
+    storage: DuckDBStorage,
+    settings: Settings,
+    days: list[date],
+    lines_csv: Path,
+    workdir: Path,
+    *,
+    move_on: date,
+    rule_out_on: date,
+    move: float = 2.0,
+) -> Replay:
     """Run the live day over ``days`` (see the module docstring)."""
     storage.execute(INJURY_REPORTS_DDL)
     result = Replay(days)
@@ -121,7 +143,9 @@ def replay(storage: DuckDBStorage, settings: Settings, days: list[date], lines_c
         if day == move_on:
             player = single_book_player(storage, day)
             result.before_refresh = storage.fetchall(
-                "SELECT prediction_id FROM player_prop_predictions WHERE game_date = ? AND is_active ORDER BY 1", [day])
+                "SELECT prediction_id FROM player_prop_predictions WHERE game_date = ? AND is_active ORDER BY 1",
+                [day],
+            )
             new_line = inject_moved_line(player, day, lines_csv, workdir / f"moved_{day}.csv", move=move)
             ingest_lines(storage, [workdir / f"moved_{day}.csv"], market="pra")
             result.moved = {**player, "new_line": new_line}
@@ -129,8 +153,10 @@ def replay(storage: DuckDBStorage, settings: Settings, days: list[date], lines_c
             result.refresh = refresh(storage, settings, day, clock=clock).as_dict()
         if day == rule_out_on:
             player = rule_out(storage, day)
-            storage.execute("INSERT INTO injury_reports VALUES (?, ?, ?, ?, 'Out', 'Rest')",
-                            [at(day, 23, 56), day, player["player_lookup"], player["team"]])
+            storage.execute(
+                "INSERT INTO injury_reports VALUES (?, ?, ?, ?, 'Out', 'Rest')",
+                [at(day, 23, 56), day, player["player_lookup"], player["team"]],
+            )
             result.ruled_out = player
             result.invalidation = invalidate(storage, day, clock=ManualClock(at(day, 23, 57))).as_dict()
         next_morning = ManualClock(at(day + timedelta(days=1), 14, 0))

@@ -67,8 +67,9 @@ def _settings(url: str, **changes: Any) -> Settings:
 
 def test_an_alert_posts_slack_compatible_json(receiver: Receiver) -> None:
     assert send_alert(_settings(receiver.url), "stalled", "2 leases reclaimed", {"reclaimed": 2})
-    assert receiver.bodies == [{"text": "nbaprops: 2 leases reclaimed", "event": "stalled",
-                                "details": {"reclaimed": 2}}]
+    assert receiver.bodies == [
+        {"text": "nbaprops: 2 leases reclaimed", "event": "stalled", "details": {"reclaimed": 2}}
+    ]
 
 
 @pytest.mark.parametrize("receiver", [([500, 503, 200], 0.0)], indirect=True)
@@ -92,8 +93,12 @@ def test_a_client_error_is_not_retried(receiver: Receiver) -> None:
 @pytest.mark.parametrize("receiver", [([200], 1.0)], indirect=True)
 def test_a_slow_webhook_times_out(receiver: Receiver) -> None:
     started = time.perf_counter()
-    assert not send_alert(_settings(receiver.url, webhook_timeout_seconds=0.2, webhook_attempts=2), "stalled", "x",
-                          backoff_seconds=0.01)
+    assert not send_alert(
+        _settings(receiver.url, webhook_timeout_seconds=0.2, webhook_attempts=2),
+        "stalled",
+        "x",
+        backoff_seconds=0.01,
+    )
     assert time.perf_counter() - started < 1.5
 
 
@@ -108,12 +113,32 @@ def test_an_unreachable_or_unset_webhook_sends_nothing_and_never_raises() -> Non
 def test_batch_stalled_and_grade_alerts_fire_only_when_there_is_news(receiver: Receiver) -> None:
     settings = _settings(receiver.url)
     assert not batch_alert(settings, {"batch_id": "b1", "game_date": "2024-03-11", "state": "complete"})
-    assert batch_alert(settings, {"batch_id": "b1", "game_date": "2024-03-11", "state": "partial",
-                                  "missing": [{"player_lookup": "x", "state": "failed"}]})
+    assert batch_alert(
+        settings,
+        {
+            "batch_id": "b1",
+            "game_date": "2024-03-11",
+            "state": "partial",
+            "missing": [{"player_lookup": "x", "state": "failed"}],
+        },
+    )
     assert not stalled_alert(settings, {"reclaimed": 0, "failed": 0, "finished_batches": []})
     assert stalled_alert(settings, {"reclaimed": 1, "failed": 0, "finished_batches": []})
-    assert grade_summary_alert(settings, "2024-03-11", [{"system_id": "matchup", "market": "pra", "n": 10,
-                                                         "mae": 6.5, "n_bets": 4, "hit_rate": 0.5, "roi": -0.05}])
+    assert grade_summary_alert(
+        settings,
+        "2024-03-11",
+        [
+            {
+                "system_id": "matchup",
+                "market": "pra",
+                "n": 10,
+                "mae": 6.5,
+                "n_bets": 4,
+                "hit_rate": 0.5,
+                "roi": -0.05,
+            }
+        ],
+    )
     assert [b["event"] for b in receiver.bodies] == ["batch_partial", "stalled", "grade_summary"]
     assert "1 request(s) failed" in receiver.bodies[0]["text"]
     assert "hit rate 50.0%" in receiver.bodies[2]["text"]

@@ -24,21 +24,36 @@ from nbaprops.config import Settings
 
 log = logging.getLogger(__name__)
 
-EVENTS = ("batch_partial", "batch_failed", "stalled", "consolidation_refused", "fetch_failed", "grade_summary")
+EVENTS = (
+    "batch_partial",
+    "batch_failed",
+    "stalled",
+    "consolidation_refused",
+    "fetch_failed",
+    "grade_summary",
+)
 
 
-def send_alert(settings: Settings, event: str, text: str, details: dict[str, Any] | None = None, *,
-               backoff_seconds: float = 0.5) -> bool:
+def send_alert(
+    settings: Settings,
+    event: str,
+    text: str,
+    details: dict[str, Any] | None = None,
+    *,
+    backoff_seconds: float = 0.5,
+) -> bool:
     """Post one alert to ``settings.webhook_url``; ``True`` when a 2xx came back (see the module docstring)."""
     if not settings.webhook_url:
         return False
-    body = json.dumps({"text": f"nbaprops: {text}", "event": event, "details": details or {}},
-                      default=str).encode()
+    body = json.dumps(
+        {"text": f"nbaprops: {text}", "event": event, "details": details or {}}, default=str
+    ).encode()
     for attempt in range(1, settings.webhook_attempts + 1):
         retry = True
         try:
-            request = urllib.request.Request(settings.webhook_url, data=body, method="POST",
-                                             headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(
+                settings.webhook_url, data=body, method="POST", headers={"Content-Type": "application/json"}
+            )
             with urllib.request.urlopen(request, timeout=settings.webhook_timeout_seconds) as response:
                 if 200 <= response.status < 300:
                     return True
@@ -67,39 +82,62 @@ def batch_alert(settings: Settings, summary: dict[str, Any]) -> bool:
         return False
     missing = summary.get("missing") or []
     failed = [m for m in missing if m.get("state") == "failed"]
-    return send_alert(settings, "batch_partial",
-                      f"batch {summary['batch_id']} of {summary['game_date']} ended partial: "
-                      f"{len(failed)} request(s) failed", {"batch_id": summary["batch_id"],
-                                                           "requests": summary.get("requests"),
-                                                           "failed": failed[:20]})
+    return send_alert(
+        settings,
+        "batch_partial",
+        f"batch {summary['batch_id']} of {summary['game_date']} ended partial: "
+        f"{len(failed)} request(s) failed",
+        {"batch_id": summary["batch_id"], "requests": summary.get("requests"), "failed": failed[:20]},
+    )
 
 
 def stalled_alert(settings: Settings, report: dict[str, Any]) -> bool:
     """Alert when check-stalled found stalled work (reclaimed or failed leases, batches past their deadline)."""
     finished = report.get("finished_batches") or []
-    found = (report.get("reclaimed", 0) + report.get("failed", 0) + report.get("released_from_dead_processes", 0)
-             + report.get("stalled_leases_left", 0) + len(finished))
+    found = (
+        report.get("reclaimed", 0)
+        + report.get("failed", 0)
+        + report.get("released_from_dead_processes", 0)
+        + report.get("stalled_leases_left", 0)
+        + len(finished)
+    )
     if not found:
         return False
-    return send_alert(settings, "stalled",
-                      f"check-stalled: {report.get('reclaimed', 0)} lease(s) reclaimed, {report.get('failed', 0)} "
-                      f"request(s) failed, {len(finished)} batch(es) finished past their deadline",
-                      {k: v for k, v in report.items() if k != "finished_batches"}
-                      | {"finished_batches": [b.get("batch_id") for b in finished]})
+    return send_alert(
+        settings,
+        "stalled",
+        f"check-stalled: {report.get('reclaimed', 0)} lease(s) reclaimed, {report.get('failed', 0)} "
+        f"request(s) failed, {len(finished)} batch(es) finished past their deadline",
+        {k: v for k, v in report.items() if k != "finished_batches"}
+        | {"finished_batches": [b.get("batch_id") for b in finished]},
+    )
 
 
 def grade_summary_alert(settings: Settings, game_date: str, metrics: list[dict[str, Any]]) -> bool:
     """The morning summary: the graded day's hit rate and ROI per system and market."""
+
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{x:.1%}"
 
-    lines = [f"{m['system_id']} {m['market']}: {m['n_bets']} bet(s), hit rate {pct(m['hit_rate'])}, "
-             f"ROI {pct(m['roi'])}, MAE {m['mae']:.2f}" if m["mae"] is not None else
-             f"{m['system_id']} {m['market']}: no graded row" for m in metrics]
-    return send_alert(settings, "grade_summary", f"graded {game_date}\n" + "\n".join(lines),
-                      {"game_date": game_date, "metrics": [{k: m[k] for k in ("system_id", "market", "n", "mae",
-                                                                               "n_bets", "hit_rate", "roi")}
-                                                           for m in metrics]})
+    lines = [
+        f"{m['system_id']} {m['market']}: {m['n_bets']} bet(s), hit rate {pct(m['hit_rate'])}, "
+        f"ROI {pct(m['roi'])}, MAE {m['mae']:.2f}"
+        if m["mae"] is not None
+        else f"{m['system_id']} {m['market']}: no graded row"
+        for m in metrics
+    ]
+    return send_alert(
+        settings,
+        "grade_summary",
+        f"graded {game_date}\n" + "\n".join(lines),
+        {
+            "game_date": game_date,
+            "metrics": [
+                {k: m[k] for k in ("system_id", "market", "n", "mae", "n_bets", "hit_rate", "roi")}
+                for m in metrics
+            ],
+        },
+    )
 
 
 __all__ = ["EVENTS", "batch_alert", "grade_summary_alert", "send_alert", "stalled_alert"]

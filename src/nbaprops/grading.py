@@ -31,12 +31,23 @@ LIVE_RUN = "live"
 # Invalidations that void a row when graded (a superseded row is not graded: its replacement is).
 VOID_INVALIDATIONS = ("game_postponed", "player_ruled_out")
 # The columns that decide a grade: a regrade replaces a stored grade only when one of them changed.
-_GRADE_VALUES = ("predicted_value", "line_value", "actual_value", "void_reason", "recommendation", "outcome",
-                 "profit", "p_win", "side", "side_won")
+_GRADE_VALUES = (
+    "predicted_value",
+    "line_value",
+    "actual_value",
+    "void_reason",
+    "recommendation",
+    "outcome",
+    "profit",
+    "p_win",
+    "side",
+    "side_won",
+)
 
 
 def _actual_sql(stat: str | None) -> str:
     """The box-score value a row settles on: one stat, or per row by its market."""
+
     def one(s: str) -> str:
         return "b.pts + b.reb + b.ast" if s == "pra" else f"b.{s}"
 
@@ -54,8 +65,9 @@ def grade_sql(source: str, *, run_id: str, stat: str | None = None, voided: bool
         stat: the stat every row settles on; ``None`` settles each row on its market's stat.
         voided: ``source`` has ``invalidation_reason``; rows invalidated by :data:`VOID_INVALIDATIONS` are void.
     """
-    void_when = (f"r.invalidation_reason IN ({', '.join(repr(v) for v in VOID_INVALIDATIONS)})" if voided
-                 else "false")
+    void_when = (
+        f"r.invalidation_reason IN ({', '.join(repr(v) for v in VOID_INVALIDATIONS)})" if voided else "false"
+    )
     void_reason = "r.invalidation_reason" if voided else "CAST(NULL AS VARCHAR)"
     return f"""
         WITH g AS (
@@ -125,9 +137,15 @@ class GradeResult:
     outcomes: dict[str, int]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"game_date": self.game_date.isoformat(), "rows": self.rows, "added": self.added,
-                "replaced": self.replaced, "removed": self.removed, "unchanged": self.unchanged,
-                "outcomes": self.outcomes}
+        return {
+            "game_date": self.game_date.isoformat(),
+            "rows": self.rows,
+            "added": self.added,
+            "replaced": self.replaced,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "outcomes": self.outcomes,
+        }
 
 
 def grade_date(storage: DuckDBStorage, game_date: date, *, clock: Clock | None = None) -> GradeResult:
@@ -142,19 +160,26 @@ def grade_date(storage: DuckDBStorage, game_date: date, *, clock: Clock | None =
     today = (clock or SystemClock()).now().date()
     if game_date >= today:
         raise InputError(f"{game_date} is not over yet (today is {today}); grade it the morning after")
-    predicted = storage.scalar("SELECT count(*) FROM player_prop_predictions WHERE game_date = ?", [game_date])
+    predicted = storage.scalar(
+        "SELECT count(*) FROM player_prop_predictions WHERE game_date = ?", [game_date]
+    )
     if not predicted:
         raise InputError(f"no prediction for {game_date}; run `nbaprops predict --date {game_date}` first")
     if not storage.scalar("SELECT count(*) FROM box_scores WHERE game_date = ?", [game_date]):
-        raise InputError(f"no box scores for {game_date} yet; ingest them (`nbaprops ingest boxscores FILE`) and "
-                         f"grade again")
+        raise InputError(
+            f"no box scores for {game_date} yet; ingest them (`nbaprops ingest boxscores FILE`) and "
+            f"grade again"
+        )
     values = " OR ".join(f"n.{c} IS DISTINCT FROM o.{c}" for c in _GRADE_VALUES)
     voids = ", ".join(repr(v) for v in VOID_INVALIDATIONS)
     with storage.transaction() as tx:
         current = tx.temp_name("current")
         fresh = tx.temp_name("fresh")
-        tx.execute(f"""CREATE TEMP TABLE {current} AS SELECT * FROM player_prop_predictions
-                       WHERE game_date = ? AND (is_active OR invalidation_reason IN ({voids}))""", [game_date])
+        tx.execute(
+            f"""CREATE TEMP TABLE {current} AS SELECT * FROM player_prop_predictions
+                       WHERE game_date = ? AND (is_active OR invalidation_reason IN ({voids}))""",
+            [game_date],
+        )
         tx.execute(f"CREATE TEMP TABLE {fresh} AS {grade_sql(current, run_id=LIVE_RUN, voided=True)}")
         counts = tx.execute(
             f"""SELECT count(*) FILTER (WHERE o.prediction_id IS NULL),
@@ -174,16 +199,26 @@ def grade_date(storage: DuckDBStorage, game_date: date, *, clock: Clock | None =
         )
         tx.execute(f"""INSERT INTO prediction_grades BY NAME SELECT * FROM {fresh} n WHERE NOT EXISTS (
                          SELECT 1 FROM prediction_grades o WHERE o.run_id = n.run_id AND o.prediction_id = n.prediction_id)""")
-        outcomes = dict(tx.execute(
-            f"""SELECT CASE WHEN void_reason IS NOT NULL THEN 'void' ELSE coalesce(outcome, 'no_bet') END, count(*)
-                FROM {fresh} GROUP BY 1 ORDER BY 1""").fetchall())
-    log.info("graded %s: %d rows (%d added, %d replaced, %d removed)", game_date, total, added, replaced, removed)
+        outcomes = dict(
+            tx.execute(
+                f"""SELECT CASE WHEN void_reason IS NOT NULL THEN 'void' ELSE coalesce(outcome, 'no_bet') END, count(*)
+                FROM {fresh} GROUP BY 1 ORDER BY 1"""
+            ).fetchall()
+        )
+    log.info(
+        "graded %s: %d rows (%d added, %d replaced, %d removed)", game_date, total, added, replaced, removed
+    )
     return GradeResult(game_date, total, added, replaced, removed, total - added - replaced, outcomes)
 
 
 def live_grades(
-    storage: DuckDBStorage, *, since: date | None = None, until: date | None = None, market: str | None = None,
-    system: str | None = None, run_id: str = LIVE_RUN,
+    storage: DuckDBStorage,
+    *,
+    since: date | None = None,
+    until: date | None = None,
+    market: str | None = None,
+    system: str | None = None,
+    run_id: str = LIVE_RUN,
 ) -> pa.Table:
     """Stored grades of a run (``live`` by default), filtered, in the backtest's order."""
     if market is not None:
@@ -208,25 +243,51 @@ def _daily(grades: pa.Table, window: int) -> list[dict[str, Any]]:
     for day in days:
         today = grades.filter(pc.equal(grades.column("game_date"), pa.scalar(day, pa.date32())))
         lo = pa.scalar(day - timedelta(days=window - 1), pa.date32())
-        recent = grades.filter(pc.and_(pc.greater_equal(grades.column("game_date"), lo),
-                                               pc.less_equal(grades.column("game_date"),
-                                                                     pa.scalar(day, pa.date32()))))
+        recent = grades.filter(
+            pc.and_(
+                pc.greater_equal(grades.column("game_date"), lo),
+                pc.less_equal(grades.column("game_date"), pa.scalar(day, pa.date32())),
+            )
+        )
         rolling = {(m["system_id"], m["market"]): m for m in compute_metrics(recent)}
         for m in compute_metrics(today):
             r = rolling[(m["system_id"], m["market"])]
-            out.append({"game_date": day.isoformat(), "system_id": m["system_id"], "market": m["market"],
-                        "n": m["n"], "mae": m["mae"], "mae_lined": m["mae_lined"], "line_mae": m["line_mae"],
-                        "n_bets": m["n_bets"], "hit_rate": m["hit_rate"], "roi": m["roi"],
-                        f"rolling_{window}d": {"n": r["n"], "mae": r["mae"], "mae_lined": r["mae_lined"],
-                                               "line_mae": r["line_mae"], "n_bets": r["n_bets"],
-                                               "hit_rate": r["hit_rate"], "hit_rate_ci": r["hit_rate_ci"],
-                                               "roi": r["roi"], "roi_ci": r["roi_ci"]}})
+            out.append(
+                {
+                    "game_date": day.isoformat(),
+                    "system_id": m["system_id"],
+                    "market": m["market"],
+                    "n": m["n"],
+                    "mae": m["mae"],
+                    "mae_lined": m["mae_lined"],
+                    "line_mae": m["line_mae"],
+                    "n_bets": m["n_bets"],
+                    "hit_rate": m["hit_rate"],
+                    "roi": m["roi"],
+                    f"rolling_{window}d": {
+                        "n": r["n"],
+                        "mae": r["mae"],
+                        "mae_lined": r["mae_lined"],
+                        "line_mae": r["line_mae"],
+                        "n_bets": r["n_bets"],
+                        "hit_rate": r["hit_rate"],
+                        "hit_rate_ci": r["hit_rate_ci"],
+                        "roi": r["roi"],
+                        "roi_ci": r["roi_ci"],
+                    },
+                }
+            )
     return out
 
 
 def accuracy(
-    storage: DuckDBStorage, *, since: date | None = None, until: date | None = None, market: str | None = None,
-    system: str | None = None, window: int = 7,
+    storage: DuckDBStorage,
+    *,
+    since: date | None = None,
+    until: date | None = None,
+    market: str | None = None,
+    system: str | None = None,
+    window: int = 7,
 ) -> dict[str, Any]:
     """Accuracy of the live grades: per system and market, over the period and day by day.
 
@@ -246,15 +307,30 @@ def accuracy(
         raise InputError(f"--until {until} is before --since {since}")
     grades = live_grades(storage, since=since, until=until, market=market, system=system)
     if grades.num_rows == 0:
-        raise InputError("no graded prediction in that period; grade a past date first (`nbaprops grade --date D`)")
+        raise InputError(
+            "no graded prediction in that period; grade a past date first (`nbaprops grade --date D`)"
+        )
     days = grades.column("game_date").to_pylist()
     return {
-        "run_id": LIVE_RUN, "start": min(days).isoformat(), "end": max(days).isoformat(),
-        "days": len(set(days)), "graded_rows": grades.num_rows, "window_days": window,
-        "metrics": compute_metrics(grades), "daily": _daily(grades, window),
+        "run_id": LIVE_RUN,
+        "start": min(days).isoformat(),
+        "end": max(days).isoformat(),
+        "days": len(set(days)),
+        "graded_rows": grades.num_rows,
+        "window_days": window,
+        "metrics": compute_metrics(grades),
+        "daily": _daily(grades, window),
         "cumulative_profit": cumulative_profit(grades),
     }
 
 
-__all__ = ["LIVE_RUN", "VOID_INVALIDATIONS", "GradeResult", "accuracy", "grade", "grade_date", "grade_sql",
-           "live_grades"]
+__all__ = [
+    "LIVE_RUN",
+    "VOID_INVALIDATIONS",
+    "GradeResult",
+    "accuracy",
+    "grade",
+    "grade_date",
+    "grade_sql",
+    "live_grades",
+]

@@ -74,9 +74,12 @@ def picks(
     bankroll = settings.bankroll if bankroll is None else bankroll
     if bankroll <= 0:
         raise InputError("--bankroll must be positive")
-    if not storage.scalar("SELECT count(*) FROM player_prop_predictions WHERE game_date = ? AND is_active",
-                          [game_date]):
-        raise InputError(f"no active prediction for {game_date}; run `nbaprops predict --date {game_date}` first")
+    if not storage.scalar(
+        "SELECT count(*) FROM player_prop_predictions WHERE game_date = ? AND is_active", [game_date]
+    ):
+        raise InputError(
+            f"no active prediction for {game_date}; run `nbaprops predict --date {game_date}` first"
+        )
     rows = storage.fetch_dicts(
         """SELECT player_lookup, player_name, team, opponent, game_id, market, system_id, recommendation,
                   predicted_value, line_value, sportsbook,
@@ -110,14 +113,24 @@ def picks(
         left -= stake
         if row["model_version"] not in windows:
             windows[row["model_version"]] = training_window(row["model_version"], settings.artifacts_dir)
-        chosen.append({**row, "kelly_full": round(full, 6), "stake": round(stake, 4),
-                       **windows[row["model_version"]]})
+        chosen.append(
+            {**row, "kelly_full": round(full, 6), "stake": round(stake, 4), **windows[row["model_version"]]}
+        )
     return {
-        "game_date": game_date.isoformat(), "system_id": system, "market": market, "bankroll": bankroll,
-        "kelly_fraction": settings.kelly_fraction, "max_bet": per_bet,
-        "max_night": bankroll * settings.max_night_fraction, "min_ev": min_ev, "correlated": correlated,
-        "count": len(chosen), "staked": round(sum(p["stake"] for p in chosen), 4),
-        "dropped_correlated": correlated_dropped, "dropped_night_cap": capped_out, "picks": chosen,
+        "game_date": game_date.isoformat(),
+        "system_id": system,
+        "market": market,
+        "bankroll": bankroll,
+        "kelly_fraction": settings.kelly_fraction,
+        "max_bet": per_bet,
+        "max_night": bankroll * settings.max_night_fraction,
+        "min_ev": min_ev,
+        "correlated": correlated,
+        "count": len(chosen),
+        "staked": round(sum(p["stake"] for p in chosen), 4),
+        "dropped_correlated": correlated_dropped,
+        "dropped_night_cap": capped_out,
+        "picks": chosen,
     }
 
 

@@ -21,11 +21,21 @@ PLAYERS = (("alpha", "BOS", "NYK", "g1"), ("bravo", "NYK", "BOS", "g1"), ("charl
 @pytest.fixture
 def predicted(storage: DuckDBStorage) -> DuckDBStorage:
     """Three players of two games with active rows written at 18:00 UTC."""
-    leases = [Lease("b1", lookup, 1, "w", lookup.title(), i, team, opp, game, team == "BOS")
-              for i, (lookup, team, opp, game) in enumerate(PLAYERS)]
-    rows = staging_rows(batch_id="b1", game_date=DAY, leases=leases, market="points", system_id="moving_average",
-                        predicted_value=np.array([20.0, 15.0, 10.0]), model_version="t", feature_version="t",
-                        now=PREDICTED_AT)
+    leases = [
+        Lease("b1", lookup, 1, "w", lookup.title(), i, team, opp, game, team == "BOS")
+        for i, (lookup, team, opp, game) in enumerate(PLAYERS)
+    ]
+    rows = staging_rows(
+        batch_id="b1",
+        game_date=DAY,
+        leases=leases,
+        market="points",
+        system_id="moving_average",
+        predicted_value=np.array([20.0, 15.0, 10.0]),
+        model_version="t",
+        feature_version="t",
+        now=PREDICTED_AT,
+    )
     with storage.session() as session:
         session.register("__rows", rows)
         session.execute("INSERT INTO player_prop_predictions BY NAME SELECT * FROM __rows")
@@ -36,13 +46,19 @@ def predicted(storage: DuckDBStorage) -> DuckDBStorage:
 
 
 def _report(storage: DuckDBStorage, hour: int, lookup: str, status: str) -> None:
-    storage.execute("INSERT INTO injury_reports VALUES (?, ?, ?, 'X', ?, 'Injury')",
-                    [datetime(2025, 2, 12, hour, 0, tzinfo=UTC), DAY, lookup, status])
+    storage.execute(
+        "INSERT INTO injury_reports VALUES (?, ?, ?, 'X', ?, 'Injury')",
+        [datetime(2025, 2, 12, hour, 0, tzinfo=UTC), DAY, lookup, status],
+    )
 
 
 def _active(storage: DuckDBStorage) -> dict[str, tuple[bool, str | None]]:
-    return {r[0]: (r[1], r[2]) for r in storage.fetchall(
-        "SELECT player_lookup, is_active, invalidation_reason FROM player_prop_predictions ORDER BY 1")}
+    return {
+        r[0]: (r[1], r[2])
+        for r in storage.fetchall(
+            "SELECT player_lookup, is_active, invalidation_reason FROM player_prop_predictions ORDER BY 1"
+        )
+    }
 
 
 def test_without_the_live_tables_nothing_is_invalidated(storage: DuckDBStorage) -> None:
@@ -57,18 +73,31 @@ def test_only_a_newest_out_report_after_the_prediction_invalidates(predicted: Du
     _report(predicted, 21, "charlie", "Available")  # newest snapshot says he plays
     result = invalidate(predicted, DAY, clock=ManualClock(datetime(2025, 2, 12, 22, tzinfo=UTC)))
     assert result.rows_invalidated == {"game_postponed": 0, "player_ruled_out": 1}
-    assert _active(predicted) == {"alpha": (True, None), "bravo": (False, "player_ruled_out"),
-                                  "charlie": (True, None)}
+    assert _active(predicted) == {
+        "alpha": (True, None),
+        "bravo": (False, "player_ruled_out"),
+        "charlie": (True, None),
+    }
     assert invalidate(predicted, DAY).rows_invalidated == {"game_postponed": 0, "player_ruled_out": 0}
 
 
 @pytest.mark.parametrize("status", ["postponed", "Cancelled"])
 def test_a_postponed_game_invalidates_both_teams_rows(predicted: DuckDBStorage, status: str) -> None:
-    predicted.execute("INSERT INTO schedule VALUES ('g1', ?, 'BOS', 'NYK', NULL, 'f', ?), "
-                      "('g2', ?, 'LAL', 'GSW', NULL, 'f', 'scheduled')", [DAY, status, DAY])
+    predicted.execute(
+        "INSERT INTO schedule VALUES ('g1', ?, 'BOS', 'NYK', NULL, 'f', ?), "
+        "('g2', ?, 'LAL', 'GSW', NULL, 'f', 'scheduled')",
+        [DAY, status, DAY],
+    )
     result = invalidate(predicted, DAY)
     assert [g["game_id"] for g in result.postponed_games] == ["g1"]
-    assert _active(predicted) == {"alpha": (False, "game_postponed"), "bravo": (False, "game_postponed"),
-                                  "charlie": (True, None)}
-    assert predicted.scalar("SELECT count(*) FROM player_prop_predictions WHERE invalidated_at IS NULL "
-                            "AND NOT is_active") == 0
+    assert _active(predicted) == {
+        "alpha": (False, "game_postponed"),
+        "bravo": (False, "game_postponed"),
+        "charlie": (True, None),
+    }
+    assert (
+        predicted.scalar(
+            "SELECT count(*) FROM player_prop_predictions WHERE invalidated_at IS NULL AND NOT is_active"
+        )
+        == 0
+    )

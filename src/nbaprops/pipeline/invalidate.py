@@ -76,8 +76,12 @@ class InvalidationResult:
     rows_invalidated: dict[str, int]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"game_date": self.game_date.isoformat(), "postponed_games": self.postponed_games,
-                "ruled_out": self.ruled_out, "rows_invalidated": self.rows_invalidated}
+        return {
+            "game_date": self.game_date.isoformat(),
+            "postponed_games": self.postponed_games,
+            "ruled_out": self.ruled_out,
+            "rows_invalidated": self.rows_invalidated,
+        }
 
 
 def invalidate(storage: DuckDBStorage, game_date: date, *, clock: Clock | None = None) -> InvalidationResult:
@@ -94,8 +98,16 @@ def invalidate(storage: DuckDBStorage, game_date: date, *, clock: Clock | None =
                           invalidation_reason = 'game_postponed', updated_at = ?
                    WHERE is_active AND game_date = ? AND (game_id = ? OR (team = ? AND opponent = ?)
                                                           OR (team = ? AND opponent = ?))""",
-                [now, now, game_date, game["game_id"], game["home_team"], game["away_team"], game["away_team"],
-                 game["home_team"]],
+                [
+                    now,
+                    now,
+                    game_date,
+                    game["game_id"],
+                    game["home_team"],
+                    game["away_team"],
+                    game["away_team"],
+                    game["home_team"],
+                ],
             ).fetchone()
             counts["game_postponed"] += int(changed[0]) if changed else 0
         for out in outs:
@@ -110,9 +122,18 @@ def invalidate(storage: DuckDBStorage, game_date: date, *, clock: Clock | None =
     if any(counts.values()):
         log.info("invalidated on %s: %s", game_date, counts)
     return InvalidationResult(
-        game_date, games,
-        [{"player_lookup": o.player_lookup, "team": o.team, "report_time": o.report_time.isoformat(),
-          "reason": o.reason, "rows_invalidated": affected[o.player_lookup]} for o in outs],
+        game_date,
+        games,
+        [
+            {
+                "player_lookup": o.player_lookup,
+                "team": o.team,
+                "report_time": o.report_time.isoformat(),
+                "reason": o.reason,
+                "rows_invalidated": affected[o.player_lookup],
+            }
+            for o in outs
+        ],
         counts,
     )
 

@@ -49,9 +49,15 @@ class LineMove:
         return None if self.old_line is None else self.new_line - self.old_line
 
     def as_dict(self) -> dict[str, Any]:
-        return {"player_lookup": self.player_lookup, "player_name": self.player_name, "market": self.market,
-                "old_line": self.old_line, "new_line": self.new_line, "move": self.move,
-                "first_line": self.old_line is None}
+        return {
+            "player_lookup": self.player_lookup,
+            "player_name": self.player_name,
+            "market": self.market,
+            "old_line": self.old_line,
+            "new_line": self.new_line,
+            "move": self.move,
+            "first_line": self.old_line is None,
+        }
 
 
 @dataclass
@@ -64,13 +70,19 @@ class RefreshResult:
     batch: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"game_date": self.game_date.isoformat(), "as_of": self.as_of.isoformat(), "threshold": self.threshold,
-                "moves": [m.as_dict() for m in self.moves], "not_repredicted": self.not_repredicted,
-                "batch": self.batch}
+        return {
+            "game_date": self.game_date.isoformat(),
+            "as_of": self.as_of.isoformat(),
+            "threshold": self.threshold,
+            "moves": [m.as_dict() for m in self.moves],
+            "not_repredicted": self.not_repredicted,
+            "batch": self.batch,
+        }
 
 
-def line_moves(storage: DuckDBStorage, game_date: date, markets: Sequence[str], *, as_of: datetime,
-               threshold: float) -> list[LineMove]:
+def line_moves(
+    storage: DuckDBStorage, game_date: date, markets: Sequence[str], *, as_of: datetime, threshold: float
+) -> list[LineMove]:
     """Players whose consensus line (as of ``as_of``) moved by at least ``threshold`` or is their first."""
     from nbaprops.ingest.lines import select_lines
 
@@ -110,7 +122,9 @@ def _daily_choice(storage: DuckDBStorage, game_date: date) -> tuple[tuple[str, .
     """Markets and systems of the newest consolidated batch of the date, which a refresh keeps."""
     row = storage.fetchone(
         "SELECT markets, systems FROM prediction_batches WHERE game_date = ? AND consolidated_at IS NOT NULL "
-        "ORDER BY created_at DESC LIMIT 1", [game_date])
+        "ORDER BY created_at DESC LIMIT 1",
+        [game_date],
+    )
     return None if row is None else (tuple(row[0]), tuple(row[1]))
 
 
@@ -149,8 +163,10 @@ def refresh(
     ensure_boxscores(storage)
     running = ledger.running_batch(storage, game_date)
     if running is not None:
-        raise InputError(f"batch {running} of {game_date} is still running; let it finish (`nbaprops predict "
-                         f"--date {game_date}` resumes it) before refreshing")
+        raise InputError(
+            f"batch {running} of {game_date} is still running; let it finish (`nbaprops predict "
+            f"--date {game_date}` resumes it) before refreshing"
+        )
     now = clock.now()
     as_of = default_as_of(game_date, clock)
     moves = line_moves(storage, game_date, markets, as_of=as_of, threshold=threshold)
@@ -160,31 +176,52 @@ def refresh(
     games = games_for_date(storage, game_date)
     if games.num_rows == 0:
         raise InputError(f"no games on {game_date} (no schedule, lines or box scores for it)")
-    tip = dict(zip(games.column("game_id").to_pylist(), games.column("commence_time").to_pylist(), strict=True))
-    invalidated = {r[0]: r[1] for r in storage.fetchall(
-        """SELECT player_lookup, any_value(invalidation_reason) FROM player_prop_predictions
+    tip = dict(
+        zip(games.column("game_id").to_pylist(), games.column("commence_time").to_pylist(), strict=True)
+    )
+    invalidated = {
+        r[0]: r[1]
+        for r in storage.fetchall(
+            """SELECT player_lookup, any_value(invalidation_reason) FROM player_prop_predictions
            WHERE game_date = ? AND invalidation_reason IN ('game_postponed', 'player_ruled_out') GROUP BY 1""",
-        [game_date])}
+            [game_date],
+        )
+    }
     # A player skipped by the date's last batch that requested him (no history, too few games) and still without
     # an active row would only be skipped again.
-    skipped = {r[0]: r[1] for r in storage.fetchall(
-        """SELECT r.player_lookup, arg_max(r.error_code, b.created_at) FROM prediction_requests r
+    skipped = {
+        r[0]: r[1]
+        for r in storage.fetchall(
+            """SELECT r.player_lookup, arg_max(r.error_code, b.created_at) FROM prediction_requests r
            JOIN prediction_batches b USING (batch_id)
            WHERE b.game_date = ? AND NOT EXISTS (SELECT 1 FROM player_prop_predictions p WHERE p.game_date = b.game_date
                  AND p.player_lookup = r.player_lookup AND p.is_active)
-           GROUP BY 1 HAVING arg_max(r.state, b.created_at) = 'skipped'""", [game_date])}
+           GROUP BY 1 HAVING arg_max(r.state, b.created_at) = 'skipped'""",
+            [game_date],
+        )
+    }
     moved = {m.player_lookup for m in moves}
     requests = []
-    for request in expected_players(storage, game_date, games, recent_days=settings.recent_days,
-                                    line_players=line_players(storage, game_date, markets, as_of)):
+    for request in expected_players(
+        storage,
+        game_date,
+        games,
+        recent_days=settings.recent_days,
+        line_players=line_players(storage, game_date, markets, as_of),
+    ):
         if request.player_lookup not in moved:
             continue
         if request.player_lookup in invalidated:
-            result.not_repredicted.append({"player_lookup": request.player_lookup,
-                                           "reason": invalidated[request.player_lookup]})
+            result.not_repredicted.append(
+                {"player_lookup": request.player_lookup, "reason": invalidated[request.player_lookup]}
+            )
         elif request.player_lookup in skipped:
-            result.not_repredicted.append({"player_lookup": request.player_lookup,
-                                           "reason": f"skipped ({skipped[request.player_lookup]})"})
+            result.not_repredicted.append(
+                {
+                    "player_lookup": request.player_lookup,
+                    "reason": f"skipped ({skipped[request.player_lookup]})",
+                }
+            )
         elif request.game_id is not None and _started(tip.get(request.game_id), game_date, now):
             result.not_repredicted.append({"player_lookup": request.player_lookup, "reason": "game_started"})
         else:
@@ -195,15 +232,23 @@ def refresh(
         bundles = ensure_bundles(storage, settings, game_date, markets, systems, on_message=on_message)
     coordinator = Coordinator(storage, settings, clock=clock)
     start = coordinator.start(game_date, requests, markets=markets, systems=systems, as_of=as_of)
-    storage.execute("UPDATE prediction_batches SET kind = ? WHERE batch_id = ?", [LINE_UPDATE, start.batch_id])
+    storage.execute(
+        "UPDATE prediction_batches SET kind = ? WHERE batch_id = ?", [LINE_UPDATE, start.batch_id]
+    )
     info = ledger.get_batch(storage, start.batch_id)
     lines = select_lines(storage, game_date, markets, as_of=as_of)
     coordinator.run(start.batch_id, SlatePredictor(info, bundles, lines, settings, clock))
     summary = coordinator.finish(start.batch_id, started=started_at)
     stored = ledger.get_batch(storage, start.batch_id).summary or {}
-    storage.execute("UPDATE prediction_batches SET summary = ? WHERE batch_id = ?",
-                    [json.dumps({**stored, "kind": LINE_UPDATE, "line_moves": [m.as_dict() for m in moves]},
-                                default=str), start.batch_id])
+    storage.execute(
+        "UPDATE prediction_batches SET summary = ? WHERE batch_id = ?",
+        [
+            json.dumps(
+                {**stored, "kind": LINE_UPDATE, "line_moves": [m.as_dict() for m in moves]}, default=str
+            ),
+            start.batch_id,
+        ],
+    )
     result.batch = {**summary.as_dict(), "kind": LINE_UPDATE}
     log.info("refresh %s: %d move(s), batch %s", game_date, len(moves), start.batch_id)
     return result
