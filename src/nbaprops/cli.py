@@ -160,10 +160,21 @@ def _operate(db: Path | None, as_json: bool, title: str, action: Callable[[DuckD
         _emit(result, as_json, lambda: _render_summary(title, result))
 
 
+def _cell(value: Any) -> str:
+    """A value as one short table cell: counts as ``done 464, skipped 5`` rather than JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and all(isinstance(v, int | float | str) for v in value.values()):
+        return ", ".join(f"{k} {v}" for k, v in value.items() if v != 0) or "none"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value) or "none"
+    return json.dumps(value, default=str)
+
+
 def _kv_table(title: str, rows: dict[str, Any]) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
     for key, value in rows.items():
-        table.add_row(str(key), value if isinstance(value, str) else json.dumps(value, default=str))
+        table.add_row(str(key), _cell(value))
     return table
 
 
@@ -184,7 +195,8 @@ def _render_summary(title: str, result: dict[str, Any]) -> None:
         names = ", ".join(str(m.get("player_name") or m.get("player_lookup")) for m in missing[:8])
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items(), key=lambda kv: -kv[1]))
-        out.print(f"{len(missing)} player(s) not predicted ({reasons}): {names}{more}. Full list: --json.")
+        out.print(f"{len(missing)} player(s) not predicted ({reasons}): {names}{more}. Full list: --json.",
+                  soft_wrap=True)
 
 
 # -- predict ---------------------------------------------------------------------------------------
@@ -465,7 +477,7 @@ def predictions(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The board of a date: active predictions, best expected value first."""
+    """The board of a date: active predictions, best expected value first (then highest prediction)."""
     from nbaprops.pipeline.reads import active_predictions
 
     with _errors(as_json):
