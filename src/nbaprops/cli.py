@@ -609,6 +609,19 @@ def _f3(x: Any) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
+def _f2(x: Any, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _pct(x: float | None, ci: list[float | None] | None = None) -> str:
+    """``56% (49-63)``: a proportion or ROI with its interval, in percent."""
+    if x is None:
+        return "-"
+    if not ci or ci[0] is None or ci[1] is None:
+        return f"{x:.0%}"
+    return f"{x:.0%} ({ci[0] * 100:.0f}..{ci[1] * 100:.0f})"
+
+
 @app.command()
 def grade(
     date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date whose box scores are stored.")],
@@ -676,24 +689,22 @@ def accuracy(
                                "players who did not play or were ruled out voided."}, curves))
 
         def render() -> None:
-            table = Table("system", "market", "n", "void", "MAE", "w/ line", "MAE on them", "line MAE", "bets",
-                          "hit rate (95% CI)", "ROI (95% CI)", "ECE",
+            table = Table("system", "market", "n", "void", "MAE", "lined: MAE/line", "bets", "hit rate", "ROI", "ECE",
                           title=f"live {payload['start']}..{payload['end']}: {payload['days']} game day(s)",
                           title_justify="left")
             for m in payload["metrics"]:
-                table.add_row(m["system_id"], m["market"], str(m["n"]), str(m["void"]), _f3(m["mae"]),
-                              str(m["n_lined"]), _f3(m["mae_lined"]), _f3(m["line_mae"]), str(m["n_bets"]),
-                              f"{_f3(m['hit_rate'])} ({_f3(m['hit_rate_ci'][0])}-{_f3(m['hit_rate_ci'][1])})",
-                              f"{_f3(m['roi'])} ({_f3(m['roi_ci'][0])}-{_f3(m['roi_ci'][1])})", _f3(m["ece"]))
+                lined = f"{_f2(m['mae_lined'])}/{_f2(m['line_mae'])} ({m['n_lined']})"
+                table.add_row(m["system_id"], m["market"], str(m["n"]), str(m["void"]), _f2(m["mae"]), lined,
+                              str(m["n_bets"]), _pct(m["hit_rate"], m["hit_rate_ci"]), _pct(m["roi"], m["roi_ci"]),
+                              _f2(m["ece"], 3))
             out.print(table)
-            daily = Table("date", "system", "market", "n", "MAE", "bets", "hit rate", "ROI",
-                          f"MAE {window}d", f"hit rate {window}d", f"ROI {window}d", title="day by day",
-                          title_justify="left")
+            daily = Table("date", "system", "n", "MAE", "bets", "hit", "ROI", f"MAE {window}d", f"hit {window}d",
+                          f"ROI {window}d", title="day by day", title_justify="left")
             for d in payload["daily"]:
                 r = d[f"rolling_{window}d"]
-                daily.add_row(d["game_date"], d["system_id"], d["market"], str(d["n"]), _f3(d["mae"]),
-                              str(d["n_bets"]), _f3(d["hit_rate"]), _f3(d["roi"]), _f3(r["mae"]),
-                              _f3(r["hit_rate"]), _f3(r["roi"]))
+                daily.add_row(d["game_date"], f"{d['system_id']} {d['market']}", str(d["n"]), _f2(d["mae"]),
+                              str(d["n_bets"]), _pct(d["hit_rate"]), _pct(d["roi"]), _f2(r["mae"]),
+                              _pct(r["hit_rate"]), _pct(r["roi"]))
             out.print(daily)
             if report is not None:
                 out.print(f"report: {payload['report']}")
@@ -764,8 +775,7 @@ def invalidate(
 
 
 _PICKS = (("player_name", "player"), ("market", "market"), ("recommendation", "bet"), ("line_value", "line"),
-          ("price", "price"), ("p_win", "P(win)"), ("expected_value", "EV"), ("stake", "stake"),
-          ("trained_through", "trained through"), ("batch_id", "batch"))
+          ("price", "price"), ("p_win", "P(win)"), ("expected_value", "EV"), ("stake", "stake"))
 
 
 @app.command()
@@ -804,9 +814,13 @@ def picks(
                                 f"{result['bankroll']:.2f} units staked (cap {result['max_bet']:.2f} a bet, "
                                 f"{result['max_night']:.2f} a night)")
             for p in result["picks"]:
-                table.add_row(*("" if p[c] is None else f"{p[c]:.3f}" if isinstance(p[c], float) else str(p[c])
+                table.add_row(*("" if p[c] is None else f"{p[c]:.2f}" if isinstance(p[c], float) else str(p[c])
                                 for c, _ in _PICKS))
             out.print(table)
+            sources = sorted({(p["batch_id"], p["train_start"], p["trained_through"]) for p in result["picks"]})
+            for batch_id, train_start, through in sources:
+                out.print(f"from batch {batch_id}, model trained on {train_start or '?'} .. {through or '?'}",
+                          highlight=False)
 
         _emit(result, as_json, render)
 
