@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from tests.conftest import PRA_LINES
 from tests.replay import Replay, at, inject_moved_line, replay
+from tests.webhook import Receiver
 from typer.testing import CliRunner
 
 from nbaprops.backtest import compute_metrics, run_backtest
@@ -264,9 +265,16 @@ def test_picks_stake_fractional_kelly_within_the_caps(replayed: Replayed, storag
 def test_the_commands_print_json_and_refuse_bad_input(replayed: Replayed) -> None:
     runner = CliRunner()
     db = ["--db", str(replayed.path)]
-    graded = runner.invoke(app, ["grade", "--date", DAYS[0].isoformat(), *db, "--json"])
+    with Receiver([200]) as hook:
+        graded = runner.invoke(
+            app,
+            ["grade", "--date", DAYS[0].isoformat(), *db, "--json"],
+            env={"NBAPROPS_WEBHOOK_URL": hook.url},
+        )
     assert graded.exit_code == 0, graded.output
     assert json.loads(graded.output)["added"] == 0
+    assert [b["event"] for b in hook.bodies] == ["grade_summary"]
+    assert f"graded {DAYS[0]}" in hook.bodies[0]["text"]
     acc = runner.invoke(
         app,
         [
