@@ -104,21 +104,38 @@ def _fail(message: str, kind: str, as_json: bool, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _is_interrupt(exc: BaseException | None) -> bool:
+    """Ctrl-C, also when DuckDB caught the signal inside a query and raised its own "Query interrupted"."""
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt) or "query interrupted" in str(exc).lower() or \
+                type(exc).__name__ == "InterruptException":
+            return True
+        exc = exc.__cause__
+    return False
+
+
 @contextmanager
 def _errors(as_json: bool = False) -> Iterator[None]:
     """The one error boundary of the CLI (see the module docstring)."""
     try:
-        yield
+        try:
+            yield
+        except Exception as exc:
+            if _is_interrupt(exc):
+                raise KeyboardInterrupt from exc
+            raise
     except NbapropsError as exc:
         raise _fail(str(exc), type(exc).__name__, as_json, 1) from None
     except KeyboardInterrupt:
         batch = _state["batch_id"]
         message = (f"interrupted; run the same command to resume batch {batch}" if batch
                    else "interrupted; nothing was changed that a rerun cannot redo")
+        # Plain writes: the interrupt may have landed inside a Rich print, whose half-flushed buffer would be
+        # written again by the next Rich print.
         if as_json:
-            print(json.dumps({"error": message, "kind": "Interrupted", "batch_id": batch}))
+            sys.stdout.write(json.dumps({"error": message, "kind": "Interrupted", "batch_id": batch}) + "\n")
         else:
-            err.print(message, highlight=False)
+            sys.stderr.write(message + "\n")
         sys.stdout.flush()
         sys.stderr.flush()
         # The database is closed by now; skip interpreter teardown, where DuckDB's bindings report every
