@@ -54,7 +54,7 @@ def parse_sql(kind: Kind, expr: str) -> str:
 
 
 def read_text_table(con: duckdb.DuckDBPyConnection, path: Path, view: str) -> list[str]:
-    """Create temp view ``view`` over a CSV/Parquet file, every column as text plus ``__line``.
+    """Create temp view ``view`` over a CSV, Parquet or JSON file, every column as text plus ``__line``.
 
     Returns:
         The file's header names as written.
@@ -63,9 +63,10 @@ def read_text_table(con: duckdb.DuckDBPyConnection, path: Path, view: str) -> li
         raise InputError("file not found", path=str(path))
     source = str(path).replace("'", "''")
     try:
-        if path.suffix.lower() == ".parquet":
-            rel = f"(SELECT * FROM read_parquet('{source}'))"
-            header = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{source}')").fetchall()]
+        reader = {".parquet": "read_parquet", ".json": "read_json_auto"}.get(path.suffix.lower())
+        if reader is not None:  # Parquet, or JSON (an array of objects, or one object a line)
+            rel = f"(SELECT * FROM {reader}('{source}'))"
+            header = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}('{source}')").fetchall()]
             casts = ", ".join(f'CAST("{h}" AS VARCHAR) AS "{h}"' for h in header)
             con.execute(
                 f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {casts}, "
@@ -77,7 +78,8 @@ def read_text_table(con: duckdb.DuckDBPyConnection, path: Path, view: str) -> li
             f"FROM read_csv('{source}', header=true, all_varchar=true, parallel=false)"
         )
     except duckdb.Error as exc:
-        raise InputError(f"cannot read as CSV: {exc}", path=str(path)) from exc
+        kind = {".parquet": "Parquet", ".json": "JSON"}.get(path.suffix.lower(), "CSV")
+        raise InputError(f"cannot read as {kind}: {exc}", path=str(path)) from exc
     return [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall() if r[0] != "__line"]
 
 
