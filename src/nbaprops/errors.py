@@ -13,7 +13,6 @@
     │   └── SourceError            a live source refused the request or answered nonsense (4xx, bad JSON)
     └── TransientError             may succeed later: retry with a cap
         ├── StorageBusyError       the database file is locked or a transaction conflicted
-        ├── LeaseLostError         another worker took over the request
         └── SourceUnavailableError a live source timed out or kept answering 429/5xx after the retries
 
 Driver errors are translated into this tree in one place per backend
@@ -93,10 +92,6 @@ class ArtifactError(TerminalError):
 
 class StorageBusyError(TransientError):
     """The database is locked by another process or a transaction conflicted."""
-
-
-class LeaseLostError(TransientError):
-    """The request's lease was taken over by another attempt; this attempt must not commit."""
 
 
 class SourceError(TerminalError):

@@ -171,7 +171,7 @@ INGEST_LOG = Table(
     description="Every file ingested, by content hash.",
 )
 
-BATCH_STATES = ("running", "consolidating", "complete", "partial", "failed")
+BATCH_STATES = ("running", "complete", "partial")
 REQUEST_STATES = ("pending", "leased", "done", "skipped", "failed")
 TERMINAL_REQUEST_STATES = ("done", "skipped", "failed")
 
@@ -180,7 +180,7 @@ PREDICTION_BATCHES = Table(
     (
         _c("batch_id", "VARCHAR", "unique batch id", nullable=False),
         _c("game_date", "DATE", "the date predicted", nullable=False),
-        _c("state", "VARCHAR", "running, consolidating, complete, partial or failed", nullable=False),
+        _c("state", "VARCHAR", "running, complete (every request done or skipped) or partial (some failed)", nullable=False),
         _c("markets", "VARCHAR[]", "markets predicted", nullable=False),
         _c("systems", "VARCHAR[]", "systems run", nullable=False),
         _c("as_of", "TIMESTAMPTZ", "prediction time: no line posted later is used", nullable=False),

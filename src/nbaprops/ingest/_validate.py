@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import duckdb
-
 from nbaprops.errors import InputError
+from nbaprops.storage.duckdb import Session
 
 Kind = Literal["text", "date", "int", "number", "nonneg_number", "timestamp"]
 
@@ -53,7 +52,7 @@ def parse_sql(kind: Kind, expr: str) -> str:
     return _PARSE[kind].format(v=f"nullif(trim({expr}), '')")
 
 
-def read_text_table(con: duckdb.DuckDBPyConnection, path: Path, view: str) -> list[str]:
+def read_text_table(con: Session, path: Path, view: str) -> list[str]:
     """Create temp view ``view`` over a CSV, Parquet or JSON file, every column as text plus ``__line``.
 
     Returns:
@@ -62,24 +61,20 @@ def read_text_table(con: duckdb.DuckDBPyConnection, path: Path, view: str) -> li
     if not path.exists():
         raise InputError("file not found", path=str(path))
     source = str(path).replace("'", "''")
-    try:
-        reader = {".parquet": "read_parquet", ".json": "read_json_auto"}.get(path.suffix.lower())
-        if reader is not None:  # Parquet, or JSON (an array of objects, or one object a line)
-            rel = f"(SELECT * FROM {reader}('{source}'))"
-            header = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}('{source}')").fetchall()]
-            casts = ", ".join(f'CAST("{h}" AS VARCHAR) AS "{h}"' for h in header)
-            con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {casts}, "
-                f"CAST(row_number() OVER () + 1 AS BIGINT) AS __line FROM {rel}"
-            )
-            return header
+    reader = {".parquet": "read_parquet", ".json": "read_json_auto"}.get(path.suffix.lower())
+    if reader is not None:  # Parquet, or JSON (an array of objects, or one object a line)
+        rel = f"(SELECT * FROM {reader}('{source}'))"
+        header = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}('{source}')", source=path).fetchall()]
+        casts = ", ".join(f'CAST("{h}" AS VARCHAR) AS "{h}"' for h in header)
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {view} AS SELECT *, CAST(row_number() OVER () + 1 AS BIGINT) AS __line "
-            f"FROM read_csv('{source}', header=true, all_varchar=true, parallel=false)"
+            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {casts}, "
+            f"CAST(row_number() OVER () + 1 AS BIGINT) AS __line FROM {rel}", source=path,
         )
-    except duckdb.Error as exc:
-        kind = {".parquet": "Parquet", ".json": "JSON"}.get(path.suffix.lower(), "CSV")
-        raise InputError(f"cannot read as {kind}: {exc}", path=str(path)) from exc
+        return header
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {view} AS SELECT *, CAST(row_number() OVER () + 1 AS BIGINT) AS __line "
+        f"FROM read_csv('{source}', header=true, all_varchar=true, parallel=false)", source=path,
+    )
     return [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall() if r[0] != "__line"]
 
 
@@ -101,7 +96,7 @@ def resolve_columns(header: Sequence[str], fields: Iterable[Field], *, path: Pat
 
 
 def check_values(
-    con: duckdb.DuckDBPyConnection,
+    con: Session,
     view: str,
     fields: Iterable[Field],
     columns: Mapping[str, str | None],

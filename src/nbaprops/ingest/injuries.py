@@ -32,11 +32,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-
-import duckdb
 
 from nbaprops.errors import InputError
 from nbaprops.ingest._report import IngestReport, file_sha256
@@ -44,7 +42,7 @@ from nbaprops.ingest._validate import Field, check_values, read_text_table, reso
 from nbaprops.ingest.names import lookup_sql
 from nbaprops.ingest.teams import check_teams, resolve_team_sql
 from nbaprops.schema import INJURY_STATUSES
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.duckdb import DuckDBStorage, Session
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +83,7 @@ def first_last_sql(expr: str) -> str:
             f"ELSE {v} END)")
 
 
-def _check_parsed(cur: duckdb.DuckDBPyConnection, view: str, col: str, parse: Callable[[str], str], path: Path,
+def _check_parsed(cur: Session, view: str, col: str, parse: Callable[[str], str], path: Path,
                   expected: str) -> None:
     raw = f'"{col}"'
     bad = cur.execute(
@@ -125,19 +123,22 @@ def ingest_injuries(storage: DuckDBStorage, paths: Sequence[Path | str]) -> Inge
     Raises:
         InputError: naming the file, line and column of the first problem.
     """
-    cur = storage.cursor()
+    with storage.session() as cur:
+        return _ingest(storage, cur, [Path(p) for p in paths])
+
+
+def _ingest(storage: DuckDBStorage, cur: Session, paths: list[Path]) -> IngestReport:
     files: list[tuple[Path, str, int]] = []
     not_submitted = 0
-    for index, raw_path in enumerate(paths):
-        path = Path(raw_path)
-        view, kept = f"__inj_in_{index}", f"__inj_kept_{index}"
+    for index, path in enumerate(paths):
+        view, kept = cur.temp_name(f"inj_in_{index}"), cur.temp_name(f"inj_kept_{index}")
         header = read_text_table(cur, path, view)
         cols = resolve_columns(header, FIELDS, path=path)
         reason = f'"{cols["Reason"]}"' if cols["Reason"] else "NULL"
         player = f'"{cols["Player Name"]}"'
         # A team that has not submitted yet is a row without a player: nothing to store for it.
         skip = f"nullif(trim({player}), '') IS NULL AND lower(trim(coalesce({reason}, ''))) = 'not yet submitted'"
-        not_submitted += int(cur.execute(f"SELECT count(*) FROM {view} WHERE {skip}").fetchone()[0])  # type: ignore[index]
+        not_submitted += int(cur.scalar(f"SELECT count(*) FROM {view} WHERE {skip}"))
         cur.execute(f"CREATE OR REPLACE TEMP TABLE {kept} AS SELECT * FROM {view} WHERE NOT ({skip})")
         check_values(cur, kept, FIELDS, cols, path=path)
         _check_parsed(cur, kept, cols["Report Time"] or "", report_time_sql, path,
@@ -150,25 +151,24 @@ def ingest_injuries(storage: DuckDBStorage, paths: Sequence[Path | str]) -> Inge
         if bad:
             raise InputError(f"value {bad[1]!r} is not a player name", path=str(path), row=int(bad[0]),
                              column=cols["Player Name"])
-        typed = f"__inj_typed_{index}"
+        typed = cur.temp_name(f"inj_typed_{index}")
         cur.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(kept, cols, path, index)}")
-        files.append((path, typed, int(cur.execute(f"SELECT count(*) FROM {typed}").fetchone()[0])))  # type: ignore[index]
-        cur.execute(f"DROP TABLE IF EXISTS {kept}")
+        files.append((path, typed, int(cur.scalar(f"SELECT count(*) FROM {typed}"))))
     if not files:
         return IngestReport("injuries", (), 0, 0)
     key = ", ".join(_KEY)
-    union = " UNION ALL ".join(f"SELECT * FROM {t}" for _, t, _ in files)
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE __inj_all AS {union}")
+    new = cur.temp_name("inj_all")
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {new} AS " + " UNION ALL ".join(f"SELECT * FROM {t}" for _, t, _ in files))
     clash = cur.execute(
         f"""SELECT any_value(source ORDER BY __file DESC, __line DESC), max(__line ORDER BY __file)
-            FROM __inj_all GROUP BY {key} HAVING count(DISTINCT (status, reason)) > 1 ORDER BY 2 LIMIT 1"""
+            FROM {new} GROUP BY {key} HAVING count(DISTINCT (status, reason)) > 1 ORDER BY 2 LIMIT 1"""
     ).fetchone()
     if clash:
         raise InputError("the same report time, game date, team and player appear with different statuses",
                          path=clash[0], row=int(clash[1]), column="Current Status")
     on = " AND ".join(f"s.{k} = n.{k}" for k in _KEY)
     clash = cur.execute(
-        f"""SELECT n.source, n.__line FROM __inj_all n JOIN injury_reports s ON {on}
+        f"""SELECT n.source, n.__line FROM {new} n JOIN injury_reports s ON {on}
             WHERE (n.status, n.reason) IS DISTINCT FROM (s.status, s.reason) ORDER BY n.__file, n.__line LIMIT 1"""
     ).fetchone()
     if clash:
@@ -177,28 +177,24 @@ def ingest_injuries(storage: DuckDBStorage, paths: Sequence[Path | str]) -> Inge
                          column="Current Status")
     rows_read = sum(n for *_, n in files)
     stored = ", ".join(_STORED)
-    now = datetime.now().astimezone()
+    now = datetime.now(UTC)
     with storage.transaction() as tx:
-        before = int(tx.execute("SELECT count(*) FROM injury_reports").fetchone()[0])  # type: ignore[index]
+        before = int(tx.scalar("SELECT count(*) FROM injury_reports"))
         tx.execute(
             f"""INSERT INTO injury_reports ({stored})
                 SELECT {stored} FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY __file, __line) AS __n
-                                      FROM __inj_all) n
+                                      FROM {new}) n
                 WHERE __n = 1 AND NOT EXISTS (SELECT 1 FROM injury_reports s WHERE {on})"""
         )
-        added = int(tx.execute("SELECT count(*) FROM injury_reports").fetchone()[0]) - before  # type: ignore[index]
-        reports = [r[0].isoformat() for r in tx.execute(
-            "SELECT DISTINCT report_at FROM __inj_all ORDER BY 1").fetchall()]
-        statuses = dict(tx.execute("SELECT status, count(*) FROM __inj_all GROUP BY 1 ORDER BY 1").fetchall())
+        added = int(tx.scalar("SELECT count(*) FROM injury_reports")) - before
+        reports = [r[0].isoformat() for r in tx.execute(f"SELECT DISTINCT report_at FROM {new} ORDER BY 1").fetchall()]
+        statuses = dict(tx.execute(f"SELECT status, count(*) FROM {new} GROUP BY 1 ORDER BY 1").fetchall())
         unmatched = [r[0] for r in tx.execute(
-            """SELECT DISTINCT player_name FROM __inj_all
-               WHERE player_lookup NOT IN (SELECT DISTINCT player_lookup FROM box_scores) ORDER BY 1""").fetchall()]
+            f"""SELECT DISTINCT player_name FROM {new}
+                WHERE player_lookup NOT IN (SELECT DISTINCT player_lookup FROM box_scores) ORDER BY 1""").fetchall()]
         for path, _typed, rows in files:
             tx.execute("INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
                        ["injuries", str(path), file_sha256(path), rows, None, now])
-    for _, typed, _ in files:
-        cur.execute(f"DROP TABLE IF EXISTS {typed}")
-    cur.execute("DROP TABLE IF EXISTS __inj_all")
     log.info("ingested %d injury-report rows (%d new) from %d file(s)", rows_read, added, len(files))
     details: dict[str, Any] = {"reports": reports, "statuses": statuses, "not_yet_submitted": not_submitted,
                                "unmatched": unmatched}

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from nbaprops.errors import ContractError, NotFittedError
-from nbaprops.features.columns import MARKET_STAT
+from nbaprops.markets import MARKET_STAT
 from nbaprops.systems.spread import TierSpread
 
 
