@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.sources.fake_services import FakeServices
 from typer.testing import CliRunner
 
 from nbaprops.cli import app
 from nbaprops.storage import open_storage
-from tests.sources.fake_services import FakeServices
 
 runner = CliRunner()
 TABLES = ("box_scores", "schedule", "prop_lines", "injury_reports", "prediction_batches", "prediction_requests",

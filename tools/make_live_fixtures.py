@@ -167,7 +167,7 @@ def injury_pdf(con: duckdb.DuckDBPyConnection) -> bytes:
                    THEN split_part(MATCHUP, ' vs. ', 2) || '@' || split_part(MATCHUP, ' vs. ', 1)
                    ELSE replace(MATCHUP, ' @ ', '@') END
            FROM b WHERE GAME_DATE = '2025-02-12'""").fetchall())
-    for _, abbr, name, *_ in REPORT:
+    for _, _abbr, name, *_ in REPORT:
         last, first = (p.strip() for p in name.split(","))
         assert con.execute("SELECT count(*) FROM b WHERE PLAYER_NAME = ? AND GAME_DATE < '2025-02-12'",
                            [f"{first} {last}"]).fetchone()[0], name  # type: ignore[index]

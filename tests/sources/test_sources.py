@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from tests.sources.fake_services import FakeServices
 from typer.testing import CliRunner
 
 from nbaprops.cli import app
@@ -18,7 +19,6 @@ from nbaprops.sources.injury_report import fetch_injuries, report_slots
 from nbaprops.sources.nba_stats import fetch_boxscores, fetch_schedule
 from nbaprops.sources.odds_api import fetch_lines
 from nbaprops.storage.duckdb import DuckDBStorage
-from tests.sources.fake_services import FakeServices
 
 CLOCK = ManualClock(datetime(2025, 2, 12, 16, 0, tzinfo=UTC))  # 11 am ET on the game day
 
