@@ -164,10 +164,21 @@ def _operate(db: Path | None, as_json: bool, title: str, action: Callable[[DuckD
         _emit(result, as_json, lambda: _render_summary(title, result))
 
 
+def _cell(value: Any) -> str:
+    """A value as one short table cell: counts as ``done 464, skipped 5`` rather than JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and all(isinstance(v, int | float | str) for v in value.values()):
+        return ", ".join(f"{k} {v}" for k, v in value.items() if v != 0) or "none"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value) or "none"
+    return json.dumps(value, default=str)
+
+
 def _kv_table(title: str, rows: dict[str, Any]) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
     for key, value in rows.items():
-        table.add_row(str(key), value if isinstance(value, str) else json.dumps(value, default=str))
+        table.add_row(str(key), _cell(value))
     return table
 
 
@@ -188,13 +199,14 @@ def _render_summary(title: str, result: dict[str, Any]) -> None:
         names = ", ".join(str(m.get("player_name") or m.get("player_lookup")) for m in missing[:8])
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items(), key=lambda kv: -kv[1]))
-        out.print(f"{len(missing)} player(s) not predicted ({reasons}): {names}{more}. Full list: --json.")
+        out.print(f"{len(missing)} player(s) not predicted ({reasons}): {names}{more}. Full list: --json.",
+                  soft_wrap=True)
 
 
 # -- predict ---------------------------------------------------------------------------------------
 def _progress(as_json: bool) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, disable=as_json, transient=True)
+                    console=err, disable=as_json or not err.is_terminal, transient=True)
 
 
 @app.command()
@@ -236,6 +248,7 @@ def predict(
             with progress:
                 def on_start(batch_id: str, total: int) -> None:
                     _state["batch_id"] = batch_id
+                    err.print(f"batch {batch_id}: {total} requests for {game_date}", highlight=False, soft_wrap=True)
                     task.append(progress.add_task(f"batch {game_date}", total=total))
 
                 def on_progress(counts: dict[str, int]) -> None:
@@ -243,7 +256,7 @@ def predict(
                         progress.update(task[0], completed=counts["done"] + counts["skipped"] + counts["failed"])
 
                 result = run_batch(storage, settings, game_date, force=force,
-                                   on_message=lambda m: err.print(m, highlight=False),
+                                   on_message=lambda m: err.print(m, highlight=False, soft_wrap=True),
                                    on_start=on_start, on_progress=on_progress)
         payload = result.as_dict()
 
@@ -463,7 +476,7 @@ def predictions(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The board of a date: active predictions, best expected value first."""
+    """The board of a date: active predictions, best expected value first (then highest prediction)."""
     from nbaprops.pipeline.reads import active_predictions
 
     with _errors(as_json):

@@ -66,7 +66,9 @@ def synthetic_game_id_sql(date_expr: str, home: str, away: str) -> str:
 def _typed_sql(view: str, cols: dict[str, str | None], path: Path) -> str:
     def raw(name: str) -> str:
         col = cols.get(name)
-        return f'"{col}"' if col else "NULL"
+        # Qualified: a file column named like one inside resolve_team_sql's subquery (``team``) must not be
+        # captured by it (it was: "More than one row returned by a subquery").
+        return f'v."{col}"' if col else "NULL"
 
     source = str(path).replace("'", "''")
     return f"""
@@ -77,7 +79,7 @@ def _typed_sql(view: str, cols: dict[str, str | None], path: Path) -> str:
                {parse_sql('timestamp', raw('commence_time'))} AS commence_time,
                lower(nullif(trim({raw('status')}), '')) AS status,
                '{source}' AS source, __line
-        FROM {view}
+        FROM {view} v
     """
 
 

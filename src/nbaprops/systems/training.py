@@ -240,8 +240,8 @@ def ensure_bundles(
                            f"(stored in {settings.artifacts_dir}).")
             bundle = train_market(storage, market, game_date, system_ids=systems_to_fit(list(systems)),
                                   train_days=days)
-            bundle.meta["trained_now"] = True
             save_bundle(bundle, settings.artifacts_dir)
+            bundle.meta["trained_now"] = True  # after saving: a loaded artifact was not trained now
         bundles[market] = bundle
     return bundles
 
