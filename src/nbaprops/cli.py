@@ -83,7 +83,7 @@ def _main(
 
 
 def _parse_date(value: str, option: str = "--date") -> date:
-    """``YYYY-MM-DD``, or TODAY / TOMORROW / YESTERDAY (US Eastern days)."""
+    """``YYYY-MM-DD``, or TODAY / TOMORROW (US Eastern days)."""
     from nbaprops.gameday import resolve_day
 
     return resolve_day(value, SystemClock(), option)

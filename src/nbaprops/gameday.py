@@ -17,7 +17,7 @@
    older than ``model_max_age_days`` first and says so; Out players are skipped ``injured_out``.
 5. **record** — one ``daily_runs`` row (what was fetched, the digest, the batch, the outcome).
 
-Dates: ``TODAY``, ``TOMORROW`` and ``YESTERDAY`` are US Eastern days (the NBA's calendar), whatever the
+Dates: ``TODAY`` and ``TOMORROW`` are US Eastern days (the NBA's calendar), whatever the
 machine's zone.
 """
 
@@ -40,11 +40,11 @@ from nbaprops.storage.duckdb import DuckDBStorage
 
 log = logging.getLogger(__name__)
 
-RELATIVE_DAYS = {"today": 0, "tomorrow": 1, "yesterday": -1}
+RELATIVE_DAYS = {"today": 0, "tomorrow": 1}
 
 
 def resolve_day(value: str, clock: Clock, option: str = "--date") -> date:
-    """``YYYY-MM-DD``, or TODAY / TOMORROW / YESTERDAY in US Eastern time."""
+    """``YYYY-MM-DD``, or TODAY / TOMORROW in US Eastern time."""
     from nbaprops.sources._common import eastern_date
 
     offset = RELATIVE_DAYS.get(value.strip().lower())
