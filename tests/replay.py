@@ -25,9 +25,6 @@ from nbaprops.pipeline.invalidate import invalidate
 from nbaprops.pipeline.refresh import refresh
 from nbaprops.storage.duckdb import DuckDBStorage
 
-INJURY_REPORTS_DDL = """CREATE TABLE IF NOT EXISTS injury_reports (
-    report_time TIMESTAMPTZ, game_date DATE, player_lookup VARCHAR, team VARCHAR, status VARCHAR, reason VARCHAR)"""
-
 
 def at(day: date, hh: int, mm: int) -> datetime:
     return datetime.combine(day, time(hh, mm), UTC)
@@ -134,7 +131,6 @@ def replay(
     move: float = 2.0,
 ) -> Replay:
     """Run the live day over ``days`` (see the module docstring)."""
-    storage.execute(INJURY_REPORTS_DDL)
     result = Replay(days)
     for day in days:
         clock = ManualClock(at(day, 23, 50))
@@ -154,8 +150,9 @@ def replay(
         if day == rule_out_on:
             player = rule_out(storage, day)
             storage.execute(
-                "INSERT INTO injury_reports VALUES (?, ?, ?, ?, 'Out', 'Rest')",
-                [at(day, 23, 56), day, player["player_lookup"], player["team"]],
+                "INSERT INTO injury_reports (report_at, game_date, team, player_name, player_lookup, status, reason) "
+                "VALUES (?, ?, ?, ?, ?, 'Out', 'Rest')",
+                [at(day, 23, 56), day, player["team"], player["player_lookup"], player["player_lookup"]],
             )
             result.ruled_out = player
             result.invalidation = invalidate(storage, day, clock=ManualClock(at(day, 23, 57))).as_dict()

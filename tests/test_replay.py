@@ -162,7 +162,8 @@ def test_started_games_are_never_repredicted(replayed: Replayed, storage: DuckDB
     )[0]
     home, away = (game["team"], game["opponent"]) if game["is_home"] else (game["opponent"], game["team"])
     storage.execute(
-        "INSERT INTO schedule VALUES (?, ?, ?, ?, ?, 'test')",
+        "INSERT INTO schedule (game_id, game_date, home_team, away_team, commence_time, source, status) "
+        "VALUES (?, ?, ?, ?, ?, 'test', 'scheduled')",
         [game["game_id"], DAYS[1], home, away, at(DAYS[1], 23, 30)],
     )
     lines = PRA_LINES["2023-24"]

@@ -1,4 +1,4 @@
-"""Invalidation against the live sources' interface: ``injury_reports`` and ``schedule.status`` (fixtures)."""
+"""Invalidation from the stored injury-report snapshots (``injury_reports``) and ``schedule.status``."""
 
 from __future__ import annotations
 
@@ -39,49 +39,43 @@ def predicted(storage: DuckDBStorage) -> DuckDBStorage:
     with storage.session() as session:
         session.register("__rows", rows)
         session.execute("INSERT INTO player_prop_predictions BY NAME SELECT * FROM __rows")
-    storage.execute("""CREATE TABLE injury_reports (report_time TIMESTAMPTZ, game_date DATE, player_lookup VARCHAR,
-                       team VARCHAR, status VARCHAR, reason VARCHAR)""")
-    storage.execute("ALTER TABLE schedule ADD COLUMN status VARCHAR")
     return storage
 
 
-def _report(storage: DuckDBStorage, hour: int, lookup: str, status: str) -> None:
-    storage.execute(
-        "INSERT INTO injury_reports VALUES (?, ?, ?, 'X', ?, 'Injury')",
-        [datetime(2025, 2, 12, hour, 0, tzinfo=UTC), DAY, lookup, status],
-    )
+def _report(storage: DuckDBStorage, hour: int, *listed: tuple[str, str]) -> None:
+    """One published report (a snapshot listing every player it names) at ``hour``:00 UTC."""
+    for lookup, status in listed:
+        storage.execute(
+            "INSERT INTO injury_reports (report_at, game_date, team, player_name, player_lookup, status, reason) "
+            "VALUES (?, ?, 'X', ?, ?, ?, 'Injury')",
+            [datetime(2025, 2, 12, hour, 0, tzinfo=UTC), DAY, lookup.title(), lookup, status])
 
 
 def _active(storage: DuckDBStorage) -> dict[str, tuple[bool, str | None]]:
-    return {
-        r[0]: (r[1], r[2])
-        for r in storage.fetchall(
-            "SELECT player_lookup, is_active, invalidation_reason FROM player_prop_predictions ORDER BY 1"
-        )
-    }
+    return {r[0]: (r[1], r[2]) for r in storage.fetchall(
+        "SELECT player_lookup, is_active, invalidation_reason FROM player_prop_predictions ORDER BY 1")}
 
 
-def test_without_the_live_tables_nothing_is_invalidated(storage: DuckDBStorage) -> None:
-    assert ruled_out(storage, DAY) == [] and postponed_games(storage, DAY) == []
-    assert invalidate(storage, DAY).rows_invalidated == {"game_postponed": 0, "player_ruled_out": 0}
-
-
-def test_only_a_newest_out_report_after_the_prediction_invalidates(predicted: DuckDBStorage) -> None:
-    _report(predicted, 17, "alpha", "Out")  # known before the prediction: not ours to undo
-    _report(predicted, 19, "bravo", "Out")
-    _report(predicted, 20, "charlie", "Out")
-    _report(predicted, 21, "charlie", "Available")  # newest snapshot says he plays
-    result = invalidate(predicted, DAY, clock=ManualClock(datetime(2025, 2, 12, 22, tzinfo=UTC)))
-    assert result.rows_invalidated == {"game_postponed": 0, "player_ruled_out": 1}
-    assert _active(predicted) == {
-        "alpha": (True, None),
-        "bravo": (False, "player_ruled_out"),
-        "charlie": (True, None),
-    }
+def test_without_reports_or_postponements_nothing_is_invalidated(predicted: DuckDBStorage) -> None:
+    assert ruled_out(predicted, DAY, PREDICTED_AT) == [] and postponed_games(predicted, DAY) == []
     assert invalidate(predicted, DAY).rows_invalidated == {"game_postponed": 0, "player_ruled_out": 0}
 
 
-@pytest.mark.parametrize("status", ["postponed", "Cancelled"])
+def test_the_newest_report_after_the_prediction_decides(predicted: DuckDBStorage) -> None:
+    _report(predicted, 17, ("alpha", "Out"))  # before the predictions (18:00)
+    at = datetime(2025, 2, 12, 18, 30, tzinfo=UTC)
+    assert [o.player_lookup for o in ruled_out(predicted, DAY, at)] == ["alpha"]
+    assert invalidate(predicted, DAY, clock=ManualClock(at)).rows_invalidated["player_ruled_out"] == 0
+    _report(predicted, 19, ("bravo", "Out"), ("charlie", "Out"))
+    _report(predicted, 21, ("bravo", "Out"), ("charlie", "Available"))  # charlie plays after all; alpha unlisted
+    result = invalidate(predicted, DAY, clock=ManualClock(datetime(2025, 2, 12, 22, tzinfo=UTC)))
+    assert result.rows_invalidated == {"game_postponed": 0, "player_ruled_out": 1}
+    assert _active(predicted) == {"alpha": (True, None), "bravo": (False, "player_ruled_out"),
+                                  "charlie": (True, None)}
+    assert invalidate(predicted, DAY).rows_invalidated == {"game_postponed": 0, "player_ruled_out": 0}
+
+
+@pytest.mark.parametrize("status", ["postponed", "cancelled"])
 def test_a_postponed_game_invalidates_both_teams_rows(predicted: DuckDBStorage, status: str) -> None:
     predicted.execute(
         "INSERT INTO schedule VALUES ('g1', ?, 'BOS', 'NYK', NULL, 'f', ?), "

@@ -1,18 +1,15 @@
 """Invalidation: predictions that stopped making sense after they were made.
 
 :func:`invalidate` deactivates the active rows of a date whose game was postponed or cancelled
-(``invalidation_reason = 'game_postponed'``) or whose player was listed Out in an injury report newer than the
-row (``'player_ruled_out'``). The rows keep everything else, get ``is_active = false`` and ``invalidated_at``,
-and are graded later as void with that reason (:func:`nbaprops.grading.grade_date`). A rerun finds no active
-row left to invalidate, so it changes nothing.
+(``invalidation_reason = 'game_postponed'``) or whose player the newest injury report lists Out, when that
+report was published after the row was made (``'player_ruled_out'``). The rows keep everything else, get
+``is_active = false`` and ``invalidated_at``, and are graded later as void with that reason
+(:func:`nbaprops.grading.grade_date`). A rerun finds no active row left to invalidate, so it changes nothing.
 
-The inputs come from the live sources, through a small interface read here and nowhere else:
-
-- ``injury_reports`` (``report_time TIMESTAMPTZ, game_date DATE, player_lookup VARCHAR, team VARCHAR,
-  status VARCHAR, reason VARCHAR``): one row per player and report snapshot. A player is ruled out when his
-  newest snapshot for the date says ``Out``. Without the table nobody is ruled out.
-- ``schedule.status``: ``postponed`` or ``cancelled`` marks a game that will not be played that date. Without
-  the column no game is postponed.
+The inputs are what the live sources store: the injury report is the newest snapshot of ``injury_reports`` for
+the date published by now (:func:`~nbaprops.ingest.injuries.injury_snapshot`, the rule a batch reads its own
+report by: a newer report that no longer lists a player Out clears him), and a game is postponed when its
+``schedule.status`` is ``postponed`` or ``cancelled``.
 """
 
 from __future__ import annotations
@@ -27,44 +24,36 @@ from nbaprops.storage.duckdb import DuckDBStorage
 
 log = logging.getLogger(__name__)
 
-INJURY_TABLE = "injury_reports"
-OUT_STATUSES = ("out",)
-POSTPONED_STATUSES = ("postponed", "cancelled")
+OUT = "Out"
 
 
 @dataclass(frozen=True)
 class RuledOut:
-    """A player whose newest injury snapshot for the date says Out."""
+    """A player the newest injury report of the date (published at ``report_at``) lists Out."""
 
     player_lookup: str
     team: str | None
-    report_time: datetime
+    report_at: datetime
     reason: str | None
 
 
-def ruled_out(storage: DuckDBStorage, game_date: date) -> list[RuledOut]:
-    """Players whose newest injury snapshot for ``game_date`` says Out (none without ``injury_reports``)."""
-    if not storage.table_columns(INJURY_TABLE):
-        return []
-    rows = storage.fetchall(
-        f"""SELECT player_lookup, arg_max(team, report_time), max(report_time), arg_max(reason, report_time)
-            FROM {INJURY_TABLE} WHERE game_date = ? GROUP BY player_lookup
-            HAVING lower(trim(arg_max(status, report_time))) IN ({", ".join(repr(s) for s in OUT_STATUSES)})
-            ORDER BY player_lookup""",
-        [game_date],
-    )
-    return [RuledOut(*row) for row in rows]
+def ruled_out(storage: DuckDBStorage, game_date: date, at: datetime) -> list[RuledOut]:
+    """Players the newest injury report for ``game_date`` published by ``at`` lists Out."""
+    from nbaprops.ingest.injuries import injury_snapshot
+
+    report = injury_snapshot(storage, game_date, at).to_pylist()
+    return [RuledOut(r["player_lookup"], r["team"], r["report_at"], r["reason"]) for r in report
+            if r["status"] == OUT]
 
 
 def postponed_games(storage: DuckDBStorage, game_date: date) -> list[dict[str, Any]]:
-    """Games of ``game_date`` whose schedule status is postponed or cancelled (none without ``schedule.status``)."""
-    if "status" not in storage.table_columns("schedule"):
-        return []
+    """Games of ``game_date`` whose schedule status is postponed or cancelled."""
+    from nbaprops.ingest.schedule import GONE
+
     return storage.fetch_dicts(
-        f"""SELECT game_id, home_team, away_team, lower(status) AS status FROM schedule
-            WHERE game_date = ? AND lower(trim(status)) IN ({", ".join(repr(s) for s in POSTPONED_STATUSES)})
-            ORDER BY game_id""",
-        [game_date],
+        """SELECT game_id, home_team, away_team, status FROM schedule
+           WHERE game_date = ? AND list_contains(?, status) ORDER BY game_id""",
+        [game_date, list(GONE)],
     )
 
 
@@ -88,7 +77,7 @@ def invalidate(storage: DuckDBStorage, game_date: date, *, clock: Clock | None =
     """Deactivate the rows of postponed games and of players ruled out after they were predicted (idempotent)."""
     now = (clock or SystemClock()).now()
     games = postponed_games(storage, game_date)
-    outs = ruled_out(storage, game_date)
+    outs = ruled_out(storage, game_date, now)
     counts = {"game_postponed": 0, "player_ruled_out": 0}
     affected: dict[str, int] = {}
     with storage.transaction() as tx:
@@ -115,7 +104,7 @@ def invalidate(storage: DuckDBStorage, game_date: date, *, clock: Clock | None =
                 """UPDATE player_prop_predictions SET is_active = false, invalidated_at = ?,
                           invalidation_reason = 'player_ruled_out', updated_at = ?
                    WHERE is_active AND game_date = ? AND player_lookup = ? AND created_at < ?""",
-                [now, now, game_date, out.player_lookup, out.report_time],
+                [now, now, game_date, out.player_lookup, out.report_at],
             ).fetchone()
             affected[out.player_lookup] = int(changed[0]) if changed else 0
             counts["player_ruled_out"] += affected[out.player_lookup]
@@ -128,7 +117,7 @@ def invalidate(storage: DuckDBStorage, game_date: date, *, clock: Clock | None =
             {
                 "player_lookup": o.player_lookup,
                 "team": o.team,
-                "report_time": o.report_time.isoformat(),
+                "report_at": o.report_at.isoformat(),
                 "reason": o.reason,
                 "rows_invalidated": affected[o.player_lookup],
             }
@@ -138,4 +127,4 @@ def invalidate(storage: DuckDBStorage, game_date: date, *, clock: Clock | None =
     )
 
 
-__all__ = ["INJURY_TABLE", "InvalidationResult", "RuledOut", "invalidate", "postponed_games", "ruled_out"]
+__all__ = ["InvalidationResult", "RuledOut", "invalidate", "postponed_games", "ruled_out"]
