@@ -8,7 +8,8 @@ webhook is logged, it never fails a batch. Without ``webhook_url`` nothing is se
 
 Events: ``batch_partial`` (a batch ended partial), ``batch_failed`` (a batch raised), ``stalled``
 (check-stalled reclaimed leases or finished batches past their deadline), ``consolidation_refused``,
-``fetch_failed`` (for the live sources) and ``grade_summary`` (the morning summary after ``grade``).
+``fetch_failed`` (a live source failed in ``fetch`` or ``daily``) and ``grade_summary`` (the morning
+summary after ``grade``).
 """
 
 from __future__ import annotations
