@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.webhook import Receiver
+from typer.testing import CliRunner
 
 from nbaprops.alerts import batch_alert, grade_summary_alert, send_alert, stalled_alert
 from nbaprops.config import Settings
@@ -101,3 +105,28 @@ def test_batch_stalled_and_grade_alerts_fire_only_when_there_is_news(receiver: R
     assert [b["event"] for b in receiver.bodies] == ["batch_partial", "stalled", "grade_summary"]
     assert "1 request(s) failed" in receiver.bodies[0]["text"]
     assert "hit rate 50.0%" in receiver.bodies[2]["text"]
+
+
+def test_the_commands_alert_when_consolidation_refuses_and_work_stalled(db_path: Path) -> None:
+    from tests.pipeline.helpers import start_slate
+
+    from nbaprops.cli import app
+    from nbaprops.clock import ManualClock
+    from nbaprops.pipeline import Coordinator
+    from nbaprops.pipeline.ledger import claim
+    from nbaprops.storage import open_storage
+
+    # two minutes ago: the batch's deadline is still ahead, the dead worker's leases are past their grace
+    clock = ManualClock(datetime.now(UTC) - timedelta(minutes=2))
+    with open_storage(db_path) as storage:
+        batch_id = start_slate(Coordinator(storage, Settings(), clock=clock), teams=1)
+        claim(storage, batch_id, owner="gone", limit=2, lease_seconds=1, clock=clock)  # a worker that died
+    runner = CliRunner()
+    with Receiver([200]) as hook:
+        env = {"NBAPROPS_WEBHOOK_URL": hook.url}
+        refused = runner.invoke(app, ["consolidate", batch_id, "--db", str(db_path), "--json"], env=env)
+        stalled = runner.invoke(app, ["check-stalled", "--db", str(db_path), "--json"], env=env)
+    assert refused.exit_code == 1 and "open request" in json.loads(refused.output)["error"]
+    assert stalled.exit_code == 0 and json.loads(stalled.output)["released_from_dead_processes"] == 2
+    assert [b["event"] for b in hook.bodies] == ["consolidation_refused", "stalled"]
+    assert batch_id in hook.bodies[0]["text"] and "2 released from dead processes" in hook.bodies[1]["text"]

@@ -107,7 +107,8 @@ def stalled_alert(settings: Settings, report: dict[str, Any]) -> bool:
     return send_alert(
         settings,
         "stalled",
-        f"check-stalled: {report.get('reclaimed', 0)} lease(s) reclaimed, {report.get('failed', 0)} "
+        f"check-stalled: {report.get('reclaimed', 0)} expired lease(s) reclaimed, "
+        f"{report.get('released_from_dead_processes', 0)} released from dead processes, {report.get('failed', 0)} "
         f"request(s) failed, {len(finished)} batch(es) finished past their deadline",
         {k: v for k, v in report.items() if k != "finished_batches"}
         | {"finished_batches": [b.get("batch_id") for b in finished]},
