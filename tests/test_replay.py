@@ -290,6 +290,8 @@ def test_the_commands_print_json_and_refuse_bad_input(replayed: Replayed) -> Non
     )
     assert acc.exit_code == 0 and json.loads(acc.output)["metrics"] == replayed.backtest_metrics
     assert "Live accuracy" in (replayed.workdir / "acc.html").read_text()
+    batches = runner.invoke(app, ["batches", "--date", DAYS[1].isoformat(), *db, "--json"])
+    assert [b["kind"] for b in json.loads(batches.output)["batches"]] == ["line_update", "daily"]
     listed = runner.invoke(app, ["picks", "--date", DAYS[1].isoformat(), "--system", "matchup", *db, "--csv"])
     assert listed.exit_code == 0 and listed.output.splitlines()[0].startswith("player_lookup,")
     for args, message in (
@@ -304,3 +306,31 @@ def test_the_commands_print_json_and_refuse_bad_input(replayed: Replayed) -> Non
         bad = runner.invoke(app, [*args, *db, "--json"])
         assert bad.exit_code == 1, (args, bad.output)
         assert message in json.loads(bad.output)["error"]
+
+
+def test_a_grade_whose_row_was_superseded_since_is_removed(storage: DuckDBStorage) -> None:
+    morning = ManualClock(at(DAYS[1], 14, 0))
+    before = _grades(storage, "live")
+    prediction_id, lookup = storage.fetchone(
+        "SELECT prediction_id, player_lookup FROM player_prop_predictions WHERE game_date = ? AND is_active "
+        "AND system_id = 'matchup' ORDER BY player_lookup LIMIT 1",
+        [DAYS[0]],
+    ) or (None, None)
+    storage.execute(
+        "UPDATE player_prop_predictions SET is_active = false, superseded_by = 'x' WHERE prediction_id = ?",
+        [prediction_id],
+    )
+    try:
+        result = grade_date(storage, DAYS[0], clock=morning)
+        assert (result.added, result.replaced, result.removed) == (0, 0, 1)
+        assert [
+            r for r in _grades(storage, "live") if r[3] == lookup and r[0] == "matchup" and r[2] == DAYS[0]
+        ] == []
+    finally:
+        storage.execute(
+            "UPDATE player_prop_predictions SET is_active = true, superseded_by = NULL "
+            "WHERE prediction_id = ?",
+            [prediction_id],
+        )
+        grade_date(storage, DAYS[0], clock=morning)
+    assert _grades(storage, "live") == before

@@ -471,10 +471,10 @@ def batches(
             rows = batch_records(storage, game_date=day, state=state, limit=limit)
 
         def render() -> None:
-            table = Table("batch_id", "game_date", "state", "done", "skipped", "failed", "open", "created_at")
+            table = Table("batch_id", "game_date", "kind", "state", "done", "skipped", "failed", "open", "created_at")
             for r in rows:
                 c = r["requests"]
-                table.add_row(r["batch_id"], r["game_date"], r["state"], str(c["done"]), str(c["skipped"]),
+                table.add_row(r["batch_id"], r["game_date"], r["kind"], r["state"], str(c["done"]), str(c["skipped"]),
                               str(c["failed"]), str(c["pending"] + c["leased"]), r["created_at"])
             out.print(table)
 
