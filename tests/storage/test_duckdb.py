@@ -103,6 +103,6 @@ def test_a_file_that_cannot_be_read_is_bad_input(store: DuckDBStorage, tmp_path:
     path = tmp_path / name
     if content is not None:
         path.write_text(content)
-    with store.session() as session, pytest.raises(InputError, match="cannot read as CSV or Parquet") as info:
+    with store.session() as session, pytest.raises(InputError, match="cannot read as CSV, Parquet or JSON") as info:
         session.execute(f"SELECT * FROM {reader}('{path}')", source=path)
     assert info.value.path == str(path) and isinstance(info.value.__cause__, duckdb.Error)

@@ -87,10 +87,10 @@ def test_spread_is_learned_out_of_sample(system_id: str, fitted: dict, data: tup
     """The spread is learned on the held-out rows only, from predictions of a fit that did not see them.
 
     Mutations tried in ``PredictionSystem.fit``, each failing here: learning the spread in sample
-    (``TierSpread.fit(self._predict_values(features), y)`` after the final fit: ``spread_.n`` becomes the
+    (``TierSpread.fit(self._values(features), y)`` after the final fit: ``spread_.n`` becomes the
     training rows' count), and predicting the held-out rows with the final all-rows model (``holdout_pred_`` then
     differs from the early fit's predictions for matchup, similarity and gbm; the moving average learns nothing,
-    so both are the same for it). In ``Ensemble.fit``: the spread from ``self._predict_values(features)``, and
+    so both are the same for it). In ``Ensemble.fit``: the spread from ``self._values(features)``, and
     weights and holdout predictions from the components' final models instead of their ``holdout_pred_``.
     """
     train, y, _, _ = data

@@ -49,7 +49,7 @@ def active_predictions(
             """SELECT * FROM player_prop_predictions WHERE game_date = ? AND is_active
                  AND (? IS NULL OR system_id = ?) AND (? IS NULL OR market = ?)
                  AND (NOT ? OR recommendation IN ('OVER', 'UNDER'))
-               ORDER BY expected_value DESC NULLS LAST, market, system_id, player_lookup
+               ORDER BY expected_value DESC NULLS LAST, predicted_value DESC NULLS LAST, market, system_id, player_lookup
                LIMIT ?""",
             [game_date, system, system, market, market, bets_only, limit if limit is not None else 2**62],
         )
