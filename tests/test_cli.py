@@ -48,9 +48,24 @@ def test_predict_then_operate_the_batch(db_path: Path) -> None:
     assert again["active_predictions"] == summary["active_predictions"]
     code, stdout, _ = run("consolidate", summary["batch_id"], "--db", db, "--json")
     assert code == 0 and json.loads(stdout)["active_predictions"] == 0  # superseded by the forced batch
-    for cmd in (["check-stalled"], ["cleanup-staging", "--older-than-hours", "0"]):
-        code, stdout, _ = run(*cmd, "--db", db, "--json")
-        assert code == 0 and isinstance(json.loads(stdout), dict)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["check-stalled"], {"reclaimed": 0, "failed": 0, "released_from_dead_processes": 0, "finished_batches": [],
+                             "stalled_leases_left": 0}),
+        (["cleanup-staging", "--older-than-hours", "0"], {"dropped": ["staging_predictions_orphan_1"],
+                                                         "dropped_count": 1, "finished_batches": [], "kept": []}),
+    ],
+    ids=["check-stalled", "cleanup-staging"],
+)
+def test_operations_report_what_they_did(db_path: Path, args: list[str], expected: dict[str, object]) -> None:
+    with open_storage(db_path) as storage:
+        storage.execute("CREATE TABLE staging_predictions_orphan_1 (x INTEGER)")  # no batch owns it
+    code, stdout, stderr = run(*args, "--db", str(db_path), "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout) == expected
 
 
 @pytest.mark.parametrize(

@@ -34,8 +34,9 @@ def no_stray_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         (None, None, None, DEFAULT_WORKERS),
     ],
 )
-def test_each_source_beats_the_ones_below_it(tmp_path: Path, flag: int | None, env: str | None, file: int | None,
-                                             expected: int) -> None:
+def test_each_source_beats_the_ones_below_it(
+    tmp_path: Path, flag: int | None, env: str | None, file: int | None, expected: int
+) -> None:
     config = tmp_path / "settings.toml"
     config.write_text(f"workers = {file}\n" if file is not None else "")
     environ = {"NBAPROPS_WORKERS": env} if env is not None else {}
@@ -51,8 +52,13 @@ def test_each_setting_is_taken_from_its_own_highest_source(tmp_path: Path) -> No
         environ={"NBAPROPS_MARKETS": "points, rebounds", "NBAPROPS_DB_PATH": "/data/props.duckdb"},
         config_file=config,
     )
-    assert (settings.workers, settings.chunk_size, settings.markets, settings.ev_margin, settings.db_path) == (
-        3, 8, ("points", "rebounds"), 0.05, Path("/data/props.duckdb"))
+    assert (
+        settings.workers,
+        settings.chunk_size,
+        settings.markets,
+        settings.ev_margin,
+        settings.db_path,
+    ) == (3, 8, ("points", "rebounds"), 0.05, Path("/data/props.duckdb"))
     assert settings.train_days == Settings().train_days
 
 
@@ -74,11 +80,23 @@ def test_the_file_is_found_through_the_environment_or_the_working_directory(tmp_
         ("", {}, {"workers": 0}, ConfigError, "must be at least 1"),
         ("", {"NBAPROPS_MARKETS": "steals"}, {}, InputError, "unknown market"),
     ],
-    ids=["unknown key in file", "bad toml", "bad env value", "unknown flag", "zero workers", "unknown market"],
+    ids=[
+        "unknown key in file",
+        "bad toml",
+        "bad env value",
+        "unknown flag",
+        "zero workers",
+        "unknown market",
+    ],
 )
-def test_bad_settings_are_refused_with_what_is_wrong(tmp_path: Path, file_text: str, environ: dict[str, str],
-                                                     overrides: dict[str, object], error: type[Exception],
-                                                     message: str) -> None:
+def test_bad_settings_are_refused_with_what_is_wrong(
+    tmp_path: Path,
+    file_text: str,
+    environ: dict[str, str],
+    overrides: dict[str, object],
+    error: type[Exception],
+    message: str,
+) -> None:
     config = tmp_path / "settings.toml"
     config.write_text(file_text)
     with pytest.raises(error, match=message):

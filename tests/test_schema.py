@@ -17,7 +17,12 @@ from hypothesis import strategies as st
 from nbaprops.errors import ContractError
 from nbaprops.schema import Column, plan_drift
 
-MAIN = {"prediction_id": "VARCHAR", "player_lookup": "VARCHAR", "predicted_value": "DOUBLE", "line_value": "DOUBLE"}
+MAIN = {
+    "prediction_id": "VARCHAR",
+    "player_lookup": "VARCHAR",
+    "predicted_value": "DOUBLE",
+    "line_value": "DOUBLE",
+}
 
 
 @pytest.mark.parametrize(
@@ -28,15 +33,30 @@ MAIN = {"prediction_id": "VARCHAR", "player_lookup": "VARCHAR", "predicted_value
         ({**MAIN, "new_signal": "DOUBLE"}, (*MAIN, "new_signal"), (("new_signal", "DOUBLE"),), (), ()),
         ({k: v for k, v in MAIN.items() if k != "line_value"}, tuple(MAIN)[:3], (), ("line_value",), ()),
         ({**MAIN, "predicted_value": "double"}, tuple(MAIN), (), (), ()),
-        ({**MAIN, "predicted_value": "FLOAT"}, tuple(MAIN), (), (), (("predicted_value", "FLOAT", "DOUBLE"),)),
-        ({"note": "VARCHAR", "prediction_id": "VARCHAR", "line_value": "INTEGER"},
-         ("prediction_id", "line_value", "note"), (("note", "VARCHAR"),), ("player_lookup", "predicted_value"),
-         (("line_value", "INTEGER", "DOUBLE"),)),
+        (
+            {**MAIN, "predicted_value": "FLOAT"},
+            tuple(MAIN),
+            (),
+            (),
+            (("predicted_value", "FLOAT", "DOUBLE"),),
+        ),
+        (
+            {"note": "VARCHAR", "prediction_id": "VARCHAR", "line_value": "INTEGER"},
+            ("prediction_id", "line_value", "note"),
+            (("note", "VARCHAR"),),
+            ("player_lookup", "predicted_value"),
+            (("line_value", "INTEGER", "DOUBLE"),),
+        ),
     ],
     ids=["same", "reordered", "extra column", "fewer columns", "type case", "other type", "all at once"],
 )
-def test_plan_drift(staging: dict[str, str], insert: tuple[str, ...], added: tuple[tuple[str, str], ...],
-                    missing: tuple[str, ...], mismatches: tuple[tuple[str, str, str], ...]) -> None:
+def test_plan_drift(
+    staging: dict[str, str],
+    insert: tuple[str, ...],
+    added: tuple[tuple[str, str], ...],
+    missing: tuple[str, ...],
+    mismatches: tuple[tuple[str, str, str], ...],
+) -> None:
     plan = plan_drift(staging, MAIN, required=("prediction_id",))
     assert plan.insert_columns == insert
     assert [(c.name, c.type, c.nullable) for c in plan.add_to_main] == [(n, t, True) for n, t in added]
@@ -47,7 +67,9 @@ def test_plan_drift(staging: dict[str, str], insert: tuple[str, ...], added: tup
 
 def test_a_missing_required_column_is_refused_by_name() -> None:
     staging = {k: v for k, v in MAIN.items() if k not in ("prediction_id", "player_lookup")}
-    with pytest.raises(ContractError, match="staging lacks required column\\(s\\) prediction_id, player_lookup"):
+    with pytest.raises(
+        ContractError, match="staging lacks required column\\(s\\) prediction_id, player_lookup"
+    ):
         plan_drift(staging, MAIN, required=("prediction_id", "player_lookup"))
     assert plan_drift(staging, MAIN).missing_in_staging == ("prediction_id", "player_lookup")
 
@@ -57,7 +79,9 @@ TYPES = st.sampled_from(["INTEGER", "integer", "DOUBLE", "VARCHAR"])
 
 
 @given(staging=st.dictionaries(NAMES, TYPES), main=st.dictionaries(NAMES, TYPES))
-def test_every_staged_column_lands_and_main_loses_nothing(staging: dict[str, str], main: dict[str, str]) -> None:
+def test_every_staged_column_lands_and_main_loses_nothing(
+    staging: dict[str, str], main: dict[str, str]
+) -> None:
     plan = plan_drift(staging, main)
     assert sorted(plan.insert_columns) == sorted(staging)  # common ones and added ones, each once
     assert plan.insert_columns[: len(staging.keys() & main.keys())] == tuple(n for n in main if n in staging)
@@ -65,4 +89,5 @@ def test_every_staged_column_lands_and_main_loses_nothing(staging: dict[str, str
     assert all(isinstance(c, Column) and c.nullable for c in plan.add_to_main)
     assert plan.missing_in_staging == tuple(n for n in main if n not in staging)
     assert {m[0] for m in plan.type_mismatches} == {
-        n for n in staging.keys() & main.keys() if staging[n].upper() != main[n].upper()}
+        n for n in staging.keys() & main.keys() if staging[n].upper() != main[n].upper()
+    }

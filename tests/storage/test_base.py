@@ -42,8 +42,11 @@ def test_the_last_transient_error_propagates_at_the_cap(attempts: int) -> None:
     assert call.calls == attempts
 
 
-@pytest.mark.parametrize("error", [InputError("bad file"), ContractError("a bug"), ValueError("not ours")],
-                         ids=["input", "contract", "foreign"])
+@pytest.mark.parametrize(
+    "error",
+    [InputError("bad file"), ContractError("a bug"), ValueError("not ours")],
+    ids=["input", "contract", "foreign"],
+)
 def test_other_errors_are_never_retried(error: Exception) -> None:
     call = FailingCall(error, failures=1)
     with pytest.raises(type(error)):

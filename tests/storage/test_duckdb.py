@@ -43,7 +43,9 @@ def store(tmp_path: Path) -> Iterator[DuckDBStorage]:
 
 def test_a_file_held_by_another_process_is_busy(tmp_path: Path) -> None:
     path = tmp_path / "held.duckdb"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_FILE, str(path)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_FILE, str(path)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
         with pytest.raises(StorageBusyError, match="held by another process") as info:
@@ -76,17 +78,27 @@ def test_a_write_write_conflict_is_busy(store: DuckDBStorage) -> None:
 @pytest.mark.parametrize(
     ("sql", "error", "message"),
     [
-        ("INSERT INTO counter VALUES (1, 5)", ContractError,
-         r"constraint violated: .*Duplicate key.* \(in: INSERT INTO counter VALUES \(1, 5\)\)$"),
-        ("SELECT value FROM no_such_table", TerminalError,
-         r"database error: .*no_such_table.* \(in: SELECT value FROM no_such_table\)$"),
-        ("SELECT value\n    FROM   no_such_table   WHERE " + "value > 0 AND " * 10 + "true", TerminalError,
-         r"\(in: SELECT value FROM no_such_table WHERE value > 0 AND value > 0 AND value > 0 A\.\.\.\)$"),
+        (
+            "INSERT INTO counter VALUES (1, 5)",
+            ContractError,
+            r"constraint violated: .*Duplicate key.* \(in: INSERT INTO counter VALUES \(1, 5\)\)$",
+        ),
+        (
+            "SELECT value FROM no_such_table",
+            TerminalError,
+            r"database error: .*no_such_table.* \(in: SELECT value FROM no_such_table\)$",
+        ),
+        (
+            "SELECT value\n    FROM   no_such_table   WHERE " + "value > 0 AND " * 10 + "true",
+            TerminalError,
+            r"\(in: SELECT value FROM no_such_table WHERE value > 0 AND value > 0 AND value > 0 A\.\.\.\)$",
+        ),
     ],
     ids=["constraint", "statement", "long statement"],
 )
-def test_a_failing_statement_is_named_in_the_error(store: DuckDBStorage, sql: str, error: type[NbapropsError],
-                                                   message: str) -> None:
+def test_a_failing_statement_is_named_in_the_error(
+    store: DuckDBStorage, sql: str, error: type[NbapropsError], message: str
+) -> None:
     """The statement's head (80 characters at most, whitespace collapsed) ends the message."""
     with pytest.raises(error, match=f"(?s){message}") as info:
         store.execute(sql)
@@ -98,11 +110,15 @@ def test_a_failing_statement_is_named_in_the_error(store: DuckDBStorage, sql: st
     [("missing.csv", None, "read_csv"), ("text.parquet", "not a parquet file\n", "read_parquet")],
     ids=["missing file", "not parquet"],
 )
-def test_a_file_that_cannot_be_read_is_bad_input(store: DuckDBStorage, tmp_path: Path, name: str,
-                                                 content: str | None, reader: str) -> None:
+def test_a_file_that_cannot_be_read_is_bad_input(
+    store: DuckDBStorage, tmp_path: Path, name: str, content: str | None, reader: str
+) -> None:
     path = tmp_path / name
     if content is not None:
         path.write_text(content)
-    with store.session() as session, pytest.raises(InputError, match="cannot read as CSV, Parquet or JSON") as info:
+    with (
+        store.session() as session,
+        pytest.raises(InputError, match="cannot read as CSV, Parquet or JSON") as info,
+    ):
         session.execute(f"SELECT * FROM {reader}('{path}')", source=path)
     assert info.value.path == str(path) and isinstance(info.value.__cause__, duckdb.Error)
