@@ -6,6 +6,8 @@ wins over it); flags applied before the environment; ``None`` flags applied as v
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pytest
@@ -78,7 +80,8 @@ def test_the_file_is_found_through_the_environment_or_the_working_directory(tmp_
         ("", {"NBAPROPS_WORKERS": "many"}, {}, ConfigError, "setting 'workers': cannot read 'many'"),
         ("", {}, {"wokers": 3}, ConfigError, "unknown setting 'wokers'"),
         ("", {}, {"workers": 0}, ConfigError, "must be at least 1"),
-        ("", {"NBAPROPS_MARKETS": "steals"}, {}, InputError, "unknown market"),
+        ("", {"NBAPROPS_MARKETS": "steals"}, {}, ConfigError, "setting 'markets' (NBAPROPS_MARKETS or the config"),
+        ("", {}, {"markets": "steals"}, InputError, "unknown market(s) steals; choose from"),
     ],
     ids=[
         "unknown key in file",
@@ -86,7 +89,8 @@ def test_the_file_is_found_through_the_environment_or_the_working_directory(tmp_
         "bad env value",
         "unknown flag",
         "zero workers",
-        "unknown market",
+        "unknown market in the environment",
+        "unknown market as a flag",
     ],
 )
 def test_bad_settings_are_refused_with_what_is_wrong(
@@ -99,7 +103,7 @@ def test_bad_settings_are_refused_with_what_is_wrong(
 ) -> None:
     config = tmp_path / "settings.toml"
     config.write_text(file_text)
-    with pytest.raises(error, match=message):
+    with pytest.raises(error, match=re.escape(message)):
         load_settings(overrides, environ=environ, config_file=config)
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,7 +22,7 @@ from tests.pipeline.helpers import (
 from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
 from nbaprops.errors import ContractError
-from nbaprops.pipeline import Coordinator, RequestOutcome, consolidate, ledger
+from nbaprops.pipeline import ChunkPrediction, Coordinator, Lease, RequestOutcome, consolidate, ledger
 from nbaprops.pipeline.janitor import cleanup_staging, staging_tables
 from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
@@ -393,3 +394,24 @@ def test_a_deadline_reached_part_way_keeps_the_done_and_lists_the_open(
     assert set(storage.fetchall("SELECT DISTINCT player_lookup FROM player_prop_predictions WHERE is_active")) == {
         (lookup,) for lookup in by_state["done"]}
     assert_invariants(storage, batch_id, clock=clock)
+
+
+def test_a_deadline_passing_while_the_workers_run_stops_them(coordinator: Coordinator, clock: ManualClock) -> None:
+    """The deadline passes during the first chunk of a single ``run``: no worker claims another chunk, and the
+    batch ends ``partial`` with everything open failed ``deadline_exceeded``. Mutation tried: ``run_worker``
+    without its deadline check — the workers run the slate to the end and the batch ends ``complete``."""
+    batch_id = start_slate(coordinator, teams=4)
+
+    class LatePredictor(Last10Predictor):
+        def predict_chunk(self, storage: DuckDBStorage, leases: Sequence[Lease]) -> ChunkPrediction:
+            if self.chunks == 0:
+                clock.advance(SETTINGS.batch_deadline_minutes * 60 + 1)
+            return super().predict_chunk(storage, leases)
+
+    predictor = LatePredictor(SLATE_DATE, clock, batch_id)
+    coordinator.run(batch_id, predictor, poll_seconds=0.0)
+    summary = coordinator.finish(batch_id)
+    assert predictor.chunks <= SETTINGS.workers  # each worker finished at most the chunk it held
+    assert summary.state == "partial"
+    assert any(m["error_code"] == "deadline_exceeded" for m in summary.missing)
+    assert_invariants(coordinator.storage, batch_id, clock=clock)
