@@ -7,7 +7,6 @@ wins over it); flags applied before the environment; ``None`` flags applied as v
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 
 import pytest
