@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbaprops.errors import ConfigError
+from nbaprops.errors import ConfigError, InputError
 from nbaprops.markets import validate_markets
 
 DEFAULT_DB = Path("var") / "nbaprops.duckdb"
@@ -157,8 +157,8 @@ def load_settings(
             if key not in known:
                 raise ConfigError(f"{path}: unknown setting {key!r}; known: {', '.join(sorted(known))}")
             values[key] = _coerce(key, raw, getattr(defaults, key))
-    elif config_file is not None:
-        raise ConfigError(f"config file {config_file} does not exist")
+    elif config_file is not None or "NBAPROPS_CONFIG" in env:
+        raise ConfigError(f"config file {path} does not exist (NBAPROPS_CONFIG or the config_file argument)")
 
     for key in known:
         env_key = f"NBAPROPS_{key.upper()}"
@@ -173,7 +173,12 @@ def load_settings(
         values[key] = _coerce(key, raw, getattr(defaults, key))
 
     settings = dataclasses.replace(defaults, **values)
-    settings = dataclasses.replace(settings, markets=validate_markets(settings.markets))
+    try:
+        settings = dataclasses.replace(settings, markets=validate_markets(settings.markets))
+    except InputError as exc:
+        if (overrides or {}).get("markets") is not None:
+            raise  # the user's own flag: bad input
+        raise ConfigError(f"setting 'markets' (NBAPROPS_MARKETS or the config file): {exc}") from None
     if settings.workers < 1 or settings.chunk_size < 1 or settings.max_attempts < 1:
         raise ConfigError("workers, chunk_size and max_attempts must be at least 1")
     if settings.webhook_attempts < 1 or settings.webhook_timeout_seconds <= 0:

@@ -109,8 +109,7 @@ def train_market(
     fitted: dict[str, PredictionSystem] = {}
     for sid in systems_to_fit(list(system_ids)):
         system = make(sid, market, components=dict(fitted)) if sid == "ensemble" else make(sid, market)
-        system.version_ = f"{sid}@{market}-{through:%Y%m%d}-{digest}"
-        fitted[sid] = system.fit(training, actual)
+        fitted[sid] = system.fit(training, actual, version=f"{sid}@{market}-{through:%Y%m%d}-{digest}")
     # Out-of-time calibration on the held-out rows that had a line.
     calibrators: dict[str, Calibrator] = {}
     meta_systems: dict[str, Any] = {}
