@@ -71,8 +71,14 @@ def build_seed(seed: Path, artifacts: Path) -> None:
     storage = open_storage(seed)
     try:
         ensure_boxscores(storage)
-        ensure_bundles(storage, Settings(db_path=seed, data_dir=artifacts), GAME_DATE, MARKETS, SYSTEMS,
-                       on_message=progress)
+        ensure_bundles(
+            storage,
+            Settings(db_path=seed, data_dir=artifacts),
+            GAME_DATE,
+            MARKETS,
+            SYSTEMS,
+            on_message=progress,
+        )
         storage.execute("CHECKPOINT")
     finally:
         storage.close()
@@ -85,10 +91,31 @@ def free_port() -> int:
 
 
 def start_server(db: Path, artifacts: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "NBAPROPS_DATA_DIR": str(artifacts),
-           "NBAPROPS_SYSTEMS": ",".join(SYSTEMS), "NBAPROPS_MARKETS": ",".join(MARKETS), "NBAPROPS_API_KEYS": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "nbaprops.cli", "serve", "--db", str(db), "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "src"),
+        "NBAPROPS_DATA_DIR": str(artifacts),
+        "NBAPROPS_SYSTEMS": ",".join(SYSTEMS),
+        "NBAPROPS_MARKETS": ",".join(MARKETS),
+        "NBAPROPS_API_KEYS": "",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nbaprops.cli",
+            "serve",
+            "--db",
+            str(db),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -119,8 +146,9 @@ async def wait_consolidated(client: httpx.AsyncClient, batch_id: str, max_second
 
 
 def slate_seconds(batch: dict[str, Any]) -> float:
-    return (datetime.fromisoformat(batch["consolidated_at"]) - datetime.fromisoformat(batch["created_at"])
-            ).total_seconds()
+    return (
+        datetime.fromisoformat(batch["consolidated_at"]) - datetime.fromisoformat(batch["created_at"])
+    ).total_seconds()
 
 
 class Connection:
@@ -140,8 +168,11 @@ class Connection:
         self.writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
-        length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:"))
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
         await self.reader.readexactly(length)
         return status
 
@@ -150,8 +181,9 @@ class Connection:
             self.writer.close()
 
 
-async def run_slate(base: str, port: int, *, clients: int, interval: float, max_seconds: float, previous: str
-                    ) -> tuple[str, float, list[float], list[float], int]:
+async def run_slate(
+    base: str, port: int, *, clients: int, interval: float, max_seconds: float, previous: str
+) -> tuple[str, float, list[float], list[float], int]:
     """One slate, with ``clients`` pollers (0: alone). Returns id, slate_s, status and board latencies, errors."""
     status_ms: list[float] = []
     board_ms: list[float] = []
@@ -208,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=200, help="concurrent polling clients (default 200)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between a client's polls (1.0)")
     parser.add_argument("--runs", type=int, default=3, help="runs alone and under load, alternating (3)")
-    parser.add_argument("--max-seconds", type=float, default=60.0, help="bound of one slate and its load (60)")
+    parser.add_argument(
+        "--max-seconds", type=float, default=60.0, help="bound of one slate and its load (60)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (seed, db, server log)")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.clients < 1 or args.interval <= 0:
@@ -227,10 +261,15 @@ def main(argv: list[str] | None = None) -> int:
         base = f"http://127.0.0.1:{port}"
         server = start_server(db, artifacts, port, tmp / "serve.log")
         progress(f"server ready at {base}; warm-up slate")
-        previous, _, _, _, _ = asyncio.run(run_slate(base, port, clients=0, interval=args.interval,
-                                                     max_seconds=args.max_seconds, previous=""))
-        print(f"# slate {GAME_DATE}: systems={','.join(SYSTEMS)} markets={','.join(MARKETS)}; "
-              f"{args.clients} clients polling every {args.interval:g}s under load")
+        previous, _, _, _, _ = asyncio.run(
+            run_slate(
+                base, port, clients=0, interval=args.interval, max_seconds=args.max_seconds, previous=""
+            )
+        )
+        print(
+            f"# slate {GAME_DATE}: systems={','.join(SYSTEMS)} markets={','.join(MARKETS)}; "
+            f"{args.clients} clients polling every {args.interval:g}s under load"
+        )
         alone: list[float] = []
         loaded: list[float] = []
         status_all: list[float] = []
@@ -238,28 +277,42 @@ def main(argv: list[str] | None = None) -> int:
         errors_all = 0
         for i in range(args.runs):
             for clients, sink in ((0, alone), (args.clients, loaded)):
-                previous, slate_s, status_ms, board_ms, errors = asyncio.run(run_slate(
-                    base, port, clients=clients, interval=args.interval, max_seconds=args.max_seconds, previous=previous))
+                previous, slate_s, status_ms, board_ms, errors = asyncio.run(
+                    run_slate(
+                        base,
+                        port,
+                        clients=clients,
+                        interval=args.interval,
+                        max_seconds=args.max_seconds,
+                        previous=previous,
+                    )
+                )
                 sink.append(slate_s)
                 line = f"run={i + 1} clients={clients} slate_s={slate_s:.3f}"
                 if clients:
                     status_all += status_ms
                     board_all += board_ms
                     errors_all += errors
-                    line += (f" status_n={len(status_ms)} status_p50_ms={percentile(status_ms, 50):.1f} "
-                             f"status_p99_ms={percentile(status_ms, 99):.1f} "
-                             f"predictions_p99_ms={percentile(board_ms, 99):.1f} errors={errors}")
+                    line += (
+                        f" status_n={len(status_ms)} status_p50_ms={percentile(status_ms, 50):.1f} "
+                        f"status_p99_ms={percentile(status_ms, 99):.1f} "
+                        f"predictions_p99_ms={percentile(board_ms, 99):.1f} errors={errors}"
+                    )
                 print(line, flush=True)
                 progress(line)
         alone_med, loaded_med = statistics.median(alone), statistics.median(loaded)
         p50, p99 = percentile(status_all, 50), percentile(status_all, 99)
         slowdown = loaded_med / alone_med
-        print(f"# status p99 {p99:.1f} ms over {len(status_all)} requests, goal <= {P99_GOAL_MS:.0f} ms: "
-              f"{'met' if p99 <= P99_GOAL_MS else 'NOT met'}; slate {loaded_med:.3f}s under load vs "
-              f"{alone_med:.3f}s alone (x{slowdown:.2f}), goal <= x{SLOWDOWN_GOAL}: "
-              f"{'met' if slowdown <= SLOWDOWN_GOAL else 'NOT met'}; errors {errors_all}")
-        print(f"predictions_p50_ms={percentile(board_all, 50):.1f} predictions_p99_ms={percentile(board_all, 99):.1f} "
-              f"slate_alone_s={alone_med:.3f} slowdown={slowdown:.2f}")
+        print(
+            f"# status p99 {p99:.1f} ms over {len(status_all)} requests, goal <= {P99_GOAL_MS:.0f} ms: "
+            f"{'met' if p99 <= P99_GOAL_MS else 'NOT met'}; slate {loaded_med:.3f}s under load vs "
+            f"{alone_med:.3f}s alone (x{slowdown:.2f}), goal <= x{SLOWDOWN_GOAL}: "
+            f"{'met' if slowdown <= SLOWDOWN_GOAL else 'NOT met'}; errors {errors_all}"
+        )
+        print(
+            f"predictions_p50_ms={percentile(board_all, 50):.1f} predictions_p99_ms={percentile(board_all, 99):.1f} "
+            f"slate_alone_s={alone_med:.3f} slowdown={slowdown:.2f}"
+        )
         print(f"status_p50_ms={p50:.1f} status_p99_ms={p99:.1f} slate_s={loaded_med:.3f}", flush=True)
     finally:
         if server is not None:

@@ -10,13 +10,16 @@
     │   ├── UnknownBatchError      no batch with that id
     │   ├── ContractError          a schema or system contract was violated (a bug)
     │   ├── NotFittedError         a prediction system was used before ``fit``
-    │   └── ArtifactError          a stored model artifact is missing or unreadable
+    │   ├── ArtifactError          a stored model artifact is missing or unreadable
+    │   └── SourceError            a live source refused the request or answered nonsense (4xx, bad JSON)
     └── TransientError             may succeed later: retry with a cap
-        └── StorageBusyError       the database file is locked or a transaction conflicted
-            └── DatabaseHeldError  another nbaprops process holds the file (it answers reads for it)
+        ├── StorageBusyError       the database file is locked or a transaction conflicted
+        │   └── DatabaseHeldError  another nbaprops process holds the file (it answers reads for it)
+        └── SourceUnavailableError a live source timed out or kept answering 429/5xx after the retries
 
 Driver errors are translated into this tree in one place per backend
-(``storage/duckdb.py``) with ``raise … from``.
+(``storage/duckdb.py``) with ``raise … from``; HTTP errors of the live sources in one place too
+(``sources/_http.py``).
 """
 
 from __future__ import annotations
@@ -119,3 +122,29 @@ class DatabaseHeldError(StorageBusyError):
         self.pid = pid
         self.holder = holder
         super().__init__(message)
+
+
+class SourceError(TerminalError):
+    """A live source refused a request or answered something unreadable; retrying will not help.
+
+    Args:
+        source: the source's name (``nba_stats``, ``injury_report``, ``odds_api``).
+        message: what happened and what to do.
+        status: the HTTP status, when there was a response.
+    """
+
+    def __init__(self, source: str, message: str, *, status: int | None = None) -> None:
+        self.source = source
+        self.status = status
+        prefix = f"{source}: HTTP {status}" if status is not None else source
+        super().__init__(f"{prefix}: {message}")
+
+
+class SourceUnavailableError(TransientError):
+    """A live source timed out, could not be reached or kept answering 429/5xx after the retries."""
+
+    def __init__(self, source: str, message: str, *, status: int | None = None) -> None:
+        self.source = source
+        self.status = status
+        prefix = f"{source}: HTTP {status}" if status is not None else source
+        super().__init__(f"{prefix}: {message}")

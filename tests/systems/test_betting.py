@@ -29,19 +29,24 @@ def test_recommendations_follow_expected_value_and_never_invent_lines() -> None:
     assert np.isnan(recs.confidence_score[3])
 
 
-def test_calibration_method_depends_on_rows_and_fixes_overconfidence() -> None:
+def _overconfident(rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw P(over) twice as extreme as the truth, and outcomes drawn from the truth."""
     rng = np.random.default_rng(0)
-    assert Calibrator.fit(rng.uniform(size=30), rng.integers(0, 2, 30)).method == "none"
-    # Raw probabilities twice as extreme as the truth.
-    truth = rng.uniform(0.3, 0.7, 5000)
+    truth = rng.uniform(0.3, 0.7, rows)
     raw = np.clip(0.5 + 2 * (truth - 0.5), 0.01, 0.99)
-    went_over = (rng.uniform(size=truth.size) < truth).astype(float)
-    platt = Calibrator.fit(raw[:500], went_over[:500])
-    iso = Calibrator.fit(raw, went_over)
-    assert (platt.method, iso.method) == ("platt", "isotonic")
-    for cal in (platt, iso):
-        fixed = cal.transform(raw)
-        assert np.mean((fixed - went_over) ** 2) < np.mean((raw - went_over) ** 2)
+    return raw, (rng.uniform(size=rows) < truth).astype(float)
+
+
+@pytest.mark.parametrize(("rows", "method"), [(30, "none"), (500, "platt"), (5000, "isotonic")])
+def test_calibration_method_depends_on_rows(rows: int, method: str) -> None:
+    assert Calibrator.fit(*_overconfident(rows)).method == method
+
+
+@pytest.mark.parametrize("rows", [500, 5000], ids=["platt", "isotonic"])
+def test_calibration_fixes_overconfidence(rows: int) -> None:
+    raw, went_over = _overconfident(rows)
+    fixed = Calibrator.fit(raw, went_over).transform(raw)
+    assert np.mean((fixed - went_over) ** 2) < np.mean((raw - went_over) ** 2)
 
 
 def test_spread_by_tier_and_p_over() -> None:

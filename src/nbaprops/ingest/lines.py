@@ -152,7 +152,9 @@ def _validate(cur: Session, path: Path, view: str, market: str | None) -> tuple[
 def _typed_sql(view: str, cols: dict[str, str | None], fixed_market: str | None, path: Path, index: int) -> str:
     def raw(name: str) -> str:
         col = cols.get(name)
-        return f'"{col}"' if col else "NULL"
+        # Qualified: a file column named like one inside resolve_team_sql's subquery (``team``) must not be
+        # captured by it (it was: "More than one row returned by a subquery").
+        return f'v."{col}"' if col else "NULL"
 
     market = f"'{fixed_market}'" if fixed_market else _MARKET_SQL.format(v=raw("market"))
     teams = ",\n".join(f"{resolve_team_sql(raw(t), stored=True)} AS {t}" for t in _TEAM_FIELDS)

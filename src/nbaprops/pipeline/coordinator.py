@@ -280,6 +280,7 @@ class Coordinator:
                      stop: threading.Event) -> list[WorkerStats]:
         results: list[WorkerStats] = []
         errors: list[BaseException] = []
+        deadline = ledger.get_batch(self.storage, batch_id).deadline_at
 
         def work(index: int) -> None:
             try:
@@ -288,6 +289,7 @@ class Coordinator:
                         self.storage, batch_id, owner=f"{self.owner_prefix}:w{index}", predictor=predictor,
                         clock=self.clock, chunk_size=self.settings.chunk_size,
                         lease_seconds=self.settings.lease_seconds, on_commit=report, stop=stop,
+                        deadline=deadline,
                     )
                 )
             except BaseException as exc:  # a crashed thread must not hang the batch; its leases expire

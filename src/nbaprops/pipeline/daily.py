@@ -1,12 +1,14 @@
 """The daily run: one batch for one game date, from schedule to consolidated predictions.
 
 :func:`run_batch` resolves the date's games (schedule ∪ lines ∪ past box scores), the expected players
-(recently active players of those teams, plus anyone with a line), loads the newest model artifacts trained
-only on games before the date (training them first when there are none), starts or resumes the batch, runs
-the in-process workers with :class:`~nbaprops.pipeline.slate.SlatePredictor` and consolidates.
+(recently active players of those teams, plus anyone with a line or listed on the injury report), reads the
+injury report published by the batch's as-of time (:mod:`nbaprops.pipeline.injuries`: Out players are skipped
+``injured_out``, the others flagged), loads the newest model artifacts trained only on games before the date
+(training them first when there are none or they are older than ``model_max_age_days``), starts or resumes the
+batch, runs the in-process workers with :class:`~nbaprops.pipeline.slate.SlatePredictor` and consolidates.
 
 Its steps are public for the service, which answers as soon as the batch exists and trains in the
-background: :func:`plan_batch` (games, lines, expected players), :func:`start_batch`, then
+background: :func:`plan_batch` (games, lines, injuries, expected players), :func:`start_batch`, then
 :func:`complete_batch` (workers and consolidation) once :func:`~nbaprops.systems.training.ensure_bundles` has
 the models.
 """
@@ -17,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -35,6 +37,7 @@ from nbaprops.pipeline.coordinator import (
     default_as_of,
     expected_players,
 )
+from nbaprops.pipeline.injuries import SKIP_CODE, TonightInjuries, tonight_injuries, with_line_players
 from nbaprops.pipeline.ledger import PlayerRequest
 from nbaprops.pipeline.slate import SlatePredictor
 from nbaprops.storage.duckdb import DuckDBStorage
@@ -50,10 +53,11 @@ class BatchRun:
     games_source: dict[str, int]
     lines_used: int
     models: dict[str, dict[str, Any]]
+    injuries: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.summary.as_dict(), "games": self.games, "games_source": self.games_source,
-                "lines_used": self.lines_used, "models": self.models}
+                "lines_used": self.lines_used, "models": self.models, "injuries": self.injuries}
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class BatchPlan:
         running: the batch of the date still running, which starting resumes (``None`` when forced).
         games_source: games of the date by where they came from (schedule, lines, box scores).
         lines: the lines the batch uses (posted by ``as_of``).
+        injuries: the injury report published by ``as_of``.
     """
 
     game_date: date
@@ -74,6 +79,7 @@ class BatchPlan:
     games: int
     games_source: dict[str, int]
     lines: pa.Table
+    injuries: TonightInjuries
     running: ledger.BatchInfo | None
 
 
@@ -88,7 +94,8 @@ def plan_batch(
     as_of: datetime | None = None,
     clock: Clock | None = None,
 ) -> BatchPlan:
-    """Games, lines and expected players of ``game_date``; a running batch's own choices when resuming it.
+    """Games, lines, injuries and expected players of ``game_date``; a running batch's own choices when
+    resuming it.
 
     Raises:
         InputError: an unknown market or system, no game known for the date, or no player expected.
@@ -111,8 +118,10 @@ def plan_batch(
         raise InputError(f"no games on {game_date} (no schedule, lines or box scores for it)")
     sources = games.column("source").to_pylist()
     lines = select_lines(storage, game_date, markets, as_of=as_of)
+    injuries = tonight_injuries(storage, game_date, as_of)
     requests = expected_players(storage, game_date, games, recent_days=settings.recent_days,
-                                line_players=line_players(storage, game_date, markets, as_of))
+                                line_players=with_line_players(line_players(storage, game_date, markets, as_of),
+                                                               injuries.listed_players(games)))
     if not requests and running is None:
         raise InputError(
             f"{games.num_rows} game(s) on {game_date} but no player of those teams played in the "
@@ -120,7 +129,7 @@ def plan_batch(
             f"(--recent-days or NBAPROPS_RECENT_DAYS) or ingest lines for the date"
         )
     return BatchPlan(game_date, tuple(markets), tuple(systems), as_of, tuple(requests), games.num_rows,
-                     {s: sources.count(s) for s in dict.fromkeys(sources)}, lines, running)
+                     {s: sources.count(s) for s in dict.fromkeys(sources)}, lines, injuries, running)
 
 
 def start_batch(storage: DuckDBStorage, settings: Settings, plan: BatchPlan, *, force: bool = False,
@@ -149,15 +158,16 @@ def complete_batch(
     """
     coordinator = Coordinator(storage, settings, clock=clock)
     info = ledger.get_batch(storage, start.batch_id)
-    predictor = SlatePredictor(info, bundles, plan.lines, settings, coordinator.clock)
+    predictor = SlatePredictor(info, bundles, plan.lines, settings, coordinator.clock, plan.injuries)
     coordinator.run(start.batch_id, predictor, on_progress=on_progress, stop=stop)
     if stop is not None and stop.is_set():
         summary = coordinator.summary(start.batch_id, started=started)
     else:
         summary = coordinator.finish(start.batch_id, started=started)
     summary.resumed = not start.created
+    skipped_out = sum(1 for m in summary.missing if m.get("error_code") == SKIP_CODE)
     return BatchRun(summary, plan.games, plan.games_source, plan.lines.num_rows,
-                    {m: model_info(b, plan.game_date) for m, b in bundles.items()})
+                    {m: model_info(b, plan.game_date) for m, b in bundles.items()}, plan.injuries.summary(skipped_out))
 
 
 def run_batch(
@@ -178,8 +188,6 @@ def run_batch(
     stop: threading.Event | None = None,
 ) -> BatchRun:
     """Run (or resume) the batch of ``game_date`` end to end and return its summary.
-
-    The models are ready before the batch starts, so a failed training leaves no batch behind.
 
     Raises:
         InputError: no game is known for the date (nothing is stored or trained then), or no player is expected.

@@ -36,7 +36,7 @@ class CleanupResult:
             "dropped_count": len(self.dropped),
             "finished_batches": list(self.finished_batches),
             "kept": list(self.kept),
-            "dry_run": self.dry_run,
+            **({"dry_run": True} if self.dry_run else {}),  # said only when nothing was changed
         }
 
 

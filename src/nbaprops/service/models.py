@@ -81,6 +81,9 @@ class RequestCounts(BaseModel):
 class BatchListItem(BaseModel):
     batch_id: str
     game_date: date
+    kind: str = Field(
+        description="daily (a date's batch) or line_update (the movers re-predicted by refresh)."
+    )
     state: BatchState
     requests: RequestCounts
     created_at: datetime
@@ -171,7 +174,7 @@ class CleanupResult(BaseModel):
     dropped_count: int
     finished_batches: list[str]
     kept: list[str]
-    dry_run: bool
+    dry_run: bool = Field(default=False, description="True when nothing was changed (only reported).")
 
 
 class IngestReport(BaseModel):

@@ -1,5 +1,6 @@
 """The operations the CLI and the service share, by name: each calls one library function on an open database.
 
+Alerts (:mod:`nbaprops.alerts`) go out from here, so an operation alerts the same way whoever asked for it.
 The CLI runs them on its own connection or, when another nbaprops process holds the file, in that process
 (:mod:`nbaprops.service.remote`); the HTTP API runs them for its write routes. One function per operation is
 what makes "the same output" and "the same semantics" true by construction. Arguments and results are plain
@@ -71,21 +72,38 @@ def _predictions(
 def _check_stalled(
     storage: DuckDBStorage, settings: Settings, *, stall_minutes: float | None = None
 ) -> dict[str, Any]:
+    from nbaprops.alerts import stalled_alert
     from nbaprops.pipeline import Coordinator
 
-    return Coordinator(storage, settings).check_stalled(stall_minutes=stall_minutes)
+    report = Coordinator(storage, settings).check_stalled(stall_minutes=stall_minutes)
+    stalled_alert(settings, report)
+    return report
 
 
 def _consolidate(storage: DuckDBStorage, settings: Settings, *, batch_id: str) -> dict[str, Any]:
+    from nbaprops.alerts import send_alert
+    from nbaprops.errors import InputError
     from nbaprops.pipeline import Coordinator
 
-    return Coordinator(storage, settings).consolidate(batch_id).as_dict()
+    try:
+        return Coordinator(storage, settings).consolidate(batch_id).as_dict()
+    except InputError as exc:
+        send_alert(
+            settings,
+            "consolidation_refused",
+            f"consolidate {batch_id} refused: {exc}",
+            {"batch_id": batch_id},
+        )
+        raise
 
 
 def _finish(storage: DuckDBStorage, settings: Settings, *, batch_id: str) -> dict[str, Any]:
+    from nbaprops.alerts import batch_alert
     from nbaprops.pipeline import Coordinator
 
-    return Coordinator(storage, settings).finish(batch_id, force_partial=True).as_dict()
+    summary = Coordinator(storage, settings).finish(batch_id, force_partial=True).as_dict()
+    batch_alert(settings, summary)
+    return summary
 
 
 def _cleanup_staging(

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
+from nbaprops.alerts import batch_alert, send_alert
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
 from nbaprops.errors import ConflictError, NbapropsError, StorageBusyError
@@ -176,17 +177,24 @@ class BatchRunner:
                 return
             job.result = run.as_dict()
             job.phase = "finished"
+            batch_alert(settings, job.result)  # as `nbaprops predict` does: only a partial batch alerts
             log.info("batch %s finished %s in %.2fs", job.batch_id, run.summary.state, run.summary.duration_s)
             if self.on_finished is not None:
                 self.on_finished(run)
-        except NbapropsError as exc:
-            log.warning("batch %s: %s: %s", job.batch_id, type(exc).__name__, exc)
-            job.error = {"error": str(exc), "kind": type(exc).__name__}
+        except Exception as exc:  # a background thread has no caller to raise to: record, log, alert
+            if isinstance(exc, NbapropsError):
+                log.warning("batch %s: %s: %s", job.batch_id, type(exc).__name__, exc)
+                job.error = {"error": str(exc), "kind": type(exc).__name__}
+            else:
+                log.exception("batch %s crashed", job.batch_id)
+                job.error = {"error": f"internal error: {type(exc).__name__}: {exc}", "kind": "InternalError"}
             job.phase = "failed"
-        except Exception as exc:  # a background thread has no caller to raise to: record it, log it
-            log.exception("batch %s crashed", job.batch_id)
-            job.error = {"error": f"internal error: {type(exc).__name__}: {exc}", "kind": "InternalError"}
-            job.phase = "failed"
+            send_alert(
+                settings,
+                "batch_failed",
+                f"batch {job.batch_id} of {job.game_date} failed: {job.error['kind']}: {exc}",
+                {"batch_id": job.batch_id, **job.error},
+            )
 
     # -- read ------------------------------------------------------------------------------------
     def job(self, batch_id: str) -> Job | None:

@@ -77,7 +77,10 @@ class Runtime:
             try:
                 self._storage = open_storage(self.settings.db_path)
             except StorageBusyError as exc:
-                raise remote.held_error(self.settings.db_path, exc) from exc
+                held = remote.held_error(self.settings.db_path, exc)
+                if held is exc:
+                    raise
+                raise held from exc
         return self._storage
 
     def start(self) -> None:

@@ -8,7 +8,8 @@ predict a row, the remaining weights are renormalised.
 
 from __future__ import annotations
 
-from typing import Any, Self
+from collections.abc import Mapping
+from typing import Self
 
 import numpy as np
 import pyarrow as pa
@@ -22,14 +23,20 @@ COMPONENTS = ("moving_average", "matchup", "similarity", "gbm")
 
 
 class Ensemble(PredictionSystem):
+    """Non-negative blend of the four components, weighted on their holdout predictions.
+
+    Args:
+        components: already fitted components by ``system_id`` (fitted on the same rows), reused instead of
+            fitting them again; the missing ones are fitted with their default settings.
+    """
+
     system_id = "ensemble"
 
-    def __init__(self, *, market: str = "points", components: dict[str, PredictionSystem] | None = None,
-                 **params: Any) -> None:
-        super().__init__(market=market, **params)
+    def __init__(self, *, market: str = "points", components: Mapping[str, PredictionSystem] | None = None) -> None:
+        super().__init__(market=market)
         self.components = components
 
-    def fit(self, features: pa.Table, actual: np.ndarray) -> Self:
+    def fit(self, features: pa.Table, actual: np.ndarray, *, version: str | None = None) -> Self:
         from nbaprops.systems import make
 
         y = np.asarray(actual, dtype=np.float64)
@@ -53,7 +60,7 @@ class Ensemble(PredictionSystem):
         self.holdout_mask_ = mask
         self.holdout_pred_ = self._blend(preds)
         self.spread_ = TierSpread.fit(self.holdout_pred_, y[mask])
-        self.version_ = getattr(self, "version_", f"{self.system_id}:{self.market}:unsaved")
+        self.version_ = self._version(version)
         return self
 
     def _blend(self, preds: np.ndarray) -> np.ndarray:
@@ -67,5 +74,5 @@ class Ensemble(PredictionSystem):
         raise NotImplementedError
 
     def _predict_values(self, features: pa.Table) -> np.ndarray:
-        preds = np.column_stack([self.components_[name]._predict_values(features) for name in COMPONENTS])
+        preds = np.column_stack([self.components_[name]._values(features) for name in COMPONENTS])
         return self._blend(preds)

@@ -109,8 +109,7 @@ def train_market(
     fitted: dict[str, PredictionSystem] = {}
     for sid in systems_to_fit(list(system_ids)):
         system = make(sid, market, components=dict(fitted)) if sid == "ensemble" else make(sid, market)
-        system.version_ = f"{sid}@{market}-{through:%Y%m%d}-{digest}"
-        fitted[sid] = system.fit(training, actual)
+        fitted[sid] = system.fit(training, actual, version=f"{sid}@{market}-{through:%Y%m%d}-{digest}")
     # Out-of-time calibration on the held-out rows that had a line.
     calibrators: dict[str, Calibrator] = {}
     meta_systems: dict[str, Any] = {}
@@ -209,6 +208,8 @@ def load_latest(artifacts_dir: Path, market: str, before: date, *, system_ids: l
             raise ArtifactError(f"cannot read artifact {path}: {exc}") from exc
         if not isinstance(bundle, ModelBundle):
             raise ArtifactError(f"{path} does not hold a model bundle")
+        if bundle.meta.get("feature_version", FEATURE_VERSION) != FEATURE_VERSION:
+            continue  # trained on other feature definitions: its columns no longer match (retrained instead)
         if system_ids is None or all(s in bundle.systems for s in system_ids):
             bundle.path = path
             return bundle
@@ -238,8 +239,8 @@ def ensure_bundles(
                            f"(stored in {settings.artifacts_dir}).")
             bundle = train_market(storage, market, game_date, system_ids=systems_to_fit(list(systems)),
                                   train_days=days)
-            bundle.meta["trained_now"] = True
             save_bundle(bundle, settings.artifacts_dir)
+            bundle.meta["trained_now"] = True  # after saving: a loaded artifact was not trained now
         bundles[market] = bundle
     return bundles
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from nbaprops.clock import resolve_game_date
+from nbaprops.gameday import resolve_day
 from nbaprops.pipeline import ledger
 from nbaprops.pipeline.reads import batch_detail
 from nbaprops.service.auth import read_access, require_key
@@ -50,7 +50,7 @@ async def start(body: BatchRequest, request: Request, response: Response) -> Bat
     """Create the batch of a game date and run it in the background; 409 names the batch running for the date
     (send ``force`` to end it partial and start anew)."""
     rt = runtime(request)
-    day = resolve_game_date(body.game_date, rt.clock)
+    day = resolve_day(body.game_date, rt.clock, "game_date")
     job, started = await rt.write(
         lambda: rt.runner.submit(
             day, markets=body.markets, systems=body.systems, force=body.force, deadline_minutes=body.deadline
@@ -81,7 +81,7 @@ async def list_batches(
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many batches.")] = 50,
 ) -> Response:
     rt = runtime(request)
-    day = None if date is None else resolve_game_date(date, rt.clock, option="date").isoformat()
+    day = None if date is None else resolve_day(date, rt.clock, "date").isoformat()
 
     def render() -> bytes:
         listed = OPERATIONS["batches"](rt.storage, rt.settings, game_date=day, state=state, limit=limit)

@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from nbaprops import charts
-from nbaprops.clock import resolve_game_date
+from nbaprops.gameday import resolve_day
 from nbaprops.markets import MARKETS
 from nbaprops.pipeline.reads import batch_detail
 from nbaprops.schema import REQUEST_STATES
@@ -102,7 +102,7 @@ async def board_latest(request: Request) -> Response:
     """The board of the newest batch's date (today, US Eastern, when there is none)."""
     rt = runtime(request)
     rows = (await rt.db(OPERATIONS["batches"], rt.storage, rt.settings, limit=1))["batches"]
-    day = rows[0]["game_date"] if rows else resolve_game_date("TODAY", rt.clock).isoformat()
+    day = rows[0]["game_date"] if rows else resolve_day("TODAY", rt.clock).isoformat()
     return RedirectResponse(request.url_for("dashboard_board", day=day), status_code=303)
 
 
@@ -116,7 +116,7 @@ async def board(
     limit: Annotated[str | None, Query()] = None,
 ) -> Response:
     rt = runtime(request)
-    game_date = resolve_game_date(day, rt.clock, option="date")
+    game_date = resolve_day(day, rt.clock, "date")
     market, system = market or None, system or None
     rows_limit = None if limit == "all" else BOARD_ROWS
     board = await rt.db(

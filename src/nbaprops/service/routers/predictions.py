@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from nbaprops.clock import resolve_game_date
+from nbaprops.gameday import resolve_day
 from nbaprops.service.auth import read_access
 from nbaprops.service.deps import runtime
 from nbaprops.service.errors import responses
@@ -76,7 +76,7 @@ async def predictions(
     """Best expected value first: the line, P(over), the recommendation and its expected value beside each
     prediction."""
     rt = runtime(request)
-    day = resolve_game_date(date, rt.clock, option="date")
+    day = resolve_day(date, rt.clock, "date")
     as_csv = "text/csv" in request.headers.get("accept", "")
 
     def render() -> bytes:  # on a database thread: a slate's JSON is a few hundred kB
