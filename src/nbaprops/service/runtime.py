@@ -15,6 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from nbaprops.clock import Clock, SystemClock
@@ -29,9 +30,26 @@ from nbaprops.storage import open_storage, retry_transient
 from nbaprops.storage.duckdb import DuckDBStorage
 
 log = logging.getLogger(__name__)
-READ_CACHE_SECONDS = 0.5  # how long a read may be reused (see Runtime.read)
+READ_CACHE_SECONDS = 0.5  # how long a read is reused as it is (see Runtime.read)
+READ_STALE_SECONDS = 2.0  # how long after that it is still answered while a refresh runs
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+@dataclass
+class _Read:
+    """One cached read: its last value, until when it is fresh, the refresh under way."""
+
+    expires: float = 0.0
+    value: Any = None
+    has_value: bool = False
+    pending: asyncio.Future[Any] | None = None
+
+
+def _consume_error(future: asyncio.Future[Any]) -> None:
+    """A refresh nobody awaited (its callers got the previous value) must not log "never retrieved"."""
+    if not future.cancelled():
+        future.exception()
 
 
 class Runtime:
@@ -57,7 +75,7 @@ class Runtime:
         self._runner: BatchRunner | None = None
         self._endpoint: remote.Endpoint | None = None
         self._stopped = False
-        self._reads: dict[Hashable, tuple[float, asyncio.Future[Any]]] = {}
+        self._reads: dict[Hashable, _Read] = {}
 
     @property
     def storage(self) -> DuckDBStorage:
@@ -126,28 +144,41 @@ class Runtime:
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
     async def read(self, key: Hashable, fn: Callable[[], T]) -> T:
-        """``fn()`` on a database thread, shared by every identical read within :data:`READ_CACHE_SECONDS`.
+        """``fn()`` on a database thread, shared by every identical read for :data:`READ_CACHE_SECONDS`.
 
         Two hundred dashboards polling one batch cost one query per period, not two hundred: concurrent calls
-        with the same key wait for the same computation, and its result is reused for a moment. A read may
-        lag the ledger by at most that moment; any write through the service clears the cache, so a client
+        with the same key share one computation, and its result is reused for a moment. Once that moment has
+        passed, the next call starts a refresh and, for up to :data:`READ_STALE_SECONDS` more, callers get the
+        previous answer at once instead of queueing behind the refresh (stale-while-revalidate). A read may
+        thus lag the ledger by a second or two; any write through the service clears the cache, so a client
         reads its own writes.
         """
+        if self.stopping.is_set():
+            raise StorageBusyError("the service is stopping; retry")
         loop = asyncio.get_running_loop()
         now = loop.time()
         entry = self._reads.get(key)
-        if entry is not None and (not entry[1].done() or now < entry[0]):
-            return await asyncio.shield(entry[1])
-        future: asyncio.Future[Any] = asyncio.ensure_future(self.db(fn))
-        self._reads[key] = (now + READ_CACHE_SECONDS, future)
-        if len(self._reads) > 1024:  # many distinct queries: drop the expired ones
-            self._reads = {k: v for k, v in self._reads.items() if not v[1].done() or now < v[0]}
+        if entry is None:
+            if len(self._reads) > 1024:  # many distinct queries: keep only those still fresh
+                self._reads = {k: v for k, v in self._reads.items() if now < v.expires or v.pending}
+            entry = self._reads[key] = _Read()
+        if entry.has_value and now < entry.expires:
+            return entry.value  # type: ignore[no-any-return]
+        if entry.pending is None:
+            entry.pending = asyncio.ensure_future(self._refresh(entry, fn))
+            entry.pending.add_done_callback(_consume_error)
+        if entry.has_value and now < entry.expires + READ_STALE_SECONDS:
+            return entry.value  # type: ignore[no-any-return]
+        return await asyncio.shield(entry.pending)
+
+    async def _refresh(self, entry: _Read, fn: Callable[[], Any]) -> Any:
         try:
-            return await asyncio.shield(future)
-        except BaseException:
-            if self._reads.get(key, (0.0, None))[1] is future:
-                del self._reads[key]  # errors are not cached
-            raise
+            value = await self.db(fn)
+        finally:
+            entry.pending = None
+        entry.value, entry.has_value = value, True
+        entry.expires = asyncio.get_running_loop().time() + READ_CACHE_SECONDS
+        return value
 
     async def write(self, fn: Callable[[], T]) -> T:
         """``fn()`` on a database thread, retried on a transient conflict (the running batch writes too);
