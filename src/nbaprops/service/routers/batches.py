@@ -145,7 +145,9 @@ async def _event_stream(rt: Runtime, batch_id: str, first: dict[str, Any]) -> As
         if rt.draining.is_set():
             yield "event: closing\ndata: {}\n\n"
             return
-        current = await rt.db(_progress, rt, batch_id)
+        current = await rt.read(
+            ("progress", batch_id), lambda: _progress(rt, batch_id)
+        )  # shared by all streams
 
 
 @router.get(
