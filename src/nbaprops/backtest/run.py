@@ -38,7 +38,7 @@ from nbaprops.pipeline.coordinator import default_as_of, expected_players
 from nbaprops.pipeline.ledger import Lease, PlayerRequest
 from nbaprops.pipeline.predict import line_players, prediction_rows
 from nbaprops.storage.duckdb import DuckDBStorage
-from nbaprops.systems.calibration import MIN_ROWS, Calibrator
+from nbaprops.systems.calibration import MIN_ROWS, Calibrator, standardized_edge
 from nbaprops.systems.training import systems_to_fit, train_market
 
 log = logging.getLogger(__name__)
@@ -137,8 +137,8 @@ def run_backtest(
             cal = graded_calibrator(storage, run_id, sid, before=step_start)
             if cal is not None:
                 bundle.calibrators[sid] = cal
-        bundle.meta = {**bundle.meta, "calibration_used": {sid: bundle.calibrators[sid].method for sid in systems},
-                       "calibration_rows": {sid: bundle.calibrators[sid].n for sid in systems}}
+        bundle.meta = {**bundle.meta,
+                       "calibration_used": {sid: bundle.calibrators[sid].summary() for sid in systems}}
         models.append(bundle.meta)
         step_days = days[k * retrain_days:(k + 1) * retrain_days]
         lines_all = {d: select_lines(storage, d, [market], as_of=_as_of(d)) for d in step_days}
@@ -169,18 +169,32 @@ def run_backtest(
     return BacktestResult(run_id, market, days[0], days[-1], len(step_starts), len(days), grades, models)
 
 
+def calibration_summary(models: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per system: how many steps used each calibration method, and the last step's calibration (its slope,
+    interval and the reason rows were or were not bet)."""
+    out: dict[str, dict[str, Any]] = {}
+    for meta in models:
+        for sid, cal in meta.get("calibration_used", {}).items():
+            entry = out.setdefault(sid, {"steps": {}, "last": None})
+            entry["steps"][cal["method"]] = entry["steps"].get(cal["method"], 0) + 1
+            entry["last"] = cal
+    return out
+
+
 def graded_calibrator(storage: DuckDBStorage, run_id: str, system_id: str, *, before: date) -> Calibrator | None:
     """A calibrator fitted on the run's graded rows dated before ``before`` (None below ``MIN_ROWS``)."""
     rows = storage.fetchall(
-        """SELECT p_over_raw, CAST(actual_value > line_value AS DOUBLE) FROM prediction_grades
-           WHERE run_id = ? AND system_id = ? AND game_date < ? AND p_over_raw IS NOT NULL
-             AND actual_value IS NOT NULL AND line_value IS NOT NULL AND actual_value <> line_value""",
+        """SELECT predicted_value, predicted_std, line_value, CAST(actual_value > line_value AS DOUBLE)
+           FROM prediction_grades
+           WHERE run_id = ? AND system_id = ? AND game_date < ? AND predicted_value IS NOT NULL
+             AND predicted_std > 0 AND actual_value IS NOT NULL AND line_value IS NOT NULL
+             AND actual_value <> line_value""",
         [run_id, system_id, before],
     )
     if len(rows) < MIN_ROWS:
         return None
     data = np.asarray(rows, dtype=np.float64)
-    return Calibrator.fit(data[:, 0], data[:, 1])
+    return Calibrator.fit(standardized_edge(data[:, 0], data[:, 1], data[:, 2]), data[:, 3])
 
 
 def grade(storage: DuckDBStorage, rows: pa.Table, *, run_id: str, stat: str) -> None:
@@ -218,7 +232,8 @@ def grade(storage: DuckDBStorage, rows: pa.Table, *, run_id: str, stat: str) -> 
                                 WHEN side_won THEN CASE WHEN price > 0 THEN price / 100.0 ELSE 100.0 / abs(price) END
                                 ELSE -1.0 END AS profit,
                            confidence_score AS p_win, side, p_over_raw, side_won,
-                           predicted_std, sportsbook, over_price, under_price, model_version, now() AS graded_at
+                           predicted_std, sportsbook, over_price, under_price, model_version, calibration_method,
+                           now() AS graded_at
                     FROM s"""
             )
     finally:

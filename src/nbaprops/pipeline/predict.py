@@ -36,6 +36,7 @@ from nbaprops.pipeline.rows import staging_rows
 from nbaprops.pipeline.worker import ChunkPrediction
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.systems.betting import recommend
+from nbaprops.systems.calibration import standardized_edge
 from nbaprops.systems.spread import p_over
 from nbaprops.systems.training import ModelBundle, load_latest, save_bundle, systems_to_fit, train_market
 
@@ -161,17 +162,16 @@ def prediction_rows(
         out = bundle.systems[sid].predict(feats)
         p_raw = p_over(out.predicted_value, out.predicted_std, line["line"])
         cal = bundle.calibrators[sid]
-        p_cal = cal.transform(p_raw)
-        recs = recommend(p_raw, p_cal, line["line"], line["over"], line["under"], margin=ev_margin)
-        no_value = ~np.isfinite(out.predicted_value)
+        p_cal = cal.transform(standardized_edge(out.predicted_value, out.predicted_std, line["line"]), p_raw)
+        recs = recommend(p_raw, p_cal, line["line"], line["over"], line["under"], predicted=out.predicted_value,
+                         margin=ev_margin, allow_bets=cal.allows_bets)
         tables.append(staging_rows(
             batch_id=batch_id, game_date=game_date, leases=leases, market=market,
             system_id=sid, predicted_value=out.predicted_value, predicted_std=out.predicted_std,
             model_version=out.model_version, feature_version=FEATURE_VERSION, now=now,
             line_value=line["line"], sportsbook=line["book"], over_price=line["over"], under_price=line["under"],
             p_over_raw=p_raw, p_over=p_cal,
-            recommendation=[("PASS" if bad and r != "NO_LINE" else r)
-                            for r, bad in zip(recs.recommendation, no_value, strict=True)],
+            recommendation=recs.recommendation,
             confidence_raw=recs.confidence_raw, confidence_score=recs.confidence_score,
             calibration_method=cal.method, expected_value=recs.expected_value,
             feature_quality_score=quality, feature_count=count, early_season_flag=early,

@@ -3,7 +3,8 @@
 ``train_market`` fits the requested systems (the ensemble brings its four components) on every player-game
 in ``[through - train_days, through)``, learns each system's error spread out of sample (the last fifth of
 the training dates, see :mod:`nbaprops.systems.base`) and calibrates P(over) on those same held-out rows
-where a real line was posted for them. The result is stored under
+where a real line was posted for them
+(a monotone map of the standardized edge, :mod:`nbaprops.systems.calibration`). The result is stored under
 ``<artifacts_dir>/<market>/<through>/`` as ``bundle.pkl`` with a readable ``meta.json`` (training window,
 rows, expected error per system, calibration). ``load_latest`` returns the newest bundle trained only on
 games before a date. Training is deterministic: the same rows give the same artifacts and predictions.
@@ -28,9 +29,8 @@ from nbaprops.features.builder import FEATURE_VERSION, build_training_set
 from nbaprops.features.columns import MARKET_STAT
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.systems import SYSTEM_IDS, PredictionSystem, make
-from nbaprops.systems.calibration import Calibrator
+from nbaprops.systems.calibration import CALIBRATION_VERSION, Calibrator, standardized_edge
 from nbaprops.systems.ensemble import COMPONENTS
-from nbaprops.systems.spread import p_over
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +137,9 @@ def train_market(
             pred = system.holdout_pred_[rows]
             line = np.asarray(lines.column("line").to_numpy(zero_copy_only=False), dtype=np.float64)[lrows]  # type: ignore[union-attr]
             act = actual[mask][rows]
-            p_raw = p_over(pred, system.spread_.std(pred), line)
+            z = standardized_edge(pred, system.spread_.std(pred), line)
             decided = act != line
-            cal = Calibrator.fit(p_raw[decided], (act[decided] > line[decided]).astype(float))
+            cal = Calibrator.fit(z[decided], (act[decided] > line[decided]).astype(float))
         calibrators[sid] = cal
         ho = system.holdout_pred_
         y_ho = actual[mask]
@@ -149,7 +149,7 @@ def train_market(
             "holdout_rows": int(ok.sum()),
             "holdout_mae": float(np.mean(np.abs(ho[ok] - y_ho[ok]))) if ok.any() else None,
             "spread_by_tier": {"edges": list(system.spread_.edges), "stds": list(system.spread_.stds)},
-            "calibration": {"method": cal.method, "rows": cal.n},
+            "calibration": cal.summary(),
             **({"weights": dict(zip(COMPONENTS, map(float, system.weights_), strict=True))}  # type: ignore[attr-defined]
                if sid == "ensemble" else {}),
         }
@@ -160,6 +160,7 @@ def train_market(
         "train_days": train_days,
         "training_rows": training.num_rows,
         "feature_version": FEATURE_VERSION,
+        "calibration_version": CALIBRATION_VERSION,
         "digest": digest,
         "systems": meta_systems,
     }
@@ -211,6 +212,11 @@ def load_latest(artifacts_dir: Path, market: str, before: date, *, system_ids: l
             raise ArtifactError(f"cannot read artifact {path}: {exc}") from exc
         if not isinstance(bundle, ModelBundle):
             raise ArtifactError(f"{path} does not hold a model bundle")
+        if bundle.meta.get("calibration_version") != CALIBRATION_VERSION:
+            # Older calibrators map raw P(over) freely (they could bet against the edge): train anew instead.
+            log.info("skipping %s: calibration version %s, current %s", path,
+                     bundle.meta.get("calibration_version"), CALIBRATION_VERSION)
+            continue
         if system_ids is None or all(s in bundle.systems for s in system_ids):
             bundle.path = path
             return bundle
