@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DATE   ?= 2025-02-12
 
-.PHONY: run test check lint types bench bench-backtest clean
+.PHONY: run test check lint format types bench bench-backtest clean
 
 $(BIN)/nbaprops: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +22,23 @@ run: $(BIN)/nbaprops
 
 ## test: set up with the dev extras and run the whole test suite
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs
 
-## check: lint, types and tests, as CI runs them
-check: $(VENV)/.dev
-	$(BIN)/ruff check src tests benchmarks
+## lint: ruff's checks and its formatter (check only; `make format` rewrites)
+lint: $(VENV)/.dev
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
+
+format: $(VENV)/.dev
+	$(BIN)/ruff format src tests benchmarks tools
+	$(BIN)/ruff check --fix src tests benchmarks tools
+
+## types: mypy --strict on src/
+types: $(VENV)/.dev
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+
+## check: lint, types and tests, as developers run them before a commit
+check: lint types test
 
 ## bench: the slate and consolidation benchmark (benchmarks/backtest.py is the long one: `make bench-backtest`)
 bench: $(BIN)/nbaprops

@@ -5,7 +5,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/slate.py [--runs 5] [--warmup 0] [--keep]
 
 (a) **slate** — the 15-game slate of 2025-02-12 with the ``moving_average`` system and the ``points``
-    market: wall time of :func:`nbaprops.pipeline.predict.run_batch` on a fresh copy of a seed database per
+    market: wall time of :func:`nbaprops.pipeline.daily.run_batch` on a fresh copy of a seed database per
     run (schedule, expected players, feature query, workers, staging, consolidation, summary). The model is
     trained once before timing and every run reads the same artifacts dir, so training is not timed.
 
@@ -39,9 +39,11 @@ from nbaprops.config import Settings
 from nbaprops.ingest import ensure_boxscores
 from nbaprops.pipeline import Coordinator, consolidate, expected_players, ledger
 from nbaprops.pipeline.coordinator import default_as_of
-from nbaprops.pipeline.predict import SlatePredictor, ensure_bundles, run_batch
+from nbaprops.pipeline.daily import run_batch
+from nbaprops.pipeline.slate import SlatePredictor
 from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.systems.training import ensure_bundles
 
 GAME_DATE = date(2025, 2, 12)
 SYSTEMS = ("moving_average",)
@@ -174,22 +176,16 @@ def slate_run(seed: Path, work: Path, artifacts: Path, i: int) -> tuple[float, d
 # -- (b) consolidation ----------------------------------------------------------------------------
 def start_and_run_workers(storage: DuckDBStorage, settings: Settings) -> str:
     """What ``run_batch`` does up to (not including) ``Coordinator.finish``; returns the batch id."""
-    from nbaprops.ingest.lines import select_lines
+    from nbaprops.ingest.lines import line_players, select_lines
     from nbaprops.ingest.schedule import games_for_date
 
     clock = SystemClock()
     as_of = default_as_of(GAME_DATE, clock)
     games = games_for_date(storage, GAME_DATE)
     lines = select_lines(storage, GAME_DATE, MARKETS, as_of=as_of)
-    line_players = storage.arrow(
-        """SELECT DISTINCT ON (player_lookup) player_lookup, player_name, team, opponent, home_team, away_team
-           FROM prop_lines WHERE game_date = ? AND list_contains(?, market)
-             AND (posted_at IS NULL OR posted_at <= ?) ORDER BY player_lookup, posted_at DESC""",
-        [GAME_DATE, list(MARKETS), as_of],
-    )
     bundles = ensure_bundles(storage, settings, GAME_DATE, MARKETS, SYSTEMS, train_days=TRAIN_DAYS)
     requests = expected_players(storage, GAME_DATE, games, recent_days=settings.recent_days,
-                                line_players=line_players)
+                                line_players=line_players(storage, GAME_DATE, MARKETS, as_of))
     coordinator = Coordinator(storage, settings, clock=clock)
     start = coordinator.start(GAME_DATE, requests, markets=MARKETS, systems=SYSTEMS, as_of=as_of, force=True)
     info = ledger.get_batch(storage, start.batch_id)

@@ -6,15 +6,41 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_cli_reference_is_current(tmp_path: Path) -> None:
-    before = (REPO / "docs" / "cli.md").read_text()
-    fresh = tmp_path / "cli.md"
-    subprocess.run([sys.executable, str(REPO / "tools" / "gen_cli_docs.py"), str(fresh)], check=True, cwd=REPO)
+@pytest.mark.parametrize(("doc", "tool"), [("cli.md", "gen_cli_docs.py"), ("predictions.md", "gen_schema_docs.py")])
+def test_generated_reference_is_current(tmp_path: Path, doc: str, tool: str) -> None:
+    before = (REPO / "docs" / doc).read_text()
+    fresh = tmp_path / doc
+    subprocess.run([sys.executable, str(REPO / "tools" / tool), str(fresh)], check=True, cwd=REPO)
     after = fresh.read_text()
-    assert after == before, "docs/cli.md is stale: run `python tools/gen_cli_docs.py` and commit it"
+    assert after == before, f"docs/{doc} is stale: run `python tools/{tool}` and commit it"
+
+
+def test_every_command_has_help_and_every_prediction_column_a_meaning() -> None:
+    import click
+    import typer
+
+    from nbaprops import schema
+    from nbaprops.cli import app
+
+    def walk(cmd: click.Command, path: str) -> list[tuple[str, str | None]]:
+        found = [(path, cmd.help)]
+        if isinstance(cmd, click.Group):
+            for name, sub in cmd.commands.items():
+                found += walk(sub, f"{path} {name}")
+        return found
+
+    assert [path for path, text in walk(typer.main.get_command(app), "nbaprops") if not text] == []
+    assert [c.name for t in (schema.PREDICTIONS, schema.PREDICTION_GRADES) for c in t.columns if not c.description] == []
+
+
+def test_make_lint_and_types_run_real_tools() -> None:
+    dry = subprocess.run(["make", "-n", "lint", "types"], capture_output=True, text=True, cwd=REPO, check=True).stdout
+    assert "ruff check" in dry and "ruff format --check" in dry and "mypy" in dry
 
 
 def test_readme_opens_with_the_two_commands() -> None:

@@ -9,9 +9,24 @@ from typer.testing import CliRunner
 
 from nbaprops.cli import app
 
-COMMANDS = [[], ["predict"], ["predictions"], ["status"], ["batches"], ["consolidate"], ["check-stalled"],
-            ["cleanup-staging"], ["train"], ["backtest"], ["ingest"], ["ingest", "boxscores"], ["ingest", "lines"],
-            ["ingest", "schedule"]]
+
+def commands() -> list[list[str]]:
+    """Every command path of the app, groups before their commands, in the order they were declared."""
+    import click
+    import typer
+
+    found: list[list[str]] = []
+
+    def walk(cmd: click.Command, path: list[str]) -> None:
+        found.append(path)
+        if isinstance(cmd, click.Group):
+            for name, sub in cmd.commands.items():
+                walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
 MARK = "<!-- generated below by tools/gen_cli_docs.py -->"
 
 
@@ -22,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     runner = CliRunner()
     parts = []
-    for cmd in COMMANDS:
+    for cmd in commands():
         text = runner.invoke(app, [*cmd, "--help"], prog_name="nbaprops", env={"COLUMNS": "100", "NO_COLOR": "1"}, color=False).stdout
         text = re.sub(r"\s+$", "", "\n".join(line.rstrip() for line in text.splitlines()))
         parts.append(f"### `nbaprops {' '.join(cmd)}`\n\n```text\n{text}\n```\n")

@@ -1,7 +1,10 @@
-"""The ``nbaprops`` command line (Typer + Rich).
+"""The ``nbaprops`` command line (Typer + Rich): each command parses, calls one library function, renders.
 
 Every command takes ``--db PATH`` (default ``var/nbaprops.duckdb``, or ``NBAPROPS_DB_PATH``) and ``--json``
-for one machine-readable object on stdout. A known error prints ``Error: ...`` on stderr and exits 1.
+for one machine-readable object on stdout. Errors cross one boundary (:func:`_errors`): a known error prints
+``Error: ...`` on stderr (with ``--json``: ``{"error": ..., "kind": ...}`` on stdout) and exits 1; an
+unexpected one prints ``Error: internal error: ...`` and exits 2 (the traceback only with ``--debug``);
+Ctrl-C stops the workers after their current chunk and exits 130.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,24 +25,57 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from nbaprops import __version__
 from nbaprops.clock import SystemClock
 from nbaprops.config import Settings, load_settings
 from nbaprops.errors import InputError, NbapropsError
 from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
 
+_CONTEXT = {"help_option_names": ["--help", "-h"], "show_default": True}
 app = typer.Typer(help="Daily NBA player prop predictions on one DuckDB file.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  context_settings=_CONTEXT)
 ingest_app = typer.Typer(help="Add box scores, sportsbook lines or schedules (atomic, idempotent).",
-                         no_args_is_help=True)
+                         no_args_is_help=True, rich_markup_mode=None, context_settings=_CONTEXT)
 app.add_typer(ingest_app, name="ingest")
 
 out = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
 
-DbOpt = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default: var/nbaprops.duckdb, or $NBAPROPS_DB_PATH).")]
+# What the error boundary needs to know beyond the exception: --debug, and the batch a Ctrl-C interrupts.
+_state: dict[str, Any] = {"debug": False, "batch_id": None}
+
+DbOpt = Annotated[Path | None, typer.Option("--db", metavar="PATH", show_default=False,
+                                            help="DuckDB file [default: var/nbaprops.duckdb, or $NBAPROPS_DB_PATH].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+MarketsOpt = Annotated[str | None, typer.Option(
+    "--markets", "--market", metavar="LIST", show_default=False,
+    help="Comma-separated markets: points, rebounds, assists, threes, pra [default: points, or the markets setting].")]
+SystemsOpt = Annotated[str | None, typer.Option(
+    "--systems", "--system", metavar="LIST", show_default=False,
+    help="Comma-separated systems: moving_average, matchup, similarity, gbm, ensemble [default: all five].")]
+TrainDaysOpt = Annotated[int | None, typer.Option(min=30, show_default=False,
+                                                  help="Days of games a model trains on [default: 730, the train_days setting].")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"nbaprops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")] = False,
+) -> None:
+    """Daily NBA player prop predictions on one DuckDB file."""
+    _state["debug"] = debug
+    if debug:
+        logging.getLogger("nbaprops").setLevel(logging.DEBUG)
 
 
 def _parse_date(value: str, option: str = "--date") -> date:
@@ -59,13 +96,41 @@ def _emit(payload: Any, as_json: bool, render: Callable[[], None]) -> None:
         render()
 
 
+def _fail(message: str, kind: str, as_json: bool, code: int) -> typer.Exit:
+    if as_json:
+        print(json.dumps({"error": message, "kind": kind}))
+    else:
+        err.print(f"[red]Error:[/red] {message}", highlight=False, soft_wrap=True, markup=True)
+    return typer.Exit(code)
+
+
 @contextmanager
-def _errors() -> Iterator[None]:
+def _errors(as_json: bool = False) -> Iterator[None]:
+    """The one error boundary of the CLI (see the module docstring)."""
     try:
         yield
     except NbapropsError as exc:
-        err.print(f"[red]Error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise _fail(str(exc), type(exc).__name__, as_json, 1) from None
+    except KeyboardInterrupt:
+        batch = _state["batch_id"]
+        message = (f"interrupted; run the same command to resume batch {batch}" if batch
+                   else "interrupted; nothing was changed that a rerun cannot redo")
+        if as_json:
+            print(json.dumps({"error": message, "kind": "Interrupted", "batch_id": batch}))
+        else:
+            err.print(message, highlight=False)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # The database is closed by now; skip interpreter teardown, where DuckDB's bindings report every
+        # object a killed frame still held (dozens of "nanobind: leaked" lines that say nothing to a user).
+        os._exit(130)
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        raise _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+                    "InternalError", as_json, 2) from None
 
 
 def _settings(db: Path | None, **overrides: Any) -> Settings:
@@ -74,9 +139,10 @@ def _settings(db: Path | None, **overrides: Any) -> Settings:
 
 @contextmanager
 def _storage(settings: Settings, *, read_only: bool = False) -> Iterator[DuckDBStorage]:
+    """Open the database; a read-only command refuses a missing file instead of creating one."""
     if read_only and not settings.db_path.exists():
-        raise InputError(f"database {settings.db_path} does not exist yet; run `nbaprops predict` or an ingest first")
-    settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+        raise InputError(f"no database at {settings.db_path}; run `nbaprops predict --date YYYY-MM-DD` or an "
+                         f"ingest to create it, or pass the right --db")
     storage = open_storage(settings.db_path, read_only=read_only)
     try:
         yield storage
@@ -84,79 +150,128 @@ def _storage(settings: Settings, *, read_only: bool = False) -> Iterator[DuckDBS
         storage.close()
 
 
-def _operate(db: Path | None, as_json: bool, title: str, action: Callable[[DuckDBStorage, Settings], dict[str, Any]]
-             ) -> None:
+def _operate(db: Path | None, as_json: bool, title: str, action: Callable[[DuckDBStorage, Settings], dict[str, Any]],
+             *, read_only: bool = False) -> None:
     """Open the database, run one operation, print its result as a table or JSON."""
-    with _errors():
+    with _errors(as_json):
         settings = _settings(db)
-        with _storage(settings) as storage:
-            storage.ensure_schema()
+        with _storage(settings, read_only=read_only) as storage:
             result = action(storage, settings)
-        _emit(result, as_json, lambda: out.print(_kv_table(title, result)))
+        _emit(result, as_json, lambda: _render_summary(title, result))
+
+
+def _cell(value: Any) -> str:
+    """A value as one short table cell: counts as ``done 464, skipped 5`` rather than JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and all(isinstance(v, int | float | str) for v in value.values()):
+        return ", ".join(f"{k} {v}" for k, v in value.items() if v != 0) or "none"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value) or "none"
+    return json.dumps(value, default=str)
 
 
 def _kv_table(title: str, rows: dict[str, Any]) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
     for key, value in rows.items():
-        table.add_row(str(key), value if isinstance(value, str) else json.dumps(value, default=str))
+        table.add_row(str(key), _cell(value))
     return table
 
 
+def _render_summary(title: str, result: dict[str, Any]) -> None:
+    """A batch summary (or any result) as a short table: the missing players as a count and a few names."""
+    shown = dict(result)
+    missing = shown.pop("missing", None)
+    finished = shown.pop("finished_batches", None)
+    if isinstance(shown.get("drift"), dict) and not any(shown["drift"].values()):
+        shown["drift"] = "none"
+    if finished is not None:
+        shown["finished_batches"] = ", ".join(f"{b['batch_id']} ({b['state']})" for b in finished) or "none"
+    out.print(_kv_table(title, shown))
+    if missing:
+        by_reason: dict[str, int] = {}
+        for m in missing:
+            by_reason[str(m.get("error_code") or m.get("state"))] = by_reason.get(str(m.get("error_code") or m.get("state")), 0) + 1
+        names = ", ".join(str(m.get("player_name") or m.get("player_lookup")) for m in missing[:8])
+        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items(), key=lambda kv: -kv[1]))
+        out.print(f"{len(missing)} player(s) not predicted ({reasons}): {names}{more}. Full list: --json.",
+                  soft_wrap=True)
+
+
 # -- predict ---------------------------------------------------------------------------------------
+def _progress(as_json: bool) -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, disable=as_json or not err.is_terminal, transient=True)
+
+
 @app.command()
 def predict(
-    date_: Annotated[str, typer.Option("--date", help="Game date, YYYY-MM-DD.")],
-    lines: Annotated[list[Path] | None, typer.Option("--lines", help="Lines CSV to ingest first (repeatable).")] = None,
-    markets: Annotated[str | None, typer.Option(help="Comma-separated markets: points,rebounds,assists,threes,pra.")] = None,
-    systems: Annotated[str | None, typer.Option(help="Comma-separated systems (default: all five).")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, max=32, help="In-process worker threads.")] = None,
+    date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date.")],
+    lines: Annotated[list[Path] | None, typer.Option("--lines", metavar="CSV", show_default=False,
+                                                     help="Lines CSV to ingest first (repeatable).")] = None,
+    markets: MarketsOpt = None,
+    systems: SystemsOpt = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=32, show_default=False,
+                                                help="In-process worker threads [default: 2].")] = None,
     force: Annotated[bool, typer.Option("--force", help="Start a new batch even if one is running for the date.")] = False,
-    train_days: Annotated[int, typer.Option(min=30, help="Training window when models must be trained first.")] = 730,
+    train_days: TrainDaysOpt = None,
+    recent_days: Annotated[int | None, typer.Option(min=1, show_default=False,
+                                                    help="Players active within this many days are expected [default: 21].")] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the batch of one game date end to end (resumes a running batch of that date)."""
     from nbaprops.ingest.lines import ingest_lines
-    from nbaprops.pipeline.predict import check_markets, run_batch
-    from nbaprops.systems.training import systems_to_fit
+    from nbaprops.pipeline.daily import run_batch
+    from nbaprops.systems import validate_systems
 
-    with _errors():
+    with _errors(as_json):
         game_date = _parse_date(date_)
-        settings = _settings(db, markets=_split(markets), systems=_split(systems), workers=workers)
-        check_markets(settings.markets)
-        systems_to_fit(list(settings.systems))
+        settings = _settings(db, markets=_split(markets), systems=_split(systems), workers=workers,
+                             train_days=train_days, recent_days=recent_days)
+        validate_systems(settings.systems)
+        missing_files = [str(f) for f in lines or () if not f.is_file()]
+        if missing_files:
+            raise InputError(f"no such file: {', '.join(missing_files)}")
         with _storage(settings) as storage:
             if lines:
                 report = ingest_lines(storage, lines)
                 if not as_json:
                     err.print(f"ingested {report.rows_added} new line(s) from {len(lines)} file(s)")
-            progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), console=err, disable=as_json, transient=True)
+            progress = _progress(as_json)
             task: list[Any] = []
             with progress:
-                def on_start(total: int) -> None:
+                def on_start(batch_id: str, total: int) -> None:
+                    _state["batch_id"] = batch_id
+                    err.print(f"batch {batch_id}: {total} requests for {game_date}", highlight=False, soft_wrap=True)
                     task.append(progress.add_task(f"batch {game_date}", total=total))
 
                 def on_progress(counts: dict[str, int]) -> None:
                     if task:
                         progress.update(task[0], completed=counts["done"] + counts["skipped"] + counts["failed"])
 
-                result = run_batch(storage, settings, game_date, force=force, train_days=train_days,
-                                   on_message=lambda m: err.print(m), on_start=on_start, on_progress=on_progress)
+                result = run_batch(storage, settings, game_date, force=force,
+                                   on_message=lambda m: err.print(m, highlight=False, soft_wrap=True),
+                                   on_start=on_start, on_progress=on_progress)
         payload = result.as_dict()
 
         def render() -> None:
             s = result.summary
-            out.print(_kv_table(f"Batch {s.batch_id}", {
-                "game_date": s.game_date.isoformat(), "state": s.state, "games": f"{result.games} ({result.games_source})",
-                "requests": s.requests, "predictions_staged": s.predictions_staged,
-                "active_predictions": s.active_predictions, "by_system": s.by_system,
-                "recommendations": s.recommendations, "lines_used": result.lines_used,
+            models = "; ".join(f"{m} through {i['trained_through']} ({i['age_days']} d old"
+                               f"{', trained now' if i['trained_now'] else ''})" for m, i in result.models.items())
+            _render_summary(f"Batch {s.batch_id}", {
+                "game_date": s.game_date.isoformat(), "state": s.state + (" (resumed)" if s.resumed else ""),
+                "games": f"{result.games} ({', '.join(f'{k} {v}' for k, v in result.games_source.items())})",
+                "requests": s.requests, "active_predictions": s.active_predictions, "by_system": s.by_system,
+                "recommendations": s.recommendations, "lines_used": result.lines_used, "models": models,
                 "staging_tables_left": s.staging_tables_left, "drift": s.drift,
-                "duration_s": round(s.duration_s, 2),
-            }))
-            if s.missing:
-                out.print(f"{len(s.missing)} player(s) not predicted (see `nbaprops status {s.batch_id} --json`).")
+                "duration_s": round(s.duration_s, 2), "missing": s.missing,
+            })
+            for market, info in result.models.items():
+                for sid, reason in info["no_bets"].items():
+                    out.print(f"{market} {sid}: no bets — {reason}", highlight=False, soft_wrap=True)
+            out.print(f"See the board: nbaprops predictions --date {s.game_date} --bets")
 
         _emit(payload, as_json, render)
 
@@ -164,28 +279,27 @@ def predict(
 # -- train -----------------------------------------------------------------------------------------
 @app.command()
 def train(
-    through: Annotated[str, typer.Option(help="Train on games before this date, YYYY-MM-DD.")],
-    markets: Annotated[str | None, typer.Option(help="Comma-separated markets.")] = None,
-    systems: Annotated[str | None, typer.Option(help="Comma-separated systems (default: all five).")] = None,
-    train_days: Annotated[int, typer.Option(min=30, help="Days of games before --through to train on.")] = 730,
+    through: Annotated[str, typer.Option(metavar="YYYY-MM-DD", help="Train on games before this date.")],
+    markets: MarketsOpt = None,
+    systems: SystemsOpt = None,
+    train_days: TrainDaysOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit the trainable systems on games before --through and store versioned artifacts."""
     from nbaprops.ingest import ensure_boxscores
-    from nbaprops.pipeline.predict import check_markets
     from nbaprops.systems.training import save_bundle, systems_to_fit, train_market
 
-    with _errors():
+    with _errors(as_json):
         day = _parse_date(through, "--through")
-        settings = _settings(db, markets=_split(markets), systems=_split(systems))
+        settings = _settings(db, markets=_split(markets), systems=_split(systems), train_days=train_days)
+        fit = systems_to_fit(list(settings.systems))
         results = []
         with _storage(settings) as storage:
             ensure_boxscores(storage)
-            for market in check_markets(settings.markets):
+            for market in settings.markets:
                 with err.status(f"training {market} on games before {day}…", spinner="dots"):
-                    bundle = train_market(storage, market, day, system_ids=systems_to_fit(list(settings.systems)),
-                                          train_days=train_days)
+                    bundle = train_market(storage, market, day, system_ids=fit, train_days=settings.train_days)
                 path = save_bundle(bundle, settings.artifacts_dir)
                 results.append({**bundle.meta, "path": str(path)})
         payload = {"artifacts": results}
@@ -208,15 +322,20 @@ def train(
 # -- backtest --------------------------------------------------------------------------------------
 @app.command()
 def backtest(
-    market: Annotated[str, typer.Option(help="points, rebounds, assists, threes or pra.")] = "points",
-    season: Annotated[str | None, typer.Option(help="A whole season, e.g. 2024-25 (or use --from/--to).")] = None,
-    from_: Annotated[str | None, typer.Option("--from", help="First game date, YYYY-MM-DD.")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="Last game date, YYYY-MM-DD.")] = None,
-    lines: Annotated[list[Path] | None, typer.Option("--lines", help="Lines CSV to ingest first (repeatable).")] = None,
+    market: Annotated[str, typer.Option("--market", "--markets", help="points, rebounds, assists, threes or pra.")] = "points",
+    season: Annotated[str | None, typer.Option(show_default=False,
+                                               help="A whole season, e.g. 2024-25 (or use --from/--to).")] = None,
+    from_: Annotated[str | None, typer.Option("--from", metavar="YYYY-MM-DD", show_default=False,
+                                              help="First game date.")] = None,
+    to: Annotated[str | None, typer.Option("--to", metavar="YYYY-MM-DD", show_default=False,
+                                           help="Last game date.")] = None,
+    lines: Annotated[list[Path] | None, typer.Option("--lines", metavar="CSV", show_default=False,
+                                                     help="Lines CSV to ingest first (repeatable).")] = None,
     retrain_days: Annotated[int, typer.Option(min=1, help="Game days between retrainings.")] = 7,
-    train_days: Annotated[int, typer.Option(min=30, help="Days of games each model trains on.")] = 730,
-    systems: Annotated[str | None, typer.Option(help="Comma-separated systems (default: all five).")] = None,
-    report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
+    train_days: TrainDaysOpt = None,
+    systems: SystemsOpt = None,
+    report: Annotated[Path | None, typer.Option(metavar="HTML", show_default=False,
+                                                help="Write a self-contained HTML report here.")] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -229,22 +348,23 @@ def backtest(
         season_range,
         write_report,
     )
+    from nbaprops.ingest import ensure_boxscores
     from nbaprops.ingest.lines import ingest_lines
+    from nbaprops.markets import validate_market
 
-    with _errors():
+    with _errors(as_json):
+        validate_market(market)
         if (season is None) == (from_ is None and to is None):
             raise InputError("give either --season or --from and --to")
         if season is None and (from_ is None or to is None):
             raise InputError("--from and --to go together")
-        settings = _settings(db, systems=_split(systems))
+        missing = [str(f) for f in lines or () if not f.is_file()]
+        if missing:
+            raise InputError(f"no such file: {', '.join(missing)}")
+        settings = _settings(db, systems=_split(systems), train_days=train_days)
         with _storage(settings) as storage:
-            from nbaprops.ingest import ensure_boxscores
-
             ensure_boxscores(storage)
             if lines:
-                missing = [str(f) for f in lines if not f.is_file()]
-                if missing:
-                    raise InputError(f"no such file: {', '.join(missing)}")
                 ingest_lines(storage, lines)
             if season is not None:
                 start, end = season_range(storage, season)
@@ -253,8 +373,7 @@ def backtest(
                 start, end = _parse_date(from_, "--from"), _parse_date(to, "--to")
             if end < start:
                 raise InputError(f"--to {end} is before --from {start}")
-            progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), console=err, disable=as_json, transient=True)
+            progress = _progress(as_json)
             with progress:
                 task = progress.add_task(f"backtest {market}", total=None)
 
@@ -262,13 +381,13 @@ def backtest(
                     progress.update(task, total=n, completed=k, description=f"backtest {market} {day}")
 
                 result = run_backtest(storage, settings, market=market, start=start, end=end,
-                                      systems=settings.systems, retrain_days=retrain_days, train_days=train_days,
-                                      on_step=on_step)
+                                      systems=settings.systems, retrain_days=retrain_days,
+                                      train_days=settings.train_days, on_step=on_step)
         metrics = compute_metrics(result.grades)
         payload: dict[str, Any] = {
             "run_id": result.run_id, "market": market, "start": result.start.isoformat(),
             "end": result.end.isoformat(), "days": result.days, "steps": result.steps,
-            "retrain_days": retrain_days, "train_days": train_days, "graded_rows": result.grades.num_rows,
+            "retrain_days": retrain_days, "train_days": settings.train_days, "graded_rows": result.grades.num_rows,
             "metrics": metrics, "calibration": calibration_summary(result.models),
         }
         if report is not None:
@@ -297,50 +416,46 @@ def backtest(
         _emit(payload, as_json, render)
 
 
-# -- operations ------------------------------------------------------------------------------------
+# -- reads -----------------------------------------------------------------------------------------
 @app.command()
 def status(
-    batch_id: Annotated[str | None, typer.Argument(help="Batch id (default: the newest batch).")] = None,
+    batch_id: Annotated[str | None, typer.Argument(show_default=False,
+                                                   help="Batch id [default: the newest batch].")] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """State, request counts and missing players of a batch."""
+    """State, request counts and missing players of a batch (the newest by default)."""
     from nbaprops.pipeline import Coordinator, ledger
 
-    with _errors():
+    with _errors(as_json):
         settings = _settings(db)
-        with _storage(settings) as storage:
-            storage.ensure_schema()
+        with _storage(settings, read_only=True) as storage:
             if batch_id is None:
-                batches = ledger.list_batches(storage)
-                if not batches:
+                newest = ledger.list_batches(storage)
+                if not newest:
                     raise InputError("no batch yet; run `nbaprops predict --date YYYY-MM-DD`")
-                batch_id = batches[0].batch_id
+                batch_id = newest[0].batch_id
             summary = Coordinator(storage, settings).summary(batch_id).as_dict()
-        _emit(summary, as_json, lambda: out.print(_kv_table(f"Batch {batch_id}", summary)))
+        _emit(summary, as_json, lambda: _render_summary(f"Batch {batch_id}", summary))
 
 
 @app.command()
 def batches(
-    date_: Annotated[str | None, typer.Option("--date", help="Only this game date.")] = None,
+    date_: Annotated[str | None, typer.Option("--date", metavar="YYYY-MM-DD", show_default=False,
+                                              help="Only this game date.")] = None,
+    state: Annotated[str | None, typer.Option(show_default=False, help="Only this state: running, complete, partial.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many batches.")] = 50,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List batches, newest first."""
-    from nbaprops.pipeline import ledger
+    from nbaprops.pipeline.reads import batch_records
 
-    with _errors():
+    with _errors(as_json):
         day = _parse_date(date_) if date_ else None
         settings = _settings(db)
-        with _storage(settings) as storage:
-            storage.ensure_schema()
-            rows: list[dict[str, Any]] = []
-            for info in ledger.list_batches(storage, game_date=day):
-                rows.append({"batch_id": info.batch_id, "game_date": info.game_date.isoformat(), "state": info.state,
-                             "requests": ledger.progress(storage, info.batch_id),
-                             "created_at": info.created_at.isoformat(timespec="seconds"),
-                             "consolidated_at": info.consolidated_at.isoformat(timespec="seconds")
-                             if info.consolidated_at else None})
+        with _storage(settings, read_only=True) as storage:
+            rows = batch_records(storage, game_date=day, state=state, limit=limit)
 
         def render() -> None:
             table = Table("batch_id", "game_date", "state", "done", "skipped", "failed", "open", "created_at")
@@ -353,29 +468,35 @@ def batches(
         _emit({"batches": rows}, as_json, render)
 
 
+_BOARD = (("player_name", "player"), ("team", "team"), ("market", "market"), ("system_id", "system"),
+          ("predicted_value", "prediction"), ("line_value", "line"), ("p_over", "P(over)"),
+          ("recommendation", "bet"), ("expected_value", "EV"))
+
+
 @app.command()
 def predictions(
-    date_: Annotated[str, typer.Option("--date", help="Game date, YYYY-MM-DD.")],
-    system: Annotated[str | None, typer.Option(help="Only this system.")] = None,
-    market: Annotated[str | None, typer.Option(help="Only this market.")] = None,
+    date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date.")],
+    system: Annotated[str | None, typer.Option(show_default=False, help="Only this system.")] = None,
+    market: Annotated[str | None, typer.Option(show_default=False, help="Only this market.")] = None,
+    bets: Annotated[bool, typer.Option("--bets", help="Only rows recommending OVER or UNDER.")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, show_default=False,
+                                              help="At most this many rows [default: 40 in the table, all with --csv/--json].")] = None,
     as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV (every column of the main table) to stdout.")] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Active predictions of a date (the main table's columns)."""
-    with _errors():
+    """The board of a date: active predictions, best expected value first (then highest prediction)."""
+    from nbaprops.pipeline.reads import active_predictions
+
+    with _errors(as_json):
         day = _parse_date(date_)
         settings = _settings(db)
-        with _storage(settings) as storage:
-            storage.ensure_schema()
-            cur = storage.execute(
-                """SELECT * FROM player_prop_predictions WHERE game_date = ? AND is_active
-                     AND (? IS NULL OR system_id = ?) AND (? IS NULL OR market = ?)
-                   ORDER BY market, system_id, player_lookup""",
-                [day, system, system, market, market],
-            )
-            names = [d[0] for d in cur.description or ()]
-            rows = cur.fetchall()
+        table_limit = limit if limit is not None else (None if as_csv or as_json else 40)
+        with _storage(settings, read_only=True) as storage:
+            names, rows = active_predictions(storage, day, market=market, system=system, bets_only=bets,
+                                             limit=table_limit)
+            total = len(rows) if table_limit is None else len(
+                active_predictions(storage, day, market=market, system=system, bets_only=bets)[1])
         if as_csv:
             writer = csv.writer(sys.stdout)
             writer.writerow(names)
@@ -384,24 +505,45 @@ def predictions(
         records = [dict(zip(names, r, strict=True)) for r in rows]
 
         def render() -> None:
-            show = ("player_name", "team", "opponent", "market", "system_id", "predicted_value", "line_value",
-                    "recommendation", "confidence_score")
-            table = Table(*show, title=f"{len(records)} active prediction(s) for {day}", title_justify="left")
+            shown = f"{len(records)} of {total}" if total > len(records) else str(total)
+            table = Table(*(label for _, label in _BOARD), title_justify="left",
+                          title=f"{shown} active prediction(s) for {day}{' (bets only)' if bets else ''}, "
+                                f"best expected value first")
             for r in records:
                 table.add_row(*("" if r[c] is None else f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c])
-                                for c in show))
+                                for c, _ in _BOARD))
             out.print(table)
+            if total > len(records):
+                out.print(f"{total - len(records)} more: raise --limit, filter with --market/--system/--bets, "
+                          "or export with --csv.")
 
         _emit({"game_date": day.isoformat(), "count": len(records), "predictions": records}, as_json, render)
 
 
+# -- operations ------------------------------------------------------------------------------------
 @app.command()
 def consolidate(
-    batch_id: Annotated[str, typer.Argument(help="Batch to consolidate (ends its open requests failed).")],
+    batch_id: Annotated[str, typer.Argument(help="Batch whose requests have all ended.")],
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Force-complete a batch: end open requests `failed`, merge staging, drop it (a rerun changes nothing)."""
+    """Merge a finished batch's staging into the main table and drop it (a rerun changes nothing).
+
+    Refuses while requests are open: `nbaprops finish BATCH` ends them failed first.
+    """
+    from nbaprops.pipeline import Coordinator
+
+    _operate(db, as_json, f"Batch {batch_id}",
+             lambda storage, settings: Coordinator(storage, settings).consolidate(batch_id).as_dict())
+
+
+@app.command()
+def finish(
+    batch_id: Annotated[str, typer.Argument(help="Batch to end now.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Force the end of a batch: open requests end failed, the batch ends partial and is consolidated."""
     from nbaprops.pipeline import Coordinator
 
     _operate(db, as_json, f"Batch {batch_id}",
@@ -410,7 +552,8 @@ def consolidate(
 
 @app.command("check-stalled")
 def check_stalled(
-    stall_minutes: Annotated[float | None, typer.Option(min=0, help="Leases expired this long count as stalled.")] = None,
+    stall_minutes: Annotated[float | None, typer.Option(min=0, show_default=False,
+                                                        help="Leases expired this long count as stalled [default: lease_grace_seconds].")] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -423,7 +566,8 @@ def check_stalled(
 
 @app.command("cleanup-staging")
 def cleanup_staging(
-    older_than_hours: Annotated[float | None, typer.Option(min=0, help="Drop staging older than this many hours (default: staging_ttl_hours, 24).")] = None,
+    older_than_hours: Annotated[float | None, typer.Option(min=0, show_default=False,
+                                                           help="Drop staging older than this many hours [default: staging_ttl_hours, 24].")] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -438,18 +582,18 @@ def cleanup_staging(
 
 
 # -- ingest ----------------------------------------------------------------------------------------
-FilesArg = Annotated[list[Path], typer.Argument(help="CSV files.", exists=False)]
+FilesArg = Annotated[list[Path], typer.Argument(metavar="FILE...", help="CSV or Parquet files.", exists=False)]
 
 
 def _ingest(kind: str, files: list[Path], db: Path | None, as_json: bool, run: Callable[..., Any]) -> None:
-    with _errors():
+    from nbaprops.ingest import ensure_boxscores
+
+    with _errors(as_json):
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
             raise InputError(f"no such file: {', '.join(missing)}")
         settings = _settings(db)
         with _storage(settings) as storage:
-            from nbaprops.ingest import ensure_boxscores
-
             ensure_boxscores(storage)
             report = run(storage, files).as_dict()
         _emit(report, as_json, lambda: out.print(_kv_table(f"ingest {kind}", report)))
@@ -466,7 +610,7 @@ def ingest_boxscores_cmd(files: FilesArg, db: DbOpt = None, as_json: JsonOpt = F
 @ingest_app.command("lines")
 def ingest_lines_cmd(
     files: FilesArg,
-    market: Annotated[str | None, typer.Option(help="Market of files without a market column.")] = None,
+    market: Annotated[str | None, typer.Option(show_default=False, help="Market of files without a market column.")] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

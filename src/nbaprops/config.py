@@ -11,13 +11,13 @@ import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nbaprops.errors import ConfigError
+from nbaprops.markets import validate_markets
 
-MARKETS: tuple[str, ...] = ("points", "rebounds", "assists", "threes", "pra")
 DEFAULT_DB = Path("var") / "nbaprops.duckdb"
 
 
@@ -40,6 +40,9 @@ class Settings:
         recent_days: players who played for a team within this many days are expected to play.
         min_games: fewer prior games than this ends a request ``skipped`` (``not_enough_games``).
         ev_margin: expected value per unit staked a bet must clear to be recommended.
+        train_days: days of games before the date a model trains on.
+        model_max_age_days: a model trained through more than this many days before the date is retrained
+            first (the walk-forward backtest retrains every 7 days too).
     """
 
     db_path: Path = DEFAULT_DB
@@ -56,7 +59,8 @@ class Settings:
     recent_days: int = 21
     min_games: int = 3
     ev_margin: float = 0.02
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    train_days: int = 730
+    model_max_age_days: int = 7
 
     @property
     def artifacts_dir(self) -> Path:
@@ -85,14 +89,6 @@ def _coerce(name: str, raw: Any, like: Any) -> Any:
     return raw
 
 
-def validate_markets(markets: tuple[str, ...]) -> tuple[str, ...]:
-    """Refuse unknown markets with the list of known ones."""
-    unknown = [m for m in markets if m not in MARKETS]
-    if unknown or not markets:
-        raise ConfigError(f"unknown market(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MARKETS)}")
-    return markets
-
-
 def load_settings(
     overrides: Mapping[str, Any] | None = None,
     *,
@@ -111,7 +107,7 @@ def load_settings(
     """
     env = os.environ if environ is None else environ
     defaults = Settings()
-    known = {f.name for f in dataclasses.fields(Settings) if f.name != "extra"}
+    known = {f.name for f in dataclasses.fields(Settings)}
     values: dict[str, Any] = {}
 
     path = config_file or (Path(env["NBAPROPS_CONFIG"]) if "NBAPROPS_CONFIG" in env else Path("nbaprops.toml"))
@@ -140,7 +136,7 @@ def load_settings(
         values[key] = _coerce(key, raw, getattr(defaults, key))
 
     settings = dataclasses.replace(defaults, **values)
-    validate_markets(settings.markets)
+    settings = dataclasses.replace(settings, markets=validate_markets(settings.markets))
     if settings.workers < 1 or settings.chunk_size < 1 or settings.max_attempts < 1:
         raise ConfigError("workers, chunk_size and max_attempts must be at least 1")
     return settings

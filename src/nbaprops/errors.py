@@ -11,8 +11,7 @@
     │   ├── NotFittedError         a prediction system was used before ``fit``
     │   └── ArtifactError          a stored model artifact is missing or unreadable
     └── TransientError             may succeed later: retry with a cap
-        ├── StorageBusyError       the database file is locked or a transaction conflicted
-        └── LeaseLostError         another worker took over the request
+        └── StorageBusyError       the database file is locked or a transaction conflicted
 
 Driver errors are translated into this tree in one place per backend
 (``storage/duckdb.py``) with ``raise … from``.
@@ -90,7 +89,3 @@ class ArtifactError(TerminalError):
 
 class StorageBusyError(TransientError):
     """The database is locked by another process or a transaction conflicted."""
-
-
-class LeaseLostError(TransientError):
-    """The request's lease was taken over by another attempt; this attempt must not commit."""

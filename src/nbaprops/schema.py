@@ -170,7 +170,7 @@ INGEST_LOG = Table(
     description="Every file ingested, by content hash.",
 )
 
-BATCH_STATES = ("running", "consolidating", "complete", "partial", "failed")
+BATCH_STATES = ("running", "complete", "partial")
 REQUEST_STATES = ("pending", "leased", "done", "skipped", "failed")
 TERMINAL_REQUEST_STATES = ("done", "skipped", "failed")
 
@@ -179,7 +179,7 @@ PREDICTION_BATCHES = Table(
     (
         _c("batch_id", "VARCHAR", "unique batch id", nullable=False),
         _c("game_date", "DATE", "the date predicted", nullable=False),
-        _c("state", "VARCHAR", "running, consolidating, complete, partial or failed", nullable=False),
+        _c("state", "VARCHAR", "running, complete (every request done or skipped) or partial (some failed)", nullable=False),
         _c("markets", "VARCHAR[]", "markets predicted", nullable=False),
         _c("systems", "VARCHAR[]", "systems run", nullable=False),
         _c("as_of", "TIMESTAMPTZ", "prediction time: no line posted later is used", nullable=False),
@@ -247,7 +247,8 @@ PREDICTIONS = Table(
         _c("confidence_raw", "DOUBLE", "raw probability the recommended side wins"),
         _c("confidence_score", "DOUBLE", "calibrated probability the recommended side wins"),
         _c("calibration_method", "VARCHAR",
-           "logistic (P(over) rises with the edge), no_signal (no relation found: PASS) or none (too few rows)"),
+           "how p_over was calibrated: logistic on the standardized edge (bets allowed), no_signal (no relation "
+           "between edge and outcome: base rate, every row PASS) or none (too few graded rows: PASS)"),
         _c("expected_value", "DOUBLE", "expected profit per unit at the offered price"),
         _c("feature_version", "VARCHAR", "feature builder version"),
         _c("feature_quality_score", "DOUBLE", "0-100: how much history backs the row"),
@@ -274,15 +275,15 @@ PREDICTION_GRADES = Table(
     (
         _c("prediction_id", "VARCHAR", "graded prediction", nullable=False),
         _c("run_id", "VARCHAR", "backtest run or 'live'", nullable=False),
-        _c("system_id", "VARCHAR", "", nullable=False),
-        _c("market", "VARCHAR", "", nullable=False),
-        _c("game_date", "DATE", "", nullable=False),
-        _c("player_lookup", "VARCHAR", "", nullable=False),
-        _c("predicted_value", "DOUBLE", ""),
-        _c("line_value", "DOUBLE", ""),
+        _c("system_id", "VARCHAR", "prediction system", nullable=False),
+        _c("market", "VARCHAR", "market", nullable=False),
+        _c("game_date", "DATE", "local game date", nullable=False),
+        _c("player_lookup", "VARCHAR", "normalised player name", nullable=False),
+        _c("predicted_value", "DOUBLE", "the prediction graded"),
+        _c("line_value", "DOUBLE", "the line it was graded against"),
         _c("actual_value", "DOUBLE", "NULL when void"),
         _c("void_reason", "VARCHAR", "did_not_play, ... (NULL when graded)"),
-        _c("recommendation", "VARCHAR", ""),
+        _c("recommendation", "VARCHAR", "OVER, UNDER, PASS or NO_LINE"),
         _c("outcome", "VARCHAR", "win, loss, push, or NULL when no bet / void"),
         _c("profit", "DOUBLE", "profit per unit staked at the offered price"),
         _c("p_win", "DOUBLE", "calibrated probability the recommended side wins (else the likelier side)"),
@@ -290,12 +291,12 @@ PREDICTION_GRADES = Table(
         _c("p_over_raw", "DOUBLE", "uncalibrated P(over), what later calibrations learn from"),
         _c("side_won", "BOOLEAN", "did that side win (NULL on a push, a void or without a line)"),
         _c("predicted_std", "DOUBLE", "error spread used for P(over)"),
-        _c("sportsbook", "VARCHAR", ""),
-        _c("over_price", "DOUBLE", ""),
-        _c("under_price", "DOUBLE", ""),
-        _c("model_version", "VARCHAR", ""),
-        _c("graded_at", "TIMESTAMPTZ", "", nullable=False),
-        _c("calibration_method", "VARCHAR", "logistic, no_signal (no bets: edge unrelated to outcome) or none"),
+        _c("sportsbook", "VARCHAR", "book of the line"),
+        _c("over_price", "DOUBLE", "American odds of the over"),
+        _c("under_price", "DOUBLE", "American odds of the under"),
+        _c("model_version", "VARCHAR", "artifact or rule version that produced the value"),
+        _c("graded_at", "TIMESTAMPTZ", "when graded", nullable=False),
+        _c("calibration_method", "VARCHAR", "logistic, no_signal or none (see the predictions table)"),
     ),
     primary_key=("run_id", "prediction_id"),
     description="Grades of predictions against real outcomes.",

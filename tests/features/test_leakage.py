@@ -21,7 +21,7 @@ from nbaprops.features.columns import FEATURE_COLUMNS
 from nbaprops.ingest.lines import ingest_lines
 from nbaprops.ingest.schedule import games_for_date, ingest_schedule
 from nbaprops.pipeline.coordinator import default_as_of
-from nbaprops.pipeline.predict import run_batch
+from nbaprops.pipeline.daily import run_batch
 from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
 
@@ -116,7 +116,7 @@ def test_daily_batch_is_identical_on_perturbed_future(twin_dbs: tuple[Path, Path
             run = run_batch(storage, settings, DAY, markets=["pra"], train_days=60,
                             clock=ManualClock(AS_OF + timedelta(days=3)))
             assert run.summary.state == "complete"
-            assert run.games_source == "schedule"
+            assert set(run.games_source) == {"schedule"}
             rows = storage.fetchall(
                 """SELECT system_id, player_lookup, predicted_value, predicted_std, line_value, sportsbook, over_price,
                           recommendation, confidence_score, feature_quality_score

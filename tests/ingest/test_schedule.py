@@ -27,7 +27,14 @@ def _box_games(storage: DuckDBStorage, day: date) -> dict[tuple[str, str], str]:
     }
 
 
-def test_games_for_date_precedence(storage: DuckDBStorage, pra_lines: dict[str, Path], tmp_path: Path) -> None:
+def test_games_for_date_is_the_union_of_every_source(
+    storage: DuckDBStorage, pra_lines: dict[str, Path], tmp_path: Path
+) -> None:
+    """Lines that name only some of a date's games never shrink the slate (issue 6, item 3).
+
+    Before the fix the lines' four games replaced the box scores' nine: this test failed on the first
+    ``from_lines`` assertion.
+    """
     box = _box_games(storage, DAY)
     assert len(box) > 5
 
@@ -37,14 +44,13 @@ def test_games_for_date_precedence(storage: DuckDBStorage, pra_lines: dict[str, 
 
     day_rows = [r for r in csv.DictReader(pra_lines["2024-25"].open()) if r["event_date"] == DAY.isoformat()]
     ingest_lines(storage, [_write(tmp_path / "day_pra.csv", day_rows)])
+    line_pairs = {(r["home_team"], r["away_team"]) for r in storage.fetch_dicts(
+        "SELECT DISTINCT home_team, away_team FROM prop_lines WHERE game_date = ?", [DAY])}
+    assert line_pairs < set(box)  # the lines name only some of the day's games
     from_lines = games_for_date(storage, DAY.isoformat())
-    assert set(from_lines.column("source").to_pylist()) == {"lines"}
-    pairs = {(r["home_team"], r["away_team"]) for r in from_lines.to_pylist()}
-    assert len(pairs) == len({(r["home_team"], r["away_team"]) for r in day_rows}) == from_lines.num_rows
-    assert pairs < set(box)  # the lines name only some of the day's games
-    assert all(r["game_id"] == box[(r["home_team"], r["away_team"])] for r in from_lines.to_pylist())
+    assert {(r["home_team"], r["away_team"]): r["game_id"] for r in from_lines.to_pylist()} == box
 
-    home, away = sorted(set(box) - pairs)[0]
+    home, away = sorted(set(box) - line_pairs)[0]
     sched = _write(tmp_path / "schedule.csv", [
         {"game_date": DAY.isoformat(), "home_team": home.lower(), "away_team": away,
          "commence_time": f"{DAY.isoformat()}T23:30:00Z"},
@@ -52,12 +58,28 @@ def test_games_for_date_precedence(storage: DuckDBStorage, pra_lines: dict[str, 
     report = ingest_schedule(storage, [sched])
     assert (report.rows_read, report.rows_added) == (1, 1)
     from_schedule = games_for_date(storage, DAY).to_pylist()
-    assert [(r["source"], r["home_team"], r["away_team"], r["game_id"]) for r in from_schedule] == [
-        ("schedule", home, away, box[(home, away)])
-    ]
-    assert from_schedule[0]["commence_time"] is not None
+    assert len(from_schedule) == len(box)
+    scheduled = [r for r in from_schedule if r["source"] == "schedule"]
+    assert [(r["home_team"], r["away_team"], r["game_id"]) for r in scheduled] == [(home, away, box[(home, away)])]
+    assert scheduled[0]["commence_time"] is not None
     assert ingest_schedule(storage, [sched]).rows_added == 0
     assert storage.scalar("SELECT count(*) FROM schedule") == 1
+
+
+def test_a_team_plays_once_a_date_earlier_sources_win(storage: DuckDBStorage, tmp_path: Path) -> None:
+    """A future date: the schedule's game and a lines-only game both count; a line naming a team the schedule
+    already placed (a sportsbook's UTC date) is left out rather than giving that team two games."""
+    day = "2030-11-02"
+    ingest_schedule(storage, [_write(tmp_path / "s.csv", [{"game_date": day, "home_team": "BOS", "away_team": "NYK"}])])
+    rows = [
+        {"game_date": day, "player_name": "Jayson Tatum", "market": "points", "line": "27.5", "bookmaker": "b",
+         "over_price": "-110", "under_price": "-110", "home_team": "MIA", "away_team": "BOS"},
+        {"game_date": day, "player_name": "Stephen Curry", "market": "points", "line": "26.5", "bookmaker": "b",
+         "over_price": "-110", "under_price": "-110", "home_team": "GSW", "away_team": "LAL"},
+    ]
+    ingest_lines(storage, [_write(tmp_path / "l.csv", rows)])
+    games = {(g["home_team"], g["away_team"], g["source"]) for g in games_for_date(storage, day).to_pylist()}
+    assert games == {("BOS", "NYK", "schedule"), ("GSW", "LAL", "lines")}
 
 
 def test_future_schedule_gets_synthetic_ids_and_team_spellings(storage: DuckDBStorage, tmp_path: Path) -> None:

@@ -51,19 +51,16 @@ class Last10Predictor:
     def predict_chunk(self, storage: DuckDBStorage, leases: Sequence[Lease]) -> ChunkPrediction:
         self.chunks += 1
         ids = pa.table({"player_id": pa.array([lease.player_id for lease in leases], pa.int64())})
-        cur = storage.cursor()
-        cur.register("__ids", ids)
-        stats = dict(
-            (pid, (n, avg))
-            for pid, n, avg in cur.execute(
+        with storage.session() as cur:
+            cur.register("__ids", ids)
+            rows = cur.execute(
                 """SELECT player_id, count(*), avg(pts) FROM (
                        SELECT b.player_id, b.pts, row_number() OVER (PARTITION BY b.player_id ORDER BY b.game_date DESC) k
                        FROM box_scores b SEMI JOIN __ids i ON b.player_id = i.player_id WHERE b.game_date < ?
                    ) WHERE k <= 10 GROUP BY player_id""",
                 [self.game_date],
             ).fetchall()
-        )
-        cur.unregister("__ids")
+        stats = {pid: (n, avg) for pid, n, avg in rows}
         done: list[Lease] = []
         outcomes: list[RequestOutcome] = []
         for lease in leases:

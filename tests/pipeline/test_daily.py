@@ -10,7 +10,7 @@ from tests.pipeline.helpers import assert_invariants
 from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
 from nbaprops.ingest import ingest_schedule
-from nbaprops.pipeline.predict import run_batch
+from nbaprops.pipeline.daily import run_batch
 from nbaprops.storage.duckdb import DuckDBStorage
 
 TONIGHT = date(2025, 4, 15)  # after the last shipped box score (2025-04-13)
@@ -27,7 +27,7 @@ def test_tonight_is_predicted_from_the_schedule_alone(storage: DuckDBStorage, tm
     settings = Settings(db_path=tmp_path / "x.duckdb", data_dir=tmp_path / "artifacts", systems=("moving_average",))
     run = run_batch(storage, settings, TONIGHT, train_days=60, clock=clock)
     summary = run.summary
-    assert run.games_source == "schedule" and run.games == 2
+    assert run.games_source == {"schedule": 2} and run.games == 2
     assert summary.state == "complete" and summary.requests["done"] >= 40
     teams = {r[0] for r in storage.fetchall(
         "SELECT DISTINCT team FROM player_prop_predictions WHERE game_date = ? AND is_active", [TONIGHT])}

@@ -132,9 +132,9 @@ def test_rows_staged_outside_a_completion_never_reach_the_main_table(
     chunk = Last10Predictor(SLATE_DATE, clock, batch_id).predict_chunk(coordinator.storage, leases)
     info = ledger.get_batch(coordinator.storage, batch_id)
     assert chunk.rows is not None
-    cur = coordinator.storage.cursor()
-    cur.register("__ghost", chunk.rows)
-    cur.execute(f'INSERT INTO "{info.staging_table}" BY NAME SELECT * FROM __ghost')
+    with coordinator.storage.session() as cur:
+        cur.register("__ghost", chunk.rows)
+        cur.execute(f'INSERT INTO "{info.staging_table}" BY NAME SELECT * FROM __ghost')
     clock.advance(61)
     run_to_end(coordinator, batch_id)
     result = ledger.get_batch(coordinator.storage, batch_id).summary or {}

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from nbaprops.errors import ConfigError, ContractError, NotFittedError
+from nbaprops.errors import ContractError, InputError, NotFittedError
 from nbaprops.features.builder import build_training_set
 from nbaprops.storage import open_storage
 from nbaprops.systems import SYSTEM_IDS, make
@@ -83,7 +83,7 @@ def test_mismatched_rows_and_unknown_system_are_refused(data: tuple) -> None:
     train, y, _, _ = data
     with pytest.raises(ContractError):
         make("moving_average").fit(train, y[:-1])
-    with pytest.raises(ConfigError):
+    with pytest.raises(InputError, match="choose from moving_average, matchup"):
         make("crystal_ball")
 
 

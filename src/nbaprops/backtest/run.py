@@ -5,7 +5,7 @@ For each step of ``retrain_days`` (default 7) game days: fit the systems on game
 batch would request (:func:`~nbaprops.pipeline.coordinator.expected_players`: recently active players of the
 scheduled teams plus anyone with a line posted by the prediction time), their point-in-time features, the
 consensus line posted by the prediction time (:func:`~nbaprops.ingest.lines.select_lines`), and the rows the
-batch would stage (:func:`~nbaprops.pipeline.predict.prediction_rows`). Each step is graded as soon as it is
+batch would stage (:func:`~nbaprops.pipeline.rows.prediction_rows`). Each step is graded as soon as it is
 predicted; from the step on which the run's earlier graded rows with a line number at least 50, P(over) is
 calibrated on them (out of time: all dated before the step) instead of on the training window's held-out rows. Features of all targets are built in
 one query; each row is as of its own date (the leakage tests prove it equals a per-day build).
@@ -30,16 +30,16 @@ from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
 from nbaprops.features.builder import build_features, build_training_set
-from nbaprops.features.columns import MARKET_STAT
 from nbaprops.ingest import ensure_boxscores
-from nbaprops.ingest.lines import select_lines
+from nbaprops.ingest.lines import line_players, select_lines
 from nbaprops.ingest.schedule import games_for_date
+from nbaprops.markets import MARKET_STAT, validate_market
 from nbaprops.pipeline.coordinator import default_as_of, expected_players
 from nbaprops.pipeline.ledger import Lease, PlayerRequest
-from nbaprops.pipeline.predict import line_players, prediction_rows
+from nbaprops.pipeline.rows import prediction_rows
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.systems.calibration import MIN_ROWS, Calibrator, standardized_edge
-from nbaprops.systems.training import systems_to_fit, train_market
+from nbaprops.systems.training import DEFAULT_TRAIN_DAYS, systems_to_fit, train_market
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +85,11 @@ def run_backtest(
     end: date,
     systems: Sequence[str],
     retrain_days: int = 7,
-    train_days: int = 730,
+    train_days: int = DEFAULT_TRAIN_DAYS,
     on_step: Callable[[int, int, date], None] | None = None,
 ) -> BacktestResult:
     """Walk forward over the game days in ``[start, end]`` and store the grades under a new ``run_id``."""
-    if market not in MARKET_STAT:
-        raise InputError(f"unknown market {market!r}; known: {', '.join(MARKET_STAT)}")
+    validate_market(market)
     if end < start:
         raise InputError(f"--to {end} is before --from {start}")
     if retrain_days < 1:
@@ -200,10 +199,8 @@ def graded_calibrator(storage: DuckDBStorage, run_id: str, system_id: str, *, be
 def grade(storage: DuckDBStorage, rows: pa.Table, *, run_id: str, stat: str) -> None:
     """Grade prediction rows against the box scores and store them in ``prediction_grades``."""
     expr = "b.pts + b.reb + b.ast" if stat == "pra" else f"b.{stat}"
-    cur = storage.cursor()
-    cur.register("__rows", rows)
-    try:
-        with storage.transaction() as tx:
+    with storage.transaction() as tx:
+            tx.register("__rows", rows)
             tx.execute(
                 f"""INSERT INTO prediction_grades BY NAME
                     WITH g AS (
@@ -236,5 +233,3 @@ def grade(storage: DuckDBStorage, rows: pa.Table, *, run_id: str, stat: str) -> 
                            now() AS graded_at
                     FROM s"""
             )
-    finally:
-        cur.unregister("__rows")

@@ -45,10 +45,10 @@ from nbaprops.errors import InputError
 from nbaprops.features.columns import (
     FEATURE_COLUMNS,
     FEATURE_VERSION,
-    MARKET_STAT,
     STATS,
     TARGET_COLUMNS,
 )
+from nbaprops.markets import MARKET_STAT
 from nbaprops.storage.duckdb import DuckDBStorage
 
 __all__ = ["FEATURE_VERSION", "build_features", "build_training_set", "features_sql"]
@@ -244,20 +244,17 @@ def build_features(storage: DuckDBStorage, targets: pa.Table, *, box: str = "box
     if targets.num_rows == 0:
         return _empty(targets)
     tgt = targets.select(list(TARGET_COLUMNS)).append_column("__tid", pa.array(range(targets.num_rows), pa.int64()))
-    cur = storage.cursor()
-    cur.register("__targets", tgt)
-    try:
-        first = cur.execute("SELECT min(game_date) FROM __targets").fetchall()[0][0]
+    with storage.session() as session:
+        targets_name, history = session.temp_name("targets"), session.temp_name("history")
+        session.register(targets_name, tgt)
+        first = session.scalar(f"SELECT min(game_date) FROM {targets_name}")
         lo = first - timedelta(days=_SLATE_HISTORY_DAYS)
-        cur.execute(
-            f"""CREATE OR REPLACE TEMP TABLE __box AS SELECT * FROM {box}
-                WHERE game_date >= ? AND game_date < (SELECT max(game_date) FROM __targets)""",
+        session.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {history} AS SELECT * FROM {box}
+                WHERE game_date >= ? AND game_date < (SELECT max(game_date) FROM {targets_name})""",
             [lo],
         )
-        out = cur.sql(features_sql("__box", "__targets")).to_arrow_table()
-        cur.execute("DROP TABLE IF EXISTS __box")
-    finally:
-        cur.unregister("__targets")
+        out = session.arrow(features_sql(history, targets_name))
     feats = _cast(out.drop(["__tid"]))
     table = targets.select(list(TARGET_COLUMNS))
     for name in feats.column_names:
@@ -286,13 +283,13 @@ def build_training_set(
     ``season``, ``actual_minutes`` and ``actual_<stat>`` for every stat (``actual_pra`` = pts + reb + ast).
     Only players who played have rows, so training never sees a did-not-play as a zero.
     """
-    targets = storage.cursor().sql(
+    targets = storage.arrow(
         f"""SELECT player_id, player_lookup, game_date, team, opponent, is_home, game_id, player_name, season,
                    minutes AS actual_minutes, pts AS actual_pts, reb AS actual_reb, ast AS actual_ast,
                    fg3m AS actual_fg3m, pts + reb + ast AS actual_pra
             FROM {box} WHERE game_date >= $start AND game_date < $end ORDER BY game_date, game_id, player_id""",
-        params={"start": start, "end": end},
-    ).to_arrow_table()
+        {"start": start, "end": end},
+    )
     feats = build_features(storage, targets, box=box)
     for name in ("game_id", "player_name", "season", "actual_minutes",
                  *(f"actual_{s}" for s in sorted(set(MARKET_STAT.values())))):

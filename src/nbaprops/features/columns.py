@@ -8,8 +8,6 @@ from __future__ import annotations
 
 FEATURE_VERSION = "fv2"
 
-# market -> box-score stat it predicts ("pra" = pts + reb + ast)
-MARKET_STAT: dict[str, str] = {"points": "pts", "rebounds": "reb", "assists": "ast", "threes": "fg3m", "pra": "pra"}
 STATS: tuple[str, ...] = ("pts", "reb", "ast", "fg3m", "pra")
 
 # Columns of the target rows handed to the builder (one row per player to predict).

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import duckdb
-
 from nbaprops.errors import InputError
+from nbaprops.storage.duckdb import Session
 
 Kind = Literal["text", "date", "int", "number", "nonneg_number", "timestamp"]
 
@@ -53,7 +52,7 @@ def parse_sql(kind: Kind, expr: str) -> str:
     return _PARSE[kind].format(v=f"nullif(trim({expr}), '')")
 
 
-def read_text_table(con: duckdb.DuckDBPyConnection, path: Path, view: str) -> list[str]:
+def read_text_table(con: Session, path: Path, view: str) -> list[str]:
     """Create temp view ``view`` over a CSV/Parquet file, every column as text plus ``__line``.
 
     Returns:
@@ -62,22 +61,19 @@ def read_text_table(con: duckdb.DuckDBPyConnection, path: Path, view: str) -> li
     if not path.exists():
         raise InputError("file not found", path=str(path))
     source = str(path).replace("'", "''")
-    try:
-        if path.suffix.lower() == ".parquet":
-            rel = f"(SELECT * FROM read_parquet('{source}'))"
-            header = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{source}')").fetchall()]
-            casts = ", ".join(f'CAST("{h}" AS VARCHAR) AS "{h}"' for h in header)
-            con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {casts}, "
-                f"CAST(row_number() OVER () + 1 AS BIGINT) AS __line FROM {rel}"
-            )
-            return header
+    if path.suffix.lower() == ".parquet":
+        rel = f"(SELECT * FROM read_parquet('{source}'))"
+        header = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{source}')", source=path).fetchall()]
+        casts = ", ".join(f'CAST("{h}" AS VARCHAR) AS "{h}"' for h in header)
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {view} AS SELECT *, CAST(row_number() OVER () + 1 AS BIGINT) AS __line "
-            f"FROM read_csv('{source}', header=true, all_varchar=true, parallel=false)"
+            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {casts}, "
+            f"CAST(row_number() OVER () + 1 AS BIGINT) AS __line FROM {rel}", source=path,
         )
-    except duckdb.Error as exc:
-        raise InputError(f"cannot read as CSV: {exc}", path=str(path)) from exc
+        return header
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {view} AS SELECT *, CAST(row_number() OVER () + 1 AS BIGINT) AS __line "
+        f"FROM read_csv('{source}', header=true, all_varchar=true, parallel=false)", source=path,
+    )
     return [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall() if r[0] != "__line"]
 
 
@@ -99,7 +95,7 @@ def resolve_columns(header: Sequence[str], fields: Iterable[Field], *, path: Pat
 
 
 def check_values(
-    con: duckdb.DuckDBPyConnection,
+    con: Session,
     view: str,
     fields: Iterable[Field],
     columns: Mapping[str, str | None],

@@ -113,90 +113,90 @@ def ingest_boxscores(storage: DuckDBStorage, paths: Sequence[Path | str], *, kin
     Raises:
         InputError: naming the file, line and column of the first problem.
     """
-    cur = storage.cursor()
-    staged: list[tuple[Path, str, int]] = []
-    for index, raw_path in enumerate(paths):
-        path = Path(raw_path)
-        view = f"__box_in_{index}"
-        header = read_text_table(cur, path, view)
-        cols = resolve_columns(header, FIELDS, path=path)
-        check_values(cur, view, FIELDS, cols, path=path)
-        typed = f"__box_typed_{index}"
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS {_select_sql(view, cols)}")
-        bad = cur.execute(f"SELECT __line, matchup FROM {typed} WHERE opponent = '' OR opponent IS NULL LIMIT 1").fetchone()
-        if bad:
-            raise InputError(
-                f"value {bad[1]!r} is not a matchup like 'CLE vs. IND' or 'WAS @ MEM'", path=str(path), row=bad[0],
-                column=cols["MATCHUP"],
-            )
-        dup = cur.execute(
-            f"""SELECT max(__line) FROM {typed} GROUP BY player_id, game_id
-                HAVING count(DISTINCT ({', '.join(_COMPARED)})) > 1 LIMIT 1"""
-        ).fetchone()
-        if dup:
-            raise InputError(
-                "the same PLAYER_ID and GAME_ID appear earlier in the file with different values",
-                path=str(path), row=dup[0], column="GAME_ID",
-            )
-        conflict = cur.execute(
-            f"""SELECT t.__line FROM {typed} t JOIN box_scores b USING (player_id, game_id)
-                WHERE ({', '.join('t.' + c for c in _COMPARED)}) IS DISTINCT FROM ({', '.join('b.' + c for c in _COMPARED)})
-                ORDER BY t.__line LIMIT 1"""
-        ).fetchone()
-        if conflict:
-            raise InputError(
-                "PLAYER_ID and GAME_ID are already stored with different values", path=str(path), row=conflict[0],
-                column="GAME_ID",
-            )
-        count = cur.execute(f"SELECT count(*) FROM {typed}").fetchone()
-        staged.append((path, typed, int(count[0]) if count else 0))
+    with storage.session() as cur:
+        staged: list[tuple[Path, str, int]] = []
+        for index, raw_path in enumerate(paths):
+            path = Path(raw_path)
+            view = cur.temp_name(f"box_in_{index}")
+            header = read_text_table(cur, path, view)
+            cols = resolve_columns(header, FIELDS, path=path)
+            check_values(cur, view, FIELDS, cols, path=path)
+            typed = cur.temp_name(f"box_typed_{index}")
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS {_select_sql(view, cols)}")
+            bad = cur.execute(f"SELECT __line, matchup FROM {typed} WHERE opponent = '' OR opponent IS NULL LIMIT 1").fetchone()
+            if bad:
+                raise InputError(
+                    f"value {bad[1]!r} is not a matchup like 'CLE vs. IND' or 'WAS @ MEM'", path=str(path), row=bad[0],
+                    column=cols["MATCHUP"],
+                )
+            dup = cur.execute(
+                f"""SELECT max(__line) FROM {typed} GROUP BY player_id, game_id
+                    HAVING count(DISTINCT ({', '.join(_COMPARED)})) > 1 LIMIT 1"""
+            ).fetchone()
+            if dup:
+                raise InputError(
+                    "the same PLAYER_ID and GAME_ID appear earlier in the file with different values",
+                    path=str(path), row=dup[0], column="GAME_ID",
+                )
+            conflict = cur.execute(
+                f"""SELECT t.__line FROM {typed} t JOIN box_scores b USING (player_id, game_id)
+                    WHERE ({', '.join('t.' + c for c in _COMPARED)}) IS DISTINCT FROM ({', '.join('b.' + c for c in _COMPARED)})
+                    ORDER BY t.__line LIMIT 1"""
+            ).fetchone()
+            if conflict:
+                raise InputError(
+                    "PLAYER_ID and GAME_ID are already stored with different values", path=str(path), row=conflict[0],
+                    column="GAME_ID",
+                )
+            count = cur.execute(f"SELECT count(*) FROM {typed}").fetchone()
+            staged.append((path, typed, int(count[0]) if count else 0))
 
-    # Two files of one call may share rows; the first wins only if identical, else refuse.
-    if len(staged) > 1:
-        union = " UNION ALL ".join(f"SELECT *, '{p}' AS __file FROM {t}" for p, t, _ in [(str(p), t, n) for p, t, n in staged])
-        dup = cur.execute(
-            f"""SELECT any_value(__file), max(__line) FROM ({union}) GROUP BY player_id, game_id
-                HAVING count(DISTINCT ({', '.join(_COMPARED)})) > 1 LIMIT 1"""
-        ).fetchone()
-        if dup:
-            raise InputError("a row disagrees with another file of this call", path=dup[0], row=dup[1], column="GAME_ID")
+        # Two files of one call may share rows; the first wins only if identical, else refuse.
+        if len(staged) > 1:
+            union = " UNION ALL ".join(f"SELECT *, '{p}' AS __file FROM {t}" for p, t, _ in [(str(p), t, n) for p, t, n in staged])
+            dup = cur.execute(
+                f"""SELECT any_value(__file), max(__line) FROM ({union}) GROUP BY player_id, game_id
+                    HAVING count(DISTINCT ({', '.join(_COMPARED)})) > 1 LIMIT 1"""
+            ).fetchone()
+            if dup:
+                raise InputError("a row disagrees with another file of this call", path=dup[0], row=dup[1], column="GAME_ID")
 
-    added = 0
-    columns = ", ".join(
-        c for c in (
-            "season", "season_id", "player_id", "player_name", "player_lookup", "team_id", "team", "team_name",
-            "game_id", "game_date", "matchup", "opponent", "is_home", "wl", "minutes", "pts", *_STAT_COLUMNS,
-            "plus_minus",
+        added = 0
+        columns = ", ".join(
+            c for c in (
+                "season", "season_id", "player_id", "player_name", "player_lookup", "team_id", "team", "team_name",
+                "game_id", "game_date", "matchup", "opponent", "is_home", "wl", "minutes", "pts", *_STAT_COLUMNS,
+                "plus_minus",
+            )
         )
-    )
-    now = datetime.now(UTC)
-    with storage.transaction() as tx:
-        for path, typed, rows in staged:
-            before = tx.execute("SELECT count(*) FROM box_scores").fetchone()
-            tx.execute(
-                f"""INSERT INTO box_scores ({columns})
-                    SELECT {columns} FROM (
-                        SELECT *, row_number() OVER (PARTITION BY player_id, game_id ORDER BY __line) AS __n FROM {typed}
-                    ) t WHERE __n = 1 AND NOT EXISTS (
-                        SELECT 1 FROM box_scores b WHERE b.player_id = t.player_id AND b.game_id = t.game_id)"""
-            )
-            after = tx.execute("SELECT count(*) FROM box_scores").fetchone()
-            file_added = int(after[0]) - int(before[0]) if after and before else 0
-            added += file_added
-            tx.execute(
-                f"""INSERT INTO teams (team, team_name, team_id)
-                    SELECT team, team_name, any_value(team_id) FROM {typed} t WHERE team_name IS NOT NULL
-                    AND NOT EXISTS (SELECT 1 FROM teams x WHERE x.team = t.team AND x.team_name = t.team_name)
-                    GROUP BY team, team_name"""
-            )
-            tx.execute(
-                "INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
-                [kind, str(path), file_sha256(path), rows, file_added, now],
-            )
-    for _, typed, _ in staged:
-        cur.execute(f"DROP TABLE IF EXISTS {typed}")
-    log.info("ingested %d box-score rows (%d new) from %d file(s)", sum(n for *_, n in staged), added, len(staged))
-    return IngestReport(kind, tuple(str(p) for p, _, _ in staged), sum(n for *_, n in staged), added)
+        now = datetime.now(UTC)
+        with storage.transaction() as tx:
+            for path, typed, rows in staged:
+                before = tx.execute("SELECT count(*) FROM box_scores").fetchone()
+                tx.execute(
+                    f"""INSERT INTO box_scores ({columns})
+                        SELECT {columns} FROM (
+                            SELECT *, row_number() OVER (PARTITION BY player_id, game_id ORDER BY __line) AS __n FROM {typed}
+                        ) t WHERE __n = 1 AND NOT EXISTS (
+                            SELECT 1 FROM box_scores b WHERE b.player_id = t.player_id AND b.game_id = t.game_id)"""
+                )
+                after = tx.execute("SELECT count(*) FROM box_scores").fetchone()
+                file_added = int(after[0]) - int(before[0]) if after and before else 0
+                added += file_added
+                tx.execute(
+                    f"""INSERT INTO teams (team, team_name, team_id)
+                        SELECT team, team_name, any_value(team_id) FROM {typed} t WHERE team_name IS NOT NULL
+                        AND NOT EXISTS (SELECT 1 FROM teams x WHERE x.team = t.team AND x.team_name = t.team_name)
+                        GROUP BY team, team_name"""
+                )
+                tx.execute(
+                    "INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
+                    [kind, str(path), file_sha256(path), rows, file_added, now],
+                )
+        for _, typed, _ in staged:
+            cur.execute(f"DROP TABLE IF EXISTS {typed}")
+        log.info("ingested %d box-score rows (%d new) from %d file(s)", sum(n for *_, n in staged), added, len(staged))
+        return IngestReport(kind, tuple(str(p) for p, _, _ in staged), sum(n for *_, n in staged), added)
 
 
 def ensure_aliases(storage: DuckDBStorage) -> None:

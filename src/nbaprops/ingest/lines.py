@@ -41,18 +41,16 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from nbaprops.errors import InputError
 from nbaprops.ingest._report import IngestReport, file_sha256
 from nbaprops.ingest._validate import Field, check_values, parse_sql, read_text_table, resolve_columns
 from nbaprops.ingest.names import lookup_sql
 from nbaprops.ingest.teams import check_teams, resolve_team_sql
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.markets import MARKETS, validate_market, validate_markets
+from nbaprops.storage.duckdb import DuckDBStorage, Session
 
 log = logging.getLogger(__name__)
 
-MARKETS: tuple[str, ...] = ("points", "rebounds", "assists", "threes", "pra")
 
 _MARKET_SQL = (
     "(CASE regexp_replace(lower(trim({v})), '^player_', '') WHEN 'points_rebounds_assists' THEN 'pra' "
@@ -109,10 +107,10 @@ def _file_market(path: Path, cols: dict[str, str | None], market: str | None) ->
     if cols["market"] is not None:
         return None
     if market is not None:
-        chosen = normalise_market(market)
-        if chosen not in MARKETS:
-            raise InputError(f"market {market!r} must be one of {', '.join(MARKETS)}", path=str(path), column="market")
-        return chosen
+        try:
+            return validate_market(normalise_market(market))
+        except InputError as exc:
+            raise InputError(str(exc), path=str(path), column="market") from None
     if "pra" in path.name.lower():
         return "pra"
     raise InputError(
@@ -121,7 +119,7 @@ def _file_market(path: Path, cols: dict[str, str | None], market: str | None) ->
     )
 
 
-def _validate(cur: duckdb.DuckDBPyConnection, path: Path, view: str, market: str | None) -> tuple[dict[str, str | None], str | None]:
+def _validate(cur: Session, path: Path, view: str, market: str | None) -> tuple[dict[str, str | None], str | None]:
     header = read_text_table(cur, path, view)
     cols = resolve_columns(header, FIELDS, path=path)
     for name in ("over_price", "under_price"):
@@ -154,7 +152,9 @@ def _validate(cur: duckdb.DuckDBPyConnection, path: Path, view: str, market: str
 def _typed_sql(view: str, cols: dict[str, str | None], fixed_market: str | None, path: Path, index: int) -> str:
     def raw(name: str) -> str:
         col = cols.get(name)
-        return f'"{col}"' if col else "NULL"
+        # Qualified: a file column named like one inside resolve_team_sql's subquery (``team``) must not be
+        # captured by it (it was: "More than one row returned by a subquery").
+        return f'v."{col}"' if col else "NULL"
 
     market = f"'{fixed_market}'" if fixed_market else _MARKET_SQL.format(v=raw("market"))
     teams = ",\n".join(f"{resolve_team_sql(raw(t), stored=True)} AS {t}" for t in _TEAM_FIELDS)
@@ -178,7 +178,7 @@ def _typed_sql(view: str, cols: dict[str, str | None], fixed_market: str | None,
     """
 
 
-def _scalar(cur: duckdb.DuckDBPyConnection, sql: str) -> int:
+def _scalar(cur: Session, sql: str) -> int:
     row = cur.execute(sql).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
@@ -192,142 +192,142 @@ def ingest_lines(storage: DuckDBStorage, paths: Sequence[Path | str], *, market:
     Raises:
         InputError: naming the file, line and column of the first problem.
     """
-    cur = storage.cursor()
-    files: list[tuple[Path, str, int]] = []
-    for index, raw_path in enumerate(paths):
-        path = Path(raw_path)
-        view = f"__lines_in_{index}"
-        cols, fixed_market = _validate(cur, path, view, market)
-        typed = f"__lines_typed_{index}"
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(view, cols, fixed_market, path, index)}")
-        files.append((path, typed, _scalar(cur, f"SELECT count(*) FROM {typed}")))
-        cur.execute(f"DROP TABLE IF EXISTS {view}")
-    if not files:
-        return IngestReport("lines", (), 0, 0)
-    rows_read = sum(n for *_, n in files)
+    with storage.session() as cur:
+        files: list[tuple[Path, str, int]] = []
+        for index, raw_path in enumerate(paths):
+            path = Path(raw_path)
+            view = cur.temp_name(f"lines_in_{index}")
+            cols, fixed_market = _validate(cur, path, view, market)
+            typed = cur.temp_name(f"lines_typed_{index}")
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(view, cols, fixed_market, path, index)}")
+            files.append((path, typed, _scalar(cur, f"SELECT count(*) FROM {typed}")))
+            cur.execute(f"DROP TABLE IF EXISTS {view}")
+        if not files:
+            return IngestReport("lines", (), 0, 0)
+        rows_read = sum(n for *_, n in files)
 
-    union = " UNION ALL ".join(f"SELECT * FROM {t}" for _, t, _ in files)
-    data = ", ".join(_DATA)
-    # 1. exact duplicates (every parsed column equal) go; the first occurrence stays.
-    cur.execute(
-        f"""CREATE OR REPLACE TEMP TABLE __lines_dedup AS SELECT * EXCLUDE (__n) FROM (
-                SELECT *, row_number() OVER (PARTITION BY {data} ORDER BY __file, __line) AS __n FROM ({union}))
-            WHERE __n = 1"""
-    )
-    exact_duplicates = rows_read - _scalar(cur, "SELECT count(*) FROM __lines_dedup")
-    # 2. one key, different prices: the unique latest posted_at wins, else refuse.
-    key = ", ".join(_KEY)
-    values = ", ".join(_VALUES)
-    clash = cur.execute(
-        f"""WITH g AS (
-                SELECT {key}, count(DISTINCT ({values})) AS nv, count(posted_at) AS nknown, count(*) AS n,
-                       max(posted_at) AS top FROM __lines_dedup GROUP BY {key})
-            SELECT any_value(d.source ORDER BY d.__file DESC, d.__line DESC), max(d.__line ORDER BY d.__file)
-            FROM __lines_dedup d JOIN g USING ({key})
-            WHERE g.nv > 1 GROUP BY {key}
-            HAVING any_value(g.nknown) < any_value(g.n)
-                OR count(DISTINCT (d.player_name, d.over_price, d.under_price)) FILTER (WHERE d.posted_at = g.top)
-                   > count(DISTINCT d.player_name) FILTER (WHERE d.posted_at = g.top)
-            ORDER BY 2 LIMIT 1"""
-    ).fetchone()
-    if clash:
-        raise InputError(
-            "the same game, player, market, bookmaker and line appear with different prices and no later "
-            "posted_at to choose between them", path=clash[0], row=int(clash[1]), column="over_price",
+        union = " UNION ALL ".join(f"SELECT * FROM {t}" for _, t, _ in files)
+        data = ", ".join(_DATA)
+        # 1. exact duplicates (every parsed column equal) go; the first occurrence stays.
+        cur.execute(
+            f"""CREATE OR REPLACE TEMP TABLE __lines_dedup AS SELECT * EXCLUDE (__n) FROM (
+                    SELECT *, row_number() OVER (PARTITION BY {data} ORDER BY __file, __line) AS __n FROM ({union}))
+                WHERE __n = 1"""
         )
-    name_collisions = _scalar(
-        cur, f"""SELECT count(*) FROM (SELECT {key} FROM __lines_dedup d
-                    WHERE posted_at = (SELECT max(posted_at) FROM __lines_dedup x WHERE {' AND '.join(f'x.{k} = d.{k}' for k in _KEY)})
-                    GROUP BY {key} HAVING count(DISTINCT (over_price, under_price)) > 1)"""
-    )
-    cur.execute(
-        f"""CREATE OR REPLACE TEMP TABLE __lines_win AS SELECT * EXCLUDE (__n) FROM (
-                SELECT *, row_number() OVER (PARTITION BY {key}
-                                             ORDER BY posted_at DESC NULLS LAST, {MAIN_ORDER_SQL}, __file, __line)
-                       AS __n FROM __lines_dedup) WHERE __n = 1"""
-    )
-    superseded = rows_read - exact_duplicates - _scalar(cur, "SELECT count(*) FROM __lines_win")
-    # 3. teams from box scores where the file gives none.
-    cur.execute(
-        """CREATE OR REPLACE TEMP TABLE __lines_new AS
-           SELECT w.* REPLACE (
-                      coalesce(w.team, CASE WHEN b.team IN (w.home_team, w.away_team) THEN b.team END) AS team,
-                      coalesce(w.opponent, CASE coalesce(w.team, b.team) WHEN w.home_team THEN w.away_team
-                                                WHEN w.away_team THEN w.home_team END) AS opponent)
-           FROM __lines_win w
-           ASOF LEFT JOIN (SELECT player_lookup, game_date, team FROM box_scores) b
-             ON b.player_lookup = w.player_lookup AND w.game_date > b.game_date"""
-    )
-    # 4. against stored rows: identical → nothing; newer → update; older → ignored; else refuse.
-    on = " AND ".join(f"s.{k} = n.{k}" for k in _KEY)
-    differs = f"({', '.join('n.' + v for v in _VALUES)}) IS DISTINCT FROM ({', '.join('s.' + v for v in _VALUES)})"
-    clash = cur.execute(
-        f"""SELECT n.source, n.__line FROM __lines_new n JOIN prop_lines s ON {on}
-            WHERE {differs} AND (n.posted_at IS NULL OR s.posted_at IS NULL OR n.posted_at = s.posted_at)
-            ORDER BY n.__file, n.__line LIMIT 1"""
-    ).fetchone()
-    if clash:
-        raise InputError(
-            "this line is already stored with different prices and no later posted_at to choose between them",
-            path=clash[0], row=int(clash[1]), column="over_price",
-        )
-
-    stored_cols = ", ".join(_STORED)
-    now = datetime.now(UTC)
-    with storage.transaction() as tx:
-        before = _scalar(tx, "SELECT count(*) FROM prop_lines")
-        tx.execute(
-            f"""INSERT INTO prop_lines ({stored_cols}, is_main)
-                SELECT {', '.join('n.' + c for c in _STORED)}, false FROM __lines_new n
-                WHERE NOT EXISTS (SELECT 1 FROM prop_lines s WHERE {on})"""
-        )
-        added = _scalar(tx, "SELECT count(*) FROM prop_lines") - before
-        replaced = _scalar(
-            tx, f"SELECT count(*) FROM __lines_new n JOIN prop_lines s ON {on} WHERE {differs} "
-                "AND n.posted_at > s.posted_at"
-        )
-        if replaced:
-            non_key = [c for c in _STORED if c not in _KEY]
-            tx.execute(
-                f"""UPDATE prop_lines s SET {', '.join(f'{c} = n.{c}' for c in non_key)}
-                    FROM __lines_new n WHERE {on} AND {differs} AND n.posted_at > s.posted_at"""
+        exact_duplicates = rows_read - _scalar(cur, "SELECT count(*) FROM __lines_dedup")
+        # 2. one key, different prices: the unique latest posted_at wins, else refuse.
+        key = ", ".join(_KEY)
+        values = ", ".join(_VALUES)
+        clash = cur.execute(
+            f"""WITH g AS (
+                    SELECT {key}, count(DISTINCT ({values})) AS nv, count(posted_at) AS nknown, count(*) AS n,
+                           max(posted_at) AS top FROM __lines_dedup GROUP BY {key})
+                SELECT any_value(d.source ORDER BY d.__file DESC, d.__line DESC), max(d.__line ORDER BY d.__file)
+                FROM __lines_dedup d JOIN g USING ({key})
+                WHERE g.nv > 1 GROUP BY {key}
+                HAVING any_value(g.nknown) < any_value(g.n)
+                    OR count(DISTINCT (d.player_name, d.over_price, d.under_price)) FILTER (WHERE d.posted_at = g.top)
+                       > count(DISTINCT d.player_name) FILTER (WHERE d.posted_at = g.top)
+                ORDER BY 2 LIMIT 1"""
+        ).fetchone()
+        if clash:
+            raise InputError(
+                "the same game, player, market, bookmaker and line appear with different prices and no later "
+                "posted_at to choose between them", path=clash[0], row=int(clash[1]), column="over_price",
             )
-        group = ", ".join(_GROUP)
-        tx.execute(
-            f"""UPDATE prop_lines s SET is_main = (r.__rn = 1)
-                FROM (SELECT {key}, row_number() OVER (PARTITION BY {group} ORDER BY {MAIN_ORDER_SQL}) AS __rn
-                      FROM prop_lines p SEMI JOIN (SELECT DISTINCT {group} FROM __lines_new) g USING ({group})) r
-                WHERE {' AND '.join(f's.{k} = r.{k}' for k in _KEY)}"""
+        name_collisions = _scalar(
+            cur, f"""SELECT count(*) FROM (SELECT {key} FROM __lines_dedup d
+                        WHERE posted_at = (SELECT max(posted_at) FROM __lines_dedup x WHERE {' AND '.join(f'x.{k} = d.{k}' for k in _KEY)})
+                        GROUP BY {key} HAVING count(DISTINCT (over_price, under_price)) > 1)"""
         )
-        alternate = _scalar(tx, f"SELECT count(*) FROM __lines_new n JOIN prop_lines s ON {on} WHERE NOT s.is_main")
-        markets = dict(tx.execute("SELECT market, count(*) FROM __lines_new GROUP BY market ORDER BY market").fetchall())
-        unmatched = [
-            {"player_name": name, "rows": int(rows)}
-            for name, rows in tx.execute(
-                """SELECT player_name, count(*) AS rows FROM __lines_new
-                   WHERE player_lookup NOT IN (SELECT DISTINCT player_lookup FROM box_scores)
-                   GROUP BY player_name ORDER BY rows DESC, player_name"""
-            ).fetchall()
-        ]
-        for path, _typed, rows in files:
-            tx.execute("INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
-                       ["lines", str(path), file_sha256(path), rows, None, now])
-    for _, typed, _ in files:
-        cur.execute(f"DROP TABLE IF EXISTS {typed}")
-    for table in ("__lines_dedup", "__lines_win", "__lines_new"):
-        cur.execute(f"DROP TABLE IF EXISTS {table}")
-    details: dict[str, Any] = {
-        "exact_duplicates": exact_duplicates,
-        "superseded_rows": superseded,
-        "name_collisions": name_collisions,
-        "replaced": replaced,
-        "markets": markets,
-        "alternate_lines": alternate,
-        "unmatched": unmatched,
-        "unmatched_rows": sum(u["rows"] for u in unmatched),
-    }
-    log.info("ingested %d line rows (%d new) from %d file(s)", rows_read, added, len(files))
-    return IngestReport("lines", tuple(str(p) for p, _, _ in files), rows_read, added, details)
+        cur.execute(
+            f"""CREATE OR REPLACE TEMP TABLE __lines_win AS SELECT * EXCLUDE (__n) FROM (
+                    SELECT *, row_number() OVER (PARTITION BY {key}
+                                                 ORDER BY posted_at DESC NULLS LAST, {MAIN_ORDER_SQL}, __file, __line)
+                           AS __n FROM __lines_dedup) WHERE __n = 1"""
+        )
+        superseded = rows_read - exact_duplicates - _scalar(cur, "SELECT count(*) FROM __lines_win")
+        # 3. teams from box scores where the file gives none.
+        cur.execute(
+            """CREATE OR REPLACE TEMP TABLE __lines_new AS
+               SELECT w.* REPLACE (
+                          coalesce(w.team, CASE WHEN b.team IN (w.home_team, w.away_team) THEN b.team END) AS team,
+                          coalesce(w.opponent, CASE coalesce(w.team, b.team) WHEN w.home_team THEN w.away_team
+                                                    WHEN w.away_team THEN w.home_team END) AS opponent)
+               FROM __lines_win w
+               ASOF LEFT JOIN (SELECT player_lookup, game_date, team FROM box_scores) b
+                 ON b.player_lookup = w.player_lookup AND w.game_date > b.game_date"""
+        )
+        # 4. against stored rows: identical → nothing; newer → update; older → ignored; else refuse.
+        on = " AND ".join(f"s.{k} = n.{k}" for k in _KEY)
+        differs = f"({', '.join('n.' + v for v in _VALUES)}) IS DISTINCT FROM ({', '.join('s.' + v for v in _VALUES)})"
+        clash = cur.execute(
+            f"""SELECT n.source, n.__line FROM __lines_new n JOIN prop_lines s ON {on}
+                WHERE {differs} AND (n.posted_at IS NULL OR s.posted_at IS NULL OR n.posted_at = s.posted_at)
+                ORDER BY n.__file, n.__line LIMIT 1"""
+        ).fetchone()
+        if clash:
+            raise InputError(
+                "this line is already stored with different prices and no later posted_at to choose between them",
+                path=clash[0], row=int(clash[1]), column="over_price",
+            )
+
+        stored_cols = ", ".join(_STORED)
+        now = datetime.now(UTC)
+        with storage.transaction() as tx:
+            before = _scalar(tx, "SELECT count(*) FROM prop_lines")
+            tx.execute(
+                f"""INSERT INTO prop_lines ({stored_cols}, is_main)
+                    SELECT {', '.join('n.' + c for c in _STORED)}, false FROM __lines_new n
+                    WHERE NOT EXISTS (SELECT 1 FROM prop_lines s WHERE {on})"""
+            )
+            added = _scalar(tx, "SELECT count(*) FROM prop_lines") - before
+            replaced = _scalar(
+                tx, f"SELECT count(*) FROM __lines_new n JOIN prop_lines s ON {on} WHERE {differs} "
+                    "AND n.posted_at > s.posted_at"
+            )
+            if replaced:
+                non_key = [c for c in _STORED if c not in _KEY]
+                tx.execute(
+                    f"""UPDATE prop_lines s SET {', '.join(f'{c} = n.{c}' for c in non_key)}
+                        FROM __lines_new n WHERE {on} AND {differs} AND n.posted_at > s.posted_at"""
+                )
+            group = ", ".join(_GROUP)
+            tx.execute(
+                f"""UPDATE prop_lines s SET is_main = (r.__rn = 1)
+                    FROM (SELECT {key}, row_number() OVER (PARTITION BY {group} ORDER BY {MAIN_ORDER_SQL}) AS __rn
+                          FROM prop_lines p SEMI JOIN (SELECT DISTINCT {group} FROM __lines_new) g USING ({group})) r
+                    WHERE {' AND '.join(f's.{k} = r.{k}' for k in _KEY)}"""
+            )
+            alternate = _scalar(tx, f"SELECT count(*) FROM __lines_new n JOIN prop_lines s ON {on} WHERE NOT s.is_main")
+            markets = dict(tx.execute("SELECT market, count(*) FROM __lines_new GROUP BY market ORDER BY market").fetchall())
+            unmatched = [
+                {"player_name": name, "rows": int(rows)}
+                for name, rows in tx.execute(
+                    """SELECT player_name, count(*) AS rows FROM __lines_new
+                       WHERE player_lookup NOT IN (SELECT DISTINCT player_lookup FROM box_scores)
+                       GROUP BY player_name ORDER BY rows DESC, player_name"""
+                ).fetchall()
+            ]
+            for path, _typed, rows in files:
+                tx.execute("INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
+                           ["lines", str(path), file_sha256(path), rows, None, now])
+        for _, typed, _ in files:
+            cur.execute(f"DROP TABLE IF EXISTS {typed}")
+        for table in ("__lines_dedup", "__lines_win", "__lines_new"):
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+        details: dict[str, Any] = {
+            "exact_duplicates": exact_duplicates,
+            "superseded_rows": superseded,
+            "name_collisions": name_collisions,
+            "replaced": replaced,
+            "markets": markets,
+            "alternate_lines": alternate,
+            "unmatched": unmatched,
+            "unmatched_rows": sum(u["rows"] for u in unmatched),
+        }
+        log.info("ingested %d line rows (%d new) from %d file(s)", rows_read, added, len(files))
+        return IngestReport("lines", tuple(str(p) for p, _, _ in files), rows_read, added, details)
 
 
 def _dates(value: date | datetime | str | Iterable[date | datetime | str]) -> list[str]:
@@ -358,10 +358,7 @@ def select_lines(
 
     Columns: game_date, player_lookup, market, line, bookmaker, over_price, under_price, n_books, book_line.
     """
-    wanted = [normalise_market(m) for m in ([markets] if isinstance(markets, str) else markets)]
-    unknown = [m for m in wanted if m not in MARKETS]
-    if unknown:
-        raise InputError(f"unknown market(s) {', '.join(unknown)}; use {', '.join(MARKETS)}")
+    wanted = list(validate_markets(normalise_market(m) for m in ([markets] if isinstance(markets, str) else markets)))
     group = ", ".join(_GROUP)
     per = "game_date, player_lookup, market"
     return storage.arrow(
@@ -385,4 +382,14 @@ def select_lines(
             WHERE __rk = 1
             ORDER BY {per}""",
         {"dates": _dates(game_date_or_dates), "markets": wanted, "as_of": as_of},
+    )
+
+
+def line_players(storage: DuckDBStorage, game_date: date, markets: Sequence[str], as_of: datetime) -> Any:
+    """Players with a line in ``markets`` on ``game_date`` posted by ``as_of`` (their latest row's teams)."""
+    return storage.arrow(
+        """SELECT DISTINCT ON (player_lookup) player_lookup, player_name, team, opponent, home_team, away_team
+           FROM prop_lines WHERE game_date = ? AND list_contains(?, market)
+             AND (posted_at IS NULL OR posted_at <= ?) ORDER BY player_lookup, posted_at DESC""",
+        [game_date, list(markets), as_of],
     )

@@ -6,11 +6,15 @@ stored as box-score abbreviations. Like box scores, every file is validated firs
 transaction; the same file twice adds nothing. A stored game whose ``commence_time`` changed is updated; a
 stored game given another ``game_id`` is refused.
 
-``games_for_date`` answers "which games are on this date" from the best source available, in this order:
+``games_for_date`` answers "which games are on this date" from every source at once: the union of
 
-1. ``schedule`` — ingested schedule rows for the date, when there are any;
-2. ``lines`` — the distinct (home, away) pairs named by that date's prop lines;
-3. ``boxscores`` — the games played that date (home = the team whose rows have ``is_home``).
+1. ``schedule`` — ingested schedule rows for the date;
+2. ``boxscores`` — the games played that date (home = the team whose rows have ``is_home``);
+3. ``lines`` — the distinct (home, away) pairs named by that date's prop lines.
+
+A team plays at most one game a date: a pair from a later source that names a team already placed by an
+earlier one is left out (sportsbook files sometimes date a game by UTC, a day late). A line whose game is
+left out is not lost: its player is requested and ends ``skipped`` (``no_game``) with the reason.
 
 The ``game_id`` is the NBA.com id whenever a box-score game of the same date and teams exists, else the
 schedule file's id, else a stable synthetic id ``YYYYMMDD`` + away + home (``20251021GSWLAL``).
@@ -57,7 +61,9 @@ def synthetic_game_id_sql(date_expr: str, home: str, away: str) -> str:
 def _typed_sql(view: str, cols: dict[str, str | None], path: Path) -> str:
     def raw(name: str) -> str:
         col = cols.get(name)
-        return f'"{col}"' if col else "NULL"
+        # Qualified: a file column named like one inside resolve_team_sql's subquery (``team``) must not be
+        # captured by it (it was: "More than one row returned by a subquery").
+        return f'v."{col}"' if col else "NULL"
 
     source = str(path).replace("'", "''")
     return f"""
@@ -67,7 +73,7 @@ def _typed_sql(view: str, cols: dict[str, str | None], path: Path) -> str:
                nullif(trim({raw('game_id')}), '') AS given_id,
                {parse_sql('timestamp', raw('commence_time'))} AS commence_time,
                '{source}' AS source, __line
-        FROM {view}
+        FROM {view} v
     """
 
 
@@ -78,95 +84,95 @@ def ingest_schedule(storage: DuckDBStorage, paths: Sequence[Path | str]) -> Inge
         InputError: naming the file, line and column of the first problem (unknown team, bad date or time,
             home team equal to away team, one game twice with different values, a stored game with another id).
     """
-    cur = storage.cursor()
-    staged: list[tuple[Path, str, int]] = []
-    for index, raw_path in enumerate(paths):
-        path = Path(raw_path)
-        view = f"__sched_in_{index}"
-        header = read_text_table(cur, path, view)
-        cols = resolve_columns(header, FIELDS, path=path)
-        check_values(cur, view, FIELDS, cols, path=path)
-        check_teams(cur, view, {k: cols[k] for k in ("home_team", "away_team")}, path=path, stored=True)
-        typed = f"__sched_typed_{index}"
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(view, cols, path)}")
-        same = cur.execute(f"SELECT __line FROM {typed} WHERE home_team = away_team ORDER BY __line LIMIT 1").fetchone()
-        if same:
-            raise InputError("home and away team are the same team", path=str(path), row=same[0],
-                             column=cols["away_team"])
+    with storage.session() as cur:
+        staged: list[tuple[Path, str, int]] = []
+        for index, raw_path in enumerate(paths):
+            path = Path(raw_path)
+            view = cur.temp_name(f"sched_in_{index}")
+            header = read_text_table(cur, path, view)
+            cols = resolve_columns(header, FIELDS, path=path)
+            check_values(cur, view, FIELDS, cols, path=path)
+            check_teams(cur, view, {k: cols[k] for k in ("home_team", "away_team")}, path=path, stored=True)
+            typed = cur.temp_name(f"sched_typed_{index}")
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(view, cols, path)}")
+            same = cur.execute(f"SELECT __line FROM {typed} WHERE home_team = away_team ORDER BY __line LIMIT 1").fetchone()
+            if same:
+                raise InputError("home and away team are the same team", path=str(path), row=same[0],
+                                 column=cols["away_team"])
+            dup = cur.execute(
+                f"""SELECT max(__line) FROM {typed} GROUP BY game_date, home_team, away_team
+                    HAVING count(DISTINCT (given_id, commence_time)) > 1 ORDER BY 1 LIMIT 1"""
+            ).fetchone()
+            if dup:
+                raise InputError(
+                    "the same game (date, home, away) appears earlier in the file with different values",
+                    path=str(path), row=dup[0], column=cols["game_id"] or cols["commence_time"] or cols["game_date"],
+                )
+            staged.append((path, typed, int(cur.execute(f"SELECT count(*) FROM {typed}").fetchone()[0])))  # type: ignore[index]
+
+        union = " UNION ALL ".join(f"SELECT *, {i} AS __file FROM {t}" for i, (_, t, _) in enumerate(staged))
+        if not staged:
+            return IngestReport("schedule", (), 0, 0)
+        cur.execute(
+            f"""CREATE OR REPLACE TEMP TABLE __sched_new AS
+                SELECT n.game_date, n.home_team, n.away_team,
+                       coalesce(n.given_id, b.game_id,
+                                {synthetic_game_id_sql('n.game_date', 'n.home_team', 'n.away_team')}) AS game_id,
+                       n.given_id, n.commence_time, n.source, n.__line, n.__file
+                FROM ({union}) n
+                LEFT JOIN ({BOX_GAMES_SQL.format(where='')}) b
+                  ON b.game_date = n.game_date AND b.home_team = n.home_team AND b.away_team = n.away_team"""
+        )
         dup = cur.execute(
-            f"""SELECT max(__line) FROM {typed} GROUP BY game_date, home_team, away_team
-                HAVING count(DISTINCT (given_id, commence_time)) > 1 ORDER BY 1 LIMIT 1"""
+            """SELECT any_value(source ORDER BY __file DESC), max(__line ORDER BY __file) FROM __sched_new
+               GROUP BY game_date, home_team, away_team HAVING count(DISTINCT (given_id, commence_time)) > 1 LIMIT 1"""
         ).fetchone()
         if dup:
-            raise InputError(
-                "the same game (date, home, away) appears earlier in the file with different values",
-                path=str(path), row=dup[0], column=cols["game_id"] or cols["commence_time"] or cols["game_date"],
-            )
-        staged.append((path, typed, int(cur.execute(f"SELECT count(*) FROM {typed}").fetchone()[0])))  # type: ignore[index]
-
-    union = " UNION ALL ".join(f"SELECT *, {i} AS __file FROM {t}" for i, (_, t, _) in enumerate(staged))
-    if not staged:
-        return IngestReport("schedule", (), 0, 0)
-    cur.execute(
-        f"""CREATE OR REPLACE TEMP TABLE __sched_new AS
-            SELECT n.game_date, n.home_team, n.away_team,
-                   coalesce(n.given_id, b.game_id,
-                            {synthetic_game_id_sql('n.game_date', 'n.home_team', 'n.away_team')}) AS game_id,
-                   n.given_id, n.commence_time, n.source, n.__line, n.__file
-            FROM ({union}) n
-            LEFT JOIN ({BOX_GAMES_SQL.format(where='')}) b
-              ON b.game_date = n.game_date AND b.home_team = n.home_team AND b.away_team = n.away_team"""
-    )
-    dup = cur.execute(
-        """SELECT any_value(source ORDER BY __file DESC), max(__line ORDER BY __file) FROM __sched_new
-           GROUP BY game_date, home_team, away_team HAVING count(DISTINCT (given_id, commence_time)) > 1 LIMIT 1"""
-    ).fetchone()
-    if dup:
-        raise InputError("a game disagrees with another file of this call", path=dup[0], row=dup[1])
-    clash = cur.execute(
-        """SELECT n.source, n.__line FROM __sched_new n JOIN schedule s USING (game_date, home_team, away_team)
-           WHERE n.given_id IS NOT NULL AND n.given_id <> s.game_id ORDER BY n.__file, n.__line LIMIT 1"""
-    ).fetchone()
-    if clash:
-        raise InputError("this game is already stored with another game_id", path=clash[0], row=clash[1],
-                         column="game_id")
-
-    now = datetime.now(UTC)
-    added = updated = 0
-    with storage.transaction() as tx:
-        before = tx.execute("SELECT count(*) FROM schedule").fetchone()[0]  # type: ignore[index]
-        tx.execute(
-            """INSERT INTO schedule (game_id, game_date, home_team, away_team, commence_time, source)
-               SELECT game_id, game_date, home_team, away_team, commence_time, source FROM (
-                   SELECT *, row_number() OVER (PARTITION BY game_date, home_team, away_team
-                                                ORDER BY __file, __line) AS __n FROM __sched_new) n
-               WHERE __n = 1 AND NOT EXISTS (
-                   SELECT 1 FROM schedule s WHERE s.game_date = n.game_date AND s.home_team = n.home_team
-                   AND s.away_team = n.away_team)"""
-        )
-        added = int(tx.execute("SELECT count(*) FROM schedule").fetchone()[0]) - int(before)  # type: ignore[index]
-        changed = tx.execute(
-            """SELECT count(*) FROM schedule s JOIN __sched_new n USING (game_date, home_team, away_team)
-               WHERE n.commence_time IS NOT NULL AND n.commence_time IS DISTINCT FROM s.commence_time"""
+            raise InputError("a game disagrees with another file of this call", path=dup[0], row=dup[1])
+        clash = cur.execute(
+            """SELECT n.source, n.__line FROM __sched_new n JOIN schedule s USING (game_date, home_team, away_team)
+               WHERE n.given_id IS NOT NULL AND n.given_id <> s.game_id ORDER BY n.__file, n.__line LIMIT 1"""
         ).fetchone()
-        updated = int(changed[0]) if changed else 0
-        if updated:
+        if clash:
+            raise InputError("this game is already stored with another game_id", path=clash[0], row=clash[1],
+                             column="game_id")
+
+        now = datetime.now(UTC)
+        added = updated = 0
+        with storage.transaction() as tx:
+            before = tx.execute("SELECT count(*) FROM schedule").fetchone()[0]  # type: ignore[index]
             tx.execute(
-                """UPDATE schedule s SET commence_time = n.commence_time, source = n.source
-                   FROM (SELECT DISTINCT game_date, home_team, away_team, commence_time, source FROM __sched_new
-                         WHERE commence_time IS NOT NULL) n
-                   WHERE s.game_date = n.game_date AND s.home_team = n.home_team AND s.away_team = n.away_team
-                     AND n.commence_time IS DISTINCT FROM s.commence_time"""
+                """INSERT INTO schedule (game_id, game_date, home_team, away_team, commence_time, source)
+                   SELECT game_id, game_date, home_team, away_team, commence_time, source FROM (
+                       SELECT *, row_number() OVER (PARTITION BY game_date, home_team, away_team
+                                                    ORDER BY __file, __line) AS __n FROM __sched_new) n
+                   WHERE __n = 1 AND NOT EXISTS (
+                       SELECT 1 FROM schedule s WHERE s.game_date = n.game_date AND s.home_team = n.home_team
+                       AND s.away_team = n.away_team)"""
             )
-        for path, _typed, rows in staged:
-            tx.execute("INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
-                       ["schedule", str(path), file_sha256(path), rows, None, now])
-    for _, typed, _ in staged:
-        cur.execute(f"DROP TABLE IF EXISTS {typed}")
-    cur.execute("DROP TABLE IF EXISTS __sched_new")
-    rows_read = sum(n for *_, n in staged)
-    log.info("ingested %d schedule rows (%d new, %d updated)", rows_read, added, updated)
-    return IngestReport("schedule", tuple(str(p) for p, _, _ in staged), rows_read, added, {"updated": updated})
+            added = int(tx.execute("SELECT count(*) FROM schedule").fetchone()[0]) - int(before)  # type: ignore[index]
+            changed = tx.execute(
+                """SELECT count(*) FROM schedule s JOIN __sched_new n USING (game_date, home_team, away_team)
+                   WHERE n.commence_time IS NOT NULL AND n.commence_time IS DISTINCT FROM s.commence_time"""
+            ).fetchone()
+            updated = int(changed[0]) if changed else 0
+            if updated:
+                tx.execute(
+                    """UPDATE schedule s SET commence_time = n.commence_time, source = n.source
+                       FROM (SELECT DISTINCT game_date, home_team, away_team, commence_time, source FROM __sched_new
+                             WHERE commence_time IS NOT NULL) n
+                       WHERE s.game_date = n.game_date AND s.home_team = n.home_team AND s.away_team = n.away_team
+                         AND n.commence_time IS DISTINCT FROM s.commence_time"""
+                )
+            for path, _typed, rows in staged:
+                tx.execute("INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
+                           ["schedule", str(path), file_sha256(path), rows, None, now])
+        for _, typed, _ in staged:
+            cur.execute(f"DROP TABLE IF EXISTS {typed}")
+        cur.execute("DROP TABLE IF EXISTS __sched_new")
+        rows_read = sum(n for *_, n in staged)
+        log.info("ingested %d schedule rows (%d new, %d updated)", rows_read, added, updated)
+        return IngestReport("schedule", tuple(str(p) for p, _, _ in staged), rows_read, added, {"updated": updated})
 
 
 def _as_date(value: date | datetime | str) -> date:
@@ -181,33 +187,40 @@ def _as_date(value: date | datetime | str) -> date:
 
 
 def games_for_date(storage: DuckDBStorage, game_date: date | datetime | str) -> Any:
-    """The games of one date as a ``pyarrow.Table`` (see the module docstring for the sources' precedence).
+    """The games of one date as a ``pyarrow.Table`` (see the module docstring for how sources combine).
 
     Columns: ``game_id`` (string), ``game_date``, ``home_team``, ``away_team``, ``commence_time`` (may be
-    null), ``source`` (``schedule``, ``lines`` or ``boxscores``).
+    null), ``source`` (``schedule``, ``boxscores`` or ``lines``: the first source naming the game).
     """
     day = _as_date(game_date)
     box = BOX_GAMES_SQL.format(where="WHERE game_date = $d")
-    queries = {
-        "schedule": "SELECT home_team, away_team, commence_time, game_id AS own_id FROM schedule WHERE game_date = $d",
-        "lines": """SELECT home_team, away_team, min(commence_time) AS commence_time, NULL AS own_id FROM prop_lines
-                    WHERE game_date = $d AND home_team IS NOT NULL AND away_team IS NOT NULL
-                    GROUP BY home_team, away_team""",
-        "boxscores": f"""SELECT home_team, away_team, CAST(NULL AS TIMESTAMPTZ) AS commence_time, NULL AS own_id
-                         FROM ({box})""",
-    }
-    table = None
-    for source, query in queries.items():
-        table = storage.arrow(
-            f"""SELECT CAST(coalesce(b.game_id, g.own_id,
-                                     {synthetic_game_id_sql('$d', 'g.home_team', 'g.away_team')}) AS VARCHAR) AS game_id,
-                       $d AS game_date, g.home_team, g.away_team,
-                       CAST(g.commence_time AS TIMESTAMPTZ) AS commence_time, '{source}' AS source
-                FROM ({query}) g
-                LEFT JOIN ({box}) b ON b.home_team = g.home_team AND b.away_team = g.away_team
-                ORDER BY g.commence_time NULLS LAST, game_id""",
-            {"d": day},
-        )
-        if table.num_rows:
-            return table
-    return table
+    return storage.arrow(
+        f"""WITH named AS (
+                SELECT 1 AS prio, 'schedule' AS source, home_team, away_team, commence_time, game_id AS own_id
+                FROM schedule WHERE game_date = $d
+                UNION ALL
+                SELECT 2, 'boxscores', home_team, away_team, CAST(NULL AS TIMESTAMPTZ), NULL FROM ({box})
+                UNION ALL
+                SELECT 3, 'lines', home_team, away_team, min(commence_time), NULL FROM prop_lines
+                WHERE game_date = $d AND home_team IS NOT NULL AND away_team IS NOT NULL GROUP BY home_team, away_team
+            ),
+            pairs AS (
+                SELECT home_team, away_team, min(prio) AS prio, arg_min(source, prio) AS source,
+                       min(commence_time) FILTER (WHERE prio = 1) AS scheduled, min(commence_time) AS any_time,
+                       min(own_id) FILTER (WHERE prio = 1) AS own_id
+                FROM named GROUP BY home_team, away_team
+            ),
+            placed AS (
+                SELECT * FROM pairs p WHERE NOT EXISTS (
+                    SELECT 1 FROM pairs o WHERE o.prio < p.prio
+                      AND (o.home_team IN (p.home_team, p.away_team) OR o.away_team IN (p.home_team, p.away_team)))
+            )
+            SELECT CAST(coalesce(b.game_id, g.own_id,
+                                 {synthetic_game_id_sql('$d', 'g.home_team', 'g.away_team')}) AS VARCHAR) AS game_id,
+                   $d AS game_date, g.home_team, g.away_team,
+                   CAST(coalesce(g.scheduled, g.any_time) AS TIMESTAMPTZ) AS commence_time, g.source
+            FROM placed g
+            LEFT JOIN ({box}) b ON b.home_team = g.home_team AND b.away_team = g.away_team
+            ORDER BY commence_time NULLS LAST, game_id""",
+        {"d": day},
+    )

@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-import duckdb
-
 from nbaprops.errors import InputError
+from nbaprops.storage.duckdb import Session
 
 # abbreviation, NBA.com name, other names (full names of odds feeds, nicknames, other abbreviations)
 _TEAMS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -106,7 +105,7 @@ def team_map_sql(*, stored: bool = False) -> str:
 
 
 def check_teams(
-    con: duckdb.DuckDBPyConnection, view: str, columns: Mapping[str, str | None], *, path: Path, stored: bool = False
+    con: Session, view: str, columns: Mapping[str, str | None], *, path: Path, stored: bool = False
 ) -> None:
     """Raise :class:`InputError` at the first non-empty team value in ``columns`` that names no known team.
 

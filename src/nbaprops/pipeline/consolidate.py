@@ -129,8 +129,8 @@ def _consolidate_once(
         )
         result = ConsolidationResult(batch_id, False, final_state)
         if staging_exists:
-            staging_cols = _columns(tx, staging)
-            main_cols = _columns(tx, main)
+            staging_cols = tx.columns(staging)
+            main_cols = tx.columns(main)
             plan = schema.plan_drift(staging_cols, main_cols, required=(*schema.PREDICTION_KEY, "prediction_id"))
             for column in plan.add_to_main:
                 log.warning("drift: adding column %s %s to %s", column.name, column.type, main)
@@ -205,12 +205,3 @@ def _consolidate_once(
             raise ContractError(f"batch {batch_id} latch was taken concurrently")
     log.info("batch %s consolidated: %s", batch_id, result)
     return result
-
-
-def _columns(tx: Any, table: str) -> dict[str, str]:
-    rows = tx.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'main' "
-        "AND table_name = ? ORDER BY ordinal_position",
-        [table],
-    ).fetchall()
-    return {name: type_ for name, type_ in rows}

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
+from nbaprops.errors import InputError
 from nbaprops.pipeline import janitor, ledger
 from nbaprops.pipeline.consolidate import consolidate
 from nbaprops.pipeline.ledger import PlayerRequest
@@ -98,14 +99,13 @@ def expected_players(
         games: the date's schedule (``game_id, home_team, away_team``).
         line_players: optional ``player_lookup, player_name, team, opponent, home_team, away_team`` of lines.
     """
-    cur = storage.cursor()
-    cur.register("__games", games.select(["game_id", "home_team", "away_team"]))
     lines = line_players if line_players is not None else pa.table(
         {c: pa.array([], pa.string()) for c in ("player_lookup", "player_name", "team", "opponent", "home_team", "away_team")}
     )
-    cur.register("__line_players", lines)
-    try:
-        rows = cur.execute(
+    with storage.session() as session:
+        session.register("__games", games.select(["game_id", "home_team", "away_team"]))
+        session.register("__line_players", lines)
+        rows = session.execute(
             """
             WITH team_games AS (
                 SELECT game_id, home_team AS team, away_team AS opponent, true AS is_home FROM __games
@@ -147,9 +147,6 @@ def expected_players(
             """,
             {"d": game_date, "recent": recent_days},
         ).fetchall()
-    finally:
-        cur.unregister("__games")
-        cur.unregister("__line_players")
     seen: set[str] = set()
     requests = []
     for lookup, name, player_id, team, opponent, game_id, is_home in rows:
@@ -188,14 +185,14 @@ class Coordinator:
         force: bool = False,
     ) -> StartResult:
         """Create the batch of ``game_date`` — or return the one already running unless ``force``."""
-        existing = ledger.running_batch(self.storage, game_date)
+        existing = self.running(game_date)
         if existing is not None and not force:
-            counts = ledger.progress(self.storage, existing)
-            log.info("batch %s already running for %s; resuming it", existing, game_date)
-            return StartResult(existing, False, sum(counts.values()))
+            counts = ledger.progress(self.storage, existing.batch_id)
+            log.info("batch %s already running for %s; resuming it", existing.batch_id, game_date)
+            return StartResult(existing.batch_id, False, sum(counts.values()))
         if existing is not None:
-            log.warning("--force: finishing running batch %s as partial before starting anew", existing)
-            self.finish(existing, force_partial=True)
+            log.warning("--force: finishing running batch %s as partial before starting anew", existing.batch_id)
+            self.finish(existing.batch_id, force_partial=True)
         batch_id = ledger.create_batch(
             self.storage,
             game_date=game_date,
@@ -207,6 +204,11 @@ class Coordinator:
             clock=self.clock,
         )
         return StartResult(batch_id, True, len(requests))
+
+    def running(self, game_date: date) -> ledger.BatchInfo | None:
+        """The batch of ``game_date`` that is still running: the one a new start resumes (unless forced)."""
+        batch_id = ledger.running_batch(self.storage, game_date)
+        return None if batch_id is None else ledger.get_batch(self.storage, batch_id)
 
     # -- run -----------------------------------------------------------------------------------
     def sweep(self, batch_id: str | None = None) -> ledger.SweepResult:
@@ -227,8 +229,14 @@ class Coordinator:
         *,
         on_progress: ProgressCallback | None = None,
         poll_seconds: float = 0.2,
+        stop: threading.Event | None = None,
     ) -> list[WorkerStats]:
-        """Run in-process workers until every request of the batch is terminal or the deadline passes."""
+        """Run in-process workers until every request of the batch is terminal or the deadline passes.
+
+        Setting ``stop`` (or a ``KeyboardInterrupt`` in the calling thread) makes the workers finish their
+        current chunk, commit it and claim no more, so a rerun resumes where this one stopped.
+        """
+        stop = stop or threading.Event()
         stats: list[WorkerStats] = []
         self.sweep(batch_id)  # resume: reclaim leases of a process that died holding this file
         lock = threading.Lock()
@@ -239,7 +247,7 @@ class Coordinator:
                     on_progress(ledger.progress(self.storage, batch_id))
 
         report()
-        while True:
+        while not stop.is_set():
             info = ledger.get_batch(self.storage, batch_id)
             if info.consolidated_at is not None or self.clock.now() >= info.deadline_at:
                 break
@@ -247,14 +255,15 @@ class Coordinator:
             if counts["pending"] == 0 and counts["leased"] == 0:
                 break
             if counts["pending"] > 0:
-                stats.extend(self._run_workers(batch_id, predictor, report))
+                stats.extend(self._run_workers(batch_id, predictor, report, stop))
             else:
                 time.sleep(poll_seconds)  # leases held elsewhere: wait for them to finish or expire
             self.sweep(batch_id)
             report()
         return stats
 
-    def _run_workers(self, batch_id: str, predictor: ChunkPredictor, report: Callable[..., None]) -> list[WorkerStats]:
+    def _run_workers(self, batch_id: str, predictor: ChunkPredictor, report: Callable[..., None],
+                     stop: threading.Event) -> list[WorkerStats]:
         results: list[WorkerStats] = []
         errors: list[BaseException] = []
 
@@ -264,7 +273,7 @@ class Coordinator:
                     run_worker(
                         self.storage, batch_id, owner=f"{self.owner_prefix}:w{index}", predictor=predictor,
                         clock=self.clock, chunk_size=self.settings.chunk_size,
-                        lease_seconds=self.settings.lease_seconds, on_commit=report,
+                        lease_seconds=self.settings.lease_seconds, on_commit=report, stop=stop,
                     )
                 )
             except BaseException as exc:  # a crashed thread must not hang the batch; its leases expire
@@ -275,14 +284,36 @@ class Coordinator:
                    for i in range(self.settings.workers)]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+        try:
+            for thread in threads:
+                thread.join()
+        except KeyboardInterrupt:
+            stop.set()
+            for thread in threads:
+                thread.join()
+            raise
         if errors:
             # Fail loudly; the batch stays resumable (a new process releases this one's leases at once).
             raise errors[0]
         return results
 
     # -- finish --------------------------------------------------------------------------------
+    def consolidate(self, batch_id: str) -> BatchSummary:
+        """Consolidate a batch whose requests have all ended (a rerun changes nothing).
+
+        Raises:
+            InputError: requests are still open (``finish`` ends them ``failed`` first).
+        """
+        info = ledger.get_batch(self.storage, batch_id)
+        counts = ledger.progress(self.storage, batch_id)
+        open_requests = counts["pending"] + counts["leased"]
+        if info.consolidated_at is None and open_requests and self.clock.now() < info.deadline_at:
+            raise InputError(
+                f"batch {batch_id} still has {open_requests} open request(s); let it finish (`nbaprops predict "
+                f"--date {info.game_date}` resumes it) or end them failed with `nbaprops finish {batch_id}`"
+            )
+        return self.finish(batch_id)
+
     def finish(self, batch_id: str, *, force_partial: bool = False, started: float | None = None) -> BatchSummary:
         """Consolidate the batch (ending open requests ``failed`` when forced or past the deadline)."""
         info = ledger.get_batch(self.storage, batch_id)

@@ -180,14 +180,14 @@ def get_batch(storage: DuckDBStorage, batch_id: str) -> BatchInfo:
 
 def list_batches(storage: DuckDBStorage, *, game_date: date | None = None, state: str | None = None) -> list[BatchInfo]:
     sql = "SELECT * FROM prediction_batches WHERE (? IS NULL OR game_date = ?) AND (? IS NULL OR state = ?) "
-    rows = storage.fetch_dicts(sql + "ORDER BY created_at, batch_id", [game_date, game_date, state, state])
+    rows = storage.fetch_dicts(sql + "ORDER BY created_at DESC, batch_id DESC", [game_date, game_date, state, state])
     return [_batch_from_row(r) for r in rows]
 
 
 def running_batch(storage: DuckDBStorage, game_date: date) -> str | None:
-    """The open batch of a date (``running`` or ``consolidating``), if any."""
+    """The running batch of a date, if any."""
     value = storage.scalar(
-        "SELECT batch_id FROM prediction_batches WHERE game_date = ? AND state IN ('running', 'consolidating') "
+        "SELECT batch_id FROM prediction_batches WHERE game_date = ? AND state = 'running' "
         "ORDER BY created_at DESC LIMIT 1",
         [game_date],
     )

@@ -1,7 +1,10 @@
-"""Assembly of staging rows: one row per (player, market, system), in the staging contract's columns.
+"""Prediction rows: one row per (player, market, system), in the staging contract's columns.
 
-A pure function of arrays, shared by the slate predictor and by tests, so that every producer of staging
-rows fills the same columns the same way. ``prediction_id`` is deterministic (batch, game, player, market,
+:func:`prediction_rows` runs the systems of one market on a feature table, turns value and spread into
+P(over) at the consensus line, calibrates it and recommends by expected value at the offered price; the
+daily batch and the backtest both call it, so what is graded is what the batch would have written.
+:func:`staging_rows` is the pure function of arrays under it, so that every producer of staging rows fills the
+same columns the same way. ``prediction_id`` is deterministic (batch, game, player, market,
 system), which makes a repeated insert of the same batch a no-op.
 """
 
@@ -9,12 +12,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from nbaprops.features.columns import FEATURE_VERSION
 from nbaprops.pipeline.ledger import Lease
+from nbaprops.systems.betting import recommend
+from nbaprops.systems.calibration import standardized_edge
+from nbaprops.systems.spread import p_over
+from nbaprops.systems.training import ModelBundle
 
 
 def prediction_id(batch_id: str, game_id: str, player_lookup: str, market: str, system_id: str) -> str:
@@ -115,3 +124,68 @@ def staging_rows(
             "updated_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
         }
     )
+
+
+def lines_for(lines: pa.Table, market: str, lookups: list[str]) -> dict[str, Any]:
+    """The consensus line, prices and book of each player (NaN / None without a line)."""
+    n = len(lookups)
+    out: dict[str, Any] = {"line": np.full(n, np.nan), "over": np.full(n, np.nan), "under": np.full(n, np.nan),
+                           "book": [None] * n}
+    if lines.num_rows == 0:
+        return out
+    sel = {lk: i for i, (lk, m) in enumerate(zip(lines.column("player_lookup").to_pylist(),
+                                                 lines.column("market").to_pylist(), strict=True)) if m == market}
+    cols = {k: lines.column(c).to_pylist() for k, c in
+            (("line", "book_line"), ("over", "over_price"), ("under", "under_price"), ("book", "bookmaker"))}
+    for k, lk in enumerate(lookups):
+        j = sel.get(lk)
+        if j is None:
+            continue
+        for key in ("line", "over", "under"):
+            value = cols[key][j]
+            out[key][k] = np.nan if value is None else value
+        out["book"][k] = cols["book"][j]
+    return out
+
+
+def prediction_rows(
+    *,
+    bundle: ModelBundle,
+    systems: Sequence[str],
+    feats: pa.Table,
+    leases: Sequence[Lease],
+    lines: pa.Table,
+    market: str,
+    batch_id: str,
+    game_date: date,
+    ev_margin: float,
+    now: datetime,
+) -> list[pa.Table]:
+    """Staging rows of one market for players of one date: value, spread, P(over), calibration, recommendation.
+
+    The daily batch and the backtest both call this, so what is graded is what the batch would have written.
+    """
+    line = lines_for(lines, market, [lease.player_lookup for lease in leases])
+    quality = feats.column("feature_quality_score").to_numpy(zero_copy_only=False)
+    count = feats.column("feature_count").to_numpy(zero_copy_only=False)
+    early = feats.column("early_season_flag").to_pylist()
+    tables = []
+    for sid in systems:
+        out = bundle.systems[sid].predict(feats)
+        p_raw = p_over(out.predicted_value, out.predicted_std, line["line"])
+        cal = bundle.calibrators[sid]
+        p_cal = cal.transform(standardized_edge(out.predicted_value, out.predicted_std, line["line"]), p_raw)
+        recs = recommend(p_raw, p_cal, line["line"], line["over"], line["under"], predicted=out.predicted_value,
+                         margin=ev_margin, allow_bets=cal.allows_bets)
+        tables.append(staging_rows(
+            batch_id=batch_id, game_date=game_date, leases=leases, market=market,
+            system_id=sid, predicted_value=out.predicted_value, predicted_std=out.predicted_std,
+            model_version=out.model_version, feature_version=FEATURE_VERSION, now=now,
+            line_value=line["line"], sportsbook=line["book"], over_price=line["over"], under_price=line["under"],
+            p_over_raw=p_raw, p_over=p_cal,
+            recommendation=recs.recommendation,
+            confidence_raw=recs.confidence_raw, confidence_score=recs.confidence_score,
+            calibration_method=cal.method, expected_value=recs.expected_value,
+            feature_quality_score=quality, feature_count=count, early_season_flag=early,
+        ))
+    return tables

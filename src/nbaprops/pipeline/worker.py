@@ -36,7 +36,7 @@ class ChunkPrediction:
 
 
 class ChunkPredictor(Protocol):
-    """Turns leased requests into staged prediction rows (see :mod:`nbaprops.pipeline.predict`)."""
+    """Turns leased requests into staged prediction rows (see :mod:`nbaprops.pipeline.slate`)."""
 
     def predict_chunk(self, storage: DuckDBStorage, leases: Sequence[Lease]) -> ChunkPrediction: ...
 

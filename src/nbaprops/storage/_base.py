@@ -21,17 +21,12 @@ class Capabilities:
 
     Attributes:
         name: backend name.
-        merge_insert_by_name: ``MERGE … WHEN NOT MATCHED THEN INSERT BY NAME`` exists.
-        transactional_ddl: CREATE/DROP/ALTER take part in transactions (staging drop commits with the merge).
-        multi_process_writers: other processes may write concurrently (DuckDB: no, threads only).
-        asof_join: ``ASOF JOIN`` exists (point-in-time features in one query).
+        multi_process_writers: other processes may write concurrently (DuckDB: no, threads only), so a lease
+            owned by another process is not necessarily dead.
     """
 
     name: str
-    merge_insert_by_name: bool
-    transactional_ddl: bool
     multi_process_writers: bool
-    asof_join: bool
 
 
 def retry_transient(fn: Callable[[], T], *, attempts: int = 8, base_delay: float = 0.01) -> T:

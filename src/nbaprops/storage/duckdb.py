@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,32 +16,140 @@ from typing import Any
 import duckdb
 
 from nbaprops import schema
-from nbaprops.errors import ContractError, NbapropsError, StorageBusyError, TerminalError
+from nbaprops.errors import ContractError, InputError, NbapropsError, StorageBusyError, TerminalError
 from nbaprops.storage._base import Capabilities
 
 log = logging.getLogger(__name__)
 
 CAPABILITIES = Capabilities(
     name="duckdb",
-    merge_insert_by_name=True,
-    transactional_ddl=True,
     multi_process_writers=False,
-    asof_join=True,
 )
 
 
-def translate(exc: BaseException) -> NbapropsError:
-    """Map a DuckDB exception onto the nbaprops tree (transient: locks and write conflicts)."""
-    text = str(exc)
+def _statement_head(sql: str) -> str:
+    """The first words of a statement, to say where an error happened without printing a page of SQL."""
+    words = " ".join(sql.split())
+    return words if len(words) <= 80 else words[:77] + "..."
+
+
+def translate(exc: BaseException, *, statement: str | None = None, source: Path | str | None = None) -> NbapropsError:
+    """Map a DuckDB exception onto the nbaprops tree (transient: locks and write conflicts).
+
+    Args:
+        statement: the SQL that failed; its head is named in the message.
+        source: the user's file the statement was reading; a failure to read it is an :class:`InputError`.
+    """
+    text = str(exc).strip()
+    where = f" (in: {_statement_head(statement)})" if statement else ""
     if isinstance(exc, duckdb.TransactionException) or "Conflict on" in text or "write-write conflict" in text:
         return StorageBusyError(f"database busy, try again: {text}")
     if isinstance(exc, duckdb.IOException) and "lock" in text.lower():
         return StorageBusyError(
             f"the database file is held by another process ({text}); stop it or use another --db"
         )
+    if source is not None:  # the statement reads the user's file: whatever failed, the file could not be read
+        return InputError(f"cannot read as CSV or Parquet: {text}", path=str(source))
     if isinstance(exc, duckdb.ConstraintException):
-        return ContractError(f"constraint violated: {text}")
-    return TerminalError(f"database error: {text}")
+        return ContractError(f"constraint violated: {text}{where}")
+    return TerminalError(f"database error: {text}{where}")
+
+
+class Session:
+    """This thread's cursor behind nbaprops errors, for multi-statement work on temporary objects.
+
+    Every statement's DuckDB error is translated (:func:`translate`, naming the statement). Names from
+    :meth:`temp_name` are unique to the session, so two loads can never collide on a temporary name, and the
+    objects behind them, like tables :meth:`register`-ed, are dropped when the session ends.
+    """
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self._cur = cursor
+        self._temp: list[str] = []
+        self._registered: list[str] = []
+        self._result: duckdb.DuckDBPyConnection | None = None
+        self._sql = ""
+
+    def temp_name(self, prefix: str) -> str:
+        """A fresh name for a temporary table or view, dropped at the end of the session."""
+        name = f"__{prefix}_{uuid.uuid4().hex[:10]}"
+        self._temp.append(name)
+        return name
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
+                source: Path | str | None = None) -> Session:
+        """Run one statement; read its result with :meth:`fetchone` / :meth:`fetchall`.
+
+        Args:
+            source: the user's file the statement reads (its read errors become :class:`InputError`).
+        """
+        self._sql = sql
+        try:
+            self._result = self._cur.execute(sql, params) if params is not None else self._cur.execute(sql)
+        except duckdb.Error as exc:
+            raise translate(exc, statement=sql, source=source) from exc
+        return self
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        if self._result is None:
+            return []
+        try:
+            return self._result.fetchall()
+        except duckdb.Error as exc:
+            raise translate(exc, statement=self._sql) from exc
+
+    def column_names(self) -> list[str]:
+        """Names of the last statement's result columns."""
+        return [d[0] for d in (self._result.description or ())] if self._result is not None else []
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        rows = self.fetchall()
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        row = self.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        """Run a query and return a ``pyarrow.Table``."""
+        try:
+            return self._cur.sql(sql, params=params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise translate(exc, statement=sql) from exc
+
+    def columns(self, table: str) -> dict[str, str]:
+        """``name -> type`` of a table in the main schema, in column order (empty when it does not exist)."""
+        rows = self.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+        return {name: type_ for name, type_ in rows}
+
+    def register(self, name: str, table: Any) -> None:
+        """Expose an Arrow table as ``name`` until the session ends."""
+        try:
+            self._cur.register(name, table)
+        except duckdb.Error as exc:
+            raise translate(exc, statement=f"register {name}") from exc
+        self._registered.append(name)
+
+    def unregister(self, name: str) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self._cur.unregister(name)
+        if name in self._registered:
+            self._registered.remove(name)
+
+    def close(self) -> None:
+        for name in self._registered:
+            with contextlib.suppress(duckdb.Error):
+                self._cur.unregister(name)
+        for name in reversed(self._temp):
+            for kind in ("VIEW", "TABLE"):
+                with contextlib.suppress(duckdb.Error):
+                    self._cur.execute(f"DROP {kind} IF EXISTS {name}")
+        self._registered.clear()
+        self._temp.clear()
 
 
 class DuckDBStorage:
@@ -68,8 +177,8 @@ class DuckDBStorage:
             self.ensure_schema()
 
     # -- connections ---------------------------------------------------------------------------
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """This thread's cursor on the shared database."""
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor on the shared database (never handed out: see :meth:`session`)."""
         cur = getattr(self._local, "cursor", None)
         if cur is None:
             cur = self._con.cursor()
@@ -92,12 +201,21 @@ class DuckDBStorage:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A :class:`Session` on this thread's cursor; its temporary objects are dropped at the end."""
+        session = Session(self._cursor())
+        try:
+            yield session
+        finally:
+            session.close()
+
     # -- statements ----------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
         try:
-            return self.cursor().execute(sql, params) if params is not None else self.cursor().execute(sql)
+            return self._cursor().execute(sql, params) if params is not None else self._cursor().execute(sql)
         except duckdb.Error as exc:
-            raise translate(exc) from exc
+            raise translate(exc, statement=sql) from exc
 
     def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         return self.execute(sql, params).fetchall()
@@ -119,30 +237,31 @@ class DuckDBStorage:
     def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """Run a query and return a ``pyarrow.Table``."""
         try:
-            return self.cursor().sql(sql, params=params).to_arrow_table()
+            return self._cursor().sql(sql, params=params).to_arrow_table()
         except duckdb.Error as exc:
-            raise translate(exc) from exc
+            raise translate(exc, statement=sql) from exc
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """``BEGIN`` … ``COMMIT`` on this thread's cursor; rolls back on any exception.
+    def transaction(self) -> Iterator[Session]:
+        """``BEGIN`` … ``COMMIT`` in a :class:`Session` on this thread's cursor; rolls back on any exception.
 
         DuckDB errors inside are translated, so callers see :class:`StorageBusyError` for conflicts.
         """
-        cur = self.cursor()
+        cur = self._cursor()
         try:
             cur.execute("BEGIN TRANSACTION")
         except duckdb.Error as exc:
-            raise translate(exc) from exc
+            raise translate(exc, statement="BEGIN TRANSACTION") from exc
+        session = Session(cur)
         try:
-            yield cur
-            cur.execute("COMMIT")
-        except BaseException as exc:
+            yield session
+            session.execute("COMMIT")
+        except BaseException:
             with contextlib.suppress(duckdb.Error):
                 cur.execute("ROLLBACK")
-            if isinstance(exc, duckdb.Error):
-                raise translate(exc) from exc
             raise
+        finally:
+            session.close()
 
     # -- schema --------------------------------------------------------------------------------
     def ensure_schema(self) -> None:
@@ -150,27 +269,16 @@ class DuckDBStorage:
         with self.transaction() as cur:
             for table in schema.ALL_TABLES:
                 cur.execute(table.create_sql())
-                present = self._columns(cur, table.name)
+                present = cur.columns(table.name)
                 for column in table.columns:
                     if column.name not in present:
                         log.info("adding column %s.%s", table.name, column.name)
                         cur.execute(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {column.type}')
 
-    @staticmethod
-    def _columns(cur: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
-        rows = cur.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position",
-            [table],
-        ).fetchall()
-        return {name: type_ for name, type_ in rows}
-
     def table_columns(self, table: str) -> dict[str, str]:
         """``name -> type`` of a table, in column order (empty when the table does not exist)."""
-        try:
-            return self._columns(self.cursor(), table)
-        except duckdb.Error as exc:
-            raise translate(exc) from exc
+        with self.session() as session:
+            return session.columns(table)
 
     def tables_with_prefix(self, prefix: str) -> list[str]:
         rows = self.fetchall(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from nbaprops.errors import ConfigError
+from nbaprops.errors import InputError
 from nbaprops.systems.base import PredictionSystem, SystemOutput
 from nbaprops.systems.baselines import Matchup, MovingAverage
 from nbaprops.systems.ensemble import Ensemble
@@ -17,13 +18,22 @@ REGISTRY: dict[str, type[PredictionSystem]] = {
 SYSTEM_IDS: tuple[str, ...] = tuple(REGISTRY)
 
 
+def validate_systems(system_ids: Iterable[str]) -> tuple[str, ...]:
+    """Return ``system_ids`` without duplicates, in the given order.
+
+    Raises:
+        InputError: no system, or an unknown one (the message lists the valid ones).
+    """
+    chosen = tuple(dict.fromkeys(s.strip() for s in system_ids if s.strip()))
+    unknown = [s for s in chosen if s not in REGISTRY]
+    if unknown or not chosen:
+        raise InputError(f"unknown system(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SYSTEM_IDS)}")
+    return chosen
+
+
 def make(system_id: str, market: str = "points", **params: Any) -> PredictionSystem:
     """A new, unfitted system by id."""
-    try:
-        cls = REGISTRY[system_id]
-    except KeyError:
-        raise ConfigError(f"unknown system {system_id!r}; known: {', '.join(SYSTEM_IDS)}") from None
-    return cls(market=market, **params)
+    return REGISTRY[validate_systems([system_id])[0]](market=market, **params)
 
 
-__all__ = ["REGISTRY", "SYSTEM_IDS", "PredictionSystem", "SystemOutput", "make"]
+__all__ = ["REGISTRY", "SYSTEM_IDS", "PredictionSystem", "SystemOutput", "make", "validate_systems"]

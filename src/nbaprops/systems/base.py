@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from nbaprops.errors import ContractError, NotFittedError
-from nbaprops.features.columns import MARKET_STAT
+from nbaprops.markets import MARKET_STAT
 from nbaprops.systems.spread import TierSpread
 
 
@@ -93,7 +93,7 @@ class PredictionSystem(ABC):
         if mask.any():
             early = np.flatnonzero(~mask)
             self._fit(features.take(early), y[early])
-            pred = self._predict_values(features.filter(pa.array(mask)))
+            pred = self._values(features.filter(pa.array(mask)))
             self.holdout_mask_ = mask
             self.holdout_pred_ = pred
             self.spread_ = TierSpread.fit(pred, y[mask])
@@ -102,15 +102,20 @@ class PredictionSystem(ABC):
             self._fit(features, y)
             self.holdout_mask_ = mask
             self.holdout_pred_ = np.array([], dtype=np.float64)
-            self.spread_ = TierSpread.fit(self._predict_values(features), y)
+            self.spread_ = TierSpread.fit(self._values(features), y)
         self.version_ = getattr(self, "version_", f"{self.system_id}:{self.market}:unsaved")
         return self
 
     def predict(self, features: pa.Table) -> SystemOutput:
         """Predict every row; refuses before :meth:`fit`."""
         self._check_fitted()
-        value = self._predict_values(features)
+        value = self._values(features)
         return SystemOutput(value, self.spread_.std(value), self.version_)
+
+    def _values(self, features: pa.Table) -> np.ndarray:
+        # Every market counts something (points, rebounds, threes…): a model's extrapolation below zero is
+        # clipped, and the spread and P(over) are learned and computed on the clipped value.
+        return np.asarray(np.maximum(self._predict_values(features), 0.0), dtype=np.float64)
 
     @abstractmethod
     def _fit(self, features: pa.Table, actual: np.ndarray) -> None:

@@ -67,5 +67,5 @@ class Ensemble(PredictionSystem):
         raise NotImplementedError
 
     def _predict_values(self, features: pa.Table) -> np.ndarray:
-        preds = np.column_stack([self.components_[name]._predict_values(features) for name in COMPONENTS])
+        preds = np.column_stack([self.components_[name]._values(features) for name in COMPONENTS])
         return self._blend(preds)

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import pickle
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,17 +25,18 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from nbaprops.errors import ArtifactError, ConfigError
+from nbaprops.config import Settings
+from nbaprops.errors import ArtifactError
 from nbaprops.features.builder import FEATURE_VERSION, build_training_set
-from nbaprops.features.columns import MARKET_STAT
+from nbaprops.markets import MARKET_STAT, validate_market
 from nbaprops.storage.duckdb import DuckDBStorage
-from nbaprops.systems import SYSTEM_IDS, PredictionSystem, make
+from nbaprops.systems import SYSTEM_IDS, PredictionSystem, make, validate_systems
 from nbaprops.systems.calibration import CALIBRATION_VERSION, Calibrator, standardized_edge
 from nbaprops.systems.ensemble import COMPONENTS
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TRAIN_DAYS = 730
+DEFAULT_TRAIN_DAYS: int = Settings.train_days
 BUNDLE_FILE = "bundle.pkl"
 META_FILE = "meta.json"
 
@@ -54,10 +56,7 @@ class ModelBundle:
 
 def systems_to_fit(system_ids: tuple[str, ...] | list[str]) -> list[str]:
     """The requested systems plus what they need, in fitting order."""
-    unknown = [s for s in system_ids if s not in SYSTEM_IDS]
-    if unknown:
-        raise ConfigError(f"unknown system(s) {', '.join(unknown)}; known: {', '.join(SYSTEM_IDS)}")
-    wanted = set(system_ids)
+    wanted = set(validate_systems(system_ids))
     if "ensemble" in wanted:
         wanted |= set(COMPONENTS)
     return [s for s in SYSTEM_IDS if s in wanted]
@@ -89,8 +88,7 @@ def train_market(
         training: a prebuilt training set (from :func:`build_training_set`) covering the window; rows outside
             ``[through - train_days, through)`` are ignored (the backtest builds features once and slices).
     """
-    if market not in MARKET_STAT:
-        raise ConfigError(f"unknown market {market!r}; known: {', '.join(MARKET_STAT)}")
+    validate_market(market)
     start = through - timedelta(days=train_days)
     if training is None:
         training = build_training_set(storage, start, through)
@@ -221,3 +219,45 @@ def load_latest(artifacts_dir: Path, market: str, before: date, *, system_ids: l
             bundle.path = path
             return bundle
     return None
+
+
+def ensure_bundles(
+    storage: DuckDBStorage, settings: Settings, game_date: date, markets: Sequence[str], systems: Sequence[str],
+    *, train_days: int | None = None, on_message: Callable[[str], None] | None = None,
+) -> dict[str, ModelBundle]:
+    """The newest artifacts per market trained only on games before ``game_date``.
+
+    Trains them first (and says so through ``on_message``) when there are none, or when the newest is older
+    than ``settings.model_max_age_days`` (a model trained through last March must not predict this March).
+    """
+    days = settings.train_days if train_days is None else train_days
+    bundles = {}
+    for market in markets:
+        bundle = load_latest(settings.artifacts_dir, market, game_date, system_ids=list(systems))
+        age = None if bundle is None else (game_date - bundle.through).days
+        if bundle is None or (age is not None and age > settings.model_max_age_days):
+            if on_message:
+                why = (f"No {market} model trained before {game_date} for {', '.join(systems)}" if bundle is None
+                       else f"The newest {market} model was trained through {bundle.through}, {age} days before "
+                            f"{game_date} (model_max_age_days is {settings.model_max_age_days})")
+                on_message(f"{why}: training on the {days} days before {game_date} "
+                           f"(stored in {settings.artifacts_dir}).")
+            bundle = train_market(storage, market, game_date, system_ids=systems_to_fit(list(systems)),
+                                  train_days=days)
+            save_bundle(bundle, settings.artifacts_dir)
+            bundle.meta["trained_now"] = True  # after saving: a loaded artifact was not trained now
+        bundles[market] = bundle
+    return bundles
+
+
+def model_info(bundle: ModelBundle, game_date: date) -> dict[str, Any]:
+    """What a batch reports of the model it used: where, its training window, its age on the date, and why
+    any system's rows are never bet (its calibration found no relation between edge and outcome)."""
+    return {
+        "path": str(bundle.path) if bundle.path else None,
+        "train_start": bundle.train_start.isoformat(),
+        "trained_through": bundle.through.isoformat(),
+        "age_days": (game_date - bundle.through).days,
+        "trained_now": bool(bundle.meta.get("trained_now", False)),
+        "no_bets": {sid: cal.reason for sid, cal in bundle.calibrators.items() if not cal.allows_bets},
+    }

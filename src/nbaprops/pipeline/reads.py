@@ -1,0 +1,74 @@
+"""Read-only views over the ledger and the main table, shared by the CLI and the service.
+
+Each returns plain records (dicts of JSON-friendly values), so every adapter renders the same data.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from nbaprops.errors import InputError
+from nbaprops.markets import validate_market
+from nbaprops.pipeline import ledger
+from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.systems import validate_systems
+
+BET_RECOMMENDATIONS = ("OVER", "UNDER")
+
+
+def active_predictions(
+    storage: DuckDBStorage,
+    game_date: date,
+    *,
+    market: str | None = None,
+    system: str | None = None,
+    bets_only: bool = False,
+    limit: int | None = None,
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Active rows of ``game_date`` (every column of the main table), best expected value first.
+
+    Args:
+        bets_only: only rows recommending OVER or UNDER.
+        limit: at most this many rows.
+
+    Returns:
+        The column names and the rows.
+
+    Raises:
+        InputError: an unknown market or system (the message lists the valid ones).
+    """
+    if market is not None:
+        validate_market(market)
+    if system is not None:
+        validate_systems([system])
+    if limit is not None and limit < 1:
+        raise InputError("--limit must be at least 1")
+    with storage.session() as session:
+        session.execute(
+            """SELECT * FROM player_prop_predictions WHERE game_date = ? AND is_active
+                 AND (? IS NULL OR system_id = ?) AND (? IS NULL OR market = ?)
+                 AND (NOT ? OR recommendation IN ('OVER', 'UNDER'))
+               ORDER BY expected_value DESC NULLS LAST, predicted_value DESC NULLS LAST, market, system_id, player_lookup
+               LIMIT ?""",
+            [game_date, system, system, market, market, bets_only, limit if limit is not None else 2**62],
+        )
+        names = session.column_names()
+        return names, session.fetchall()
+
+
+def batch_records(
+    storage: DuckDBStorage, *, game_date: date | None = None, state: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Batches, newest first, with their request counts by state."""
+    rows: list[dict[str, Any]] = []
+    for info in ledger.list_batches(storage, game_date=game_date, state=state)[:limit]:
+        rows.append({"batch_id": info.batch_id, "game_date": info.game_date.isoformat(), "state": info.state,
+                     "requests": ledger.progress(storage, info.batch_id),
+                     "created_at": info.created_at.isoformat(timespec="seconds"),
+                     "consolidated_at": info.consolidated_at.isoformat(timespec="seconds")
+                     if info.consolidated_at else None})
+    return rows
+
+
+__all__ = ["BET_RECOMMENDATIONS", "active_predictions", "batch_records"]

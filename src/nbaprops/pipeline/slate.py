@@ -1,0 +1,89 @@
+"""The chunk predictor of a daily batch.
+
+:class:`SlatePredictor` builds the features of the whole slate in one query the first time a worker asks
+(a slate's features do not depend on how it is chunked, so a resumed batch gets the same rows), then for each
+chunk decides who can be predicted (``skipped`` with a reason otherwise) and writes
+:func:`~nbaprops.pipeline.rows.prediction_rows` for every market and system of the batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from nbaprops.clock import Clock
+from nbaprops.config import Settings
+from nbaprops.features.builder import build_features
+from nbaprops.pipeline.ledger import BatchInfo, Lease, RequestOutcome
+from nbaprops.pipeline.rows import prediction_rows
+from nbaprops.pipeline.worker import ChunkPrediction
+from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.systems.training import ModelBundle
+
+
+@dataclass
+class SlatePredictor:
+    """Predicts chunks of one batch (see the module docstring)."""
+
+    batch: BatchInfo
+    bundles: dict[str, ModelBundle]
+    lines: pa.Table
+    settings: Settings
+    clock: Clock
+    _features: dict[str, int] | None = field(default=None, init=False)
+    _table: pa.Table | None = field(default=None, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def _slate_features(self, storage: DuckDBStorage) -> tuple[pa.Table, dict[str, int]]:
+        with self._lock:
+            if self._table is None:
+                targets = storage.arrow(
+                    """SELECT player_id, player_lookup, CAST(? AS DATE) AS game_date, team, opponent, is_home
+                       FROM prediction_requests WHERE batch_id = ? AND player_id IS NOT NULL
+                       ORDER BY player_lookup""",
+                    [self.batch.game_date, self.batch.batch_id],
+                )
+                self._table = build_features(storage, targets)
+                self._features = {k: i for i, k in enumerate(self._table.column("player_lookup").to_pylist())}
+            assert self._features is not None
+            return self._table, self._features
+
+    def predict_chunk(self, storage: DuckDBStorage, leases: Sequence[Lease]) -> ChunkPrediction:
+        table, index = self._slate_features(storage)
+        outcomes: list[RequestOutcome] = []
+        done: list[Lease] = []
+        rows: list[int] = []
+        games = table.column("games_total").to_pylist()
+        for lease in leases:
+            i = index.get(lease.player_lookup)
+            if lease.player_id is None or i is None or not games[i]:
+                outcomes.append(RequestOutcome(lease.player_lookup, lease.attempt, "skipped", "no_history",
+                                               "no box score before the game date"))
+            elif lease.team is None or lease.opponent is None or lease.game_id is None:
+                outcomes.append(RequestOutcome(lease.player_lookup, lease.attempt, "skipped", "no_game",
+                                               "the player's team has no game on this date"))
+            elif games[i] < self.settings.min_games:
+                outcomes.append(RequestOutcome(lease.player_lookup, lease.attempt, "skipped", "not_enough_games",
+                                               f"{games[i]:.0f} game(s) before the date"))
+            else:
+                done.append(lease)
+                rows.append(i)
+                outcomes.append(RequestOutcome(lease.player_lookup, lease.attempt, "done"))
+        if not done:
+            return ChunkPrediction(None, tuple(outcomes))
+        feats = table.take(pa.array(rows, pa.int64()))
+        parts = [self._market_rows(feats, done, market) for market in self.batch.markets]
+        return ChunkPrediction(pa.concat_tables([p for part in parts for p in part]), tuple(outcomes))
+
+    def _market_rows(self, feats: pa.Table, leases: list[Lease], market: str) -> list[pa.Table]:
+        return prediction_rows(
+            bundle=self.bundles[market], systems=self.batch.systems, feats=feats, leases=leases, lines=self.lines,
+            market=market, batch_id=self.batch.batch_id, game_date=self.batch.game_date,
+            ev_margin=self.settings.ev_margin, now=self.clock.now(),
+        )
+
+
+__all__ = ["SlatePredictor"]
