@@ -32,7 +32,7 @@ def graded(loaded_db_file: Path, tmp_path_factory: pytest.TempPathFactory):  # t
     storage = open_storage(path)
     ingest_lines(storage, [lines])
     result = run_backtest(storage, Settings(), market="pra", start=START, end=END, systems=SYSTEMS,
-                          retrain_days=4, train_days=90)
+                          retrain_days=4, train_days=90, workers=2)
     yield storage, result
     storage.close()
 
@@ -134,3 +134,20 @@ def test_no_bet_points_against_the_models_edge(graded) -> None:  # type: ignore[
     assert methods <= {"logistic", "no_signal", "none"}
     # Only a calibrator that found a significant positive slope lets rows be bet.
     assert all(r["calibration_method"] == "logistic" for r in bets)
+
+
+def test_parallel_fitting_gives_the_serial_paths_grades(graded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Step models fitted in worker processes, steps predicted at once: the same grades as the serial path."""
+    storage, result = graded
+    path = tmp_path / "serial.duckdb"
+    storage.execute("CHECKPOINT")
+    shutil.copyfile(storage.path, path)
+    with open_storage(path) as serial_storage:
+        serial_storage.execute("DELETE FROM prediction_grades")
+        serial = run_backtest(serial_storage, Settings(), market="pra", start=START, end=END, systems=SYSTEMS,
+                              retrain_days=4, train_days=90, workers=0)
+    skip = {"prediction_id", "run_id", "graded_at"}
+    for name in result.grades.column_names:
+        if name not in skip:
+            assert serial.grades.column(name).to_pylist() == result.grades.column(name).to_pylist(), name
+    assert [m["digest"] for m in serial.models] == [m["digest"] for m in result.models]

@@ -11,7 +11,7 @@ system), which makes a repeated insert of the same batch a no-op.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from nbaprops.features.columns import FEATURE_VERSION
 from nbaprops.pipeline.ledger import Lease
+from nbaprops.systems.base import SystemOutput
 from nbaprops.systems.betting import recommend
 from nbaprops.systems.calibration import standardized_edge
 from nbaprops.systems.spread import p_over
@@ -160,10 +161,15 @@ def prediction_rows(
     game_date: date,
     ev_margin: float,
     now: datetime,
+    outputs: Mapping[str, SystemOutput] | None = None,
 ) -> list[pa.Table]:
     """Staging rows of one market for players of one date: value, spread, P(over), calibration, recommendation.
 
     The daily batch and the backtest both call this, so what is graded is what the batch would have written.
+
+    Args:
+        outputs: the systems' predictions of ``feats`` when already made (the backtest predicts a whole step's
+            rows at once); by default each system predicts ``feats`` here.
     """
     line = lines_for(lines, market, [lease.player_lookup for lease in leases])
     quality = feats.column("feature_quality_score").to_numpy(zero_copy_only=False)
@@ -171,7 +177,7 @@ def prediction_rows(
     early = feats.column("early_season_flag").to_pylist()
     tables = []
     for sid in systems:
-        out = bundle.systems[sid].predict(feats)
+        out = outputs[sid] if outputs is not None else bundle.systems[sid].predict(feats)
         p_raw = p_over(out.predicted_value, out.predicted_std, line["line"])
         cal = bundle.calibrators[sid]
         p_cal = cal.transform(standardized_edge(out.predicted_value, out.predicted_std, line["line"]), p_raw)

@@ -73,6 +73,14 @@ def _holdout_lines(storage: DuckDBStorage, rows: pa.Table, market: str) -> pa.Ta
     return lines if lines.num_rows else None
 
 
+def training_window(training: pa.Table, start: date, through: date) -> pa.Table:
+    """The rows of a prebuilt training set dated in ``[start, through)``."""
+    import pyarrow.compute as pc
+
+    d = training.column("game_date")
+    return training.filter(pc.and_(pc.greater_equal(d, pa.scalar(start)), pc.less(d, pa.scalar(through))))
+
+
 def train_market(
     storage: DuckDBStorage,
     market: str,
@@ -82,7 +90,7 @@ def train_market(
     train_days: int = DEFAULT_TRAIN_DAYS,
     training: pa.Table | None = None,
 ) -> ModelBundle:
-    """Fit ``system_ids`` for ``market`` on games before ``through``.
+    """Fit ``system_ids`` for ``market`` on games before ``through``, then calibrate on their held-out rows.
 
     Args:
         training: a prebuilt training set (from :func:`build_training_set`) covering the window; rows outside
@@ -93,10 +101,20 @@ def train_market(
     if training is None:
         training = build_training_set(storage, start, through)
     else:
-        d = training.column("game_date")
-        import pyarrow.compute as pc
+        training = training_window(training, start, through)
+    bundle = fit_market(training, market, through, system_ids=system_ids, train_days=train_days)
+    return calibrate_holdout(storage, bundle, training)
 
-        training = training.filter(pc.and_(pc.greater_equal(d, pa.scalar(start)), pc.less(d, pa.scalar(through))))
+
+def fit_market(
+    training: pa.Table, market: str, through: date, *, system_ids: tuple[str, ...] | list[str], train_days: int
+) -> ModelBundle:
+    """Fit the systems on ``training`` (the window's rows) without touching storage; no calibrators yet.
+
+    The part of :func:`train_market` that a worker process can run (the backtest fits its steps in parallel);
+    :func:`calibrate_holdout` completes the bundle.
+    """
+    start = through - timedelta(days=train_days)
     if training.num_rows < 200:
         raise ArtifactError(
             f"only {training.num_rows} player-games before {through} in a {train_days}-day window: too few to train"
@@ -111,6 +129,17 @@ def train_market(
         system = make(sid, market, components=dict(fitted)) if sid == "ensemble" else make(sid, market)
         system.version_ = f"{sid}@{market}-{through:%Y%m%d}-{digest}"
         fitted[sid] = system.fit(training, actual)
+    return ModelBundle(market, through, start, fitted, {}, {"digest": digest, "train_days": train_days})
+
+
+def calibrate_holdout(storage: DuckDBStorage, bundle: ModelBundle, training: pa.Table) -> ModelBundle:
+    """Calibrate each system of ``bundle`` (fitted on ``training``) on its held-out rows that had a real line,
+    and write the bundle's meta."""
+    market, through, start = bundle.market, bundle.through, bundle.train_start
+    train_days, digest = bundle.meta["train_days"], bundle.meta["digest"]
+    fitted = bundle.systems
+    actual = np.asarray(training.column(f"actual_{MARKET_STAT[market]}").to_numpy(zero_copy_only=False),
+                        dtype=np.float64)
     # Out-of-time calibration on the held-out rows that had a line.
     calibrators: dict[str, Calibrator] = {}
     meta_systems: dict[str, Any] = {}
@@ -162,7 +191,8 @@ def train_market(
         "digest": digest,
         "systems": meta_systems,
     }
-    return ModelBundle(market, through, start, fitted, calibrators, meta)
+    bundle.calibrators, bundle.meta = calibrators, meta
+    return bundle
 
 
 def bundle_dir(artifacts_dir: Path, market: str, through: date) -> Path:
