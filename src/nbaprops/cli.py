@@ -39,6 +39,10 @@ app = typer.Typer(help="Daily NBA player prop predictions on one DuckDB file.", 
 ingest_app = typer.Typer(help="Add box scores, sportsbook lines or schedules (atomic, idempotent).",
                          no_args_is_help=True, rich_markup_mode=None, context_settings=_CONTEXT)
 app.add_typer(ingest_app, name="ingest")
+fetch_app = typer.Typer(help="Fetch box scores, schedule, injury report or lines from the live services "
+                             "(each lands through the ingest path; a rerun asks only for what is new).",
+                        no_args_is_help=True, rich_markup_mode=None, context_settings=_CONTEXT)
+app.add_typer(fetch_app, name="fetch")
 
 out = Console()
 err = Console(stderr=True)
@@ -79,10 +83,10 @@ def _main(
 
 
 def _parse_date(value: str, option: str = "--date") -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"{option} {value!r} is not a date; use YYYY-MM-DD") from None
+    """``YYYY-MM-DD``, or TODAY / TOMORROW (US Eastern days)."""
+    from nbaprops.gameday import resolve_day
+
+    return resolve_day(value, SystemClock(), option)
 
 
 def _split(value: str | None) -> tuple[str, ...] | None:
@@ -104,21 +108,38 @@ def _fail(message: str, kind: str, as_json: bool, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _is_interrupt(exc: BaseException | None) -> bool:
+    """Ctrl-C, also when DuckDB caught the signal inside a query and raised its own "Query interrupted"."""
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt) or "query interrupted" in str(exc).lower() or \
+                type(exc).__name__ == "InterruptException":
+            return True
+        exc = exc.__cause__
+    return False
+
+
 @contextmanager
 def _errors(as_json: bool = False) -> Iterator[None]:
     """The one error boundary of the CLI (see the module docstring)."""
     try:
-        yield
+        try:
+            yield
+        except Exception as exc:
+            if _is_interrupt(exc):
+                raise KeyboardInterrupt from exc
+            raise
     except NbapropsError as exc:
         raise _fail(str(exc), type(exc).__name__, as_json, 1) from None
     except KeyboardInterrupt:
         batch = _state["batch_id"]
         message = (f"interrupted; run the same command to resume batch {batch}" if batch
                    else "interrupted; nothing was changed that a rerun cannot redo")
+        # Plain writes: the interrupt may have landed inside a Rich print, whose half-flushed buffer would be
+        # written again by the next Rich print.
         if as_json:
-            print(json.dumps({"error": message, "kind": "Interrupted", "batch_id": batch}))
+            sys.stdout.write(json.dumps({"error": message, "kind": "Interrupted", "batch_id": batch}) + "\n")
         else:
-            err.print(message, highlight=False)
+            sys.stderr.write(message + "\n")
         sys.stdout.flush()
         sys.stderr.flush()
         # The database is closed by now; skip interpreter teardown, where DuckDB's bindings report every
@@ -251,10 +272,15 @@ def predict(
                     if task:
                         progress.update(task[0], completed=counts["done"] + counts["skipped"] + counts["failed"])
 
-                result = run_batch(storage, settings, game_date, force=force,
-                                   on_message=lambda m: err.print(m, highlight=False, soft_wrap=True),
-                                   on_start=on_start, on_progress=on_progress)
+                try:
+                    result = run_batch(storage, settings, game_date, force=force,
+                                       on_message=lambda m: err.print(m, highlight=False, soft_wrap=True),
+                                       on_start=on_start, on_progress=on_progress)
+                except Exception as exc:
+                    _alert_failed(settings, f"predict --date {game_date}", exc)
+                    raise
         payload = result.as_dict()
+        _alert_batch(settings, payload)
 
         def render() -> None:
             s = result.summary
@@ -458,10 +484,10 @@ def batches(
             rows = batch_records(storage, game_date=day, state=state, limit=limit)
 
         def render() -> None:
-            table = Table("batch_id", "game_date", "state", "done", "skipped", "failed", "open", "created_at")
+            table = Table("batch_id", "game_date", "kind", "state", "done", "skipped", "failed", "open", "created_at")
             for r in rows:
                 c = r["requests"]
-                table.add_row(r["batch_id"], r["game_date"], r["state"], str(c["done"]), str(c["skipped"]),
+                table.add_row(r["batch_id"], r["game_date"], r["kind"], r["state"], str(c["done"]), str(c["skipped"]),
                               str(c["failed"]), str(c["pending"] + c["leased"]), r["created_at"])
             out.print(table)
 
@@ -531,10 +557,18 @@ def consolidate(
 
     Refuses while requests are open: `nbaprops finish BATCH` ends them failed first.
     """
+    from nbaprops.alerts import send_alert
     from nbaprops.pipeline import Coordinator
 
-    _operate(db, as_json, f"Batch {batch_id}",
-             lambda storage, settings: Coordinator(storage, settings).consolidate(batch_id).as_dict())
+    def action(storage: DuckDBStorage, settings: Settings) -> dict[str, Any]:
+        try:
+            return Coordinator(storage, settings).consolidate(batch_id).as_dict()
+        except InputError as exc:
+            send_alert(settings, "consolidation_refused", f"consolidate {batch_id} refused: {exc}",
+                       {"batch_id": batch_id})
+            raise
+
+    _operate(db, as_json, f"Batch {batch_id}", action)
 
 
 @app.command()
@@ -546,8 +580,12 @@ def finish(
     """Force the end of a batch: open requests end failed, the batch ends partial and is consolidated."""
     from nbaprops.pipeline import Coordinator
 
-    _operate(db, as_json, f"Batch {batch_id}",
-             lambda storage, settings: Coordinator(storage, settings).finish(batch_id, force_partial=True).as_dict())
+    def action(storage: DuckDBStorage, settings: Settings) -> dict[str, Any]:
+        summary = Coordinator(storage, settings).finish(batch_id, force_partial=True).as_dict()
+        _alert_batch(settings, summary)
+        return summary
+
+    _operate(db, as_json, f"Batch {batch_id}", action)
 
 
 @app.command("check-stalled")
@@ -558,10 +596,15 @@ def check_stalled(
     as_json: JsonOpt = False,
 ) -> None:
     """Reclaim expired leases and finish batches past their deadline."""
+    from nbaprops.alerts import stalled_alert
     from nbaprops.pipeline import Coordinator
 
-    _operate(db, as_json, "check-stalled",
-             lambda storage, settings: Coordinator(storage, settings).check_stalled(stall_minutes=stall_minutes))
+    def action(storage: DuckDBStorage, settings: Settings) -> dict[str, Any]:
+        report = Coordinator(storage, settings).check_stalled(stall_minutes=stall_minutes)
+        stalled_alert(settings, report)
+        return report
+
+    _operate(db, as_json, "check-stalled", action)
 
 
 @app.command("cleanup-staging")
@@ -579,6 +622,245 @@ def cleanup_staging(
         return cleanup(storage, older_than_hours=hours, clock=SystemClock()).as_dict()
 
     _operate(db, as_json, "cleanup-staging", action)
+
+
+# -- after the predictions: grade, accuracy, refresh, invalidate, picks -----------------------------
+def _alert_batch(settings: Settings, summary: dict[str, Any]) -> None:
+    from nbaprops.alerts import batch_alert
+
+    batch_alert(settings, summary)
+
+
+def _alert_failed(settings: Settings, what: str, exc: BaseException) -> None:
+    """``fetch_failed`` when a live source failed, else ``batch_failed`` (never for Ctrl-C)."""
+    from nbaprops.alerts import send_alert
+    from nbaprops.errors import SourceError, SourceUnavailableError
+
+    if _is_interrupt(exc) or isinstance(exc, KeyboardInterrupt):
+        return
+    event = "fetch_failed" if isinstance(exc, SourceError | SourceUnavailableError) else "batch_failed"
+    send_alert(settings, event, f"{what} failed: {type(exc).__name__}: {exc}",
+               {"batch_id": _state["batch_id"], "error": str(exc), "kind": type(exc).__name__})
+
+
+def _f3(x: Any) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _f2(x: Any, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _pct(x: float | None, ci: list[float | None] | None = None) -> str:
+    """``56% (49-63)``: a proportion or ROI with its interval, in percent."""
+    if x is None:
+        return "-"
+    if not ci or ci[0] is None or ci[1] is None:
+        return f"{x:.0%}"
+    return f"{x:.0%} ({ci[0] * 100:.0f}..{ci[1] * 100:.0f})"
+
+
+@app.command()
+def grade(
+    date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date whose box scores are stored.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Grade every current prediction of a past date (run_id live); idempotent, regrades only what changed.
+
+    Void when the player did not play or the row was invalidated; profit at the offered price. Posts the
+    day's hit rate and ROI per system to the webhook, when one is set.
+    """
+    from nbaprops.alerts import grade_summary_alert
+    from nbaprops.grading import accuracy, grade_date
+
+    with _errors(as_json):
+        day = _parse_date(date_)
+        settings = _settings(db)
+        with _storage(settings) as storage:
+            result = grade_date(storage, day).as_dict()
+            metrics = accuracy(storage, since=day, until=day)["metrics"]
+        grade_summary_alert(settings, day.isoformat(), metrics)
+        payload = {**result, "metrics": metrics}
+
+        def render() -> None:
+            out.print(_kv_table(f"Graded {day}", result))
+            table = Table("system", "market", "n", "MAE", "line MAE", "bets", "hit rate", "ROI",
+                          title=f"{day}: accuracy", title_justify="left")
+            for m in metrics:
+                table.add_row(m["system_id"], m["market"], str(m["n"]), _f3(m["mae"]), _f3(m["line_mae"]),
+                              str(m["n_bets"]), _f3(m["hit_rate"]), _f3(m["roi"]))
+            out.print(table)
+
+        _emit(payload, as_json, render)
+
+
+@app.command()
+def accuracy(
+    since: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", show_default=False,
+                                              help="First game date [default: the first graded].")] = None,
+    until: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", show_default=False,
+                                              help="Last game date [default: the last graded].")] = None,
+    market: Annotated[str | None, typer.Option(show_default=False, help="Only this market.")] = None,
+    system: Annotated[str | None, typer.Option(show_default=False, help="Only this system.")] = None,
+    window: Annotated[int, typer.Option(min=1, help="Days of the rolling figures.")] = 7,
+    report: Annotated[Path | None, typer.Option(metavar="HTML", show_default=False,
+                                                help="Write a self-contained HTML report here.")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accuracy of the graded live predictions per system and market: the backtest's metrics, and day by day."""
+    from nbaprops.backtest import write_report
+    from nbaprops.grading import accuracy as live_accuracy
+
+    with _errors(as_json):
+        first = _parse_date(since, "--since") if since else None
+        last = _parse_date(until, "--until") if until else None
+        settings = _settings(db)
+        with _storage(settings, read_only=True) as storage:
+            payload = live_accuracy(storage, since=first, until=last, market=market, system=system, window=window)
+        curves = payload.pop("cumulative_profit")
+        if report is not None:
+            payload["report"] = str(write_report(report, {
+                **payload, "market": market or "all markets", "heading": "Live accuracy",
+                "description": f"Live grades (run_id live) of {payload['days']} game day(s); "
+                               "players who did not play or were ruled out voided."}, curves))
+
+        def render() -> None:
+            table = Table("system", "market", "n", "void", "MAE", "lined: MAE/line", "bets", "hit rate", "ROI", "ECE",
+                          title=f"live {payload['start']}..{payload['end']}: {payload['days']} game day(s)",
+                          title_justify="left")
+            for m in payload["metrics"]:
+                lined = f"{_f2(m['mae_lined'])}/{_f2(m['line_mae'])} ({m['n_lined']})"
+                table.add_row(m["system_id"], m["market"], str(m["n"]), str(m["void"]), _f2(m["mae"]), lined,
+                              str(m["n_bets"]), _pct(m["hit_rate"], m["hit_rate_ci"]), _pct(m["roi"], m["roi_ci"]),
+                              _f2(m["ece"], 3))
+            out.print(table)
+            daily = Table("date", "system", "n", "MAE", "bets", "hit", "ROI", f"MAE {window}d", f"hit {window}d",
+                          f"ROI {window}d", title="day by day", title_justify="left")
+            for d in payload["daily"]:
+                r = d[f"rolling_{window}d"]
+                daily.add_row(d["game_date"], f"{d['system_id']} {d['market']}", str(d["n"]), _f2(d["mae"]),
+                              str(d["n_bets"]), _pct(d["hit_rate"]), _pct(d["roi"]), _f2(r["mae"]),
+                              _pct(r["hit_rate"]), _pct(r["roi"]))
+            out.print(daily)
+            if report is not None:
+                out.print(f"report: {payload['report']}")
+
+        _emit(payload, as_json, render)
+
+
+@app.command()
+def refresh(
+    date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date.")],
+    threshold: Annotated[float | None, typer.Option(min=0.0, show_default=False,
+                                                    help="Line move that re-predicts a player [default: 1.0, the "
+                                                         "refresh_threshold setting].")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-predict only the players whose line moved (or who got a first line) in a line_update batch.
+
+    Ingest the new lines first (`nbaprops ingest lines`). Started games are never re-predicted.
+    """
+    from nbaprops.pipeline.refresh import refresh as run_refresh
+
+    with _errors(as_json):
+        day = _parse_date(date_)
+        settings = _settings(db)
+        with _storage(settings) as storage:
+            try:
+                result = run_refresh(storage, settings, day, threshold=threshold,
+                                     on_message=lambda m: err.print(m, highlight=False, soft_wrap=True)).as_dict()
+            except Exception as exc:
+                _alert_failed(settings, f"refresh --date {day}", exc)
+                raise
+        if result["batch"]:
+            _alert_batch(settings, result["batch"])
+
+        def render() -> None:
+            table = Table("player", "market", "old line", "new line", "move", title_justify="left",
+                          title=f"{len(result['moves'])} line move(s) on {day} (threshold {result['threshold']})")
+            for m in result["moves"]:
+                table.add_row(m["player_name"], m["market"], _f3(m["old_line"]), _f3(m["new_line"]),
+                              "first line" if m["first_line"] else f"{m['move']:+.1f}")
+            out.print(table)
+            for skip in result["not_repredicted"]:
+                out.print(f"not re-predicted: {skip['player_lookup']} ({skip['reason']})")
+            batch = result["batch"]
+            if batch:
+                out.print(f"batch {batch['batch_id']} (line_update): {batch['state']}, "
+                          f"{batch['active_predictions']} active row(s) replaced or added")
+            else:
+                out.print("no batch: nobody to re-predict")
+
+        _emit(result, as_json, render)
+
+
+@app.command()
+def invalidate(
+    date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deactivate predictions of postponed games and of players ruled out after they were predicted (idempotent)."""
+    from nbaprops.pipeline.invalidate import invalidate as run_invalidate
+
+    with _errors(as_json):
+        day = _parse_date(date_)
+        _operate(db, as_json, f"invalidate {day}",
+                 lambda storage, settings: run_invalidate(storage, day).as_dict())
+
+
+_PICKS = (("player_name", "player"), ("market", "market"), ("recommendation", "bet"), ("line_value", "line"),
+          ("price", "price"), ("p_win", "P(win)"), ("expected_value", "EV"), ("stake", "stake"))
+
+
+@app.command()
+def picks(
+    date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date.")],
+    system: Annotated[str, typer.Option(help="System whose bets are picked.")] = "ensemble",
+    market: Annotated[str | None, typer.Option(show_default=False, help="Only this market.")] = None,
+    min_ev: Annotated[float, typer.Option(help="Least expected profit per unit.")] = 0.0,
+    bankroll: Annotated[float | None, typer.Option(show_default=False,
+                                                   help="Units to stake from [default: 100, the bankroll setting].")] = None,
+    correlated: Annotated[bool, typer.Option("--correlated",
+                                             help="Allow one pick per player and market (default: one per player).")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The night's bets by expected value, staked by fractional Kelly with caps per bet and per night."""
+    from nbaprops.picks import picks as night_picks
+
+    with _errors(as_json):
+        day = _parse_date(date_)
+        settings = _settings(db)
+        with _storage(settings, read_only=True) as storage:
+            result = night_picks(storage, settings, day, system=system, market=market, min_ev=min_ev,
+                                 bankroll=bankroll, correlated=correlated)
+        if as_csv:
+            names = list(result["picks"][0]) if result["picks"] else [c for c, _ in _PICKS]
+            writer = csv.DictWriter(sys.stdout, fieldnames=names)
+            writer.writeheader()
+            writer.writerows(result["picks"])
+            return
+
+        def render() -> None:
+            table = Table(*(label for _, label in _PICKS), title_justify="left",
+                          title=f"{result['count']} pick(s) of {system} for {day}: {result['staked']:.2f} of "
+                                f"{result['bankroll']:.2f} units staked (cap {result['max_bet']:.2f} a bet, "
+                                f"{result['max_night']:.2f} a night)")
+            for p in result["picks"]:
+                table.add_row(*("" if p[c] is None else f"{p[c]:.2f}" if isinstance(p[c], float) else str(p[c])
+                                for c, _ in _PICKS))
+            out.print(table)
+            sources = sorted({(p["batch_id"], p["train_start"], p["trained_through"]) for p in result["picks"]})
+            for batch_id, train_start, through in sources:
+                out.print(f"from batch {batch_id}, model trained on {train_start or '?'} .. {through or '?'}",
+                          highlight=False)
+
+        _emit(result, as_json, render)
 
 
 # -- ingest ----------------------------------------------------------------------------------------
@@ -626,6 +908,189 @@ def ingest_schedule_cmd(files: FilesArg, db: DbOpt = None, as_json: JsonOpt = Fa
     from nbaprops.ingest.schedule import ingest_schedule
 
     _ingest("schedule", files, db, as_json, ingest_schedule)
+
+
+@ingest_app.command("injuries")
+def ingest_injuries_cmd(files: FilesArg, db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """Add injury-report snapshots (CSV or JSON with the official columns plus Report Time)."""
+    from nbaprops.ingest.injuries import ingest_injuries
+
+    _ingest("injuries", files, db, as_json, ingest_injuries)
+
+
+# -- fetch -----------------------------------------------------------------------------------------
+SeasonOpt = Annotated[str | None, typer.Option(metavar="YYYY-YY", show_default=False,
+                                               help="Season, e.g. 2025-26 [default: the current season].")]
+
+
+def _fetch(kind: str, db: Path | None, as_json: bool, run: Callable[[DuckDBStorage, Settings], Any]) -> None:
+    from nbaprops.ingest import ensure_boxscores
+
+    with _errors(as_json):
+        settings = _settings(db)
+        with _storage(settings) as storage:
+            ensure_boxscores(storage)
+            try:
+                report = run(storage, settings).as_dict()
+            except Exception as exc:
+                _alert_failed(settings, f"fetch {kind}", exc)
+                raise
+        _emit(report, as_json, lambda: out.print(_kv_table(f"fetch {kind}", report)))
+
+
+def _season(season: str | None) -> str:
+    from nbaprops.sources import eastern_date, season_of
+
+    return season or season_of(eastern_date(SystemClock()))
+
+
+@fetch_app.command("boxscores")
+def fetch_boxscores_cmd(
+    season: SeasonOpt = None,
+    since: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", show_default=False,
+                                              help="Ask from this date on [default: the day after the last one stored].")] = None,
+    until: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", show_default=False,
+                                              help="Ask through this date [default: yesterday, US Eastern].")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Player box scores from NBA.com (LeagueGameLog, player mode), only the days not stored yet."""
+    from nbaprops.sources.nba_stats import fetch_boxscores
+
+    _fetch("boxscores", db, as_json, lambda storage, settings: fetch_boxscores(
+        storage, settings, season=_season(season), clock=SystemClock(),
+        since=_parse_date(since, "--since") if since else None, until=_parse_date(until, "--until") if until else None))
+
+
+@fetch_app.command("schedule")
+def fetch_schedule_cmd(season: SeasonOpt = None, db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """The league schedule from NBA.com: games, tip-off times, postponements."""
+    from nbaprops.sources.nba_stats import fetch_schedule
+
+    _fetch("schedule", db, as_json, lambda storage, settings: fetch_schedule(
+        storage, settings, season=_season(season), clock=SystemClock()))
+
+
+@fetch_app.command("injuries")
+def fetch_injuries_cmd(
+    date_: Annotated[str | None, typer.Option("--date", metavar="YYYY-MM-DD", show_default=False,
+                                              help="Game date the report is for [default: today].")] = None,
+    at: Annotated[str | None, typer.Option(metavar="TIME", show_default=False,
+                                           help="Newest report at or before this time, ISO 8601 (no zone: US "
+                                                "Eastern) [default: now, or 7 pm ET of a past --date].")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The NBA's official injury report (PDF, parsed by nbainjuries with tabula-java)."""
+    from datetime import datetime
+
+    from nbaprops.sources.injury_report import fetch_injuries
+
+    def run(storage: DuckDBStorage, settings: Settings) -> Any:
+        when = None
+        if at is not None:
+            try:
+                when = datetime.fromisoformat(at)
+            except ValueError:
+                raise InputError(f"--at {at!r} is not a time; use ISO 8601, e.g. 2025-02-12T17:00") from None
+        return fetch_injuries(storage, settings, clock=SystemClock(), at=when,
+                              game_date=_parse_date(date_) if date_ else None)
+
+    _fetch("injuries", db, as_json, run)
+
+
+@fetch_app.command("lines")
+def fetch_lines_cmd(
+    date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date (or TODAY, TOMORROW).")],
+    markets: MarketsOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every book's player-prop lines from The Odds API v4 (needs NBAPROPS_ODDS_API_KEY)."""
+    from nbaprops.markets import MARKETS, validate_markets
+    from nbaprops.sources.odds_api import fetch_lines
+
+    _fetch("lines", db, as_json, lambda storage, settings: fetch_lines(
+        storage, settings, game_date=_parse_date(date_), clock=SystemClock(),
+        markets=validate_markets(_split(markets) or ()) if markets else tuple(MARKETS)))
+
+
+# -- daily -----------------------------------------------------------------------------------------
+@app.command()
+def daily(
+    date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date (or TODAY, TOMORROW; US Eastern).")] = "TODAY",
+    markets: MarketsOpt = None,
+    systems: SystemsOpt = None,
+    train_days: TrainDaysOpt = None,
+    no_fetch: Annotated[bool, typer.Option("--no-fetch", help="Predict from what is stored; ask no service.")] = False,
+    best: Annotated[int, typer.Option(min=1, help="Best bets to show.")] = 10,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The game day in one command: fetch, retrain if stale, predict, summary and best bets (safe to rerun)."""
+    from nbaprops.gameday import run_day
+
+    with _errors(as_json):
+        game_date = _parse_date(date_)
+        settings = _settings(db, markets=_split(markets), systems=_split(systems), train_days=train_days)
+        with _storage(settings) as storage:
+            progress = _progress(as_json)
+            task: list[Any] = []
+            with progress:
+                def on_start(batch_id: str, total: int) -> None:
+                    _state["batch_id"] = batch_id
+                    task.append(progress.add_task(f"batch {game_date}", total=total))
+
+                def on_progress(counts: dict[str, int]) -> None:
+                    if task:
+                        progress.update(task[0], completed=counts["done"] + counts["skipped"] + counts["failed"])
+
+                def say(message: str) -> None:
+                    if not as_json:
+                        err.print(message, highlight=False)
+
+                try:
+                    run = run_day(storage, settings, game_date, fetch=not no_fetch, best=best, on_message=say,
+                                  on_start=on_start, on_progress=on_progress)
+                except Exception as exc:
+                    _alert_failed(settings, f"daily --date {game_date}", exc)
+                    raise
+        payload = run.as_dict()
+        if run.outcome == "predicted" and run.batch is not None:
+            _alert_batch(settings, run.batch)
+
+        def render() -> None:
+            out.print(f"{game_date}: {run.message}", highlight=False)
+            if run.batch is not None:
+                b = run.batch
+                shown: dict[str, Any] = {k: b[k] for k in ("batch_id", "state", "requests", "active_predictions",
+                                                           "recommendations") if k in b}
+                if "injuries" in b:
+                    shown["injury report"] = b["injuries"].get("report_at") or "none before the prediction time"
+                if "models" in b:
+                    shown["models"] = "; ".join(
+                        f"{m} trained {i['train_start']}..{i['trained_through']}"
+                        f"{' (trained now)' if i['trained_now'] else ''}" for m, i in b["models"].items())
+                _render_summary(f"Batch {b['batch_id']}", {**shown, "missing": b.get("missing", [])})
+            if run.best_bets:
+                table = Table("player", "team", "market", "bet", "line", "book", "price", "predicted", "P(win)", "EV",
+                              "injury", title="Best bets", title_justify="left")
+                for bet in run.best_bets:
+                    price = bet["over_price"] if bet["recommendation"] == "OVER" else bet["under_price"]
+                    table.add_row(str(bet["player_name"]), f"{bet['team']} v {bet['opponent']}", bet["market"],
+                                  bet["recommendation"], f"{bet['line_value']:g}", str(bet["sportsbook"]),
+                                  "" if price is None else f"{price:+.0f}", f"{bet['predicted_value']:.1f}",
+                                  f"{bet['confidence_score']:.2f}" if bet["confidence_score"] is not None else "",
+                                  f"{bet['expected_value']:+.3f}" if bet["expected_value"] is not None else "",
+                                  bet["injury_status"] or "")
+                out.print(table)
+            elif run.batch is not None:
+                out.print("No bet clears the expected-value margin tonight.")
+                for market, info in run.batch.get("models", {}).items():
+                    for sid, reason in info.get("no_bets", {}).items():
+                        out.print(f"{market} {sid}: no bets — {reason}", highlight=False, soft_wrap=True)
+
+        _emit(payload, as_json, render)
 
 
 def main() -> None:

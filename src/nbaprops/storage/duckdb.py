@@ -43,13 +43,13 @@ def translate(exc: BaseException, *, statement: str | None = None, source: Path 
     text = str(exc).strip()
     where = f" (in: {_statement_head(statement)})" if statement else ""
     if isinstance(exc, duckdb.TransactionException) or "Conflict on" in text or "write-write conflict" in text:
-        return StorageBusyError(f"database busy, try again: {text}")
+        return StorageBusyError(f"database busy, try again: {text}{where}")
     if isinstance(exc, duckdb.IOException) and "lock" in text.lower():
         return StorageBusyError(
             f"the database file is held by another process ({text}); stop it or use another --db"
         )
     if source is not None:  # the statement reads the user's file: whatever failed, the file could not be read
-        return InputError(f"cannot read as CSV or Parquet: {text}", path=str(source))
+        return InputError(f"cannot read as CSV, Parquet or JSON: {text}", path=str(source))
     if isinstance(exc, duckdb.ConstraintException):
         return ContractError(f"constraint violated: {text}{where}")
     return TerminalError(f"database error: {text}{where}")

@@ -127,8 +127,7 @@ def fit_market(
     fitted: dict[str, PredictionSystem] = {}
     for sid in systems_to_fit(list(system_ids)):
         system = make(sid, market, components=dict(fitted)) if sid == "ensemble" else make(sid, market)
-        system.version_ = f"{sid}@{market}-{through:%Y%m%d}-{digest}"
-        fitted[sid] = system.fit(training, actual)
+        fitted[sid] = system.fit(training, actual, version=f"{sid}@{market}-{through:%Y%m%d}-{digest}")
     return ModelBundle(market, through, start, fitted, {}, {"digest": digest, "train_days": train_days})
 
 
@@ -240,6 +239,8 @@ def load_latest(artifacts_dir: Path, market: str, before: date, *, system_ids: l
             raise ArtifactError(f"cannot read artifact {path}: {exc}") from exc
         if not isinstance(bundle, ModelBundle):
             raise ArtifactError(f"{path} does not hold a model bundle")
+        if bundle.meta.get("feature_version", FEATURE_VERSION) != FEATURE_VERSION:
+            continue  # trained on other feature definitions: its columns no longer match (retrained instead)
         if bundle.meta.get("calibration_version") != CALIBRATION_VERSION:
             # Older calibrators map raw P(over) freely (they could bet against the edge): train anew instead.
             log.info("skipping %s: calibration version %s, current %s", path,
