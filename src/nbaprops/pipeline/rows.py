@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from nbaprops.features.columns import FEATURE_VERSION
+from nbaprops.features.market import with_market
 from nbaprops.pipeline.ledger import Lease
 from nbaprops.systems.betting import recommend
 from nbaprops.systems.spread import p_over
@@ -168,6 +169,8 @@ def prediction_rows(
     quality = feats.column("feature_quality_score").to_numpy(zero_copy_only=False)
     count = feats.column("feature_count").to_numpy(zero_copy_only=False)
     early = feats.column("early_season_flag").to_pylist()
+    # The line and prices each player's row is judged against, as the market columns systems may read.
+    feats = with_market(feats, line["line"], line["over"], line["under"])
     tables = []
     for sid in systems:
         out = bundle.systems[sid].predict(feats)

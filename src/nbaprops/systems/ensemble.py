@@ -23,6 +23,7 @@ COMPONENTS = ("moving_average", "matchup", "similarity", "gbm")
 
 class Ensemble(PredictionSystem):
     system_id = "ensemble"
+    requires = COMPONENTS
 
     def __init__(self, *, market: str = "points", components: dict[str, PredictionSystem] | None = None,
                  **params: Any) -> None:

@@ -27,9 +27,10 @@ import pyarrow as pa
 from nbaprops.config import Settings
 from nbaprops.errors import ArtifactError
 from nbaprops.features.builder import FEATURE_VERSION, build_training_set
+from nbaprops.features.market import with_stored_lines
 from nbaprops.markets import MARKET_STAT, validate_market
 from nbaprops.storage.duckdb import DuckDBStorage
-from nbaprops.systems import SYSTEM_IDS, PredictionSystem, make, validate_systems
+from nbaprops.systems import REGISTRY, SYSTEM_IDS, PredictionSystem, make, validate_systems
 from nbaprops.systems.calibration import Calibrator
 from nbaprops.systems.ensemble import COMPONENTS
 from nbaprops.systems.spread import p_over
@@ -57,13 +58,13 @@ class ModelBundle:
 def systems_to_fit(system_ids: tuple[str, ...] | list[str]) -> list[str]:
     """The requested systems plus what they need, in fitting order."""
     wanted = set(validate_systems(system_ids))
-    if "ensemble" in wanted:
-        wanted |= set(COMPONENTS)
+    for sid in list(wanted):
+        wanted |= set(REGISTRY[sid].requires)
     return [s for s in SYSTEM_IDS if s in wanted]
 
 
 def _holdout_lines(storage: DuckDBStorage, rows: pa.Table, market: str) -> pa.Table | None:
-    """Lines posted for the held-out rows (consensus main line per player and date), if any are stored."""
+    """Lines posted for the dates of ``rows`` (consensus main line per player and date), if any are stored."""
     from nbaprops.ingest.lines import select_lines
 
     dates = sorted(set(rows.column("game_date").to_pylist()))
@@ -101,6 +102,8 @@ def train_market(
         raise ArtifactError(
             f"only {training.num_rows} player-games before {through} in a {train_days}-day window: too few to train"
         )
+    # What the market said before each training game (NaN without a line), for systems that start from it.
+    training = with_stored_lines(training, _holdout_lines(storage, training, market))
     stat = MARKET_STAT[market]
     actual = np.asarray(training.column(f"actual_{stat}").to_numpy(zero_copy_only=False), dtype=np.float64)
     digest = hashlib.sha256(
@@ -108,7 +111,7 @@ def train_market(
     ).hexdigest()[:8]
     fitted: dict[str, PredictionSystem] = {}
     for sid in systems_to_fit(list(system_ids)):
-        system = make(sid, market, components=dict(fitted)) if sid == "ensemble" else make(sid, market)
+        system = make(sid, market, components=dict(fitted)) if REGISTRY[sid].requires else make(sid, market)
         system.version_ = f"{sid}@{market}-{through:%Y%m%d}-{digest}"
         fitted[sid] = system.fit(training, actual)
     # Out-of-time calibration on the held-out rows that had a line.
@@ -150,6 +153,9 @@ def train_market(
             "calibration": {"method": cal.method, "rows": cal.n},
             **({"weights": dict(zip(COMPONENTS, map(float, system.weights_), strict=True))}  # type: ignore[attr-defined]
                if sid == "ensemble" else {}),
+            **({"blend": {"coef": [float(c) for c in system.coef_], "intercept": float(system.intercept_),  # type: ignore[attr-defined]
+                          "lined_rows": system.lined_rows_}}  # type: ignore[attr-defined]
+               if sid == "market_blend" else {}),
         }
     meta = {
         "market": market,

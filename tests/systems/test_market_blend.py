@@ -1,0 +1,63 @@
+"""``market_blend`` on real PRA lines: the line itself until the model has earned a correction, the line-free
+model where there is no line, and never a look at a line posted for another row."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from nbaprops.features.builder import build_training_set
+from nbaprops.features.market import devig_p_over, with_stored_lines
+from nbaprops.ingest.lines import ingest_lines, select_lines
+from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.systems import make
+
+WINDOW = (date(2023, 12, 1), date(2024, 2, 1))
+
+
+@pytest.fixture
+def lined(storage: DuckDBStorage, pra_lines: dict[str, Path]) -> tuple[pa.Table, np.ndarray]:
+    ingest_lines(storage, [pra_lines["2023-24"]])
+    rows = build_training_set(storage, *WINDOW)
+    dates = sorted(set(rows.column("game_date").to_pylist()))
+    rows = with_stored_lines(rows, select_lines(storage, dates, ["pra"], as_of=None))
+    return rows, np.asarray(rows.column("actual_pra").to_numpy(), dtype=np.float64)
+
+
+def test_devig_removes_the_margin() -> None:
+    p = devig_p_over(np.array([-110.0, 120.0, np.nan]), np.array([-110.0, -140.0, -110.0]))
+    assert p[0] == pytest.approx(0.5)
+    assert p[1] == pytest.approx((100 / 220) / (100 / 220 + 140 / 240))
+    assert np.isnan(p[2])
+
+
+def test_without_enough_lined_history_it_predicts_the_line(lined: tuple[pa.Table, np.ndarray]) -> None:
+    rows, actual = lined
+    system = make("market_blend", "pra", min_lined_rows=10**9).fit(rows, actual)
+    out = system.predict(rows).predicted_value
+    line = np.asarray(rows.column("market_line").to_numpy(zero_copy_only=False), dtype=np.float64)
+    has_line = np.isfinite(line)
+    assert 500 < has_line.sum() < rows.num_rows  # the real files cover a part of the games
+    np.testing.assert_array_equal(out[has_line], line[has_line])
+    gbm = system.base_.predict(rows).predicted_value
+    np.testing.assert_array_equal(out[~has_line], gbm[~has_line])
+
+
+def test_a_learned_blend_moves_the_line_and_beats_it_on_held_out_lined_rows(
+    lined: tuple[pa.Table, np.ndarray],
+) -> None:
+    """The coefficients are fitted on the held-out rows (the gbm's errors there are out of sample); the blend's
+    MAE on those rows must not be worse than the line's — median regression with a zero solution available."""
+    rows, actual = lined
+    system = make("market_blend", "pra", min_lined_rows=100).fit(rows, actual)
+    assert system.lined_rows_ >= 100 and np.any(system.coef_ != 0)
+    mask = system.holdout_mask_
+    line = np.asarray(rows.column("market_line").to_numpy(zero_copy_only=False), dtype=np.float64)[mask]
+    ok = np.isfinite(line)
+    blend_mae = np.mean(np.abs(system.holdout_pred_[ok] - actual[mask][ok]))
+    line_mae = np.mean(np.abs(line[ok] - actual[mask][ok]))
+    assert blend_mae <= line_mae + 1e-9
