@@ -13,6 +13,8 @@ The prediction is their product. Neither model sees anything of the game predict
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
@@ -38,11 +40,12 @@ class MinutesRate(PredictionSystem):
         known = np.isfinite(column(features, f"{self.stat}_avg10"))
         ok = known & np.isfinite(minutes) & np.isfinite(actual)
         x = matrix(features)
-        self.minutes_model_ = lgb.LGBMRegressor(**DEFAULTS).fit(x[ok], minutes[ok])
+        params: dict[str, Any] = dict(DEFAULTS)
+        self.minutes_model_ = lgb.LGBMRegressor(**params).fit(x[ok], minutes[ok])
         played = ok & (minutes >= self.min_minutes)
         rate = np.zeros_like(actual)
         rate[played] = actual[played] / minutes[played]
-        self.rate_model_ = lgb.LGBMRegressor(**{**DEFAULTS, "objective": "l2"}).fit(
+        self.rate_model_ = lgb.LGBMRegressor(**{**params, "objective": "l2"}).fit(
             x[played], rate[played], sample_weight=minutes[played])
 
     def _predict_values(self, features: pa.Table) -> np.ndarray:
