@@ -10,12 +10,16 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from nbaprops.ingest import ensure_boxscores
 from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
+
+if TYPE_CHECKING:
+    from tests.sources.fake_services import FakeServices
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NBAPROPS_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -56,3 +60,12 @@ def pra_lines() -> dict[str, Path]:
     if missing:
         pytest.skip(f"shared data not found: {missing}; set NBAPROPS_SHARED_DATA")
     return PRA_LINES
+
+
+@pytest.fixture
+def live_services() -> Iterator[FakeServices]:
+    """The live services' stand-in on loopback, serving the recorded answers (tests/sources/recorded)."""
+    from tests.sources.fake_services import running_services
+
+    with running_services() as services:
+        yield services

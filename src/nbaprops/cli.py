@@ -39,6 +39,10 @@ app = typer.Typer(help="Daily NBA player prop predictions on one DuckDB file.", 
 ingest_app = typer.Typer(help="Add box scores, sportsbook lines or schedules (atomic, idempotent).",
                          no_args_is_help=True, rich_markup_mode=None, context_settings=_CONTEXT)
 app.add_typer(ingest_app, name="ingest")
+fetch_app = typer.Typer(help="Fetch box scores, schedule, injury report or lines from the live services "
+                             "(each lands through the ingest path; a rerun asks only for what is new).",
+                        no_args_is_help=True, rich_markup_mode=None, context_settings=_CONTEXT)
+app.add_typer(fetch_app, name="fetch")
 
 out = Console()
 err = Console(stderr=True)
@@ -79,10 +83,10 @@ def _main(
 
 
 def _parse_date(value: str, option: str = "--date") -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"{option} {value!r} is not a date; use YYYY-MM-DD") from None
+    """``YYYY-MM-DD``, or TODAY / TOMORROW (US Eastern days)."""
+    from nbaprops.gameday import resolve_day
+
+    return resolve_day(value, SystemClock(), option)
 
 
 def _split(value: str | None) -> tuple[str, ...] | None:
@@ -630,6 +634,176 @@ def ingest_schedule_cmd(files: FilesArg, db: DbOpt = None, as_json: JsonOpt = Fa
     from nbaprops.ingest.schedule import ingest_schedule
 
     _ingest("schedule", files, db, as_json, ingest_schedule)
+
+
+@ingest_app.command("injuries")
+def ingest_injuries_cmd(files: FilesArg, db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """Add injury-report snapshots (CSV or JSON with the official columns plus Report Time)."""
+    from nbaprops.ingest.injuries import ingest_injuries
+
+    _ingest("injuries", files, db, as_json, ingest_injuries)
+
+
+# -- fetch -----------------------------------------------------------------------------------------
+SeasonOpt = Annotated[str | None, typer.Option(metavar="YYYY-YY", show_default=False,
+                                               help="Season, e.g. 2025-26 [default: the current season].")]
+
+
+def _fetch(kind: str, db: Path | None, as_json: bool, run: Callable[[DuckDBStorage, Settings], Any]) -> None:
+    from nbaprops.ingest import ensure_boxscores
+
+    with _errors(as_json):
+        settings = _settings(db)
+        with _storage(settings) as storage:
+            ensure_boxscores(storage)
+            report = run(storage, settings).as_dict()
+        _emit(report, as_json, lambda: out.print(_kv_table(f"fetch {kind}", report)))
+
+
+def _season(season: str | None) -> str:
+    from nbaprops.sources import eastern_date, season_of
+
+    return season or season_of(eastern_date(SystemClock()))
+
+
+@fetch_app.command("boxscores")
+def fetch_boxscores_cmd(
+    season: SeasonOpt = None,
+    since: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", show_default=False,
+                                              help="Ask from this date on [default: the day after the last one stored].")] = None,
+    until: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", show_default=False,
+                                              help="Ask through this date [default: yesterday, US Eastern].")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Player box scores from NBA.com (LeagueGameLog, player mode), only the days not stored yet."""
+    from nbaprops.sources.nba_stats import fetch_boxscores
+
+    _fetch("boxscores", db, as_json, lambda storage, settings: fetch_boxscores(
+        storage, settings, season=_season(season), clock=SystemClock(),
+        since=_parse_date(since, "--since") if since else None, until=_parse_date(until, "--until") if until else None))
+
+
+@fetch_app.command("schedule")
+def fetch_schedule_cmd(season: SeasonOpt = None, db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """The league schedule from NBA.com: games, tip-off times, postponements."""
+    from nbaprops.sources.nba_stats import fetch_schedule
+
+    _fetch("schedule", db, as_json, lambda storage, settings: fetch_schedule(
+        storage, settings, season=_season(season), clock=SystemClock()))
+
+
+@fetch_app.command("injuries")
+def fetch_injuries_cmd(
+    date_: Annotated[str | None, typer.Option("--date", metavar="YYYY-MM-DD", show_default=False,
+                                              help="Game date the report is for [default: today].")] = None,
+    at: Annotated[str | None, typer.Option(metavar="TIME", show_default=False,
+                                           help="Newest report at or before this time, ISO 8601 (no zone: US "
+                                                "Eastern) [default: now, or 7 pm ET of a past --date].")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The NBA's official injury report (PDF, parsed by nbainjuries with tabula-java)."""
+    from datetime import datetime
+
+    from nbaprops.sources.injury_report import fetch_injuries
+
+    def run(storage: DuckDBStorage, settings: Settings) -> Any:
+        when = None
+        if at is not None:
+            try:
+                when = datetime.fromisoformat(at)
+            except ValueError:
+                raise InputError(f"--at {at!r} is not a time; use ISO 8601, e.g. 2025-02-12T17:00") from None
+        return fetch_injuries(storage, settings, clock=SystemClock(), at=when,
+                              game_date=_parse_date(date_) if date_ else None)
+
+    _fetch("injuries", db, as_json, run)
+
+
+@fetch_app.command("lines")
+def fetch_lines_cmd(
+    date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date (or TODAY, TOMORROW).")],
+    markets: MarketsOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every book's player-prop lines from The Odds API v4 (needs NBAPROPS_ODDS_API_KEY)."""
+    from nbaprops.markets import MARKETS, validate_markets
+    from nbaprops.sources.odds_api import fetch_lines
+
+    _fetch("lines", db, as_json, lambda storage, settings: fetch_lines(
+        storage, settings, game_date=_parse_date(date_), clock=SystemClock(),
+        markets=validate_markets(_split(markets) or ()) if markets else tuple(MARKETS)))
+
+
+# -- daily -----------------------------------------------------------------------------------------
+@app.command()
+def daily(
+    date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date (or TODAY, TOMORROW; US Eastern).")] = "TODAY",
+    markets: MarketsOpt = None,
+    systems: SystemsOpt = None,
+    train_days: TrainDaysOpt = None,
+    no_fetch: Annotated[bool, typer.Option("--no-fetch", help="Predict from what is stored; ask no service.")] = False,
+    best: Annotated[int, typer.Option(min=1, help="Best bets to show.")] = 10,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The game day in one command: fetch, retrain if stale, predict, summary and best bets (safe to rerun)."""
+    from nbaprops.gameday import run_day
+
+    with _errors(as_json):
+        game_date = _parse_date(date_)
+        settings = _settings(db, markets=_split(markets), systems=_split(systems), train_days=train_days)
+        with _storage(settings) as storage:
+            progress = _progress(as_json)
+            task: list[Any] = []
+            with progress:
+                def on_start(batch_id: str, total: int) -> None:
+                    _state["batch_id"] = batch_id
+                    task.append(progress.add_task(f"batch {game_date}", total=total))
+
+                def on_progress(counts: dict[str, int]) -> None:
+                    if task:
+                        progress.update(task[0], completed=counts["done"] + counts["skipped"] + counts["failed"])
+
+                def say(message: str) -> None:
+                    if not as_json:
+                        err.print(message, highlight=False)
+
+                run = run_day(storage, settings, game_date, fetch=not no_fetch, best=best, on_message=say,
+                              on_start=on_start, on_progress=on_progress)
+        payload = run.as_dict()
+
+        def render() -> None:
+            out.print(f"{game_date}: {run.message}", highlight=False)
+            if run.batch is not None:
+                b = run.batch
+                shown: dict[str, Any] = {k: b[k] for k in ("batch_id", "state", "requests", "active_predictions",
+                                                           "recommendations") if k in b}
+                if "injuries" in b:
+                    shown["injury report"] = b["injuries"].get("report_at") or "none before the prediction time"
+                if "models" in b:
+                    shown["models"] = "; ".join(
+                        f"{m} trained {i['train_start']}..{i['trained_through']}"
+                        f"{' (trained now)' if i['trained_now'] else ''}" for m, i in b["models"].items())
+                _render_summary(f"Batch {b['batch_id']}", {**shown, "missing": b.get("missing", [])})
+            if run.best_bets:
+                table = Table("player", "team", "market", "bet", "line", "book", "price", "predicted", "P(win)", "EV",
+                              "injury", title="Best bets", title_justify="left")
+                for bet in run.best_bets:
+                    price = bet["over_price"] if bet["recommendation"] == "OVER" else bet["under_price"]
+                    table.add_row(str(bet["player_name"]), f"{bet['team']} v {bet['opponent']}", bet["market"],
+                                  bet["recommendation"], f"{bet['line_value']:g}", str(bet["sportsbook"]),
+                                  "" if price is None else f"{price:+.0f}", f"{bet['predicted_value']:.1f}",
+                                  f"{bet['confidence_score']:.2f}" if bet["confidence_score"] is not None else "",
+                                  f"{bet['expected_value']:+.3f}" if bet["expected_value"] is not None else "",
+                                  bet["injury_status"] or "")
+                out.print(table)
+            elif run.batch is not None:
+                out.print("No bet clears the expected-value margin tonight.")
+
+        _emit(payload, as_json, render)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,14 @@ class Settings:
         train_days: days of games before the date a model trains on.
         model_max_age_days: a model trained through more than this many days before the date is retrained
             first (the walk-forward backtest retrains every 7 days too).
+        odds_api_key: The Odds API key (``NBAPROPS_ODDS_API_KEY``); ``fetch lines`` needs it.
+        odds_api_url: base URL of The Odds API (tests point it at a local stand-in server).
+        odds_regions: bookmaker regions asked of The Odds API.
+        nba_stats_url: base URL of NBA.com's stats API (``nba_api``'s endpoints live under it).
+        injury_report_url: folder URL of the official injury report PDFs.
+        http_timeout_seconds: timeout of one HTTP request to a live source.
+        http_retries: retries of a request answered 429/5xx or timed out (with exponential backoff).
+        http_backoff_seconds: the first backoff; it doubles each retry (a numeric Retry-After wins, capped).
     """
 
     db_path: Path = DEFAULT_DB
@@ -61,10 +69,23 @@ class Settings:
     ev_margin: float = 0.02
     train_days: int = 730
     model_max_age_days: int = 7
+    odds_api_key: str | None = field(default=None, repr=False)
+    odds_api_url: str = "https://api.the-odds-api.com"
+    odds_regions: str = "us"
+    nba_stats_url: str = "https://stats.nba.com/stats"
+    injury_report_url: str = "https://ak-static.cms.nba.com/referee/injury"
+    http_timeout_seconds: float = 30.0
+    http_retries: int = 4
+    http_backoff_seconds: float = 1.0
 
     @property
     def artifacts_dir(self) -> Path:
         return self.data_dir if self.data_dir is not None else self.db_path.parent / "artifacts"
+
+    @property
+    def landing_dir(self) -> Path:
+        """Where fetched records are written as files before they are ingested (kept: what was fetched when)."""
+        return self.db_path.parent / "landing"
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (``None`` values are ignored)."""
@@ -139,4 +160,6 @@ def load_settings(
     settings = dataclasses.replace(settings, markets=validate_markets(settings.markets))
     if settings.workers < 1 or settings.chunk_size < 1 or settings.max_attempts < 1:
         raise ConfigError("workers, chunk_size and max_attempts must be at least 1")
+    if settings.model_max_age_days < 0 or settings.http_retries < 0 or settings.http_timeout_seconds <= 0:
+        raise ConfigError("model_max_age_days and http_retries must be >= 0, http_timeout_seconds > 0")
     return settings

@@ -9,12 +9,15 @@
     │   ├── UnknownBatchError      no batch with that id
     │   ├── ContractError          a schema or system contract was violated (a bug)
     │   ├── NotFittedError         a prediction system was used before ``fit``
-    │   └── ArtifactError          a stored model artifact is missing or unreadable
+    │   ├── ArtifactError          a stored model artifact is missing or unreadable
+    │   └── SourceError            a live source refused the request or answered nonsense (4xx, bad JSON)
     └── TransientError             may succeed later: retry with a cap
-        └── StorageBusyError       the database file is locked or a transaction conflicted
+        ├── StorageBusyError       the database file is locked or a transaction conflicted
+        └── SourceUnavailableError a live source timed out or kept answering 429/5xx after the retries
 
 Driver errors are translated into this tree in one place per backend
-(``storage/duckdb.py``) with ``raise … from``.
+(``storage/duckdb.py``) with ``raise … from``; HTTP errors of the live sources in one place too
+(``sources/_http.py``).
 """
 
 from __future__ import annotations
@@ -89,3 +92,29 @@ class ArtifactError(TerminalError):
 
 class StorageBusyError(TransientError):
     """The database is locked by another process or a transaction conflicted."""
+
+
+class SourceError(TerminalError):
+    """A live source refused a request or answered something unreadable; retrying will not help.
+
+    Args:
+        source: the source's name (``nba_stats``, ``injury_report``, ``odds_api``).
+        message: what happened and what to do.
+        status: the HTTP status, when there was a response.
+    """
+
+    def __init__(self, source: str, message: str, *, status: int | None = None) -> None:
+        self.source = source
+        self.status = status
+        prefix = f"{source}: HTTP {status}" if status is not None else source
+        super().__init__(f"{prefix}: {message}")
+
+
+class SourceUnavailableError(TransientError):
+    """A live source timed out, could not be reached or kept answering 429/5xx after the retries."""
+
+    def __init__(self, source: str, message: str, *, status: int | None = None) -> None:
+        self.source = source
+        self.status = status
+        prefix = f"{source}: HTTP {status}" if status is not None else source
+        super().__init__(f"{prefix}: {message}")

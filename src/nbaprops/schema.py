@@ -116,6 +116,7 @@ SCHEDULE = Table(
         _c("away_team", "VARCHAR", "away abbreviation", nullable=False),
         _c("commence_time", "TIMESTAMPTZ", "tip-off, when known"),
         _c("source", "VARCHAR", "file the row came from"),
+        _c("status", "VARCHAR", "scheduled, final, postponed or cancelled; NULL when the file did not say"),
     ),
     primary_key=("game_date", "home_team", "away_team"),
     description="Scheduled games, from ingested schedule files.",
@@ -253,6 +254,9 @@ PREDICTIONS = Table(
         _c("feature_count", "INTEGER", "features available"),
         _c("early_season_flag", "BOOLEAN", "few games this season"),
         _c("prediction_error_code", "VARCHAR", "set when the row is degraded"),
+        _c("injury_status", "VARCHAR", "Doubtful, Questionable, Probable or Available on the injury report used"),
+        _c("injury_reason", "VARCHAR", "the report's reason for that status"),
+        _c("injury_report_at", "TIMESTAMPTZ", "publication time of the injury report the batch used"),
         _c("model_version", "VARCHAR", "artifact or rule version that produced the value"),
         _c("attempt", "INTEGER", "request attempt that staged the row"),
         _c("is_active", "BOOLEAN", "the current row for its key", nullable=False),
@@ -299,6 +303,55 @@ PREDICTION_GRADES = Table(
     description="Grades of predictions against real outcomes.",
 )
 
+INJURY_STATUSES = ("Out", "Doubtful", "Questionable", "Probable", "Available")
+
+INJURY_REPORTS = Table(
+    "injury_reports",
+    (
+        _c("report_at", "TIMESTAMPTZ", "when the report snapshot was published", nullable=False),
+        _c("game_date", "DATE", "local game date", nullable=False),
+        _c("game_time", "VARCHAR", "tip-off as the report prints it, e.g. '07:30 (ET)'"),
+        _c("matchup", "VARCHAR", "e.g. 'PHX@MIA'"),
+        _c("team", "VARCHAR", "team abbreviation", nullable=False),
+        _c("player_name", "VARCHAR", "'First Last' (the report prints 'Last, First')", nullable=False),
+        _c("player_lookup", "VARCHAR", "normalised player name (after aliases)", nullable=False),
+        _c("status", "VARCHAR", "Out, Doubtful, Questionable, Probable or Available", nullable=False),
+        _c("reason", "VARCHAR", "the report's reason"),
+        _c("source", "VARCHAR", "file the row came from"),
+    ),
+    primary_key=("report_at", "game_date", "team", "player_lookup"),
+    description="Every injury-report snapshot as published (point in time: a batch reads the latest one before "
+                "its as_of).",
+)
+
+SOURCE_STATE = Table(
+    "source_state",
+    (
+        _c("source", "VARCHAR", "live source, e.g. nba_stats", nullable=False),
+        _c("resource", "VARCHAR", "what was fetched, e.g. boxscores:2025-26", nullable=False),
+        _c("cursor", "VARCHAR", "how far it got (ISO date or time)", nullable=False),
+        _c("updated_at", "TIMESTAMPTZ", "", nullable=False),
+    ),
+    primary_key=("source", "resource"),
+    description="Incremental cursors of the live sources: the next fetch asks only for what is newer.",
+)
+
+DAILY_RUNS = Table(
+    "daily_runs",
+    (
+        _c("run_id", "VARCHAR", "unique run id", nullable=False),
+        _c("game_date", "DATE", "the date run", nullable=False),
+        _c("started_at", "TIMESTAMPTZ", "", nullable=False),
+        _c("finished_at", "TIMESTAMPTZ", ""),
+        _c("inputs_digest", "VARCHAR", "digest of what the batch would read (schedule, lines, injuries, models)"),
+        _c("batch_id", "VARCHAR", "the batch that stands for the date after this run"),
+        _c("outcome", "VARCHAR", "predicted, unchanged or no_games"),
+        _c("report", "JSON", "fetch results, models and summary"),
+    ),
+    primary_key=("run_id",),
+    description="Every `nbaprops daily` run: a rerun with unchanged inputs predicts nothing anew.",
+)
+
 ALL_TABLES: tuple[Table, ...] = (
     BOX_SCORES,
     TEAMS,
@@ -310,6 +363,9 @@ ALL_TABLES: tuple[Table, ...] = (
     PREDICTION_REQUESTS,
     PREDICTIONS,
     PREDICTION_GRADES,
+    INJURY_REPORTS,
+    SOURCE_STATE,
+    DAILY_RUNS,
 )
 
 STAGING_PREFIX = "staging_predictions_"

@@ -18,6 +18,7 @@ from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
 from nbaprops.features.builder import build_features, build_training_set
 from nbaprops.features.columns import FEATURE_COLUMNS
+from nbaprops.ingest.injuries import injury_snapshot
 from nbaprops.ingest.lines import ingest_lines
 from nbaprops.ingest.schedule import games_for_date, ingest_schedule
 from nbaprops.pipeline.coordinator import default_as_of
@@ -29,7 +30,17 @@ DAY = date(2025, 2, 23)  # a date with real PRA lines
 AS_OF = default_as_of(DAY, ManualClock(datetime(2026, 1, 1, tzinfo=UTC)))
 
 
+def _late_injury_report(storage: DuckDBStorage, day: date, as_of: object) -> None:
+    """An injury report published an hour after the prediction time listing every player of the day Out."""
+    storage.execute(
+        """INSERT INTO injury_reports (report_at, game_date, team, player_name, player_lookup, status, reason, source)
+           SELECT DISTINCT CAST(? AS TIMESTAMPTZ) + INTERVAL 1 HOUR, game_date, team, player_name, player_lookup,
+                  'Out', 'published after the prediction time', 'leakage test'
+           FROM box_scores WHERE game_date = ?""", [as_of, day])
+
+
 def _perturb(storage: DuckDBStorage, day: date, as_of: object) -> None:
+    _late_injury_report(storage, day, as_of)
     storage.execute(
         """UPDATE box_scores SET pts = pts + 13, reb = reb + 4, ast = ast + 3, fg3m = fg3m + 2,
                   minutes = minutes / 2, fga = fga + 9, tov = tov + 2 WHERE game_date >= ?""", [day])
@@ -119,10 +130,16 @@ def test_daily_batch_is_identical_on_perturbed_future(twin_dbs: tuple[Path, Path
             assert set(run.games_source) == {"schedule"}
             rows = storage.fetchall(
                 """SELECT system_id, player_lookup, predicted_value, predicted_std, line_value, sportsbook, over_price,
-                          recommendation, confidence_score, feature_quality_score
+                          recommendation, confidence_score, feature_quality_score, injury_status, injury_report_at
                    FROM player_prop_predictions WHERE game_date = ? AND is_active ORDER BY ALL""", [DAY])
-            results.append(rows)
-    clean, perturbed = results
+            states = storage.fetchall("SELECT player_lookup, state, error_code FROM prediction_requests ORDER BY ALL")
+            results.append((rows, states, run.injuries["report_at"]))
+            if path == twin_dbs[1]:  # the late report is there: a batch predicting after it would read it
+                assert injury_snapshot(storage, DAY, AS_OF + timedelta(hours=2)).num_rows > 200
+    (clean, clean_states, clean_report), (perturbed, perturbed_states, perturbed_report) = results
+    assert clean_report is None and perturbed_report is None
+    assert clean_states == perturbed_states
+    assert not any(code == "injured_out" for _, _, code in perturbed_states)
     assert len(clean) > 500
     assert sum(1 for r in clean if r[4] is not None) > 50  # real lines were used
     assert clean == perturbed

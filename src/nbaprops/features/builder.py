@@ -28,6 +28,11 @@ Definitions that are not obvious:
   himself excluded); ``_usage`` sums their usage rates.
 - ``team_games_missed``: the team's games since the player's last game for it (a player back from an absence
   plays fewer minutes); NULL when his last game was for another team.
+- ``regulars_out_tonight_min``: minutes per game of the team's regulars (5+ games for it this season, 24+
+  minutes a game over their last 10) whom the injury report the batch reads lists **Out** for the date, the
+  player himself excluded — the minutes to redistribute. It needs a report: training rows and the walk-forward
+  backtest have none, so it is NULL there (LightGBM treats NULL as missing; a model trained only on NULLs makes
+  no split on it until snapshots accumulate). A batch with a report and nobody Out gets 0.
 - ``games_total``: the player's games in the 730 days up to his last game (a bounded window, so a slate and
   a training row see the same figure whatever history the query loaded).
 - ``early_season_flag``: fewer than 5 games this season; ``feature_quality_score`` (0-100): 60 points for
@@ -63,11 +68,13 @@ def _season_year(expr: str) -> str:
     return _SEASON_YEAR.format(d=expr)
 
 
-def features_sql(box: str, targets: str) -> str:
+def features_sql(box: str, targets: str, out_players: str | None = None) -> str:
     """The feature query over a box-score relation ``box`` and a target relation ``targets``.
 
     ``targets`` has the columns of :data:`~nbaprops.features.columns.TARGET_COLUMNS` plus ``__tid`` (row id);
-    the result has ``__tid`` plus every feature and quality column.
+    the result has ``__tid`` plus every feature and quality column. ``out_players`` (``game_date, team,
+    player_lookup``: the players an injury report lists Out) feeds ``regulars_out_tonight_min``; without it
+    that feature is NULL.
     """
     roll = []
     for stat in STATS:
@@ -197,6 +204,7 @@ out_mates AS (
     FROM joined j JOIN tgt t USING (__tid)
     LEFT JOIN regulars_out ro ON ro.team = t.team AND ro.seq = j.team_seq
 ),
+{_out_tonight_sql(out_players)},
 feat AS (
     SELECT j.* EXCLUDE (last_date, team_seq),
            j.min_avg3 - j.min_avg10 AS min_trend,
@@ -204,8 +212,10 @@ feat AS (
            least(date_diff('day', j.last_date, t.game_date), 30) AS rest_days,
            coalesce(date_diff('day', j.last_date, t.game_date) = 1, false) AS is_back_to_back,
            coalesce(o.teammates_out_count, 0) AS teammates_out_count,
-           coalesce(o.teammates_out_usage, 0.0) AS teammates_out_usage
+           coalesce(o.teammates_out_usage, 0.0) AS teammates_out_usage,
+           ot.regulars_out_tonight_min
     FROM joined j JOIN tgt t USING (__tid) JOIN recent r USING (__tid) LEFT JOIN out_mates o USING (__tid)
+    JOIN out_tonight ot USING (__tid)
 )
 SELECT __tid, {", ".join(FEATURE_COLUMNS)},
        games_season < 5 AS early_season_flag,
@@ -213,6 +223,31 @@ SELECT __tid, {", ".join(FEATURE_COLUMNS)},
        CAST({count_terms} AS INTEGER) AS feature_count
 FROM feat ORDER BY __tid
 """
+
+
+def _out_tonight_sql(out_players: str | None) -> str:
+    """CTE ``out_tonight``: minutes per game of the target's team regulars listed Out tonight (him excluded).
+
+    A regular: at least 5 games for that team this season before the date, 24+ minutes a game over his last
+    10 of them. NULL for every target when there is no injury report (training rows, the walk-forward).
+    """
+    if out_players is None:
+        return "out_tonight AS (SELECT __tid, CAST(NULL AS DOUBLE) AS regulars_out_tonight_min FROM tgt)"
+    return f"""out_games AS (
+    SELECT o.game_date, o.team, b.player_id, b.minutes,
+           row_number() OVER (PARTITION BY o.game_date, o.team, b.player_id ORDER BY b.game_date DESC) AS k
+    FROM (SELECT DISTINCT game_date, team, player_lookup FROM {out_players}) o
+    JOIN box b ON b.player_lookup = o.player_lookup AND b.team = o.team AND b.game_date < o.game_date
+              AND b.season_year = {_season_year('o.game_date')}
+),
+out_regulars AS (
+    SELECT game_date, team, player_id, avg(minutes) AS mins FROM out_games WHERE k <= 10
+    GROUP BY ALL HAVING count(*) >= 5 AND avg(minutes) >= 24
+),
+out_tonight AS (
+    SELECT t.__tid, coalesce(sum(r.mins) FILTER (WHERE r.player_id <> t.player_id), 0.0) AS regulars_out_tonight_min
+    FROM tgt t LEFT JOIN out_regulars r ON r.game_date = t.game_date AND r.team = t.team GROUP BY t.__tid
+)"""
 
 
 def _cast(table: pa.Table) -> pa.Table:
@@ -226,13 +261,18 @@ def _cast(table: pa.Table) -> pa.Table:
     return pa.table(cols)
 
 
-def build_features(storage: DuckDBStorage, targets: pa.Table, *, box: str = "box_scores") -> pa.Table:
+def build_features(
+    storage: DuckDBStorage, targets: pa.Table, *, box: str = "box_scores", out_players: pa.Table | None = None
+) -> pa.Table:
     """Features of every target row, as of its own game date (strictly earlier box scores only).
 
     Args:
         targets: columns ``player_id, player_lookup, game_date, team, opponent, is_home`` (any dates, any
             number of rows). Players without history get NULL features and ``feature_count`` 0.
         box: the box-score relation to read (tests pass a perturbed copy).
+        out_players: ``game_date, team, player_lookup`` of the players listed Out by the injury report the
+            batch reads (an empty table when the report lists nobody Out); ``None`` when there is no report,
+            which leaves ``regulars_out_tonight_min`` NULL.
 
     Returns:
         The target columns followed by every feature column, ``early_season_flag``, ``feature_quality_score``,
@@ -247,6 +287,10 @@ def build_features(storage: DuckDBStorage, targets: pa.Table, *, box: str = "box
     with storage.session() as session:
         targets_name, history = session.temp_name("targets"), session.temp_name("history")
         session.register(targets_name, tgt)
+        out_name = None
+        if out_players is not None:
+            out_name = session.temp_name("out_players")
+            session.register(out_name, out_players.select(["game_date", "team", "player_lookup"]))
         first = session.scalar(f"SELECT min(game_date) FROM {targets_name}")
         lo = first - timedelta(days=_SLATE_HISTORY_DAYS)
         session.execute(
@@ -254,7 +298,7 @@ def build_features(storage: DuckDBStorage, targets: pa.Table, *, box: str = "box
                 WHERE game_date >= ? AND game_date < (SELECT max(game_date) FROM {targets_name})""",
             [lo],
         )
-        out = session.arrow(features_sql(history, targets_name))
+        out = session.arrow(features_sql(history, targets_name, out_name))
     feats = _cast(out.drop(["__tid"]))
     table = targets.select(list(TARGET_COLUMNS))
     for name in feats.column_names:

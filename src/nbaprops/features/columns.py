@@ -6,7 +6,7 @@ it is stored on every prediction row.
 
 from __future__ import annotations
 
-FEATURE_VERSION = "fv2"
+FEATURE_VERSION = "fv3"
 
 STATS: tuple[str, ...] = ("pts", "reb", "ast", "fg3m", "pra")
 
@@ -49,6 +49,7 @@ COMMON_FEATURES: tuple[str, ...] = (
     "teammates_out_count",  # regulars (>= 24 min avg) of the team who missed the team's last game
     "teammates_out_usage",  # their summed usage share
     "team_games_missed",  # team games since the player's last game for the team
+    "regulars_out_tonight_min",  # minutes/game of the team's regulars listed Out tonight (NULL: no injury report)
 )
 
 QUALITY_COLUMNS: tuple[str, ...] = ("early_season_flag", "feature_quality_score", "feature_count")

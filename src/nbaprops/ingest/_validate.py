@@ -53,7 +53,7 @@ def parse_sql(kind: Kind, expr: str) -> str:
 
 
 def read_text_table(con: Session, path: Path, view: str) -> list[str]:
-    """Create temp view ``view`` over a CSV/Parquet file, every column as text plus ``__line``.
+    """Create temp view ``view`` over a CSV, Parquet or JSON file, every column as text plus ``__line``.
 
     Returns:
         The file's header names as written.
@@ -61,9 +61,10 @@ def read_text_table(con: Session, path: Path, view: str) -> list[str]:
     if not path.exists():
         raise InputError("file not found", path=str(path))
     source = str(path).replace("'", "''")
-    if path.suffix.lower() == ".parquet":
-        rel = f"(SELECT * FROM read_parquet('{source}'))"
-        header = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{source}')", source=path).fetchall()]
+    reader = {".parquet": "read_parquet", ".json": "read_json_auto"}.get(path.suffix.lower())
+    if reader is not None:  # Parquet, or JSON (an array of objects, or one object a line)
+        rel = f"(SELECT * FROM {reader}('{source}'))"
+        header = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}('{source}')", source=path).fetchall()]
         casts = ", ".join(f'CAST("{h}" AS VARCHAR) AS "{h}"' for h in header)
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {casts}, "

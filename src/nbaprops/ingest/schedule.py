@@ -1,14 +1,16 @@
 """Schedules: which games are played on a date.
 
 ``ingest_schedule`` stores schedule CSV files (``game_date``, ``home_team``, ``away_team``, optional
-``game_id`` and ``commence_time``). Teams may be spelled as abbreviations, full names or nicknames; they are
+``game_id``, ``commence_time`` and ``status``: scheduled, final, postponed or cancelled). Teams may be spelled as abbreviations, full names or nicknames; they are
 stored as box-score abbreviations. Like box scores, every file is validated first and all are stored in one
-transaction; the same file twice adds nothing. A stored game whose ``commence_time`` changed is updated; a
-stored game given another ``game_id`` is refused.
+transaction; the same file twice adds nothing. A stored game whose ``commence_time`` or ``status`` changed is updated; a
+stored game given another ``game_id`` is refused. A game id given at another date than the one stored moves the
+game: the stored row at the old date is marked ``postponed``.
 
 ``games_for_date`` answers "which games are on this date" from every source at once: the union of
 
-1. ``schedule`` — ingested schedule rows for the date;
+1. ``schedule`` — ingested schedule rows for the date (a postponed or cancelled game is no game: it still
+   places its teams, so no line or box score brings it back);
 2. ``boxscores`` — the games played that date (home = the team whose rows have ``is_home``);
 3. ``lines`` — the distinct (home, away) pairs named by that date's prop lines.
 
@@ -42,7 +44,10 @@ FIELDS: tuple[Field, ...] = (
     Field("away_team", aliases=("away",)),
     Field("game_id", required=False),
     Field("commence_time", "timestamp", required=False, aliases=("start_time", "tipoff")),
+    Field("status", required=False, choices=("scheduled", "final", "postponed", "cancelled")),
 )
+GONE = ("postponed", "cancelled")
+"""Schedule statuses of a game that is not played on its date."""
 
 BOX_GAMES_SQL = """
     SELECT game_id, any_value(game_date) AS game_date,
@@ -72,6 +77,7 @@ def _typed_sql(view: str, cols: dict[str, str | None], path: Path) -> str:
                {resolve_team_sql(raw('away_team'), stored=True)} AS away_team,
                nullif(trim({raw('game_id')}), '') AS given_id,
                {parse_sql('timestamp', raw('commence_time'))} AS commence_time,
+               lower(nullif(trim({raw('status')}), '')) AS status,
                '{source}' AS source, __line
         FROM {view} v
     """
@@ -101,7 +107,7 @@ def ingest_schedule(storage: DuckDBStorage, paths: Sequence[Path | str]) -> Inge
                                  column=cols["away_team"])
             dup = cur.execute(
                 f"""SELECT max(__line) FROM {typed} GROUP BY game_date, home_team, away_team
-                    HAVING count(DISTINCT (given_id, commence_time)) > 1 ORDER BY 1 LIMIT 1"""
+                    HAVING count(DISTINCT (given_id, commence_time, status)) > 1 ORDER BY 1 LIMIT 1"""
             ).fetchone()
             if dup:
                 raise InputError(
@@ -118,14 +124,15 @@ def ingest_schedule(storage: DuckDBStorage, paths: Sequence[Path | str]) -> Inge
                 SELECT n.game_date, n.home_team, n.away_team,
                        coalesce(n.given_id, b.game_id,
                                 {synthetic_game_id_sql('n.game_date', 'n.home_team', 'n.away_team')}) AS game_id,
-                       n.given_id, n.commence_time, n.source, n.__line, n.__file
+                       n.given_id, n.commence_time, n.status, n.source, n.__line, n.__file
                 FROM ({union}) n
                 LEFT JOIN ({BOX_GAMES_SQL.format(where='')}) b
                   ON b.game_date = n.game_date AND b.home_team = n.home_team AND b.away_team = n.away_team"""
         )
         dup = cur.execute(
             """SELECT any_value(source ORDER BY __file DESC), max(__line ORDER BY __file) FROM __sched_new
-               GROUP BY game_date, home_team, away_team HAVING count(DISTINCT (given_id, commence_time)) > 1 LIMIT 1"""
+               GROUP BY game_date, home_team, away_team HAVING count(DISTINCT (given_id, commence_time, status)) > 1
+               LIMIT 1"""
         ).fetchone()
         if dup:
             raise InputError("a game disagrees with another file of this call", path=dup[0], row=dup[1])
@@ -138,12 +145,12 @@ def ingest_schedule(storage: DuckDBStorage, paths: Sequence[Path | str]) -> Inge
                              column="game_id")
 
         now = datetime.now(UTC)
-        added = updated = 0
+        added = updated = moved = 0
         with storage.transaction() as tx:
             before = tx.execute("SELECT count(*) FROM schedule").fetchone()[0]  # type: ignore[index]
             tx.execute(
-                """INSERT INTO schedule (game_id, game_date, home_team, away_team, commence_time, source)
-                   SELECT game_id, game_date, home_team, away_team, commence_time, source FROM (
+                """INSERT INTO schedule (game_id, game_date, home_team, away_team, commence_time, source, status)
+                   SELECT game_id, game_date, home_team, away_team, commence_time, source, status FROM (
                        SELECT *, row_number() OVER (PARTITION BY game_date, home_team, away_team
                                                     ORDER BY __file, __line) AS __n FROM __sched_new) n
                    WHERE __n = 1 AND NOT EXISTS (
@@ -164,6 +171,29 @@ def ingest_schedule(storage: DuckDBStorage, paths: Sequence[Path | str]) -> Inge
                        WHERE s.game_date = n.game_date AND s.home_team = n.home_team AND s.away_team = n.away_team
                          AND n.commence_time IS DISTINCT FROM s.commence_time"""
                 )
+            status_changed = tx.execute(
+                """SELECT count(*) FROM schedule s JOIN __sched_new n USING (game_date, home_team, away_team)
+                   WHERE n.status IS NOT NULL AND n.status IS DISTINCT FROM s.status"""
+            ).fetchone()
+            if status_changed and status_changed[0]:
+                updated += int(status_changed[0])
+                tx.execute(
+                    """UPDATE schedule s SET status = n.status
+                       FROM (SELECT DISTINCT game_date, home_team, away_team, status FROM __sched_new
+                             WHERE status IS NOT NULL) n
+                       WHERE s.game_date = n.game_date AND s.home_team = n.home_team AND s.away_team = n.away_team
+                         AND n.status IS DISTINCT FROM s.status"""
+                )
+            # A game id now given at another date: the game moved, its old date no longer has it.
+            moved_row = tx.execute(
+                """UPDATE schedule s SET status = 'postponed'
+                   WHERE coalesce(s.status, '') <> 'postponed'
+                     AND s.game_id IN (SELECT given_id FROM __sched_new WHERE given_id IS NOT NULL)
+                     AND NOT EXISTS (SELECT 1 FROM __sched_new n WHERE n.given_id = s.game_id
+                                     AND n.game_date = s.game_date AND n.home_team = s.home_team
+                                     AND n.away_team = s.away_team)"""
+            ).fetchone()
+            moved = int(moved_row[0]) if moved_row else 0
             for path, _typed, rows in staged:
                 tx.execute("INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
                            ["schedule", str(path), file_sha256(path), rows, None, now])
@@ -172,7 +202,8 @@ def ingest_schedule(storage: DuckDBStorage, paths: Sequence[Path | str]) -> Inge
         cur.execute("DROP TABLE IF EXISTS __sched_new")
         rows_read = sum(n for *_, n in staged)
         log.info("ingested %d schedule rows (%d new, %d updated)", rows_read, added, updated)
-        return IngestReport("schedule", tuple(str(p) for p, _, _ in staged), rows_read, added, {"updated": updated})
+        return IngestReport("schedule", tuple(str(p) for p, _, _ in staged), rows_read, added,
+                            {"updated": updated, "moved": moved})
 
 
 def _as_date(value: date | datetime | str) -> date:
@@ -194,20 +225,22 @@ def games_for_date(storage: DuckDBStorage, game_date: date | datetime | str) -> 
     """
     day = _as_date(game_date)
     box = BOX_GAMES_SQL.format(where="WHERE game_date = $d")
+    gone = ", ".join(f"'{g}'" for g in GONE)
     return storage.arrow(
         f"""WITH named AS (
-                SELECT 1 AS prio, 'schedule' AS source, home_team, away_team, commence_time, game_id AS own_id
+                SELECT 1 AS prio, 'schedule' AS source, home_team, away_team, commence_time, game_id AS own_id,
+                       coalesce(status, '') IN ({gone}) AS gone
                 FROM schedule WHERE game_date = $d
                 UNION ALL
-                SELECT 2, 'boxscores', home_team, away_team, CAST(NULL AS TIMESTAMPTZ), NULL FROM ({box})
+                SELECT 2, 'boxscores', home_team, away_team, CAST(NULL AS TIMESTAMPTZ), NULL, false FROM ({box})
                 UNION ALL
-                SELECT 3, 'lines', home_team, away_team, min(commence_time), NULL FROM prop_lines
+                SELECT 3, 'lines', home_team, away_team, min(commence_time), NULL, false FROM prop_lines
                 WHERE game_date = $d AND home_team IS NOT NULL AND away_team IS NOT NULL GROUP BY home_team, away_team
             ),
             pairs AS (
                 SELECT home_team, away_team, min(prio) AS prio, arg_min(source, prio) AS source,
                        min(commence_time) FILTER (WHERE prio = 1) AS scheduled, min(commence_time) AS any_time,
-                       min(own_id) FILTER (WHERE prio = 1) AS own_id
+                       min(own_id) FILTER (WHERE prio = 1) AS own_id, bool_or(gone) AS gone
                 FROM named GROUP BY home_team, away_team
             ),
             placed AS (
@@ -221,6 +254,7 @@ def games_for_date(storage: DuckDBStorage, game_date: date | datetime | str) -> 
                    CAST(coalesce(g.scheduled, g.any_time) AS TIMESTAMPTZ) AS commence_time, g.source
             FROM placed g
             LEFT JOIN ({box}) b ON b.home_team = g.home_team AND b.away_team = g.away_team
+            WHERE NOT g.gone
             ORDER BY commence_time NULLS LAST, game_id""",
         {"d": day},
     )

@@ -1,9 +1,11 @@
 """The daily run: one batch for one game date, from schedule to consolidated predictions.
 
 :func:`run_batch` resolves the date's games (schedule ∪ lines ∪ past box scores), the expected players
-(recently active players of those teams, plus anyone with a line), loads the newest model artifacts trained
-only on games before the date (training them first when there are none), starts or resumes the batch, runs
-the in-process workers with :class:`~nbaprops.pipeline.slate.SlatePredictor` and consolidates.
+(recently active players of those teams, plus anyone with a line or listed on the injury report), reads the
+injury report published by the batch's as-of time (:mod:`nbaprops.pipeline.injuries`: Out players are skipped
+``injured_out``, the others flagged), loads the newest model artifacts trained only on games before the date
+(training them first when there are none or they are older than ``model_max_age_days``), starts or resumes the
+batch, runs the in-process workers with :class:`~nbaprops.pipeline.slate.SlatePredictor` and consolidates.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -22,6 +24,7 @@ from nbaprops.errors import InputError
 from nbaprops.markets import validate_markets
 from nbaprops.pipeline import ledger
 from nbaprops.pipeline.coordinator import BatchSummary, Coordinator, default_as_of, expected_players
+from nbaprops.pipeline.injuries import SKIP_CODE, tonight_injuries, with_line_players
 from nbaprops.pipeline.slate import SlatePredictor
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.systems.training import ModelBundle, ensure_bundles, model_info, systems_to_fit
@@ -36,10 +39,11 @@ class BatchRun:
     games_source: dict[str, int]
     lines_used: int
     models: dict[str, dict[str, Any]]
+    injuries: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.summary.as_dict(), "games": self.games, "games_source": self.games_source,
-                "lines_used": self.lines_used, "models": self.models}
+                "lines_used": self.lines_used, "models": self.models, "injuries": self.injuries}
 
 
 def run_batch(
@@ -84,8 +88,10 @@ def run_batch(
         raise InputError(f"no games on {game_date} (no schedule, lines or box scores for it)")
     sources = games.column("source").to_pylist()
     lines = select_lines(storage, game_date, markets, as_of=as_of)
+    injuries = tonight_injuries(storage, game_date, as_of)
     requests = expected_players(storage, game_date, games, recent_days=settings.recent_days,
-                                line_players=line_players(storage, game_date, markets, as_of))
+                                line_players=with_line_players(line_players(storage, game_date, markets, as_of),
+                                                               injuries.listed_players(games)))
     if not requests and running is None:
         raise InputError(
             f"{games.num_rows} game(s) on {game_date} but no player of those teams played in the "
@@ -99,12 +105,13 @@ def run_batch(
     info = ledger.get_batch(storage, start.batch_id)
     if on_start:
         on_start(start.batch_id, sum(ledger.progress(storage, start.batch_id).values()))
-    predictor = SlatePredictor(info, bundles, lines, settings, clock)
+    predictor = SlatePredictor(info, bundles, lines, settings, clock, injuries)
     coordinator.run(start.batch_id, predictor, on_progress=on_progress, stop=stop)
     summary = coordinator.finish(start.batch_id, started=started)
     summary.resumed = not start.created
+    skipped_out = sum(1 for m in summary.missing if m.get("error_code") == SKIP_CODE)
     return BatchRun(summary, games.num_rows, {s: sources.count(s) for s in dict.fromkeys(sources)}, lines.num_rows,
-                    {m: model_info(b, game_date) for m, b in bundles.items()})
+                    {m: model_info(b, game_date) for m, b in bundles.items()}, injuries.summary(skipped_out))
 
 
 __all__ = ["BatchRun", "run_batch"]

@@ -2,8 +2,9 @@
 
 :class:`SlatePredictor` builds the features of the whole slate in one query the first time a worker asks
 (a slate's features do not depend on how it is chunked, so a resumed batch gets the same rows), then for each
-chunk decides who can be predicted (``skipped`` with a reason otherwise) and writes
-:func:`~nbaprops.pipeline.rows.prediction_rows` for every market and system of the batch.
+chunk decides who can be predicted (``skipped`` with a reason otherwise: ``injured_out`` first, for a player the
+batch's injury report lists Out) and writes :func:`~nbaprops.pipeline.rows.prediction_rows` for every market and
+system of the batch, with the report's status of each player (:mod:`nbaprops.pipeline.injuries`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pyarrow as pa
 from nbaprops.clock import Clock
 from nbaprops.config import Settings
 from nbaprops.features.builder import build_features
+from nbaprops.pipeline.injuries import OUT, SKIP_CODE, TonightInjuries, injury_columns
 from nbaprops.pipeline.ledger import BatchInfo, Lease, RequestOutcome
 from nbaprops.pipeline.rows import prediction_rows
 from nbaprops.pipeline.worker import ChunkPrediction
@@ -33,6 +35,7 @@ class SlatePredictor:
     lines: pa.Table
     settings: Settings
     clock: Clock
+    injuries: TonightInjuries | None = None
     _features: dict[str, int] | None = field(default=None, init=False)
     _table: pa.Table | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -46,7 +49,8 @@ class SlatePredictor:
                        ORDER BY player_lookup""",
                     [self.batch.game_date, self.batch.batch_id],
                 )
-                self._table = build_features(storage, targets)
+                out = self.injuries.out_players() if self.injuries is not None else None
+                self._table = build_features(storage, targets, out_players=out)
                 self._features = {k: i for i, k in enumerate(self._table.column("player_lookup").to_pylist())}
             assert self._features is not None
             return self._table, self._features
@@ -57,9 +61,17 @@ class SlatePredictor:
         done: list[Lease] = []
         rows: list[int] = []
         games = table.column("games_total").to_pylist()
+        listed = self.injuries.statuses if self.injuries is not None else {}
         for lease in leases:
             i = index.get(lease.player_lookup)
-            if lease.player_id is None or i is None or not games[i]:
+            status, reason = listed.get(lease.player_lookup, (None, None))
+            if status == OUT:
+                assert self.injuries is not None and self.injuries.report_at is not None
+                outcomes.append(RequestOutcome(
+                    lease.player_lookup, lease.attempt, "skipped", SKIP_CODE,
+                    f"listed Out on the injury report of {self.injuries.report_at.isoformat()}"
+                    + (f": {reason}" if reason else "")))
+            elif lease.player_id is None or i is None or not games[i]:
                 outcomes.append(RequestOutcome(lease.player_lookup, lease.attempt, "skipped", "no_history",
                                                "no box score before the game date"))
             elif lease.team is None or lease.opponent is None or lease.game_id is None:
@@ -79,11 +91,12 @@ class SlatePredictor:
         return ChunkPrediction(pa.concat_tables([p for part in parts for p in part]), tuple(outcomes))
 
     def _market_rows(self, feats: pa.Table, leases: list[Lease], market: str) -> list[pa.Table]:
-        return prediction_rows(
+        tables = prediction_rows(
             bundle=self.bundles[market], systems=self.batch.systems, feats=feats, leases=leases, lines=self.lines,
             market=market, batch_id=self.batch.batch_id, game_date=self.batch.game_date,
             ev_margin=self.settings.ev_margin, now=self.clock.now(),
         )
+        return [injury_columns(t, self.injuries) for t in tables]
 
 
 __all__ = ["SlatePredictor"]

@@ -49,7 +49,7 @@ def translate(exc: BaseException, *, statement: str | None = None, source: Path 
             f"the database file is held by another process ({text}); stop it or use another --db"
         )
     if source is not None:  # the statement reads the user's file: whatever failed, the file could not be read
-        return InputError(f"cannot read as CSV or Parquet: {text}", path=str(source))
+        return InputError(f"cannot read as CSV, Parquet or JSON: {text}", path=str(source))
     if isinstance(exc, duckdb.ConstraintException):
         return ContractError(f"constraint violated: {text}{where}")
     return TerminalError(f"database error: {text}{where}")

@@ -215,6 +215,8 @@ def load_latest(artifacts_dir: Path, market: str, before: date, *, system_ids: l
             raise ArtifactError(f"cannot read artifact {path}: {exc}") from exc
         if not isinstance(bundle, ModelBundle):
             raise ArtifactError(f"{path} does not hold a model bundle")
+        if bundle.meta.get("feature_version", FEATURE_VERSION) != FEATURE_VERSION:
+            continue  # trained on other feature definitions: its columns no longer match (retrained instead)
         if system_ids is None or all(s in bundle.systems for s in system_ids):
             bundle.path = path
             return bundle

@@ -1,0 +1,219 @@
+"""The NBA's official injury report: snapshots kept point in time, and the snapshot a batch may read.
+
+Input files (CSV, or JSON: an array of objects or one object a line) use the official report's own column
+names, as ``nbainjuries`` returns them, plus the snapshot time:
+
+``Report Time``
+    when the report was published: ISO 8601 with a zone (``2025-02-12T17:00:00-05:00``) or without one,
+    which is read as US Eastern (the report's own clock).
+``Game Date``
+    ``MM/DD/YYYY`` (ISO ``YYYY-MM-DD`` is accepted too).
+``Game Time``, ``Matchup``
+    as printed (``07:30 (ET)``, ``PHX@MIA``); optional.
+``Team``
+    the full team name (any spelling :mod:`~nbaprops.ingest.teams` knows).
+``Player Name``
+    ``Last, First`` as the report prints it (``Antetokounmpo, Giannis``); stored as ``First Last``.
+``Current Status``
+    Out, Doubtful, Questionable, Probable or Available.
+``Reason``
+    optional. A team row whose reason is ``NOT YET SUBMITTED`` (no player) is counted and left out.
+
+Like every ingest, all files are validated first and stored in one transaction; the same file twice adds
+nothing; a stored snapshot row (report time, game date, team, player) given again with another status or
+reason is refused — a published report does not change, a later one supersedes it.
+
+:func:`injury_snapshot` answers "who is listed for this date" for a batch: the rows of the **latest report
+published at or before the batch's as_of** that lists that date. A report published later never reaches an
+earlier prediction (the leakage tests check it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from nbaprops.errors import InputError
+from nbaprops.ingest._report import IngestReport, file_sha256
+from nbaprops.ingest._validate import Field, check_values, read_text_table, resolve_columns
+from nbaprops.ingest.names import lookup_sql
+from nbaprops.ingest.teams import check_teams, resolve_team_sql
+from nbaprops.schema import INJURY_STATUSES
+from nbaprops.storage.duckdb import DuckDBStorage, Session
+
+log = logging.getLogger(__name__)
+
+EASTERN = "America/New_York"
+
+FIELDS: tuple[Field, ...] = (
+    Field("Report Time", aliases=("report_time", "report_at")),
+    Field("Game Date", aliases=("game_date",)),
+    Field("Game Time", required=False, aliases=("game_time",)),
+    Field("Matchup", required=False, aliases=("matchup",)),
+    Field("Team", aliases=("team",)),
+    Field("Player Name", aliases=("player_name",)),
+    Field("Current Status", aliases=("current_status", "status"), choices=tuple(s.lower() for s in INJURY_STATUSES)),
+    Field("Reason", required=False, aliases=("reason",)),
+)
+_KEY = ("report_at", "game_date", "team", "player_lookup")
+_STORED = ("report_at", "game_date", "game_time", "matchup", "team", "player_name", "player_lookup", "status",
+           "reason", "source")
+
+
+def report_time_sql(expr: str) -> str:
+    """SQL: a report time as TIMESTAMPTZ — with its zone when written, else read as US Eastern (NULL if bad)."""
+    v = f"nullif(trim({expr}), '')"
+    return (f"(CASE WHEN regexp_matches({v}, '(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?)$') THEN TRY_CAST({v} AS TIMESTAMPTZ) "
+            f"ELSE timezone('{EASTERN}', TRY_CAST({v} AS TIMESTAMP)) END)")
+
+
+def game_date_sql(expr: str) -> str:
+    """SQL: ``MM/DD/YYYY`` (or ISO) as DATE, NULL when neither."""
+    v = f"nullif(trim({expr}), '')"
+    return f"coalesce(CAST(try_strptime({v}, '%m/%d/%Y') AS DATE), TRY_CAST({v} AS DATE))"
+
+
+def first_last_sql(expr: str) -> str:
+    """SQL: ``Last, First`` → ``First Last`` (a name without a comma is kept as it is)."""
+    v = f"trim({expr})"
+    return (f"(CASE WHEN contains({v}, ',') THEN trim(split_part({v}, ',', 2)) || ' ' || trim(split_part({v}, ',', 1)) "
+            f"ELSE {v} END)")
+
+
+def _check_parsed(cur: Session, view: str, col: str, parse: Callable[[str], str], path: Path,
+                  expected: str) -> None:
+    raw = f'"{col}"'
+    bad = cur.execute(
+        f"SELECT __line, {raw} FROM {view} WHERE {parse(raw)} IS NULL ORDER BY __line LIMIT 1"
+    ).fetchone()
+    if bad:
+        raise InputError(f"value {bad[1]!r} cannot be read as {expected}", path=str(path), row=int(bad[0]), column=col)
+
+
+def _typed_sql(view: str, cols: dict[str, str | None], path: Path, index: int) -> str:
+    def raw(name: str) -> str:
+        col = cols.get(name)
+        # Qualified: a bare "Team" would bind to the teams table's own column inside the team subquery.
+        return f'v."{col}"' if col else "NULL"
+
+    source = str(path).replace("'", "''")
+    name = first_last_sql(raw("Player Name"))
+    return f"""
+        SELECT {report_time_sql(raw('Report Time'))} AS report_at,
+               {game_date_sql(raw('Game Date'))} AS game_date,
+               nullif(trim({raw('Game Time')}), '') AS game_time,
+               nullif(trim({raw('Matchup')}), '') AS matchup,
+               {resolve_team_sql(raw('Team'), stored=True)} AS team,
+               {name} AS player_name,
+               coalesce(a.player_lookup, {lookup_sql(name)}) AS player_lookup,
+               upper(left(trim({raw('Current Status')}), 1)) || lower(substr(trim({raw('Current Status')}), 2)) AS status,
+               nullif(trim({raw('Reason')}), '') AS reason,
+               '{source}' AS source, {index} AS __file, __line
+        FROM {view} v
+        LEFT JOIN player_aliases a ON a.alias_lookup = {lookup_sql(name)}
+    """
+
+
+def ingest_injuries(storage: DuckDBStorage, paths: Sequence[Path | str]) -> IngestReport:
+    """Validate and store injury-report files; atomic across all files (see the module docstring).
+
+    Raises:
+        InputError: naming the file, line and column of the first problem.
+    """
+    with storage.session() as cur:
+        return _ingest(storage, cur, [Path(p) for p in paths])
+
+
+def _ingest(storage: DuckDBStorage, cur: Session, paths: list[Path]) -> IngestReport:
+    files: list[tuple[Path, str, int]] = []
+    not_submitted = 0
+    for index, path in enumerate(paths):
+        view, kept = cur.temp_name(f"inj_in_{index}"), cur.temp_name(f"inj_kept_{index}")
+        header = read_text_table(cur, path, view)
+        cols = resolve_columns(header, FIELDS, path=path)
+        reason = f'"{cols["Reason"]}"' if cols["Reason"] else "NULL"
+        player = f'"{cols["Player Name"]}"'
+        # A team that has not submitted yet is a row without a player: nothing to store for it.
+        skip = f"nullif(trim({player}), '') IS NULL AND lower(trim(coalesce({reason}, ''))) = 'not yet submitted'"
+        not_submitted += int(cur.scalar(f"SELECT count(*) FROM {view} WHERE {skip}"))
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE {kept} AS SELECT * FROM {view} WHERE NOT ({skip})")
+        check_values(cur, kept, FIELDS, cols, path=path)
+        _check_parsed(cur, kept, cols["Report Time"] or "", report_time_sql, path,
+                      "a report time (ISO 8601, e.g. 2025-02-12T17:00:00-05:00; no zone means US Eastern)")
+        _check_parsed(cur, kept, cols["Game Date"] or "", game_date_sql, path, "a game date (MM/DD/YYYY)")
+        check_teams(cur, kept, {"Team": cols["Team"]}, path=path, stored=True)
+        bad = cur.execute(
+            f"SELECT __line, {player} FROM {kept} WHERE {lookup_sql(first_last_sql(player))} = '' ORDER BY __line LIMIT 1"
+        ).fetchone()
+        if bad:
+            raise InputError(f"value {bad[1]!r} is not a player name", path=str(path), row=int(bad[0]),
+                             column=cols["Player Name"])
+        typed = cur.temp_name(f"inj_typed_{index}")
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(kept, cols, path, index)}")
+        files.append((path, typed, int(cur.scalar(f"SELECT count(*) FROM {typed}"))))
+    if not files:
+        return IngestReport("injuries", (), 0, 0)
+    key = ", ".join(_KEY)
+    new = cur.temp_name("inj_all")
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {new} AS " + " UNION ALL ".join(f"SELECT * FROM {t}" for _, t, _ in files))
+    clash = cur.execute(
+        f"""SELECT any_value(source ORDER BY __file DESC, __line DESC), max(__line ORDER BY __file)
+            FROM {new} GROUP BY {key} HAVING count(DISTINCT (status, reason)) > 1 ORDER BY 2 LIMIT 1"""
+    ).fetchone()
+    if clash:
+        raise InputError("the same report time, game date, team and player appear with different statuses",
+                         path=clash[0], row=int(clash[1]), column="Current Status")
+    on = " AND ".join(f"s.{k} = n.{k}" for k in _KEY)
+    clash = cur.execute(
+        f"""SELECT n.source, n.__line FROM {new} n JOIN injury_reports s ON {on}
+            WHERE (n.status, n.reason) IS DISTINCT FROM (s.status, s.reason) ORDER BY n.__file, n.__line LIMIT 1"""
+    ).fetchone()
+    if clash:
+        raise InputError("this report row is already stored with another status or reason (a published report "
+                         "does not change; a later report time supersedes it)", path=clash[0], row=int(clash[1]),
+                         column="Current Status")
+    rows_read = sum(n for *_, n in files)
+    stored = ", ".join(_STORED)
+    now = datetime.now(UTC)
+    with storage.transaction() as tx:
+        before = int(tx.scalar("SELECT count(*) FROM injury_reports"))
+        tx.execute(
+            f"""INSERT INTO injury_reports ({stored})
+                SELECT {stored} FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY __file, __line) AS __n
+                                      FROM {new}) n
+                WHERE __n = 1 AND NOT EXISTS (SELECT 1 FROM injury_reports s WHERE {on})"""
+        )
+        added = int(tx.scalar("SELECT count(*) FROM injury_reports")) - before
+        reports = [r[0].isoformat() for r in tx.execute(f"SELECT DISTINCT report_at FROM {new} ORDER BY 1").fetchall()]
+        statuses = dict(tx.execute(f"SELECT status, count(*) FROM {new} GROUP BY 1 ORDER BY 1").fetchall())
+        unmatched = [r[0] for r in tx.execute(
+            f"""SELECT DISTINCT player_name FROM {new}
+                WHERE player_lookup NOT IN (SELECT DISTINCT player_lookup FROM box_scores) ORDER BY 1""").fetchall()]
+        for path, _typed, rows in files:
+            tx.execute("INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
+                       ["injuries", str(path), file_sha256(path), rows, None, now])
+    log.info("ingested %d injury-report rows (%d new) from %d file(s)", rows_read, added, len(files))
+    details: dict[str, Any] = {"reports": reports, "statuses": statuses, "not_yet_submitted": not_submitted,
+                               "unmatched": unmatched}
+    return IngestReport("injuries", tuple(str(p) for p, _, _ in files), rows_read, added, details)
+
+
+def injury_snapshot(storage: DuckDBStorage, game_date: date, as_of: datetime) -> Any:
+    """The injury report a batch of ``game_date`` predicted at ``as_of`` reads, as a ``pyarrow.Table``.
+
+    The rows for ``game_date`` of the latest report published at or before ``as_of`` that lists the date;
+    empty when there is none. Columns: ``report_at, team, player_lookup, player_name, status, reason``.
+    """
+    return storage.arrow(
+        """WITH latest AS (SELECT max(report_at) AS at FROM injury_reports WHERE game_date = $d AND report_at <= $as_of)
+           SELECT r.report_at, r.team, r.player_lookup, r.player_name, r.status, r.reason
+           FROM injury_reports r JOIN latest ON r.report_at = latest.at
+           WHERE r.game_date = $d ORDER BY r.team, r.player_lookup""",
+        {"d": game_date, "as_of": as_of},
+    )
+
+
+__all__ = ["ingest_injuries", "injury_snapshot"]
