@@ -61,3 +61,36 @@ def test_a_learned_blend_moves_the_line_and_beats_it_on_held_out_lined_rows(
     blend_mae = np.mean(np.abs(system.holdout_pred_[ok] - actual[mask][ok]))
     line_mae = np.mean(np.abs(line[ok] - actual[mask][ok]))
     assert blend_mae <= line_mae + 1e-9
+
+
+def test_a_regular_without_a_line_counts_as_missing_minutes_for_his_teammates(
+    storage: DuckDBStorage, pra_lines: dict[str, Path]
+) -> None:
+    """Take one regular's line away: each teammate's ``unlined_regulars_min`` grows by his minutes a game,
+    his own does not change, and other teams' values stay the same."""
+    from nbaprops.features.market import unlined_regulars_min
+
+    ingest_lines(storage, [pra_lines["2023-24"]])
+    day = date(2024, 1, 15)
+    rows = storage.arrow("SELECT game_date, team, player_id, player_lookup FROM box_scores WHERE game_date = ?", [day])
+    lines = select_lines(storage, [day], ["pra"], as_of=None)
+    before = unlined_regulars_min(storage, rows, lines)
+    assert np.isfinite(before).sum() > 10 and (before[np.isfinite(before)] >= 0).all()
+    regular = storage.fetchone(
+        """SELECT b.player_lookup, b.team, avg(h.minutes) FROM box_scores b JOIN box_scores h
+             ON h.player_id = b.player_id AND h.game_date < b.game_date AND h.game_date >= DATE '2023-11-20'
+           WHERE b.game_date = ? AND b.player_lookup IN (SELECT player_lookup FROM prop_lines WHERE game_date = ?)
+           GROUP BY ALL HAVING avg(h.minutes) >= 30 ORDER BY 3 DESC LIMIT 1""", [day, day])
+    assert regular is not None
+    lookup, team, _ = regular
+    after = unlined_regulars_min(storage, rows, lines.filter(pa.compute.not_equal(lines.column("player_lookup"),
+                                                                                   lookup)))
+    teams = rows.column("team").to_pylist()
+    lookups = rows.column("player_lookup").to_pylist()
+    mates = [i for i, t in enumerate(teams) if t == team and lookups[i] != lookup]
+    others = [i for i, t in enumerate(teams) if t != team]
+    grown = after[mates] - before[mates]
+    assert (grown >= 24).all() and np.allclose(grown, grown[0])
+    np.testing.assert_array_equal(after[others], before[others])
+    me = lookups.index(lookup)
+    assert after[me] == before[me]

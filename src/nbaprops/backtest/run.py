@@ -30,6 +30,7 @@ from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
 from nbaprops.features.builder import build_features, build_training_set
+from nbaprops.features.market import with_availability
 from nbaprops.ingest import ensure_boxscores
 from nbaprops.ingest.lines import line_players, select_lines
 from nbaprops.ingest.schedule import games_for_date
@@ -150,8 +151,9 @@ def run_backtest(
             reqs = [per_day[day][j - lo] for j in keep]
             leases = [Lease(run_id, r.player_lookup, 1, "backtest", r.player_name, r.player_id, r.team, r.opponent,
                             r.game_id, r.is_home) for r in reqs]
+            day_feats = with_availability(storage, feats.take(pa.array(keep, pa.int64())), lines_all[day], [market])
             tables += prediction_rows(
-                bundle=bundle, systems=list(systems), feats=feats.take(pa.array(keep, pa.int64())), leases=leases,
+                bundle=bundle, systems=list(systems), feats=day_feats, leases=leases,
                 lines=lines_all[day], market=market, batch_id=run_id, game_date=day, ev_margin=settings.ev_margin,
                 now=datetime.now(UTC),
             )

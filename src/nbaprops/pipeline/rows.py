@@ -19,8 +19,9 @@ import numpy as np
 import pyarrow as pa
 
 from nbaprops.features.columns import FEATURE_VERSION
-from nbaprops.features.market import with_market
+from nbaprops.features.market import availability_column, with_market
 from nbaprops.pipeline.ledger import Lease
+from nbaprops.systems.base import column
 from nbaprops.systems.betting import recommend
 from nbaprops.systems.spread import p_over
 from nbaprops.systems.training import ModelBundle
@@ -170,7 +171,9 @@ def prediction_rows(
     count = feats.column("feature_count").to_numpy(zero_copy_only=False)
     early = feats.column("early_season_flag").to_pylist()
     # The line and prices each player's row is judged against, as the market columns systems may read.
-    feats = with_market(feats, line["line"], line["over"], line["under"])
+    avail = availability_column(market)
+    feats = with_market(feats, line["line"], line["over"], line["under"],
+                        column(feats, avail) if avail in feats.column_names else None)
     tables = []
     for sid in systems:
         out = bundle.systems[sid].predict(feats)

@@ -3,10 +3,11 @@
 The line posted before tip-off is public and, measured on real PRA lines, closer to the outcome than any
 line-free system (docs/backtest.md). This system predicts, where a line exists,
 
-    line + a × (gbm − line) + b × (P_market(over) − 0.5) + c
+    line + a × (gbm − line) + b × (P_market(over) − 0.5) + d × unlined / 10 + c
 
-with ``gbm`` the line-free model's out-of-sample prediction and ``P_market(over)`` the book's de-vigged
-probability (:mod:`nbaprops.features.market`). ``a``, ``b`` and ``c`` minimise the absolute error (median
+with ``gbm`` the line-free model's out-of-sample prediction, ``P_market(over)`` the book's de-vigged
+probability and ``unlined`` the minutes of the team's regulars who have no line tonight (0 when the game has
+too few lines to tell), all from :mod:`nbaprops.features.market`. ``a``, ``b`` and ``c`` minimise the absolute error (median
 regression) on the held-out training rows that had a line — the model's errors there are out of sample — and
 stay 0 until ``min_lined_rows`` such rows exist, so a season without lined history predicts the line itself.
 Without a line it falls back to ``gbm``.
@@ -21,6 +22,7 @@ import pyarrow as pa
 from sklearn.linear_model import QuantileRegressor
 
 from nbaprops.errors import ContractError
+from nbaprops.features.market import MARKET_COLUMNS
 from nbaprops.systems.base import PredictionSystem, column, holdout_mask
 from nbaprops.systems.spread import TierSpread
 
@@ -43,11 +45,14 @@ class MarketBlend(PredictionSystem):
         return {"market": self.market, "components": self.components, "min_lined_rows": self.min_lined_rows}
 
     @staticmethod
-    def _design(base: np.ndarray, line: np.ndarray, p_market: np.ndarray) -> np.ndarray:
-        return np.column_stack([base - line, np.where(np.isfinite(p_market), p_market - 0.5, 0.0)])
+    def _design(base: np.ndarray, market: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        line, p_market, unlined = market
+        return np.column_stack([base - line, np.where(np.isfinite(p_market), p_market - 0.5, 0.0),
+                                np.where(np.isfinite(unlined), unlined / 10.0, 0.0)])
 
-    def _blend(self, base: np.ndarray, line: np.ndarray, p_market: np.ndarray) -> np.ndarray:
-        shift = self._design(base, line, p_market) @ self.coef_ + self.intercept_
+    def _blend(self, base: np.ndarray, market: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        line = market[0]
+        shift = self._design(base, market) @ self.coef_ + self.intercept_
         shift = np.where(np.isfinite(base), shift, 0.0)  # no model value: the line alone
         return np.where(np.isfinite(line), line + shift, base)
 
@@ -63,18 +68,20 @@ class MarketBlend(PredictionSystem):
         mask = holdout_mask(features)
         if base.holdout_pred_.size != int(mask.sum()):
             raise ContractError(f"component {BASE} was fitted on other rows than {self.system_id}")
-        line, p_market = _market(features)
-        self.coef_ = np.zeros(2)
+        market = _market(features)
+        self.coef_ = np.zeros(3)
         self.intercept_ = 0.0
         if mask.any():
-            pred, ln, pm, act = base.holdout_pred_, line[mask], p_market[mask], y[mask]
-            lined = np.isfinite(pred) & np.isfinite(ln) & np.isfinite(act)
+            pred, act = base.holdout_pred_, y[mask]
+            held = (market[0][mask], market[1][mask], market[2][mask])
+            lined = np.isfinite(pred) & np.isfinite(held[0]) & np.isfinite(act)
             self.lined_rows_ = int(lined.sum())
             if self.lined_rows_ >= self.min_lined_rows:
                 reg = QuantileRegressor(quantile=0.5, alpha=0.0, solver="highs")
-                reg.fit(self._design(pred[lined], ln[lined], pm[lined]), act[lined] - ln[lined])
+                reg.fit(self._design(pred[lined], (held[0][lined], held[1][lined], held[2][lined])),
+                        act[lined] - held[0][lined])
                 self.coef_, self.intercept_ = np.asarray(reg.coef_, dtype=np.float64), float(reg.intercept_)
-            self.holdout_pred_ = np.maximum(self._blend(pred, ln, pm), 0.0)
+            self.holdout_pred_ = np.maximum(self._blend(pred, held), 0.0)
             self.spread_ = TierSpread.fit(self.holdout_pred_, act)
         else:
             self.lined_rows_ = 0
@@ -89,13 +96,11 @@ class MarketBlend(PredictionSystem):
         raise NotImplementedError
 
     def _predict_values(self, features: pa.Table) -> np.ndarray:
-        line, p_market = _market(features)
-        return self._blend(self.base_._values(features), line, p_market)
+        return self._blend(self.base_._values(features), _market(features))
 
 
-def _market(features: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """The market columns of ``features`` (all NaN when the table has none: no line known)."""
-    if "market_line" not in features.column_names:
-        nan = np.full(features.num_rows, np.nan)
-        return nan, nan
-    return column(features, "market_line"), column(features, "market_p_over")
+def _market(features: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Line, de-vigged P(over) and unlined regulars' minutes of ``features`` (NaN where not known)."""
+    nan = np.full(features.num_rows, np.nan)
+    return tuple(column(features, name) if name in features.column_names else nan  # type: ignore[return-value]
+                 for name in MARKET_COLUMNS)

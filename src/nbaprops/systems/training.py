@@ -103,7 +103,7 @@ def train_market(
             f"only {training.num_rows} player-games before {through} in a {train_days}-day window: too few to train"
         )
     # What the market said before each training game (NaN without a line), for systems that start from it.
-    training = with_stored_lines(training, _holdout_lines(storage, training, market))
+    training = with_stored_lines(training, _holdout_lines(storage, training, market), storage)
     stat = MARKET_STAT[market]
     actual = np.asarray(training.column(f"actual_{stat}").to_numpy(zero_copy_only=False), dtype=np.float64)
     digest = hashlib.sha256(
