@@ -10,11 +10,14 @@ probability and ``unlined`` the minutes of the team's regulars who have no line 
 too few lines to tell), all from :mod:`nbaprops.features.market`. ``a``, ``b`` and ``c`` minimise the absolute error (median
 regression) on the held-out training rows that had a line — the model's errors there are out of sample — and
 stay 0 until ``min_lined_rows`` such rows exist, so a season without lined history predicts the line itself.
-Without a line it falls back to ``gbm``.
+The correction must also earn its place out of time: fitted on the earlier ``1 - VALIDATION_SHARE`` of those
+rows' dates, it has to beat the line itself on the later ones, or the coefficients stay 0. Without a line it
+falls back to ``gbm``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Self
 
 import numpy as np
@@ -27,6 +30,7 @@ from nbaprops.systems.base import PredictionSystem, column, holdout_mask
 from nbaprops.systems.spread import TierSpread
 
 BASE = "gbm"
+VALIDATION_SHARE = 0.4
 
 
 class MarketBlend(PredictionSystem):
@@ -71,16 +75,29 @@ class MarketBlend(PredictionSystem):
         market = _market(features)
         self.coef_ = np.zeros(3)
         self.intercept_ = 0.0
+        self.validation_: dict[str, float | int | None] = {"rows": 0, "line_mae": None, "blend_mae": None}
         if mask.any():
             pred, act = base.holdout_pred_, y[mask]
             held = (market[0][mask], market[1][mask], market[2][mask])
             lined = np.isfinite(pred) & np.isfinite(held[0]) & np.isfinite(act)
             self.lined_rows_ = int(lined.sum())
             if self.lined_rows_ >= self.min_lined_rows:
-                reg = QuantileRegressor(quantile=0.5, alpha=0.0, solver="highs")
-                reg.fit(self._design(pred[lined], (held[0][lined], held[1][lined], held[2][lined])),
-                        act[lined] - held[0][lined])
-                self.coef_, self.intercept_ = np.asarray(reg.coef_, dtype=np.float64), float(reg.intercept_)
+                x = self._design(pred[lined], (held[0][lined], held[1][lined], held[2][lined]))
+                target = act[lined] - held[0][lined]
+                dates = np.asarray(features.filter(pa.array(mask)).column("game_date").cast(pa.int32())
+                                   .to_numpy(zero_copy_only=False))[lined]
+                cut = np.quantile(dates, 1 - VALIDATION_SHARE)
+                early, late = dates < cut, dates >= cut
+                self.validation_ = {"rows": int(late.sum()), "line_mae": None, "blend_mae": None}
+                if early.sum() >= self.min_lined_rows // 2 and late.any():
+                    trial = _median_fit(x[early], target[early])
+                    line_mae = float(np.mean(np.abs(target[late])))
+                    blend_mae = float(np.mean(np.abs(target[late] - trial(x[late]))))
+                    self.validation_ = {"rows": int(late.sum()), "line_mae": line_mae, "blend_mae": blend_mae}
+                    if blend_mae < line_mae:
+                        reg = QuantileRegressor(quantile=0.5, alpha=0.0, solver="highs").fit(x, target)
+                        self.coef_ = np.asarray(reg.coef_, dtype=np.float64)
+                        self.intercept_ = float(reg.intercept_)
             self.holdout_pred_ = np.maximum(self._blend(pred, held), 0.0)
             self.spread_ = TierSpread.fit(self.holdout_pred_, act)
         else:
@@ -97,6 +114,11 @@ class MarketBlend(PredictionSystem):
 
     def _predict_values(self, features: pa.Table) -> np.ndarray:
         return self._blend(self.base_._values(features), _market(features))
+
+
+def _median_fit(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    reg = QuantileRegressor(quantile=0.5, alpha=0.0, solver="highs").fit(x, y)
+    return lambda rows: np.asarray(reg.predict(rows), dtype=np.float64)
 
 
 def _market(features: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -154,7 +154,8 @@ def train_market(
             **({"weights": dict(zip(COMPONENTS, map(float, system.weights_), strict=True))}  # type: ignore[attr-defined]
                if sid == "ensemble" else {}),
             **({"blend": {"coef": [float(c) for c in system.coef_], "intercept": float(system.intercept_),  # type: ignore[attr-defined]
-                          "lined_rows": system.lined_rows_}}  # type: ignore[attr-defined]
+                          "lined_rows": system.lined_rows_,  # type: ignore[attr-defined]
+                          "validation": system.validation_}}  # type: ignore[attr-defined]
                if sid == "market_blend" else {}),
         }
     meta = {
