@@ -61,8 +61,8 @@ def test_the_line_moves_only_when_the_move_beat_the_line_out_of_time(
     ok = np.isfinite(line)
     assert system.lined_rows_ >= min_lined_rows
     v = system.validation_
-    assert v["rows"] > 0 and v["line_mae"] is not None and v["blend_mae"] is not None
-    if v["blend_mae"] < v["line_mae"]:
+    assert v["rows"] > 0
+    if v["line_mae"] is not None and v["blend_mae"] < v["line_mae"]:
         assert np.any(system.coef_ != 0)
         blend_mae = np.mean(np.abs(system.holdout_pred_[ok] - actual[mask][ok]))
         assert blend_mae <= np.mean(np.abs(line[ok] - actual[mask][ok])) + 1e-9
