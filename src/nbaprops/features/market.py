@@ -99,6 +99,8 @@ def with_stored_lines(feats: pa.Table, lines: Any | None, storage: DuckDBStorage
 def unlined_regulars_min(storage: DuckDBStorage, rows: pa.Table, lined: pa.Table) -> np.ndarray:
     """``unlined_regulars_min`` of each row (see the module docstring), from box scores before each date.
 
+    Aggregates are ordered, so the same inputs give bit-identical values run to run.
+
     Args:
         rows: ``game_date, team, player_id`` of the rows.
         lined: ``game_date, player_lookup`` of every player with a line in the market (any number of dates).
@@ -125,7 +127,7 @@ def unlined_regulars_min(storage: DuckDBStorage, rows: pa.Table, lined: pa.Table
                                                   AND b.game_date >= r.d - INTERVAL 240 DAYS),
                 roster AS (  -- still on the team: his last game was for it
                     SELECT d, pteam AS team, player_id, arg_max(player_lookup, game_date) AS player_lookup,
-                           avg(minutes) FILTER (WHERE k <= 10) AS mins,
+                           avg(minutes ORDER BY game_date) FILTER (WHERE k <= 10) AS mins,
                            count(*) FILTER (WHERE game_date >= make_date(year(d) - CASE WHEN month(d) >= 8
                                             THEN 0 ELSE 1 END, 8, 1)) AS season_games,
                            arg_max(team, game_date) AS last_team
@@ -136,7 +138,7 @@ def unlined_regulars_min(storage: DuckDBStorage, rows: pa.Table, lined: pa.Table
                 teams AS (SELECT d, team, count(*) FILTER (WHERE has_line) AS team_lines FROM marked GROUP BY ALL)
             SELECT x.__rid,
                    CASE WHEN any_value(tm.team_lines) >= {MIN_TEAM_LINES}
-                        THEN coalesce(sum(m.mins) FILTER (WHERE NOT m.has_line AND m.player_id <> x.player_id
+                        THEN coalesce(sum(m.mins ORDER BY m.player_id) FILTER (WHERE NOT m.has_line AND m.player_id <> x.player_id
                                                           AND m.mins >= 24 AND m.season_games >= 5), 0.0) END
             FROM {t} x JOIN teams tm ON tm.d = x.game_date AND tm.team = x.team
             LEFT JOIN marked m ON m.d = x.game_date AND m.team = x.team
