@@ -289,6 +289,9 @@ def predict(
                 "staging_tables_left": s.staging_tables_left, "drift": s.drift,
                 "duration_s": round(s.duration_s, 2), "missing": s.missing,
             })
+            for market, info in result.models.items():
+                for sid, reason in info["no_bets"].items():
+                    out.print(f"{market} {sid}: no bets — {reason}", highlight=False, soft_wrap=True)
             out.print(f"See the board: nbaprops predictions --date {s.game_date} --bets")
 
         _emit(payload, as_json, render)
@@ -331,7 +334,7 @@ def train(
                 for sid, info in meta["systems"].items():
                     mae = info["holdout_mae"]
                     table.add_row(sid, info["model_version"], "-" if mae is None else f"{mae:.3f}",
-                                  f"{info['calibration']['method']} ({info['calibration']['rows']} rows)")
+                                  f"{info['calibration']['method']}: {info['calibration']['reason']}")
                 out.print(table)
 
         _emit(payload, as_json, render)
@@ -358,7 +361,14 @@ def backtest(
     as_json: JsonOpt = False,
 ) -> None:
     """Walk-forward backtest: retrain on the past only, predict each game day as the batch would, grade."""
-    from nbaprops.backtest import compute_metrics, cumulative_profit, run_backtest, season_range, write_report
+    from nbaprops.backtest import (
+        calibration_summary,
+        compute_metrics,
+        cumulative_profit,
+        run_backtest,
+        season_range,
+        write_report,
+    )
     from nbaprops.ingest import ensure_boxscores
     from nbaprops.ingest.lines import ingest_lines
     from nbaprops.markets import validate_market
@@ -399,7 +409,7 @@ def backtest(
             "run_id": result.run_id, "market": market, "start": result.start.isoformat(),
             "end": result.end.isoformat(), "days": result.days, "steps": result.steps,
             "retrain_days": retrain_days, "train_days": settings.train_days, "graded_rows": result.grades.num_rows,
-            "metrics": metrics,
+            "metrics": metrics, "calibration": calibration_summary(result.models),
         }
         if report is not None:
             payload["report"] = str(write_report(report, payload, cumulative_profit(result.grades)))
@@ -418,6 +428,9 @@ def backtest(
                               f"{f(m['hit_rate'])} ({f(m['hit_rate_ci'][0])}-{f(m['hit_rate_ci'][1])})",
                               f(m["roi"]), f(m["ece"]))
             out.print(table)
+            for sid, cal in payload["calibration"].items():
+                if cal["last"] is not None and not cal["last"]["allows_bets"]:
+                    out.print(f"{sid}: {cal['last']['reason']} (last step; steps by calibration: {cal['steps']})")
             if report is not None:
                 out.print(f"report: {payload['report']}")
 

@@ -114,8 +114,11 @@ def tier_svg(metrics: list[dict[str, Any]]) -> str:
 
 
 def profit_svg(curves: dict[str, list[tuple[str, float]]]) -> str:
-    if not curves:
-        return ""
+    if not curves:  # no bets at all: say so in the plot's place rather than dropping it
+        note = (f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" font-size="12">no bets: see the calibration '
+                "notes above</text>")
+        return _frame("Cumulative profit (units, 1 per bet)", "game day", "units", (0, 1), (-1, 1), note, [],
+                      [])
     n = max(len(v) for v in curves.values())
     values = [y for v in curves.values() for _, y in v] + [0.0]
     lo, hi = min(values), max(values)
@@ -129,6 +132,16 @@ def profit_svg(curves: dict[str, list[tuple[str, float]]]) -> str:
     ticks = [(0.0, first[0][0]), (float(max(n - 1, 1)), first[-1][0])] if first else None
     return _frame("Cumulative profit (units, 1 per bet)", "game day", "units", (0, max(n - 1, 1)), (lo, hi),
                   "".join(body), legend, ticks)
+
+
+def _calibration_notes(calibration: dict[str, dict[str, Any]]) -> str:
+    """Why each system's rows were or were not bet (its last step's calibration)."""
+    items = "".join(
+        f"<li><b>{html.escape(sid)}</b> (steps by calibration: "
+        f"{html.escape(', '.join(f'{k} {v}' for k, v in sorted(cal['steps'].items())))}): "
+        f"{html.escape(cal['last']['reason'])}</li>"
+        for sid, cal in sorted(calibration.items()) if cal.get("last"))
+    return f"<p>Calibration of P(over) on the standardized edge (last step):</p><ul>{items}</ul>" if items else ""
 
 
 def write_report(path: Path, result: dict[str, Any], curves: dict[str, list[tuple[str, float]]]) -> Path:
@@ -155,6 +168,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}.plots{{display:f
 game days ({result['steps']} models), each trained only on games before its first day; lines as posted before the
 prediction time; players who did not play voided. Hit rate excludes pushes; ROI is per unit staked at the offered price.</p>
 <table><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{rows}</table>
+{_calibration_notes(result.get("calibration", {}))}
 <div class="plots">{reliability_svg(metrics)}{edge_svg(metrics)}{tier_svg(metrics)}{profit_svg(curves)}</div>
 </body></html>"""
     path.parent.mkdir(parents=True, exist_ok=True)
