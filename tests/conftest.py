@@ -53,7 +53,7 @@ def storage(db_path: Path) -> Iterator[DuckDBStorage]:
     store.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def pra_lines() -> dict[str, Path]:
     """Paths of the real PRA sportsbook lines in ../shared/data (skips when the shared data is absent)."""
     missing = [str(p) for p in PRA_LINES.values() if not p.exists()]

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nbaprops.cli import app
+from nbaprops.storage import open_storage
 
 runner = CliRunner()
 
@@ -47,9 +48,24 @@ def test_predict_then_operate_the_batch(db_path: Path) -> None:
     assert again["active_predictions"] == summary["active_predictions"]
     code, stdout, _ = run("consolidate", summary["batch_id"], "--db", db, "--json")
     assert code == 0 and json.loads(stdout)["active_predictions"] == 0  # superseded by the forced batch
-    for cmd in (["check-stalled"], ["cleanup-staging", "--older-than-hours", "0"]):
-        code, stdout, _ = run(*cmd, "--db", db, "--json")
-        assert code == 0 and isinstance(json.loads(stdout), dict)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["check-stalled"], {"reclaimed": 0, "failed": 0, "released_from_dead_processes": 0, "finished_batches": [],
+                             "stalled_leases_left": 0}),
+        (["cleanup-staging", "--older-than-hours", "0"], {"dropped": ["staging_predictions_orphan_1"],
+                                                         "dropped_count": 1, "finished_batches": [], "kept": []}),
+    ],
+    ids=["check-stalled", "cleanup-staging"],
+)
+def test_operations_report_what_they_did(db_path: Path, args: list[str], expected: dict[str, object]) -> None:
+    with open_storage(db_path) as storage:
+        storage.execute("CREATE TABLE staging_predictions_orphan_1 (x INTEGER)")  # no batch owns it
+    code, stdout, stderr = run(*args, "--db", str(db_path), "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout) == expected
 
 
 @pytest.mark.parametrize(
@@ -72,12 +88,38 @@ def test_bad_arguments_fail_with_a_clear_error(args: list[str], message: str, db
     assert stderr.startswith("Error:") and message in stderr
 
 
+def database_fingerprint(db_path: Path) -> dict[str, tuple[object, ...]]:
+    """Every table of the file: its columns, row count and an order-independent hash of its rows."""
+    with open_storage(db_path, read_only=True) as storage:
+        tables = [row[0] for row in storage.fetchall(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1")]
+        return {
+            table: (tuple(storage.table_columns(table).items()),
+                    *storage.fetchall(f'SELECT count(*), sum(hash(t)::HUGEINT) FROM "{table}" t')[0])
+            for table in tables
+        }
+
+
 def test_bad_lines_file_changes_nothing(db_path: Path, tmp_path: Path) -> None:
+    """A valid file followed by a bad one: the command fails and no table of the file changes.
+
+    Mutations tried in ``ingest_lines``, each failing here (the old check of the predictions alone passed):
+    an ``ingest_log`` row written before validating; a ``player_aliases`` row written once the first file
+    passed; a column added to ``prop_lines`` before validating.
+    """
+    header = "game_date,player_name,market,line,bookmaker,over_price,under_price\n"
+    good = tmp_path / "good_lines.csv"
+    good.write_text(header + "2025-02-12,Stephen Curry,points,27.5,FanDuel,-110,-110\n")
     bad = tmp_path / "lines.csv"
-    bad.write_text("game_date,player_name,market,line,bookmaker,over_price,under_price\n"
-                   "2025-02-12,LeBron James,points,25.5,FanDuel,-110,-110\n"
+    bad.write_text(header + "2025-02-12,LeBron James,points,25.5,FanDuel,-110,-110\n"
                    "2025-02-12,Anthony Davis,points,abc,FanDuel,-110,-110\n")
-    code, _, stderr = run("ingest", "lines", str(bad), "--db", str(db_path))
+    before = database_fingerprint(db_path)
+    assert {"prop_lines", "ingest_log", "player_aliases", "teams", "box_scores"} <= set(before)
+    code, _, stderr = run("ingest", "lines", str(good), str(bad), "--db", str(db_path))
     assert code == 1 and "lines.csv" in stderr and "line" in stderr
-    code, stdout, _ = run("predictions", "--date", "2025-02-12", "--db", str(db_path), "--json")
-    assert json.loads(stdout)["count"] == 0
+    assert database_fingerprint(db_path) == before
+    # The fingerprint sees an ingest: the good file alone changes it.
+    code, _, stderr = run("ingest", "lines", str(good), "--db", str(db_path))
+    assert code == 0, stderr
+    after = database_fingerprint(db_path)
+    assert {t for t in before if after[t] != before[t]} == {"prop_lines", "ingest_log"}

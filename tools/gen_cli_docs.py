@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -12,14 +13,13 @@ from nbaprops.cli import app
 
 def commands() -> list[list[str]]:
     """Every command path of the app, groups before their commands, in the order they were declared."""
-    import click
     import typer
 
     found: list[list[str]] = []
 
-    def walk(cmd: click.Command, path: list[str]) -> None:
+    def walk(cmd: Any, path: list[str]) -> None:
         found.append(path)
-        if isinstance(cmd, click.Group):
+        if hasattr(cmd, "commands"):  # Typer vendors its own click: no isinstance
             for name, sub in cmd.commands.items():
                 walk(sub, [*path, name])
 

@@ -272,10 +272,15 @@ def predict(
                     if task:
                         progress.update(task[0], completed=counts["done"] + counts["skipped"] + counts["failed"])
 
-                result = run_batch(storage, settings, game_date, force=force,
-                                   on_message=lambda m: err.print(m, highlight=False, soft_wrap=True),
-                                   on_start=on_start, on_progress=on_progress)
+                try:
+                    result = run_batch(storage, settings, game_date, force=force,
+                                       on_message=lambda m: err.print(m, highlight=False, soft_wrap=True),
+                                       on_start=on_start, on_progress=on_progress)
+                except Exception as exc:
+                    _alert_failed(settings, f"predict --date {game_date}", exc)
+                    raise
         payload = result.as_dict()
+        _alert_batch(settings, payload)
 
         def render() -> None:
             s = result.summary
@@ -479,10 +484,10 @@ def batches(
             rows = batch_records(storage, game_date=day, state=state, limit=limit)
 
         def render() -> None:
-            table = Table("batch_id", "game_date", "state", "done", "skipped", "failed", "open", "created_at")
+            table = Table("batch_id", "game_date", "kind", "state", "done", "skipped", "failed", "open", "created_at")
             for r in rows:
                 c = r["requests"]
-                table.add_row(r["batch_id"], r["game_date"], r["state"], str(c["done"]), str(c["skipped"]),
+                table.add_row(r["batch_id"], r["game_date"], r["kind"], r["state"], str(c["done"]), str(c["skipped"]),
                               str(c["failed"]), str(c["pending"] + c["leased"]), r["created_at"])
             out.print(table)
 
@@ -552,10 +557,18 @@ def consolidate(
 
     Refuses while requests are open: `nbaprops finish BATCH` ends them failed first.
     """
+    from nbaprops.alerts import send_alert
     from nbaprops.pipeline import Coordinator
 
-    _operate(db, as_json, f"Batch {batch_id}",
-             lambda storage, settings: Coordinator(storage, settings).consolidate(batch_id).as_dict())
+    def action(storage: DuckDBStorage, settings: Settings) -> dict[str, Any]:
+        try:
+            return Coordinator(storage, settings).consolidate(batch_id).as_dict()
+        except InputError as exc:
+            send_alert(settings, "consolidation_refused", f"consolidate {batch_id} refused: {exc}",
+                       {"batch_id": batch_id})
+            raise
+
+    _operate(db, as_json, f"Batch {batch_id}", action)
 
 
 @app.command()
@@ -567,8 +580,12 @@ def finish(
     """Force the end of a batch: open requests end failed, the batch ends partial and is consolidated."""
     from nbaprops.pipeline import Coordinator
 
-    _operate(db, as_json, f"Batch {batch_id}",
-             lambda storage, settings: Coordinator(storage, settings).finish(batch_id, force_partial=True).as_dict())
+    def action(storage: DuckDBStorage, settings: Settings) -> dict[str, Any]:
+        summary = Coordinator(storage, settings).finish(batch_id, force_partial=True).as_dict()
+        _alert_batch(settings, summary)
+        return summary
+
+    _operate(db, as_json, f"Batch {batch_id}", action)
 
 
 @app.command("check-stalled")
@@ -579,10 +596,15 @@ def check_stalled(
     as_json: JsonOpt = False,
 ) -> None:
     """Reclaim expired leases and finish batches past their deadline."""
+    from nbaprops.alerts import stalled_alert
     from nbaprops.pipeline import Coordinator
 
-    _operate(db, as_json, "check-stalled",
-             lambda storage, settings: Coordinator(storage, settings).check_stalled(stall_minutes=stall_minutes))
+    def action(storage: DuckDBStorage, settings: Settings) -> dict[str, Any]:
+        report = Coordinator(storage, settings).check_stalled(stall_minutes=stall_minutes)
+        stalled_alert(settings, report)
+        return report
+
+    _operate(db, as_json, "check-stalled", action)
 
 
 @app.command("cleanup-staging")
@@ -600,6 +622,245 @@ def cleanup_staging(
         return cleanup(storage, older_than_hours=hours, clock=SystemClock()).as_dict()
 
     _operate(db, as_json, "cleanup-staging", action)
+
+
+# -- after the predictions: grade, accuracy, refresh, invalidate, picks -----------------------------
+def _alert_batch(settings: Settings, summary: dict[str, Any]) -> None:
+    from nbaprops.alerts import batch_alert
+
+    batch_alert(settings, summary)
+
+
+def _alert_failed(settings: Settings, what: str, exc: BaseException) -> None:
+    """``fetch_failed`` when a live source failed, else ``batch_failed`` (never for Ctrl-C)."""
+    from nbaprops.alerts import send_alert
+    from nbaprops.errors import SourceError, SourceUnavailableError
+
+    if _is_interrupt(exc) or isinstance(exc, KeyboardInterrupt):
+        return
+    event = "fetch_failed" if isinstance(exc, SourceError | SourceUnavailableError) else "batch_failed"
+    send_alert(settings, event, f"{what} failed: {type(exc).__name__}: {exc}",
+               {"batch_id": _state["batch_id"], "error": str(exc), "kind": type(exc).__name__})
+
+
+def _f3(x: Any) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _f2(x: Any, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _pct(x: float | None, ci: list[float | None] | None = None) -> str:
+    """``56% (49-63)``: a proportion or ROI with its interval, in percent."""
+    if x is None:
+        return "-"
+    if not ci or ci[0] is None or ci[1] is None:
+        return f"{x:.0%}"
+    return f"{x:.0%} ({ci[0] * 100:.0f}..{ci[1] * 100:.0f})"
+
+
+@app.command()
+def grade(
+    date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date whose box scores are stored.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Grade every current prediction of a past date (run_id live); idempotent, regrades only what changed.
+
+    Void when the player did not play or the row was invalidated; profit at the offered price. Posts the
+    day's hit rate and ROI per system to the webhook, when one is set.
+    """
+    from nbaprops.alerts import grade_summary_alert
+    from nbaprops.grading import accuracy, grade_date
+
+    with _errors(as_json):
+        day = _parse_date(date_)
+        settings = _settings(db)
+        with _storage(settings) as storage:
+            result = grade_date(storage, day).as_dict()
+            metrics = accuracy(storage, since=day, until=day)["metrics"]
+        grade_summary_alert(settings, day.isoformat(), metrics)
+        payload = {**result, "metrics": metrics}
+
+        def render() -> None:
+            out.print(_kv_table(f"Graded {day}", result))
+            table = Table("system", "market", "n", "MAE", "line MAE", "bets", "hit rate", "ROI",
+                          title=f"{day}: accuracy", title_justify="left")
+            for m in metrics:
+                table.add_row(m["system_id"], m["market"], str(m["n"]), _f3(m["mae"]), _f3(m["line_mae"]),
+                              str(m["n_bets"]), _f3(m["hit_rate"]), _f3(m["roi"]))
+            out.print(table)
+
+        _emit(payload, as_json, render)
+
+
+@app.command()
+def accuracy(
+    since: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", show_default=False,
+                                              help="First game date [default: the first graded].")] = None,
+    until: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", show_default=False,
+                                              help="Last game date [default: the last graded].")] = None,
+    market: Annotated[str | None, typer.Option(show_default=False, help="Only this market.")] = None,
+    system: Annotated[str | None, typer.Option(show_default=False, help="Only this system.")] = None,
+    window: Annotated[int, typer.Option(min=1, help="Days of the rolling figures.")] = 7,
+    report: Annotated[Path | None, typer.Option(metavar="HTML", show_default=False,
+                                                help="Write a self-contained HTML report here.")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accuracy of the graded live predictions per system and market: the backtest's metrics, and day by day."""
+    from nbaprops.backtest import write_report
+    from nbaprops.grading import accuracy as live_accuracy
+
+    with _errors(as_json):
+        first = _parse_date(since, "--since") if since else None
+        last = _parse_date(until, "--until") if until else None
+        settings = _settings(db)
+        with _storage(settings, read_only=True) as storage:
+            payload = live_accuracy(storage, since=first, until=last, market=market, system=system, window=window)
+        curves = payload.pop("cumulative_profit")
+        if report is not None:
+            payload["report"] = str(write_report(report, {
+                **payload, "market": market or "all markets", "heading": "Live accuracy",
+                "description": f"Live grades (run_id live) of {payload['days']} game day(s); "
+                               "players who did not play or were ruled out voided."}, curves))
+
+        def render() -> None:
+            table = Table("system", "market", "n", "void", "MAE", "lined: MAE/line", "bets", "hit rate", "ROI", "ECE",
+                          title=f"live {payload['start']}..{payload['end']}: {payload['days']} game day(s)",
+                          title_justify="left")
+            for m in payload["metrics"]:
+                lined = f"{_f2(m['mae_lined'])}/{_f2(m['line_mae'])} ({m['n_lined']})"
+                table.add_row(m["system_id"], m["market"], str(m["n"]), str(m["void"]), _f2(m["mae"]), lined,
+                              str(m["n_bets"]), _pct(m["hit_rate"], m["hit_rate_ci"]), _pct(m["roi"], m["roi_ci"]),
+                              _f2(m["ece"], 3))
+            out.print(table)
+            daily = Table("date", "system", "n", "MAE", "bets", "hit", "ROI", f"MAE {window}d", f"hit {window}d",
+                          f"ROI {window}d", title="day by day", title_justify="left")
+            for d in payload["daily"]:
+                r = d[f"rolling_{window}d"]
+                daily.add_row(d["game_date"], f"{d['system_id']} {d['market']}", str(d["n"]), _f2(d["mae"]),
+                              str(d["n_bets"]), _pct(d["hit_rate"]), _pct(d["roi"]), _f2(r["mae"]),
+                              _pct(r["hit_rate"]), _pct(r["roi"]))
+            out.print(daily)
+            if report is not None:
+                out.print(f"report: {payload['report']}")
+
+        _emit(payload, as_json, render)
+
+
+@app.command()
+def refresh(
+    date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date.")],
+    threshold: Annotated[float | None, typer.Option(min=0.0, show_default=False,
+                                                    help="Line move that re-predicts a player [default: 1.0, the "
+                                                         "refresh_threshold setting].")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-predict only the players whose line moved (or who got a first line) in a line_update batch.
+
+    Ingest the new lines first (`nbaprops ingest lines`). Started games are never re-predicted.
+    """
+    from nbaprops.pipeline.refresh import refresh as run_refresh
+
+    with _errors(as_json):
+        day = _parse_date(date_)
+        settings = _settings(db)
+        with _storage(settings) as storage:
+            try:
+                result = run_refresh(storage, settings, day, threshold=threshold,
+                                     on_message=lambda m: err.print(m, highlight=False, soft_wrap=True)).as_dict()
+            except Exception as exc:
+                _alert_failed(settings, f"refresh --date {day}", exc)
+                raise
+        if result["batch"]:
+            _alert_batch(settings, result["batch"])
+
+        def render() -> None:
+            table = Table("player", "market", "old line", "new line", "move", title_justify="left",
+                          title=f"{len(result['moves'])} line move(s) on {day} (threshold {result['threshold']})")
+            for m in result["moves"]:
+                table.add_row(m["player_name"], m["market"], _f3(m["old_line"]), _f3(m["new_line"]),
+                              "first line" if m["first_line"] else f"{m['move']:+.1f}")
+            out.print(table)
+            for skip in result["not_repredicted"]:
+                out.print(f"not re-predicted: {skip['player_lookup']} ({skip['reason']})")
+            batch = result["batch"]
+            if batch:
+                out.print(f"batch {batch['batch_id']} (line_update): {batch['state']}, "
+                          f"{batch['active_predictions']} active row(s) replaced or added")
+            else:
+                out.print("no batch: nobody to re-predict")
+
+        _emit(result, as_json, render)
+
+
+@app.command()
+def invalidate(
+    date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deactivate predictions of postponed games and of players ruled out after they were predicted (idempotent)."""
+    from nbaprops.pipeline.invalidate import invalidate as run_invalidate
+
+    with _errors(as_json):
+        day = _parse_date(date_)
+        _operate(db, as_json, f"invalidate {day}",
+                 lambda storage, settings: run_invalidate(storage, day).as_dict())
+
+
+_PICKS = (("player_name", "player"), ("market", "market"), ("recommendation", "bet"), ("line_value", "line"),
+          ("price", "price"), ("p_win", "P(win)"), ("expected_value", "EV"), ("stake", "stake"))
+
+
+@app.command()
+def picks(
+    date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date.")],
+    system: Annotated[str, typer.Option(help="System whose bets are picked.")] = "ensemble",
+    market: Annotated[str | None, typer.Option(show_default=False, help="Only this market.")] = None,
+    min_ev: Annotated[float, typer.Option(help="Least expected profit per unit.")] = 0.0,
+    bankroll: Annotated[float | None, typer.Option(show_default=False,
+                                                   help="Units to stake from [default: 100, the bankroll setting].")] = None,
+    correlated: Annotated[bool, typer.Option("--correlated",
+                                             help="Allow one pick per player and market (default: one per player).")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The night's bets by expected value, staked by fractional Kelly with caps per bet and per night."""
+    from nbaprops.picks import picks as night_picks
+
+    with _errors(as_json):
+        day = _parse_date(date_)
+        settings = _settings(db)
+        with _storage(settings, read_only=True) as storage:
+            result = night_picks(storage, settings, day, system=system, market=market, min_ev=min_ev,
+                                 bankroll=bankroll, correlated=correlated)
+        if as_csv:
+            names = list(result["picks"][0]) if result["picks"] else [c for c, _ in _PICKS]
+            writer = csv.DictWriter(sys.stdout, fieldnames=names)
+            writer.writeheader()
+            writer.writerows(result["picks"])
+            return
+
+        def render() -> None:
+            table = Table(*(label for _, label in _PICKS), title_justify="left",
+                          title=f"{result['count']} pick(s) of {system} for {day}: {result['staked']:.2f} of "
+                                f"{result['bankroll']:.2f} units staked (cap {result['max_bet']:.2f} a bet, "
+                                f"{result['max_night']:.2f} a night)")
+            for p in result["picks"]:
+                table.add_row(*("" if p[c] is None else f"{p[c]:.2f}" if isinstance(p[c], float) else str(p[c])
+                                for c, _ in _PICKS))
+            out.print(table)
+            sources = sorted({(p["batch_id"], p["train_start"], p["trained_through"]) for p in result["picks"]})
+            for batch_id, train_start, through in sources:
+                out.print(f"from batch {batch_id}, model trained on {train_start or '?'} .. {through or '?'}",
+                          highlight=False)
+
+        _emit(result, as_json, render)
 
 
 # -- ingest ----------------------------------------------------------------------------------------
@@ -669,7 +930,11 @@ def _fetch(kind: str, db: Path | None, as_json: bool, run: Callable[[DuckDBStora
         settings = _settings(db)
         with _storage(settings) as storage:
             ensure_boxscores(storage)
-            report = run(storage, settings).as_dict()
+            try:
+                report = run(storage, settings).as_dict()
+            except Exception as exc:
+                _alert_failed(settings, f"fetch {kind}", exc)
+                raise
         _emit(report, as_json, lambda: out.print(_kv_table(f"fetch {kind}", report)))
 
 
@@ -784,9 +1049,15 @@ def daily(
                     if not as_json:
                         err.print(message, highlight=False)
 
-                run = run_day(storage, settings, game_date, fetch=not no_fetch, best=best, on_message=say,
-                              on_start=on_start, on_progress=on_progress)
+                try:
+                    run = run_day(storage, settings, game_date, fetch=not no_fetch, best=best, on_message=say,
+                                  on_start=on_start, on_progress=on_progress)
+                except Exception as exc:
+                    _alert_failed(settings, f"daily --date {game_date}", exc)
+                    raise
         payload = run.as_dict()
+        if run.outcome == "predicted" and run.batch is not None:
+            _alert_batch(settings, run.batch)
 
         def render() -> None:
             out.print(f"{game_date}: {run.message}", highlight=False)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbaprops.errors import ConfigError
+from nbaprops.errors import ConfigError, InputError
 from nbaprops.markets import validate_markets
 
 DEFAULT_DB = Path("var") / "nbaprops.duckdb"
@@ -43,6 +43,14 @@ class Settings:
         train_days: days of games before the date a model trains on.
         model_max_age_days: a model trained through more than this many days before the date is retrained
             first (the walk-forward backtest retrains every 7 days too).
+        refresh_threshold: ``refresh`` re-predicts a player whose consensus line moved by at least this much.
+        kelly_fraction: picks stake this fraction of the full Kelly stake.
+        max_bet_fraction: no pick stakes more than this fraction of the bankroll.
+        max_night_fraction: the picks of one night stake at most this fraction of the bankroll together.
+        bankroll: the bankroll picks are staked from, in units.
+        webhook_url: where alerts are posted (Slack-compatible JSON); none: no alerts.
+        webhook_timeout_seconds: per attempt.
+        webhook_attempts: attempts per alert before it is given up (logged, never raised).
         odds_api_key: The Odds API key (``NBAPROPS_ODDS_API_KEY``); ``fetch lines`` needs it.
         odds_api_url: base URL of The Odds API (tests point it at a local stand-in server).
         odds_regions: bookmaker regions asked of The Odds API.
@@ -69,6 +77,14 @@ class Settings:
     ev_margin: float = 0.02
     train_days: int = 730
     model_max_age_days: int = 7
+    refresh_threshold: float = 1.0
+    kelly_fraction: float = 0.25
+    max_bet_fraction: float = 0.02
+    max_night_fraction: float = 0.10
+    bankroll: float = 100.0
+    webhook_url: str | None = None
+    webhook_timeout_seconds: float = 5.0
+    webhook_attempts: int = 3
     odds_api_key: str | None = field(default=None, repr=False)
     odds_api_url: str = "https://api.the-odds-api.com"
     odds_regions: str = "us"
@@ -141,8 +157,8 @@ def load_settings(
             if key not in known:
                 raise ConfigError(f"{path}: unknown setting {key!r}; known: {', '.join(sorted(known))}")
             values[key] = _coerce(key, raw, getattr(defaults, key))
-    elif config_file is not None:
-        raise ConfigError(f"config file {config_file} does not exist")
+    elif config_file is not None or "NBAPROPS_CONFIG" in env:
+        raise ConfigError(f"config file {path} does not exist (NBAPROPS_CONFIG or the config_file argument)")
 
     for key in known:
         env_key = f"NBAPROPS_{key.upper()}"
@@ -157,9 +173,20 @@ def load_settings(
         values[key] = _coerce(key, raw, getattr(defaults, key))
 
     settings = dataclasses.replace(defaults, **values)
-    settings = dataclasses.replace(settings, markets=validate_markets(settings.markets))
+    try:
+        settings = dataclasses.replace(settings, markets=validate_markets(settings.markets))
+    except InputError as exc:
+        if (overrides or {}).get("markets") is not None:
+            raise  # the user's own flag: bad input
+        raise ConfigError(f"setting 'markets' (NBAPROPS_MARKETS or the config file): {exc}") from None
     if settings.workers < 1 or settings.chunk_size < 1 or settings.max_attempts < 1:
         raise ConfigError("workers, chunk_size and max_attempts must be at least 1")
+    if settings.webhook_attempts < 1 or settings.webhook_timeout_seconds <= 0:
+        raise ConfigError("webhook_attempts must be at least 1 and webhook_timeout_seconds positive")
+    if not 0 < settings.kelly_fraction <= 1 or not 0 < settings.max_bet_fraction <= settings.max_night_fraction <= 1:
+        raise ConfigError("need 0 < kelly_fraction <= 1 and 0 < max_bet_fraction <= max_night_fraction <= 1")
+    if settings.refresh_threshold <= 0 or settings.bankroll <= 0:
+        raise ConfigError("refresh_threshold and bankroll must be positive")
     if settings.model_max_age_days < 0 or settings.http_retries < 0 or settings.http_timeout_seconds <= 0:
         raise ConfigError("model_max_age_days and http_retries must be >= 0, http_timeout_seconds > 0")
     return settings

@@ -190,6 +190,7 @@ PREDICTION_BATCHES = Table(
         _c("finished_at", "TIMESTAMPTZ", "when it reached a final state"),
         _c("staging_table", "VARCHAR", "its staging table while one exists"),
         _c("summary", "JSON", "the summary written at consolidation"),
+        _c("kind", "VARCHAR", "daily (NULL means daily too) or line_update (re-predicts only players whose line moved)"),
     ),
     primary_key=("batch_id",),
     description="One row per batch.",

@@ -16,7 +16,7 @@ import pytest
 
 from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
-from nbaprops.features.builder import build_features, build_training_set
+from nbaprops.features.builder import build_features, build_training_set, features_sql
 from nbaprops.features.columns import FEATURE_COLUMNS
 from nbaprops.ingest.injuries import injury_snapshot
 from nbaprops.ingest.lines import ingest_lines
@@ -104,6 +104,41 @@ def test_features_ignore_every_box_score_on_or_after_the_date(storage: DuckDBSto
     storage.execute(_perturb_box, [DAY - timedelta(days=1)])
     changed = build_features(storage, targets, box="perturbed")
     assert not before.equals(changed)
+
+
+def _features_over(storage: DuckDBStorage, box: str, targets: pa.Table) -> pa.Table:
+    """:func:`features_sql` over the whole relation ``box``, without :func:`build_features`' date bound."""
+    with storage.session() as session:
+        name = session.temp_name("targets")
+        session.register(name, targets.append_column("__tid", pa.array(range(targets.num_rows), pa.int64())))
+        return session.arrow(features_sql(box, name))
+
+
+def test_the_join_itself_excludes_box_scores_on_or_after_the_date(storage: DuckDBStorage) -> None:
+    """The box scores given to the query include the target date and every later one, perturbed in one copy.
+
+    ``build_features`` never passes the target date's rows for a one-date slate, so only this test reaches
+    the join conditions. Mutations tried in ``features_sql``, each failing here (the test above passes with
+    them; the training test below, whose targets span dates, fails too): ``h.game_date < t.game_date`` ->
+    ``<=`` (player history), the same in the team's and in the opponent's ``team_roll`` ASOF joins, and
+    ``b.game_date < t.game_date`` -> ``<=`` in ``recent``.
+    """
+    targets = _slate_targets(storage, DAY)
+    # Last season whole, this one up to ten days past the date (all ten seasons would take half a minute).
+    window = [date(2023, 10, 1), DAY + timedelta(days=10)]
+    storage.execute("CREATE TABLE clean AS SELECT * FROM box_scores WHERE game_date BETWEEN ? AND ?", window)
+    storage.execute("CREATE TABLE perturbed AS SELECT * FROM clean")
+    storage.execute(
+        """UPDATE perturbed SET pts = pts + 13, reb = reb + 4, ast = ast + 3, fg3m = fg3m + 2, minutes = minutes / 3,
+                  fga = fga + 5, fta = fta + 2, tov = tov + 1, oreb = oreb + 1 WHERE game_date >= ?""", [DAY])
+    storage.execute("DELETE FROM perturbed WHERE game_date >= ? AND player_id % 2 = 0", [DAY])
+    assert storage.scalar("SELECT count(*) FROM clean WHERE game_date > ?", [DAY]) > 1000
+    clean = _features_over(storage, "clean", targets)
+    assert clean.num_rows == targets.num_rows
+    assert clean.equals(_features_over(storage, "perturbed", targets))
+    # The check has teeth: the same perturbation one day earlier changes features.
+    storage.execute("UPDATE perturbed SET pts = pts + 13, fga = fga + 5 WHERE game_date = ?", [DAY - timedelta(days=1)])
+    assert not clean.equals(_features_over(storage, "perturbed", targets))
 
 
 def test_training_rows_see_only_earlier_games(storage: DuckDBStorage) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import statistics
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from tests.ingest.csvfiles import write_csv as _write
 from nbaprops.errors import InputError
 from nbaprops.ingest.lines import ingest_lines, select_lines
 from nbaprops.ingest.names import player_lookup
+from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
 
 
@@ -116,43 +119,63 @@ def test_2023_24_duplicates_unmatched_and_main_lines(storage: DuckDBStorage, pra
         assert [r for r in rows if r[4]] == [min(rows, key=rank)]
 
 
-def test_bad_files_are_refused_and_nothing_changes(storage: DuckDBStorage, pra_lines: dict[str, Path],
-                                                   tmp_path: Path) -> None:
-    rows = _rows(pra_lines["2024-25"])[:30]
-    good = _write(tmp_path / "good_pra.csv", rows)
-    ingest_lines(storage, [_write(tmp_path / "seed_pra.csv", _rows(pra_lines["2024-25"])[100:130])])
+def _changed(rows: list[dict[str, str]], line: int, column: str, value: str) -> list[dict[str, str]]:
+    """``rows`` with the value at file line ``line`` (the header is line 1) of ``column`` replaced."""
+    changed = [dict(r) for r in rows]
+    changed[line - 2][column] = value
+    return changed
+
+
+# name -> (file name, the file's rows made from 30 real rows, line and column the error must name)
+BAD_FILES: dict[str, tuple[str, Callable[[list[dict[str, str]]], list[dict[str, str]]], int | None, str]] = {
+    "date": ("bad_date_pra.csv", lambda rows: _changed(rows, 7, "event_date", "2024-13-45"), 7, "event_date"),
+    "line": ("bad_line_pra.csv", lambda rows: _changed(rows, 9, "line", "twenty"), 9, "line"),
+    "price": ("bad_price_pra.csv", lambda rows: _changed(rows, 4, "over_price", "-50"), 4, "over_price"),
+    "team": ("bad_team_pra.csv", lambda rows: _changed(rows, 12, "home_team", "Seattle SuperSonics"), 12, "home_team"),
+    "market": ("bad_market.csv",
+               lambda rows: _changed([dict(r, market="player_points") for r in rows], 7, "market", "player_steals"),
+               7, "market"),
+    "missing column": ("no_book_pra.csv", lambda rows: [{k: v for k, v in r.items() if k != "bookmaker"} for r in rows],
+                       None, "bookmaker"),
+    # no market column, no market argument, no "pra" in the name
+    "no market": ("lines.csv", lambda rows: rows, None, "market"),
+}
+
+
+@pytest.fixture(scope="module")
+def seeded(loaded_db_file: Path, pra_lines: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[DuckDBStorage, Path, list[dict[str, str]]]]:
+    """A database holding 30 real lines, a good file of 30 others and its rows (shared: nothing may change it)."""
+    folder = tmp_path_factory.mktemp("refused")
+    shutil.copyfile(loaded_db_file, folder / "lines.duckdb")
+    storage = open_storage(folder / "lines.duckdb")
+    real = _rows(pra_lines["2024-25"])
+    ingest_lines(storage, [_write(folder / "seed_pra.csv", real[100:130])])
+    yield storage, _write(folder / "good_pra.csv", real[:30]), real[:30]
+    storage.close()
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_files_are_refused_and_nothing_changes(seeded: tuple[DuckDBStorage, Path, list[dict[str, str]]],
+                                                   tmp_path: Path, case: str) -> None:
+    """A good file then a bad one: refused naming the bad file, line and column; nothing stored."""
+    storage, good, rows = seeded
+    name, make_rows, line, column = BAD_FILES[case]
     before = _counts(storage)
+    assert before[0] == 30
+    bad = _write(tmp_path / name, make_rows(rows))
+    with pytest.raises(InputError) as info:
+        ingest_lines(storage, [good, bad])
+    err = info.value
+    assert (err.path, err.row, err.column) == (str(bad), line, column)
+    assert bad.name in str(err) and repr(column) in str(err)
+    assert line is None or f"line {line}" in str(err)
+    assert _counts(storage) == before
 
-    def bad(name: str, line: int, column: str, value: str) -> Path:
-        changed = [dict(r) for r in rows]
-        changed[line - 2][column] = value
-        return _write(tmp_path / name, changed)
 
-    cases = [
-        (bad("bad_date_pra.csv", 7, "event_date", "2024-13-45"), 7, "event_date"),
-        (bad("bad_line_pra.csv", 9, "line", "twenty"), 9, "line"),
-        (bad("bad_price_pra.csv", 4, "over_price", "-50"), 4, "over_price"),
-        (bad("bad_team_pra.csv", 12, "home_team", "Seattle SuperSonics"), 12, "home_team"),
-    ]
-    market_rows = [dict(r, market="player_points") for r in rows]
-    market_rows[5]["market"] = "player_steals"
-    cases.append((_write(tmp_path / "bad_market.csv", market_rows), 7, "market"))
-    for path, line, column in cases:
-        with pytest.raises(InputError) as info:
-            ingest_lines(storage, [good, path])
-        err = info.value
-        assert (err.path, err.row, err.column) == (str(path), line, column)
-        assert path.name in str(err) and f"line {line}" in str(err) and repr(column) in str(err)
-        assert _counts(storage) == before
-
-    missing = _write(tmp_path / "no_book_pra.csv", [{k: v for k, v in r.items() if k != "bookmaker"} for r in rows])
-    no_market = _write(tmp_path / "lines.csv", rows)  # no market column, no market argument, no "pra" in name
-    for path, column in ((missing, "bookmaker"), (no_market, "market")):
-        with pytest.raises(InputError) as info:
-            ingest_lines(storage, [good, path])
-        assert info.value.path == str(path) and info.value.column == column and column in str(info.value)
-        assert _counts(storage) == before
-    # the market argument makes the same file acceptable
+def test_the_market_argument_stands_for_a_missing_market_column(storage: DuckDBStorage, pra_lines: dict[str, Path],
+                                                               tmp_path: Path) -> None:
+    no_market = _write(tmp_path / "lines.csv", _rows(pra_lines["2024-25"])[:30])
     assert ingest_lines(storage, [no_market], market="player_points").details["markets"] == {"points": 30}
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,7 +22,7 @@ from tests.pipeline.helpers import (
 from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
 from nbaprops.errors import ContractError
-from nbaprops.pipeline import Coordinator, RequestOutcome, consolidate, ledger
+from nbaprops.pipeline import ChunkPrediction, Coordinator, Lease, RequestOutcome, consolidate, ledger
 from nbaprops.pipeline.janitor import cleanup_staging, staging_tables
 from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
@@ -344,4 +345,73 @@ def test_past_the_deadline_the_batch_ends_partial_listing_the_missing(
     assert summary.state == "partial"
     missing = [m for m in summary.missing if m["error_code"] == "deadline_exceeded"]
     assert missing and summary.requests["failed"] == len(missing)
+    assert_invariants(coordinator.storage, batch_id, clock=clock)
+
+
+@pytest.mark.parametrize("finisher", ["resumed_run", "check_stalled"])
+def test_a_deadline_reached_part_way_keeps_the_done_and_lists_the_open(
+    coordinator: Coordinator, clock: ManualClock, finisher: str
+) -> None:
+    """Two chunks committed, one held by a worker that never returns, the rest pending: then the deadline.
+
+    Whoever finishes the batch (a rerun of the date, or ``check-stalled``) claims nothing more, ends the open
+    requests ``failed`` (``deadline_exceeded``) and keeps what was done. Mutations tried, each failing here:
+    ``Coordinator.run`` ignoring the deadline (the rerun predicts the open requests and the batch ends
+    ``complete``); ``Coordinator.finish`` not failing open requests past the deadline (``ContractError``:
+    non-terminal requests after finishing) or failing them as ``forced_finish``; ``check_stalled`` not
+    finishing batches past their deadline.
+    """
+    storage = coordinator.storage
+    batch_id = start_slate(coordinator, teams=3)
+    predictor = Last10Predictor(SLATE_DATE, clock, batch_id)
+    for worker in ("w1", "w2"):
+        leases = ledger.claim(storage, batch_id, owner=f"{coordinator.owner_prefix}:{worker}", limit=8,
+                              lease_seconds=60, clock=clock)
+        chunk = predictor.predict_chunk(storage, leases)
+        ledger.commit(storage, batch_id, owner=leases[0].owner, outcomes=chunk.outcomes, staged_rows=chunk.rows,
+                      clock=clock)
+    ledger.claim(storage, batch_id, owner=f"{coordinator.owner_prefix}:dead", limit=8, lease_seconds=60, clock=clock)
+    by_state: dict[str, set[str]] = {}
+    for lookup, state in storage.fetchall(
+            "SELECT player_lookup, state FROM prediction_requests WHERE batch_id = ?", [batch_id]):
+        by_state.setdefault(state, set()).add(lookup)
+    assert len(by_state["done"]) > 0 and len(by_state["leased"]) == 8 and len(by_state["pending"]) > 0
+    open_at_deadline = by_state["leased"] | by_state["pending"]
+
+    clock.advance(SETTINGS.batch_deadline_minutes * 60 + 1)
+    if finisher == "resumed_run":
+        coordinator.run(batch_id, predictor, poll_seconds=0.0)
+        summary = coordinator.finish(batch_id)
+    else:
+        [finished] = coordinator.check_stalled()["finished_batches"]
+        assert finished["batch_id"] == batch_id
+        summary = coordinator.summary(batch_id)
+    assert predictor.chunks == 2  # nothing was claimed past the deadline
+    assert summary.state == "partial"
+    assert {m["player_lookup"] for m in summary.missing if m["error_code"] == "deadline_exceeded"} == open_at_deadline
+    assert {m["player_lookup"] for m in summary.missing} == open_at_deadline | by_state.get("skipped", set())
+    assert summary.requests["done"] == summary.active_predictions == len(by_state["done"])
+    assert set(storage.fetchall("SELECT DISTINCT player_lookup FROM player_prop_predictions WHERE is_active")) == {
+        (lookup,) for lookup in by_state["done"]}
+    assert_invariants(storage, batch_id, clock=clock)
+
+
+def test_a_deadline_passing_while_the_workers_run_stops_them(coordinator: Coordinator, clock: ManualClock) -> None:
+    """The deadline passes during the first chunk of a single ``run``: no worker claims another chunk, and the
+    batch ends ``partial`` with everything open failed ``deadline_exceeded``. Mutation tried: ``run_worker``
+    without its deadline check — the workers run the slate to the end and the batch ends ``complete``."""
+    batch_id = start_slate(coordinator, teams=4)
+
+    class LatePredictor(Last10Predictor):
+        def predict_chunk(self, storage: DuckDBStorage, leases: Sequence[Lease]) -> ChunkPrediction:
+            if self.chunks == 0:
+                clock.advance(SETTINGS.batch_deadline_minutes * 60 + 1)
+            return super().predict_chunk(storage, leases)
+
+    predictor = LatePredictor(SLATE_DATE, clock, batch_id)
+    coordinator.run(batch_id, predictor, poll_seconds=0.0)
+    summary = coordinator.finish(batch_id)
+    assert predictor.chunks <= SETTINGS.workers  # each worker finished at most the chunk it held
+    assert summary.state == "partial"
+    assert any(m["error_code"] == "deadline_exceeded" for m in summary.missing)
     assert_invariants(coordinator.storage, batch_id, clock=clock)

@@ -160,13 +160,16 @@ def write_report(path: Path, result: dict[str, Any], curves: dict[str, list[tupl
             f"{fmt(m['roi'])} ({fmt(m['roi_ci'][0])}–{fmt(m['roi_ci'][1])})", fmt(m["breakeven"]),
             fmt(m["brier"]), fmt(m["ece"]))) + "</tr>"
         for m in metrics)
-    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>nbaprops backtest {html.escape(result['run_id'])}</title>
+    intro = html.escape(result["description"]) if result.get("description") else (
+        f"Run <code>{html.escape(result['run_id'])}</code>: {result['days']} game days, retrained every "
+        f"{result['retrain_days']} game days ({result['steps']} models), each trained only on games before its first "
+        "day; lines as posted before the prediction time; players who did not play voided. Hit rate excludes pushes; "
+        "ROI is per unit staked at the offered price.")
+    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>nbaprops {html.escape(result['run_id'])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1150px}}table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}.plots{{display:flex;flex-wrap:wrap;gap:12px}}</style>
-</head><body><h1>Walk-forward backtest: {html.escape(result['market'])}, {result['start']} to {result['end']}</h1>
-<p>Run <code>{html.escape(result['run_id'])}</code>: {result['days']} game days, retrained every {result['retrain_days']}
-game days ({result['steps']} models), each trained only on games before its first day; lines as posted before the
-prediction time; players who did not play voided. Hit rate excludes pushes; ROI is per unit staked at the offered price.</p>
+</head><body><h1>{html.escape(result.get('heading', 'Walk-forward backtest'))}: {html.escape(result['market'])}, {result['start']} to {result['end']}</h1>
+<p>{intro}</p>
 <table><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{rows}</table>
 {_calibration_notes(result.get("calibration", {}))}
 <div class="plots">{reliability_svg(metrics)}{edge_svg(metrics)}{tier_svg(metrics)}{profit_svg(curves)}</div>

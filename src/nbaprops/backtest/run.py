@@ -10,8 +10,9 @@ predicted; from the step on which the run's earlier graded rows with a line numb
 calibrated on them (out of time: all dated before the step) instead of on the training window's held-out rows. Features of all targets are built in
 one query; each row is as of its own date (the leakage tests prove it equals a per-day build).
 
-Grading joins the real box score: a player without one did not play and his rows are void (never a loss). A
-bet wins, loses or pushes against the line it was made at, and its profit is at the offered price.
+Grading (:func:`nbaprops.grading.grade`, shared with the live ``nbaprops grade``) joins the real box score: a
+player without one did not play and his rows are void (never a loss). A bet wins, loses or pushes against the
+line it was made at, and its profit is at the offered price.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from nbaprops.config import Settings
 from nbaprops.errors import InputError
 from nbaprops.features.builder import build_features, build_training_set
 from nbaprops.features.market import with_availability
+from nbaprops.grading import grade
 from nbaprops.ingest import ensure_boxscores
 from nbaprops.ingest.lines import line_players, select_lines
 from nbaprops.ingest.schedule import games_for_date
@@ -242,42 +244,3 @@ def graded_calibrator(storage: DuckDBStorage, run_id: str, system_id: str, *, be
         return None
     data = np.asarray(rows, dtype=np.float64)
     return Calibrator.fit(standardized_edge(data[:, 0], data[:, 1], data[:, 2]), data[:, 3])
-
-
-def grade(storage: DuckDBStorage, rows: pa.Table, *, run_id: str, stat: str) -> None:
-    """Grade prediction rows against the box scores and store them in ``prediction_grades``."""
-    expr = "b.pts + b.reb + b.ast" if stat == "pra" else f"b.{stat}"
-    with storage.transaction() as tx:
-            tx.register("__rows", rows)
-            tx.execute(
-                f"""INSERT INTO prediction_grades BY NAME
-                    WITH g AS (
-                        SELECT r.*, CAST({expr} AS DOUBLE) AS actual,
-                               CASE WHEN r.recommendation IN ('OVER', 'UNDER') THEN lower(r.recommendation)
-                                    WHEN r.p_over IS NOT NULL THEN CASE WHEN r.p_over >= 0.5 THEN 'over' ELSE 'under' END
-                               END AS side
-                        FROM __rows r LEFT JOIN box_scores b ON b.player_id = r.player_id AND b.game_date = r.game_date
-                    ),
-                    s AS (
-                        SELECT *, CASE WHEN actual IS NULL OR line_value IS NULL OR side IS NULL OR actual = line_value
-                                       THEN NULL ELSE (actual > line_value) = (side = 'over') END AS side_won,
-                                  CASE WHEN recommendation = 'OVER' THEN over_price
-                                       WHEN recommendation = 'UNDER' THEN under_price END AS price
-                        FROM g
-                    )
-                    SELECT prediction_id, '{run_id}' AS run_id, system_id, market, game_date, player_lookup,
-                           predicted_value, line_value, actual AS actual_value,
-                           CASE WHEN actual IS NULL THEN 'did_not_play' END AS void_reason,
-                           recommendation,
-                           CASE WHEN actual IS NULL OR price IS NULL THEN NULL
-                                WHEN actual = line_value THEN 'push'
-                                WHEN side_won THEN 'win' ELSE 'loss' END AS outcome,
-                           CASE WHEN actual IS NULL OR price IS NULL THEN NULL
-                                WHEN actual = line_value THEN 0.0
-                                WHEN side_won THEN CASE WHEN price > 0 THEN price / 100.0 ELSE 100.0 / abs(price) END
-                                ELSE -1.0 END AS profit,
-                           confidence_score AS p_win, side, p_over_raw, side_won,
-                           predicted_std, sportsbook, over_price, under_price, model_version, calibration_method,
-                           now() AS graded_at
-                    FROM s"""
-            )

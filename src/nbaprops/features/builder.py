@@ -12,8 +12,11 @@ date, by construction:
 
 The daily batch (a slate of targets) and training (every past player-game as a target,
 :func:`build_training_set`) go through the same SQL, so a model is trained on exactly the features it will
-be given. For a slate the history is restricted to the targets' players and the two seasons before, which
-keeps a 15-game slate well under a second.
+be given. :func:`build_features` first copies the box scores the targets can need: every player's (team
+pace, what opponents allowed and teammates out are built from everyone's games), dated from 800 days
+(``_SLATE_HISTORY_DAYS``) before the earliest target date up to, not including, the latest one. That date
+bound only limits how much is read: with targets on several dates it cannot hide a target's own date, which
+the ASOF condition alone excludes (``tests/features/test_leakage.py`` checks the condition without the bound).
 
 Definitions that are not obvious:
 

@@ -266,6 +266,7 @@ class Coordinator:
                      stop: threading.Event) -> list[WorkerStats]:
         results: list[WorkerStats] = []
         errors: list[BaseException] = []
+        deadline = ledger.get_batch(self.storage, batch_id).deadline_at
 
         def work(index: int) -> None:
             try:
@@ -274,6 +275,7 @@ class Coordinator:
                         self.storage, batch_id, owner=f"{self.owner_prefix}:w{index}", predictor=predictor,
                         clock=self.clock, chunk_size=self.settings.chunk_size,
                         lease_seconds=self.settings.lease_seconds, on_commit=report, stop=stop,
+                        deadline=deadline,
                     )
                 )
             except BaseException as exc:  # a crashed thread must not hang the batch; its leases expire

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Protocol
 
@@ -61,12 +62,17 @@ def run_worker(
     chunk_size: int,
     lease_seconds: float,
     stop: threading.Event | None = None,
+    deadline: datetime | None = None,
     on_commit: Callable[[ledger.CommitResult], None] | None = None,
     max_transient: int = 5,
 ) -> WorkerStats:
-    """Claim and process chunks of ``batch_id`` until none is pending (or ``stop`` is set)."""
+    """Claim and process chunks of ``batch_id`` until none is pending, ``stop`` is set or ``deadline`` passes.
+
+    Past the batch's deadline nothing more is claimed: what is still open ends ``failed`` when the coordinator
+    finishes the batch ``partial``.
+    """
     stats = WorkerStats(owner)
-    while stop is None or not stop.is_set():
+    while (stop is None or not stop.is_set()) and (deadline is None or clock.now() < deadline):
         leases = retry_transient(
             partial(ledger.claim, storage, batch_id, owner=owner, limit=chunk_size, lease_seconds=lease_seconds, clock=clock)
         )

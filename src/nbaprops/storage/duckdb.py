@@ -43,7 +43,7 @@ def translate(exc: BaseException, *, statement: str | None = None, source: Path 
     text = str(exc).strip()
     where = f" (in: {_statement_head(statement)})" if statement else ""
     if isinstance(exc, duckdb.TransactionException) or "Conflict on" in text or "write-write conflict" in text:
-        return StorageBusyError(f"database busy, try again: {text}")
+        return StorageBusyError(f"database busy, try again: {text}{where}")
     if isinstance(exc, duckdb.IOException) and "lock" in text.lower():
         return StorageBusyError(
             f"the database file is held by another process ({text}); stop it or use another --db"

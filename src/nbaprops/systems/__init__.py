@@ -34,7 +34,7 @@ def validate_systems(system_ids: Iterable[str]) -> tuple[str, ...]:
 
 
 def make(system_id: str, market: str = "points", **params: Any) -> PredictionSystem:
-    """A new, unfitted system by id."""
+    """A new, unfitted system by id; ``params`` are its settings (the keyword arguments of its constructor)."""
     return REGISTRY[validate_systems([system_id])[0]](market=market, **params)
 
 

@@ -1,16 +1,21 @@
 """The prediction-system contract (scikit-learn's estimator contract, STYLE.md convention 6).
 
-- The constructor only stores its keyword arguments (``market`` plus the system's settings).
-- ``fit(features, actual)`` learns into attributes ending in ``_`` and returns ``self``. ``features`` is a
+- Settings are keyword-only constructor arguments (``market`` plus the system's own, e.g. ``shrink``), each
+  stored unchanged as the attribute of the same name; the constructor does nothing else (no validation, no
+  derived attribute). :meth:`~PredictionSystem.get_params` reads them back by inspecting the signature, so
+  ``make(system_id, **system.get_params())`` builds an identical unfitted system.
+- ``fit(features, actual, *, version=None)`` learns into attributes ending in ``_`` (``version_`` among them:
+  the name of the artifact, given by whoever stores it) and returns ``self``. ``features`` is a
   ``pyarrow.Table`` holding the columns of :mod:`nbaprops.features.columns`; ``actual`` the realised stat.
 - ``predict(features)`` returns a :class:`SystemOutput` (value and out-of-sample error spread per row) and
   raises :class:`NotFittedError` before ``fit``. Subclasses implement ``_fit`` and ``_predict_values``.
-- Every system registers under a stable ``system_id`` (:mod:`nbaprops.systems.registry`) and one test battery
-  runs over all of them.
+- Every system registers under a stable ``system_id`` in :data:`nbaprops.systems.REGISTRY` (the package's
+  ``__init__``) and one test battery (``tests/systems/test_battery.py``) runs over all of them.
 """
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
@@ -66,12 +71,29 @@ class PredictionSystem(ABC):
     # Systems this one is built on; training fits them first and passes them as ``components``.
     requires: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, *, market: str = "points", **params: Any) -> None:
+    def __init__(self, *, market: str = "points") -> None:
         self.market = market
-        self.params = params
+
+    @classmethod
+    def _param_names(cls) -> tuple[str, ...]:
+        """The settings: the keyword-only arguments of the constructor, in declaration order.
+
+        Raises:
+            TypeError: the constructor takes ``*args``, ``**kwargs`` or positional arguments (settings must be
+                named, or :meth:`get_params` could not return them).
+        """
+        names = []
+        for parameter in inspect.signature(cls.__init__).parameters.values():
+            if parameter.name == "self":
+                continue
+            if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
+                raise TypeError(f"{cls.__name__}.__init__ must take only keyword-only settings, not {parameter}")
+            names.append(parameter.name)
+        return tuple(names)
 
     def get_params(self) -> dict[str, Any]:
-        return {"market": self.market, **self.params}
+        """The settings this system was built with (``make(system_id, **get_params())`` rebuilds it)."""
+        return {name: getattr(self, name) for name in self._param_names()}
 
     @property
     def stat(self) -> str:
@@ -84,8 +106,13 @@ class PredictionSystem(ABC):
         if not self.is_fitted():
             raise NotFittedError(f"{self.system_id} ({self.market}) must be fitted before predict")
 
-    def fit(self, features: pa.Table, actual: np.ndarray) -> Self:
-        """Learn from rows whose features were built strictly before each row's game."""
+    def fit(self, features: pa.Table, actual: np.ndarray, *, version: str | None = None) -> Self:
+        """Learn from rows whose features were built strictly before each row's game.
+
+        Args:
+            version: names the fitted artifact (``version_``, reported as ``model_version``); default
+                ``<system_id>:<market>:unsaved``.
+        """
         y = np.asarray(actual, dtype=np.float64)
         if features.num_rows != y.size:
             raise ContractError(f"{features.num_rows} feature rows but {y.size} actual values")
@@ -105,8 +132,11 @@ class PredictionSystem(ABC):
             self.holdout_mask_ = mask
             self.holdout_pred_ = np.array([], dtype=np.float64)
             self.spread_ = TierSpread.fit(self._values(features), y)
-        self.version_ = getattr(self, "version_", f"{self.system_id}:{self.market}:unsaved")
+        self.version_ = self._version(version)
         return self
+
+    def _version(self, version: str | None) -> str:
+        return version if version is not None else f"{self.system_id}:{self.market}:unsaved"
 
     def predict(self, features: pa.Table) -> SystemOutput:
         """Predict every row; refuses before :meth:`fit`."""

@@ -9,7 +9,7 @@ predict a row, the remaining weights are renormalised.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 import pyarrow as pa
@@ -23,15 +23,21 @@ COMPONENTS = ("moving_average", "matchup", "similarity", "gbm")
 
 
 class Ensemble(PredictionSystem):
+    """Non-negative blend of the four components, weighted on their holdout predictions.
+
+    Args:
+        components: already fitted components by ``system_id`` (fitted on the same rows), reused instead of
+            fitting them again; the missing ones are fitted with their default settings.
+    """
+
     system_id = "ensemble"
     requires = COMPONENTS
 
-    def __init__(self, *, market: str = "points", components: dict[str, PredictionSystem] | None = None,
-                 **params: Any) -> None:
-        super().__init__(market=market, **params)
+    def __init__(self, *, market: str = "points", components: Mapping[str, PredictionSystem] | None = None) -> None:
+        super().__init__(market=market)
         self.components = components
 
-    def fit(self, features: pa.Table, actual: np.ndarray) -> Self:
+    def fit(self, features: pa.Table, actual: np.ndarray, *, version: str | None = None) -> Self:
         from nbaprops.systems import make
 
         y = np.asarray(actual, dtype=np.float64)
@@ -55,7 +61,7 @@ class Ensemble(PredictionSystem):
         self.holdout_mask_ = mask
         self.holdout_pred_ = self._blend(preds)
         self.spread_ = TierSpread.fit(self.holdout_pred_, y[mask])
-        self.version_ = getattr(self, "version_", f"{self.system_id}:{self.market}:unsaved")
+        self.version_ = self._version(version)
         return self
 
     def _blend(self, preds: np.ndarray) -> np.ndarray:

@@ -10,6 +10,8 @@ in a third of the time, which a weekly-retrained full-season backtest needs.
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
@@ -17,21 +19,8 @@ import pyarrow as pa
 from nbaprops.features.columns import FEATURE_COLUMNS
 from nbaprops.systems.base import PredictionSystem, column
 
-DEFAULTS = {
-    "objective": "l1",
-    "n_estimators": 100,
-    "learning_rate": 0.12,
-    "num_leaves": 31,
-    "max_bin": 63,
-    "min_child_samples": 100,
-    "colsample_bytree": 0.8,
-    "reg_lambda": 1.0,
-    "random_state": 7,
-    "deterministic": True,
-    "force_row_wise": True,
-    "n_jobs": 1,  # on 2 shared cores one thread is faster than two fighting DuckDB's and each other
-    "verbose": -1,
-}
+# Not settings: what makes the model deterministic and quiet whatever the settings are.
+FIXED: dict[str, Any] = {"deterministic": True, "force_row_wise": True, "verbose": -1}
 
 
 def matrix(features: pa.Table) -> np.ndarray:
@@ -39,12 +28,44 @@ def matrix(features: pa.Table) -> np.ndarray:
 
 
 class GradientBoosting(PredictionSystem):
+    """LightGBM regressor; its settings are ``lightgbm.LGBMRegressor``'s, with the defaults chosen above.
+
+    ``n_jobs`` is 1: on 2 shared cores one thread is faster than two fighting DuckDB's and each other.
+    """
+
     system_id = "gbm"
 
+    def __init__(
+        self,
+        *,
+        market: str = "points",
+        objective: str = "l1",
+        n_estimators: int = 100,
+        learning_rate: float = 0.12,
+        num_leaves: int = 31,
+        max_bin: int = 63,
+        min_child_samples: int = 100,
+        colsample_bytree: float = 0.8,
+        reg_lambda: float = 1.0,
+        random_state: int = 7,
+        n_jobs: int = 1,
+    ) -> None:
+        super().__init__(market=market)
+        self.objective = objective
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.max_bin = max_bin
+        self.min_child_samples = min_child_samples
+        self.colsample_bytree = colsample_bytree
+        self.reg_lambda = reg_lambda
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
     def _fit(self, features: pa.Table, actual: np.ndarray) -> None:
-        params = {**DEFAULTS, **self.params}
+        lgbm_params = {name: value for name, value in self.get_params().items() if name != "market"}
         ok = np.isfinite(actual) & np.isfinite(column(features, f"{self.stat}_avg10"))
-        model = lgb.LGBMRegressor(**params)
+        model = lgb.LGBMRegressor(**lgbm_params, **FIXED)
         model.fit(matrix(features)[ok], actual[ok])
         self.model_ = model
 

@@ -45,9 +45,6 @@ class MarketBlend(PredictionSystem):
         self.components = components
         self.min_lined_rows = min_lined_rows
 
-    def get_params(self) -> dict[str, object]:
-        return {"market": self.market, "components": self.components, "min_lined_rows": self.min_lined_rows}
-
     @staticmethod
     def _design(base: np.ndarray, market: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
         line, p_market, unlined = market
@@ -60,7 +57,7 @@ class MarketBlend(PredictionSystem):
         shift = np.where(np.isfinite(base), shift, 0.0)  # no model value: the line alone
         return np.where(np.isfinite(line), line + shift, base)
 
-    def fit(self, features: pa.Table, actual: np.ndarray) -> Self:
+    def fit(self, features: pa.Table, actual: np.ndarray, *, version: str | None = None) -> Self:
         from nbaprops.systems import make
 
         y = np.asarray(actual, dtype=np.float64)
@@ -106,7 +103,7 @@ class MarketBlend(PredictionSystem):
             self.spread_ = base.spread_
         self.base_ = base
         self.holdout_mask_ = mask
-        self.version_ = getattr(self, "version_", f"{self.system_id}:{self.market}:unsaved")
+        self.version_ = self._version(version)
         return self
 
     def _fit(self, features: pa.Table, actual: np.ndarray) -> None:  # pragma: no cover - fit is overridden

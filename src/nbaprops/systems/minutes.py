@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from nbaprops.systems.base import PredictionSystem, column
-from nbaprops.systems.gbm import DEFAULTS, matrix
+from nbaprops.systems.gbm import FIXED, GradientBoosting, matrix
 
 
 class MinutesRate(PredictionSystem):
@@ -32,15 +32,14 @@ class MinutesRate(PredictionSystem):
         super().__init__(market=market)
         self.min_minutes = min_minutes
 
-    def get_params(self) -> dict[str, object]:
-        return {"market": self.market, "min_minutes": self.min_minutes}
-
     def _fit(self, features: pa.Table, actual: np.ndarray) -> None:
         minutes = column(features, "actual_minutes")
         known = np.isfinite(column(features, f"{self.stat}_avg10"))
         ok = known & np.isfinite(minutes) & np.isfinite(actual)
         x = matrix(features)
-        params: dict[str, Any] = dict(DEFAULTS)
+        # gbm's settings (L1, the same trees) for both models; the rate model is L2, weighted by minutes.
+        params: dict[str, Any] = {**{k: v for k, v in GradientBoosting().get_params().items() if k != "market"},
+                                  **FIXED}
         self.minutes_model_ = lgb.LGBMRegressor(**params).fit(x[ok], minutes[ok])
         played = ok & (minutes >= self.min_minutes)
         rate = np.zeros_like(actual)

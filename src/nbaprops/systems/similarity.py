@@ -21,7 +21,17 @@ HALF_LIFE_DAYS = 365.0
 
 
 class Similarity(PredictionSystem):
+    """Today's baseline times the player's ratio in similar past games (see the module docstring).
+
+    Args:
+        shrink: pseudo-games of ratio 1 added to the weighted mean (more: closer to the moving average).
+    """
+
     system_id = "similarity"
+
+    def __init__(self, *, market: str = "points", shrink: float = 3.0) -> None:
+        super().__init__(market=market)
+        self.shrink = shrink
 
     def _context(self, features: pa.Table) -> np.ndarray:
         minutes_ratio = column(features, "min_avg3") / np.maximum(column(features, "min_avg10"), 1.0)
@@ -50,7 +60,7 @@ class Similarity(PredictionSystem):
             "ratio": actual[ok] / base[ok],
             **cols,
         })
-        self.shrink_ = float(self.params.get("shrink", 3.0))
+        self.shrink_ = float(self.shrink)
 
     def _predict_values(self, features: pa.Table) -> np.ndarray:
         base = weighted_recent(features, self.stat)

@@ -138,8 +138,7 @@ def fit_market(
     fitted: dict[str, PredictionSystem] = {}
     for sid in systems_to_fit(list(system_ids)):
         system = make(sid, market, components=dict(fitted)) if REGISTRY[sid].requires else make(sid, market)
-        system.version_ = f"{sid}@{market}-{through:%Y%m%d}-{digest}"
-        fitted[sid] = system.fit(training, actual)
+        fitted[sid] = system.fit(training, actual, version=f"{sid}@{market}-{through:%Y%m%d}-{digest}")
     return ModelBundle(market, through, start, fitted, {}, {"digest": digest, "train_days": train_days})
 
 

@@ -1,0 +1,137 @@
+"""Picks: the bets of a night, staked by fractional Kelly.
+
+:func:`picks` takes the active rows of one system recommending OVER or UNDER, best expected value (at the
+offered price, with the calibrated probability) first, keeps one per player — the same player's points and
+PRA move together, so two bets on him are one correlated bet — unless ``correlated`` asks for one per player
+and market, and stakes each at ``kelly_fraction`` of the Kelly stake ``p - (1 - p) / b`` (``p`` the
+calibrated probability the side wins, ``b`` the profit per unit at the price), capped at ``max_bet_fraction`` of
+the bankroll per bet and ``max_night_fraction`` per night (later picks get what the cap leaves). Each pick
+carries the batch it came from and the training window of the model that made it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from nbaprops.config import Settings
+from nbaprops.errors import InputError
+from nbaprops.markets import validate_market
+from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.systems import validate_systems
+from nbaprops.systems.betting import payout
+
+# model_version of a trained system: "<system>@<market>-<through:%Y%m%d>-<digest>" (systems/training.py)
+_VERSION = re.compile(r"^(?P<system>[^@]+)@(?P<market>[a-z]+)-(?P<through>\d{8})-(?P<digest>[0-9a-f]+)$")
+
+
+def training_window(model_version: str | None, artifacts_dir: Path) -> dict[str, Any]:
+    """The training window of the model behind a row: ``through`` from its version, ``train_start`` from the
+    artifact's ``meta.json`` when it is still stored (and has the same digest)."""
+    match = _VERSION.match(model_version or "")
+    if match is None:
+        return {"train_start": None, "trained_through": None}
+    through = date(int(match["through"][:4]), int(match["through"][4:6]), int(match["through"][6:]))
+    start = None
+    meta = artifacts_dir / match["market"] / through.isoformat() / "meta.json"
+    try:
+        stored = json.loads(meta.read_text())
+        if stored.get("digest") == match["digest"]:
+            start = stored.get("train_start")
+    except (OSError, ValueError):
+        pass
+    return {"train_start": start, "trained_through": through.isoformat()}
+
+
+def kelly(p_win: float, price: float) -> float:
+    """Full-Kelly fraction of the bankroll on a bet won with probability ``p_win`` at American odds ``price``."""
+    b = float(payout(price))  # type: ignore[arg-type]
+    return p_win - (1.0 - p_win) / b if b > 0 else 0.0
+
+
+def picks(
+    storage: DuckDBStorage,
+    settings: Settings,
+    game_date: date,
+    *,
+    system: str = "ensemble",
+    market: str | None = None,
+    min_ev: float = 0.0,
+    bankroll: float | None = None,
+    correlated: bool = False,
+) -> dict[str, Any]:
+    """The night's picks of ``system`` (see the module docstring), with their stakes.
+
+    Raises:
+        InputError: an unknown system or market, a non-positive bankroll, or no prediction of the date.
+    """
+    validate_systems([system])
+    if market is not None:
+        validate_market(market)
+    bankroll = settings.bankroll if bankroll is None else bankroll
+    if bankroll <= 0:
+        raise InputError("--bankroll must be positive")
+    if not storage.scalar(
+        "SELECT count(*) FROM player_prop_predictions WHERE game_date = ? AND is_active", [game_date]
+    ):
+        raise InputError(
+            f"no active prediction for {game_date}; run `nbaprops predict --date {game_date}` first"
+        )
+    rows = storage.fetch_dicts(
+        """SELECT player_lookup, player_name, team, opponent, game_id, market, system_id, recommendation,
+                  predicted_value, line_value, sportsbook,
+                  CASE recommendation WHEN 'OVER' THEN over_price ELSE under_price END AS price,
+                  confidence_score AS p_win, expected_value, batch_id, model_version
+           FROM player_prop_predictions
+           WHERE game_date = ? AND is_active AND system_id = ? AND (? IS NULL OR market = ?)
+             AND recommendation IN ('OVER', 'UNDER') AND expected_value >= ?
+             AND confidence_score IS NOT NULL AND (CASE recommendation WHEN 'OVER' THEN over_price
+                                                   ELSE under_price END) IS NOT NULL
+           ORDER BY expected_value DESC, player_lookup, market""",
+        [game_date, system, market, market, min_ev],
+    )
+    per_bet = bankroll * settings.max_bet_fraction
+    left = bankroll * settings.max_night_fraction
+    chosen: list[dict[str, Any]] = []
+    seen: set[tuple[str, ...]] = set()
+    correlated_dropped = capped_out = 0
+    windows: dict[str | None, dict[str, Any]] = {}
+    for row in rows:
+        key = (row["player_lookup"], row["market"]) if correlated else (row["player_lookup"],)
+        if key in seen:
+            correlated_dropped += 1
+            continue
+        seen.add(key)
+        full = kelly(row["p_win"], row["price"])
+        stake = min(bankroll * settings.kelly_fraction * max(full, 0.0), per_bet, left)
+        if stake <= 0:
+            capped_out += 1
+            continue
+        left -= stake
+        if row["model_version"] not in windows:
+            windows[row["model_version"]] = training_window(row["model_version"], settings.artifacts_dir)
+        chosen.append(
+            {**row, "kelly_full": round(full, 6), "stake": round(stake, 4), **windows[row["model_version"]]}
+        )
+    return {
+        "game_date": game_date.isoformat(),
+        "system_id": system,
+        "market": market,
+        "bankroll": bankroll,
+        "kelly_fraction": settings.kelly_fraction,
+        "max_bet": per_bet,
+        "max_night": bankroll * settings.max_night_fraction,
+        "min_ev": min_ev,
+        "correlated": correlated,
+        "count": len(chosen),
+        "staked": round(sum(p["stake"] for p in chosen), 4),
+        "dropped_correlated": correlated_dropped,
+        "dropped_night_cap": capped_out,
+        "picks": chosen,
+    }
+
+
+__all__ = ["kelly", "picks", "training_window"]

@@ -1,0 +1,130 @@
+"""Invalidation: predictions that stopped making sense after they were made.
+
+:func:`invalidate` deactivates the active rows of a date whose game was postponed or cancelled
+(``invalidation_reason = 'game_postponed'``) or whose player the newest injury report lists Out, when that
+report was published after the row was made (``'player_ruled_out'``). The rows keep everything else, get
+``is_active = false`` and ``invalidated_at``, and are graded later as void with that reason
+(:func:`nbaprops.grading.grade_date`). A rerun finds no active row left to invalidate, so it changes nothing.
+
+The inputs are what the live sources store: the injury report is the newest snapshot of ``injury_reports`` for
+the date published by now (:func:`~nbaprops.ingest.injuries.injury_snapshot`, the rule a batch reads its own
+report by: a newer report that no longer lists a player Out clears him), and a game is postponed when its
+``schedule.status`` is ``postponed`` or ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from nbaprops.clock import Clock, SystemClock
+from nbaprops.storage.duckdb import DuckDBStorage
+
+log = logging.getLogger(__name__)
+
+OUT = "Out"
+
+
+@dataclass(frozen=True)
+class RuledOut:
+    """A player the newest injury report of the date (published at ``report_at``) lists Out."""
+
+    player_lookup: str
+    team: str | None
+    report_at: datetime
+    reason: str | None
+
+
+def ruled_out(storage: DuckDBStorage, game_date: date, at: datetime) -> list[RuledOut]:
+    """Players the newest injury report for ``game_date`` published by ``at`` lists Out."""
+    from nbaprops.ingest.injuries import injury_snapshot
+
+    report = injury_snapshot(storage, game_date, at).to_pylist()
+    return [RuledOut(r["player_lookup"], r["team"], r["report_at"], r["reason"]) for r in report
+            if r["status"] == OUT]
+
+
+def postponed_games(storage: DuckDBStorage, game_date: date) -> list[dict[str, Any]]:
+    """Games of ``game_date`` whose schedule status is postponed or cancelled."""
+    from nbaprops.ingest.schedule import GONE
+
+    return storage.fetch_dicts(
+        """SELECT game_id, home_team, away_team, status FROM schedule
+           WHERE game_date = ? AND list_contains(?, status) ORDER BY game_id""",
+        [game_date, list(GONE)],
+    )
+
+
+@dataclass(frozen=True)
+class InvalidationResult:
+    game_date: date
+    postponed_games: list[dict[str, Any]]
+    ruled_out: list[dict[str, Any]]
+    rows_invalidated: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "game_date": self.game_date.isoformat(),
+            "postponed_games": self.postponed_games,
+            "ruled_out": self.ruled_out,
+            "rows_invalidated": self.rows_invalidated,
+        }
+
+
+def invalidate(storage: DuckDBStorage, game_date: date, *, clock: Clock | None = None) -> InvalidationResult:
+    """Deactivate the rows of postponed games and of players ruled out after they were predicted (idempotent)."""
+    now = (clock or SystemClock()).now()
+    games = postponed_games(storage, game_date)
+    outs = ruled_out(storage, game_date, now)
+    counts = {"game_postponed": 0, "player_ruled_out": 0}
+    affected: dict[str, int] = {}
+    with storage.transaction() as tx:
+        for game in games:
+            changed = tx.execute(
+                """UPDATE player_prop_predictions SET is_active = false, invalidated_at = ?,
+                          invalidation_reason = 'game_postponed', updated_at = ?
+                   WHERE is_active AND game_date = ? AND (game_id = ? OR (team = ? AND opponent = ?)
+                                                          OR (team = ? AND opponent = ?))""",
+                [
+                    now,
+                    now,
+                    game_date,
+                    game["game_id"],
+                    game["home_team"],
+                    game["away_team"],
+                    game["away_team"],
+                    game["home_team"],
+                ],
+            ).fetchone()
+            counts["game_postponed"] += int(changed[0]) if changed else 0
+        for out in outs:
+            changed = tx.execute(
+                """UPDATE player_prop_predictions SET is_active = false, invalidated_at = ?,
+                          invalidation_reason = 'player_ruled_out', updated_at = ?
+                   WHERE is_active AND game_date = ? AND player_lookup = ? AND created_at < ?""",
+                [now, now, game_date, out.player_lookup, out.report_at],
+            ).fetchone()
+            affected[out.player_lookup] = int(changed[0]) if changed else 0
+            counts["player_ruled_out"] += affected[out.player_lookup]
+    if any(counts.values()):
+        log.info("invalidated on %s: %s", game_date, counts)
+    return InvalidationResult(
+        game_date,
+        games,
+        [
+            {
+                "player_lookup": o.player_lookup,
+                "team": o.team,
+                "report_at": o.report_at.isoformat(),
+                "reason": o.reason,
+                "rows_invalidated": affected[o.player_lookup],
+            }
+            for o in outs
+        ],
+        counts,
+    )
+
+
+__all__ = ["InvalidationResult", "RuledOut", "invalidate", "postponed_games", "ruled_out"]

@@ -1,0 +1,336 @@
+"""Acceptance: real game days through predict, refresh, invalidate and grade equal the walk-forward backtest.
+
+Two days of March 2024 with the shipped box scores and the real PRA lines, ingested day by day (the whole week
+is ``benchmarks/replay_week.py``): a moved line re-predicts one player, a player ruled out after the batch is
+invalidated, each day is graded the next morning, and ``accuracy`` over the days equals the backtest's metrics
+for the same systems, dates and models — the same rows and the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import PRA_LINES
+from tests.replay import Replay, at, inject_moved_line, replay
+from tests.webhook import Receiver
+from typer.testing import CliRunner
+
+from nbaprops.backtest import compute_metrics, run_backtest
+from nbaprops.cli import app
+from nbaprops.clock import ManualClock
+from nbaprops.config import Settings
+from nbaprops.grading import accuracy, grade_date
+from nbaprops.ingest.lines import ingest_lines
+from nbaprops.pipeline.invalidate import invalidate
+from nbaprops.pipeline.refresh import refresh
+from nbaprops.storage import open_storage
+from nbaprops.storage.duckdb import DuckDBStorage
+
+DAYS = [date(2024, 3, 11), date(2024, 3, 12)]
+SYSTEMS = ("moving_average", "matchup")
+GRADE_COLUMNS = (
+    "system_id",
+    "market",
+    "game_date",
+    "player_lookup",
+    "predicted_value",
+    "line_value",
+    "actual_value",
+    "recommendation",
+    "outcome",
+    "profit",
+    "p_win",
+    "side_won",
+    "model_version",
+)
+
+
+@dataclass
+class Replayed:
+    path: Path
+    settings: Settings
+    run: Replay
+    backtest_run_id: str
+    backtest_metrics: list[dict[str, Any]]
+    workdir: Path
+
+
+@pytest.fixture(scope="module")
+def replayed(loaded_db_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replayed]:
+    lines = PRA_LINES["2023-24"]
+    if not lines.exists():
+        pytest.skip(f"shared data not found: {lines}; set NBAPROPS_SHARED_DATA")
+    work = tmp_path_factory.mktemp("replay")
+    path = work / "replay.duckdb"
+    shutil.copyfile(loaded_db_file, path)
+    settings = Settings(db_path=path, markets=("pra",), systems=SYSTEMS, train_days=90)
+    with open_storage(path) as storage:
+        run = replay(storage, settings, DAYS, lines, work, move_on=DAYS[1], rule_out_on=DAYS[0])
+        backtest = run_backtest(
+            storage,
+            settings,
+            market="pra",
+            start=DAYS[0],
+            end=DAYS[-1],
+            systems=SYSTEMS,
+            retrain_days=7,
+            train_days=90,
+        )
+        metrics = compute_metrics(backtest.grades)
+    yield Replayed(path, settings, run, backtest.run_id, metrics, work)
+
+
+@pytest.fixture
+def storage(replayed: Replayed) -> Iterator[DuckDBStorage]:
+    with open_storage(replayed.path) as store:
+        yield store
+
+
+def _grades(storage: DuckDBStorage, run_id: str) -> list[tuple[Any, ...]]:
+    return storage.fetchall(
+        f"SELECT {', '.join(GRADE_COLUMNS)} FROM prediction_grades WHERE run_id = ? "
+        "ORDER BY game_date, system_id, player_lookup",
+        [run_id],
+    )
+
+
+def test_accuracy_equals_the_backtest_on_the_same_rows(replayed: Replayed, storage: DuckDBStorage) -> None:
+    live = _grades(storage, "live")
+    assert live and live == _grades(storage, replayed.backtest_run_id)
+    assert accuracy(storage, since=DAYS[0], until=DAYS[-1])["metrics"] == replayed.backtest_metrics
+
+
+def test_accuracy_reports_each_day_and_a_rolling_window(storage: DuckDBStorage) -> None:
+    result = accuracy(storage, system="matchup", window=2)
+    assert [d["game_date"] for d in result["daily"]] == [d.isoformat() for d in DAYS]
+    first, second = result["daily"]
+    assert first["rolling_2d"]["n"] == first["n"]
+    assert second["rolling_2d"]["n"] == first["n"] + second["n"] == result["metrics"][0]["n"]
+    assert {m["system_id"] for m in result["metrics"]} == {"matchup"}
+
+
+def test_refresh_repredicted_only_the_player_whose_line_moved(
+    replayed: Replayed, storage: DuckDBStorage
+) -> None:
+    moved, run = replayed.run.moved, replayed.run
+    assert [(m["player_lookup"], m["old_line"], m["new_line"]) for m in run.refresh["moves"]] == [
+        (moved["player_lookup"], moved["line"], moved["new_line"])
+    ]
+    batch = run.refresh["batch"]
+    assert batch["state"] == "complete" and batch["requests"]["done"] == 1
+    assert (
+        storage.scalar("SELECT kind FROM prediction_batches WHERE batch_id = ?", [batch["batch_id"]])
+        == "line_update"
+    )
+    before = {r[0] for r in run.before_refresh}
+    rows = storage.fetch_dicts(
+        "SELECT prediction_id, player_lookup, batch_id, line_value, superseded_by FROM "
+        "player_prop_predictions WHERE game_date = ? AND is_active",
+        [DAYS[1]],
+    )
+    changed = {r["player_lookup"] for r in rows if r["prediction_id"] not in before}
+    assert changed == {moved["player_lookup"]}
+    assert all(r["line_value"] == moved["new_line"] for r in rows if r["batch_id"] == batch["batch_id"])
+    superseded = storage.fetchall(
+        "SELECT DISTINCT player_lookup FROM player_prop_predictions WHERE game_date = ? "
+        "AND superseded_by IS NOT NULL",
+        [DAYS[1]],
+    )
+    assert superseded == [(moved["player_lookup"],)]
+
+
+def test_a_second_refresh_changes_nothing(replayed: Replayed, storage: DuckDBStorage) -> None:
+    batches = storage.scalar("SELECT count(*) FROM prediction_batches")
+    result = refresh(storage, replayed.settings, DAYS[1], clock=ManualClock(at(DAYS[1], 23, 58)))
+    assert result.batch is None and result.moves == []
+    assert storage.scalar("SELECT count(*) FROM prediction_batches") == batches
+
+
+def test_started_games_are_never_repredicted(replayed: Replayed, storage: DuckDBStorage) -> None:
+    moved = replayed.run.moved
+    game = storage.fetch_dicts(
+        "SELECT game_id, team, opponent, is_home FROM player_prop_predictions "
+        "WHERE game_date = ? AND player_lookup = ? AND is_active LIMIT 1",
+        [DAYS[1], moved["player_lookup"]],
+    )[0]
+    home, away = (game["team"], game["opponent"]) if game["is_home"] else (game["opponent"], game["team"])
+    storage.execute(
+        "INSERT INTO schedule (game_id, game_date, home_team, away_team, commence_time, source, status) "
+        "VALUES (?, ?, ?, ?, ?, 'test', 'scheduled')",
+        [game["game_id"], DAYS[1], home, away, at(DAYS[1], 23, 30)],
+    )
+    lines = PRA_LINES["2023-24"]
+    moved_again = inject_moved_line(moved, DAYS[1], lines, replayed.workdir / "moved_again.csv", move=-3.0)
+    ingest_lines(storage, [replayed.workdir / "moved_again.csv"], market="pra")
+    active = storage.fetchall("SELECT prediction_id FROM player_prop_predictions WHERE is_active ORDER BY 1")
+    try:
+        result = refresh(storage, replayed.settings, DAYS[1], clock=ManualClock(at(DAYS[1], 23, 59)))
+        assert [(m.player_lookup, m.new_line) for m in result.moves] == [
+            (moved["player_lookup"], moved_again)
+        ]
+        assert result.not_repredicted == [{"player_lookup": moved["player_lookup"], "reason": "game_started"}]
+        assert result.batch is None
+        assert (
+            storage.fetchall("SELECT prediction_id FROM player_prop_predictions WHERE is_active ORDER BY 1")
+            == active
+        )
+    finally:  # leave the replay as the other tests expect it
+        storage.execute("DELETE FROM schedule WHERE source = 'test'")
+        storage.execute(
+            "DELETE FROM prop_lines WHERE game_date = ? AND line = ? AND player_lookup = ?",
+            [DAYS[1], moved_again, moved["player_lookup"]],
+        )
+
+
+def test_the_ruled_out_player_is_invalidated_and_graded_void(
+    replayed: Replayed, storage: DuckDBStorage
+) -> None:
+    player = replayed.run.ruled_out["player_lookup"]
+    assert replayed.run.invalidation["rows_invalidated"] == {
+        "game_postponed": 0,
+        "player_ruled_out": len(SYSTEMS),
+    }
+    rows = storage.fetchall(
+        "SELECT is_active, invalidation_reason FROM player_prop_predictions WHERE game_date = ? "
+        "AND player_lookup = ?",
+        [DAYS[0], player],
+    )
+    assert rows == [(False, "player_ruled_out")] * len(SYSTEMS)
+    grades = storage.fetchall(
+        "SELECT void_reason, actual_value, outcome, profit FROM prediction_grades "
+        "WHERE run_id = 'live' AND player_lookup = ? AND game_date = ?",
+        [player, DAYS[0]],
+    )
+    assert grades == [("player_ruled_out", None, None, None)] * len(SYSTEMS)
+    again = invalidate(storage, DAYS[0], clock=ManualClock(at(DAYS[0], 23, 59)))
+    assert again.rows_invalidated == {"game_postponed": 0, "player_ruled_out": 0}
+
+
+def test_regrading_changes_only_what_a_corrected_box_score_changes(storage: DuckDBStorage) -> None:
+    morning = ManualClock(at(DAYS[1], 14, 0))
+    before = _grades(storage, "live")
+    again = grade_date(storage, DAYS[0], clock=morning)
+    assert (again.added, again.replaced, again.removed) == (0, 0, 0) and _grades(storage, "live") == before
+    player_id, lookup = storage.fetchone(
+        """SELECT b.player_id, b.player_lookup FROM box_scores b JOIN prediction_grades g
+             ON g.player_lookup = b.player_lookup AND g.game_date = b.game_date AND g.run_id = 'live'
+           WHERE b.game_date = ? ORDER BY b.player_lookup LIMIT 1""",
+        [DAYS[0]],
+    ) or (None, None)
+    storage.execute(
+        "UPDATE box_scores SET pts = pts + 7 WHERE player_id = ? AND game_date = ?", [player_id, DAYS[0]]
+    )
+    try:
+        corrected = grade_date(storage, DAYS[0], clock=morning)
+        assert (corrected.added, corrected.replaced, corrected.removed) == (0, len(SYSTEMS), 0)
+        after = _grades(storage, "live")
+        assert [r for r in after if r[3] != lookup] == [r for r in before if r[3] != lookup]
+    finally:
+        storage.execute(
+            "UPDATE box_scores SET pts = pts - 7 WHERE player_id = ? AND game_date = ?", [player_id, DAYS[0]]
+        )
+        grade_date(storage, DAYS[0], clock=morning)
+    assert _grades(storage, "live") == before
+
+
+def test_picks_stake_fractional_kelly_within_the_caps(replayed: Replayed, storage: DuckDBStorage) -> None:
+    from nbaprops.picks import kelly, picks
+
+    settings = replayed.settings.replace(max_night_fraction=0.05)
+    result = picks(storage, settings, DAYS[1], system="matchup", bankroll=1000.0)
+    chosen = result["picks"]
+    assert chosen, "the replay has bets"
+    evs = [p["expected_value"] for p in chosen]
+    assert evs == sorted(evs, reverse=True)
+    assert len({p["player_lookup"] for p in chosen}) == len(chosen)
+    assert all(0 < p["stake"] <= 1000.0 * settings.max_bet_fraction + 1e-9 for p in chosen)
+    assert result["staked"] <= 1000.0 * 0.05 + 1e-6
+    first = chosen[0]
+    assert first["stake"] == pytest.approx(
+        min(1000 * 0.25 * kelly(first["p_win"], first["price"]), 20.0), abs=1e-4
+    )
+    assert all(
+        p["batch_id"] in {replayed.run.batches[DAYS[1]], replayed.run.refresh["batch"]["batch_id"]}
+        for p in chosen
+    )
+    assert {(p["train_start"], p["trained_through"]) for p in chosen} == {("2023-12-12", "2024-03-11")}
+
+
+def test_the_commands_print_json_and_refuse_bad_input(replayed: Replayed) -> None:
+    runner = CliRunner()
+    db = ["--db", str(replayed.path)]
+    with Receiver([200]) as hook:
+        graded = runner.invoke(
+            app,
+            ["grade", "--date", DAYS[0].isoformat(), *db, "--json"],
+            env={"NBAPROPS_WEBHOOK_URL": hook.url},
+        )
+    assert graded.exit_code == 0, graded.output
+    assert json.loads(graded.output)["added"] == 0
+    assert [b["event"] for b in hook.bodies] == ["grade_summary"]
+    assert f"graded {DAYS[0]}" in hook.bodies[0]["text"]
+    acc = runner.invoke(
+        app,
+        [
+            "accuracy",
+            "--since",
+            DAYS[0].isoformat(),
+            *db,
+            "--json",
+            "--report",
+            str(replayed.workdir / "acc.html"),
+        ],
+    )
+    assert acc.exit_code == 0 and json.loads(acc.output)["metrics"] == replayed.backtest_metrics
+    assert "Live accuracy" in (replayed.workdir / "acc.html").read_text()
+    batches = runner.invoke(app, ["batches", "--date", DAYS[1].isoformat(), *db, "--json"])
+    assert [b["kind"] for b in json.loads(batches.output)["batches"]] == ["line_update", "daily"]
+    listed = runner.invoke(app, ["picks", "--date", DAYS[1].isoformat(), "--system", "matchup", *db, "--csv"])
+    assert listed.exit_code == 0 and listed.output.splitlines()[0].startswith("player_lookup,")
+    for args, message in (
+        (["grade", "--date", "2024-13-01"], "not a date"),
+        (["grade", "--date", "2024-03-20"], "no prediction for 2024-03-20"),
+        (["accuracy", "--system", "nope"], "unknown system"),
+        (["accuracy", "--since", "2030-01-01"], "no graded prediction"),
+        (["picks", "--date", DAYS[1].isoformat(), "--bankroll", "-5"], "--bankroll must be positive"),
+        (["refresh", "--date", DAYS[1].isoformat(), "--threshold", "0"], "--threshold must be positive"),
+        (["invalidate", "--date", "yesterday"], "not a date"),
+    ):
+        bad = runner.invoke(app, [*args, *db, "--json"])
+        assert bad.exit_code == 1, (args, bad.output)
+        assert message in json.loads(bad.output)["error"]
+
+
+def test_a_grade_whose_row_was_superseded_since_is_removed(storage: DuckDBStorage) -> None:
+    morning = ManualClock(at(DAYS[1], 14, 0))
+    before = _grades(storage, "live")
+    prediction_id, lookup = storage.fetchone(
+        "SELECT prediction_id, player_lookup FROM player_prop_predictions WHERE game_date = ? AND is_active "
+        "AND system_id = 'matchup' ORDER BY player_lookup LIMIT 1",
+        [DAYS[0]],
+    ) or (None, None)
+    storage.execute(
+        "UPDATE player_prop_predictions SET is_active = false, superseded_by = 'x' WHERE prediction_id = ?",
+        [prediction_id],
+    )
+    try:
+        result = grade_date(storage, DAYS[0], clock=morning)
+        assert (result.added, result.replaced, result.removed) == (0, 0, 1)
+        assert [
+            r for r in _grades(storage, "live") if r[3] == lookup and r[0] == "matchup" and r[2] == DAYS[0]
+        ] == []
+    finally:
+        storage.execute(
+            "UPDATE player_prop_predictions SET is_active = true, superseded_by = NULL "
+            "WHERE prediction_id = ?",
+            [prediction_id],
+        )
+        grade_date(storage, DAYS[0], clock=morning)
+    assert _grades(storage, "live") == before
