@@ -34,6 +34,7 @@ from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
 from nbaprops.features.builder import build_features, build_training_set
+from nbaprops.features.market import with_availability
 from nbaprops.grading import grade
 from nbaprops.ingest import ensure_boxscores
 from nbaprops.ingest.lines import line_players, select_lines
@@ -41,7 +42,7 @@ from nbaprops.ingest.schedule import games_for_date
 from nbaprops.markets import MARKET_STAT, validate_market
 from nbaprops.pipeline.coordinator import default_as_of, expected_players
 from nbaprops.pipeline.ledger import Lease, PlayerRequest
-from nbaprops.pipeline.rows import prediction_rows
+from nbaprops.pipeline.rows import prediction_rows, with_market_columns
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.systems.base import SystemOutput
 from nbaprops.systems.calibration import MIN_ROWS, Calibrator, standardized_edge
@@ -52,6 +53,7 @@ from nbaprops.systems.training import (
     systems_to_fit,
     train_market,
     training_window,
+    with_market_history,
 )
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,7 @@ def run_backtest(
     stat = MARKET_STAT[market]
     training = build_training_set(storage, days[0] - timedelta(days=train_days), days[-1] + timedelta(days=1))
     step_starts = days[::retrain_days]
+    training = with_market_history(storage, training, market)
     with contextlib.ExitStack() as stack:
         # Parallel path: every step's models start fitting now, while the requests and features are built.
         fitter = stack.enter_context(StepFitter(training, market, step_starts, system_ids=system_ids,
@@ -176,10 +179,15 @@ def run_backtest(
                            "calibration_used": {sid: bundle.calibrators[sid].summary() for sid in systems}}
             models.append(bundle.meta)
             step_days = [d for d in days[k * retrain_days:(k + 1) * retrain_days] if kept[d]]
+            # Each day's rows with what the market said by its prediction time (line, prices, availability).
+            day_lines = {day: select_lines(storage, day, [market], as_of=_as_of(day)) for day in step_days}
+            day_feats = {day: with_market_columns(
+                with_availability(storage, feats.take(pa.array(kept[day], pa.int64())), day_lines[day], [market]),
+                day_lines[day], market, [per_day[day][j - int(offsets[days.index(day)])].player_lookup
+                                         for j in kept[day]]) for day in step_days}
             # Parallel path: the step's rows predicted at once, each system once (row by row the same values).
-            step_rows = [j for d in step_days for j in kept[d]]
-            outputs = (predict_shared(bundle.systems, list(systems), feats.take(pa.array(step_rows, pa.int64())))
-                       if fitter is not None and step_rows else None)
+            outputs = (predict_shared(bundle.systems, list(systems), pa.concat_tables([day_feats[d] for d in step_days]))
+                       if fitter is not None and step_days else None)
             tables: list[pa.Table] = []
             done = 0
             for day in step_days:
@@ -192,8 +200,8 @@ def run_backtest(
                                       o.model_version) for sid, o in outputs.items()}
                 done += len(keep)
                 tables += prediction_rows(
-                    bundle=bundle, systems=list(systems), feats=feats.take(pa.array(keep, pa.int64())),
-                    leases=leases, lines=select_lines(storage, day, [market], as_of=_as_of(day)), market=market,
+                    bundle=bundle, systems=list(systems), feats=day_feats[day],
+                    leases=leases, lines=day_lines[day], market=market,
                     batch_id=run_id, game_date=day, ev_margin=settings.ev_margin, now=datetime.now(UTC),
                     outputs=day_outputs,
                 )

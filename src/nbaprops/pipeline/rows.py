@@ -19,8 +19,9 @@ import numpy as np
 import pyarrow as pa
 
 from nbaprops.features.columns import FEATURE_VERSION
+from nbaprops.features.market import availability_column, with_market
 from nbaprops.pipeline.ledger import Lease
-from nbaprops.systems.base import SystemOutput
+from nbaprops.systems.base import SystemOutput, column
 from nbaprops.systems.betting import recommend
 from nbaprops.systems.calibration import standardized_edge
 from nbaprops.systems.spread import p_over
@@ -149,6 +150,17 @@ def lines_for(lines: pa.Table, market: str, lookups: list[str]) -> dict[str, Any
     return out
 
 
+def _market_columns(feats: pa.Table, line: dict[str, Any], market: str) -> pa.Table:
+    avail = availability_column(market)
+    return with_market(feats, line["line"], line["over"], line["under"],
+                       column(feats, avail) if avail in feats.column_names else None)
+
+
+def with_market_columns(feats: pa.Table, lines: pa.Table, market: str, lookups: list[str]) -> pa.Table:
+    """``feats`` (rows of ``lookups``) with the market columns systems read, from one date's selected lines."""
+    return _market_columns(feats, lines_for(lines, market, lookups), market)
+
+
 def prediction_rows(
     *,
     bundle: ModelBundle,
@@ -175,6 +187,8 @@ def prediction_rows(
     quality = feats.column("feature_quality_score").to_numpy(zero_copy_only=False)
     count = feats.column("feature_count").to_numpy(zero_copy_only=False)
     early = feats.column("early_season_flag").to_pylist()
+    # The line and prices each player's row is judged against, as the market columns systems may read.
+    feats = _market_columns(feats, line, market)
     tables = []
     for sid in systems:
         out = outputs[sid] if outputs is not None else bundle.systems[sid].predict(feats)

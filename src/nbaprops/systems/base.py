@@ -68,6 +68,8 @@ class PredictionSystem(ABC):
 
     system_id: ClassVar[str]
     trainable: ClassVar[bool] = True
+    # Systems this one is built on; training fits them first and passes them as ``components``.
+    requires: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, market: str = "points") -> None:
         self.market = market

@@ -31,6 +31,7 @@ class Ensemble(PredictionSystem):
     """
 
     system_id = "ensemble"
+    requires = COMPONENTS
 
     def __init__(self, *, market: str = "points", components: Mapping[str, PredictionSystem] | None = None) -> None:
         super().__init__(market=market)

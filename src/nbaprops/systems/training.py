@@ -28,9 +28,10 @@ import pyarrow as pa
 from nbaprops.config import Settings
 from nbaprops.errors import ArtifactError
 from nbaprops.features.builder import FEATURE_VERSION, build_training_set
+from nbaprops.features.market import with_stored_lines
 from nbaprops.markets import MARKET_STAT, validate_market
 from nbaprops.storage.duckdb import DuckDBStorage
-from nbaprops.systems import SYSTEM_IDS, PredictionSystem, make, validate_systems
+from nbaprops.systems import REGISTRY, SYSTEM_IDS, PredictionSystem, make, validate_systems
 from nbaprops.systems.calibration import CALIBRATION_VERSION, Calibrator, standardized_edge
 from nbaprops.systems.ensemble import COMPONENTS
 
@@ -57,13 +58,13 @@ class ModelBundle:
 def systems_to_fit(system_ids: tuple[str, ...] | list[str]) -> list[str]:
     """The requested systems plus what they need, in fitting order."""
     wanted = set(validate_systems(system_ids))
-    if "ensemble" in wanted:
-        wanted |= set(COMPONENTS)
+    for sid in list(wanted):
+        wanted |= set(REGISTRY[sid].requires)
     return [s for s in SYSTEM_IDS if s in wanted]
 
 
 def _holdout_lines(storage: DuckDBStorage, rows: pa.Table, market: str) -> pa.Table | None:
-    """Lines posted for the held-out rows (consensus main line per player and date), if any are stored."""
+    """Lines posted for the dates of ``rows`` (consensus main line per player and date), if any are stored."""
     from nbaprops.ingest.lines import select_lines
 
     dates = sorted(set(rows.column("game_date").to_pylist()))
@@ -102,8 +103,18 @@ def train_market(
         training = build_training_set(storage, start, through)
     else:
         training = training_window(training, start, through)
+    training = with_market_history(storage, training, market)
     bundle = fit_market(training, market, through, system_ids=system_ids, train_days=train_days)
     return calibrate_holdout(storage, bundle, training)
+
+
+def with_market_history(storage: DuckDBStorage, training: pa.Table, market: str) -> pa.Table:
+    """Training rows with what the market said before each game (:mod:`nbaprops.features.market`; NaN without
+    a line), for systems that start from the line. Rows that already have the columns are returned as they are
+    (the backtest adds them once to its whole range)."""
+    if "market_line" in training.column_names:
+        return training
+    return with_stored_lines(training, _holdout_lines(storage, training, market), storage)
 
 
 def fit_market(
@@ -126,7 +137,7 @@ def fit_market(
     ).hexdigest()[:8]
     fitted: dict[str, PredictionSystem] = {}
     for sid in systems_to_fit(list(system_ids)):
-        system = make(sid, market, components=dict(fitted)) if sid == "ensemble" else make(sid, market)
+        system = make(sid, market, components=dict(fitted)) if REGISTRY[sid].requires else make(sid, market)
         fitted[sid] = system.fit(training, actual, version=f"{sid}@{market}-{through:%Y%m%d}-{digest}")
     return ModelBundle(market, through, start, fitted, {}, {"digest": digest, "train_days": train_days})
 
@@ -178,6 +189,10 @@ def calibrate_holdout(storage: DuckDBStorage, bundle: ModelBundle, training: pa.
             "calibration": cal.summary(),
             **({"weights": dict(zip(COMPONENTS, map(float, system.weights_), strict=True))}  # type: ignore[attr-defined]
                if sid == "ensemble" else {}),
+            **({"blend": {"coef": [float(c) for c in system.coef_], "intercept": float(system.intercept_),  # type: ignore[attr-defined]
+                          "lined_rows": system.lined_rows_,  # type: ignore[attr-defined]
+                          "validation": system.validation_}}  # type: ignore[attr-defined]
+               if sid == "market_blend" else {}),
         }
     meta = {
         "market": market,
