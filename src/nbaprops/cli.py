@@ -110,10 +110,12 @@ def _fail(message: str, kind: str, as_json: bool, code: int) -> typer.Exit:
 
 def _is_interrupt(exc: BaseException | None) -> bool:
     """Ctrl-C, also when DuckDB caught the signal inside a query and raised its own "Query interrupted"."""
-    while exc is not None:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:  # a cause chain can loop back on itself
         if isinstance(exc, KeyboardInterrupt) or "query interrupted" in str(exc).lower() or \
                 type(exc).__name__ == "InterruptException":
             return True
+        seen.add(id(exc))
         exc = exc.__cause__
     return False
 
