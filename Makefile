@@ -4,12 +4,16 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DATE   ?= 2025-02-12
 
-.PHONY: run test check lint format types bench bench-backtest clean
+.PHONY: run serve test check lint format types bench bench-backtest bench-service clean
 
 $(BIN)/nbaprops: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.service: $(BIN)/nbaprops
+	$(BIN)/pip install --quiet -e '.[service]'
 	touch $@
 
 $(VENV)/.dev: $(BIN)/nbaprops
@@ -19,6 +23,10 @@ $(VENV)/.dev: $(BIN)/nbaprops
 ## run: set up and run the main job (a batch for $(DATE) on the shipped box scores)
 run: $(BIN)/nbaprops
 	$(BIN)/nbaprops predict --date $(DATE)
+
+## serve: the HTTP API and dashboard on http://127.0.0.1:8080/ (docs/service.md)
+serve: $(VENV)/.service
+	$(BIN)/nbaprops serve
 
 ## test: set up with the dev extras and run the whole test suite
 test: $(VENV)/.dev
@@ -46,6 +54,10 @@ bench: $(BIN)/nbaprops
 
 bench-backtest: $(BIN)/nbaprops
 	$(BIN)/python benchmarks/backtest.py
+
+## bench-service: 200 polling clients while a slate runs in `nbaprops serve` (loopback only)
+bench-service: $(VENV)/.service
+	$(BIN)/python benchmarks/service.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -20,6 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -28,7 +29,7 @@ from rich.table import Table
 from nbaprops import __version__
 from nbaprops.clock import SystemClock
 from nbaprops.config import Settings, load_settings
-from nbaprops.errors import InputError, NbapropsError
+from nbaprops.errors import DatabaseHeldError, InputError, NbapropsError, StorageBusyError
 from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
 
@@ -166,11 +167,40 @@ def _storage(settings: Settings, *, read_only: bool = False) -> Iterator[DuckDBS
     if read_only and not settings.db_path.exists():
         raise InputError(f"no database at {settings.db_path}; run `nbaprops predict --date YYYY-MM-DD` or an "
                          f"ingest to create it, or pass the right --db")
-    storage = open_storage(settings.db_path, read_only=read_only)
+    from nbaprops.service import remote
+
     try:
-        yield storage
+        storage = open_storage(settings.db_path, read_only=read_only)
+    except StorageBusyError as exc:
+        held = remote.held_error(settings.db_path, exc)
+        if held is exc:
+            raise
+        raise held from exc
+    try:
+        if read_only:
+            yield storage
+        else:  # while this process holds the file, it answers the reads of other nbaprops commands
+            holder = click.get_current_context(silent=True)
+            with remote.answer_reads(storage, settings, holder=holder.command_path if holder else "nbaprops"):
+                yield storage
     finally:
         storage.close()
+
+
+def _run(settings: Settings, op: str, *, read_only: bool = True, **args: Any) -> Any:
+    """Run one operation of :data:`nbaprops.service.operations.OPERATIONS` here, or in the nbaprops process
+    holding the database (it answers for it, with the same function)."""
+    from nbaprops.service import remote
+
+    return remote.run(settings, op, args, open_local=lambda: _storage(settings, read_only=read_only))
+
+
+def _operate_shared(db: Path | None, as_json: bool, title: str, op: str, **args: Any) -> None:
+    """Run one of the operations the service shares (here or in the holder), print its result."""
+    with _errors(as_json):
+        settings = _settings(db)
+        result = _run(settings, op, read_only=False, **args)
+        _emit(result, as_json, lambda: _render_summary(title, result))
 
 
 def _operate(db: Path | None, as_json: bool, title: str, action: Callable[[DuckDBStorage, Settings], dict[str, Any]],
@@ -257,49 +287,61 @@ def predict(
         missing_files = [str(f) for f in lines or () if not f.is_file()]
         if missing_files:
             raise InputError(f"no such file: {', '.join(missing_files)}")
-        with _storage(settings) as storage:
-            if lines:
-                report = ingest_lines(storage, lines)
-                if not as_json:
-                    err.print(f"ingested {report.rows_added} new line(s) from {len(lines)} file(s)")
-            progress = _progress(as_json)
-            task: list[Any] = []
+        progress = _progress(as_json)
+        task: list[Any] = []
+
+        def on_message(message: str) -> None:
+            err.print(message, highlight=False, soft_wrap=True)
+
+        def on_start(batch_id: str, total: int) -> None:
+            _state["batch_id"] = batch_id
+            err.print(f"batch {batch_id}: {total} requests for {game_date}", highlight=False, soft_wrap=True)
+            task.append(progress.add_task(f"batch {game_date}", total=total))
+
+        def on_progress(counts: dict[str, int]) -> None:
+            if task:
+                progress.update(task[0], completed=counts["done"] + counts["skipped"] + counts["failed"])
+
+        try:
+            with _storage(settings) as storage:
+                if lines:
+                    report = ingest_lines(storage, lines)
+                    if not as_json:
+                        err.print(f"ingested {report.rows_added} new line(s) from {len(lines)} file(s)")
+                with progress:
+                    try:
+                        payload = run_batch(storage, settings, game_date, force=force, on_message=on_message,
+                                            on_start=on_start, on_progress=on_progress).as_dict()
+                    except Exception as exc:
+                        _alert_failed(settings, f"predict --date {game_date}", exc)
+                        raise
+            _alert_batch(settings, payload)
+        except DatabaseHeldError as held:  # `nbaprops serve` holds the file: the batch runs (and alerts) there
+            from nbaprops.service import remote
+
+            if held.holder != remote.SERVE or lines:
+                raise
             with progress:
-                def on_start(batch_id: str, total: int) -> None:
-                    _state["batch_id"] = batch_id
-                    err.print(f"batch {batch_id}: {total} requests for {game_date}", highlight=False, soft_wrap=True)
-                    task.append(progress.add_task(f"batch {game_date}", total=total))
-
-                def on_progress(counts: dict[str, int]) -> None:
-                    if task:
-                        progress.update(task[0], completed=counts["done"] + counts["skipped"] + counts["failed"])
-
-                try:
-                    result = run_batch(storage, settings, game_date, force=force,
-                                       on_message=lambda m: err.print(m, highlight=False, soft_wrap=True),
-                                       on_start=on_start, on_progress=on_progress)
-                except Exception as exc:
-                    _alert_failed(settings, f"predict --date {game_date}", exc)
-                    raise
-        payload = result.as_dict()
-        _alert_batch(settings, payload)
+                payload = remote.submit_batch(settings, {
+                    "game_date": game_date.isoformat(), "markets": list(settings.markets),
+                    "systems": list(settings.systems), "force": force, "train_days": settings.train_days,
+                }, on_message=on_message, on_start=on_start, on_progress=on_progress)
 
         def render() -> None:
-            s = result.summary
             models = "; ".join(f"{m} through {i['trained_through']} ({i['age_days']} d old"
-                               f"{', trained now' if i['trained_now'] else ''})" for m, i in result.models.items())
-            _render_summary(f"Batch {s.batch_id}", {
-                "game_date": s.game_date.isoformat(), "state": s.state + (" (resumed)" if s.resumed else ""),
-                "games": f"{result.games} ({', '.join(f'{k} {v}' for k, v in result.games_source.items())})",
-                "requests": s.requests, "active_predictions": s.active_predictions, "by_system": s.by_system,
-                "recommendations": s.recommendations, "lines_used": result.lines_used, "models": models,
-                "staging_tables_left": s.staging_tables_left, "drift": s.drift,
-                "duration_s": round(s.duration_s, 2), "missing": s.missing,
+                               f"{', trained now' if i['trained_now'] else ''})" for m, i in payload["models"].items())
+            _render_summary(f"Batch {payload['batch_id']}", {
+                "game_date": payload["game_date"], "state": payload["state"] + (" (resumed)" if payload["resumed"] else ""),
+                "games": f"{payload['games']} ({', '.join(f'{k} {v}' for k, v in payload['games_source'].items())})",
+                **{k: payload[k] for k in ("requests", "active_predictions", "by_system", "recommendations",
+                                           "lines_used")},
+                "models": models, "staging_tables_left": payload["staging_tables_left"], "drift": payload["drift"],
+                "duration_s": round(payload["duration_s"], 2), "missing": payload["missing"],
             })
-            for market, info in result.models.items():
-                for sid, reason in info["no_bets"].items():
+            for market, info in payload["models"].items():
+                for sid, reason in (info.get("no_bets") or {}).items():
                     out.print(f"{market} {sid}: no bets — {reason}", highlight=False, soft_wrap=True)
-            out.print(f"See the board: nbaprops predictions --date {s.game_date} --bets")
+            out.print(f"See the board: nbaprops predictions --date {payload['game_date']} --bets")
 
         _emit(payload, as_json, render)
 
@@ -453,18 +495,10 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """State, request counts and missing players of a batch (the newest by default)."""
-    from nbaprops.pipeline import Coordinator, ledger
-
     with _errors(as_json):
         settings = _settings(db)
-        with _storage(settings, read_only=True) as storage:
-            if batch_id is None:
-                newest = ledger.list_batches(storage)
-                if not newest:
-                    raise InputError("no batch yet; run `nbaprops predict --date YYYY-MM-DD`")
-                batch_id = newest[0].batch_id
-            summary = Coordinator(storage, settings).summary(batch_id).as_dict()
-        _emit(summary, as_json, lambda: _render_summary(f"Batch {batch_id}", summary))
+        summary = _run(settings, "status", batch_id=batch_id)
+        _emit(summary, as_json, lambda: _render_summary(f"Batch {summary['batch_id']}", summary))
 
 
 @app.command()
@@ -477,13 +511,10 @@ def batches(
     as_json: JsonOpt = False,
 ) -> None:
     """List batches, newest first."""
-    from nbaprops.pipeline.reads import batch_records
-
     with _errors(as_json):
         day = _parse_date(date_) if date_ else None
         settings = _settings(db)
-        with _storage(settings, read_only=True) as storage:
-            rows = batch_records(storage, game_date=day, state=state, limit=limit)
+        rows = _run(settings, "batches", game_date=day and day.isoformat(), state=state, limit=limit)["batches"]
 
         def render() -> None:
             table = Table("batch_id", "game_date", "kind", "state", "done", "skipped", "failed", "open", "created_at")
@@ -514,17 +545,13 @@ def predictions(
     as_json: JsonOpt = False,
 ) -> None:
     """The board of a date: active predictions, best expected value first (then highest prediction)."""
-    from nbaprops.pipeline.reads import active_predictions
-
     with _errors(as_json):
         day = _parse_date(date_)
         settings = _settings(db)
         table_limit = limit if limit is not None else (None if as_csv or as_json else 40)
-        with _storage(settings, read_only=True) as storage:
-            names, rows = active_predictions(storage, day, market=market, system=system, bets_only=bets,
-                                             limit=table_limit)
-            total = len(rows) if table_limit is None else len(
-                active_predictions(storage, day, market=market, system=system, bets_only=bets)[1])
+        board = _run(settings, "predictions", game_date=day.isoformat(), market=market, system=system,
+                     bets_only=bets, limit=table_limit)
+        names, rows, total = board["names"], board["rows"], board["total"]
         if as_csv:
             writer = csv.writer(sys.stdout)
             writer.writerow(names)
@@ -559,18 +586,7 @@ def consolidate(
 
     Refuses while requests are open: `nbaprops finish BATCH` ends them failed first.
     """
-    from nbaprops.alerts import send_alert
-    from nbaprops.pipeline import Coordinator
-
-    def action(storage: DuckDBStorage, settings: Settings) -> dict[str, Any]:
-        try:
-            return Coordinator(storage, settings).consolidate(batch_id).as_dict()
-        except InputError as exc:
-            send_alert(settings, "consolidation_refused", f"consolidate {batch_id} refused: {exc}",
-                       {"batch_id": batch_id})
-            raise
-
-    _operate(db, as_json, f"Batch {batch_id}", action)
+    _operate_shared(db, as_json, f"Batch {batch_id}", "consolidate", batch_id=batch_id)
 
 
 @app.command()
@@ -580,14 +596,7 @@ def finish(
     as_json: JsonOpt = False,
 ) -> None:
     """Force the end of a batch: open requests end failed, the batch ends partial and is consolidated."""
-    from nbaprops.pipeline import Coordinator
-
-    def action(storage: DuckDBStorage, settings: Settings) -> dict[str, Any]:
-        summary = Coordinator(storage, settings).finish(batch_id, force_partial=True).as_dict()
-        _alert_batch(settings, summary)
-        return summary
-
-    _operate(db, as_json, f"Batch {batch_id}", action)
+    _operate_shared(db, as_json, f"Batch {batch_id}", "finish", batch_id=batch_id)
 
 
 @app.command("check-stalled")
@@ -598,32 +607,46 @@ def check_stalled(
     as_json: JsonOpt = False,
 ) -> None:
     """Reclaim expired leases and finish batches past their deadline."""
-    from nbaprops.alerts import stalled_alert
-    from nbaprops.pipeline import Coordinator
-
-    def action(storage: DuckDBStorage, settings: Settings) -> dict[str, Any]:
-        report = Coordinator(storage, settings).check_stalled(stall_minutes=stall_minutes)
-        stalled_alert(settings, report)
-        return report
-
-    _operate(db, as_json, "check-stalled", action)
+    _operate_shared(db, as_json, "check-stalled", "check-stalled", stall_minutes=stall_minutes)
 
 
 @app.command("cleanup-staging")
 def cleanup_staging(
     older_than_hours: Annotated[float | None, typer.Option(min=0, show_default=False,
                                                            help="Drop staging older than this many hours [default: staging_ttl_hours, 24].")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Change nothing; report what would be dropped.")] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Drop staging tables older than the TTL and report what was dropped."""
-    from nbaprops.pipeline import cleanup_staging as cleanup
+    _operate_shared(db, as_json, "cleanup-staging", "cleanup-staging", older_than_hours=older_than_hours,
+                    dry_run=dry_run)
 
-    def action(storage: DuckDBStorage, settings: Settings) -> dict[str, Any]:
-        hours = settings.staging_ttl_hours if older_than_hours is None else older_than_hours
-        return cleanup(storage, older_than_hours=hours, clock=SystemClock()).as_dict()
 
-    _operate(db, as_json, "cleanup-staging", action)
+# -- serve -----------------------------------------------------------------------------------------
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(show_default=False,
+                                             help="Address to listen on [default: 127.0.0.1, the host setting].")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, show_default=False,
+                                             help="Port [default: 8080, the port setting].")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Serve the /v1 API, the dashboard and /metrics over HTTP; batches run in this process (docs/service.md).
+
+    Without an API key (NBAPROPS_API_KEYS) it only listens on loopback. SIGTERM stops it cleanly; running
+    batches resume at the next start.
+    """
+    with _errors():
+        settings = _settings(db, host=host, port=port)
+        try:
+            from nbaprops.service.server import serve as run_server
+        except ImportError as exc:
+            raise InputError(f"nbaprops serve needs the service extra ({exc.name} is missing): "
+                             "pip install 'nbaprops[service]'") from None
+        logging.getLogger("nbaprops").setLevel(logging.INFO)
+        run_server(settings, on_ready=lambda url: err.print(f"serving {settings.db_path} at {url} "
+                                                            f"(dashboard /, API /docs); Ctrl-C or SIGTERM stops"))
 
 
 # -- after the predictions: grade, accuracy, refresh, invalidate, picks -----------------------------

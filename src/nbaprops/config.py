@@ -43,6 +43,14 @@ class Settings:
         train_days: days of games before the date a model trains on.
         model_max_age_days: a model trained through more than this many days before the date is retrained
             first (the walk-forward backtest retrains every 7 days too).
+        api_keys: keys the service accepts in the ``X-API-Key`` header (``NBAPROPS_API_KEYS``, comma-separated;
+            several for rotation). With any key set, every write endpoint requires one; with none, the service
+            only listens on loopback. Never shown in a repr or a log.
+        read_auth: the service's read endpoints (and dashboard) require a key too.
+        host: address ``nbaprops serve`` listens on.
+        port: port ``nbaprops serve`` listens on.
+        upload_limit_mb: largest request body the service accepts (an upload beyond it gets 413).
+        reports_dir: backtest HTML reports the dashboard links to (default: beside the database, ``reports/``).
         refresh_threshold: ``refresh`` re-predicts a player whose consensus line moved by at least this much.
         kelly_fraction: picks stake this fraction of the full Kelly stake.
         max_bet_fraction: no pick stakes more than this fraction of the bankroll.
@@ -77,6 +85,12 @@ class Settings:
     ev_margin: float = 0.02
     train_days: int = 730
     model_max_age_days: int = 7
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    read_auth: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    upload_limit_mb: float = 64.0
+    reports_dir: Path | None = None
     refresh_threshold: float = 1.0
     kelly_fraction: float = 0.25
     max_bet_fraction: float = 0.02
@@ -99,6 +113,10 @@ class Settings:
         return self.data_dir if self.data_dir is not None else self.db_path.parent / "artifacts"
 
     @property
+    def reports_path(self) -> Path:
+        return self.reports_dir if self.reports_dir is not None else self.db_path.parent / "reports"
+
+    @property
     def landing_dir(self) -> Path:
         """Where fetched records are written as files before they are ingested (kept: what was fetched when)."""
         return self.db_path.parent / "landing"
@@ -110,10 +128,10 @@ class Settings:
 
 def _coerce(name: str, raw: Any, like: Any) -> Any:
     try:
-        if name in ("markets", "systems"):
+        if name in ("markets", "systems", "api_keys"):
             items = raw.split(",") if isinstance(raw, str) else list(raw)
             return tuple(item.strip() for item in items if item.strip())
-        if name in ("db_path", "data_dir"):
+        if name in ("db_path", "data_dir", "reports_dir"):
             return Path(raw)
         if isinstance(like, bool):
             return str(raw).lower() in ("1", "true", "yes", "on")
@@ -181,6 +199,10 @@ def load_settings(
         raise ConfigError(f"setting 'markets' (NBAPROPS_MARKETS or the config file): {exc}") from None
     if settings.workers < 1 or settings.chunk_size < 1 or settings.max_attempts < 1:
         raise ConfigError("workers, chunk_size and max_attempts must be at least 1")
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(f"port {settings.port} is not a TCP port (0-65535)")
+    if settings.upload_limit_mb <= 0:
+        raise ConfigError("upload_limit_mb must be positive")
     if settings.webhook_attempts < 1 or settings.webhook_timeout_seconds <= 0:
         raise ConfigError("webhook_attempts must be at least 1 and webhook_timeout_seconds positive")
     if not 0 < settings.kelly_fraction <= 1 or not 0 < settings.max_bet_fraction <= settings.max_night_fraction <= 1:

@@ -6,6 +6,7 @@
     ├── TerminalError              retrying cannot help: record it, never retry
     │   ├── ConfigError            a setting is missing or invalid
     │   ├── InputError             a file or argument is malformed (names file, row, column)
+    │   │   └── ConflictError      the request clashes with a batch's state (running, requests open)
     │   ├── UnknownBatchError      no batch with that id
     │   ├── ContractError          a schema or system contract was violated (a bug)
     │   ├── NotFittedError         a prediction system was used before ``fit``
@@ -13,6 +14,7 @@
     │   └── SourceError            a live source refused the request or answered nonsense (4xx, bad JSON)
     └── TransientError             may succeed later: retry with a cap
         ├── StorageBusyError       the database file is locked or a transaction conflicted
+        │   └── DatabaseHeldError  another nbaprops process holds the file (it answers reads for it)
         └── SourceUnavailableError a live source timed out or kept answering 429/5xx after the retries
 
 Driver errors are translated into this tree in one place per backend
@@ -70,6 +72,19 @@ class InputError(TerminalError):
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 
+class ConflictError(InputError):
+    """The request clashes with the current state of a batch: one is running for the date, requests are open.
+
+    Args:
+        message: what clashes and what to do.
+        batch_id: the batch in the way.
+    """
+
+    def __init__(self, message: str, *, batch_id: str | None = None) -> None:
+        self.batch_id = batch_id
+        super().__init__(message)
+
+
 class UnknownBatchError(TerminalError):
     """No batch has this id."""
 
@@ -92,6 +107,21 @@ class ArtifactError(TerminalError):
 
 class StorageBusyError(TransientError):
     """The database is locked by another process or a transaction conflicted."""
+
+
+class DatabaseHeldError(StorageBusyError):
+    """Another nbaprops process holds the database file; reads reach it through its recorded endpoint.
+
+    Args:
+        message: who holds the file and what still works.
+        pid: the holder's process id.
+        holder: what the holder runs (``serve``, ``predict``, ...).
+    """
+
+    def __init__(self, message: str, *, pid: int, holder: str) -> None:
+        self.pid = pid
+        self.holder = holder
+        super().__init__(message)
 
 
 class SourceError(TerminalError):

@@ -119,7 +119,7 @@ def test_report_is_one_self_contained_html_with_four_plots(graded, tmp_path: Pat
     assert "<script" not in text and "http://" not in text.replace("http://www.w3.org/2000/svg", "")
     svgs = [s.split("</svg>")[0] + "</svg>" for s in text.split("<svg")[1:]]
     assert len(svgs) == 4
-    titles = [ET.fromstring("<svg" + s).find("{http://www.w3.org/2000/svg}text").text for s in svgs]  # type: ignore[union-attr]
+    titles = [ET.fromstring("<svg" + s).find(".//{http://www.w3.org/2000/svg}text").text for s in svgs]  # type: ignore[union-attr]
     assert [t.split(" ")[0] for t in titles] == ["Reliability", "Hit", "MAE", "Cumulative"]
     assert "steps by calibration" in text  # why rows were or were not bet
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
-from nbaprops.errors import InputError
+from nbaprops.errors import ConflictError
 from nbaprops.pipeline import janitor, ledger
 from nbaprops.pipeline.consolidate import consolidate
 from nbaprops.pipeline.ledger import PlayerRequest
@@ -31,6 +31,20 @@ from nbaprops.pipeline.worker import ChunkPredictor, WorkerStats, run_worker
 from nbaprops.storage.duckdb import DuckDBStorage
 
 log = logging.getLogger(__name__)
+
+_PROCESS_OWNER: tuple[int, str] | None = None
+
+
+def process_owner() -> str:
+    """The lease-owner prefix of this process: host, pid and a random token (new after a fork).
+
+    Every coordinator of one process shares it, so a sweep from one (say the service's check-stalled) never
+    mistakes the leases of another (the service's running batch) for those of a dead process.
+    """
+    global _PROCESS_OWNER
+    if _PROCESS_OWNER is None or _PROCESS_OWNER[0] != os.getpid():
+        _PROCESS_OWNER = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    return _PROCESS_OWNER[1]
 
 ProgressCallback = Callable[[dict[str, int]], None]
 
@@ -171,7 +185,7 @@ class Coordinator:
         self.settings = settings
         self.clock = clock or SystemClock()
         # Owner ids carry a per-process token; on a single-writer backend any other token is a dead process.
-        self.owner_prefix = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner_prefix = process_owner()
 
     # -- start ---------------------------------------------------------------------------------
     def start(
@@ -304,15 +318,16 @@ class Coordinator:
         """Consolidate a batch whose requests have all ended (a rerun changes nothing).
 
         Raises:
-            InputError: requests are still open (``finish`` ends them ``failed`` first).
+            ConflictError: requests are still open (``finish`` ends them ``failed`` first).
         """
         info = ledger.get_batch(self.storage, batch_id)
         counts = ledger.progress(self.storage, batch_id)
         open_requests = counts["pending"] + counts["leased"]
         if info.consolidated_at is None and open_requests and self.clock.now() < info.deadline_at:
-            raise InputError(
+            raise ConflictError(
                 f"batch {batch_id} still has {open_requests} open request(s); let it finish (`nbaprops predict "
-                f"--date {info.game_date}` resumes it) or end them failed with `nbaprops finish {batch_id}`"
+                f"--date {info.game_date}` resumes it) or end them failed with `nbaprops finish {batch_id}`",
+                batch_id=batch_id,
             )
         return self.finish(batch_id)
 

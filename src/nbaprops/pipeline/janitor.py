@@ -28,6 +28,7 @@ class CleanupResult:
     finished_batches: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
     details: list[dict[str, Any]] = field(default_factory=list)
+    dry_run: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -35,6 +36,7 @@ class CleanupResult:
             "dropped_count": len(self.dropped),
             "finished_batches": list(self.finished_batches),
             "kept": list(self.kept),
+            **({"dry_run": True} if self.dry_run else {}),  # said only when nothing was changed
         }
 
 
@@ -42,8 +44,13 @@ def staging_tables(storage: DuckDBStorage) -> list[str]:
     return storage.tables_with_prefix(schema.STAGING_PREFIX)
 
 
-def cleanup_staging(storage: DuckDBStorage, *, older_than_hours: float, clock: Clock) -> CleanupResult:
-    """Drop staging that no batch will consolidate; finish batches older than the TTL first."""
+def cleanup_staging(storage: DuckDBStorage, *, older_than_hours: float, clock: Clock, dry_run: bool = False
+                    ) -> CleanupResult:
+    """Drop staging that no batch will consolidate; finish batches older than the TTL first.
+
+    Args:
+        dry_run: change nothing; report what would be dropped and which batches would be finished.
+    """
     now = clock.now()
     owners = {
         row["staging_table"]: row
@@ -57,16 +64,20 @@ def cleanup_staging(storage: DuckDBStorage, *, older_than_hours: float, clock: C
     for table in staging_tables(storage):
         owner = owners.get(table)
         if owner is None:
-            storage.execute(f'DROP TABLE IF EXISTS "{table}"')
+            if not dry_run:
+                storage.execute(f'DROP TABLE IF EXISTS "{table}"')
             dropped.append(table)
             continue
         if owner["created_at"] < now - timedelta(hours=older_than_hours):
-            ledger.fail_open_requests(storage, owner["batch_id"], error_code="staging_ttl_expired", clock=clock)
-            consolidate(storage, owner["batch_id"], clock=clock, summary={"finished_by": "janitor"})
+            if not dry_run:
+                ledger.fail_open_requests(storage, owner["batch_id"], error_code="staging_ttl_expired", clock=clock)
+                consolidate(storage, owner["batch_id"], clock=clock, summary={"finished_by": "janitor"})
             finished.append(owner["batch_id"])
             dropped.append(table)
         else:
             kept.append(table)
+    if dry_run:
+        return CleanupResult(tuple(dropped), tuple(finished), tuple(kept), dry_run=True)
     # Final batches whose staging somehow survived (their staging_table is NULL once latched).
     for table in staging_tables(storage):
         if table not in kept:

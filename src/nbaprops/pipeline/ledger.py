@@ -302,6 +302,17 @@ def commit(
     return CommitResult(tuple(sorted({p for p, _ in committed})), lost, n_rows)
 
 
+def release_owned(storage: DuckDBStorage, *, owner_prefix: str, clock: Clock) -> int:
+    """Give back every lease held under ``owner_prefix`` (a process stopping cleanly); attempts are kept."""
+    row = storage.fetchone(
+        """UPDATE prediction_requests SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+                  updated_at = ?
+           WHERE state = 'leased' AND starts_with(lease_owner, ?)""",
+        [clock.now(), owner_prefix],
+    )
+    return int(row[0]) if row else 0
+
+
 def release(storage: DuckDBStorage, batch_id: str, leases: Sequence[Lease], *, clock: Clock) -> int:
     """Give leases back (``pending``) after a transient error; the attempt count is kept."""
     if not leases:

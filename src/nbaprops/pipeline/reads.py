@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from nbaprops.config import Settings
 from nbaprops.errors import InputError
 from nbaprops.markets import validate_market
 from nbaprops.pipeline import ledger
@@ -73,4 +74,38 @@ def batch_records(
     return rows
 
 
-__all__ = ["BET_RECOMMENDATIONS", "active_predictions", "batch_records"]
+def batch_status(storage: DuckDBStorage, settings: Settings, batch_id: str | None = None) -> dict[str, Any]:
+    """The summary of a batch (the newest when ``batch_id`` is None): state, counts, missing players, drift.
+
+    Raises:
+        InputError: no batch exists yet.
+        UnknownBatchError: no batch has this id.
+    """
+    from nbaprops.pipeline.coordinator import Coordinator
+
+    if batch_id is None:
+        newest = ledger.list_batches(storage)
+        if not newest:
+            raise InputError("no batch yet; run `nbaprops predict --date YYYY-MM-DD`")
+        batch_id = newest[0].batch_id
+    return Coordinator(storage, settings).summary(batch_id).as_dict()
+
+
+def batch_detail(storage: DuckDBStorage, settings: Settings, batch_id: str) -> dict[str, Any]:
+    """:func:`batch_status` plus what the batch was asked for, its timings and its consolidation report."""
+    info = ledger.get_batch(storage, batch_id)
+    report = (info.summary or {}).get("consolidation") or None
+    return {
+        **batch_status(storage, settings, batch_id),
+        "markets": list(info.markets),
+        "systems": list(info.systems),
+        "as_of": info.as_of.isoformat(),
+        "created_at": info.created_at.isoformat(),
+        "deadline_at": info.deadline_at.isoformat(),
+        "consolidated_at": info.consolidated_at.isoformat() if info.consolidated_at else None,
+        "finished_at": info.finished_at.isoformat() if info.finished_at else None,
+        "consolidation": report,
+    }
+
+
+__all__ = ["BET_RECOMMENDATIONS", "active_predictions", "batch_detail", "batch_records", "batch_status"]

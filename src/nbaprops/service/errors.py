@@ -1,0 +1,174 @@
+"""Errors as JSON: ``{"error": "...", "kind": "..."}`` with the status that says what happened.
+
+One boundary, like the CLI's: the nbaprops exception tree maps onto statuses here and nowhere else, and no
+response ever carries a traceback (an unexpected error is logged on the server and answered with 500).
+
+=========================  ======
+error                      status
+=========================  ======
+malformed request (JSON)   400
+no key / Bearer / query    401
+wrong key                  403
+UnknownBatchError, route   404
+ConflictError              409
+body over the limit        413
+InputError, ConfigError    422
+StorageBusyError (retry)   503
+anything else              500
+=========================  ======
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nbaprops.errors import (
+    ArtifactError,
+    ConfigError,
+    ConflictError,
+    InputError,
+    NbapropsError,
+    StorageBusyError,
+    UnknownBatchError,
+)
+
+log = logging.getLogger(__name__)
+
+_HTTP_KINDS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    422: "InputError",
+    503: "Unavailable",
+}
+
+
+class ApiError(HTTPException):
+    """An error of the HTTP layer itself (auth, body size): its status and kind are given.
+
+    An HTTP exception, so that FastAPI passes it through when it is raised while a body is parsed (a body over
+    the limit) instead of turning it into a generic 400.
+    """
+
+    def __init__(
+        self, status: int, message: str, kind: str | None = None, *, headers: dict[str, str] | None = None
+    ) -> None:
+        self.status = status
+        self.kind = kind or _HTTP_KINDS.get(status, "Error")
+        super().__init__(status, message, headers)
+
+    def __str__(self) -> str:
+        return str(self.detail)
+
+
+def error_response(
+    status: int, message: str, kind: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = {"error": message, "kind": kind, **{k: v for k, v in extra.items() if v is not None}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def status_of(exc: NbapropsError) -> int:
+    """The HTTP status of an nbaprops error."""
+    if isinstance(exc, UnknownBatchError):
+        return 404
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, InputError | ConfigError):
+        return 422
+    if isinstance(exc, StorageBusyError | ArtifactError):
+        return 503
+    return 500
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for problem in exc.errors():
+        where = ".".join(str(p) for p in problem.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {problem.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into the JSON body above."""
+
+    @app.exception_handler(NbapropsError)
+    async def nbaprops_error(request: Request, exc: NbapropsError) -> JSONResponse:
+        status = status_of(exc)
+        if status == 500:
+            log.error("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+        return error_response(
+            status,
+            str(exc),
+            type(exc).__name__,
+            headers={"Retry-After": "1"} if status == 503 else None,
+            batch_id=getattr(exc, "batch_id", None) if status == 409 else None,
+        )
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(
+            exc.status, str(exc), exc.kind, headers=dict(exc.headers) if exc.headers else None
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(problem.get("type") == "json_invalid" for problem in exc.errors()):
+            return error_response(400, "the body is not valid JSON", "BadRequest")
+        return error_response(422, _validation_message(exc), "InputError")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request refused"
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only those of the first route matching it
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return error_response(
+            exc.status_code, message, _HTTP_KINDS.get(exc.status_code, "Error"), headers=headers or None
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return error_response(500, "internal error; the server logged it", "InternalError")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path) and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    return sorted(methods)
+
+
+# The responses every route may give besides its own (documented in the OpenAPI schema).
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    descriptions = {
+        400: "Malformed request",
+        401: "No API key (or a Bearer header, or a key in the query)",
+        403: "Wrong API key",
+        404: "No such batch",
+        409: "Clashes with a running batch",
+        413: "Body over the upload limit",
+        422: "Invalid input",
+        503: "Busy or stopping; retry",
+    }
+    return {status: {"model": _error_body(), "description": descriptions[status]} for status in statuses}
+
+
+def _error_body() -> Any:
+    from nbaprops.service.models import ErrorBody
+
+    return ErrorBody

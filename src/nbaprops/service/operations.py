@@ -1,0 +1,134 @@
+"""The operations the CLI and the service share, by name: each calls one library function on an open database.
+
+Alerts (:mod:`nbaprops.alerts`) go out from here, so an operation alerts the same way whoever asked for it.
+The CLI runs them on its own connection or, when another nbaprops process holds the file, in that process
+(:mod:`nbaprops.service.remote`); the HTTP API runs them for its write routes. One function per operation is
+what makes "the same output" and "the same semantics" true by construction. Arguments and results are plain
+JSON-friendly values (dates as ISO strings), so they cross a process boundary unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from nbaprops.config import Settings
+
+if TYPE_CHECKING:
+    from nbaprops.storage.duckdb import DuckDBStorage
+
+Operation = Callable[..., Any]
+
+
+def _day(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
+
+
+def _status(storage: DuckDBStorage, settings: Settings, *, batch_id: str | None = None) -> dict[str, Any]:
+    from nbaprops.pipeline.reads import batch_status
+
+    return batch_status(storage, settings, batch_id)
+
+
+def _batches(
+    storage: DuckDBStorage,
+    settings: Settings,
+    *,
+    game_date: str | None = None,
+    state: str | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    from nbaprops.pipeline.reads import batch_records
+
+    return {"batches": batch_records(storage, game_date=_day(game_date), state=state, limit=limit)}
+
+
+def _predictions(
+    storage: DuckDBStorage,
+    settings: Settings,
+    *,
+    game_date: str,
+    market: str | None = None,
+    system: str | None = None,
+    bets_only: bool = False,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    from nbaprops.pipeline.reads import active_predictions
+
+    day = _day(game_date)
+    assert day is not None
+    names, rows = active_predictions(
+        storage, day, market=market, system=system, bets_only=bets_only, limit=limit
+    )
+    total = (
+        len(rows)
+        if limit is None
+        else len(active_predictions(storage, day, market=market, system=system, bets_only=bets_only)[1])
+    )
+    return {"names": names, "rows": [list(r) for r in rows], "total": total}
+
+
+def _check_stalled(
+    storage: DuckDBStorage, settings: Settings, *, stall_minutes: float | None = None
+) -> dict[str, Any]:
+    from nbaprops.alerts import stalled_alert
+    from nbaprops.pipeline import Coordinator
+
+    report = Coordinator(storage, settings).check_stalled(stall_minutes=stall_minutes)
+    stalled_alert(settings, report)
+    return report
+
+
+def _consolidate(storage: DuckDBStorage, settings: Settings, *, batch_id: str) -> dict[str, Any]:
+    from nbaprops.alerts import send_alert
+    from nbaprops.errors import InputError
+    from nbaprops.pipeline import Coordinator
+
+    try:
+        return Coordinator(storage, settings).consolidate(batch_id).as_dict()
+    except InputError as exc:
+        send_alert(
+            settings,
+            "consolidation_refused",
+            f"consolidate {batch_id} refused: {exc}",
+            {"batch_id": batch_id},
+        )
+        raise
+
+
+def _finish(storage: DuckDBStorage, settings: Settings, *, batch_id: str) -> dict[str, Any]:
+    from nbaprops.alerts import batch_alert
+    from nbaprops.pipeline import Coordinator
+
+    summary = Coordinator(storage, settings).finish(batch_id, force_partial=True).as_dict()
+    batch_alert(settings, summary)
+    return summary
+
+
+def _cleanup_staging(
+    storage: DuckDBStorage,
+    settings: Settings,
+    *,
+    older_than_hours: float | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    from nbaprops.clock import SystemClock
+    from nbaprops.pipeline import cleanup_staging
+
+    hours = settings.staging_ttl_hours if older_than_hours is None else older_than_hours
+    return cleanup_staging(storage, older_than_hours=hours, clock=SystemClock(), dry_run=dry_run).as_dict()
+
+
+OPERATIONS: Mapping[str, Operation] = {
+    "status": _status,
+    "batches": _batches,
+    "predictions": _predictions,
+    "check-stalled": _check_stalled,
+    "consolidate": _consolidate,
+    "finish": _finish,
+    "cleanup-staging": _cleanup_staging,
+}
+"""Operation name -> ``fn(storage, settings, **args)`` returning plain JSON-friendly data."""
+
+__all__ = ["OPERATIONS", "Operation"]

@@ -1,0 +1,1 @@
+"""One router per resource: batches, predictions, operations, ingest, health, dashboard."""

@@ -1,0 +1,271 @@
+"""The dashboard: server-rendered pages over the same reads as the API, live through server-sent events.
+
+``/`` lists batches (live progress bars while running), ``/batches/{id}`` shows one (requests by state, the
+players not predicted and why, drift, consolidation), ``/board/{date}`` the predictions of a date (sortable,
+filtered by market, system and bets only, the line and P(over) beside each), ``/reports`` the backtest
+reports. Charts are matplotlib SVG inline (:mod:`nbaprops.charts`); scripts and styles ship in the package.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from nbaprops import charts
+from nbaprops.gameday import resolve_day
+from nbaprops.markets import MARKETS
+from nbaprops.pipeline.reads import batch_detail
+from nbaprops.schema import REQUEST_STATES
+from nbaprops.service.auth import read_access
+from nbaprops.service.deps import runtime
+from nbaprops.service.errors import ApiError
+from nbaprops.service.operations import OPERATIONS
+from nbaprops.service.runtime import Runtime
+from nbaprops.systems import SYSTEM_IDS
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(read_access)])
+templates = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "templates")
+BOARD_ROWS = 300
+_REPORT_NAME = re.compile(r"^[\w.-]+\.html$")
+STATE_COLORS = {
+    "pending": "#bbbbbb",
+    "leased": "#1f77b4",
+    "done": "#2ca02c",
+    "skipped": "#ff7f0e",
+    "failed": "#d62728",
+}
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _duration(created_at: str, consolidated_at: str | None) -> str:
+    if consolidated_at is None:
+        return "running"
+    seconds = (datetime.fromisoformat(consolidated_at) - datetime.fromisoformat(created_at)).total_seconds()
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+# -- pages -------------------------------------------------------------------------------------------------
+@router.get("/", response_class=HTMLResponse, name="dashboard_home")
+async def home(request: Request) -> Response:
+    rt = runtime(request)
+    rows = (await rt.db(OPERATIONS["batches"], rt.storage, rt.settings, limit=100))["batches"]
+    for row in rows:
+        counts = row["requests"]
+        row["total"] = sum(counts.values())
+        row["ended"] = counts["done"] + counts["skipped"] + counts["failed"]
+        row["duration"] = _duration(row["created_at"], row["consolidated_at"])
+    return templates.TemplateResponse(
+        request, "batches.html", {"batches": rows, "base_url": str(request.base_url)}
+    )
+
+
+def _batch_page(rt: Runtime, batch_id: str) -> dict[str, Any]:
+    detail = batch_detail(rt.storage, rt.settings, batch_id)
+    job = rt.runner.job(batch_id)
+    detail["runner"] = None if job is None else job.as_dict()
+    for key in ("as_of", "created_at", "deadline_at", "consolidated_at"):
+        if detail.get(key):
+            detail[key] = datetime.fromisoformat(detail[key]).strftime("%Y-%m-%d %H:%M:%S UTC")
+    counts = detail["requests"]
+    drift = detail.get("drift") or {}
+    return {
+        "b": detail,
+        "total": sum(counts.values()),
+        "ended": counts["done"] + counts["skipped"] + counts["failed"],
+        "drift_items": [(k, v) for k, v in drift.items() if v],
+        "requests_chart": requests_chart(counts),
+        "reasons_chart": reasons_chart(detail["missing"]),
+    }
+
+
+@router.get("/batches/{batch_id}", response_class=HTMLResponse, name="dashboard_batch")
+async def batch_page(batch_id: str, request: Request) -> Response:
+    rt = runtime(request)
+    return templates.TemplateResponse(request, "batch.html", await rt.db(_batch_page, rt, batch_id))
+
+
+@router.get("/board", name="dashboard_board_latest")
+async def board_latest(request: Request) -> Response:
+    """The board of the newest batch's date (today, US Eastern, when there is none)."""
+    rt = runtime(request)
+    rows = (await rt.db(OPERATIONS["batches"], rt.storage, rt.settings, limit=1))["batches"]
+    day = rows[0]["game_date"] if rows else resolve_day("TODAY", rt.clock).isoformat()
+    return RedirectResponse(request.url_for("dashboard_board", day=day), status_code=303)
+
+
+@router.get("/board/{day}", response_class=HTMLResponse, name="dashboard_board")
+async def board(
+    day: str,
+    request: Request,
+    market: Annotated[str | None, Query()] = None,
+    system: Annotated[str | None, Query()] = None,
+    bets_only: Annotated[bool, Query()] = False,
+    limit: Annotated[str | None, Query()] = None,
+) -> Response:
+    rt = runtime(request)
+    game_date = resolve_day(day, rt.clock, "date")
+    market, system = market or None, system or None
+    rows_limit = None if limit == "all" else BOARD_ROWS
+    board = await rt.db(
+        OPERATIONS["predictions"],
+        rt.storage,
+        rt.settings,
+        game_date=game_date.isoformat(),
+        market=market,
+        system=system,
+        bets_only=bets_only,
+        limit=rows_limit,
+    )
+    rows = [dict(zip(board["names"], row, strict=True)) for row in board["rows"]]
+    chart = await rt.db(board_chart, rows, game_date)
+    query = {
+        k: v
+        for k, v in (
+            ("market", market),
+            ("system", system),
+            ("bets_only", "true" if bets_only else None),
+            ("limit", "all"),
+        )
+        if v
+    }
+    return templates.TemplateResponse(
+        request,
+        "board.html",
+        {
+            "day": game_date.isoformat(),
+            "rows": rows,
+            "total": board["total"],
+            "shown": len(rows),
+            "chart": chart,
+            "markets": MARKETS,
+            "systems": SYSTEM_IDS,
+            "market": market,
+            "system": system,
+            "bets_only": bets_only,
+            "all_query": urlencode(query),
+            "fmt": _fmt,
+        },
+    )
+
+
+@router.get("/reports", response_class=HTMLResponse, name="dashboard_reports")
+async def reports(request: Request) -> Response:
+    folder = runtime(request).settings.reports_path
+    found = (
+        sorted(folder.glob("*.html"), key=lambda p: p.stat().st_mtime, reverse=True)
+        if folder.is_dir()
+        else []
+    )
+    listed = [
+        {
+            "name": p.name,
+            "size_kb": round(p.stat().st_size / 1024),
+            "modified": datetime.fromtimestamp(p.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        }
+        for p in found
+        if _REPORT_NAME.match(p.name)
+    ]
+    return templates.TemplateResponse(request, "reports.html", {"reports": listed, "folder": folder})
+
+
+@router.get("/reports/{name}", name="dashboard_report")
+async def report(name: str, request: Request) -> Response:
+    folder = runtime(request).settings.reports_path.resolve()
+    path = (folder / name).resolve()
+    if not _REPORT_NAME.match(name) or path.parent != folder or not path.is_file():
+        raise ApiError(404, f"no report {name!r} in the reports folder")
+    return FileResponse(path, media_type="text/html")
+
+
+# -- charts ------------------------------------------------------------------------------------------------
+def requests_chart(counts: dict[str, int]) -> str:
+    """Requests of a batch by state, one horizontal bar each."""
+    from matplotlib.ticker import MaxNLocator
+
+    with charts.figure("Requests by state", xlabel="requests", size=(5.0, 2.6)) as (fig, ax):
+        states = list(REQUEST_STATES)
+        values = [counts.get(s, 0) for s in states]
+        if not any(values):
+            charts.empty(ax, "The batch has no request.")
+            return charts.svg(fig)
+        bars = ax.barh(states[::-1], values[::-1], color=[STATE_COLORS[s] for s in states[::-1]])
+        ax.bar_label(bars, padding=3, fontsize=8)
+        ax.grid(axis="y", visible=False)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.margins(x=0.15)
+        return charts.svg(fig)
+
+
+def reasons_chart(missing: list[dict[str, Any]]) -> str:
+    """Players not predicted, by error code."""
+    from matplotlib.ticker import MaxNLocator
+
+    with charts.figure("Not predicted, by reason", xlabel="players", size=(5.0, 2.6)) as (fig, ax):
+        reasons: dict[str, int] = {}
+        for m in missing:
+            if m.get("state") not in ("skipped", "failed"):  # still pending or leased: not a reason yet
+                continue
+            code = str(m.get("error_code") or m.get("state"))
+            reasons[code] = reasons.get(code, 0) + 1
+        if not reasons:
+            charts.empty(ax, "No request was skipped or failed (yet).")
+            return charts.svg(fig)
+        ordered = sorted(reasons.items(), key=lambda kv: kv[1])
+        bars = ax.barh([k for k, _ in ordered], [v for _, v in ordered], color="#ff7f0e")
+        ax.bar_label(bars, padding=3, fontsize=8)
+        ax.grid(axis="y", visible=False)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.margins(x=0.15)
+        return charts.svg(fig)
+
+
+def board_chart(rows: list[dict[str, Any]], game_date: date) -> str:
+    """Prediction against the line for every row that has one, coloured by the recommended side."""
+    with charts.figure(
+        f"Prediction vs line, {game_date}", xlabel="line", ylabel="prediction", size=(6.2, 3.6)
+    ) as (fig, ax):
+        colors = {"OVER": "#2ca02c", "UNDER": "#d62728", "PASS": "#999999"}
+        lined = [
+            r
+            for r in rows
+            if isinstance(r.get("line_value"), float)
+            and math.isfinite(r["line_value"])
+            and isinstance(r.get("predicted_value"), float)
+            and math.isfinite(r["predicted_value"])
+        ]
+        if not lined:
+            charts.empty(
+                ax, "No prediction shown has a line: nothing to compare (ingest lines for the date)."
+            )
+            return charts.svg(fig)
+        for recommendation, colour in colors.items():
+            points = [r for r in lined if r["recommendation"] == recommendation]
+            if points:
+                ax.scatter(
+                    [r["line_value"] for r in points],
+                    [r["predicted_value"] for r in points],
+                    s=10,
+                    color=colour,
+                    alpha=0.7,
+                    label=f"{recommendation} ({len(points)})",
+                )
+        low = min(min(r["line_value"], r["predicted_value"]) for r in lined)
+        high = max(max(r["line_value"], r["predicted_value"]) for r in lined)
+        ax.plot(
+            [low, high], [low, high], color="#555", linewidth=0.8, linestyle="--", label="prediction = line"
+        )
+        charts.legend_outside(ax)
+        return charts.svg(fig)

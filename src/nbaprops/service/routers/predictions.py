@@ -1,0 +1,95 @@
+"""``/v1/predictions``: the board of a date, as JSON or (``Accept: text/csv``) as the CLI's CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from nbaprops.gameday import resolve_day
+from nbaprops.service.auth import read_access
+from nbaprops.service.deps import runtime
+from nbaprops.service.errors import responses
+from nbaprops.service.models import GAME_DATE_PATTERN, Market, PredictionList, SystemId
+from nbaprops.service.operations import OPERATIONS
+
+router = APIRouter(prefix="/v1", tags=["predictions"], dependencies=[Depends(read_access)])
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN; a missing number is null
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def board_json(day: date, board: dict[str, Any]) -> bytes:
+    """The board as :class:`~nbaprops.service.models.PredictionList` JSON, written directly: a slate is a few
+    thousand rows and validating each against the model on every poll would dominate the response time (the
+    schema test checks the shape instead)."""
+    names = board["names"]
+    rows = [
+        {name: _json_value(value) for name, value in zip(names, row, strict=True)} for row in board["rows"]
+    ]
+    return json.dumps(
+        {"game_date": day.isoformat(), "count": len(rows), "total": board["total"], "predictions": rows},
+        separators=(",", ":"),
+    ).encode()
+
+
+def board_csv(board: dict[str, Any]) -> str:
+    """Every column of the main table, as ``nbaprops predictions --csv`` writes it."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(board["names"])
+    writer.writerows(board["rows"])
+    return buffer.getvalue()
+
+
+@router.get(
+    "/predictions",
+    response_model=PredictionList,
+    summary="Active predictions of a date",
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "JSON, or CSV of every column with Accept: text/csv.",
+        },
+        **responses(401, 403, 422, 503),
+    },
+)
+async def predictions(
+    request: Request,
+    date: Annotated[str, Query(pattern=GAME_DATE_PATTERN, description="YYYY-MM-DD, TODAY or TOMORROW.")],
+    market: Annotated[Market | None, Query(description="Only this market.")] = None,
+    system: Annotated[SystemId | None, Query(description="Only this system.")] = None,
+    bets_only: Annotated[bool, Query(description="Only rows recommending OVER or UNDER.")] = False,
+    limit: Annotated[int | None, Query(ge=1, le=100_000, description="At most this many rows.")] = None,
+) -> Response:
+    """Best expected value first: the line, P(over), the recommendation and its expected value beside each
+    prediction."""
+    rt = runtime(request)
+    day = resolve_day(date, rt.clock, "date")
+    as_csv = "text/csv" in request.headers.get("accept", "")
+
+    def render() -> bytes:  # on a database thread: a slate's JSON is a few hundred kB
+        board = OPERATIONS["predictions"](
+            rt.storage,
+            rt.settings,
+            game_date=day.isoformat(),
+            market=market,
+            system=system,
+            bets_only=bets_only,
+            limit=limit,
+        )
+        return board_csv(board).encode() if as_csv else board_json(day, board)
+
+    body = await rt.read(("predictions", day, market, system, bets_only, limit, as_csv), render)
+    return Response(body, media_type="text/csv" if as_csv else "application/json")

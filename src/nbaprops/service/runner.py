@@ -1,0 +1,269 @@
+"""Batches run in the background of the serving process.
+
+:meth:`BatchRunner.submit` does what must be answered at once — plan the date, refuse a clash, create the
+batch (or find the running one) — and hands the rest to a thread: models ready (trained when missing), the
+in-process workers, consolidation. These are the steps of :func:`nbaprops.pipeline.daily.run_batch`, called in
+the order that lets the caller have the batch id before any training.
+
+The ledger stays the truth: a job only remembers what the ledger cannot say (its phase, the messages of its
+training, a run's error). On :meth:`BatchRunner.stop` the workers commit their current chunk and claim no more,
+and the leases this process still holds go back to ``pending``; :meth:`BatchRunner.resume_running` at the next
+start picks every running batch up where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+from nbaprops.alerts import batch_alert, send_alert
+from nbaprops.clock import Clock, SystemClock
+from nbaprops.config import Settings
+from nbaprops.errors import ConflictError, NbapropsError, StorageBusyError
+from nbaprops.pipeline import ledger
+from nbaprops.pipeline.coordinator import StartResult, process_owner
+from nbaprops.pipeline.daily import BatchPlan, BatchRun, complete_batch, plan_batch, start_batch
+from nbaprops.storage import retry_transient
+from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.systems.training import ensure_bundles
+
+log = logging.getLogger(__name__)
+
+Phase = Literal["training", "running", "finished", "failed", "stopped"]
+
+
+class ShuttingDownError(StorageBusyError):
+    """The service is stopping and starts no new work; try again once it is back."""
+
+
+@dataclass
+class Job:
+    """One batch this process runs. ``phase``: training → running → finished | failed | stopped."""
+
+    batch_id: str
+    game_date: date
+    phase: Phase = "training"
+    messages: list[str] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+    started: float = field(default_factory=time.perf_counter)
+    thread: threading.Thread | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"phase": self.phase, "messages": list(self.messages), "error": self.error}
+
+
+class BatchRunner:
+    """Runs submitted batches on background threads over one open database.
+
+    Args:
+        storage: the database the service holds.
+        settings: defaults of every batch (a submission may override markets, systems, deadline).
+        clock: time source.
+        on_finished: called with each run that consolidated (the service records its metrics).
+    """
+
+    def __init__(
+        self,
+        storage: DuckDBStorage,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        on_finished: Callable[[BatchRun], None] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.on_finished = on_finished
+        self.stopping = threading.Event()
+        self._submit_lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+
+    # -- submit ----------------------------------------------------------------------------------
+    def submit(
+        self,
+        game_date: date,
+        *,
+        markets: Sequence[str] | None = None,
+        systems: Sequence[str] | None = None,
+        force: bool = False,
+        deadline_minutes: float | None = None,
+        train_days: int | None = None,
+        resume: bool = False,
+    ) -> tuple[Job, StartResult]:
+        """Create the batch of ``game_date`` and run it in the background.
+
+        Args:
+            resume: a batch already running for the date is followed instead of refused (the CLI's
+                ``predict`` semantics); without it that is a :class:`ConflictError` unless ``force``.
+
+        Raises:
+            ConflictError: a batch is running for the date (its id is on the error) and neither ``force`` nor
+                ``resume`` was given.
+            InputError: bad markets or systems, no games on the date, no player expected.
+            ShuttingDownError: the service is stopping.
+        """
+        settings = self.settings.replace(batch_deadline_minutes=deadline_minutes)
+        with self._submit_lock:  # two submissions of one date must not create two batches
+            if self.stopping.is_set():
+                raise ShuttingDownError("the service is stopping; submit the batch again once it is back")
+            plan = retry_transient(
+                lambda: plan_batch(
+                    self.storage,
+                    settings,
+                    game_date,
+                    markets=markets,
+                    systems=systems,
+                    force=force,
+                    clock=self.clock,
+                )
+            )
+            if plan.running is not None and not resume:
+                raise ConflictError(
+                    f"batch {plan.running.batch_id} is running for {game_date}; follow it, or send force=true "
+                    f"to end it partial and start anew",
+                    batch_id=plan.running.batch_id,
+                )
+            start = retry_transient(
+                lambda: start_batch(self.storage, settings, plan, force=force, clock=self.clock)
+            )
+            job = self._jobs.get(start.batch_id)
+            if job is None or job.phase in ("failed", "stopped"):
+                job = Job(start.batch_id, game_date)
+                self._jobs[start.batch_id] = job
+                job.thread = threading.Thread(
+                    target=self._run,
+                    args=(job, settings, plan, start, train_days),
+                    name=f"nbaprops-batch-{start.batch_id}",
+                    daemon=True,
+                )
+                job.thread.start()
+        return job, start
+
+    def _run(
+        self, job: Job, settings: Settings, plan: BatchPlan, start: StartResult, train_days: int | None
+    ) -> None:
+        try:
+            bundles = ensure_bundles(
+                self.storage,
+                settings,
+                plan.game_date,
+                plan.markets,
+                plan.systems,
+                train_days=train_days,
+                on_message=job.messages.append,
+            )
+            if self.stopping.is_set():
+                job.phase = "stopped"
+                return
+            job.phase = "running"
+            run = complete_batch(
+                self.storage,
+                settings,
+                plan,
+                start,
+                bundles,
+                clock=self.clock,
+                stop=self.stopping,
+                started=job.started,
+            )
+            if self.stopping.is_set() and run.summary.state == "running":
+                job.phase = "stopped"
+                return
+            job.result = run.as_dict()
+            job.phase = "finished"
+            batch_alert(settings, job.result)  # as `nbaprops predict` does: only a partial batch alerts
+            log.info("batch %s finished %s in %.2fs", job.batch_id, run.summary.state, run.summary.duration_s)
+            if self.on_finished is not None:
+                self.on_finished(run)
+        except Exception as exc:  # a background thread has no caller to raise to: record, log, alert
+            if isinstance(exc, NbapropsError):
+                log.warning("batch %s: %s: %s", job.batch_id, type(exc).__name__, exc)
+                job.error = {"error": str(exc), "kind": type(exc).__name__}
+            else:
+                log.exception("batch %s crashed", job.batch_id)
+                job.error = {"error": f"internal error: {type(exc).__name__}: {exc}", "kind": "InternalError"}
+            job.phase = "failed"
+            send_alert(
+                settings,
+                "batch_failed",
+                f"batch {job.batch_id} of {job.game_date} failed: {job.error['kind']}: {exc}",
+                {"batch_id": job.batch_id, **job.error},
+            )
+
+    # -- read ------------------------------------------------------------------------------------
+    def job(self, batch_id: str) -> Job | None:
+        return self._jobs.get(batch_id)
+
+    def follow(self, batch_id: str, messages_from: int = 0) -> dict[str, Any]:
+        """Where a submitted batch stands: phase, new messages, request counts, the result once finished."""
+        job = self._jobs.get(batch_id)
+        counts = ledger.progress(self.storage, batch_id)
+        if job is None:  # not run here (or before a restart): the ledger alone answers
+            info = ledger.get_batch(self.storage, batch_id)
+            phase = "running" if info.consolidated_at is None else "finished"
+            return {"phase": phase, "messages": [], "requests": counts, "result": None, "error": None}
+        return {
+            "phase": job.phase,
+            "messages": job.messages[messages_from:],
+            "requests": counts,
+            "result": job.result,
+            "error": job.error,
+        }
+
+    # -- start and stop --------------------------------------------------------------------------
+    def resume_running(self) -> list[str]:
+        """Run again every batch the ledger says is running (after a restart); returns their ids."""
+        resumed = []
+        for info in ledger.list_batches(self.storage, state="running"):
+            try:
+                job, _ = self.submit(info.game_date, resume=True)
+            except NbapropsError as exc:
+                log.warning("cannot resume batch %s: %s", info.batch_id, exc)
+                continue
+            resumed.append(job.batch_id)
+        if resumed:
+            log.info("resumed %d running batch(es): %s", len(resumed), ", ".join(resumed))
+        return resumed
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """Stop claiming, let the workers commit their current chunk, give back this process's leases.
+
+        Returns:
+            The number of leases given back.
+        """
+        self.stopping.set()
+        deadline = time.monotonic() + timeout
+        for job in list(self._jobs.values()):
+            if job.thread is not None:
+                job.thread.join(max(0.0, deadline - time.monotonic()))
+        released = retry_transient(
+            lambda: ledger.release_owned(self.storage, owner_prefix=process_owner(), clock=self.clock)
+        )
+        if released:
+            log.info("released %d lease(s) on the way out", released)
+        return released
+
+    # -- the operations the CLI reaches through the reads endpoint (nbaprops.service.remote) -------------
+    def endpoint_operations(self) -> dict[str, Callable[..., Any]]:
+        def submit(
+            storage: DuckDBStorage, settings: Settings, *, game_date: str, **options: Any
+        ) -> dict[str, Any]:
+            # The CLI's predict: a batch running for the date is followed, --force starts anew.
+            job, start = self.submit(date.fromisoformat(game_date), resume=True, **options)
+            return {"batch_id": job.batch_id, "created": start.created, "total": start.requests}
+
+        def follow(
+            storage: DuckDBStorage, settings: Settings, *, batch_id: str, messages_from: int = 0
+        ) -> dict[str, Any]:
+            return self.follow(batch_id, messages_from)
+
+        return {"submit": submit, "follow": follow}
+
+
+__all__ = ["BatchRunner", "Job", "ShuttingDownError"]

@@ -1,0 +1,246 @@
+"""What one serving process holds: the database (opened once), the batch runner, the reads endpoint.
+
+:meth:`Runtime.start` and :meth:`Runtime.stop` are the service's lifespan. Database work runs on a fixed pool
+of threads (:meth:`Runtime.db`): each thread keeps its own DuckDB cursor, so a bounded pool means a bounded
+number of cursors however many requests come, and the event loop never waits on the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import threading
+from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from nbaprops.clock import Clock, SystemClock
+from nbaprops.config import Settings
+from nbaprops.errors import StorageBusyError
+from nbaprops.pipeline import ledger
+from nbaprops.pipeline.daily import BatchRun
+from nbaprops.service import remote
+from nbaprops.service.metrics import Metrics
+from nbaprops.service.runner import BatchRunner
+from nbaprops.storage import open_storage, retry_transient
+from nbaprops.storage.duckdb import DuckDBStorage
+
+log = logging.getLogger(__name__)
+READ_CACHE_SECONDS = 0.5  # how long a read is reused as it is (see Runtime.read)
+READ_STALE_SECONDS = 2.0  # how long after that it is still answered while a refresh runs
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass
+class _Read:
+    """One cached read: its last value, until when it is fresh, the refresh under way."""
+
+    expires: float = 0.0
+    value: Any = None
+    has_value: bool = False
+    pending: asyncio.Future[Any] | None = None
+
+
+def _consume_error(future: asyncio.Future[Any]) -> None:
+    """A refresh nobody awaited (its callers got the previous value) must not log "never retrieved"."""
+    if not future.cancelled():
+        future.exception()
+
+
+class Runtime:
+    """The state of one service (see the module docstring).
+
+    Args:
+        settings: every setting; ``db_path`` is the file this process holds.
+        clock: time source of the batches and of TODAY / TOMORROW.
+        db_threads: threads that run database work for requests.
+    """
+
+    def __init__(
+        self, settings: Settings, *, clock: Clock | None = None, db_threads: int | None = None
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.metrics = Metrics()
+        self.stopping = threading.Event()
+        self.draining = threading.Event()  # set on SIGTERM: event streams end so the server can stop
+        self._db_threads = db_threads or min(8, 2 * (os.cpu_count() or 2))
+        self._pool: ThreadPoolExecutor | None = None
+        self._storage: DuckDBStorage | None = None
+        self._runner: BatchRunner | None = None
+        self._endpoint: remote.Endpoint | None = None
+        self._stopped = False
+        self._reads: dict[Hashable, _Read] = {}
+
+    @property
+    def storage(self) -> DuckDBStorage:
+        if self._storage is None or self.stopping.is_set():
+            raise StorageBusyError("the service is not holding its database (starting or stopping); retry")
+        return self._storage
+
+    @property
+    def runner(self) -> BatchRunner:
+        if self._runner is None:
+            raise StorageBusyError("the service is starting; retry")
+        return self._runner
+
+    def open(self) -> DuckDBStorage:
+        """Open the database (once): a held file fails here, before anything listens."""
+        if self._storage is None:
+            try:
+                self._storage = open_storage(self.settings.db_path)
+            except StorageBusyError as exc:
+                held = remote.held_error(self.settings.db_path, exc)
+                if held is exc:
+                    raise
+                raise held from exc
+        return self._storage
+
+    def start(self) -> None:
+        """Open the database, load the shipped box scores if new, answer reads, resume running batches."""
+        from nbaprops.ingest import ensure_boxscores
+
+        storage = self.open()
+        ensure_boxscores(storage)
+        self._pool = ThreadPoolExecutor(max_workers=self._db_threads, thread_name_prefix="nbaprops-db")
+        self.metrics.watch(storage)
+        self._runner = BatchRunner(storage, self.settings, clock=self.clock, on_finished=self._observe)
+        self._endpoint = remote.Endpoint(
+            storage, self.settings, holder=remote.SERVE, operations=self._runner.endpoint_operations()
+        ).start()
+        self._runner.resume_running()
+        log.info("serving %s", self.settings.db_path)
+
+    def stop(self) -> None:
+        """Stop claiming, give back leases, stop answering reads, close the database (once)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.draining.set()
+        self.stopping.set()
+        if self._runner is not None:
+            self._runner.stop()
+        if self._endpoint is not None:
+            self._endpoint.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._storage is not None:
+            with contextlib.suppress(Exception):
+                self._storage.execute("CHECKPOINT")
+            self._storage.close()
+            self._storage = None
+        log.info("stopped; the database is closed")
+
+    async def db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn`` on a database thread and wait for it without blocking the event loop."""
+        if self._pool is None or self.stopping.is_set():
+            raise StorageBusyError("the service is starting or stopping; retry")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    async def read(self, key: Hashable, fn: Callable[[], T]) -> T:
+        """``fn()`` on a database thread, shared by every identical read for :data:`READ_CACHE_SECONDS`.
+
+        Two hundred dashboards polling one batch cost one query per period, not two hundred: concurrent calls
+        with the same key share one computation, and its result is reused for a moment. Once that moment has
+        passed, the next call starts a refresh and, for up to :data:`READ_STALE_SECONDS` more, callers get the
+        previous answer at once instead of queueing behind the refresh (stale-while-revalidate). A read may
+        thus lag the ledger by a second or two; any write through the service clears the cache, so a client
+        reads its own writes.
+        """
+        if self.stopping.is_set():
+            raise StorageBusyError("the service is stopping; retry")
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        entry = self._reads.get(key)
+        if entry is None:
+            if len(self._reads) > 1024:  # many distinct queries: keep only those still fresh
+                self._reads = {k: v for k, v in self._reads.items() if now < v.expires or v.pending}
+            entry = self._reads[key] = _Read()
+        if entry.has_value and now < entry.expires:
+            return entry.value  # type: ignore[no-any-return]
+        if entry.pending is None:
+            entry.pending = asyncio.ensure_future(self._refresh(entry, fn))
+            entry.pending.add_done_callback(_consume_error)
+        if entry.has_value and now < entry.expires + READ_STALE_SECONDS:
+            return entry.value  # type: ignore[no-any-return]
+        return await asyncio.shield(entry.pending)
+
+    async def _refresh(self, entry: _Read, fn: Callable[[], Any]) -> Any:
+        try:
+            value = await self.db(fn)
+        finally:
+            entry.pending = None
+        entry.value, entry.has_value = value, True
+        entry.expires = asyncio.get_running_loop().time() + READ_CACHE_SECONDS
+        return value
+
+    async def write(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on a database thread, retried on a transient conflict (the running batch writes too);
+        the read cache is cleared after it, so the writer reads its own write."""
+        try:
+            return await self.db(retry_transient, fn)
+        finally:
+            self.forget_reads()
+
+    def forget_reads(self) -> None:
+        """Clear the read cache (after a write)."""
+        self._reads.clear()
+
+    def _observe(self, run: BatchRun) -> None:
+        info = ledger.get_batch(self.storage, run.summary.batch_id)
+        duration = ((info.summary or {}).get("consolidation") or {}).get("duration_s")
+        if isinstance(duration, int | float):
+            self.metrics.consolidation.observe(float(duration))
+
+    def observe_consolidation(self, batch_id: str, already: bool) -> None:
+        """Record the consolidation an API call ran (nothing when the batch was consolidated before)."""
+        if not already:
+            info = ledger.get_batch(self.storage, batch_id)
+            duration = ((info.summary or {}).get("consolidation") or {}).get("duration_s")
+            if isinstance(duration, int | float):
+                self.metrics.consolidation.observe(float(duration))
+
+    def readiness(self) -> dict[str, dict[str, Any]]:
+        """Checks behind ``/health/ready``: database open, schema current, models present or trainable."""
+        from nbaprops import schema
+        from nbaprops.systems.training import BUNDLE_FILE
+
+        checks: dict[str, dict[str, Any]] = {}
+        try:
+            storage = self.storage
+            storage.scalar("SELECT 1")
+            checks["database"] = {"ok": True, "detail": f"{self.settings.db_path} is open"}
+        except Exception as exc:  # readiness reports, it never raises
+            checks["database"] = {"ok": False, "detail": str(exc)}
+            return checks
+        missing = [
+            f"{t.name}.{c}"
+            for t in schema.ALL_TABLES
+            for c in sorted(set(t.column_names) - set(storage.table_columns(t.name)))
+        ]
+        checks["schema"] = {
+            "ok": not missing,
+            "detail": "every contract table and column exists"
+            if not missing
+            else f"missing: {', '.join(missing[:10])}",
+        }
+        artifacts = sum(1 for _ in self.settings.artifacts_dir.glob(f"*/*/{BUNDLE_FILE}"))
+        box_scores = int(storage.scalar("SELECT count(*) FROM box_scores") or 0)
+        checks["models"] = {
+            "ok": artifacts > 0 or box_scores > 0,
+            "detail": f"{artifacts} trained artifact(s) in {self.settings.artifacts_dir}"
+            if artifacts
+            else f"none trained yet; trainable from {box_scores} box-score rows"
+            if box_scores
+            else "no artifact and no box score to train on",
+        }
+        return checks
+
+
+__all__ = ["Runtime"]

@@ -1,0 +1,155 @@
+"""The dashboard in a real headless browser (Debian's chromium driven by Selenium through chromium-driver):
+the progress bar of a running batch moves, the board shows the predictions with their lines, and nothing is
+loaded from anywhere but the server. Screenshots are saved under the test's tmp dir."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.conftest import PRA_LINES
+from tests.service.conftest import KEYS, LiveServer, copy_db, service_settings, wait_for
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; .ci/run "
+    "installs them)",
+)
+DAY = "2025-02-23"  # a date with real PRA lines
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1300,1000",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def slow_live(
+    loaded_db_file: Path, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A server whose one worker claims 4 requests at a time, so a slate takes a few seconds to watch."""
+    db = copy_db(loaded_db_file, tmp_path_factory.mktemp("browser"))
+    with LiveServer(service_settings(db, artifacts, chunk_size=4, workers=1, upload_limit_mb=8.0)) as server:
+        yield server
+
+
+def lines_of(day: str) -> str:
+    with PRA_LINES["2024-25"].open() as handle:
+        rows = list(csv.reader(handle))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(rows[0])
+    writer.writerows(r for r in rows[1:] if r[2] == day)
+    return out.getvalue()
+
+
+def progress(driver: Any) -> tuple[float, float, str] | None:
+    return driver.execute_script(  # type: ignore[no-any-return]
+        "const p = document.querySelector('#progress progress');"
+        "const s = document.querySelector('#progress [data-field=state]');"
+        "return p && s ? [p.value, p.max, s.textContent] : null;"
+    )
+
+
+def same_origin_only(driver: Any, origin: str) -> None:
+    loaded = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(url.startswith(origin) for url in loaded), loaded
+    severe = [
+        e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "favicon" not in e["message"]
+    ]
+    assert not severe, severe
+
+
+def test_progress_moves_live_and_the_board_shows_the_lines(
+    browser: Any, slow_live: LiveServer, pra_lines: dict[str, Path], tmp_path: Path
+) -> None:
+    base = slow_live.url
+    with httpx.Client(base_url=base, headers={"X-API-Key": KEYS[0]}, timeout=60) as client:
+        ingested = client.post(
+            "/v1/ingest/lines", files={"files": ("pra_odds.csv", lines_of(DAY), "text/csv")}
+        )
+        assert ingested.status_code == 200 and ingested.json()["rows_added"] > 100, ingested.text
+        browser.get(base + "/")
+        assert "No batch yet" in browser.page_source
+        started = client.post("/v1/batches", json={"game_date": DAY, "markets": ["pra"]})
+        assert started.status_code == 202, started.text
+        batch_id = started.json()["batch_id"]
+
+    browser.get(f"{base}/batches/{batch_id}")
+    seen: list[tuple[float, float, str]] = []
+
+    def ended() -> bool:
+        value = progress(browser)
+        if value is not None:
+            seen.append(value)
+        return value is not None and value[2] != "running" and value[0] == value[1]
+
+    wait_for(ended, timeout=180, interval=0.05)
+    values = [v for v, _, _ in seen]
+    assert values == sorted(values), values
+    running = {v for v, total, state in seen if state == "running" and 0 < v < total}
+    assert len(running) >= 2, seen  # the bar moved while the page stayed open, without a reload
+    assert seen[-1][2] == "complete"
+    wait_for(lambda: "rows_inserted" in browser.page_source, timeout=10)  # the page reloads itself at the end
+    browser.save_screenshot(str(tmp_path / "batch.png"))
+    assert browser.find_element("css selector", "svg[aria-label='Requests by state']")
+    same_origin_only(browser, base)
+
+    browser.get(f"{base}/board/{DAY}")
+    rows = browser.find_elements("css selector", "table.board tbody tr")
+    assert len(rows) > 50
+    with_line = [r for r in rows if r.find_elements("css selector", "td")[6].text]
+    assert with_line and all(
+        r.find_elements("css selector", "td")[7].text for r in with_line
+    )  # P(over) beside
+    chart = browser.find_element("css selector", "svg[aria-label^='Prediction vs line']")
+    assert chart.find_elements("css selector", "path") and "nothing to compare" not in chart.get_attribute(
+        "outerHTML"
+    )
+    header = browser.find_elements("css selector", "table.board th")[9]
+    assert header.text.startswith("EV")
+    header.click()
+    assert header.get_attribute("aria-sort") in ("ascending", "descending")
+    browser.save_screenshot(str(tmp_path / "board.png"))
+    same_origin_only(browser, base)
+
+    browser.get(f"{base}/board/{DAY}?system=moving_average&bets_only=true")
+    bets = browser.find_elements("css selector", "table.board tbody tr")
+    assert bets and all(r.find_elements("css selector", "td")[8].text in ("OVER", "UNDER") for r in bets)
+
+    browser.get(base + "/")
+    assert browser.find_element("css selector", f"#batch-{batch_id} [data-field=state]").text == "complete"
+    browser.save_screenshot(str(tmp_path / "batches.png"))
+    assert (tmp_path / "board.png").stat().st_size > 10_000

@@ -1,0 +1,201 @@
+"""Reads while work runs: a CLI command on a database held by another nbaprops process reaches that process
+and prints what it would have printed itself; only a foreign holder still gives the lock error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.service.conftest import REPO, SLATE, ServeProcess, copy_db, wait_batch, wait_for
+from typer.testing import CliRunner
+
+from nbaprops.cli import app
+from nbaprops.service.remote import endpoint_file
+
+runner = CliRunner()
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def slow_env(artifacts: Path) -> dict[str, str]:
+    """One worker claiming 8 requests at a time: a slate takes long enough to be watched."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
+        "NBAPROPS_DATA_DIR": str(artifacts),
+        "NBAPROPS_SYSTEMS": "moving_average",
+        "NBAPROPS_TRAIN_DAYS": "60",
+        "NBAPROPS_CHUNK_SIZE": "8",
+        "NBAPROPS_WORKERS": "1",
+    }
+
+
+def test_status_while_predict_runs_answers_every_time_with_monotone_progress(
+    loaded_db_file: Path, artifacts: Path, tmp_path: Path
+) -> None:
+    db = str(copy_db(loaded_db_file, tmp_path))
+    predict = subprocess.Popen(
+        [sys.executable, "-m", "nbaprops.cli", "predict", "--date", SLATE, "--db", db, "--json"],
+        env=slow_env(artifacts),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def a_batch() -> bool:
+            code, out, err = cli("batches", "--db", db, "--json")
+            assert code == 0, err  # answered by the predict process from the start (no batch yet: empty)
+            return bool(json.loads(out)["batches"])
+
+        wait_for(a_batch, timeout=120, interval=0.2)
+        seen: list[tuple[str, int, int]] = []
+        while True:
+            code, out, err = cli("status", "--db", db, "--json")
+            assert code == 0, err
+            summary = json.loads(out)
+            counts = summary["requests"]
+            seen.append(
+                (
+                    summary["state"],
+                    counts["done"] + counts["skipped"] + counts["failed"],
+                    sum(counts.values()),
+                )
+            )
+            if summary["state"] != "running":
+                break
+            time.sleep(0.2)
+        out, err = predict.communicate(timeout=120)
+    finally:
+        predict.kill()
+    assert predict.returncode == 0, err
+    assert json.loads(out)["state"] == "complete"
+    ended = [e for _, e, _ in seen]
+    assert ended == sorted(ended), seen
+    assert ended[-1] == seen[-1][2] and seen[-1][0] == "complete"
+    assert sum(1 for state, e, total in seen if state == "running" and 0 < e < total) >= 2, seen
+
+
+READS = [
+    ["status", "--json"],
+    ["status"],
+    ["batches", "--json"],
+    ["batches"],
+    ["predictions", "--date", SLATE, "--csv"],
+    ["predictions", "--date", SLATE, "--json"],
+    ["predictions", "--date", SLATE, "--limit", "5"],
+    ["check-stalled", "--json"],
+    ["status", "nope"],
+]
+
+
+@pytest.fixture(scope="module")
+def served(
+    loaded_db_file: Path, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServeProcess]:
+    """``nbaprops serve`` in its own process over a database holding the slate's batch (stopped by the last
+    test of the module, which compares with local reads)."""
+    server = ServeProcess(copy_db(loaded_db_file, tmp_path_factory.mktemp("served")), artifacts).start()
+    try:
+        with server.client() as client:
+            wait_batch(client, client.post("/v1/batches", json={"game_date": SLATE}).json()["batch_id"])
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_endpoint_is_recorded_for_its_owner_and_refuses_a_wrong_token(served: ServeProcess) -> None:
+    record = json.loads(endpoint_file(served.db).read_text())
+    assert oct(endpoint_file(served.db).stat().st_mode & 0o777) == "0o600"
+    assert record["url"].startswith("http://127.0.0.1:") and record["pid"] == served.proc.pid  # type: ignore[union-attr]
+    for token in ("", "wrong", record["token"][:-1]):
+        response = httpx.post(f"{record['url']}/v1/status", json={}, headers={"X-Nbaprops-Token": token})
+        assert response.status_code == 403
+    ok = httpx.post(
+        f"{record['url']}/v1/batches",
+        json={"game_date": "2025-01-01"},
+        headers={"X-Nbaprops-Token": record["token"]},
+    )
+    assert ok.status_code == 200 and ok.json() == {"result": {"batches": []}}
+
+
+def test_predict_on_a_served_database_runs_the_batch_in_the_server(served: ServeProcess) -> None:
+    db = str(served.db)
+    code, out, err = cli("predict", "--date", SLATE, "--systems", "moving_average", "--db", db, "--json")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert payload["state"] == "complete" and payload["active_predictions"] > 300
+    assert {"games", "games_source", "lines_used", "models", "missing", "requests"} <= set(payload)
+    with served.client() as client:
+        detail = client.get(f"/v1/batches/{payload['batch_id']}").json()
+    assert detail["runner"]["phase"] == "finished"  # it ran in the server, not here
+    code, out, err = cli("predict", "--date", "2025-07-15", "--db", db)
+    assert code == 1 and "no games on 2025-07-15" in err  # the server's error, as predict prints it
+    code, _, err = cli("ingest", "schedule", db, "--db", db)  # not a read: a clear refusal naming the holder
+    assert code == 1 and "held by `nbaprops serve`" in err and f"pid {served.proc.pid}" in err  # type: ignore[union-attr]
+
+
+def test_reads_through_the_server_print_what_they_print_locally(served: ServeProcess) -> None:
+    db = str(served.db)
+    remote = [cli(*args, "--db", db) for args in READS]
+    served.stop()
+    assert not endpoint_file(served.db).exists()
+    local = [cli(*args, "--db", db) for args in READS]
+    for args, here, there in zip(READS, local, remote, strict=True):
+        assert here == there, args
+    assert remote[-1][0] == 1 and "no batch 'nope'" in remote[-1][2]
+
+
+def test_a_foreign_holder_still_gives_the_lock_error_with_its_pid(
+    loaded_db_file: Path, tmp_path: Path
+) -> None:
+    db = copy_db(loaded_db_file, tmp_path)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+            "print('ready', flush=True); time.sleep(120)",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        endpoint_file(db).write_text(
+            json.dumps(
+                {
+                    "pid": holder.pid + 100000,
+                    "url": "http://127.0.0.1:9",
+                    "holder": "nbaprops predict",
+                    "token": "stale",
+                }
+            )
+        )
+        for args in (["status"], ["batches"], ["predict", "--date", SLATE]):
+            code, _, stderr = cli(*args, "--db", str(db))
+            assert code == 1 and "held by another process" in stderr and f"PID {holder.pid}" in stderr, stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    code, out, _ = cli(
+        "batches", "--db", str(db), "--json"
+    )  # the stale record is ignored once the file is free
+    assert code == 0 and json.loads(out) == {"batches": []}
+
+
+@pytest.mark.parametrize("command", [["status"], ["batches"]])
+def test_reads_of_a_missing_database_still_say_so(tmp_path: Path, command: list[str]) -> None:
+    code, _, stderr = cli(*command, "--db", str(tmp_path / "none.duckdb"))
+    assert code == 1 and "no database at" in stderr
