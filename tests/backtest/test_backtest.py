@@ -122,6 +122,9 @@ def test_report_is_one_self_contained_html_with_four_plots(graded, tmp_path: Pat
     titles = [ET.fromstring("<svg" + s).find(".//{http://www.w3.org/2000/svg}text").text for s in svgs]  # type: ignore[union-attr]
     assert [t.split(" ")[0] for t in titles] == ["Reliability", "Hit", "MAE", "Cumulative"]
     assert "steps by calibration" in text  # why rows were or were not bet
+    # A reader who does not know the words gets them on the page (issue 6).
+    glossary = text.split("<h2>Glossary</h2>")[1]
+    assert all(f"<dt>{term}</dt>" in glossary for term in ("MAE", "ROI", "break-even", "void", "Brier", "ECE"))
 
 
 def test_no_bet_points_against_the_models_edge(graded) -> None:  # type: ignore[no-untyped-def]
