@@ -240,13 +240,50 @@ def test_regrading_changes_only_what_a_corrected_box_score_changes(storage: Duck
     assert _grades(storage, "live") == before
 
 
-def test_picks_stake_fractional_kelly_within_the_caps(replayed: Replayed, storage: DuckDBStorage) -> None:
+@pytest.fixture
+def with_bets(replayed: Replayed, tmp_path: Path) -> Path:
+    """A copy of the replay's database where DAYS[1]'s matchup rows with a line recommend their edge's side.
+
+    The replay itself recommends nothing: the calibration finds no relation between these systems' edges and
+    the outcomes on the weeks before (every row PASS, see systems/calibration.py). Staking is tested on rows
+    made to be bets, each on the side of its edge with a calibrated P(win) growing with the edge.
+    """
+    path = tmp_path / "with_bets.duckdb"
+    shutil.copyfile(replayed.path, path)
+    with open_storage(path) as store:
+        store.execute(
+            """UPDATE player_prop_predictions SET
+                   recommendation = CASE WHEN predicted_value > line_value THEN 'OVER' ELSE 'UNDER' END,
+                   confidence_score = least(0.5 + abs(predicted_value - line_value) / 50, 0.7)
+               WHERE game_date = ? AND system_id = 'matchup' AND is_active AND line_value IS NOT NULL
+                 AND predicted_value <> line_value AND over_price IS NOT NULL AND under_price IS NOT NULL""",
+            [DAYS[1]],
+        )
+        store.execute(
+            """UPDATE player_prop_predictions SET expected_value = confidence_score * (CASE WHEN price > 0
+                   THEN price / 100.0 ELSE 100.0 / abs(price) END) - (1 - confidence_score)
+               FROM (SELECT prediction_id AS id, CASE recommendation WHEN 'OVER' THEN over_price ELSE under_price
+                     END AS price FROM player_prop_predictions) p
+               WHERE prediction_id = p.id AND recommendation IN ('OVER', 'UNDER')"""
+        )
+    return path
+
+
+def test_the_replay_bets_nothing_without_a_relation_between_edge_and_outcome(storage: DuckDBStorage) -> None:
+    rows = storage.fetchall(
+        "SELECT DISTINCT calibration_method, recommendation FROM player_prop_predictions WHERE line_value IS NOT NULL"
+    )
+    assert {method for method, _ in rows} <= {"no_signal", "none"} and {rec for _, rec in rows} == {"PASS"}
+
+
+def test_picks_stake_fractional_kelly_within_the_caps(replayed: Replayed, with_bets: Path) -> None:
     from nbaprops.picks import kelly, picks
 
     settings = replayed.settings.replace(max_night_fraction=0.05)
-    result = picks(storage, settings, DAYS[1], system="matchup", bankroll=1000.0)
+    with open_storage(with_bets) as storage:
+        result = picks(storage, settings, DAYS[1], system="matchup", bankroll=1000.0)
     chosen = result["picks"]
-    assert chosen, "the replay has bets"
+    assert chosen, "the copy has bets"
     evs = [p["expected_value"] for p in chosen]
     assert evs == sorted(evs, reverse=True)
     assert len({p["player_lookup"] for p in chosen}) == len(chosen)
@@ -263,7 +300,7 @@ def test_picks_stake_fractional_kelly_within_the_caps(replayed: Replayed, storag
     assert {(p["train_start"], p["trained_through"]) for p in chosen} == {("2023-12-12", "2024-03-11")}
 
 
-def test_the_commands_print_json_and_refuse_bad_input(replayed: Replayed) -> None:
+def test_the_commands_print_json_and_refuse_bad_input(replayed: Replayed, with_bets: Path) -> None:
     runner = CliRunner()
     db = ["--db", str(replayed.path)]
     with Receiver([200]) as hook:
@@ -292,7 +329,8 @@ def test_the_commands_print_json_and_refuse_bad_input(replayed: Replayed) -> Non
     assert "Live accuracy" in (replayed.workdir / "acc.html").read_text()
     batches = runner.invoke(app, ["batches", "--date", DAYS[1].isoformat(), *db, "--json"])
     assert [b["kind"] for b in json.loads(batches.output)["batches"]] == ["line_update", "daily"]
-    listed = runner.invoke(app, ["picks", "--date", DAYS[1].isoformat(), "--system", "matchup", *db, "--csv"])
+    listed = runner.invoke(app, ["picks", "--date", DAYS[1].isoformat(), "--system", "matchup", "--db",
+                                 str(with_bets), "--csv"])
     assert listed.exit_code == 0 and listed.output.splitlines()[0].startswith("player_lookup,")
     for args, message in (
         (["grade", "--date", "2024-13-01"], "not a date"),

@@ -111,10 +111,12 @@ def _fail(message: str, kind: str, as_json: bool, code: int) -> typer.Exit:
 
 def _is_interrupt(exc: BaseException | None) -> bool:
     """Ctrl-C, also when DuckDB caught the signal inside a query and raised its own "Query interrupted"."""
-    while exc is not None:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:  # a cause chain can loop back on itself
         if isinstance(exc, KeyboardInterrupt) or "query interrupted" in str(exc).lower() or \
                 type(exc).__name__ == "InterruptException":
             return True
+        seen.add(id(exc))
         exc = exc.__cause__
     return False
 
@@ -336,6 +338,9 @@ def predict(
                 "models": models, "staging_tables_left": payload["staging_tables_left"], "drift": payload["drift"],
                 "duration_s": round(payload["duration_s"], 2), "missing": payload["missing"],
             })
+            for market, info in payload["models"].items():
+                for sid, reason in (info.get("no_bets") or {}).items():
+                    out.print(f"{market} {sid}: no bets — {reason}", highlight=False, soft_wrap=True)
             out.print(f"See the board: nbaprops predictions --date {payload['game_date']} --bets")
 
         _emit(payload, as_json, render)
@@ -378,7 +383,7 @@ def train(
                 for sid, info in meta["systems"].items():
                     mae = info["holdout_mae"]
                     table.add_row(sid, info["model_version"], "-" if mae is None else f"{mae:.3f}",
-                                  f"{info['calibration']['method']} ({info['calibration']['rows']} rows)")
+                                  f"{info['calibration']['method']}: {info['calibration']['reason']}")
                 out.print(table)
 
         _emit(payload, as_json, render)
@@ -405,7 +410,14 @@ def backtest(
     as_json: JsonOpt = False,
 ) -> None:
     """Walk-forward backtest: retrain on the past only, predict each game day as the batch would, grade."""
-    from nbaprops.backtest import compute_metrics, cumulative_profit, run_backtest, season_range, write_report
+    from nbaprops.backtest import (
+        calibration_summary,
+        compute_metrics,
+        cumulative_profit,
+        run_backtest,
+        season_range,
+        write_report,
+    )
     from nbaprops.ingest import ensure_boxscores
     from nbaprops.ingest.lines import ingest_lines
     from nbaprops.markets import validate_market
@@ -446,7 +458,7 @@ def backtest(
             "run_id": result.run_id, "market": market, "start": result.start.isoformat(),
             "end": result.end.isoformat(), "days": result.days, "steps": result.steps,
             "retrain_days": retrain_days, "train_days": settings.train_days, "graded_rows": result.grades.num_rows,
-            "metrics": metrics,
+            "metrics": metrics, "calibration": calibration_summary(result.models),
         }
         if report is not None:
             payload["report"] = str(write_report(report, payload, cumulative_profit(result.grades)))
@@ -465,6 +477,9 @@ def backtest(
                               f"{f(m['hit_rate'])} ({f(m['hit_rate_ci'][0])}-{f(m['hit_rate_ci'][1])})",
                               f(m["roi"]), f(m["ece"]))
             out.print(table)
+            for sid, cal in payload["calibration"].items():
+                if cal["last"] is not None and not cal["last"]["allows_bets"]:
+                    out.print(f"{sid}: {cal['last']['reason']} (last step; steps by calibration: {cal['steps']})")
             if report is not None:
                 out.print(f"report: {payload['report']}")
 
@@ -1096,6 +1111,9 @@ def daily(
                 out.print(table)
             elif run.batch is not None:
                 out.print("No bet clears the expected-value margin tonight.")
+                for market, info in run.batch.get("models", {}).items():
+                    for sid, reason in info.get("no_bets", {}).items():
+                        out.print(f"{market} {sid}: no bets — {reason}", highlight=False, soft_wrap=True)
 
         _emit(payload, as_json, render)
 

@@ -97,7 +97,8 @@ def grade_sql(source: str, *, run_id: str, stat: str | None = None, voided: bool
                     WHEN side_won THEN CASE WHEN price > 0 THEN price / 100.0 ELSE 100.0 / abs(price) END
                     ELSE -1.0 END AS profit,
                confidence_score AS p_win, side, p_over_raw, side_won,
-               predicted_std, sportsbook, over_price, under_price, model_version, now() AS graded_at
+               predicted_std, sportsbook, over_price, under_price, model_version, calibration_method,
+               now() AS graded_at
         FROM s"""
 
 

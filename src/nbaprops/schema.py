@@ -248,7 +248,9 @@ PREDICTIONS = Table(
         _c("recommendation", "VARCHAR", "OVER, UNDER, PASS or NO_LINE", nullable=False),
         _c("confidence_raw", "DOUBLE", "raw probability the recommended side wins"),
         _c("confidence_score", "DOUBLE", "calibrated probability the recommended side wins"),
-        _c("calibration_method", "VARCHAR", "how p_over was calibrated: none, platt or isotonic"),
+        _c("calibration_method", "VARCHAR",
+           "how p_over was calibrated: logistic on the standardized edge (bets allowed), no_signal (no relation "
+           "between edge and outcome: base rate, every row PASS) or none (too few graded rows: PASS)"),
         _c("expected_value", "DOUBLE", "expected profit per unit at the offered price"),
         _c("feature_version", "VARCHAR", "feature builder version"),
         _c("feature_quality_score", "DOUBLE", "0-100: how much history backs the row"),
@@ -299,6 +301,7 @@ PREDICTION_GRADES = Table(
         _c("under_price", "DOUBLE", "American odds of the under"),
         _c("model_version", "VARCHAR", "artifact or rule version that produced the value"),
         _c("graded_at", "TIMESTAMPTZ", "when graded", nullable=False),
+        _c("calibration_method", "VARCHAR", "logistic, no_signal or none (see the predictions table)"),
     ),
     primary_key=("run_id", "prediction_id"),
     description="Grades of predictions against real outcomes.",

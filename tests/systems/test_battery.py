@@ -173,3 +173,18 @@ def test_mismatched_rows_and_unknown_system_are_refused(data: tuple) -> None:
 def test_ensemble_weights_are_non_negative_and_sum_to_one(fitted: dict) -> None:
     weights = fitted["ensemble"].weights_
     assert (weights >= 0).all() and weights.sum() == pytest.approx(1.0)
+
+
+def test_shared_prediction_equals_each_system_alone(fitted: dict, data: tuple) -> None:
+    """predict_shared predicts each component once for the ensemble too, and gives the same values."""
+    from nbaprops.systems.ensemble import COMPONENTS, predict_shared
+
+    train, y, test, _ = data
+    systems = {sid: fitted[sid] for sid in COMPONENTS}
+    systems["ensemble"] = make("ensemble", "points", components=dict(systems)).fit(train, y)
+    shared = predict_shared(systems, list(systems), test)
+    for sid, system in systems.items():
+        alone = system.predict(test)
+        np.testing.assert_array_equal(shared[sid].predicted_value, alone.predicted_value)
+        np.testing.assert_array_equal(shared[sid].predicted_std, alone.predicted_std)
+        assert shared[sid].model_version == alone.model_version

@@ -1,12 +1,13 @@
-"""Prices, recommendations and calibration."""
+"""Prices and recommendations."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nbaprops.systems.betting import implied, payout, recommend
-from nbaprops.systems.calibration import Calibrator
 from nbaprops.systems.spread import TierSpread, p_over
 
 
@@ -16,37 +17,58 @@ def test_american_odds() -> None:
 
 
 def test_recommendations_follow_expected_value_and_never_invent_lines() -> None:
-    p = np.array([0.62, 0.40, 0.51, 0.70, 0.70])
-    line = np.array([20.5, 20.5, 20.5, np.nan, 20.5])
-    over = np.array([-110.0, -110.0, -110.0, -110.0, np.nan])
-    under = np.array([-110.0, -110.0, -110.0, -110.0, np.nan])
-    recs = recommend(p, p, line, over, under, margin=0.02)
+    p = np.array([0.62, 0.40, 0.51, 0.70, 0.70, 0.62])
+    line = np.array([20.5, 20.5, 20.5, np.nan, 20.5, 20.5])
+    predicted = np.array([24.0, 17.0, 21.0, 25.0, 25.0, np.nan])
+    over = np.array([-110.0, -110.0, -110.0, -110.0, np.nan, -110.0])
+    under = np.array([-110.0, -110.0, -110.0, -110.0, np.nan, -110.0])
+    recs = recommend(p, p, line, over, under, predicted=predicted, margin=0.02)
     # 0.62 * 0.909 - 0.38 = 0.18 > margin: OVER; 0.60 under: UNDER; 0.51 is below break-even: PASS;
-    # no line: NO_LINE; no price: PASS (never bet a side without a price).
-    assert recs.recommendation == ["OVER", "UNDER", "PASS", "NO_LINE", "PASS"]
+    # no line: NO_LINE; no price: PASS (never bet a side without a price); no prediction: PASS.
+    assert recs.recommendation == ["OVER", "UNDER", "PASS", "NO_LINE", "PASS", "PASS"]
     assert recs.expected_value[0] == pytest.approx(0.62 * 100 / 110 - 0.38)
     assert recs.confidence_score[1] == pytest.approx(0.60)
-    assert np.isnan(recs.confidence_score[3])
+    assert np.isnan(recs.confidence_score[3]) and np.isnan(recs.confidence_score[5])
 
 
-def _overconfident(rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Raw P(over) twice as extreme as the truth, and outcomes drawn from the truth."""
-    rng = np.random.default_rng(0)
-    truth = rng.uniform(0.3, 0.7, rows)
-    raw = np.clip(0.5 + 2 * (truth - 0.5), 0.01, 0.99)
-    return raw, (rng.uniform(size=rows) < truth).astype(float)
+def test_a_bet_never_points_against_the_models_edge() -> None:
+    """The issue's case: predicted 24.7 against 17.5, calibrated P(over) 0.37 → not UNDER (nor OVER at 0.37)."""
+    p = np.array([0.37, 0.70, 0.80, 0.20])
+    line = np.array([17.5, 17.5, 17.5, 17.5])
+    predicted = np.array([24.7, 12.0, 17.5, 17.5])  # above; below with a high P(over); on the line twice
+    price = np.full(4, -110.0)
+    recs = recommend(p, p, line, price, price, predicted=predicted, margin=0.02)
+    assert recs.recommendation == ["PASS"] * 4
+    # For PASS the expected value reported is the edge's side's: the over of row 0, the under of row 1.
+    assert recs.expected_value[0] == pytest.approx(0.37 * 100 / 110 - 0.63)
+    assert recs.expected_value[1] == pytest.approx(0.30 * 100 / 110 - 0.70)
 
 
-@pytest.mark.parametrize(("rows", "method"), [(30, "none"), (500, "platt"), (5000, "isotonic")])
-def test_calibration_method_depends_on_rows(rows: int, method: str) -> None:
-    assert Calibrator.fit(*_overconfident(rows)).method == method
-
-
-@pytest.mark.parametrize("rows", [500, 5000], ids=["platt", "isotonic"])
-def test_calibration_fixes_overconfidence(rows: int) -> None:
-    raw, went_over = _overconfident(rows)
-    fixed = Calibrator.fit(raw, went_over).transform(raw)
-    assert np.mean((fixed - went_over) ** 2) < np.mean((raw - went_over) ** 2)
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0.0, 1.0),
+            st.floats(0.0, 60.0),
+            st.floats(0.0, 60.0),
+            st.sampled_from([-250.0, -110.0, 100.0, 120.0, 300.0]),
+            st.sampled_from([-250.0, -110.0, 100.0, 120.0, 300.0]),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.booleans(),
+)
+def test_recommendations_agree_with_the_edge_for_any_probability(
+    rows: list[tuple[float, ...]], allow: bool
+) -> None:
+    p, line, predicted, over, under = (np.array(col) for col in zip(*rows, strict=True))
+    recs = recommend(p, p, line, over, under, predicted=predicted, margin=0.0, allow_bets=allow)
+    rec = np.array(recs.recommendation)
+    assert not np.any((rec == "OVER") & (predicted <= line))
+    assert not np.any((rec == "UNDER") & (predicted >= line))
+    if not allow:
+        assert set(recs.recommendation) <= {"PASS"}
 
 
 def test_spread_by_tier_and_p_over() -> None:

@@ -6,6 +6,9 @@
 - ``n_bets``, ``hit_rate`` (wins / (wins + losses), pushes excluded) with a 95% Wilson interval, ``roi``
   (profit per unit staked at the offered prices, pushes included as 0) with a normal 95% interval, and
   ``breakeven`` (the mean win probability the offered prices require). Also by edge bucket and direction.
+- ``n_bets_against_edge``: recommendations (OVER / UNDER, graded or void) on the side opposite to the model's
+  edge (must be 0); ``calibration_rows``: rows with a line per calibration method (``logistic`` may bet,
+  ``no_signal`` and ``none`` never do).
 - ``brier``, ``log_loss``, ``ece``: of P(win) — the calibrated probability that the row's side wins (the
   recommended side of a bet, else the likelier side) — over every decided row with a line; ``ece_bets`` over
   the bets only. ECE uses ten equal-width bins, weighted by their rows.
@@ -95,6 +98,12 @@ def compute_metrics(grades: pa.Table) -> list[dict[str, Any]]:
         price = np.array([np.nan if v is None else v for v in
                           np.where(rec == "OVER", cols["over_price"][sel], cols["under_price"][sel])], dtype=float)
         is_bet = np.isin(outcome, ["win", "loss", "push"])
+        # A bet whose side disagrees with the model's own number (OVER with the prediction at or below the line,
+        # UNDER at or above): must be 0, counted so that a regression shows.
+        against = np.isin(rec, ["OVER", "UNDER"]) & np.isfinite(line) & np.where(
+            rec == "OVER", ~(pred > line), ~(pred < line))
+        methods = [m or "unknown" for m in cols["calibration_method"][sel]] if "calibration_method" in cols else []
+        lined_methods = [m for m, ok_row in zip(methods, np.isfinite(line), strict=True) if ok_row] if methods else []
         p_win = np.array([np.nan if v is None else v for v in cols["p_win"][sel]], dtype=float)
         side_won = np.array([np.nan if v is None else float(v) for v in cols["side_won"][sel]], dtype=float)
         decided = np.isfinite(p_win) & np.isfinite(side_won)
@@ -130,6 +139,8 @@ def compute_metrics(grades: pa.Table) -> list[dict[str, Any]]:
             "mae_lined": _f(np.mean(np.abs(pred[lined] - actual[lined]))) if lined.any() else None,
             "line_mae": _f(np.mean(np.abs(line[lined] - actual[lined]))) if lined.any() else None,
             **bets,
+            "n_bets_against_edge": int(against.sum()),
+            "calibration_rows": {m: lined_methods.count(m) for m in sorted(set(lined_methods))},
             "brier": _f(np.mean((pw - sw) ** 2)) if pw.size else None,
             "log_loss": _f(-np.mean(sw * np.log(pw_c) + (1 - sw) * np.log(1 - pw_c))) if pw.size else None,
             "ece": ece(pw, sw),

@@ -142,6 +142,34 @@ def profit_svg(curves: dict[str, list[tuple[str, float]]]) -> str:
         return charts.svg(fig)
 
 
+def _calibration_notes(calibration: dict[str, dict[str, Any]]) -> str:
+    """Why each system's rows were or were not bet (its last step's calibration)."""
+    items = "".join(
+        f"<li><b>{html.escape(sid)}</b> (steps by calibration: "
+        f"{html.escape(', '.join(f'{k} {v}' for k, v in sorted(cal['steps'].items())))}): "
+        f"{html.escape(cal['last']['reason'])}</li>"
+        for sid, cal in sorted(calibration.items()) if cal.get("last"))
+    return f"<p>Calibration of P(over) on the standardized edge (last step):</p><ul>{items}</ul>" if items else ""
+
+
+GLOSSARY: tuple[tuple[str, str], ...] = (
+    ("MAE", "mean absolute error of the prediction against what the player recorded; the line's MAE is on the "
+            "same rows"),
+    ("hit rate", "wins / (wins + losses) of the recommended bets; pushes and voids left out"),
+    ("ROI", "profit per unit staked over the bets, at the prices actually offered"),
+    ("break-even", "the hit rate at which ROI is 0 at those prices (52.4% at -110)"),
+    ("void", "the player did not play: the bet is refunded and the row is not graded"),
+    ("Brier", "mean squared error of the probability of winning (lower is better; 0.25 is a coin flip)"),
+    ("ECE", "expected calibration error: the average gap between predicted and observed win rates over "
+            "probability bins"),
+)
+
+
+def _glossary() -> str:
+    items = "".join(f"<dt>{html.escape(term)}</dt><dd>{html.escape(text)}</dd>" for term, text in GLOSSARY)
+    return f'<h2>Glossary</h2><dl class="glossary">{items}</dl>'
+
+
 def write_report(path: Path, result: dict[str, Any], curves: dict[str, list[tuple[str, float]]]) -> Path:
     metrics = result["metrics"]
     head = (
@@ -178,11 +206,14 @@ def write_report(path: Path, result: dict[str, Any], curves: dict[str, list[tupl
         "ROI is per unit staked at the offered price.")
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>nbaprops {html.escape(result['run_id'])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1250px}}table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}.plots{{display:flex;flex-wrap:wrap;gap:12px}}</style>
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}.plots{{display:flex;flex-wrap:wrap;gap:12px}}
+.glossary dt{{font-weight:bold}}.glossary dd{{margin:0 0 .4em 1.5em}}</style>
 </head><body><h1>{html.escape(result.get('heading', 'Walk-forward backtest'))}: {html.escape(result['market'])}, {result['start']} to {result['end']}</h1>
 <p>{intro}</p>
 <table><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{rows}</table>
+{_calibration_notes(result.get("calibration", {}))}
 <div class="plots">{reliability_svg(metrics)}{edge_svg(metrics)}{tier_svg(metrics)}{profit_svg(curves)}</div>
+{_glossary()}
 </body></html>"""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(doc, encoding="utf-8")

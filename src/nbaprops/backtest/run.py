@@ -17,7 +17,9 @@ line it was made at, and its profit is at the offered price.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,10 +29,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from nbaprops.backtest._fitting import StepFitter
 from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
 from nbaprops.features.builder import build_features, build_training_set
+from nbaprops.features.market import with_availability
 from nbaprops.grading import grade
 from nbaprops.ingest import ensure_boxscores
 from nbaprops.ingest.lines import line_players, select_lines
@@ -38,10 +42,19 @@ from nbaprops.ingest.schedule import games_for_date
 from nbaprops.markets import MARKET_STAT, validate_market
 from nbaprops.pipeline.coordinator import default_as_of, expected_players
 from nbaprops.pipeline.ledger import Lease, PlayerRequest
-from nbaprops.pipeline.rows import prediction_rows
+from nbaprops.pipeline.rows import prediction_rows, with_market_columns
 from nbaprops.storage.duckdb import DuckDBStorage
-from nbaprops.systems.calibration import MIN_ROWS, Calibrator
-from nbaprops.systems.training import DEFAULT_TRAIN_DAYS, systems_to_fit, train_market
+from nbaprops.systems.base import SystemOutput
+from nbaprops.systems.calibration import MIN_ROWS, Calibrator, standardized_edge
+from nbaprops.systems.ensemble import predict_shared
+from nbaprops.systems.training import (
+    DEFAULT_TRAIN_DAYS,
+    calibrate_holdout,
+    systems_to_fit,
+    train_market,
+    training_window,
+    with_market_history,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +91,11 @@ def _requests(storage: DuckDBStorage, day: date, market: str, recent_days: int) 
                             line_players=line_players(storage, day, [market], _as_of(day)))
 
 
+def default_workers() -> int:
+    """Processes that fit step models: one per core this process may use."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
 def run_backtest(
     storage: DuckDBStorage,
     settings: Settings,
@@ -89,14 +107,22 @@ def run_backtest(
     retrain_days: int = 7,
     train_days: int = DEFAULT_TRAIN_DAYS,
     on_step: Callable[[int, int, date], None] | None = None,
+    workers: int | None = None,
 ) -> BacktestResult:
-    """Walk forward over the game days in ``[start, end]`` and store the grades under a new ``run_id``."""
+    """Walk forward over the game days in ``[start, end]`` and store the grades under a new ``run_id``.
+
+    Args:
+        workers: processes fitting the steps' models in parallel (default: one per core). ``0`` runs the
+            original serial path — each step trained in this process, each day predicted on its own — which
+            gives the same grades more slowly; ``benchmarks/backtest.py`` measures one against the other.
+    """
     validate_market(market)
     if end < start:
         raise InputError(f"--to {end} is before --from {start}")
     if retrain_days < 1:
         raise InputError("--retrain-days must be at least 1")
-    systems_to_fit(list(systems))
+    system_ids = tuple(systems_to_fit(list(systems)))
+    workers = default_workers() if workers is None else workers
     ensure_boxscores(storage)
     storage.ensure_schema()
     days = [r[0] for r in storage.fetchall(
@@ -106,61 +132,82 @@ def run_backtest(
     run_id = f"bt_{market}_{start:%Y%m%d}_{end:%Y%m%d}_{uuid.uuid4().hex[:8]}"
     stat = MARKET_STAT[market]
     training = build_training_set(storage, days[0] - timedelta(days=train_days), days[-1] + timedelta(days=1))
-
-    # Who the batch would request each day, and their features (one query for the whole range).
-    per_day: dict[date, list[PlayerRequest]] = {}
-    for day in days:
-        per_day[day] = [r for r in _requests(storage, day, market, settings.recent_days)
-                        if r.player_id is not None and r.game_id is not None and r.opponent is not None]
-    targets = pa.table({
-        "player_id": pa.array([r.player_id for d in days for r in per_day[d]], pa.int64()),
-        "player_lookup": pa.array([r.player_lookup for d in days for r in per_day[d]], pa.string()),
-        "game_date": pa.array([d for d in days for _ in per_day[d]], pa.date32()),
-        "team": pa.array([r.team for d in days for r in per_day[d]], pa.string()),
-        "opponent": pa.array([r.opponent for d in days for r in per_day[d]], pa.string()),
-        "is_home": pa.array([r.is_home for d in days for r in per_day[d]], pa.bool_()),
-    })
-    feats = build_features(storage, targets)
-    offsets = np.cumsum([0] + [len(per_day[d]) for d in days])
-    games_total = np.asarray(feats.column("games_total").to_numpy(zero_copy_only=False), dtype=np.float64)
-
     step_starts = days[::retrain_days]
-    tables: list[pa.Table] = []
-    models: list[dict[str, Any]] = []
-    graded_steps = 0
-    for k, step_start in enumerate(step_starts):
-        if on_step:
-            on_step(k, len(step_starts), step_start)
-        bundle = train_market(storage, market, step_start, system_ids=systems_to_fit(list(systems)),
-                              train_days=train_days, training=training)
-        # Calibrate on this run's own graded rows of earlier steps (out of time) once there are enough.
-        for sid in systems:
-            cal = graded_calibrator(storage, run_id, sid, before=step_start)
-            if cal is not None:
-                bundle.calibrators[sid] = cal
-        bundle.meta = {**bundle.meta, "calibration_used": {sid: bundle.calibrators[sid].method for sid in systems},
-                       "calibration_rows": {sid: bundle.calibrators[sid].n for sid in systems}}
-        models.append(bundle.meta)
-        step_days = days[k * retrain_days:(k + 1) * retrain_days]
-        lines_all = {d: select_lines(storage, d, [market], as_of=_as_of(d)) for d in step_days}
-        for day in step_days:
-            i = days.index(day)
-            lo, hi = int(offsets[i]), int(offsets[i + 1])
-            keep = [j for j in range(lo, hi) if games_total[j] >= settings.min_games]
-            if not keep:
-                continue
-            reqs = [per_day[day][j - lo] for j in keep]
-            leases = [Lease(run_id, r.player_lookup, 1, "backtest", r.player_name, r.player_id, r.team, r.opponent,
-                            r.game_id, r.is_home) for r in reqs]
-            tables += prediction_rows(
-                bundle=bundle, systems=list(systems), feats=feats.take(pa.array(keep, pa.int64())), leases=leases,
-                lines=lines_all[day], market=market, batch_id=run_id, game_date=day, ev_margin=settings.ev_margin,
-                now=datetime.now(UTC),
-            )
-        if tables:  # grade the step now: its results may calibrate the next steps (they are in the past then)
-            grade(storage, pa.concat_tables(tables), run_id=run_id, stat=stat)
-            graded_steps += 1
-            tables = []
+    training = with_market_history(storage, training, market)
+    with contextlib.ExitStack() as stack:
+        # Parallel path: every step's models start fitting now, while the requests and features are built.
+        fitter = stack.enter_context(StepFitter(training, market, step_starts, system_ids=system_ids,
+                                                train_days=train_days, workers=workers)) if workers > 0 else None
+
+        # Who the batch would request each day, and their features (one query for the whole range).
+        per_day: dict[date, list[PlayerRequest]] = {}
+        for day in days:
+            per_day[day] = [r for r in _requests(storage, day, market, settings.recent_days)
+                            if r.player_id is not None and r.game_id is not None and r.opponent is not None]
+        targets = pa.table({
+            "player_id": pa.array([r.player_id for d in days for r in per_day[d]], pa.int64()),
+            "player_lookup": pa.array([r.player_lookup for d in days for r in per_day[d]], pa.string()),
+            "game_date": pa.array([d for d in days for _ in per_day[d]], pa.date32()),
+            "team": pa.array([r.team for d in days for r in per_day[d]], pa.string()),
+            "opponent": pa.array([r.opponent for d in days for r in per_day[d]], pa.string()),
+            "is_home": pa.array([r.is_home for d in days for r in per_day[d]], pa.bool_()),
+        })
+        feats = build_features(storage, targets)
+        offsets = np.cumsum([0] + [len(per_day[d]) for d in days])
+        games_total = np.asarray(feats.column("games_total").to_numpy(zero_copy_only=False), dtype=np.float64)
+        # Rows each day predicts: its requested players with enough games.
+        kept = {day: [j for j in range(int(offsets[i]), int(offsets[i + 1])) if games_total[j] >= settings.min_games]
+                for i, day in enumerate(days)}
+
+        models: list[dict[str, Any]] = []
+        graded_steps = 0
+        for k, step_start in enumerate(step_starts):
+            if on_step:
+                on_step(k, len(step_starts), step_start)
+            if fitter is None:
+                bundle = train_market(storage, market, step_start, system_ids=system_ids, train_days=train_days,
+                                      training=training)
+            else:
+                window = training_window(training, step_start - timedelta(days=train_days), step_start)
+                bundle = calibrate_holdout(storage, fitter.bundle(k), window)
+            # Calibrate on this run's own graded rows of earlier steps (out of time) once there are enough.
+            for sid in systems:
+                cal = graded_calibrator(storage, run_id, sid, before=step_start)
+                if cal is not None:
+                    bundle.calibrators[sid] = cal
+            bundle.meta = {**bundle.meta,
+                           "calibration_used": {sid: bundle.calibrators[sid].summary() for sid in systems}}
+            models.append(bundle.meta)
+            step_days = [d for d in days[k * retrain_days:(k + 1) * retrain_days] if kept[d]]
+            # Each day's rows with what the market said by its prediction time (line, prices, availability).
+            day_lines = {day: select_lines(storage, day, [market], as_of=_as_of(day)) for day in step_days}
+            day_feats = {day: with_market_columns(
+                with_availability(storage, feats.take(pa.array(kept[day], pa.int64())), day_lines[day], [market]),
+                day_lines[day], market, [per_day[day][j - int(offsets[days.index(day)])].player_lookup
+                                         for j in kept[day]]) for day in step_days}
+            # Parallel path: the step's rows predicted at once, each system once (row by row the same values).
+            outputs = (predict_shared(bundle.systems, list(systems), pa.concat_tables([day_feats[d] for d in step_days]))
+                       if fitter is not None and step_days else None)
+            tables: list[pa.Table] = []
+            done = 0
+            for day in step_days:
+                keep = kept[day]
+                lo = int(offsets[days.index(day)])
+                leases = [Lease(run_id, r.player_lookup, 1, "backtest", r.player_name, r.player_id, r.team,
+                                r.opponent, r.game_id, r.is_home) for r in (per_day[day][j - lo] for j in keep)]
+                day_outputs = None if outputs is None else {
+                    sid: SystemOutput(o.predicted_value[done:done + len(keep)], o.predicted_std[done:done + len(keep)],
+                                      o.model_version) for sid, o in outputs.items()}
+                done += len(keep)
+                tables += prediction_rows(
+                    bundle=bundle, systems=list(systems), feats=day_feats[day],
+                    leases=leases, lines=day_lines[day], market=market,
+                    batch_id=run_id, game_date=day, ev_margin=settings.ev_margin, now=datetime.now(UTC),
+                    outputs=day_outputs,
+                )
+            if tables:  # grade the step now: its results may calibrate the next steps (they are in the past then)
+                grade(storage, pa.concat_tables(tables), run_id=run_id, stat=stat)
+                graded_steps += 1
     if on_step:
         on_step(len(step_starts), len(step_starts), days[-1])
     if not graded_steps:
@@ -170,15 +217,30 @@ def run_backtest(
     return BacktestResult(run_id, market, days[0], days[-1], len(step_starts), len(days), grades, models)
 
 
+def calibration_summary(models: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per system: how many steps used each calibration method, and the last step's calibration (its slope,
+    interval and the reason rows were or were not bet)."""
+    out: dict[str, dict[str, Any]] = {}
+    for meta in models:
+        for sid, cal in meta.get("calibration_used", {}).items():
+            entry = out.setdefault(sid, {"steps": {}, "last": None})
+            entry["steps"][cal["method"]] = entry["steps"].get(cal["method"], 0) + 1
+            entry["last"] = cal
+    return out
+
+
 def graded_calibrator(storage: DuckDBStorage, run_id: str, system_id: str, *, before: date) -> Calibrator | None:
     """A calibrator fitted on the run's graded rows dated before ``before`` (None below ``MIN_ROWS``)."""
     rows = storage.fetchall(
-        """SELECT p_over_raw, CAST(actual_value > line_value AS DOUBLE) FROM prediction_grades
-           WHERE run_id = ? AND system_id = ? AND game_date < ? AND p_over_raw IS NOT NULL
-             AND actual_value IS NOT NULL AND line_value IS NOT NULL AND actual_value <> line_value""",
+        """SELECT predicted_value, predicted_std, line_value, CAST(actual_value > line_value AS DOUBLE)
+           FROM prediction_grades
+           WHERE run_id = ? AND system_id = ? AND game_date < ? AND predicted_value IS NOT NULL
+             AND predicted_std > 0 AND actual_value IS NOT NULL AND line_value IS NOT NULL
+             AND actual_value <> line_value
+           ORDER BY game_date, player_lookup""",
         [run_id, system_id, before],
     )
     if len(rows) < MIN_ROWS:
         return None
     data = np.asarray(rows, dtype=np.float64)
-    return Calibrator.fit(data[:, 0], data[:, 1])
+    return Calibrator.fit(standardized_edge(data[:, 0], data[:, 1], data[:, 2]), data[:, 3])

@@ -11,7 +11,7 @@ system), which makes a repeated insert of the same batch a no-op.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -19,8 +19,11 @@ import numpy as np
 import pyarrow as pa
 
 from nbaprops.features.columns import FEATURE_VERSION
+from nbaprops.features.market import availability_column, with_market
 from nbaprops.pipeline.ledger import Lease
+from nbaprops.systems.base import SystemOutput, column
 from nbaprops.systems.betting import recommend
+from nbaprops.systems.calibration import standardized_edge
 from nbaprops.systems.spread import p_over
 from nbaprops.systems.training import ModelBundle
 
@@ -147,6 +150,17 @@ def lines_for(lines: pa.Table, market: str, lookups: list[str]) -> dict[str, Any
     return out
 
 
+def _market_columns(feats: pa.Table, line: dict[str, Any], market: str) -> pa.Table:
+    avail = availability_column(market)
+    return with_market(feats, line["line"], line["over"], line["under"],
+                       column(feats, avail) if avail in feats.column_names else None)
+
+
+def with_market_columns(feats: pa.Table, lines: pa.Table, market: str, lookups: list[str]) -> pa.Table:
+    """``feats`` (rows of ``lookups``) with the market columns systems read, from one date's selected lines."""
+    return _market_columns(feats, lines_for(lines, market, lookups), market)
+
+
 def prediction_rows(
     *,
     bundle: ModelBundle,
@@ -159,31 +173,37 @@ def prediction_rows(
     game_date: date,
     ev_margin: float,
     now: datetime,
+    outputs: Mapping[str, SystemOutput] | None = None,
 ) -> list[pa.Table]:
     """Staging rows of one market for players of one date: value, spread, P(over), calibration, recommendation.
 
     The daily batch and the backtest both call this, so what is graded is what the batch would have written.
+
+    Args:
+        outputs: the systems' predictions of ``feats`` when already made (the backtest predicts a whole step's
+            rows at once); by default each system predicts ``feats`` here.
     """
     line = lines_for(lines, market, [lease.player_lookup for lease in leases])
     quality = feats.column("feature_quality_score").to_numpy(zero_copy_only=False)
     count = feats.column("feature_count").to_numpy(zero_copy_only=False)
     early = feats.column("early_season_flag").to_pylist()
+    # The line and prices each player's row is judged against, as the market columns systems may read.
+    feats = _market_columns(feats, line, market)
     tables = []
     for sid in systems:
-        out = bundle.systems[sid].predict(feats)
+        out = outputs[sid] if outputs is not None else bundle.systems[sid].predict(feats)
         p_raw = p_over(out.predicted_value, out.predicted_std, line["line"])
         cal = bundle.calibrators[sid]
-        p_cal = cal.transform(p_raw)
-        recs = recommend(p_raw, p_cal, line["line"], line["over"], line["under"], margin=ev_margin)
-        no_value = ~np.isfinite(out.predicted_value)
+        p_cal = cal.transform(standardized_edge(out.predicted_value, out.predicted_std, line["line"]), p_raw)
+        recs = recommend(p_raw, p_cal, line["line"], line["over"], line["under"], predicted=out.predicted_value,
+                         margin=ev_margin, allow_bets=cal.allows_bets)
         tables.append(staging_rows(
             batch_id=batch_id, game_date=game_date, leases=leases, market=market,
             system_id=sid, predicted_value=out.predicted_value, predicted_std=out.predicted_std,
             model_version=out.model_version, feature_version=FEATURE_VERSION, now=now,
             line_value=line["line"], sportsbook=line["book"], over_price=line["over"], under_price=line["under"],
             p_over_raw=p_raw, p_over=p_cal,
-            recommendation=[("PASS" if bad and r != "NO_LINE" else r)
-                            for r, bad in zip(recs.recommendation, no_value, strict=True)],
+            recommendation=recs.recommendation,
             confidence_raw=recs.confidence_raw, confidence_score=recs.confidence_score,
             calibration_method=cal.method, expected_value=recs.expected_value,
             feature_quality_score=quality, feature_count=count, early_season_flag=early,

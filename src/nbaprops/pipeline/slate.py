@@ -18,6 +18,7 @@ import pyarrow as pa
 from nbaprops.clock import Clock
 from nbaprops.config import Settings
 from nbaprops.features.builder import build_features
+from nbaprops.features.market import with_availability
 from nbaprops.pipeline.injuries import OUT, SKIP_CODE, TonightInjuries, injury_columns
 from nbaprops.pipeline.ledger import BatchInfo, Lease, RequestOutcome
 from nbaprops.pipeline.rows import prediction_rows
@@ -50,7 +51,8 @@ class SlatePredictor:
                     [self.batch.game_date, self.batch.batch_id],
                 )
                 out = self.injuries.out_players() if self.injuries is not None else None
-                self._table = build_features(storage, targets, out_players=out)
+                self._table = with_availability(storage, build_features(storage, targets, out_players=out),
+                                                self.lines, self.batch.markets)
                 self._features = {k: i for i, k in enumerate(self._table.column("player_lookup").to_pylist())}
             assert self._features is not None
             return self._table, self._features

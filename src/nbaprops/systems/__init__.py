@@ -10,10 +10,12 @@ from nbaprops.systems.base import PredictionSystem, SystemOutput
 from nbaprops.systems.baselines import Matchup, MovingAverage
 from nbaprops.systems.ensemble import Ensemble
 from nbaprops.systems.gbm import GradientBoosting
+from nbaprops.systems.market_blend import MarketBlend
+from nbaprops.systems.minutes import MinutesRate
 from nbaprops.systems.similarity import Similarity
 
 REGISTRY: dict[str, type[PredictionSystem]] = {
-    cls.system_id: cls for cls in (MovingAverage, Matchup, Similarity, GradientBoosting, Ensemble)
+    cls.system_id: cls for cls in (MovingAverage, Matchup, Similarity, GradientBoosting, Ensemble, MinutesRate, MarketBlend)
 }
 SYSTEM_IDS: tuple[str, ...] = tuple(REGISTRY)
 

@@ -68,6 +68,8 @@ class PredictionSystem(ABC):
 
     system_id: ClassVar[str]
     trainable: ClassVar[bool] = True
+    # Systems this one is built on; training fits them first and passes them as ``components``.
+    requires: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, market: str = "points") -> None:
         self.market = market
@@ -139,13 +141,15 @@ class PredictionSystem(ABC):
     def predict(self, features: pa.Table) -> SystemOutput:
         """Predict every row; refuses before :meth:`fit`."""
         self._check_fitted()
-        value = self._values(features)
+        return self.output(self._values(features))
+
+    def output(self, value: np.ndarray) -> SystemOutput:
+        """``value`` (this system's clipped predictions of some rows) with its spread and version."""
+        self._check_fitted()
         return SystemOutput(value, self.spread_.std(value), self.version_)
 
     def _values(self, features: pa.Table) -> np.ndarray:
-        # Every market counts something (points, rebounds, threes…): a model's extrapolation below zero is
-        # clipped, and the spread and P(over) are learned and computed on the clipped value.
-        return np.asarray(np.maximum(self._predict_values(features), 0.0), dtype=np.float64)
+        return clip_counts(self._predict_values(features))
 
     @abstractmethod
     def _fit(self, features: pa.Table, actual: np.ndarray) -> None:
@@ -154,6 +158,12 @@ class PredictionSystem(ABC):
     @abstractmethod
     def _predict_values(self, features: pa.Table) -> np.ndarray:
         """Predicted values (NaN where the row cannot be predicted)."""
+
+
+def clip_counts(values: np.ndarray) -> np.ndarray:
+    """Every market counts something (points, rebounds, threes…): a model's extrapolation below zero is
+    clipped, and the spread and P(over) are learned and computed on the clipped value."""
+    return np.asarray(np.maximum(values, 0.0), dtype=np.float64)
 
 
 def column(features: pa.Table, name: str) -> np.ndarray:

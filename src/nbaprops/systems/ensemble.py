@@ -8,7 +8,7 @@ predict a row, the remaining weights are renormalised.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Self
 
 import numpy as np
@@ -16,7 +16,7 @@ import pyarrow as pa
 from scipy.optimize import nnls
 
 from nbaprops.errors import ContractError
-from nbaprops.systems.base import PredictionSystem, holdout_mask
+from nbaprops.systems.base import PredictionSystem, SystemOutput, clip_counts, holdout_mask
 from nbaprops.systems.spread import TierSpread
 
 COMPONENTS = ("moving_average", "matchup", "similarity", "gbm")
@@ -31,6 +31,7 @@ class Ensemble(PredictionSystem):
     """
 
     system_id = "ensemble"
+    requires = COMPONENTS
 
     def __init__(self, *, market: str = "points", components: Mapping[str, PredictionSystem] | None = None) -> None:
         super().__init__(market=market)
@@ -74,5 +75,33 @@ class Ensemble(PredictionSystem):
         raise NotImplementedError
 
     def _predict_values(self, features: pa.Table) -> np.ndarray:
-        preds = np.column_stack([self.components_[name]._values(features) for name in COMPONENTS])
-        return self._blend(preds)
+        return self.blend({name: self.components_[name]._values(features) for name in COMPONENTS})
+
+    def blend(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The blend of the components' values for the same rows (each as its ``_values`` gives them)."""
+        return self._blend(np.column_stack([values[name] for name in COMPONENTS]))
+
+
+def predict_shared(systems: Mapping[str, PredictionSystem], system_ids: Sequence[str],
+                   features: pa.Table) -> dict[str, SystemOutput]:
+    """The outputs of ``system_ids`` on the same rows, each fitted system predicted once: the ensemble blends
+    the values its components already gave (identical to predicting each system on its own, at a fraction of
+    the cost when the components are among ``system_ids``)."""
+    memo: dict[int, np.ndarray] = {}
+
+    def values(system: PredictionSystem) -> np.ndarray:
+        if id(system) not in memo:
+            system._check_fitted()
+            memo[id(system)] = system._values(features)
+        return memo[id(system)]
+
+    out: dict[str, SystemOutput] = {}
+    for sid in system_ids:
+        system = systems[sid]
+        if isinstance(system, Ensemble):
+            system._check_fitted()
+            value = clip_counts(system.blend({name: values(system.components_[name]) for name in COMPONENTS}))
+        else:
+            value = values(system)
+        out[sid] = system.output(value)
+    return out

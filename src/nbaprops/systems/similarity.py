@@ -5,7 +5,9 @@ features as of their own date) is described by its context — opponent defence 
 rest, the player's recent minutes against his longer run, teammates out, pace — standardised over the training
 rows. Its outcome is the ratio of what he did to his baseline then (the moving average). The prediction is
 today's baseline times the mean of those ratios weighted by ``exp(-d²/2)`` (``d`` = distance between
-contexts) and by recency, shrunk toward 1 by ``shrink`` pseudo-games. One DuckDB query for all rows.
+contexts) and by recency, shrunk toward 1 by ``shrink`` pseudo-games. One DuckDB query for all rows; the sums
+run in date order, so a row's prediction does not depend on which other rows are predicted with it (an
+unordered sum follows the join's chunking, and differed in the last bits between predicting a day and a week).
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ class Similarity(PredictionSystem):
             con.register("ref", self.reference_)
             con.register("tgt", targets)
             rows = con.sql(
-                f"""SELECT t.__tid, sum(w * r.ratio) AS wr, sum(w) AS ws FROM tgt t
+                f"""SELECT t.__tid, sum(w * r.ratio ORDER BY r.game_date) AS wr, sum(w ORDER BY r.game_date) AS ws
+                    FROM tgt t
                     JOIN ref r ON r.player_id = t.player_id AND r.game_date < t.game_date,
                     LATERAL (SELECT exp(-0.5 * ({dist}))
                              * pow(0.5, date_diff('day', r.game_date, t.game_date) / {HALF_LIFE_DAYS}) AS w)

@@ -3,7 +3,8 @@
 ``train_market`` fits the requested systems (the ensemble brings its four components) on every player-game
 in ``[through - train_days, through)``, learns each system's error spread out of sample (the last fifth of
 the training dates, see :mod:`nbaprops.systems.base`) and calibrates P(over) on those same held-out rows
-where a real line was posted for them. The result is stored under
+where a real line was posted for them
+(a monotone map of the standardized edge, :mod:`nbaprops.systems.calibration`). The result is stored under
 ``<artifacts_dir>/<market>/<through>/`` as ``bundle.pkl`` with a readable ``meta.json`` (training window,
 rows, expected error per system, calibration). ``load_latest`` returns the newest bundle trained only on
 games before a date. Training is deterministic: the same rows give the same artifacts and predictions.
@@ -27,12 +28,12 @@ import pyarrow as pa
 from nbaprops.config import Settings
 from nbaprops.errors import ArtifactError
 from nbaprops.features.builder import FEATURE_VERSION, build_training_set
+from nbaprops.features.market import with_stored_lines
 from nbaprops.markets import MARKET_STAT, validate_market
 from nbaprops.storage.duckdb import DuckDBStorage
-from nbaprops.systems import SYSTEM_IDS, PredictionSystem, make, validate_systems
-from nbaprops.systems.calibration import Calibrator
+from nbaprops.systems import REGISTRY, SYSTEM_IDS, PredictionSystem, make, validate_systems
+from nbaprops.systems.calibration import CALIBRATION_VERSION, Calibrator, standardized_edge
 from nbaprops.systems.ensemble import COMPONENTS
-from nbaprops.systems.spread import p_over
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +58,13 @@ class ModelBundle:
 def systems_to_fit(system_ids: tuple[str, ...] | list[str]) -> list[str]:
     """The requested systems plus what they need, in fitting order."""
     wanted = set(validate_systems(system_ids))
-    if "ensemble" in wanted:
-        wanted |= set(COMPONENTS)
+    for sid in list(wanted):
+        wanted |= set(REGISTRY[sid].requires)
     return [s for s in SYSTEM_IDS if s in wanted]
 
 
 def _holdout_lines(storage: DuckDBStorage, rows: pa.Table, market: str) -> pa.Table | None:
-    """Lines posted for the held-out rows (consensus main line per player and date), if any are stored."""
+    """Lines posted for the dates of ``rows`` (consensus main line per player and date), if any are stored."""
     from nbaprops.ingest.lines import select_lines
 
     dates = sorted(set(rows.column("game_date").to_pylist()))
@@ -71,6 +72,14 @@ def _holdout_lines(storage: DuckDBStorage, rows: pa.Table, market: str) -> pa.Ta
         return None
     lines = select_lines(storage, dates, [market], as_of=None)
     return lines if lines.num_rows else None
+
+
+def training_window(training: pa.Table, start: date, through: date) -> pa.Table:
+    """The rows of a prebuilt training set dated in ``[start, through)``."""
+    import pyarrow.compute as pc
+
+    d = training.column("game_date")
+    return training.filter(pc.and_(pc.greater_equal(d, pa.scalar(start)), pc.less(d, pa.scalar(through))))
 
 
 def train_market(
@@ -82,7 +91,7 @@ def train_market(
     train_days: int = DEFAULT_TRAIN_DAYS,
     training: pa.Table | None = None,
 ) -> ModelBundle:
-    """Fit ``system_ids`` for ``market`` on games before ``through``.
+    """Fit ``system_ids`` for ``market`` on games before ``through``, then calibrate on their held-out rows.
 
     Args:
         training: a prebuilt training set (from :func:`build_training_set`) covering the window; rows outside
@@ -93,10 +102,30 @@ def train_market(
     if training is None:
         training = build_training_set(storage, start, through)
     else:
-        d = training.column("game_date")
-        import pyarrow.compute as pc
+        training = training_window(training, start, through)
+    training = with_market_history(storage, training, market)
+    bundle = fit_market(training, market, through, system_ids=system_ids, train_days=train_days)
+    return calibrate_holdout(storage, bundle, training)
 
-        training = training.filter(pc.and_(pc.greater_equal(d, pa.scalar(start)), pc.less(d, pa.scalar(through))))
+
+def with_market_history(storage: DuckDBStorage, training: pa.Table, market: str) -> pa.Table:
+    """Training rows with what the market said before each game (:mod:`nbaprops.features.market`; NaN without
+    a line), for systems that start from the line. Rows that already have the columns are returned as they are
+    (the backtest adds them once to its whole range)."""
+    if "market_line" in training.column_names:
+        return training
+    return with_stored_lines(training, _holdout_lines(storage, training, market), storage)
+
+
+def fit_market(
+    training: pa.Table, market: str, through: date, *, system_ids: tuple[str, ...] | list[str], train_days: int
+) -> ModelBundle:
+    """Fit the systems on ``training`` (the window's rows) without touching storage; no calibrators yet.
+
+    The part of :func:`train_market` that a worker process can run (the backtest fits its steps in parallel);
+    :func:`calibrate_holdout` completes the bundle.
+    """
+    start = through - timedelta(days=train_days)
     if training.num_rows < 200:
         raise ArtifactError(
             f"only {training.num_rows} player-games before {through} in a {train_days}-day window: too few to train"
@@ -108,8 +137,19 @@ def train_market(
     ).hexdigest()[:8]
     fitted: dict[str, PredictionSystem] = {}
     for sid in systems_to_fit(list(system_ids)):
-        system = make(sid, market, components=dict(fitted)) if sid == "ensemble" else make(sid, market)
+        system = make(sid, market, components=dict(fitted)) if REGISTRY[sid].requires else make(sid, market)
         fitted[sid] = system.fit(training, actual, version=f"{sid}@{market}-{through:%Y%m%d}-{digest}")
+    return ModelBundle(market, through, start, fitted, {}, {"digest": digest, "train_days": train_days})
+
+
+def calibrate_holdout(storage: DuckDBStorage, bundle: ModelBundle, training: pa.Table) -> ModelBundle:
+    """Calibrate each system of ``bundle`` (fitted on ``training``) on its held-out rows that had a real line,
+    and write the bundle's meta."""
+    market, through, start = bundle.market, bundle.through, bundle.train_start
+    train_days, digest = bundle.meta["train_days"], bundle.meta["digest"]
+    fitted = bundle.systems
+    actual = np.asarray(training.column(f"actual_{MARKET_STAT[market]}").to_numpy(zero_copy_only=False),
+                        dtype=np.float64)
     # Out-of-time calibration on the held-out rows that had a line.
     calibrators: dict[str, Calibrator] = {}
     meta_systems: dict[str, Any] = {}
@@ -134,9 +174,9 @@ def train_market(
             pred = system.holdout_pred_[rows]
             line = np.asarray(lines.column("line").to_numpy(zero_copy_only=False), dtype=np.float64)[lrows]  # type: ignore[union-attr]
             act = actual[mask][rows]
-            p_raw = p_over(pred, system.spread_.std(pred), line)
+            z = standardized_edge(pred, system.spread_.std(pred), line)
             decided = act != line
-            cal = Calibrator.fit(p_raw[decided], (act[decided] > line[decided]).astype(float))
+            cal = Calibrator.fit(z[decided], (act[decided] > line[decided]).astype(float))
         calibrators[sid] = cal
         ho = system.holdout_pred_
         y_ho = actual[mask]
@@ -146,9 +186,13 @@ def train_market(
             "holdout_rows": int(ok.sum()),
             "holdout_mae": float(np.mean(np.abs(ho[ok] - y_ho[ok]))) if ok.any() else None,
             "spread_by_tier": {"edges": list(system.spread_.edges), "stds": list(system.spread_.stds)},
-            "calibration": {"method": cal.method, "rows": cal.n},
+            "calibration": cal.summary(),
             **({"weights": dict(zip(COMPONENTS, map(float, system.weights_), strict=True))}  # type: ignore[attr-defined]
                if sid == "ensemble" else {}),
+            **({"blend": {"coef": [float(c) for c in system.coef_], "intercept": float(system.intercept_),  # type: ignore[attr-defined]
+                          "lined_rows": system.lined_rows_,  # type: ignore[attr-defined]
+                          "validation": system.validation_}}  # type: ignore[attr-defined]
+               if sid == "market_blend" else {}),
         }
     meta = {
         "market": market,
@@ -157,10 +201,12 @@ def train_market(
         "train_days": train_days,
         "training_rows": training.num_rows,
         "feature_version": FEATURE_VERSION,
+        "calibration_version": CALIBRATION_VERSION,
         "digest": digest,
         "systems": meta_systems,
     }
-    return ModelBundle(market, through, start, fitted, calibrators, meta)
+    bundle.calibrators, bundle.meta = calibrators, meta
+    return bundle
 
 
 def bundle_dir(artifacts_dir: Path, market: str, through: date) -> Path:
@@ -210,6 +256,11 @@ def load_latest(artifacts_dir: Path, market: str, before: date, *, system_ids: l
             raise ArtifactError(f"{path} does not hold a model bundle")
         if bundle.meta.get("feature_version", FEATURE_VERSION) != FEATURE_VERSION:
             continue  # trained on other feature definitions: its columns no longer match (retrained instead)
+        if bundle.meta.get("calibration_version") != CALIBRATION_VERSION:
+            # Older calibrators map raw P(over) freely (they could bet against the edge): train anew instead.
+            log.info("skipping %s: calibration version %s, current %s", path,
+                     bundle.meta.get("calibration_version"), CALIBRATION_VERSION)
+            continue
         if system_ids is None or all(s in bundle.systems for s in system_ids):
             bundle.path = path
             return bundle
@@ -246,11 +297,13 @@ def ensure_bundles(
 
 
 def model_info(bundle: ModelBundle, game_date: date) -> dict[str, Any]:
-    """What a batch reports of the model it used: where, its training window and its age on the date."""
+    """What a batch reports of the model it used: where, its training window, its age on the date, and why
+    any system's rows are never bet (its calibration found no relation between edge and outcome)."""
     return {
         "path": str(bundle.path) if bundle.path else None,
         "train_start": bundle.train_start.isoformat(),
         "trained_through": bundle.through.isoformat(),
         "age_days": (game_date - bundle.through).days,
         "trained_now": bool(bundle.meta.get("trained_now", False)),
+        "no_bets": {sid: cal.reason for sid, cal in bundle.calibrators.items() if not cal.allows_bets},
     }
