@@ -147,7 +147,13 @@ def test_progress_moves_live_and_the_board_shows_the_lines(
 
     browser.get(f"{base}/board/{DAY}?system=moving_average&bets_only=true")
     bets = browser.find_elements("css selector", "table.board tbody tr")
-    assert bets and all(r.find_elements("css selector", "td")[8].text in ("OVER", "UNDER") for r in bets)
+    assert all(r.find_elements("css selector", "td")[8].text in ("OVER", "UNDER") for r in bets)
+    expected = httpx.get(
+        f"{base}/v1/predictions", params={"date": DAY, "system": "moving_average", "bets_only": True}
+    ).json()["count"]
+    assert len(bets) == expected  # the filter is the API's (how many bets there are is the model's business)
+    if not bets:
+        assert "No active prediction" in browser.page_source
 
     browser.get(base + "/")
     assert browser.find_element("css selector", f"#batch-{batch_id} [data-field=state]").text == "complete"
