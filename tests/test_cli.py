@@ -68,6 +68,19 @@ def test_operations_report_what_they_did(db_path: Path, args: list[str], expecte
     assert json.loads(stdout) == expected
 
 
+def test_cleanup_staging_that_finishes_a_batch_prints_its_table(db_path: Path) -> None:
+    from tests.pipeline.helpers import start_slate
+
+    from nbaprops.config import Settings
+    from nbaprops.pipeline import Coordinator
+
+    with open_storage(db_path) as storage:
+        batch_id = start_slate(Coordinator(storage, Settings(db_path=db_path)), teams=1)
+    code, stdout, stderr = run("cleanup-staging", "--older-than-hours", "0", "--db", str(db_path))
+    assert code == 0, stderr
+    assert "finished_batches" in stdout and batch_id in stdout  # the ids the janitor reports, not dicts
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

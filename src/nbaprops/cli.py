@@ -239,7 +239,9 @@ def _render_summary(title: str, result: dict[str, Any]) -> None:
     if isinstance(shown.get("drift"), dict) and not any(shown["drift"].values()):
         shown["drift"] = "none"
     if finished is not None:
-        shown["finished_batches"] = ", ".join(f"{b['batch_id']} ({b['state']})" for b in finished) or "none"
+        # check-stalled reports the summaries of the batches it finished, cleanup-staging their ids
+        shown["finished_batches"] = ", ".join(b if isinstance(b, str) else f"{b['batch_id']} ({b['state']})"
+                                              for b in finished) or "none"
     out.print(_kv_table(title, shown))
     if missing:
         by_reason: dict[str, int] = {}
