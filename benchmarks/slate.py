@@ -71,8 +71,15 @@ def build_seed(seed: Path, artifacts: Path) -> None:
         rows = ensure_boxscores(storage)
         progress(f"seed: loaded {rows} box-score rows in {time.perf_counter() - t:.2f}s")
         t = time.perf_counter()
-        ensure_bundles(storage, settings_for(seed, artifacts), GAME_DATE, list(MARKETS), list(SYSTEMS),
-                       train_days=TRAIN_DAYS, on_message=progress)
+        ensure_bundles(
+            storage,
+            settings_for(seed, artifacts),
+            GAME_DATE,
+            list(MARKETS),
+            list(SYSTEMS),
+            train_days=TRAIN_DAYS,
+            on_message=progress,
+        )
         progress(f"seed: models ready in {artifacts} ({time.perf_counter() - t:.2f}s)")
         storage.execute("CHECKPOINT")
     finally:
@@ -145,7 +152,9 @@ def build_main(seed: Path, main: Path, season: str) -> int:
         storage.execute("CHECKPOINT")
         n = int(storage.scalar("SELECT count(*) FROM player_prop_predictions"))
         batches = int(storage.scalar("SELECT count(*) FROM prediction_batches"))
-        progress(f"main: {n} prediction rows over {batches} batches ({season}) in {time.perf_counter() - t:.2f}s")
+        progress(
+            f"main: {n} prediction rows over {batches} batches ({season}) in {time.perf_counter() - t:.2f}s"
+        )
         return n
     finally:
         storage.close()
@@ -164,9 +173,14 @@ def slate_run(seed: Path, work: Path, artifacts: Path, i: int) -> tuple[float, d
         s = run.summary
         if s.state != "complete":
             progress(f"WARNING: slate run {i} ended {s.state}")
-        return elapsed, {"state": s.state, "games": run.games, "requests": sum(s.requests.values()),
-                         "done": s.requests.get("done", 0), "skipped": s.requests.get("skipped", 0),
-                         "active": s.active_predictions}
+        return elapsed, {
+            "state": s.state,
+            "games": run.games,
+            "requests": sum(s.requests.values()),
+            "done": s.requests.get("done", 0),
+            "skipped": s.requests.get("skipped", 0),
+            "active": s.active_predictions,
+        }
     finally:
         storage.close()
         db.unlink(missing_ok=True)
@@ -184,8 +198,13 @@ def start_and_run_workers(storage: DuckDBStorage, settings: Settings) -> str:
     games = games_for_date(storage, GAME_DATE)
     lines = select_lines(storage, GAME_DATE, MARKETS, as_of=as_of)
     bundles = ensure_bundles(storage, settings, GAME_DATE, MARKETS, SYSTEMS, train_days=TRAIN_DAYS)
-    requests = expected_players(storage, GAME_DATE, games, recent_days=settings.recent_days,
-                                line_players=line_players(storage, GAME_DATE, MARKETS, as_of))
+    requests = expected_players(
+        storage,
+        GAME_DATE,
+        games,
+        recent_days=settings.recent_days,
+        line_players=line_players(storage, GAME_DATE, MARKETS, as_of),
+    )
     coordinator = Coordinator(storage, settings, clock=clock)
     start = coordinator.start(GAME_DATE, requests, markets=MARKETS, systems=SYSTEMS, as_of=as_of, force=True)
     info = ledger.get_batch(storage, start.batch_id)
@@ -200,18 +219,27 @@ def consolidate_run(main: Path, work: Path, artifacts: Path, i: int) -> tuple[fl
     try:
         settings = settings_for(db, artifacts)
         batch_id = start_and_run_workers(storage, settings)
-        staged = int(storage.scalar(f'SELECT count(*) FROM "{ledger.get_batch(storage, batch_id).staging_table}"'))
+        staged = int(
+            storage.scalar(f'SELECT count(*) FROM "{ledger.get_batch(storage, batch_id).staging_table}"')
+        )
         before = int(storage.scalar("SELECT count(*) FROM player_prop_predictions"))
         t = time.perf_counter()
         result = consolidate(storage, batch_id, clock=SystemClock())
         elapsed = time.perf_counter() - t
         after = int(storage.scalar("SELECT count(*) FROM player_prop_predictions"))
         if result.state != "complete" or after - before != result.rows_inserted:
-            progress(f"WARNING: consolidation run {i}: state={result.state} inserted={result.rows_inserted} "
-                     f"rows {before}->{after}")
-        return elapsed, {"state": result.state, "main_rows_before": before, "staged": staged,
-                         "inserted": result.rows_inserted, "superseded": result.rows_superseded,
-                         "main_rows_after": after}
+            progress(
+                f"WARNING: consolidation run {i}: state={result.state} inserted={result.rows_inserted} "
+                f"rows {before}->{after}"
+            )
+        return elapsed, {
+            "state": result.state,
+            "main_rows_before": before,
+            "staged": staged,
+            "inserted": result.rows_inserted,
+            "superseded": result.rows_superseded,
+            "main_rows_after": after,
+        }
     finally:
         storage.close()
         db.unlink(missing_ok=True)
@@ -222,13 +250,19 @@ def consolidate_run(main: Path, work: Path, artifacts: Path, i: int) -> tuple[fl
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each measurement (default 5)")
-    parser.add_argument("--warmup", type=int, default=0, help="untimed runs of each before timing (default 0)")
-    parser.add_argument("--season", default=MAIN_SEASON, help=f"season held by the main table ({MAIN_SEASON})")
+    parser.add_argument(
+        "--warmup", type=int, default=0, help="untimed runs of each before timing (default 0)"
+    )
+    parser.add_argument(
+        "--season", default=MAIN_SEASON, help=f"season held by the main table ({MAIN_SEASON})"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (seed, main, artifacts)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
 
     tmp = Path(tempfile.mkdtemp(prefix="nbaprops-slate-bench-"))
     try:
@@ -236,8 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         build_seed(seed, artifacts)
         main_rows = build_main(seed, main_db, args.season)
 
-        print(f"# slate {GAME_DATE}: systems={','.join(SYSTEMS)} markets={','.join(MARKETS)} "
-              f"workers={settings_for(seed, artifacts).workers}")
+        print(
+            f"# slate {GAME_DATE}: systems={','.join(SYSTEMS)} markets={','.join(MARKETS)} "
+            f"workers={settings_for(seed, artifacts).workers}"
+        )
         for w in range(args.warmup):
             progress(f"slate warm-up {w + 1}/{args.warmup}")
             slate_run(seed, tmp, artifacts, -1 - w)
@@ -257,13 +293,20 @@ def main(argv: list[str] | None = None) -> int:
             elapsed, info = consolidate_run(main_db, tmp, artifacts, i)
             cons_times.append(elapsed)
             progress(f"consolidation run {i + 1}/{args.runs}: {elapsed:.3f}s")
-            print(f"consolidate run={i + 1} wall_s={elapsed:.3f} " + " ".join(f"{k}={v}" for k, v in info.items()))
+            print(
+                f"consolidate run={i + 1} wall_s={elapsed:.3f} "
+                + " ".join(f"{k}={v}" for k, v in info.items())
+            )
 
         slate_med, cons_med = statistics.median(slate_times), statistics.median(cons_times)
-        print(f"# slate median {slate_med:.3f}s (min {min(slate_times):.3f}, max {max(slate_times):.3f}); "
-              f"goal <= {SLATE_GOAL_S:.1f}s: {'met' if slate_med <= SLATE_GOAL_S else 'NOT met'}")
-        print(f"# consolidate median {cons_med:.3f}s (min {min(cons_times):.3f}, max {max(cons_times):.3f}); "
-              f"goal <= {CONSOLIDATE_GOAL_S:.1f}s: {'met' if cons_med <= CONSOLIDATE_GOAL_S else 'NOT met'}")
+        print(
+            f"# slate median {slate_med:.3f}s (min {min(slate_times):.3f}, max {max(slate_times):.3f}); "
+            f"goal <= {SLATE_GOAL_S:.1f}s: {'met' if slate_med <= SLATE_GOAL_S else 'NOT met'}"
+        )
+        print(
+            f"# consolidate median {cons_med:.3f}s (min {min(cons_times):.3f}, max {max(cons_times):.3f}); "
+            f"goal <= {CONSOLIDATE_GOAL_S:.1f}s: {'met' if cons_med <= CONSOLIDATE_GOAL_S else 'NOT met'}"
+        )
         print(f"slate_median_s={slate_med:.3f} consolidate_median_s={cons_med:.3f}", flush=True)
     finally:
         if args.keep:

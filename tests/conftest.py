@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NBAPROPS_SHARED_DATA", REPO.parent / "shared" / "data"))
-PRA_LINES = {season: SHARED_DATA / "prop-lines-pra" / season / "pra_odds.csv" for season in ("2023-24", "2024-25")}
+PRA_LINES = {
+    season: SHARED_DATA / "prop-lines-pra" / season / "pra_odds.csv" for season in ("2023-24", "2024-25")
+}
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,9 @@ def run(*args: str) -> tuple[int, str, str]:
 
 def test_predict_then_operate_the_batch(db_path: Path) -> None:
     db = str(db_path)
-    code, stdout, stderr = run("predict", "--date", "2025-02-12", "--systems", "moving_average", "--db", db, "--json")
+    code, stdout, stderr = run(
+        "predict", "--date", "2025-02-12", "--systems", "moving_average", "--db", db, "--json"
+    )
     assert code == 0, stderr
     summary = json.loads(stdout)
     assert summary["state"] == "complete" and summary["staging_tables_left"] == 0
@@ -36,13 +38,18 @@ def test_predict_then_operate_the_batch(db_path: Path) -> None:
     assert code == 0 and json.loads(stdout)["state"] == "complete"
     code, stdout, _ = run("batches", "--date", "2025-02-12", "--db", db, "--json")
     assert code == 0 and [b["batch_id"] for b in json.loads(stdout)["batches"]] == [summary["batch_id"]]
-    code, stdout, _ = run("predictions", "--date", "2025-02-12", "--system", "moving_average", "--db", db, "--csv")
+    code, stdout, _ = run(
+        "predictions", "--date", "2025-02-12", "--system", "moving_average", "--db", db, "--csv"
+    )
     table = list(csv.DictReader(io.StringIO(stdout)))
     assert code == 0 and len(table) == summary["active_predictions"]
-    assert {"prediction_id", "recommendation", "model_version", "feature_version", "is_active"} <= set(table[0])
+    assert {"prediction_id", "recommendation", "model_version", "feature_version", "is_active"} <= set(
+        table[0]
+    )
     # Rerunning the date resumes nothing (the batch is finished) and --force supersedes it.
-    code, stdout, _ = run("predict", "--date", "2025-02-12", "--systems", "moving_average", "--db", db, "--json",
-                          "--force")
+    code, stdout, _ = run(
+        "predict", "--date", "2025-02-12", "--systems", "moving_average", "--db", db, "--json", "--force"
+    )
     again = json.loads(stdout)
     assert code == 0 and again["batch_id"] != summary["batch_id"]
     assert again["active_predictions"] == summary["active_predictions"]
@@ -53,10 +60,25 @@ def test_predict_then_operate_the_batch(db_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["check-stalled"], {"reclaimed": 0, "failed": 0, "released_from_dead_processes": 0, "finished_batches": [],
-                             "stalled_leases_left": 0}),
-        (["cleanup-staging", "--older-than-hours", "0"], {"dropped": ["staging_predictions_orphan_1"],
-                                                         "dropped_count": 1, "finished_batches": [], "kept": []}),
+        (
+            ["check-stalled"],
+            {
+                "reclaimed": 0,
+                "failed": 0,
+                "released_from_dead_processes": 0,
+                "finished_batches": [],
+                "stalled_leases_left": 0,
+            },
+        ),
+        (
+            ["cleanup-staging", "--older-than-hours", "0"],
+            {
+                "dropped": ["staging_predictions_orphan_1"],
+                "dropped_count": 1,
+                "finished_batches": [],
+                "kept": [],
+            },
+        ),
     ],
     ids=["check-stalled", "cleanup-staging"],
 )
@@ -104,11 +126,17 @@ def test_bad_arguments_fail_with_a_clear_error(args: list[str], message: str, db
 def database_fingerprint(db_path: Path) -> dict[str, tuple[object, ...]]:
     """Every table of the file: its columns, row count and an order-independent hash of its rows."""
     with open_storage(db_path, read_only=True) as storage:
-        tables = [row[0] for row in storage.fetchall(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1")]
+        tables = [
+            row[0]
+            for row in storage.fetchall(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
+            )
+        ]
         return {
-            table: (tuple(storage.table_columns(table).items()),
-                    *storage.fetchall(f'SELECT count(*), sum(hash(t)::HUGEINT) FROM "{table}" t')[0])
+            table: (
+                tuple(storage.table_columns(table).items()),
+                *storage.fetchall(f'SELECT count(*), sum(hash(t)::HUGEINT) FROM "{table}" t')[0],
+            )
             for table in tables
         }
 
@@ -124,8 +152,10 @@ def test_bad_lines_file_changes_nothing(db_path: Path, tmp_path: Path) -> None:
     good = tmp_path / "good_lines.csv"
     good.write_text(header + "2025-02-12,Stephen Curry,points,27.5,FanDuel,-110,-110\n")
     bad = tmp_path / "lines.csv"
-    bad.write_text(header + "2025-02-12,LeBron James,points,25.5,FanDuel,-110,-110\n"
-                   "2025-02-12,Anthony Davis,points,abc,FanDuel,-110,-110\n")
+    bad.write_text(
+        header + "2025-02-12,LeBron James,points,25.5,FanDuel,-110,-110\n"
+        "2025-02-12,Anthony Davis,points,abc,FanDuel,-110,-110\n"
+    )
     before = database_fingerprint(db_path)
     assert {"prop_lines", "ingest_log", "player_aliases", "teams", "box_scores"} <= set(before)
     code, _, stderr = run("ingest", "lines", str(good), str(bad), "--db", str(db_path))

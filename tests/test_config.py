@@ -79,7 +79,13 @@ def test_the_file_is_found_through_the_environment_or_the_working_directory(tmp_
         ("", {"NBAPROPS_WORKERS": "many"}, {}, ConfigError, "setting 'workers': cannot read 'many'"),
         ("", {}, {"wokers": 3}, ConfigError, "unknown setting 'wokers'"),
         ("", {}, {"workers": 0}, ConfigError, "must be at least 1"),
-        ("", {"NBAPROPS_MARKETS": "steals"}, {}, ConfigError, "setting 'markets' (NBAPROPS_MARKETS or the config"),
+        (
+            "",
+            {"NBAPROPS_MARKETS": "steals"},
+            {},
+            ConfigError,
+            "setting 'markets' (NBAPROPS_MARKETS or the config",
+        ),
         ("", {}, {"markets": "steals"}, InputError, "unknown market(s) steals; choose from"),
     ],
     ids=[

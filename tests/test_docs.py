@@ -12,7 +12,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize(("doc", "tool"), [("cli.md", "gen_cli_docs.py"), ("predictions.md", "gen_schema_docs.py")])
+@pytest.mark.parametrize(
+    ("doc", "tool"), [("cli.md", "gen_cli_docs.py"), ("predictions.md", "gen_schema_docs.py")]
+)
 def test_generated_reference_is_current(tmp_path: Path, doc: str, tool: str) -> None:
     before = (REPO / "docs" / doc).read_text()
     fresh = tmp_path / doc
@@ -35,11 +37,15 @@ def test_every_command_has_help_and_every_prediction_column_a_meaning() -> None:
         return found
 
     assert [path for path, text in walk(typer.main.get_command(app), "nbaprops") if not text] == []
-    assert [c.name for t in (schema.PREDICTIONS, schema.PREDICTION_GRADES) for c in t.columns if not c.description] == []
+    assert [
+        c.name for t in (schema.PREDICTIONS, schema.PREDICTION_GRADES) for c in t.columns if not c.description
+    ] == []
 
 
 def test_make_lint_and_types_run_real_tools() -> None:
-    dry = subprocess.run(["make", "-n", "lint", "types"], capture_output=True, text=True, cwd=REPO, check=True).stdout
+    dry = subprocess.run(
+        ["make", "-n", "lint", "types"], capture_output=True, text=True, cwd=REPO, check=True
+    ).stdout
     assert "ruff check" in dry and "ruff format --check" in dry and "mypy" in dry
 
 

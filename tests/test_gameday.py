@@ -17,8 +17,15 @@ from nbaprops.cli import app
 from nbaprops.storage import open_storage
 
 runner = CliRunner()
-TABLES = ("box_scores", "schedule", "prop_lines", "injury_reports", "prediction_batches", "prediction_requests",
-          "player_prop_predictions")
+TABLES = (
+    "box_scores",
+    "schedule",
+    "prop_lines",
+    "injury_reports",
+    "prediction_batches",
+    "prediction_requests",
+    "player_prop_predictions",
+)
 
 
 def _state(db: Path) -> dict[str, object]:
@@ -27,14 +34,30 @@ def _state(db: Path) -> dict[str, object]:
 
 
 def _daily(db: Path, services: FakeServices, *extra: str) -> dict[str, object]:
-    result = runner.invoke(app, ["daily", "--date", "2025-02-12", "--systems", "moving_average,gbm",
-                                 "--train-days", "60", "--db", str(db), "--json", *extra], env=services.env())
+    result = runner.invoke(
+        app,
+        [
+            "daily",
+            "--date",
+            "2025-02-12",
+            "--systems",
+            "moving_average,gbm",
+            "--train-days",
+            "60",
+            "--db",
+            str(db),
+            "--json",
+            *extra,
+        ],
+        env=services.env(),
+    )
     assert result.exit_code == 0, result.stdout + result.stderr
     return json.loads(result.stdout)
 
 
 def test_daily_fetches_trains_predicts_and_skips_out_players_then_changes_nothing(
-        db_path: Path, live_services: FakeServices) -> None:
+    db_path: Path, live_services: FakeServices
+) -> None:
     with open_storage(db_path) as storage:
         storage.execute("DELETE FROM box_scores WHERE game_date >= '2025-02-10'")
     run = _daily(db_path, live_services)
@@ -42,29 +65,53 @@ def test_daily_fetches_trains_predicts_and_skips_out_players_then_changes_nothin
     fetched = {f["kind"]: f for f in run["fetches"]}
     assert fetched["boxscores"]["asked"] == {"season": "2024-25", "from": "2025-02-10", "to": "2025-02-11"}
     assert fetched["boxscores"]["rows_added"] == fetched["boxscores"]["records"] == 309
-    assert fetched["schedule"]["statuses"] == {"final": 14, "scheduled": 15, "postponed": 1} and fetched["schedule"]["left_out"] == 1  # the All-Star game
-    assert fetched["injuries"]["records"] == 9 and fetched["injuries"]["asked"]["report"].endswith("_05PM.pdf")
-    assert fetched["lines"]["rows_added"] > 20 and fetched["lines"]["quota_remaining"] == 500 - 2  # 2 events x 1 market (points)
+    assert (
+        fetched["schedule"]["statuses"] == {"final": 14, "scheduled": 15, "postponed": 1}
+        and fetched["schedule"]["left_out"] == 1
+    )  # the All-Star game
+    assert fetched["injuries"]["records"] == 9 and fetched["injuries"]["asked"]["report"].endswith(
+        "_05PM.pdf"
+    )
+    assert (
+        fetched["lines"]["rows_added"] > 20 and fetched["lines"]["quota_remaining"] == 500 - 2
+    )  # 2 events x 1 market (points)
     batch = run["batch"]
     assert batch["state"] == "complete" and batch["games"] == 15
     out = {m["player_lookup"] for m in batch["missing"] if m["error_code"] == "injured_out"}
     assert {"giannisantetokounmpo", "damianlillard", "joelembiid", "tyresemaxey", "devinbooker"} <= out
     assert batch["injuries"]["skipped_out"] == len(out) and batch["injuries"]["listed"]["Out"] == 7
-    assert all(i["trained_now"] and i["train_start"] == "2024-12-14" and i["trained_through"] == "2025-02-12"
-               for i in batch["models"].values())
+    assert all(
+        i["trained_now"] and i["train_start"] == "2024-12-14" and i["trained_through"] == "2025-02-12"
+        for i in batch["models"].values()
+    )
     with open_storage(db_path) as storage:
-        assert storage.scalar("SELECT count(*) FROM player_prop_predictions WHERE is_active AND player_lookup IN "
-                              "('giannisantetokounmpo', 'damianlillard')") == 0
-        flags = storage.fetchall("SELECT DISTINCT player_lookup, injury_status FROM player_prop_predictions "
-                                 "WHERE is_active AND injury_status IS NOT NULL ORDER BY 1")
+        assert (
+            storage.scalar(
+                "SELECT count(*) FROM player_prop_predictions WHERE is_active AND player_lookup IN "
+                "('giannisantetokounmpo', 'damianlillard')"
+            )
+            == 0
+        )
+        flags = storage.fetchall(
+            "SELECT DISTINCT player_lookup, injury_status FROM player_prop_predictions "
+            "WHERE is_active AND injury_status IS NOT NULL ORDER BY 1"
+        )
         assert flags == [("kylekuzma", "Probable"), ("rudygobert", "Questionable")]
-        assert storage.scalar("SELECT count(*) FROM player_prop_predictions WHERE is_active AND line_value IS NOT NULL "
-                              "AND player_lookup = 'anthonyedwards'") == 2
+        assert (
+            storage.scalar(
+                "SELECT count(*) FROM player_prop_predictions WHERE is_active AND line_value IS NOT NULL "
+                "AND player_lookup = 'anthonyedwards'"
+            )
+            == 2
+        )
     # No graded rows with a line before the date to calibrate on: nothing shows the edge is real, so no bets,
     # and the run says why for each system.
     assert run["best_bets"] == []
-    assert all(set(i["no_bets"]) == {"moving_average", "gbm"} and all("fewer than 50" in r for r in i["no_bets"].values())
-               for i in batch["models"].values())
+    assert all(
+        set(i["no_bets"]) == {"moving_average", "gbm"}
+        and all("fewer than 50" in r for r in i["no_bets"].values())
+        for i in batch["models"].values()
+    )
 
     before = _state(db_path)
     artifacts = sorted(p.name for p in (db_path.parent / "artifacts").rglob("*"))
@@ -76,12 +123,18 @@ def test_daily_fetches_trains_predicts_and_skips_out_players_then_changes_nothin
     assert len(live_services.asked("/stats/leaguegamelog")) == asked_before  # box scores: nothing new to ask
     assert again["best_bets"] == run["best_bets"]
     with open_storage(db_path) as storage:
-        assert storage.fetchall("SELECT outcome FROM daily_runs ORDER BY started_at") == [("predicted",), ("unchanged",)]
+        assert storage.fetchall("SELECT outcome FROM daily_runs ORDER BY started_at") == [
+            ("predicted",),
+            ("unchanged",),
+        ]
 
 
-def test_daily_on_a_date_without_games_says_so_and_exits_0(db_path: Path, live_services: FakeServices) -> None:
-    result = runner.invoke(app, ["daily", "--date", "2025-02-15", "--no-fetch", "--db", str(db_path)],
-                           env=live_services.env())
+def test_daily_on_a_date_without_games_says_so_and_exits_0(
+    db_path: Path, live_services: FakeServices
+) -> None:
+    result = runner.invoke(
+        app, ["daily", "--date", "2025-02-15", "--no-fetch", "--db", str(db_path)], env=live_services.env()
+    )
     assert result.exit_code == 0, result.stderr
     assert "no games on 2025-02-15" in result.stdout
     result = runner.invoke(app, ["predict", "--date", "2025-02-15", "--db", str(db_path)])

@@ -30,19 +30,39 @@ def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def nbaprops(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def nbaprops(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """The installed command in a fresh process, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "nbaprops.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "nbaprops.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=REPO,
+    )
 
 
 @pytest.mark.parametrize("team", ["BOS", "Boston Celtics"])
 def test_lines_with_the_documented_team_column_are_ingested(db_path: Path, tmp_path: Path, team: str) -> None:
     """Item 1. Before: DuckDB traceback "More than one row returned by a subquery" (the file's ``team`` column was
     captured by the team-resolution subquery)."""
-    path = write_csv(tmp_path / "t.csv", [{"game_date": "2025-02-23", "player_name": "Jayson Tatum",
-                                           "market": "points", "line": "27.5", "bookmaker": "DraftKings",
-                                           "over_price": "-110", "under_price": "-110", "team": team}])
+    path = write_csv(
+        tmp_path / "t.csv",
+        [
+            {
+                "game_date": "2025-02-23",
+                "player_name": "Jayson Tatum",
+                "market": "points",
+                "line": "27.5",
+                "bookmaker": "DraftKings",
+                "over_price": "-110",
+                "under_price": "-110",
+                "team": team,
+            }
+        ],
+    )
     code, stdout, stderr = run("ingest", "lines", str(path), "--db", str(db_path), "--json")
     assert code == 0, stderr
     assert json.loads(stdout)["rows_added"] == 1
@@ -67,18 +87,46 @@ def test_ingest_boxscores_works_as_the_first_command_on_a_new_database(tmp_path:
 def test_a_line_never_shrinks_the_slate_and_its_player_is_predicted(db_path: Path, tmp_path: Path) -> None:
     """Item 3 (and item 1 through ``predict --lines``). Before: one Gilgeous-Alexander line made his game the only
     game of 2025-02-23, and he was skipped ``no_game`` although OKC@MIN was played."""
-    lines = write_csv(tmp_path / "s.csv", [{"game_date": "2025-02-23", "player_name": "Shai Gilgeous-Alexander",
-                                            "market": "points", "line": "32.5", "bookmaker": "FanDuel",
-                                            "over_price": "-115", "under_price": "-105", "team": "OKC"}])
-    code, stdout, stderr = run("predict", "--date", "2025-02-23", "--lines", str(lines), "--systems",
-                               "moving_average", "--train-days", "60", "--db", str(db_path), "--json")
+    lines = write_csv(
+        tmp_path / "s.csv",
+        [
+            {
+                "game_date": "2025-02-23",
+                "player_name": "Shai Gilgeous-Alexander",
+                "market": "points",
+                "line": "32.5",
+                "bookmaker": "FanDuel",
+                "over_price": "-115",
+                "under_price": "-105",
+                "team": "OKC",
+            }
+        ],
+    )
+    code, stdout, stderr = run(
+        "predict",
+        "--date",
+        "2025-02-23",
+        "--lines",
+        str(lines),
+        "--systems",
+        "moving_average",
+        "--train-days",
+        "60",
+        "--db",
+        str(db_path),
+        "--json",
+    )
     assert code == 0, stderr
     summary = json.loads(stdout)
     with open_storage(db_path) as storage:
-        played = storage.scalar("SELECT count(DISTINCT game_id) FROM box_scores WHERE game_date = '2025-02-23'")
+        played = storage.scalar(
+            "SELECT count(DISTINCT game_id) FROM box_scores WHERE game_date = '2025-02-23'"
+        )
         sga = storage.fetchone(
             "SELECT state, line_value FROM prediction_requests r JOIN player_prop_predictions p USING (batch_id, "
-            "player_lookup) WHERE r.batch_id = ? AND r.player_lookup LIKE 'shai%'", [summary["batch_id"]])
+            "player_lookup) WHERE r.batch_id = ? AND r.player_lookup LIKE 'shai%'",
+            [summary["batch_id"]],
+        )
     assert summary["games"] == played > 1
     assert sga == ("done", 32.5)
 
@@ -87,21 +135,48 @@ def test_a_stale_model_is_retrained_and_the_output_says_so(db_path: Path) -> Non
     """Item 4 (and item 5). Before: the artifact trained through 2024-03-16 predicted 2025-03-09 in silence, and
     ``batches``/``status`` showed the oldest batch first."""
     db = str(db_path)
-    first = run("predict", "--date", "2025-01-10", "--systems", "moving_average", "--train-days", "60", "--db", db,
-                "--json")
+    first = run(
+        "predict",
+        "--date",
+        "2025-01-10",
+        "--systems",
+        "moving_average",
+        "--train-days",
+        "60",
+        "--db",
+        db,
+        "--json",
+    )
     assert first[0] == 0, first[2]
-    code, stdout, stderr = run("predict", "--date", "2025-01-20", "--systems", "moving_average", "--train-days",
-                               "60", "--db", db, "--json")
+    code, stdout, stderr = run(
+        "predict",
+        "--date",
+        "2025-01-20",
+        "--systems",
+        "moving_average",
+        "--train-days",
+        "60",
+        "--db",
+        db,
+        "--json",
+    )
     assert code == 0, stderr
     second = json.loads(stdout)
     assert "trained through 2025-01-10, 10 days before 2025-01-20" in stderr
     assert second["models"]["points"]["trained_through"] == "2025-01-20"
     assert second["models"]["points"]["trained_now"] is True
-    code, stdout, stderr = run("predict", "--date", "2025-01-24", "--systems", "moving_average", "--db", db, "--json")
+    code, stdout, stderr = run(
+        "predict", "--date", "2025-01-24", "--systems", "moving_average", "--db", db, "--json"
+    )
     third = json.loads(stdout)
     assert third["models"]["points"] | {"path": None, "no_bets": None} == {
-        "path": None, "train_start": "2024-11-21", "trained_through": "2025-01-20", "age_days": 4,
-        "trained_now": False, "no_bets": None}
+        "path": None,
+        "train_start": "2024-11-21",
+        "trained_through": "2025-01-20",
+        "age_days": 4,
+        "trained_now": False,
+        "no_bets": None,
+    }
     assert "training" not in stderr
 
     code, stdout, _ = run("batches", "--db", db, "--json")
@@ -112,7 +187,9 @@ def test_a_stale_model_is_retrained_and_the_output_says_so(db_path: Path) -> Non
 
 
 @pytest.mark.parametrize("command", [["status"], ["batches"], ["predictions", "--date", "2025-02-12"]])
-def test_read_commands_refuse_a_missing_database_and_create_nothing(tmp_path: Path, command: list[str]) -> None:
+def test_read_commands_refuse_a_missing_database_and_create_nothing(
+    tmp_path: Path, command: list[str]
+) -> None:
     """Item 6. Before: a mistyped --db silently created an empty store and answered from it."""
     db = tmp_path / "typo" / "nbaprop.duckdb"
     code, _, stderr = run(*command, "--db", str(db))
@@ -126,7 +203,9 @@ def test_a_date_without_games_stores_and_trains_nothing(db_path: Path, tmp_path:
     """Item 7. Before: 2024-07-15 trained models and stored an empty "complete" batch (exit 0); 2031-01-01
     reported a training error."""
     artifacts = tmp_path / "artifacts"
-    code, _, stderr = run("predict", "--date", day, "--db", str(db_path), env={"NBAPROPS_DATA_DIR": str(artifacts)})
+    code, _, stderr = run(
+        "predict", "--date", day, "--db", str(db_path), env={"NBAPROPS_DATA_DIR": str(artifacts)}
+    )
     assert code == 1
     assert f"no games on {day} (no schedule, lines or box scores for it)" in stderr
     assert not artifacts.exists()
@@ -136,7 +215,9 @@ def test_a_date_without_games_stores_and_trains_nothing(db_path: Path, tmp_path:
 
 def test_opening_night_without_recent_players_names_the_setting(db_path: Path, tmp_path: Path) -> None:
     """Item 7, second half: a schedule but nobody active in ``recent_days`` says which setting to change."""
-    sched = write_csv(tmp_path / "opening.csv", [{"game_date": "2025-10-21", "home_team": "OKC", "away_team": "HOU"}])
+    sched = write_csv(
+        tmp_path / "opening.csv", [{"game_date": "2025-10-21", "home_team": "OKC", "away_team": "HOU"}]
+    )
     assert run("ingest", "schedule", str(sched), "--db", str(db_path))[0] == 0
     code, _, stderr = run("predict", "--date", "2025-10-21", "--db", str(db_path))
     assert code == 1 and "raise recent_days" in stderr and "NBAPROPS_RECENT_DAYS" in stderr
@@ -146,9 +227,23 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(db_path: Path) -> None:
     """Items 9 and 10. Before: Ctrl-C printed ~44 lines of ``nanobind: leaked …`` and nothing else, and the
     resumed run reported ``"resumed": false``."""
     env = {**os.environ, "NBAPROPS_CHUNK_SIZE": "2", "NBAPROPS_WORKERS": "1"}
-    args = [sys.executable, "-m", "nbaprops.cli", "predict", "--date", "2025-02-12", "--systems", "moving_average",
-            "--train-days", "60", "--db", str(db_path)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    args = [
+        sys.executable,
+        "-m",
+        "nbaprops.cli",
+        "predict",
+        "--date",
+        "2025-02-12",
+        "--systems",
+        "moving_average",
+        "--train-days",
+        "60",
+        "--db",
+        str(db_path),
+    ]
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO
+    )
     assert proc.stderr is not None
     seen = []
     deadline = time.monotonic() + 240
@@ -164,8 +259,10 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(db_path: Path) -> None:
     assert proc.returncode == 130, stdout + stderr
     assert stderr.strip().splitlines() == [f"interrupted; run the same command to resume batch {batch_id}"]
     with open_storage(db_path) as storage:
-        open_requests = storage.scalar("SELECT count(*) FROM prediction_requests WHERE batch_id = ? AND state IN "
-                                       "('pending', 'leased')", [batch_id])
+        open_requests = storage.scalar(
+            "SELECT count(*) FROM prediction_requests WHERE batch_id = ? AND state IN ('pending', 'leased')",
+            [batch_id],
+        )
     assert open_requests > 0  # interrupted part-way, not after the end
 
     resumed = nbaprops(*args[3:], "--json")
@@ -178,10 +275,16 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(db_path: Path) -> None:
     ("args", "kind", "message"),
     [
         (["predict", "--date", "2025-02-30"], "InputError", "is not a date"),
-        (["predictions", "--date", "2025-02-12", "--market", "blocks"], "InputError",
-         "unknown market(s) blocks; choose from points, rebounds, assists, threes, pra"),
-        (["predictions", "--date", "2025-02-12", "--system", "oracle"], "InputError",
-         "unknown system(s) oracle; choose from moving_average, matchup, similarity, gbm, ensemble"),
+        (
+            ["predictions", "--date", "2025-02-12", "--market", "blocks"],
+            "InputError",
+            "unknown market(s) blocks; choose from points, rebounds, assists, threes, pra",
+        ),
+        (
+            ["predictions", "--date", "2025-02-12", "--system", "oracle"],
+            "InputError",
+            "unknown system(s) oracle; choose from moving_average, matchup, similarity, gbm, ensemble",
+        ),
         (["status", "nope"], "UnknownBatchError", "no batch 'nope'"),
     ],
 )
@@ -196,8 +299,9 @@ def test_json_errors_are_one_json_object(db_path: Path, args: list[str], kind: s
 
 
 @pytest.mark.parametrize("as_json", [False, True])
-def test_an_unexpected_error_is_one_line_exit_2_and_debug_reraises(capsys: pytest.CaptureFixture[str],
-                                                                  as_json: bool) -> None:
+def test_an_unexpected_error_is_one_line_exit_2_and_debug_reraises(
+    capsys: pytest.CaptureFixture[str], as_json: bool
+) -> None:
     """The error boundary (issue 12): an unexpected error prints ``Error: internal error: …`` and exits 2, never a
     traceback; with --debug it propagates. Mutation tried: dropping the ``except Exception`` branch → traceback."""
     import typer
@@ -209,8 +313,10 @@ def test_an_unexpected_error_is_one_line_exit_2_and_debug_reraises(capsys: pytes
     assert stopped.value.exit_code == 2
     captured = capsys.readouterr()
     if as_json:
-        assert json.loads(captured.out) == {"error": "internal error: ZeroDivisionError: boom (rerun with --debug for "
-                                                     "the traceback)", "kind": "InternalError"}
+        assert json.loads(captured.out) == {
+            "error": "internal error: ZeroDivisionError: boom (rerun with --debug for the traceback)",
+            "kind": "InternalError",
+        }
     else:
         assert captured.err.startswith("Error: internal error: ZeroDivisionError: boom (rerun with --debug")
     cli._state["debug"] = True
@@ -225,11 +331,28 @@ def test_the_board_is_readable_sorted_by_expected_value(db_path: Path, pra_lines
     """Frictions: ``predictions`` printed thousands of wrapped rows; now a table sorted by EV with --bets and
     --limit, while --csv/--json keep every column."""
     db = str(db_path)
-    code, stdout, stderr = run("predict", "--date", "2025-01-12", "--markets", "pra", "--systems", "moving_average",
-                               "--train-days", "60", "--lines", str(pra_lines["2024-25"]), "--db", db, "--json")
+    code, stdout, stderr = run(
+        "predict",
+        "--date",
+        "2025-01-12",
+        "--markets",
+        "pra",
+        "--systems",
+        "moving_average",
+        "--train-days",
+        "60",
+        "--lines",
+        str(pra_lines["2024-25"]),
+        "--db",
+        db,
+        "--json",
+    )
     assert code == 0, stderr
-    assert "pra moving_average: no bets — no relation between the model's edge and the outcome" in stderr + stdout \
+    assert (
+        "pra moving_average: no bets — no relation between the model's edge and the outcome"
+        in stderr + stdout
         or json.loads(stdout)["models"]["pra"]["no_bets"]["moving_average"].startswith("no relation")
+    )
     code, stdout, _ = run("predictions", "--date", "2025-01-12", "--db", db, "--json")
     rows = json.loads(stdout)["predictions"]
     evs = [r["expected_value"] for r in rows if r["expected_value"] is not None]
@@ -249,8 +372,18 @@ def test_the_board_is_readable_sorted_by_expected_value(db_path: Path, pra_lines
 def test_a_partial_batch_summary_is_short(db_path: Path) -> None:
     """Frictions: ``status`` of a partial batch printed ~600 lines of JSON in one table cell."""
     db = str(db_path)
-    code, stdout, _ = run("predict", "--date", "2025-02-12", "--systems", "moving_average", "--train-days", "60",
-                          "--db", db, "--json")
+    code, stdout, _ = run(
+        "predict",
+        "--date",
+        "2025-02-12",
+        "--systems",
+        "moving_average",
+        "--train-days",
+        "60",
+        "--db",
+        db,
+        "--json",
+    )
     batch = json.loads(stdout)
     assert code == 0 and batch["missing"]
     code, stdout, _ = run("status", batch["batch_id"], "--db", db)

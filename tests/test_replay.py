@@ -329,8 +329,9 @@ def test_the_commands_print_json_and_refuse_bad_input(replayed: Replayed, with_b
     assert "Live accuracy" in (replayed.workdir / "acc.html").read_text()
     batches = runner.invoke(app, ["batches", "--date", DAYS[1].isoformat(), *db, "--json"])
     assert [b["kind"] for b in json.loads(batches.output)["batches"]] == ["line_update", "daily"]
-    listed = runner.invoke(app, ["picks", "--date", DAYS[1].isoformat(), "--system", "matchup", "--db",
-                                 str(with_bets), "--csv"])
+    listed = runner.invoke(
+        app, ["picks", "--date", DAYS[1].isoformat(), "--system", "matchup", "--db", str(with_bets), "--csv"]
+    )
     assert listed.exit_code == 0 and listed.output.splitlines()[0].startswith("player_lookup,")
     for args, message in (
         (["grade", "--date", "2024-13-01"], "not a date"),

@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> None:
     runner = CliRunner()
     parts = []
     for cmd in commands():
-        text = runner.invoke(app, [*cmd, "--help"], prog_name="nbaprops", env={"COLUMNS": "100", "NO_COLOR": "1"}, color=False).stdout
+        text = runner.invoke(
+            app, [*cmd, "--help"], prog_name="nbaprops", env={"COLUMNS": "100", "NO_COLOR": "1"}, color=False
+        ).stdout
         text = re.sub(r"\s+$", "", "\n".join(line.rstrip() for line in text.splitlines()))
         parts.append(f"### `nbaprops {' '.join(cmd)}`\n\n```text\n{text}\n```\n")
     source = Path(__file__).resolve().parents[1] / "docs" / "cli.md"

@@ -34,9 +34,38 @@ OUT = REPO / "tests" / "sources" / "recorded"
 BOX = REPO / "data" / "boxscores" / "player_logs.parquet"
 DAY = date(2025, 2, 12)
 LOG_DAYS = ("2025-02-10", "2025-02-11")
-HEADERS = ["SEASON_ID", "PLAYER_ID", "PLAYER_NAME", "TEAM_ID", "TEAM_ABBREVIATION", "TEAM_NAME", "GAME_ID",
-           "GAME_DATE", "MATCHUP", "WL", "MIN", "FGM", "FGA", "FG_PCT", "FG3M", "FG3A", "FG3_PCT", "FTM", "FTA",
-           "FT_PCT", "OREB", "DREB", "REB", "AST", "STL", "BLK", "TOV", "PF", "PTS", "PLUS_MINUS"]
+HEADERS = [
+    "SEASON_ID",
+    "PLAYER_ID",
+    "PLAYER_NAME",
+    "TEAM_ID",
+    "TEAM_ABBREVIATION",
+    "TEAM_NAME",
+    "GAME_ID",
+    "GAME_DATE",
+    "MATCHUP",
+    "WL",
+    "MIN",
+    "FGM",
+    "FGA",
+    "FG_PCT",
+    "FG3M",
+    "FG3A",
+    "FG3_PCT",
+    "FTM",
+    "FTA",
+    "FT_PCT",
+    "OREB",
+    "DREB",
+    "REB",
+    "AST",
+    "STL",
+    "BLK",
+    "TOV",
+    "PF",
+    "PTS",
+    "PLUS_MINUS",
+]
 # (team, player as the report prints him, status, reason)
 REPORT = [
     ("Milwaukee Bucks", "MIL", "Antetokounmpo, Giannis", "Out", "Injury/Illness - Left Calf; Strain"),
@@ -66,38 +95,101 @@ def gamelog(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
     row_set = [[v.isoformat() if isinstance(v, date) else v for v in r] for r in rows]
     return {
         "resource": "leaguegamelog",
-        "parameters": {"LeagueID": "00", "Season": "2024-25", "SeasonType": "Regular Season", "PlayerOrTeam": "P",
-                       "Counter": 0, "Sorter": "DATE", "Direction": "ASC", "DateFrom": None, "DateTo": None},
-        "resultSets": [{"name": "LeagueGameLog", "headers": [*HEADERS, "FANTASY_PTS", "VIDEO_AVAILABLE"],
-                        "rowSet": row_set}],
+        "parameters": {
+            "LeagueID": "00",
+            "Season": "2024-25",
+            "SeasonType": "Regular Season",
+            "PlayerOrTeam": "P",
+            "Counter": 0,
+            "Sorter": "DATE",
+            "Direction": "ASC",
+            "DateFrom": None,
+            "DateTo": None,
+        },
+        "resultSets": [
+            {
+                "name": "LeagueGameLog",
+                "headers": [*HEADERS, "FANTASY_PTS", "VIDEO_AVAILABLE"],
+                "rowSet": row_set,
+            }
+        ],
     }
 
 
 def _team(con: duckdb.DuckDBPyConnection, abbr: str) -> dict[str, object]:
     team_id, name = con.execute(
         "SELECT any_value(TEAM_ID), any_value(TEAM_NAME) FROM b WHERE TEAM_ABBREVIATION = ? AND SEASON_LABEL = '2024-25'",
-        [abbr]).fetchone()  # type: ignore[misc]
+        [abbr],
+    ).fetchone()  # type: ignore[misc]
     city, _, nick = str(name).rpartition(" ")
-    return {"teamId": team_id, "teamName": nick, "teamCity": city, "teamTricode": abbr, "teamSlug": nick.lower(),
-            "wins": 0, "losses": 0, "score": 0, "seed": 0}
+    return {
+        "teamId": team_id,
+        "teamName": nick,
+        "teamCity": city,
+        "teamTricode": abbr,
+        "teamSlug": nick.lower(),
+        "wins": 0,
+        "losses": 0,
+        "score": 0,
+        "seed": 0,
+    }
 
 
-def _game(game_id: str, day: str, home: dict[str, object], away: dict[str, object], *, status: int = 1,
-          text: str = "7:00 pm ET", utc: str | None = None) -> dict[str, object]:
+def _game(
+    game_id: str,
+    day: str,
+    home: dict[str, object],
+    away: dict[str, object],
+    *,
+    status: int = 1,
+    text: str = "7:00 pm ET",
+    utc: str | None = None,
+) -> dict[str, object]:
     tip = utc or f"{day}T00:00:00Z"
     return {
-        "gameId": game_id, "gameCode": f"{day.replace('-', '')}/{away['teamTricode']}{home['teamTricode']}",
-        "gameStatus": status, "gameStatusText": text, "gameSequence": 1,
-        "gameDateEst": f"{day}T00:00:00Z", "gameTimeEst": "1900-01-01T19:00:00Z", "gameDateTimeEst": f"{day}T19:00:00Z",
-        "gameDateUTC": f"{day}T05:00:00Z", "gameTimeUTC": "1900-01-02T00:00:00Z", "gameDateTimeUTC": tip,
-        "awayTeamTime": f"{day}T19:00:00Z", "homeTeamTime": f"{day}T19:00:00Z", "day": "Wed", "monthNum": 2,
-        "weekNumber": 17, "weekName": "Week 17", "ifNecessary": False, "seriesGameNumber": "", "gameLabel": "",
-        "gameSubLabel": "", "seriesText": "", "arenaName": "Arena", "arenaState": "", "arenaCity": "",
-        "postponedStatus": "A", "branchLink": "", "gameSubtype": "", "isNeutral": False,
-        "broadcasters": {"nationalBroadcasters": [], "nationalRadioBroadcasters": [], "nationalOttBroadcasters": [],
-                         "homeTvBroadcasters": [], "homeRadioBroadcasters": [], "homeOttBroadcasters": [],
-                         "awayTvBroadcasters": [], "awayRadioBroadcasters": [], "awayOttBroadcasters": []},
-        "homeTeam": home, "awayTeam": away, "pointsLeaders": [],
+        "gameId": game_id,
+        "gameCode": f"{day.replace('-', '')}/{away['teamTricode']}{home['teamTricode']}",
+        "gameStatus": status,
+        "gameStatusText": text,
+        "gameSequence": 1,
+        "gameDateEst": f"{day}T00:00:00Z",
+        "gameTimeEst": "1900-01-01T19:00:00Z",
+        "gameDateTimeEst": f"{day}T19:00:00Z",
+        "gameDateUTC": f"{day}T05:00:00Z",
+        "gameTimeUTC": "1900-01-02T00:00:00Z",
+        "gameDateTimeUTC": tip,
+        "awayTeamTime": f"{day}T19:00:00Z",
+        "homeTeamTime": f"{day}T19:00:00Z",
+        "day": "Wed",
+        "monthNum": 2,
+        "weekNumber": 17,
+        "weekName": "Week 17",
+        "ifNecessary": False,
+        "seriesGameNumber": "",
+        "gameLabel": "",
+        "gameSubLabel": "",
+        "seriesText": "",
+        "arenaName": "Arena",
+        "arenaState": "",
+        "arenaCity": "",
+        "postponedStatus": "A",
+        "branchLink": "",
+        "gameSubtype": "",
+        "isNeutral": False,
+        "broadcasters": {
+            "nationalBroadcasters": [],
+            "nationalRadioBroadcasters": [],
+            "nationalOttBroadcasters": [],
+            "homeTvBroadcasters": [],
+            "homeRadioBroadcasters": [],
+            "homeOttBroadcasters": [],
+            "awayTvBroadcasters": [],
+            "awayRadioBroadcasters": [],
+            "awayOttBroadcasters": [],
+        },
+        "homeTeam": home,
+        "awayTeam": away,
+        "pointsLeaders": [],
     }
 
 
@@ -107,25 +199,80 @@ def schedule(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
         games = con.execute(
             """SELECT GAME_ID, any_value(CASE WHEN MATCHUP LIKE '%vs.%' THEN TEAM_ABBREVIATION END),
                       any_value(CASE WHEN MATCHUP LIKE '%@%' THEN TEAM_ABBREVIATION END)
-               FROM b WHERE CAST(GAME_DATE AS VARCHAR) = ? GROUP BY GAME_ID ORDER BY GAME_ID""", [day]).fetchall()
+               FROM b WHERE CAST(GAME_DATE AS VARCHAR) = ? GROUP BY GAME_ID ORDER BY GAME_ID""",
+            [day],
+        ).fetchall()
         final = day < DAY.isoformat()
-        dates.append({"gameDate": f"{day[5:7]}/{day[8:10]}/{day[:4]} 00:00:00", "games": [
-            _game(g, day, _team(con, h), _team(con, a), status=3 if final else 1,
-                  text="Final" if final else "7:00 pm ET", utc=f"2025-02-{int(day[8:]) + 1:02d}T00:00:00Z")
-            for g, h, a in games]})
-    dates.append({"gameDate": "02/13/2025 00:00:00", "games": [
-        _game("0022400799", "2025-02-13", _team(con, "SAC"), _team(con, "DAL"), text="PPD",
-              utc="2025-02-14T03:00:00Z")]})
-    all_star = {"teamId": 1610616833, "teamName": "Chuck's Global Stars", "teamCity": "", "teamTricode": "CHK",
-                "teamSlug": "", "wins": 0, "losses": 0, "score": 0, "seed": 0}
+        dates.append(
+            {
+                "gameDate": f"{day[5:7]}/{day[8:10]}/{day[:4]} 00:00:00",
+                "games": [
+                    _game(
+                        g,
+                        day,
+                        _team(con, h),
+                        _team(con, a),
+                        status=3 if final else 1,
+                        text="Final" if final else "7:00 pm ET",
+                        utc=f"2025-02-{int(day[8:]) + 1:02d}T00:00:00Z",
+                    )
+                    for g, h, a in games
+                ],
+            }
+        )
+    dates.append(
+        {
+            "gameDate": "02/13/2025 00:00:00",
+            "games": [
+                _game(
+                    "0022400799",
+                    "2025-02-13",
+                    _team(con, "SAC"),
+                    _team(con, "DAL"),
+                    text="PPD",
+                    utc="2025-02-14T03:00:00Z",
+                )
+            ],
+        }
+    )
+    all_star = {
+        "teamId": 1610616833,
+        "teamName": "Chuck's Global Stars",
+        "teamCity": "",
+        "teamTricode": "CHK",
+        "teamSlug": "",
+        "wins": 0,
+        "losses": 0,
+        "score": 0,
+        "seed": 0,
+    }
     shaq = {**all_star, "teamId": 1610616834, "teamName": "Shaq's OGs", "teamTricode": "SHQ"}
-    dates.append({"gameDate": "02/16/2025 00:00:00", "games": [
-        _game("0032400001", "2025-02-16", all_star, shaq, utc="2025-02-17T01:00:00Z")]})
-    return {"meta": {"version": 1, "request": "http://nba.cloud/league/00/2024-25/scheduleleaguev2?Format=json",
-                     "time": "2025-02-12T16:00:00.000Z"},
-            "leagueSchedule": {"seasonYear": "2024-25", "leagueId": "00", "gameDates": dates,
-                               "weeks": [{"weekNumber": 17, "weekName": "Week 17", "startDate": "2025-02-10T00:00:00Z",
-                                          "endDate": "2025-02-16T00:00:00Z"}]}}
+    dates.append(
+        {
+            "gameDate": "02/16/2025 00:00:00",
+            "games": [_game("0032400001", "2025-02-16", all_star, shaq, utc="2025-02-17T01:00:00Z")],
+        }
+    )
+    return {
+        "meta": {
+            "version": 1,
+            "request": "http://nba.cloud/league/00/2024-25/scheduleleaguev2?Format=json",
+            "time": "2025-02-12T16:00:00.000Z",
+        },
+        "leagueSchedule": {
+            "seasonYear": "2024-25",
+            "leagueId": "00",
+            "gameDates": dates,
+            "weeks": [
+                {
+                    "weekNumber": 17,
+                    "weekName": "Week 17",
+                    "startDate": "2025-02-10T00:00:00Z",
+                    "endDate": "2025-02-16T00:00:00Z",
+                }
+            ],
+        },
+    }
 
 
 # -- the injury-report PDF ------------------------------------------------------------------------------
@@ -136,11 +283,15 @@ _PAGE = (842, 595)
 
 def _pdf(lines: list[tuple[float, float, str]]) -> bytes:
     """A minimal one-page PDF with Helvetica text at (x, y-from-top) positions."""
+
     def esc(text: str) -> str:
         return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
-    stream = "BT /F1 8 Tf\n" + "".join(
-        f"1 0 0 1 {x:.1f} {_PAGE[1] - y:.1f} Tm ({esc(t)}) Tj\n" for x, y, t in lines) + "ET\n"
+    stream = (
+        "BT /F1 8 Tf\n"
+        + "".join(f"1 0 0 1 {x:.1f} {_PAGE[1] - y:.1f} Tm ({esc(t)}) Tj\n" for x, y, t in lines)
+        + "ET\n"
+    )
     objects = [
         "<< /Type /Catalog /Pages 2 0 R >>",
         "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -162,23 +313,34 @@ def _pdf(lines: list[tuple[float, float, str]]) -> bytes:
 
 
 def injury_pdf(con: duckdb.DuckDBPyConnection) -> bytes:
-    matchups = dict(con.execute(
-        """SELECT TEAM_ABBREVIATION, CASE WHEN contains(MATCHUP, ' vs. ')
+    matchups = dict(
+        con.execute(
+            """SELECT TEAM_ABBREVIATION, CASE WHEN contains(MATCHUP, ' vs. ')
                    THEN split_part(MATCHUP, ' vs. ', 2) || '@' || split_part(MATCHUP, ' vs. ', 1)
                    ELSE replace(MATCHUP, ' @ ', '@') END
-           FROM b WHERE GAME_DATE = '2025-02-12'""").fetchall())
+           FROM b WHERE GAME_DATE = '2025-02-12'"""
+        ).fetchall()
+    )
     for _, _abbr, name, *_ in REPORT:
         last, first = (p.strip() for p in name.split(","))
-        assert con.execute("SELECT count(*) FROM b WHERE PLAYER_NAME = ? AND GAME_DATE < '2025-02-12'",
-                           [f"{first} {last}"]).fetchone()[0], name  # type: ignore[index]
+        assert con.execute(
+            "SELECT count(*) FROM b WHERE PLAYER_NAME = ? AND GAME_DATE < '2025-02-12'", [f"{first} {last}"]
+        ).fetchone()[0], name  # type: ignore[index]
     lines = [(24.0, 40.0, "Injury Report: 02/12/25 05:00 PM")]
     header = ("Game Date", "Game Time", "Matchup", "Team", "Player Name", "Current Status", "Reason")
     lines += [(x, 90.0, h) for x, h in zip(_X, header, strict=True)]
     y, last_game, last_team = 104.0, None, None
     for team, abbr, name, status, reason in sorted(REPORT, key=lambda r: (matchups[r[1]], r[1])):
         game = printed = matchups[abbr]  # away@home, as the report prints it
-        cells = ["02/12/2025" if game != last_game else "", "07:00 (ET)" if game != last_game else "",
-                 printed if game != last_game else "", team if team != last_team else "", name, status, reason]
+        cells = [
+            "02/12/2025" if game != last_game else "",
+            "07:00 (ET)" if game != last_game else "",
+            printed if game != last_game else "",
+            team if team != last_team else "",
+            name,
+            status,
+            reason,
+        ]
         lines += [(x, y, c) for x, c in zip(_X, cells, strict=True) if c]
         last_game, last_team, y = game, team, y + 13.0
     lines.append((380.0, 560.0, "Page 1 of 1"))
@@ -187,31 +349,46 @@ def injury_pdf(con: duckdb.DuckDBPyConnection) -> bytes:
 
 # -- The Odds API ---------------------------------------------------------------------------------------
 def odds(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
-    full = {"MIL": "Milwaukee Bucks", "MIN": "Minnesota Timberwolves", "PHI": "Philadelphia 76ers",
-            "BKN": "Brooklyn Nets"}
+    full = {
+        "MIL": "Milwaukee Bucks",
+        "MIN": "Minnesota Timberwolves",
+        "PHI": "Philadelphia 76ers",
+        "BKN": "Brooklyn Nets",
+    }
     events = []
     files: dict[str, object] = {}
     for home, away in (("MIN", "MIL"), ("BKN", "PHI")):
         event_id = hashlib.md5(f"{home}{away}20250212".encode()).hexdigest()
-        event = {"id": event_id, "sport_key": "basketball_nba", "sport_title": "NBA",
-                 "commence_time": "2025-02-13T01:00:00Z", "home_team": full[home], "away_team": full[away]}
+        event = {
+            "id": event_id,
+            "sport_key": "basketball_nba",
+            "sport_title": "NBA",
+            "commence_time": "2025-02-13T01:00:00Z",
+            "home_team": full[home],
+            "away_team": full[away],
+        }
         events.append(event)
         players = con.execute(
             """SELECT PLAYER_NAME, avg(PTS), avg(PTS + REB + AST) FROM (
                    SELECT *, row_number() OVER (PARTITION BY PLAYER_ID ORDER BY GAME_DATE DESC) k FROM b
                    WHERE GAME_DATE < '2025-02-12' AND GAME_DATE >= '2025-01-15' AND TEAM_ABBREVIATION IN (?, ?))
                WHERE k <= 10 GROUP BY PLAYER_NAME HAVING avg(MIN) >= 28 ORDER BY PLAYER_NAME""",
-            [home, away]).fetchall()
+            [home, away],
+        ).fetchall()
         books = []
-        for key, title, shade, stamp in (("draftkings", "DraftKings", 0.0, "2025-02-12T21:40:12Z"),
-                                         ("fanduel", "FanDuel", 0.5, "2025-02-12T21:44:51Z")):
+        for key, title, shade, stamp in (
+            ("draftkings", "DraftKings", 0.0, "2025-02-12T21:40:12Z"),
+            ("fanduel", "FanDuel", 0.5, "2025-02-12T21:44:51Z"),
+        ):
             markets = []
             for market, at in (("player_points", 1), ("player_points_rebounds_assists", 2)):
                 outcomes = []
                 for name, pts, pra in players:
                     line = round((pts if at == 1 else pra) * 2) / 2 + shade - 0.5
-                    outcomes += [{"name": "Over", "description": name, "price": -115, "point": line},
-                                 {"name": "Under", "description": name, "price": -105, "point": line}]
+                    outcomes += [
+                        {"name": "Over", "description": name, "price": -115, "point": line},
+                        {"name": "Under", "description": name, "price": -105, "point": line},
+                    ]
                 markets.append({"key": market, "last_update": stamp, "outcomes": outcomes})
             books.append({"key": key, "title": title, "last_update": stamp, "markets": markets})
         files[f"odds_event_{event_id}.json"] = {**event, "bookmakers": books}

@@ -34,15 +34,28 @@ from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
 
 _CONTEXT = {"help_option_names": ["--help", "-h"], "show_default": True}
-app = typer.Typer(help="Daily NBA player prop predictions on one DuckDB file.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
-                  context_settings=_CONTEXT)
-ingest_app = typer.Typer(help="Add box scores, sportsbook lines or schedules (atomic, idempotent).",
-                         no_args_is_help=True, rich_markup_mode=None, context_settings=_CONTEXT)
+app = typer.Typer(
+    help="Daily NBA player prop predictions on one DuckDB file.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings=_CONTEXT,
+)
+ingest_app = typer.Typer(
+    help="Add box scores, sportsbook lines or schedules (atomic, idempotent).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings=_CONTEXT,
+)
 app.add_typer(ingest_app, name="ingest")
-fetch_app = typer.Typer(help="Fetch box scores, schedule, injury report or lines from the live services "
-                             "(each lands through the ingest path; a rerun asks only for what is new).",
-                        no_args_is_help=True, rich_markup_mode=None, context_settings=_CONTEXT)
+fetch_app = typer.Typer(
+    help="Fetch box scores, schedule, injury report or lines from the live services "
+    "(each lands through the ingest path; a rerun asks only for what is new).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings=_CONTEXT,
+)
 app.add_typer(fetch_app, name="fetch")
 
 out = Console()
@@ -52,17 +65,44 @@ T = TypeVar("T")
 # What the error boundary needs to know beyond the exception: --debug, and the batch a Ctrl-C interrupts.
 _state: dict[str, Any] = {"debug": False, "batch_id": None}
 
-DbOpt = Annotated[Path | None, typer.Option("--db", metavar="PATH", show_default=False,
-                                            help="DuckDB file [default: var/nbaprops.duckdb, or $NBAPROPS_DB_PATH].")]
+DbOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        metavar="PATH",
+        show_default=False,
+        help="DuckDB file [default: var/nbaprops.duckdb, or $NBAPROPS_DB_PATH].",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
-MarketsOpt = Annotated[str | None, typer.Option(
-    "--markets", "--market", metavar="LIST", show_default=False,
-    help="Comma-separated markets: points, rebounds, assists, threes, pra [default: points, or the markets setting].")]
-SystemsOpt = Annotated[str | None, typer.Option(
-    "--systems", "--system", metavar="LIST", show_default=False,
-    help="Comma-separated systems: moving_average, matchup, similarity, gbm, ensemble [default: all five].")]
-TrainDaysOpt = Annotated[int | None, typer.Option(min=30, show_default=False,
-                                                  help="Days of games a model trains on [default: 730, the train_days setting].")]
+MarketsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--markets",
+        "--market",
+        metavar="LIST",
+        show_default=False,
+        help="Comma-separated markets: points, rebounds, assists, threes, pra [default: points, or the markets setting].",
+    ),
+]
+SystemsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--systems",
+        "--system",
+        metavar="LIST",
+        show_default=False,
+        help="Comma-separated systems: moving_average, matchup, similarity, gbm, ensemble [default: all five].",
+    ),
+]
+TrainDaysOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=30,
+        show_default=False,
+        help="Days of games a model trains on [default: 730, the train_days setting].",
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -73,9 +113,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")
+    ] = False,
 ) -> None:
     """Daily NBA player prop predictions on one DuckDB file."""
     _state["debug"] = debug
@@ -113,8 +156,11 @@ def _is_interrupt(exc: BaseException | None) -> bool:
     """Ctrl-C, also when DuckDB caught the signal inside a query and raised its own "Query interrupted"."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:  # a cause chain can loop back on itself
-        if isinstance(exc, KeyboardInterrupt) or "query interrupted" in str(exc).lower() or \
-                type(exc).__name__ == "InterruptException":
+        if (
+            isinstance(exc, KeyboardInterrupt)
+            or "query interrupted" in str(exc).lower()
+            or type(exc).__name__ == "InterruptException"
+        ):
             return True
         seen.add(id(exc))
         exc = exc.__cause__
@@ -135,8 +181,11 @@ def _errors(as_json: bool = False) -> Iterator[None]:
         raise _fail(str(exc), type(exc).__name__, as_json, 1) from None
     except KeyboardInterrupt:
         batch = _state["batch_id"]
-        message = (f"interrupted; run the same command to resume batch {batch}" if batch
-                   else "interrupted; nothing was changed that a rerun cannot redo")
+        message = (
+            f"interrupted; run the same command to resume batch {batch}"
+            if batch
+            else "interrupted; nothing was changed that a rerun cannot redo"
+        )
         # Plain writes: the interrupt may have landed inside a Rich print, whose half-flushed buffer would be
         # written again by the next Rich print.
         if as_json:
@@ -153,8 +202,12 @@ def _errors(as_json: bool = False) -> Iterator[None]:
     except Exception as exc:
         if _state["debug"]:
             raise
-        raise _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-                    "InternalError", as_json, 2) from None
+        raise _fail(
+            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+            "InternalError",
+            as_json,
+            2,
+        ) from None
 
 
 def _settings(db: Path | None, **overrides: Any) -> Settings:
@@ -165,8 +218,10 @@ def _settings(db: Path | None, **overrides: Any) -> Settings:
 def _storage(settings: Settings, *, read_only: bool = False) -> Iterator[DuckDBStorage]:
     """Open the database; a read-only command refuses a missing file instead of creating one."""
     if read_only and not settings.db_path.exists():
-        raise InputError(f"no database at {settings.db_path}; run `nbaprops predict --date YYYY-MM-DD` or an "
-                         f"ingest to create it, or pass the right --db")
+        raise InputError(
+            f"no database at {settings.db_path}; run `nbaprops predict --date YYYY-MM-DD` or an "
+            f"ingest to create it, or pass the right --db"
+        )
     from nbaprops.service import remote
 
     try:
@@ -203,8 +258,14 @@ def _operate_shared(db: Path | None, as_json: bool, title: str, op: str, **args:
         _emit(result, as_json, lambda: _render_summary(title, result))
 
 
-def _operate(db: Path | None, as_json: bool, title: str, action: Callable[[DuckDBStorage, Settings], dict[str, Any]],
-             *, read_only: bool = False) -> None:
+def _operate(
+    db: Path | None,
+    as_json: bool,
+    title: str,
+    action: Callable[[DuckDBStorage, Settings], dict[str, Any]],
+    *,
+    read_only: bool = False,
+) -> None:
     """Open the database, run one operation, print its result as a table or JSON."""
     with _errors(as_json):
         settings = _settings(db)
@@ -246,33 +307,56 @@ def _render_summary(title: str, result: dict[str, Any]) -> None:
     if missing:
         by_reason: dict[str, int] = {}
         for m in missing:
-            by_reason[str(m.get("error_code") or m.get("state"))] = by_reason.get(str(m.get("error_code") or m.get("state")), 0) + 1
+            by_reason[str(m.get("error_code") or m.get("state"))] = (
+                by_reason.get(str(m.get("error_code") or m.get("state")), 0) + 1
+            )
         names = ", ".join(str(m.get("player_name") or m.get("player_lookup")) for m in missing[:8])
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items(), key=lambda kv: -kv[1]))
-        out.print(f"{len(missing)} player(s) not predicted ({reasons}): {names}{more}. Full list: --json.",
-                  soft_wrap=True)
+        out.print(
+            f"{len(missing)} player(s) not predicted ({reasons}): {names}{more}. Full list: --json.",
+            soft_wrap=True,
+        )
 
 
 # -- predict ---------------------------------------------------------------------------------------
 def _progress(as_json: bool) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, disable=as_json or not err.is_terminal, transient=True)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+        transient=True,
+    )
 
 
 @app.command()
 def predict(
     date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date.")],
-    lines: Annotated[list[Path] | None, typer.Option("--lines", metavar="CSV", show_default=False,
-                                                     help="Lines CSV to ingest first (repeatable).")] = None,
+    lines: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--lines", metavar="CSV", show_default=False, help="Lines CSV to ingest first (repeatable)."
+        ),
+    ] = None,
     markets: MarketsOpt = None,
     systems: SystemsOpt = None,
-    workers: Annotated[int | None, typer.Option(min=1, max=32, show_default=False,
-                                                help="In-process worker threads [default: 2].")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Start a new batch even if one is running for the date.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=32, show_default=False, help="In-process worker threads [default: 2]."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Start a new batch even if one is running for the date.")
+    ] = False,
     train_days: TrainDaysOpt = None,
-    recent_days: Annotated[int | None, typer.Option(min=1, show_default=False,
-                                                    help="Players active within this many days are expected [default: 21].")] = None,
+    recent_days: Annotated[
+        int | None,
+        typer.Option(
+            min=1, show_default=False, help="Players active within this many days are expected [default: 21]."
+        ),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -283,8 +367,14 @@ def predict(
 
     with _errors(as_json):
         game_date = _parse_date(date_)
-        settings = _settings(db, markets=_split(markets), systems=_split(systems), workers=workers,
-                             train_days=train_days, recent_days=recent_days)
+        settings = _settings(
+            db,
+            markets=_split(markets),
+            systems=_split(systems),
+            workers=workers,
+            train_days=train_days,
+            recent_days=recent_days,
+        )
         validate_systems(settings.systems)
         missing_files = [str(f) for f in lines or () if not f.is_file()]
         if missing_files:
@@ -312,34 +402,70 @@ def predict(
                         err.print(f"ingested {report.rows_added} new line(s) from {len(lines)} file(s)")
                 with progress:
                     try:
-                        payload = run_batch(storage, settings, game_date, force=force, on_message=on_message,
-                                            on_start=on_start, on_progress=on_progress).as_dict()
+                        payload = run_batch(
+                            storage,
+                            settings,
+                            game_date,
+                            force=force,
+                            on_message=on_message,
+                            on_start=on_start,
+                            on_progress=on_progress,
+                        ).as_dict()
                     except Exception as exc:
                         _alert_failed(settings, f"predict --date {game_date}", exc)
                         raise
             _alert_batch(settings, payload)
-        except DatabaseHeldError as held:  # `nbaprops serve` holds the file: the batch runs (and alerts) there
+        except (
+            DatabaseHeldError
+        ) as held:  # `nbaprops serve` holds the file: the batch runs (and alerts) there
             from nbaprops.service import remote
 
             if held.holder != remote.SERVE or lines:
                 raise
             with progress:
-                payload = remote.submit_batch(settings, {
-                    "game_date": game_date.isoformat(), "markets": list(settings.markets),
-                    "systems": list(settings.systems), "force": force, "train_days": settings.train_days,
-                }, on_message=on_message, on_start=on_start, on_progress=on_progress)
+                payload = remote.submit_batch(
+                    settings,
+                    {
+                        "game_date": game_date.isoformat(),
+                        "markets": list(settings.markets),
+                        "systems": list(settings.systems),
+                        "force": force,
+                        "train_days": settings.train_days,
+                    },
+                    on_message=on_message,
+                    on_start=on_start,
+                    on_progress=on_progress,
+                )
 
         def render() -> None:
-            models = "; ".join(f"{m} through {i['trained_through']} ({i['age_days']} d old"
-                               f"{', trained now' if i['trained_now'] else ''})" for m, i in payload["models"].items())
-            _render_summary(f"Batch {payload['batch_id']}", {
-                "game_date": payload["game_date"], "state": payload["state"] + (" (resumed)" if payload["resumed"] else ""),
-                "games": f"{payload['games']} ({', '.join(f'{k} {v}' for k, v in payload['games_source'].items())})",
-                **{k: payload[k] for k in ("requests", "active_predictions", "by_system", "recommendations",
-                                           "lines_used")},
-                "models": models, "staging_tables_left": payload["staging_tables_left"], "drift": payload["drift"],
-                "duration_s": round(payload["duration_s"], 2), "missing": payload["missing"],
-            })
+            models = "; ".join(
+                f"{m} through {i['trained_through']} ({i['age_days']} d old"
+                f"{', trained now' if i['trained_now'] else ''})"
+                for m, i in payload["models"].items()
+            )
+            _render_summary(
+                f"Batch {payload['batch_id']}",
+                {
+                    "game_date": payload["game_date"],
+                    "state": payload["state"] + (" (resumed)" if payload["resumed"] else ""),
+                    "games": f"{payload['games']} ({', '.join(f'{k} {v}' for k, v in payload['games_source'].items())})",
+                    **{
+                        k: payload[k]
+                        for k in (
+                            "requests",
+                            "active_predictions",
+                            "by_system",
+                            "recommendations",
+                            "lines_used",
+                        )
+                    },
+                    "models": models,
+                    "staging_tables_left": payload["staging_tables_left"],
+                    "drift": payload["drift"],
+                    "duration_s": round(payload["duration_s"], 2),
+                    "missing": payload["missing"],
+                },
+            )
             for market, info in payload["models"].items():
                 for sid, reason in (info.get("no_bets") or {}).items():
                     out.print(f"{market} {sid}: no bets — {reason}", highlight=False, soft_wrap=True)
@@ -371,21 +497,30 @@ def train(
             ensure_boxscores(storage)
             for market in settings.markets:
                 with err.status(f"training {market} on games before {day}…", spinner="dots"):
-                    bundle = train_market(storage, market, day, system_ids=fit, train_days=settings.train_days)
+                    bundle = train_market(
+                        storage, market, day, system_ids=fit, train_days=settings.train_days
+                    )
                 path = save_bundle(bundle, settings.artifacts_dir)
                 results.append({**bundle.meta, "path": str(path)})
         payload = {"artifacts": results}
 
         def render() -> None:
             for meta in results:
-                table = Table(title=f"{meta['market']}: trained on {meta['train_start']} .. {meta['through']} "
-                                    f"({meta['training_rows']} rows) → {meta['path']}", title_justify="left")
+                table = Table(
+                    title=f"{meta['market']}: trained on {meta['train_start']} .. {meta['through']} "
+                    f"({meta['training_rows']} rows) → {meta['path']}",
+                    title_justify="left",
+                )
                 for col in ("system", "model_version", "holdout MAE", "calibration"):
                     table.add_column(col)
                 for sid, info in meta["systems"].items():
                     mae = info["holdout_mae"]
-                    table.add_row(sid, info["model_version"], "-" if mae is None else f"{mae:.3f}",
-                                  f"{info['calibration']['method']}: {info['calibration']['reason']}")
+                    table.add_row(
+                        sid,
+                        info["model_version"],
+                        "-" if mae is None else f"{mae:.3f}",
+                        f"{info['calibration']['method']}: {info['calibration']['reason']}",
+                    )
                 out.print(table)
 
         _emit(payload, as_json, render)
@@ -394,20 +529,32 @@ def train(
 # -- backtest --------------------------------------------------------------------------------------
 @app.command()
 def backtest(
-    market: Annotated[str, typer.Option("--market", "--markets", help="points, rebounds, assists, threes or pra.")] = "points",
-    season: Annotated[str | None, typer.Option(show_default=False,
-                                               help="A whole season, e.g. 2024-25 (or use --from/--to).")] = None,
-    from_: Annotated[str | None, typer.Option("--from", metavar="YYYY-MM-DD", show_default=False,
-                                              help="First game date.")] = None,
-    to: Annotated[str | None, typer.Option("--to", metavar="YYYY-MM-DD", show_default=False,
-                                           help="Last game date.")] = None,
-    lines: Annotated[list[Path] | None, typer.Option("--lines", metavar="CSV", show_default=False,
-                                                     help="Lines CSV to ingest first (repeatable).")] = None,
+    market: Annotated[
+        str, typer.Option("--market", "--markets", help="points, rebounds, assists, threes or pra.")
+    ] = "points",
+    season: Annotated[
+        str | None,
+        typer.Option(show_default=False, help="A whole season, e.g. 2024-25 (or use --from/--to)."),
+    ] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", metavar="YYYY-MM-DD", show_default=False, help="First game date.")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="YYYY-MM-DD", show_default=False, help="Last game date.")
+    ] = None,
+    lines: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--lines", metavar="CSV", show_default=False, help="Lines CSV to ingest first (repeatable)."
+        ),
+    ] = None,
     retrain_days: Annotated[int, typer.Option(min=1, help="Game days between retrainings.")] = 7,
     train_days: TrainDaysOpt = None,
     systems: SystemsOpt = None,
-    report: Annotated[Path | None, typer.Option(metavar="HTML", show_default=False,
-                                                help="Write a self-contained HTML report here.")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(metavar="HTML", show_default=False, help="Write a self-contained HTML report here."),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -452,15 +599,30 @@ def backtest(
                 def on_step(k: int, n: int, day: date) -> None:
                     progress.update(task, total=n, completed=k, description=f"backtest {market} {day}")
 
-                result = run_backtest(storage, settings, market=market, start=start, end=end,
-                                      systems=settings.systems, retrain_days=retrain_days,
-                                      train_days=settings.train_days, on_step=on_step)
+                result = run_backtest(
+                    storage,
+                    settings,
+                    market=market,
+                    start=start,
+                    end=end,
+                    systems=settings.systems,
+                    retrain_days=retrain_days,
+                    train_days=settings.train_days,
+                    on_step=on_step,
+                )
         metrics = compute_metrics(result.grades)
         payload: dict[str, Any] = {
-            "run_id": result.run_id, "market": market, "start": result.start.isoformat(),
-            "end": result.end.isoformat(), "days": result.days, "steps": result.steps,
-            "retrain_days": retrain_days, "train_days": settings.train_days, "graded_rows": result.grades.num_rows,
-            "metrics": metrics, "calibration": calibration_summary(result.models),
+            "run_id": result.run_id,
+            "market": market,
+            "start": result.start.isoformat(),
+            "end": result.end.isoformat(),
+            "days": result.days,
+            "steps": result.steps,
+            "retrain_days": retrain_days,
+            "train_days": settings.train_days,
+            "graded_rows": result.grades.num_rows,
+            "metrics": metrics,
+            "calibration": calibration_summary(result.models),
         }
         if report is not None:
             payload["report"] = str(write_report(report, payload, cumulative_profit(result.grades)))
@@ -469,19 +631,42 @@ def backtest(
             def f(x: Any) -> str:
                 return "-" if x is None else f"{x:.3f}"
 
-            table = Table("system", "n", "MAE", "RMSE", "w/ line", "MAE on them", "line MAE", "bets",
-                          "hit rate (95% CI)", "ROI", "ECE",
-                          title=f"{market} {payload['start']}..{payload['end']}: {result.days} game days, "
-                                f"{result.steps} models ({result.run_id})", title_justify="left")
+            table = Table(
+                "system",
+                "n",
+                "MAE",
+                "RMSE",
+                "w/ line",
+                "MAE on them",
+                "line MAE",
+                "bets",
+                "hit rate (95% CI)",
+                "ROI",
+                "ECE",
+                title=f"{market} {payload['start']}..{payload['end']}: {result.days} game days, "
+                f"{result.steps} models ({result.run_id})",
+                title_justify="left",
+            )
             for m in metrics:
-                table.add_row(m["system_id"], str(m["n"]), f(m["mae"]), f(m["rmse"]), str(m["n_lined"]),
-                              f(m["mae_lined"]), f(m["line_mae"]), str(m["n_bets"]),
-                              f"{f(m['hit_rate'])} ({f(m['hit_rate_ci'][0])}-{f(m['hit_rate_ci'][1])})",
-                              f(m["roi"]), f(m["ece"]))
+                table.add_row(
+                    m["system_id"],
+                    str(m["n"]),
+                    f(m["mae"]),
+                    f(m["rmse"]),
+                    str(m["n_lined"]),
+                    f(m["mae_lined"]),
+                    f(m["line_mae"]),
+                    str(m["n_bets"]),
+                    f"{f(m['hit_rate'])} ({f(m['hit_rate_ci'][0])}-{f(m['hit_rate_ci'][1])})",
+                    f(m["roi"]),
+                    f(m["ece"]),
+                )
             out.print(table)
             for sid, cal in payload["calibration"].items():
                 if cal["last"] is not None and not cal["last"]["allows_bets"]:
-                    out.print(f"{sid}: {cal['last']['reason']} (last step; steps by calibration: {cal['steps']})")
+                    out.print(
+                        f"{sid}: {cal['last']['reason']} (last step; steps by calibration: {cal['steps']})"
+                    )
             if report is not None:
                 out.print(f"report: {payload['report']}")
 
@@ -491,8 +676,9 @@ def backtest(
 # -- reads -----------------------------------------------------------------------------------------
 @app.command()
 def status(
-    batch_id: Annotated[str | None, typer.Argument(show_default=False,
-                                                   help="Batch id [default: the newest batch].")] = None,
+    batch_id: Annotated[
+        str | None, typer.Argument(show_default=False, help="Batch id [default: the newest batch].")
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -505,9 +691,13 @@ def status(
 
 @app.command()
 def batches(
-    date_: Annotated[str | None, typer.Option("--date", metavar="YYYY-MM-DD", show_default=False,
-                                              help="Only this game date.")] = None,
-    state: Annotated[str | None, typer.Option(show_default=False, help="Only this state: running, complete, partial.")] = None,
+    date_: Annotated[
+        str | None,
+        typer.Option("--date", metavar="YYYY-MM-DD", show_default=False, help="Only this game date."),
+    ] = None,
+    state: Annotated[
+        str | None, typer.Option(show_default=False, help="Only this state: running, complete, partial.")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many batches.")] = 50,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -516,22 +706,43 @@ def batches(
     with _errors(as_json):
         day = _parse_date(date_) if date_ else None
         settings = _settings(db)
-        rows = _run(settings, "batches", game_date=day and day.isoformat(), state=state, limit=limit)["batches"]
+        rows = _run(settings, "batches", game_date=day and day.isoformat(), state=state, limit=limit)[
+            "batches"
+        ]
 
         def render() -> None:
-            table = Table("batch_id", "game_date", "kind", "state", "done", "skipped", "failed", "open", "created_at")
+            table = Table(
+                "batch_id", "game_date", "kind", "state", "done", "skipped", "failed", "open", "created_at"
+            )
             for r in rows:
                 c = r["requests"]
-                table.add_row(r["batch_id"], r["game_date"], r["kind"], r["state"], str(c["done"]), str(c["skipped"]),
-                              str(c["failed"]), str(c["pending"] + c["leased"]), r["created_at"])
+                table.add_row(
+                    r["batch_id"],
+                    r["game_date"],
+                    r["kind"],
+                    r["state"],
+                    str(c["done"]),
+                    str(c["skipped"]),
+                    str(c["failed"]),
+                    str(c["pending"] + c["leased"]),
+                    r["created_at"],
+                )
             out.print(table)
 
         _emit({"batches": rows}, as_json, render)
 
 
-_BOARD = (("player_name", "player"), ("team", "team"), ("market", "market"), ("system_id", "system"),
-          ("predicted_value", "prediction"), ("line_value", "line"), ("p_over", "P(over)"),
-          ("recommendation", "bet"), ("expected_value", "EV"))
+_BOARD = (
+    ("player_name", "player"),
+    ("team", "team"),
+    ("market", "market"),
+    ("system_id", "system"),
+    ("predicted_value", "prediction"),
+    ("line_value", "line"),
+    ("p_over", "P(over)"),
+    ("recommendation", "bet"),
+    ("expected_value", "EV"),
+)
 
 
 @app.command()
@@ -540,9 +751,17 @@ def predictions(
     system: Annotated[str | None, typer.Option(show_default=False, help="Only this system.")] = None,
     market: Annotated[str | None, typer.Option(show_default=False, help="Only this market.")] = None,
     bets: Annotated[bool, typer.Option("--bets", help="Only rows recommending OVER or UNDER.")] = False,
-    limit: Annotated[int | None, typer.Option(min=1, show_default=False,
-                                              help="At most this many rows [default: 40 in the table, all with --csv/--json].")] = None,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV (every column of the main table) to stdout.")] = False,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            show_default=False,
+            help="At most this many rows [default: 40 in the table, all with --csv/--json].",
+        ),
+    ] = None,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Write CSV (every column of the main table) to stdout.")
+    ] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -551,8 +770,15 @@ def predictions(
         day = _parse_date(date_)
         settings = _settings(db)
         table_limit = limit if limit is not None else (None if as_csv or as_json else 40)
-        board = _run(settings, "predictions", game_date=day.isoformat(), market=market, system=system,
-                     bets_only=bets, limit=table_limit)
+        board = _run(
+            settings,
+            "predictions",
+            game_date=day.isoformat(),
+            market=market,
+            system=system,
+            bets_only=bets,
+            limit=table_limit,
+        )
         names, rows, total = board["names"], board["rows"], board["total"]
         if as_csv:
             writer = csv.writer(sys.stdout)
@@ -563,16 +789,25 @@ def predictions(
 
         def render() -> None:
             shown = f"{len(records)} of {total}" if total > len(records) else str(total)
-            table = Table(*(label for _, label in _BOARD), title_justify="left",
-                          title=f"{shown} active prediction(s) for {day}{' (bets only)' if bets else ''}, "
-                                f"best expected value first")
+            table = Table(
+                *(label for _, label in _BOARD),
+                title_justify="left",
+                title=f"{shown} active prediction(s) for {day}{' (bets only)' if bets else ''}, "
+                f"best expected value first",
+            )
             for r in records:
-                table.add_row(*("" if r[c] is None else f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c])
-                                for c, _ in _BOARD))
+                table.add_row(
+                    *(
+                        "" if r[c] is None else f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c])
+                        for c, _ in _BOARD
+                    )
+                )
             out.print(table)
             if total > len(records):
-                out.print(f"{total - len(records)} more: raise --limit, filter with --market/--system/--bets, "
-                          "or export with --csv.")
+                out.print(
+                    f"{total - len(records)} more: raise --limit, filter with --market/--system/--bets, "
+                    "or export with --csv."
+                )
 
         _emit({"game_date": day.isoformat(), "count": len(records), "predictions": records}, as_json, render)
 
@@ -603,8 +838,14 @@ def finish(
 
 @app.command("check-stalled")
 def check_stalled(
-    stall_minutes: Annotated[float | None, typer.Option(min=0, show_default=False,
-                                                        help="Leases expired this long count as stalled [default: lease_grace_seconds].")] = None,
+    stall_minutes: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            show_default=False,
+            help="Leases expired this long count as stalled [default: lease_grace_seconds].",
+        ),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -614,24 +855,37 @@ def check_stalled(
 
 @app.command("cleanup-staging")
 def cleanup_staging(
-    older_than_hours: Annotated[float | None, typer.Option(min=0, show_default=False,
-                                                           help="Drop staging older than this many hours [default: staging_ttl_hours, 24].")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Change nothing; report what would be dropped.")] = False,
+    older_than_hours: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            show_default=False,
+            help="Drop staging older than this many hours [default: staging_ttl_hours, 24].",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Change nothing; report what would be dropped.")
+    ] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Drop staging tables older than the TTL and report what was dropped."""
-    _operate_shared(db, as_json, "cleanup-staging", "cleanup-staging", older_than_hours=older_than_hours,
-                    dry_run=dry_run)
+    _operate_shared(
+        db, as_json, "cleanup-staging", "cleanup-staging", older_than_hours=older_than_hours, dry_run=dry_run
+    )
 
 
 # -- serve -----------------------------------------------------------------------------------------
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(show_default=False,
-                                             help="Address to listen on [default: 127.0.0.1, the host setting].")] = None,
-    port: Annotated[int | None, typer.Option(min=0, max=65535, show_default=False,
-                                             help="Port [default: 8080, the port setting].")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(show_default=False, help="Address to listen on [default: 127.0.0.1, the host setting]."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, show_default=False, help="Port [default: 8080, the port setting]."),
+    ] = None,
     db: DbOpt = None,
 ) -> None:
     """Serve the /v1 API, the dashboard and /metrics over HTTP; batches run in this process (docs/service.md).
@@ -644,11 +898,17 @@ def serve(
         try:
             from nbaprops.service.server import serve as run_server
         except ImportError as exc:
-            raise InputError(f"nbaprops serve needs the service extra ({exc.name} is missing): "
-                             "pip install 'nbaprops[service]'") from None
+            raise InputError(
+                f"nbaprops serve needs the service extra ({exc.name} is missing): "
+                "pip install 'nbaprops[service]'"
+            ) from None
         logging.getLogger("nbaprops").setLevel(logging.INFO)
-        run_server(settings, on_ready=lambda url: err.print(f"serving {settings.db_path} at {url} "
-                                                            f"(dashboard /, API /docs); Ctrl-C or SIGTERM stops"))
+        run_server(
+            settings,
+            on_ready=lambda url: err.print(
+                f"serving {settings.db_path} at {url} (dashboard /, API /docs); Ctrl-C or SIGTERM stops"
+            ),
+        )
 
 
 # -- after the predictions: grade, accuracy, refresh, invalidate, picks -----------------------------
@@ -666,8 +926,12 @@ def _alert_failed(settings: Settings, what: str, exc: BaseException) -> None:
     if _is_interrupt(exc) or isinstance(exc, KeyboardInterrupt):
         return
     event = "fetch_failed" if isinstance(exc, SourceError | SourceUnavailableError) else "batch_failed"
-    send_alert(settings, event, f"{what} failed: {type(exc).__name__}: {exc}",
-               {"batch_id": _state["batch_id"], "error": str(exc), "kind": type(exc).__name__})
+    send_alert(
+        settings,
+        event,
+        f"{what} failed: {type(exc).__name__}: {exc}",
+        {"batch_id": _state["batch_id"], "error": str(exc), "kind": type(exc).__name__},
+    )
 
 
 def _f3(x: Any) -> str:
@@ -689,7 +953,9 @@ def _pct(x: float | None, ci: list[float | None] | None = None) -> str:
 
 @app.command()
 def grade(
-    date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date whose box scores are stored.")],
+    date_: Annotated[
+        str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date whose box scores are stored.")
+    ],
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -712,11 +978,29 @@ def grade(
 
         def render() -> None:
             out.print(_kv_table(f"Graded {day}", result))
-            table = Table("system", "market", "n", "MAE", "line MAE", "bets", "hit rate", "ROI",
-                          title=f"{day}: accuracy", title_justify="left")
+            table = Table(
+                "system",
+                "market",
+                "n",
+                "MAE",
+                "line MAE",
+                "bets",
+                "hit rate",
+                "ROI",
+                title=f"{day}: accuracy",
+                title_justify="left",
+            )
             for m in metrics:
-                table.add_row(m["system_id"], m["market"], str(m["n"]), _f3(m["mae"]), _f3(m["line_mae"]),
-                              str(m["n_bets"]), _f3(m["hit_rate"]), _f3(m["roi"]))
+                table.add_row(
+                    m["system_id"],
+                    m["market"],
+                    str(m["n"]),
+                    _f3(m["mae"]),
+                    _f3(m["line_mae"]),
+                    str(m["n_bets"]),
+                    _f3(m["hit_rate"]),
+                    _f3(m["roi"]),
+                )
             out.print(table)
 
         _emit(payload, as_json, render)
@@ -724,15 +1008,25 @@ def grade(
 
 @app.command()
 def accuracy(
-    since: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", show_default=False,
-                                              help="First game date [default: the first graded].")] = None,
-    until: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", show_default=False,
-                                              help="Last game date [default: the last graded].")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YYYY-MM-DD", show_default=False, help="First game date [default: the first graded]."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YYYY-MM-DD", show_default=False, help="Last game date [default: the last graded]."
+        ),
+    ] = None,
     market: Annotated[str | None, typer.Option(show_default=False, help="Only this market.")] = None,
     system: Annotated[str | None, typer.Option(show_default=False, help="Only this system.")] = None,
     window: Annotated[int, typer.Option(min=1, help="Days of the rolling figures.")] = 7,
-    report: Annotated[Path | None, typer.Option(metavar="HTML", show_default=False,
-                                                help="Write a self-contained HTML report here.")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(metavar="HTML", show_default=False, help="Write a self-contained HTML report here."),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -745,31 +1039,83 @@ def accuracy(
         last = _parse_date(until, "--until") if until else None
         settings = _settings(db)
         with _storage(settings, read_only=True) as storage:
-            payload = live_accuracy(storage, since=first, until=last, market=market, system=system, window=window)
+            payload = live_accuracy(
+                storage, since=first, until=last, market=market, system=system, window=window
+            )
         curves = payload.pop("cumulative_profit")
         if report is not None:
-            payload["report"] = str(write_report(report, {
-                **payload, "market": market or "all markets", "heading": "Live accuracy",
-                "description": f"Live grades (run_id live) of {payload['days']} game day(s); "
-                               "players who did not play or were ruled out voided."}, curves))
+            payload["report"] = str(
+                write_report(
+                    report,
+                    {
+                        **payload,
+                        "market": market or "all markets",
+                        "heading": "Live accuracy",
+                        "description": f"Live grades (run_id live) of {payload['days']} game day(s); "
+                        "players who did not play or were ruled out voided.",
+                    },
+                    curves,
+                )
+            )
 
         def render() -> None:
-            table = Table("system", "market", "n", "void", "MAE", "lined: MAE/line", "bets", "hit rate", "ROI", "ECE",
-                          title=f"live {payload['start']}..{payload['end']}: {payload['days']} game day(s)",
-                          title_justify="left")
+            table = Table(
+                "system",
+                "market",
+                "n",
+                "void",
+                "MAE",
+                "lined: MAE/line",
+                "bets",
+                "hit rate",
+                "ROI",
+                "ECE",
+                title=f"live {payload['start']}..{payload['end']}: {payload['days']} game day(s)",
+                title_justify="left",
+            )
             for m in payload["metrics"]:
                 lined = f"{_f2(m['mae_lined'])}/{_f2(m['line_mae'])} ({m['n_lined']})"
-                table.add_row(m["system_id"], m["market"], str(m["n"]), str(m["void"]), _f2(m["mae"]), lined,
-                              str(m["n_bets"]), _pct(m["hit_rate"], m["hit_rate_ci"]), _pct(m["roi"], m["roi_ci"]),
-                              _f2(m["ece"], 3))
+                table.add_row(
+                    m["system_id"],
+                    m["market"],
+                    str(m["n"]),
+                    str(m["void"]),
+                    _f2(m["mae"]),
+                    lined,
+                    str(m["n_bets"]),
+                    _pct(m["hit_rate"], m["hit_rate_ci"]),
+                    _pct(m["roi"], m["roi_ci"]),
+                    _f2(m["ece"], 3),
+                )
             out.print(table)
-            daily = Table("date", "system", "n", "MAE", "bets", "hit", "ROI", f"MAE {window}d", f"hit {window}d",
-                          f"ROI {window}d", title="day by day", title_justify="left")
+            daily = Table(
+                "date",
+                "system",
+                "n",
+                "MAE",
+                "bets",
+                "hit",
+                "ROI",
+                f"MAE {window}d",
+                f"hit {window}d",
+                f"ROI {window}d",
+                title="day by day",
+                title_justify="left",
+            )
             for d in payload["daily"]:
                 r = d[f"rolling_{window}d"]
-                daily.add_row(d["game_date"], f"{d['system_id']} {d['market']}", str(d["n"]), _f2(d["mae"]),
-                              str(d["n_bets"]), _pct(d["hit_rate"]), _pct(d["roi"]), _f2(r["mae"]),
-                              _pct(r["hit_rate"]), _pct(r["roi"]))
+                daily.add_row(
+                    d["game_date"],
+                    f"{d['system_id']} {d['market']}",
+                    str(d["n"]),
+                    _f2(d["mae"]),
+                    str(d["n_bets"]),
+                    _pct(d["hit_rate"]),
+                    _pct(d["roi"]),
+                    _f2(r["mae"]),
+                    _pct(r["hit_rate"]),
+                    _pct(r["roi"]),
+                )
             out.print(daily)
             if report is not None:
                 out.print(f"report: {payload['report']}")
@@ -780,9 +1126,14 @@ def accuracy(
 @app.command()
 def refresh(
     date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date.")],
-    threshold: Annotated[float | None, typer.Option(min=0.0, show_default=False,
-                                                    help="Line move that re-predicts a player [default: 1.0, the "
-                                                         "refresh_threshold setting].")] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            show_default=False,
+            help="Line move that re-predicts a player [default: 1.0, the refresh_threshold setting].",
+        ),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -797,8 +1148,13 @@ def refresh(
         settings = _settings(db)
         with _storage(settings) as storage:
             try:
-                result = run_refresh(storage, settings, day, threshold=threshold,
-                                     on_message=lambda m: err.print(m, highlight=False, soft_wrap=True)).as_dict()
+                result = run_refresh(
+                    storage,
+                    settings,
+                    day,
+                    threshold=threshold,
+                    on_message=lambda m: err.print(m, highlight=False, soft_wrap=True),
+                ).as_dict()
             except Exception as exc:
                 _alert_failed(settings, f"refresh --date {day}", exc)
                 raise
@@ -806,18 +1162,32 @@ def refresh(
             _alert_batch(settings, result["batch"])
 
         def render() -> None:
-            table = Table("player", "market", "old line", "new line", "move", title_justify="left",
-                          title=f"{len(result['moves'])} line move(s) on {day} (threshold {result['threshold']})")
+            table = Table(
+                "player",
+                "market",
+                "old line",
+                "new line",
+                "move",
+                title_justify="left",
+                title=f"{len(result['moves'])} line move(s) on {day} (threshold {result['threshold']})",
+            )
             for m in result["moves"]:
-                table.add_row(m["player_name"], m["market"], _f3(m["old_line"]), _f3(m["new_line"]),
-                              "first line" if m["first_line"] else f"{m['move']:+.1f}")
+                table.add_row(
+                    m["player_name"],
+                    m["market"],
+                    _f3(m["old_line"]),
+                    _f3(m["new_line"]),
+                    "first line" if m["first_line"] else f"{m['move']:+.1f}",
+                )
             out.print(table)
             for skip in result["not_repredicted"]:
                 out.print(f"not re-predicted: {skip['player_lookup']} ({skip['reason']})")
             batch = result["batch"]
             if batch:
-                out.print(f"batch {batch['batch_id']} (line_update): {batch['state']}, "
-                          f"{batch['active_predictions']} active row(s) replaced or added")
+                out.print(
+                    f"batch {batch['batch_id']} (line_update): {batch['state']}, "
+                    f"{batch['active_predictions']} active row(s) replaced or added"
+                )
             else:
                 out.print("no batch: nobody to re-predict")
 
@@ -835,12 +1205,21 @@ def invalidate(
 
     with _errors(as_json):
         day = _parse_date(date_)
-        _operate(db, as_json, f"invalidate {day}",
-                 lambda storage, settings: run_invalidate(storage, day).as_dict())
+        _operate(
+            db, as_json, f"invalidate {day}", lambda storage, settings: run_invalidate(storage, day).as_dict()
+        )
 
 
-_PICKS = (("player_name", "player"), ("market", "market"), ("recommendation", "bet"), ("line_value", "line"),
-          ("price", "price"), ("p_win", "P(win)"), ("expected_value", "EV"), ("stake", "stake"))
+_PICKS = (
+    ("player_name", "player"),
+    ("market", "market"),
+    ("recommendation", "bet"),
+    ("line_value", "line"),
+    ("price", "price"),
+    ("p_win", "P(win)"),
+    ("expected_value", "EV"),
+    ("stake", "stake"),
+)
 
 
 @app.command()
@@ -849,10 +1228,14 @@ def picks(
     system: Annotated[str, typer.Option(help="System whose bets are picked.")] = "ensemble",
     market: Annotated[str | None, typer.Option(show_default=False, help="Only this market.")] = None,
     min_ev: Annotated[float, typer.Option(help="Least expected profit per unit.")] = 0.0,
-    bankroll: Annotated[float | None, typer.Option(show_default=False,
-                                                   help="Units to stake from [default: 100, the bankroll setting].")] = None,
-    correlated: Annotated[bool, typer.Option("--correlated",
-                                             help="Allow one pick per player and market (default: one per player).")] = False,
+    bankroll: Annotated[
+        float | None,
+        typer.Option(show_default=False, help="Units to stake from [default: 100, the bankroll setting]."),
+    ] = None,
+    correlated: Annotated[
+        bool,
+        typer.Option("--correlated", help="Allow one pick per player and market (default: one per player)."),
+    ] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -864,8 +1247,16 @@ def picks(
         day = _parse_date(date_)
         settings = _settings(db)
         with _storage(settings, read_only=True) as storage:
-            result = night_picks(storage, settings, day, system=system, market=market, min_ev=min_ev,
-                                 bankroll=bankroll, correlated=correlated)
+            result = night_picks(
+                storage,
+                settings,
+                day,
+                system=system,
+                market=market,
+                min_ev=min_ev,
+                bankroll=bankroll,
+                correlated=correlated,
+            )
         if as_csv:
             names = list(result["picks"][0]) if result["picks"] else [c for c, _ in _PICKS]
             writer = csv.DictWriter(sys.stdout, fieldnames=names)
@@ -874,24 +1265,37 @@ def picks(
             return
 
         def render() -> None:
-            table = Table(*(label for _, label in _PICKS), title_justify="left",
-                          title=f"{result['count']} pick(s) of {system} for {day}: {result['staked']:.2f} of "
-                                f"{result['bankroll']:.2f} units staked (cap {result['max_bet']:.2f} a bet, "
-                                f"{result['max_night']:.2f} a night)")
+            table = Table(
+                *(label for _, label in _PICKS),
+                title_justify="left",
+                title=f"{result['count']} pick(s) of {system} for {day}: {result['staked']:.2f} of "
+                f"{result['bankroll']:.2f} units staked (cap {result['max_bet']:.2f} a bet, "
+                f"{result['max_night']:.2f} a night)",
+            )
             for p in result["picks"]:
-                table.add_row(*("" if p[c] is None else f"{p[c]:.2f}" if isinstance(p[c], float) else str(p[c])
-                                for c, _ in _PICKS))
+                table.add_row(
+                    *(
+                        "" if p[c] is None else f"{p[c]:.2f}" if isinstance(p[c], float) else str(p[c])
+                        for c, _ in _PICKS
+                    )
+                )
             out.print(table)
-            sources = sorted({(p["batch_id"], p["train_start"], p["trained_through"]) for p in result["picks"]})
+            sources = sorted(
+                {(p["batch_id"], p["train_start"], p["trained_through"]) for p in result["picks"]}
+            )
             for batch_id, train_start, through in sources:
-                out.print(f"from batch {batch_id}, model trained on {train_start or '?'} .. {through or '?'}",
-                          highlight=False)
+                out.print(
+                    f"from batch {batch_id}, model trained on {train_start or '?'} .. {through or '?'}",
+                    highlight=False,
+                )
 
         _emit(result, as_json, render)
 
 
 # -- ingest ----------------------------------------------------------------------------------------
-FilesArg = Annotated[list[Path], typer.Argument(metavar="FILE...", help="CSV or Parquet files.", exists=False)]
+FilesArg = Annotated[
+    list[Path], typer.Argument(metavar="FILE...", help="CSV or Parquet files.", exists=False)
+]
 
 
 def _ingest(kind: str, files: list[Path], db: Path | None, as_json: bool, run: Callable[..., Any]) -> None:
@@ -919,7 +1323,9 @@ def ingest_boxscores_cmd(files: FilesArg, db: DbOpt = None, as_json: JsonOpt = F
 @ingest_app.command("lines")
 def ingest_lines_cmd(
     files: FilesArg,
-    market: Annotated[str | None, typer.Option(show_default=False, help="Market of files without a market column.")] = None,
+    market: Annotated[
+        str | None, typer.Option(show_default=False, help="Market of files without a market column.")
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -946,8 +1352,12 @@ def ingest_injuries_cmd(files: FilesArg, db: DbOpt = None, as_json: JsonOpt = Fa
 
 
 # -- fetch -----------------------------------------------------------------------------------------
-SeasonOpt = Annotated[str | None, typer.Option(metavar="YYYY-YY", show_default=False,
-                                               help="Season, e.g. 2025-26 [default: the current season].")]
+SeasonOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="YYYY-YY", show_default=False, help="Season, e.g. 2025-26 [default: the current season]."
+    ),
+]
 
 
 def _fetch(kind: str, db: Path | None, as_json: bool, run: Callable[[DuckDBStorage, Settings], Any]) -> None:
@@ -974,19 +1384,41 @@ def _season(season: str | None) -> str:
 @fetch_app.command("boxscores")
 def fetch_boxscores_cmd(
     season: SeasonOpt = None,
-    since: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", show_default=False,
-                                              help="Ask from this date on [default: the day after the last one stored].")] = None,
-    until: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", show_default=False,
-                                              help="Ask through this date [default: yesterday, US Eastern].")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YYYY-MM-DD",
+            show_default=False,
+            help="Ask from this date on [default: the day after the last one stored].",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YYYY-MM-DD",
+            show_default=False,
+            help="Ask through this date [default: yesterday, US Eastern].",
+        ),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Player box scores from NBA.com (LeagueGameLog, player mode), only the days not stored yet."""
     from nbaprops.sources.nba_stats import fetch_boxscores
 
-    _fetch("boxscores", db, as_json, lambda storage, settings: fetch_boxscores(
-        storage, settings, season=_season(season), clock=SystemClock(),
-        since=_parse_date(since, "--since") if since else None, until=_parse_date(until, "--until") if until else None))
+    _fetch(
+        "boxscores",
+        db,
+        as_json,
+        lambda storage, settings: fetch_boxscores(
+            storage,
+            settings,
+            season=_season(season),
+            clock=SystemClock(),
+            since=_parse_date(since, "--since") if since else None,
+            until=_parse_date(until, "--until") if until else None,
+        ),
+    )
 
 
 @fetch_app.command("schedule")
@@ -994,17 +1426,36 @@ def fetch_schedule_cmd(season: SeasonOpt = None, db: DbOpt = None, as_json: Json
     """The league schedule from NBA.com: games, tip-off times, postponements."""
     from nbaprops.sources.nba_stats import fetch_schedule
 
-    _fetch("schedule", db, as_json, lambda storage, settings: fetch_schedule(
-        storage, settings, season=_season(season), clock=SystemClock()))
+    _fetch(
+        "schedule",
+        db,
+        as_json,
+        lambda storage, settings: fetch_schedule(
+            storage, settings, season=_season(season), clock=SystemClock()
+        ),
+    )
 
 
 @fetch_app.command("injuries")
 def fetch_injuries_cmd(
-    date_: Annotated[str | None, typer.Option("--date", metavar="YYYY-MM-DD", show_default=False,
-                                              help="Game date the report is for [default: today].")] = None,
-    at: Annotated[str | None, typer.Option(metavar="TIME", show_default=False,
-                                           help="Newest report at or before this time, ISO 8601 (no zone: US "
-                                                "Eastern) [default: now, or 7 pm ET of a past --date].")] = None,
+    date_: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            metavar="YYYY-MM-DD",
+            show_default=False,
+            help="Game date the report is for [default: today].",
+        ),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TIME",
+            show_default=False,
+            help="Newest report at or before this time, ISO 8601 (no zone: US "
+            "Eastern) [default: now, or 7 pm ET of a past --date].",
+        ),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -1020,15 +1471,18 @@ def fetch_injuries_cmd(
                 when = datetime.fromisoformat(at)
             except ValueError:
                 raise InputError(f"--at {at!r} is not a time; use ISO 8601, e.g. 2025-02-12T17:00") from None
-        return fetch_injuries(storage, settings, clock=SystemClock(), at=when,
-                              game_date=_parse_date(date_) if date_ else None)
+        return fetch_injuries(
+            storage, settings, clock=SystemClock(), at=when, game_date=_parse_date(date_) if date_ else None
+        )
 
     _fetch("injuries", db, as_json, run)
 
 
 @fetch_app.command("lines")
 def fetch_lines_cmd(
-    date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date (or TODAY, TOMORROW).")],
+    date_: Annotated[
+        str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date (or TODAY, TOMORROW).")
+    ],
     markets: MarketsOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -1037,19 +1491,32 @@ def fetch_lines_cmd(
     from nbaprops.markets import MARKETS, validate_markets
     from nbaprops.sources.odds_api import fetch_lines
 
-    _fetch("lines", db, as_json, lambda storage, settings: fetch_lines(
-        storage, settings, game_date=_parse_date(date_), clock=SystemClock(),
-        markets=validate_markets(_split(markets) or ()) if markets else tuple(MARKETS)))
+    _fetch(
+        "lines",
+        db,
+        as_json,
+        lambda storage, settings: fetch_lines(
+            storage,
+            settings,
+            game_date=_parse_date(date_),
+            clock=SystemClock(),
+            markets=validate_markets(_split(markets) or ()) if markets else tuple(MARKETS),
+        ),
+    )
 
 
 # -- daily -----------------------------------------------------------------------------------------
 @app.command()
 def daily(
-    date_: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date (or TODAY, TOMORROW; US Eastern).")] = "TODAY",
+    date_: Annotated[
+        str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date (or TODAY, TOMORROW; US Eastern).")
+    ] = "TODAY",
     markets: MarketsOpt = None,
     systems: SystemsOpt = None,
     train_days: TrainDaysOpt = None,
-    no_fetch: Annotated[bool, typer.Option("--no-fetch", help="Predict from what is stored; ask no service.")] = False,
+    no_fetch: Annotated[
+        bool, typer.Option("--no-fetch", help="Predict from what is stored; ask no service.")
+    ] = False,
     best: Annotated[int, typer.Option(min=1, help="Best bets to show.")] = 10,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -1064,21 +1531,32 @@ def daily(
             progress = _progress(as_json)
             task: list[Any] = []
             with progress:
+
                 def on_start(batch_id: str, total: int) -> None:
                     _state["batch_id"] = batch_id
                     task.append(progress.add_task(f"batch {game_date}", total=total))
 
                 def on_progress(counts: dict[str, int]) -> None:
                     if task:
-                        progress.update(task[0], completed=counts["done"] + counts["skipped"] + counts["failed"])
+                        progress.update(
+                            task[0], completed=counts["done"] + counts["skipped"] + counts["failed"]
+                        )
 
                 def say(message: str) -> None:
                     if not as_json:
                         err.print(message, highlight=False)
 
                 try:
-                    run = run_day(storage, settings, game_date, fetch=not no_fetch, best=best, on_message=say,
-                                  on_start=on_start, on_progress=on_progress)
+                    run = run_day(
+                        storage,
+                        settings,
+                        game_date,
+                        fetch=not no_fetch,
+                        best=best,
+                        on_message=say,
+                        on_start=on_start,
+                        on_progress=on_progress,
+                    )
                 except Exception as exc:
                     _alert_failed(settings, f"daily --date {game_date}", exc)
                     raise
@@ -1090,26 +1568,53 @@ def daily(
             out.print(f"{game_date}: {run.message}", highlight=False)
             if run.batch is not None:
                 b = run.batch
-                shown: dict[str, Any] = {k: b[k] for k in ("batch_id", "state", "requests", "active_predictions",
-                                                           "recommendations") if k in b}
+                shown: dict[str, Any] = {
+                    k: b[k]
+                    for k in ("batch_id", "state", "requests", "active_predictions", "recommendations")
+                    if k in b
+                }
                 if "injuries" in b:
-                    shown["injury report"] = b["injuries"].get("report_at") or "none before the prediction time"
+                    shown["injury report"] = (
+                        b["injuries"].get("report_at") or "none before the prediction time"
+                    )
                 if "models" in b:
                     shown["models"] = "; ".join(
                         f"{m} trained {i['train_start']}..{i['trained_through']}"
-                        f"{' (trained now)' if i['trained_now'] else ''}" for m, i in b["models"].items())
+                        f"{' (trained now)' if i['trained_now'] else ''}"
+                        for m, i in b["models"].items()
+                    )
                 _render_summary(f"Batch {b['batch_id']}", {**shown, "missing": b.get("missing", [])})
             if run.best_bets:
-                table = Table("player", "team", "market", "bet", "line", "book", "price", "predicted", "P(win)", "EV",
-                              "injury", title="Best bets", title_justify="left")
+                table = Table(
+                    "player",
+                    "team",
+                    "market",
+                    "bet",
+                    "line",
+                    "book",
+                    "price",
+                    "predicted",
+                    "P(win)",
+                    "EV",
+                    "injury",
+                    title="Best bets",
+                    title_justify="left",
+                )
                 for bet in run.best_bets:
                     price = bet["over_price"] if bet["recommendation"] == "OVER" else bet["under_price"]
-                    table.add_row(str(bet["player_name"]), f"{bet['team']} v {bet['opponent']}", bet["market"],
-                                  bet["recommendation"], f"{bet['line_value']:g}", str(bet["sportsbook"]),
-                                  "" if price is None else f"{price:+.0f}", f"{bet['predicted_value']:.1f}",
-                                  f"{bet['confidence_score']:.2f}" if bet["confidence_score"] is not None else "",
-                                  f"{bet['expected_value']:+.3f}" if bet["expected_value"] is not None else "",
-                                  bet["injury_status"] or "")
+                    table.add_row(
+                        str(bet["player_name"]),
+                        f"{bet['team']} v {bet['opponent']}",
+                        bet["market"],
+                        bet["recommendation"],
+                        f"{bet['line_value']:g}",
+                        str(bet["sportsbook"]),
+                        "" if price is None else f"{price:+.0f}",
+                        f"{bet['predicted_value']:.1f}",
+                        f"{bet['confidence_score']:.2f}" if bet["confidence_score"] is not None else "",
+                        f"{bet['expected_value']:+.3f}" if bet["expected_value"] is not None else "",
+                        bet["injury_status"] or "",
+                    )
                 out.print(table)
             elif run.batch is not None:
                 out.print("No bet clears the expected-value margin tonight.")

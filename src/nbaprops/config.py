@@ -165,7 +165,9 @@ def load_settings(
     known = {f.name for f in dataclasses.fields(Settings)}
     values: dict[str, Any] = {}
 
-    path = config_file or (Path(env["NBAPROPS_CONFIG"]) if "NBAPROPS_CONFIG" in env else Path("nbaprops.toml"))
+    path = config_file or (
+        Path(env["NBAPROPS_CONFIG"]) if "NBAPROPS_CONFIG" in env else Path("nbaprops.toml")
+    )
     if path.exists():
         try:
             from_file = tomllib.loads(path.read_text())
@@ -205,7 +207,10 @@ def load_settings(
         raise ConfigError("upload_limit_mb must be positive")
     if settings.webhook_attempts < 1 or settings.webhook_timeout_seconds <= 0:
         raise ConfigError("webhook_attempts must be at least 1 and webhook_timeout_seconds positive")
-    if not 0 < settings.kelly_fraction <= 1 or not 0 < settings.max_bet_fraction <= settings.max_night_fraction <= 1:
+    if (
+        not 0 < settings.kelly_fraction <= 1
+        or not 0 < settings.max_bet_fraction <= settings.max_night_fraction <= 1
+    ):
         raise ConfigError("need 0 < kelly_fraction <= 1 and 0 < max_bet_fraction <= max_night_fraction <= 1")
     if settings.refresh_threshold <= 0 or settings.bankroll <= 0:
         raise ConfigError("refresh_threshold and bankroll must be positive")

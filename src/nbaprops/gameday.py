@@ -79,13 +79,27 @@ class DayRun:
     best_bets: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "game_date": self.game_date.isoformat(), "outcome": self.outcome,
-                "message": self.message, "inputs_digest": self.inputs_digest, "fetches": self.fetches,
-                "batch": self.batch, "best_bets": self.best_bets}
+        return {
+            "run_id": self.run_id,
+            "game_date": self.game_date.isoformat(),
+            "outcome": self.outcome,
+            "message": self.message,
+            "inputs_digest": self.inputs_digest,
+            "fetches": self.fetches,
+            "batch": self.batch,
+            "best_bets": self.best_bets,
+        }
 
 
-def _fetch_all(storage: DuckDBStorage, settings: Settings, game_date: date, as_of: datetime, clock: Clock,
-               markets: tuple[str, ...], say: Callable[[str], None]) -> list[dict[str, Any]]:
+def _fetch_all(
+    storage: DuckDBStorage,
+    settings: Settings,
+    game_date: date,
+    as_of: datetime,
+    clock: Clock,
+    markets: tuple[str, ...],
+    say: Callable[[str], None],
+) -> list[dict[str, Any]]:
     from nbaprops.sources import injury_report, nba_stats, odds_api
     from nbaprops.sources._common import eastern_date, season_of
 
@@ -93,14 +107,27 @@ def _fetch_all(storage: DuckDBStorage, settings: Settings, game_date: date, as_o
     reports = []
     until = min(game_date, eastern_date(clock)) - timedelta(days=1)
     steps: list[tuple[str, Callable[[], Any]]] = [
-        ("box scores", lambda: nba_stats.fetch_boxscores(storage, settings, season=season, clock=clock, until=until)),
+        (
+            "box scores",
+            lambda: nba_stats.fetch_boxscores(storage, settings, season=season, clock=clock, until=until),
+        ),
         ("schedule", lambda: nba_stats.fetch_schedule(storage, settings, season=season, clock=clock)),
-        ("injury report", lambda: injury_report.fetch_injuries(storage, settings, clock=clock, game_date=game_date,
-                                                                at=as_of)),
+        (
+            "injury report",
+            lambda: injury_report.fetch_injuries(
+                storage, settings, clock=clock, game_date=game_date, at=as_of
+            ),
+        ),
     ]
     if settings.odds_api_key:
-        steps.append(("lines", lambda: odds_api.fetch_lines(storage, settings, game_date=game_date, clock=clock,
-                                                            markets=markets)))
+        steps.append(
+            (
+                "lines",
+                lambda: odds_api.fetch_lines(
+                    storage, settings, game_date=game_date, clock=clock, markets=markets
+                ),
+            )
+        )
     for what, step in steps:
         say(f"fetching {what}…")
         report = step()
@@ -108,13 +135,28 @@ def _fetch_all(storage: DuckDBStorage, settings: Settings, game_date: date, as_o
         reports.append(report.as_dict())
     if not settings.odds_api_key:
         say("lines: not fetched (NBAPROPS_ODDS_API_KEY is not set); predictions use the lines already stored")
-        reports.append({"source": "odds_api", "kind": "lines", "asked": None, "records": 0, "rows_added": 0,
-                        "landed": None, "message": "not fetched: NBAPROPS_ODDS_API_KEY is not set"})
+        reports.append(
+            {
+                "source": "odds_api",
+                "kind": "lines",
+                "asked": None,
+                "records": 0,
+                "rows_added": 0,
+                "landed": None,
+                "message": "not fetched: NBAPROPS_ODDS_API_KEY is not set",
+            }
+        )
     return reports
 
 
-def inputs_digest(storage: DuckDBStorage, settings: Settings, game_date: date, as_of: datetime,
-                  markets: tuple[str, ...], systems: tuple[str, ...]) -> str:
+def inputs_digest(
+    storage: DuckDBStorage,
+    settings: Settings,
+    game_date: date,
+    as_of: datetime,
+    markets: tuple[str, ...],
+    systems: tuple[str, ...],
+) -> str:
     """A digest of everything a batch of ``game_date`` at ``as_of`` would read (see the module docstring)."""
     from nbaprops.ingest.injuries import injury_snapshot
     from nbaprops.ingest.lines import select_lines
@@ -124,18 +166,29 @@ def inputs_digest(storage: DuckDBStorage, settings: Settings, game_date: date, a
     games = games_for_date(storage, game_date)
     lines = select_lines(storage, game_date, markets, as_of=as_of)
     injuries = injury_snapshot(storage, game_date, as_of)
-    box = storage.fetchone("SELECT count(*), max(game_date), sum(pts + reb + ast) FROM box_scores WHERE game_date < ?",
-                           [game_date])
-    models = {m: getattr(load_latest(settings.artifacts_dir, m, game_date, system_ids=list(systems)), "path", None)
-              for m in markets}
+    box = storage.fetchone(
+        "SELECT count(*), max(game_date), sum(pts + reb + ast) FROM box_scores WHERE game_date < ?",
+        [game_date],
+    )
+    models = {
+        m: getattr(load_latest(settings.artifacts_dir, m, game_date, system_ids=list(systems)), "path", None)
+        for m in markets
+    }
     parts = {
         "games": games.select(["game_id", "home_team", "away_team", "commence_time"]).to_pylist(),
         "lines": lines.to_pylist(),
         "injuries": injuries.to_pylist(),
         "box": box,
         "models": models,
-        "settings": [markets, systems, settings.ev_margin, settings.min_games, settings.recent_days,
-                     settings.train_days, settings.model_max_age_days],
+        "settings": [
+            markets,
+            systems,
+            settings.ev_margin,
+            settings.min_games,
+            settings.recent_days,
+            settings.train_days,
+            settings.model_max_age_days,
+        ],
     }
     return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -146,12 +199,16 @@ def _standing_batch(storage: DuckDBStorage, game_date: date, batch_id: str | Non
         return None
     newer = storage.scalar(
         """SELECT count(*) FROM prediction_batches WHERE game_date = ? AND created_at >
-               (SELECT created_at FROM prediction_batches WHERE batch_id = ?)""", [game_date, batch_id])
+               (SELECT created_at FROM prediction_batches WHERE batch_id = ?)""",
+        [game_date, batch_id],
+    )
     state = storage.scalar("SELECT state FROM prediction_batches WHERE batch_id = ?", [batch_id])
     return batch_id if not newer and state == "complete" else None
 
 
-def best_bets(storage: DuckDBStorage, game_date: date, systems: tuple[str, ...], *, limit: int) -> list[dict[str, Any]]:
+def best_bets(
+    storage: DuckDBStorage, game_date: date, systems: tuple[str, ...], *, limit: int
+) -> list[dict[str, Any]]:
     """The date's recommended bets, best expected value first, one per player and market.
 
     The ensemble's rows when it ran (it combines the others), else every system's.
@@ -162,8 +219,22 @@ def best_bets(storage: DuckDBStorage, game_date: date, systems: tuple[str, ...],
     names, rows = active_predictions(storage, game_date, system=system, bets_only=True)
     picks: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
-    keep = ("player_name", "team", "opponent", "market", "system_id", "recommendation", "line_value", "sportsbook",
-            "over_price", "under_price", "predicted_value", "confidence_score", "expected_value", "injury_status")
+    keep = (
+        "player_name",
+        "team",
+        "opponent",
+        "market",
+        "system_id",
+        "recommendation",
+        "line_value",
+        "sportsbook",
+        "over_price",
+        "under_price",
+        "predicted_value",
+        "confidence_score",
+        "expected_value",
+        "injury_status",
+    )
     for row in rows:
         record = dict(zip(names, row, strict=True))
         key = (record["player_lookup"], record["market"])
@@ -205,13 +276,27 @@ def run_day(
     as_of = default_as_of(game_date, clock)
     fetches = _fetch_all(storage, settings, game_date, as_of, clock, markets, say) if fetch else []
 
-    def record(outcome: str, message: str, digest: str | None, batch_id: str | None,
-               batch: dict[str, Any] | None, bets: list[dict[str, Any]]) -> DayRun:
+    def record(
+        outcome: str,
+        message: str,
+        digest: str | None,
+        batch_id: str | None,
+        batch: dict[str, Any] | None,
+        bets: list[dict[str, Any]],
+    ) -> DayRun:
         run = DayRun(run_id, game_date, outcome, message, digest, fetches, batch, bets)
         storage.execute(
             "INSERT INTO daily_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, game_date, started, clock.now(), digest, batch_id, outcome,
-             json.dumps({"fetches": fetches, "message": message}, default=str)],
+            [
+                run_id,
+                game_date,
+                started,
+                clock.now(),
+                digest,
+                batch_id,
+                outcome,
+                json.dumps({"fetches": fetches, "message": message}, default=str),
+            ],
         )
         return run
 
@@ -220,23 +305,48 @@ def run_day(
     digest = inputs_digest(storage, settings, game_date, as_of, markets, systems)
     last = storage.fetchone(
         "SELECT inputs_digest, batch_id FROM daily_runs WHERE game_date = ? AND batch_id IS NOT NULL "
-        "ORDER BY started_at DESC LIMIT 1", [game_date])
+        "ORDER BY started_at DESC LIMIT 1",
+        [game_date],
+    )
     standing = _standing_batch(storage, game_date, last[1]) if last and last[0] == digest else None
     if standing is not None:
         from nbaprops.pipeline import Coordinator
 
         summary = Coordinator(storage, settings, clock=clock).summary(standing).as_dict()
-        return record("unchanged", f"nothing new since the last run: batch {standing} stands", digest, standing,
-                      summary, best_bets(storage, game_date, systems, limit=best))
-    result = run_batch(storage, settings, game_date, markets=markets, systems=systems, clock=clock,
-                       on_message=say, on_start=on_start, on_progress=on_progress)
+        return record(
+            "unchanged",
+            f"nothing new since the last run: batch {standing} stands",
+            digest,
+            standing,
+            summary,
+            best_bets(storage, game_date, systems, limit=best),
+        )
+    result = run_batch(
+        storage,
+        settings,
+        game_date,
+        markets=markets,
+        systems=systems,
+        clock=clock,
+        on_message=say,
+        on_start=on_start,
+        on_progress=on_progress,
+    )
     batch_id = result.summary.batch_id
     after = inputs_digest(storage, settings, game_date, as_of, markets, systems)  # with the models it trained
     skipped_out = result.injuries.get("skipped_out", 0)
-    message = (f"batch {batch_id}: {result.summary.requests['done']} player(s) predicted, "
-               f"{skipped_out} skipped as Out on the injury report")
-    return record("predicted", message, after, batch_id, result.as_dict(),
-                  best_bets(storage, game_date, systems, limit=best))
+    message = (
+        f"batch {batch_id}: {result.summary.requests['done']} player(s) predicted, "
+        f"{skipped_out} skipped as Out on the injury report"
+    )
+    return record(
+        "predicted",
+        message,
+        after,
+        batch_id,
+        result.as_dict(),
+        best_bets(storage, game_date, systems, limit=best),
+    )
 
 
 __all__ = ["DayRun", "best_bets", "inputs_digest", "resolve_day", "run_day"]

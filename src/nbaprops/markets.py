@@ -11,7 +11,13 @@ from collections.abc import Iterable
 from nbaprops.errors import InputError
 
 # market -> box-score stat it settles on ("pra" = pts + reb + ast)
-MARKET_STAT: dict[str, str] = {"points": "pts", "rebounds": "reb", "assists": "ast", "threes": "fg3m", "pra": "pra"}
+MARKET_STAT: dict[str, str] = {
+    "points": "pts",
+    "rebounds": "reb",
+    "assists": "ast",
+    "threes": "fg3m",
+    "pra": "pra",
+}
 MARKETS: tuple[str, ...] = tuple(MARKET_STAT)
 
 
@@ -24,7 +30,9 @@ def validate_markets(markets: Iterable[str]) -> tuple[str, ...]:
     chosen = tuple(dict.fromkeys(m.strip() for m in markets if m.strip()))
     unknown = [m for m in chosen if m not in MARKET_STAT]
     if unknown or not chosen:
-        raise InputError(f"unknown market(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MARKETS)}")
+        raise InputError(
+            f"unknown market(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MARKETS)}"
+        )
     return chosen
 
 

@@ -180,7 +180,12 @@ PREDICTION_BATCHES = Table(
     (
         _c("batch_id", "VARCHAR", "unique batch id", nullable=False),
         _c("game_date", "DATE", "the date predicted", nullable=False),
-        _c("state", "VARCHAR", "running, complete (every request done or skipped) or partial (some failed)", nullable=False),
+        _c(
+            "state",
+            "VARCHAR",
+            "running, complete (every request done or skipped) or partial (some failed)",
+            nullable=False,
+        ),
         _c("markets", "VARCHAR[]", "markets predicted", nullable=False),
         _c("systems", "VARCHAR[]", "systems run", nullable=False),
         _c("as_of", "TIMESTAMPTZ", "prediction time: no line posted later is used", nullable=False),
@@ -190,7 +195,11 @@ PREDICTION_BATCHES = Table(
         _c("finished_at", "TIMESTAMPTZ", "when it reached a final state"),
         _c("staging_table", "VARCHAR", "its staging table while one exists"),
         _c("summary", "JSON", "the summary written at consolidation"),
-        _c("kind", "VARCHAR", "daily (NULL means daily too) or line_update (re-predicts only players whose line moved)"),
+        _c(
+            "kind",
+            "VARCHAR",
+            "daily (NULL means daily too) or line_update (re-predicts only players whose line moved)",
+        ),
     ),
     primary_key=("batch_id",),
     description="One row per batch.",
@@ -224,7 +233,12 @@ PREDICTION_REQUESTS = Table(
 PREDICTIONS = Table(
     "player_prop_predictions",
     (
-        _c("prediction_id", "VARCHAR", "deterministic id: batch, game, player, market, system", nullable=False),
+        _c(
+            "prediction_id",
+            "VARCHAR",
+            "deterministic id: batch, game, player, market, system",
+            nullable=False,
+        ),
         _c("batch_id", "VARCHAR", "batch that produced the row", nullable=False),
         _c("system_id", "VARCHAR", "prediction system", nullable=False),
         _c("market", "VARCHAR", "points, rebounds, assists, threes or pra", nullable=False),
@@ -248,16 +262,23 @@ PREDICTIONS = Table(
         _c("recommendation", "VARCHAR", "OVER, UNDER, PASS or NO_LINE", nullable=False),
         _c("confidence_raw", "DOUBLE", "raw probability the recommended side wins"),
         _c("confidence_score", "DOUBLE", "calibrated probability the recommended side wins"),
-        _c("calibration_method", "VARCHAR",
-           "how p_over was calibrated: logistic on the standardized edge (bets allowed), no_signal (no relation "
-           "between edge and outcome: base rate, every row PASS) or none (too few graded rows: PASS)"),
+        _c(
+            "calibration_method",
+            "VARCHAR",
+            "how p_over was calibrated: logistic on the standardized edge (bets allowed), no_signal (no relation "
+            "between edge and outcome: base rate, every row PASS) or none (too few graded rows: PASS)",
+        ),
         _c("expected_value", "DOUBLE", "expected profit per unit at the offered price"),
         _c("feature_version", "VARCHAR", "feature builder version"),
         _c("feature_quality_score", "DOUBLE", "0-100: how much history backs the row"),
         _c("feature_count", "INTEGER", "features available"),
         _c("early_season_flag", "BOOLEAN", "few games this season"),
         _c("prediction_error_code", "VARCHAR", "set when the row is degraded"),
-        _c("injury_status", "VARCHAR", "Doubtful, Questionable, Probable or Available on the injury report used"),
+        _c(
+            "injury_status",
+            "VARCHAR",
+            "Doubtful, Questionable, Probable or Available on the injury report used",
+        ),
         _c("injury_reason", "VARCHAR", "the report's reason for that status"),
         _c("injury_report_at", "TIMESTAMPTZ", "publication time of the injury report the batch used"),
         _c("model_version", "VARCHAR", "artifact or rule version that produced the value"),
@@ -325,7 +346,7 @@ INJURY_REPORTS = Table(
     ),
     primary_key=("report_at", "game_date", "team", "player_lookup"),
     description="Every injury-report snapshot as published (point in time: a batch reads the latest one before "
-                "its as_of).",
+    "its as_of).",
 )
 
 SOURCE_STATE = Table(
@@ -347,7 +368,11 @@ DAILY_RUNS = Table(
         _c("game_date", "DATE", "the date run", nullable=False),
         _c("started_at", "TIMESTAMPTZ", "", nullable=False),
         _c("finished_at", "TIMESTAMPTZ", ""),
-        _c("inputs_digest", "VARCHAR", "digest of what the batch would read (schedule, lines, injuries, models)"),
+        _c(
+            "inputs_digest",
+            "VARCHAR",
+            "digest of what the batch would read (schedule, lines, injuries, models)",
+        ),
         _c("batch_id", "VARCHAR", "the batch that stands for the date after this run"),
         _c("outcome", "VARCHAR", "predicted, unchanged or no_games"),
         _c("report", "JSON", "fetch results, models and summary"),
@@ -408,7 +433,9 @@ class DriftPlan:
         }
 
 
-def plan_drift(staging: Mapping[str, str], main: Mapping[str, str], *, required: tuple[str, ...] = ()) -> DriftPlan:
+def plan_drift(
+    staging: Mapping[str, str], main: Mapping[str, str], *, required: tuple[str, ...] = ()
+) -> DriftPlan:
     """Compare staged columns with the main table's (both ``name -> type``); a pure function.
 
     The main table only ever gains columns: a staging column it lacks is added (nullable); a main column the
@@ -423,7 +450,9 @@ def plan_drift(staging: Mapping[str, str], main: Mapping[str, str], *, required:
     if missing_required:
         raise ContractError(f"staging lacks required column(s) {', '.join(missing_required)}")
     insert = tuple(name for name in main if name in staging)
-    add = tuple(Column(name, type_, True, "added by drift") for name, type_ in staging.items() if name not in main)
+    add = tuple(
+        Column(name, type_, True, "added by drift") for name, type_ in staging.items() if name not in main
+    )
     missing = tuple(name for name in main if name not in staging)
     mismatches = tuple(
         (name, staging[name], main[name]) for name in insert if staging[name].upper() != main[name].upper()

@@ -33,8 +33,17 @@ def graded(loaded_db_file: Path, tmp_path_factory: pytest.TempPathFactory):  # t
     shutil.copyfile(loaded_db_file, path)
     storage = open_storage(path)
     ingest_lines(storage, [lines])
-    result = run_backtest(storage, Settings(), market="pra", start=START, end=END, systems=SYSTEMS,
-                          retrain_days=4, train_days=90, workers=2)
+    result = run_backtest(
+        storage,
+        Settings(),
+        market="pra",
+        start=START,
+        end=END,
+        systems=SYSTEMS,
+        retrain_days=4,
+        train_days=90,
+        workers=2,
+    )
     yield storage, result
     storage.close()
 
@@ -55,9 +64,13 @@ def test_grades_match_the_box_scores_and_prices(graded) -> None:  # type: ignore
     storage, result = graded
     rows = result.grades.to_pylist()
     assert rows and all(START <= r["game_date"] <= END for r in rows)
-    actual = {(pl, d): v for pl, d, v in storage.fetchall(
-        """SELECT player_lookup, game_date, pts + reb + ast FROM box_scores WHERE game_date BETWEEN ? AND ?""",
-        [START, END])}
+    actual = {
+        (pl, d): v
+        for pl, d, v in storage.fetchall(
+            """SELECT player_lookup, game_date, pts + reb + ast FROM box_scores WHERE game_date BETWEEN ? AND ?""",
+            [START, END],
+        )
+    }
     voids = [r for r in rows if r["void_reason"]]
     assert voids, "some expected players did not play"
     for r in rows:
@@ -86,7 +99,9 @@ def test_metrics_are_computed_on_the_same_rows(graded) -> None:  # type: ignore[
     _, result = graded
     metrics = compute_metrics(result.grades)
     assert [m["system_id"] for m in metrics] == sorted(SYSTEMS)
-    rows = [r for r in result.grades.to_pylist() if r["system_id"] == "moving_average" and not r["void_reason"]]
+    rows = [
+        r for r in result.grades.to_pylist() if r["system_id"] == "moving_average" and not r["void_reason"]
+    ]
     m = next(x for x in metrics if x["system_id"] == "moving_average")
     assert m["n"] == len(rows)
     assert m["mae"] == pytest.approx(np.mean([abs(r["predicted_value"] - r["actual_value"]) for r in rows]))
@@ -111,9 +126,17 @@ def test_report_is_one_self_contained_html_with_four_plots(graded, tmp_path: Pat
     from nbaprops.backtest import cumulative_profit, write_report
 
     _, result = graded
-    payload = {"run_id": result.run_id, "market": "pra", "start": str(result.start), "end": str(result.end),
-               "days": result.days, "steps": result.steps, "retrain_days": 4,
-               "metrics": compute_metrics(result.grades), "calibration": calibration_summary(result.models)}
+    payload = {
+        "run_id": result.run_id,
+        "market": "pra",
+        "start": str(result.start),
+        "end": str(result.end),
+        "days": result.days,
+        "steps": result.steps,
+        "retrain_days": 4,
+        "metrics": compute_metrics(result.grades),
+        "calibration": calibration_summary(result.models),
+    }
     path = write_report(tmp_path / "r.html", payload, cumulative_profit(result.grades))
     text = path.read_text()
     assert "<script" not in text and "http://" not in text.replace("http://www.w3.org/2000/svg", "")
@@ -124,15 +147,21 @@ def test_report_is_one_self_contained_html_with_four_plots(graded, tmp_path: Pat
     assert "steps by calibration" in text  # why rows were or were not bet
     # A reader who does not know the words gets them on the page (issue 6).
     glossary = text.split("<h2>Glossary</h2>")[1]
-    assert all(f"<dt>{term}</dt>" in glossary for term in ("MAE", "ROI", "break-even", "void", "Brier", "ECE"))
+    assert all(
+        f"<dt>{term}</dt>" in glossary for term in ("MAE", "ROI", "break-even", "void", "Brier", "ECE")
+    )
 
 
 def test_no_bet_points_against_the_models_edge(graded) -> None:  # type: ignore[no-untyped-def]
     _, result = graded
     rows = result.grades.to_pylist()
     bets = [r for r in rows if r["recommendation"] in ("OVER", "UNDER")]
-    against = [r for r in bets if (r["recommendation"] == "OVER") != (r["predicted_value"] > r["line_value"])
-               or r["predicted_value"] == r["line_value"]]
+    against = [
+        r
+        for r in bets
+        if (r["recommendation"] == "OVER") != (r["predicted_value"] > r["line_value"])
+        or r["predicted_value"] == r["line_value"]
+    ]
     assert against == []
     assert all(m["n_bets_against_edge"] == 0 for m in compute_metrics(result.grades))
     methods = {r["calibration_method"] for r in rows if r["line_value"] is not None}
@@ -149,8 +178,17 @@ def test_parallel_fitting_gives_the_serial_paths_grades(graded, tmp_path: Path) 
     shutil.copyfile(storage.path, path)
     with open_storage(path) as serial_storage:
         serial_storage.execute("DELETE FROM prediction_grades")
-        serial = run_backtest(serial_storage, Settings(), market="pra", start=START, end=END, systems=SYSTEMS,
-                              retrain_days=4, train_days=90, workers=0)
+        serial = run_backtest(
+            serial_storage,
+            Settings(),
+            market="pra",
+            start=START,
+            end=END,
+            systems=SYSTEMS,
+            retrain_days=4,
+            train_days=90,
+            workers=0,
+        )
     skip = {"prediction_id", "run_id", "graded_at"}
     for name in result.grades.column_names:
         if name not in skip:

@@ -36,34 +36,46 @@ def _late_injury_report(storage: DuckDBStorage, day: date, as_of: object) -> Non
         """INSERT INTO injury_reports (report_at, game_date, team, player_name, player_lookup, status, reason, source)
            SELECT DISTINCT CAST(? AS TIMESTAMPTZ) + INTERVAL 1 HOUR, game_date, team, player_name, player_lookup,
                   'Out', 'published after the prediction time', 'leakage test'
-           FROM box_scores WHERE game_date = ?""", [as_of, day])
+           FROM box_scores WHERE game_date = ?""",
+        [as_of, day],
+    )
 
 
 def _perturb(storage: DuckDBStorage, day: date, as_of: object) -> None:
     _late_injury_report(storage, day, as_of)
     storage.execute(
         """UPDATE box_scores SET pts = pts + 13, reb = reb + 4, ast = ast + 3, fg3m = fg3m + 2,
-                  minutes = minutes / 2, fga = fga + 9, tov = tov + 2 WHERE game_date >= ?""", [day])
+                  minutes = minutes / 2, fga = fga + 9, tov = tov + 2 WHERE game_date >= ?""",
+        [day],
+    )
     storage.execute("DELETE FROM box_scores WHERE game_date >= ? AND player_id % 3 = 0", [day])
     storage.execute(
         """INSERT INTO box_scores SELECT * REPLACE (game_id || 'X' AS game_id, game_date + 1 AS game_date)
-           FROM box_scores WHERE game_date = ?""", [day])
+           FROM box_scores WHERE game_date = ?""",
+        [day],
+    )
     storage.execute(
         """INSERT INTO prop_lines SELECT * REPLACE ('LateBook' AS bookmaker, line + 7 AS line,
                   CAST(? AS TIMESTAMPTZ) + INTERVAL 1 HOUR AS posted_at, true AS is_main)
            FROM (SELECT DISTINCT ON (player_lookup, market) * FROM prop_lines WHERE game_date = ?
-                 ORDER BY player_lookup, market, bookmaker)""", [as_of, day])
+                 ORDER BY player_lookup, market, bookmaker)""",
+        [as_of, day],
+    )
     # A later, perfectly balanced DraftKings line that would become its main line if it were visible.
     storage.execute(
         """INSERT INTO prop_lines SELECT * REPLACE (line - 3 AS line, -110.0 AS over_price, -110.0 AS under_price,
                   CAST(? AS TIMESTAMPTZ) + INTERVAL 2 HOUR AS posted_at)
-           FROM prop_lines WHERE game_date = ? AND bookmaker = 'DraftKings'""", [as_of, day])
+           FROM prop_lines WHERE game_date = ? AND bookmaker = 'DraftKings'""",
+        [as_of, day],
+    )
 
 
 def _slate_targets(storage: DuckDBStorage, day: date) -> pa.Table:
     return storage.arrow(
         """SELECT player_id, player_lookup, CAST(? AS DATE) AS game_date, team, opponent, is_home
-           FROM box_scores WHERE game_date = ? ORDER BY player_id""", [day, day])
+           FROM box_scores WHERE game_date = ? ORDER BY player_id""",
+        [day, day],
+    )
 
 
 @pytest.fixture
@@ -74,10 +86,18 @@ def twin_dbs(loaded_db_file: Path, tmp_path: Path, pra_lines: dict[str, Path]) -
     with open_storage(clean) as storage:
         games = games_for_date(storage, DAY)
         sched = tmp_path / "schedule.csv"
-        sched.write_text("game_date,home_team,away_team,game_id\n" + "".join(
-            f"{DAY},{h},{a},{g}\n" for g, h, a in zip(games.column("game_id").to_pylist(),
-                                                      games.column("home_team").to_pylist(),
-                                                      games.column("away_team").to_pylist(), strict=True)))
+        sched.write_text(
+            "game_date,home_team,away_team,game_id\n"
+            + "".join(
+                f"{DAY},{h},{a},{g}\n"
+                for g, h, a in zip(
+                    games.column("game_id").to_pylist(),
+                    games.column("home_team").to_pylist(),
+                    games.column("away_team").to_pylist(),
+                    strict=True,
+                )
+            )
+        )
         ingest_schedule(storage, [sched])
         ingest_lines(storage, [pra_lines["2024-25"]])
         storage.execute("CHECKPOINT")
@@ -130,14 +150,18 @@ def test_the_join_itself_excludes_box_scores_on_or_after_the_date(storage: DuckD
     storage.execute("CREATE TABLE perturbed AS SELECT * FROM clean")
     storage.execute(
         """UPDATE perturbed SET pts = pts + 13, reb = reb + 4, ast = ast + 3, fg3m = fg3m + 2, minutes = minutes / 3,
-                  fga = fga + 5, fta = fta + 2, tov = tov + 1, oreb = oreb + 1 WHERE game_date >= ?""", [DAY])
+                  fga = fga + 5, fta = fta + 2, tov = tov + 1, oreb = oreb + 1 WHERE game_date >= ?""",
+        [DAY],
+    )
     storage.execute("DELETE FROM perturbed WHERE game_date >= ? AND player_id % 2 = 0", [DAY])
     assert storage.scalar("SELECT count(*) FROM clean WHERE game_date > ?", [DAY]) > 1000
     clean = _features_over(storage, "clean", targets)
     assert clean.num_rows == targets.num_rows
     assert clean.equals(_features_over(storage, "perturbed", targets))
     # The check has teeth: the same perturbation one day earlier changes features.
-    storage.execute("UPDATE perturbed SET pts = pts + 13, fga = fga + 5 WHERE game_date = ?", [DAY - timedelta(days=1)])
+    storage.execute(
+        "UPDATE perturbed SET pts = pts + 13, fga = fga + 5 WHERE game_date = ?", [DAY - timedelta(days=1)]
+    )
     assert not clean.equals(_features_over(storage, "perturbed", targets))
 
 
@@ -149,8 +173,9 @@ def test_training_rows_see_only_earlier_games(storage: DuckDBStorage) -> None:
     assert train.equals(again)
     # Every row's features equal those built for that row alone as a target on its own date.
     sample = train.slice(train.num_rows // 2, 40)
-    alone = build_features(storage, sample.select(["player_id", "player_lookup", "game_date", "team", "opponent",
-                                                   "is_home"]))
+    alone = build_features(
+        storage, sample.select(["player_id", "player_lookup", "game_date", "team", "opponent", "is_home"])
+    )
     assert alone.select(list(FEATURE_COLUMNS)).equals(sample.select(list(FEATURE_COLUMNS)))
 
 
@@ -159,15 +184,25 @@ def test_daily_batch_is_identical_on_perturbed_future(twin_dbs: tuple[Path, Path
     for path in twin_dbs:
         settings = Settings(db_path=path, data_dir=path.parent / f"artifacts-{path.stem}", workers=2)
         with open_storage(path) as storage:
-            run = run_batch(storage, settings, DAY, markets=["pra"], train_days=60,
-                            clock=ManualClock(AS_OF + timedelta(days=3)))
+            run = run_batch(
+                storage,
+                settings,
+                DAY,
+                markets=["pra"],
+                train_days=60,
+                clock=ManualClock(AS_OF + timedelta(days=3)),
+            )
             assert run.summary.state == "complete"
             assert set(run.games_source) == {"schedule"}
             rows = storage.fetchall(
                 """SELECT system_id, player_lookup, predicted_value, predicted_std, line_value, sportsbook, over_price,
                           recommendation, confidence_score, feature_quality_score, injury_status, injury_report_at
-                   FROM player_prop_predictions WHERE game_date = ? AND is_active ORDER BY ALL""", [DAY])
-            states = storage.fetchall("SELECT player_lookup, state, error_code FROM prediction_requests ORDER BY ALL")
+                   FROM player_prop_predictions WHERE game_date = ? AND is_active ORDER BY ALL""",
+                [DAY],
+            )
+            states = storage.fetchall(
+                "SELECT player_lookup, state, error_code FROM prediction_requests ORDER BY ALL"
+            )
             results.append((rows, states, run.injuries["report_at"]))
             if path == twin_dbs[1]:  # the late report is there: a batch predicting after it would read it
                 assert injury_snapshot(storage, DAY, AS_OF + timedelta(hours=2)).num_rows > 200

@@ -34,8 +34,9 @@ def _state(storage: DuckDBStorage) -> tuple[int, int, int]:
     )
 
 
-def test_reingesting_shipped_rows_adds_nothing(storage: DuckDBStorage, season_rows: list[dict[str, str]],
-                                               tmp_path: Path) -> None:
+def test_reingesting_shipped_rows_adds_nothing(
+    storage: DuckDBStorage, season_rows: list[dict[str, str]], tmp_path: Path
+) -> None:
     before = _state(storage)[0]
     report = ingest_boxscores(storage, [_write(tmp_path / "slice.csv", season_rows)])
     assert (report.rows_read, report.rows_added) == (200, 0)
@@ -51,11 +52,20 @@ def test_reingesting_shipped_rows_adds_nothing(storage: DuckDBStorage, season_ro
 
 @pytest.mark.parametrize(
     ("column", "value", "message"),
-    [("MIN", "-3", "must not be negative"), ("GAME_DATE", "2024-02-31", "cannot be read as date"),
-     ("PTS", None, "missing required column")],
+    [
+        ("MIN", "-3", "must not be negative"),
+        ("GAME_DATE", "2024-02-31", "cannot be read as date"),
+        ("PTS", None, "missing required column"),
+    ],
 )
-def test_bad_boxscores_are_refused(storage: DuckDBStorage, season_rows: list[dict[str, str]], tmp_path: Path,
-                                   column: str, value: str | None, message: str) -> None:
+def test_bad_boxscores_are_refused(
+    storage: DuckDBStorage,
+    season_rows: list[dict[str, str]],
+    tmp_path: Path,
+    column: str,
+    value: str | None,
+    message: str,
+) -> None:
     good = _write(tmp_path / "good.csv", [dict(r, GAME_ID="0099999998") for r in season_rows[:20]])
     rows = [dict(r) for r in season_rows[:40]]
     if value is None:
@@ -73,8 +83,9 @@ def test_bad_boxscores_are_refused(storage: DuckDBStorage, season_rows: list[dic
     assert _state(storage) == before
 
 
-def test_a_stored_game_with_other_values_is_refused(storage: DuckDBStorage, season_rows: list[dict[str, str]],
-                                                    tmp_path: Path) -> None:
+def test_a_stored_game_with_other_values_is_refused(
+    storage: DuckDBStorage, season_rows: list[dict[str, str]], tmp_path: Path
+) -> None:
     rows = [dict(r) for r in season_rows[:10]]
     rows[3]["PTS"] = str(int(rows[3]["PTS"]) + 7)  # same (PLAYER_ID, GAME_ID) as stored, different points
     path = _write(tmp_path / "conflict.csv", rows)

@@ -45,7 +45,9 @@ def _implied(price: float) -> float:
     return -price / (100 - price) if price < 0 else 100 / (price + 100)
 
 
-def test_pra_2024_25_ingests_and_same_file_twice_adds_nothing(storage: DuckDBStorage, pra_lines: dict[str, Path]) -> None:
+def test_pra_2024_25_ingests_and_same_file_twice_adds_nothing(
+    storage: DuckDBStorage, pra_lines: dict[str, Path]
+) -> None:
     path = pra_lines["2024-25"]
     file_rows = _independent(f"SELECT count(*) FROM read_csv('{path}', all_varchar=true)")[0]
     report = ingest_lines(storage, [path])
@@ -53,13 +55,18 @@ def test_pra_2024_25_ingests_and_same_file_twice_adds_nothing(storage: DuckDBSto
     assert report.details["exact_duplicates"] == 0
     assert report.rows_added == storage.scalar("SELECT count(*) FROM prop_lines") == file_rows
     assert report.details["markets"] == {"pra": file_rows}
-    assert storage.scalar("SELECT count(*) FROM prop_lines WHERE over_price IS NULL OR under_price IS NULL") > 0
+    assert (
+        storage.scalar("SELECT count(*) FROM prop_lines WHERE over_price IS NULL OR under_price IS NULL") > 0
+    )
     assert storage.scalar("SELECT count(*) FROM prop_lines WHERE posted_at IS NULL") == 0
     # teams derived from box scores: always the home or the away team, opponent the other one
-    assert storage.scalar(
-        "SELECT count(*) FROM prop_lines WHERE team IS NOT NULL AND NOT ((team = home_team AND opponent = away_team) "
-        "OR (team = away_team AND opponent = home_team))"
-    ) == 0
+    assert (
+        storage.scalar(
+            "SELECT count(*) FROM prop_lines WHERE team IS NOT NULL AND NOT ((team = home_team AND opponent = away_team) "
+            "OR (team = away_team AND opponent = home_team))"
+        )
+        == 0
+    )
     assert storage.scalar("SELECT count(team) FROM prop_lines") > 0.9 * file_rows
     before = storage.fetchall("SELECT * FROM prop_lines ORDER BY ALL")
 
@@ -69,7 +76,9 @@ def test_pra_2024_25_ingests_and_same_file_twice_adds_nothing(storage: DuckDBSto
     assert storage.scalar("SELECT count(*) FROM ingest_log WHERE kind = 'lines'") == 1
 
 
-def test_2023_24_duplicates_unmatched_and_main_lines(storage: DuckDBStorage, pra_lines: dict[str, Path]) -> None:
+def test_2023_24_duplicates_unmatched_and_main_lines(
+    storage: DuckDBStorage, pra_lines: dict[str, Path]
+) -> None:
     path = pra_lines["2023-24"]
     total, exact = _independent(
         f"SELECT count(*), count(*) - count(DISTINCT t) FROM read_csv('{path}', all_varchar=true) t"
@@ -85,7 +94,9 @@ def test_2023_24_duplicates_unmatched_and_main_lines(storage: DuckDBStorage, pra
 
     # unmatched names: counts sorted, summed, and really absent from the box scores
     unmatched = d["unmatched"]
-    assert unmatched and [u["rows"] for u in unmatched] == sorted((u["rows"] for u in unmatched), reverse=True)
+    assert unmatched and [u["rows"] for u in unmatched] == sorted(
+        (u["rows"] for u in unmatched), reverse=True
+    )
     assert d["unmatched_rows"] == sum(u["rows"] for u in unmatched)
     assert d["unmatched_rows"] == storage.scalar(
         "SELECT count(*) FROM prop_lines WHERE player_lookup NOT IN (SELECT player_lookup FROM box_scores)"
@@ -99,10 +110,13 @@ def test_2023_24_duplicates_unmatched_and_main_lines(storage: DuckDBStorage, pra
     assert d["unmatched_rows"] < 0.05 * stored
 
     # exactly one main line per (date, player, market, book), and it is the most balanced one
-    assert storage.scalar(
-        """SELECT count(*) FROM (SELECT game_date, player_lookup, market, bookmaker, sum(CAST(is_main AS INT)) AS m
+    assert (
+        storage.scalar(
+            """SELECT count(*) FROM (SELECT game_date, player_lookup, market, bookmaker, sum(CAST(is_main AS INT)) AS m
            FROM prop_lines GROUP BY ALL HAVING m <> 1)"""
-    ) == 0
+        )
+        == 0
+    )
     assert d["alternate_lines"] == storage.scalar("SELECT count(*) FROM prop_lines WHERE NOT is_main") > 0
     groups: dict[tuple, list[tuple]] = {}
     for row in storage.fetchall(
@@ -113,9 +127,11 @@ def test_2023_24_duplicates_unmatched_and_main_lines(storage: DuckDBStorage, pra
         groups.setdefault(row[:3], []).append(row[3:])
     assert groups
     for rows in groups.values():
+
         def rank(r: tuple) -> tuple:
             balance = abs(_implied(r[1]) - _implied(r[2])) if r[1] is not None and r[2] is not None else 9.0
             return (round(balance, 12), -r[3].timestamp(), r[0])
+
         assert [r for r in rows if r[4]] == [min(rows, key=rank)]
 
 
@@ -131,20 +147,33 @@ BAD_FILES: dict[str, tuple[str, Callable[[list[dict[str, str]]], list[dict[str, 
     "date": ("bad_date_pra.csv", lambda rows: _changed(rows, 7, "event_date", "2024-13-45"), 7, "event_date"),
     "line": ("bad_line_pra.csv", lambda rows: _changed(rows, 9, "line", "twenty"), 9, "line"),
     "price": ("bad_price_pra.csv", lambda rows: _changed(rows, 4, "over_price", "-50"), 4, "over_price"),
-    "team": ("bad_team_pra.csv", lambda rows: _changed(rows, 12, "home_team", "Seattle SuperSonics"), 12, "home_team"),
-    "market": ("bad_market.csv",
-               lambda rows: _changed([dict(r, market="player_points") for r in rows], 7, "market", "player_steals"),
-               7, "market"),
-    "missing column": ("no_book_pra.csv", lambda rows: [{k: v for k, v in r.items() if k != "bookmaker"} for r in rows],
-                       None, "bookmaker"),
+    "team": (
+        "bad_team_pra.csv",
+        lambda rows: _changed(rows, 12, "home_team", "Seattle SuperSonics"),
+        12,
+        "home_team",
+    ),
+    "market": (
+        "bad_market.csv",
+        lambda rows: _changed([dict(r, market="player_points") for r in rows], 7, "market", "player_steals"),
+        7,
+        "market",
+    ),
+    "missing column": (
+        "no_book_pra.csv",
+        lambda rows: [{k: v for k, v in r.items() if k != "bookmaker"} for r in rows],
+        None,
+        "bookmaker",
+    ),
     # no market column, no market argument, no "pra" in the name
     "no market": ("lines.csv", lambda rows: rows, None, "market"),
 }
 
 
 @pytest.fixture(scope="module")
-def seeded(loaded_db_file: Path, pra_lines: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[tuple[DuckDBStorage, Path, list[dict[str, str]]]]:
+def seeded(
+    loaded_db_file: Path, pra_lines: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[DuckDBStorage, Path, list[dict[str, str]]]]:
     """A database holding 30 real lines, a good file of 30 others and its rows (shared: nothing may change it)."""
     folder = tmp_path_factory.mktemp("refused")
     shutil.copyfile(loaded_db_file, folder / "lines.duckdb")
@@ -156,8 +185,9 @@ def seeded(loaded_db_file: Path, pra_lines: dict[str, Path], tmp_path_factory: p
 
 
 @pytest.mark.parametrize("case", list(BAD_FILES))
-def test_bad_files_are_refused_and_nothing_changes(seeded: tuple[DuckDBStorage, Path, list[dict[str, str]]],
-                                                   tmp_path: Path, case: str) -> None:
+def test_bad_files_are_refused_and_nothing_changes(
+    seeded: tuple[DuckDBStorage, Path, list[dict[str, str]]], tmp_path: Path, case: str
+) -> None:
     """A good file then a bad one: refused naming the bad file, line and column; nothing stored."""
     storage, good, rows = seeded
     name, make_rows, line, column = BAD_FILES[case]
@@ -173,24 +203,36 @@ def test_bad_files_are_refused_and_nothing_changes(seeded: tuple[DuckDBStorage, 
     assert _counts(storage) == before
 
 
-def test_the_market_argument_stands_for_a_missing_market_column(storage: DuckDBStorage, pra_lines: dict[str, Path],
-                                                               tmp_path: Path) -> None:
+def test_the_market_argument_stands_for_a_missing_market_column(
+    storage: DuckDBStorage, pra_lines: dict[str, Path], tmp_path: Path
+) -> None:
     no_market = _write(tmp_path / "lines.csv", _rows(pra_lines["2024-25"])[:30])
     assert ingest_lines(storage, [no_market], market="player_points").details["markets"] == {"points": 30}
 
 
-def test_odds_api_spelling_aliases_and_later_prices(storage: DuckDBStorage, pra_lines: dict[str, Path],
-                                                    tmp_path: Path) -> None:
+def test_odds_api_spelling_aliases_and_later_prices(
+    storage: DuckDBStorage, pra_lines: dict[str, Path], tmp_path: Path
+) -> None:
     real = _rows(pra_lines["2024-25"])
     picked = [r for r in real if r["player_name"] == "Herb Jones"][:3] + real[200:207]
-    storage.execute("DELETE FROM player_aliases WHERE alias_lookup = 'herbjones'")  # shipped; re-added by hand
+    storage.execute(
+        "DELETE FROM player_aliases WHERE alias_lookup = 'herbjones'"
+    )  # shipped; re-added by hand
     storage.execute("INSERT INTO player_aliases VALUES ('herbjones', 'herbertjones')")
     api = [
         {
-            "event_id": r["event_id"], "commence_time": r["timestamp"], "home_team": r["home_team"],
-            "away_team": r["away_team"], "sportsbook": r["bookmaker"], "market": "player_points_rebounds_assists",
-            "player": r["player_name"], "line": r["line"], "over_odds": r["over_price"],
-            "under_odds": r["under_price"], "last_update": r["timestamp"], "date": r["event_date"],
+            "event_id": r["event_id"],
+            "commence_time": r["timestamp"],
+            "home_team": r["home_team"],
+            "away_team": r["away_team"],
+            "sportsbook": r["bookmaker"],
+            "market": "player_points_rebounds_assists",
+            "player": r["player_name"],
+            "line": r["line"],
+            "over_odds": r["over_price"],
+            "under_odds": r["under_price"],
+            "last_update": r["timestamp"],
+            "date": r["event_date"],
         }
         for r in picked
     ]
@@ -207,15 +249,23 @@ def test_odds_api_spelling_aliases_and_later_prices(storage: DuckDBStorage, pra_
     assert (report.rows_added, report.details["replaced"]) == (0, 1)
     assert storage.fetchone(
         "SELECT over_price, under_price FROM prop_lines WHERE player_lookup = 'herbertjones' AND event_id = ? "
-        "AND bookmaker = ? AND line = ?", [newer["event_id"], newer["sportsbook"], float(newer["line"])]
+        "AND bookmaker = ? AND line = ?",
+        [newer["event_id"], newer["sportsbook"], float(newer["line"])],
     ) == (-150.0, 120.0)
     clash = dict(newer, over_odds="-160")
     before = _counts(storage)
     with pytest.raises(InputError, match="different prices"):
         ingest_lines(storage, [_write(tmp_path / "clash.csv", [clash])])
     with pytest.raises(InputError, match="different prices") as info:
-        ingest_lines(storage, [_write(tmp_path / "clash2.csv", [dict(newer, last_update="2031-01-01"),
-                                                                dict(clash, last_update="2031-01-01")])])
+        ingest_lines(
+            storage,
+            [
+                _write(
+                    tmp_path / "clash2.csv",
+                    [dict(newer, last_update="2031-01-01"), dict(clash, last_update="2031-01-01")],
+                )
+            ],
+        )
     assert info.value.row == 3
     assert _counts(storage) == before
 
@@ -224,12 +274,21 @@ def test_select_lines_consensus_and_as_of(storage: DuckDBStorage, pra_lines: dic
     ingest_lines(storage, [pra_lines["2023-24"]])
     day = "2024-01-15"
     table = select_lines(storage, day, ["pra"])
-    assert table.column_names[:8] == ["game_date", "player_lookup", "market", "line", "bookmaker", "over_price",
-                                      "under_price", "n_books"]
+    assert table.column_names[:8] == [
+        "game_date",
+        "player_lookup",
+        "market",
+        "line",
+        "bookmaker",
+        "over_price",
+        "under_price",
+        "n_books",
+    ]
     mains: dict[str, list[tuple]] = {}
     for player, book, line, over, under in storage.fetchall(
         "SELECT player_lookup, bookmaker, line, over_price, under_price FROM prop_lines "
-        "WHERE game_date = ? AND market = 'pra' AND is_main", [day]
+        "WHERE game_date = ? AND market = 'pra' AND is_main",
+        [day],
     ):
         mains.setdefault(player, []).append((book, line, over, under))
     assert table.num_rows == len(mains) > 50
@@ -241,15 +300,20 @@ def test_select_lines_consensus_and_as_of(storage: DuckDBStorage, pra_lines: dic
         def rank(b: tuple, median: float = median) -> tuple:
             vig = _implied(b[2]) + _implied(b[3]) - 1 if b[2] is not None and b[3] is not None else 9.0
             return (abs(b[1] - median), round(vig, 12), b[0])
+
         best = min(books, key=rank)
         assert (row["bookmaker"], row["over_price"], row["under_price"]) == (best[0], best[2], best[3])
     assert select_lines(storage, [day], "points").num_rows == 0
 
-    posted = [r[0] for r in storage.fetchall("SELECT posted_at FROM prop_lines WHERE game_date = ? ORDER BY 1", [day])]
+    posted = [
+        r[0]
+        for r in storage.fetchall("SELECT posted_at FROM prop_lines WHERE game_date = ? ORDER BY 1", [day])
+    ]
     assert select_lines(storage, day, "pra", as_of=datetime(2024, 1, 1, tzinfo=UTC)).num_rows == 0
     middle = posted[len(posted) // 2]
     early = select_lines(storage, day, "pra", as_of=middle)
     expected = storage.scalar(
-        "SELECT count(DISTINCT player_lookup) FROM prop_lines WHERE game_date = ? AND posted_at <= ?", [day, middle]
+        "SELECT count(DISTINCT player_lookup) FROM prop_lines WHERE game_date = ? AND posted_at <= ?",
+        [day, middle],
     )
     assert 0 < early.num_rows == expected < table.num_rows

@@ -44,23 +44,36 @@ def test_games_for_date_is_the_union_of_every_source(
 
     day_rows = [r for r in csv.DictReader(pra_lines["2024-25"].open()) if r["event_date"] == DAY.isoformat()]
     ingest_lines(storage, [_write(tmp_path / "day_pra.csv", day_rows)])
-    line_pairs = {(r["home_team"], r["away_team"]) for r in storage.fetch_dicts(
-        "SELECT DISTINCT home_team, away_team FROM prop_lines WHERE game_date = ?", [DAY])}
+    line_pairs = {
+        (r["home_team"], r["away_team"])
+        for r in storage.fetch_dicts(
+            "SELECT DISTINCT home_team, away_team FROM prop_lines WHERE game_date = ?", [DAY]
+        )
+    }
     assert line_pairs < set(box)  # the lines name only some of the day's games
     from_lines = games_for_date(storage, DAY.isoformat())
     assert {(r["home_team"], r["away_team"]): r["game_id"] for r in from_lines.to_pylist()} == box
 
     home, away = sorted(set(box) - line_pairs)[0]
-    sched = _write(tmp_path / "schedule.csv", [
-        {"game_date": DAY.isoformat(), "home_team": home.lower(), "away_team": away,
-         "commence_time": f"{DAY.isoformat()}T23:30:00Z"},
-    ])
+    sched = _write(
+        tmp_path / "schedule.csv",
+        [
+            {
+                "game_date": DAY.isoformat(),
+                "home_team": home.lower(),
+                "away_team": away,
+                "commence_time": f"{DAY.isoformat()}T23:30:00Z",
+            },
+        ],
+    )
     report = ingest_schedule(storage, [sched])
     assert (report.rows_read, report.rows_added) == (1, 1)
     from_schedule = games_for_date(storage, DAY).to_pylist()
     assert len(from_schedule) == len(box)
     scheduled = [r for r in from_schedule if r["source"] == "schedule"]
-    assert [(r["home_team"], r["away_team"], r["game_id"]) for r in scheduled] == [(home, away, box[(home, away)])]
+    assert [(r["home_team"], r["away_team"], r["game_id"]) for r in scheduled] == [
+        (home, away, box[(home, away)])
+    ]
     assert scheduled[0]["commence_time"] is not None
     assert ingest_schedule(storage, [sched]).rows_added == 0
     assert storage.scalar("SELECT count(*) FROM schedule") == 1
@@ -70,29 +83,55 @@ def test_a_team_plays_once_a_date_earlier_sources_win(storage: DuckDBStorage, tm
     """A future date: the schedule's game and a lines-only game both count; a line naming a team the schedule
     already placed (a sportsbook's UTC date) is left out rather than giving that team two games."""
     day = "2030-11-02"
-    ingest_schedule(storage, [_write(tmp_path / "s.csv", [{"game_date": day, "home_team": "BOS", "away_team": "NYK"}])])
+    ingest_schedule(
+        storage, [_write(tmp_path / "s.csv", [{"game_date": day, "home_team": "BOS", "away_team": "NYK"}])]
+    )
     rows = [
-        {"game_date": day, "player_name": "Jayson Tatum", "market": "points", "line": "27.5", "bookmaker": "b",
-         "over_price": "-110", "under_price": "-110", "home_team": "MIA", "away_team": "BOS"},
-        {"game_date": day, "player_name": "Stephen Curry", "market": "points", "line": "26.5", "bookmaker": "b",
-         "over_price": "-110", "under_price": "-110", "home_team": "GSW", "away_team": "LAL"},
+        {
+            "game_date": day,
+            "player_name": "Jayson Tatum",
+            "market": "points",
+            "line": "27.5",
+            "bookmaker": "b",
+            "over_price": "-110",
+            "under_price": "-110",
+            "home_team": "MIA",
+            "away_team": "BOS",
+        },
+        {
+            "game_date": day,
+            "player_name": "Stephen Curry",
+            "market": "points",
+            "line": "26.5",
+            "bookmaker": "b",
+            "over_price": "-110",
+            "under_price": "-110",
+            "home_team": "GSW",
+            "away_team": "LAL",
+        },
     ]
     ingest_lines(storage, [_write(tmp_path / "l.csv", rows)])
     games = {(g["home_team"], g["away_team"], g["source"]) for g in games_for_date(storage, day).to_pylist()}
     assert games == {("BOS", "NYK", "schedule"), ("GSW", "LAL", "lines")}
 
 
-def test_future_schedule_gets_synthetic_ids_and_team_spellings(storage: DuckDBStorage, tmp_path: Path) -> None:
-    path = _write(tmp_path / "opening_night.csv", [
-        {"date": "2030-10-21", "home": "Los Angeles Lakers", "away": "Warriors", "game_id": ""},
-        {"date": "2030-10-21", "home": "NY", "away": "Boston Celtics", "game_id": "X1"},
-        {"date": "2030-10-21", "home": "NY", "away": "Boston Celtics", "game_id": "X1"},
-    ])
+def test_future_schedule_gets_synthetic_ids_and_team_spellings(
+    storage: DuckDBStorage, tmp_path: Path
+) -> None:
+    path = _write(
+        tmp_path / "opening_night.csv",
+        [
+            {"date": "2030-10-21", "home": "Los Angeles Lakers", "away": "Warriors", "game_id": ""},
+            {"date": "2030-10-21", "home": "NY", "away": "Boston Celtics", "game_id": "X1"},
+            {"date": "2030-10-21", "home": "NY", "away": "Boston Celtics", "game_id": "X1"},
+        ],
+    )
     report = ingest_schedule(storage, [path])
     assert (report.rows_read, report.rows_added) == (3, 2)
     games = games_for_date(storage, "2030-10-21").to_pylist()
     assert {(g["game_id"], g["home_team"], g["away_team"], g["source"]) for g in games} == {
-        ("20301021GSWLAL", "LAL", "GSW", "schedule"), ("X1", "NYK", "BOS", "schedule"),
+        ("20301021GSWLAL", "LAL", "GSW", "schedule"),
+        ("X1", "NYK", "BOS", "schedule"),
     }
     assert all(g["commence_time"] is None for g in games)
     assert games_for_date(storage, "2030-10-22").num_rows == 0
@@ -107,11 +146,15 @@ def test_future_schedule_gets_synthetic_ids_and_team_spellings(storage: DuckDBSt
         ({"commence_time": "2030-10-22T02:00:00Z"}, 4, "commence_time", "different values"),
     ],
 )
-def test_bad_schedule_is_refused(storage: DuckDBStorage, tmp_path: Path, row: dict[str, str], line: int,
-                                 column: str, message: str) -> None:
-    good = _write(tmp_path / "good.csv", [
-        {"game_date": "2030-10-21", "home_team": "MIA", "away_team": "ORL", "commence_time": ""},
-    ])
+def test_bad_schedule_is_refused(
+    storage: DuckDBStorage, tmp_path: Path, row: dict[str, str], line: int, column: str, message: str
+) -> None:
+    good = _write(
+        tmp_path / "good.csv",
+        [
+            {"game_date": "2030-10-21", "home_team": "MIA", "away_team": "ORL", "commence_time": ""},
+        ],
+    )
     base = [
         {"game_date": "2030-10-21", "home_team": "CHI", "away_team": "DET", "commence_time": ""},
         {"game_date": "2030-10-21", "home_team": "DEN", "away_team": "UTA", "commence_time": ""},

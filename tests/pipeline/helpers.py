@@ -28,14 +28,17 @@ def box_score_games(storage: DuckDBStorage, game_date: date) -> pa.Table:
     )
 
 
-def start_slate(coordinator: Coordinator, game_date: date = SLATE_DATE, *, teams: int | None = None,
-                force: bool = False) -> str:
+def start_slate(
+    coordinator: Coordinator, game_date: date = SLATE_DATE, *, teams: int | None = None, force: bool = False
+) -> str:
     """Start a batch for the real slate of ``game_date`` (optionally only its first ``teams`` games)."""
     games = box_score_games(coordinator.storage, game_date)
     if teams is not None:
         games = games.slice(0, teams)
     requests = expected_players(coordinator.storage, game_date, games, recent_days=21)
-    return coordinator.start(game_date, requests, markets=["points"], systems=["last10"], force=force).batch_id
+    return coordinator.start(
+        game_date, requests, markets=["points"], systems=["last10"], force=force
+    ).batch_id
 
 
 class Last10Predictor:
@@ -68,14 +71,22 @@ class Last10Predictor:
             if n == 0:
                 outcomes.append(RequestOutcome(lease.player_lookup, lease.attempt, "skipped", "no_history"))
             elif n < self.min_games:
-                outcomes.append(RequestOutcome(lease.player_lookup, lease.attempt, "skipped", "not_enough_games"))
+                outcomes.append(
+                    RequestOutcome(lease.player_lookup, lease.attempt, "skipped", "not_enough_games")
+                )
             else:
                 done.append(lease)
                 outcomes.append(RequestOutcome(lease.player_lookup, lease.attempt, "done"))
         rows = staging_rows(
-            batch_id=self.batch_id, game_date=self.game_date, leases=done, market="points", system_id="last10",
+            batch_id=self.batch_id,
+            game_date=self.game_date,
+            leases=done,
+            market="points",
+            system_id="last10",
             predicted_value=np.array([stats[lease.player_id][1] for lease in done], dtype=np.float64),
-            model_version="last10:test", feature_version="test", now=self.clock.now(),
+            model_version="last10:test",
+            feature_version="test",
+            now=self.clock.now(),
         )
         return ChunkPrediction(rows, tuple(outcomes))
 
@@ -84,11 +95,15 @@ def main_table_snapshot(storage: DuckDBStorage) -> list[tuple[object, ...]]:
     return storage.fetchall(f"SELECT * FROM {schema.PREDICTIONS.name} ORDER BY prediction_id")
 
 
-def assert_invariants(storage: DuckDBStorage, batch_id: str, *, lease_grace_seconds: float = 0.0,
-                      clock: Clock | None = None) -> None:
+def assert_invariants(
+    storage: DuckDBStorage, batch_id: str, *, lease_grace_seconds: float = 0.0, clock: Clock | None = None
+) -> None:
     """Assert I1–I8 for a finished batch (I9 is asserted where drift is made)."""
-    states = dict(storage.fetchall(
-        "SELECT state, count(*) FROM prediction_requests WHERE batch_id = ? GROUP BY state", [batch_id]))
+    states = dict(
+        storage.fetchall(
+            "SELECT state, count(*) FROM prediction_requests WHERE batch_id = ? GROUP BY state", [batch_id]
+        )
+    )
     # I1: every request ended in exactly one terminal state.
     assert set(states) <= set(schema.TERMINAL_REQUEST_STATES), states
     # I2: every done request has its rows active in the main table; every active row was requested.
@@ -116,7 +131,9 @@ def assert_invariants(storage: DuckDBStorage, batch_id: str, *, lease_grace_seco
     from nbaprops.pipeline import ledger
 
     counts = ledger.progress(storage, batch_id)
-    total = storage.scalar("SELECT count(DISTINCT player_lookup) FROM prediction_requests WHERE batch_id = ?", [batch_id])
+    total = storage.scalar(
+        "SELECT count(DISTINCT player_lookup) FROM prediction_requests WHERE batch_id = ?", [batch_id]
+    )
     assert sum(counts.values()) == total
     # I5: consolidating again changes nothing.
     from nbaprops.clock import SystemClock
@@ -127,8 +144,12 @@ def assert_invariants(storage: DuckDBStorage, batch_id: str, *, lease_grace_seco
     assert again.already_consolidated
     assert main_table_snapshot(storage) == before
     # I6: nothing stays leased.
-    assert storage.scalar("SELECT count(*) FROM prediction_requests WHERE state = 'leased' AND batch_id = ?",
-                          [batch_id]) == 0
+    assert (
+        storage.scalar(
+            "SELECT count(*) FROM prediction_requests WHERE state = 'leased' AND batch_id = ?", [batch_id]
+        )
+        == 0
+    )
     # I7: every row in the main table was staged by the attempt that completed its request.
     stale = storage.scalar(
         """SELECT count(*) FROM player_prop_predictions p JOIN prediction_requests r

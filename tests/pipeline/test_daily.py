@@ -19,20 +19,32 @@ TONIGHT = date(2025, 4, 15)  # after the last shipped box score (2025-04-13)
 def test_tonight_is_predicted_from_the_schedule_alone(storage: DuckDBStorage, tmp_path: Path) -> None:
     assert storage.scalar("SELECT count(*) FROM box_scores WHERE game_date >= ?", [TONIGHT]) == 0
     sched = tmp_path / "tonight.csv"
-    sched.write_text("game_date,home_team,away_team,commence_time\n"
-                     f"{TONIGHT},Boston Celtics,NYK,{TONIGHT}T23:30:00Z\n"
-                     f"{TONIGHT},LAL,Golden State Warriors,{TONIGHT}T02:00:00Z\n")
+    sched.write_text(
+        "game_date,home_team,away_team,commence_time\n"
+        f"{TONIGHT},Boston Celtics,NYK,{TONIGHT}T23:30:00Z\n"
+        f"{TONIGHT},LAL,Golden State Warriors,{TONIGHT}T02:00:00Z\n"
+    )
     ingest_schedule(storage, [sched])
     clock = ManualClock(datetime(2025, 4, 15, 15, 0, tzinfo=UTC))  # the morning of the games
-    settings = Settings(db_path=tmp_path / "x.duckdb", data_dir=tmp_path / "artifacts", systems=("moving_average",))
+    settings = Settings(
+        db_path=tmp_path / "x.duckdb", data_dir=tmp_path / "artifacts", systems=("moving_average",)
+    )
     run = run_batch(storage, settings, TONIGHT, train_days=60, clock=clock)
     summary = run.summary
     assert run.games_source == {"schedule": 2} and run.games == 2
     assert summary.state == "complete" and summary.requests["done"] >= 40
-    teams = {r[0] for r in storage.fetchall(
-        "SELECT DISTINCT team FROM player_prop_predictions WHERE game_date = ? AND is_active", [TONIGHT])}
+    teams = {
+        r[0]
+        for r in storage.fetchall(
+            "SELECT DISTINCT team FROM player_prop_predictions WHERE game_date = ? AND is_active", [TONIGHT]
+        )
+    }
     assert teams == {"BOS", "NYK", "LAL", "GSW"}
-    versions = {r[0] for r in storage.fetchall(
-        "SELECT DISTINCT model_version FROM player_prop_predictions WHERE game_date = ?", [TONIGHT])}
+    versions = {
+        r[0]
+        for r in storage.fetchall(
+            "SELECT DISTINCT model_version FROM player_prop_predictions WHERE game_date = ?", [TONIGHT]
+        )
+    }
     assert len(versions) == 1 and versions.pop().startswith("moving_average@points-20250415-")
     assert_invariants(storage, summary.batch_id, clock=clock)

@@ -57,27 +57,46 @@ def test_clean_batch_completes_with_every_invariant(coordinator: Coordinator, cl
     assert_invariants(coordinator.storage, batch_id, clock=clock)
 
 
-def test_worker_dying_after_claim_is_recovered_by_lease_expiry(coordinator: Coordinator, clock: ManualClock) -> None:
+def test_worker_dying_after_claim_is_recovered_by_lease_expiry(
+    coordinator: Coordinator, clock: ManualClock
+) -> None:
     batch_id = start_slate(coordinator, teams=3)
-    dead = ledger.claim(coordinator.storage, batch_id, owner=f"{coordinator.owner_prefix}:dead", limit=10,
-                        lease_seconds=60, clock=clock)
+    dead = ledger.claim(
+        coordinator.storage,
+        batch_id,
+        owner=f"{coordinator.owner_prefix}:dead",
+        limit=10,
+        lease_seconds=60,
+        clock=clock,
+    )
     assert len(dead) == 10
     # Before expiry the sweeper leaves the lease alone; after it, the request goes back to pending.
     assert coordinator.sweep(batch_id).reclaimed == 0
     clock.advance(61)
     assert coordinator.sweep(batch_id).reclaimed == 10
     run_to_end(coordinator, batch_id)
-    attempts = dict(coordinator.storage.fetchall(
-        "SELECT player_lookup, attempt FROM prediction_requests WHERE batch_id = ?", [batch_id]))
+    attempts = dict(
+        coordinator.storage.fetchall(
+            "SELECT player_lookup, attempt FROM prediction_requests WHERE batch_id = ?", [batch_id]
+        )
+    )
     assert all(attempts[lease.player_lookup] == 2 for lease in dead)
     assert_invariants(coordinator.storage, batch_id, clock=clock)
 
 
-def test_expired_leases_are_reclaimed_at_low_completion_ratio(coordinator: Coordinator, clock: ManualClock) -> None:
+def test_expired_leases_are_reclaimed_at_low_completion_ratio(
+    coordinator: Coordinator, clock: ManualClock
+) -> None:
     # The original only looked for stalls above 95% completion; here 0% done still gets reclaimed (I6).
     batch_id = start_slate(coordinator)
-    leased = ledger.claim(coordinator.storage, batch_id, owner=f"{coordinator.owner_prefix}:w", limit=5,
-                          lease_seconds=60, clock=clock)
+    leased = ledger.claim(
+        coordinator.storage,
+        batch_id,
+        owner=f"{coordinator.owner_prefix}:w",
+        limit=5,
+        lease_seconds=60,
+        clock=clock,
+    )
     assert ledger.progress(coordinator.storage, batch_id)["done"] == 0
     clock.advance(61)
     report = coordinator.check_stalled()
@@ -88,8 +107,14 @@ def test_expired_leases_are_reclaimed_at_low_completion_ratio(coordinator: Coord
 def test_requests_fail_after_max_attempts(coordinator: Coordinator, clock: ManualClock) -> None:
     batch_id = start_slate(coordinator, teams=1)
     for _ in range(SETTINGS.max_attempts):
-        assert ledger.claim(coordinator.storage, batch_id, owner=f"{coordinator.owner_prefix}:flaky", limit=1000,
-                            lease_seconds=60, clock=clock)
+        assert ledger.claim(
+            coordinator.storage,
+            batch_id,
+            owner=f"{coordinator.owner_prefix}:flaky",
+            limit=1000,
+            lease_seconds=60,
+            clock=clock,
+        )
         clock.advance(61)
         coordinator.sweep(batch_id)
     counts = ledger.progress(coordinator.storage, batch_id)
@@ -110,11 +135,18 @@ def test_a_crash_inside_the_commit_leaves_neither_rows_nor_completion(
     chunk = Last10Predictor(SLATE_DATE, clock, batch_id).predict_chunk(coordinator.storage, leases)
     assert chunk.rows is not None and chunk.rows.num_rows > 0
     # A row whose key column is NULL violates the staging contract: the INSERT fails after the UPDATE ran.
-    broken = chunk.rows.set_column(chunk.rows.column_names.index("market"), "market",
-                                   pa.nulls(chunk.rows.num_rows, pa.string()))
+    broken = chunk.rows.set_column(
+        chunk.rows.column_names.index("market"), "market", pa.nulls(chunk.rows.num_rows, pa.string())
+    )
     with pytest.raises(ContractError):
-        ledger.commit(coordinator.storage, batch_id, owner=owner, outcomes=chunk.outcomes, staged_rows=broken,
-                      clock=clock)
+        ledger.commit(
+            coordinator.storage,
+            batch_id,
+            owner=owner,
+            outcomes=chunk.outcomes,
+            staged_rows=broken,
+            clock=clock,
+        )
     info = ledger.get_batch(coordinator.storage, batch_id)
     assert coordinator.storage.scalar(f'SELECT count(*) FROM "{info.staging_table}"') == 0
     assert ledger.progress(coordinator.storage, batch_id)["leased"] == len(leases)
@@ -146,21 +178,35 @@ def test_rows_staged_outside_a_completion_never_reach_the_main_table(
 def test_stale_attempt_cannot_commit_after_takeover(coordinator: Coordinator, clock: ManualClock) -> None:
     batch_id = start_slate(coordinator, teams=2)
     storage = coordinator.storage
-    slow = ledger.claim(storage, batch_id, owner=f"{coordinator.owner_prefix}:slow", limit=4, lease_seconds=60,
-                        clock=clock)
+    slow = ledger.claim(
+        storage, batch_id, owner=f"{coordinator.owner_prefix}:slow", limit=4, lease_seconds=60, clock=clock
+    )
     slow_chunk = Last10Predictor(SLATE_DATE, clock, batch_id).predict_chunk(storage, slow)
     clock.advance(61)
     coordinator.sweep(batch_id)
-    fast = ledger.claim(storage, batch_id, owner=f"{coordinator.owner_prefix}:fast", limit=4, lease_seconds=60,
-                        clock=clock)
+    fast = ledger.claim(
+        storage, batch_id, owner=f"{coordinator.owner_prefix}:fast", limit=4, lease_seconds=60, clock=clock
+    )
     assert [lease.player_lookup for lease in fast] == [lease.player_lookup for lease in slow]
     assert all(lease.attempt == 2 for lease in fast)
-    stale = ledger.commit(storage, batch_id, owner=slow[0].owner, outcomes=slow_chunk.outcomes,
-                          staged_rows=slow_chunk.rows, clock=clock)
+    stale = ledger.commit(
+        storage,
+        batch_id,
+        owner=slow[0].owner,
+        outcomes=slow_chunk.outcomes,
+        staged_rows=slow_chunk.rows,
+        clock=clock,
+    )
     assert stale.committed == () and len(stale.lost) == 4 and stale.rows_staged == 0
     fast_chunk = Last10Predictor(SLATE_DATE, clock, batch_id).predict_chunk(storage, fast)
-    fresh = ledger.commit(storage, batch_id, owner=fast[0].owner, outcomes=fast_chunk.outcomes,
-                          staged_rows=fast_chunk.rows, clock=clock)
+    fresh = ledger.commit(
+        storage,
+        batch_id,
+        owner=fast[0].owner,
+        outcomes=fast_chunk.outcomes,
+        staged_rows=fast_chunk.rows,
+        clock=clock,
+    )
     assert len(fresh.committed) == 4
     run_to_end(coordinator, batch_id)
     assert_invariants(storage, batch_id, clock=clock)
@@ -169,13 +215,16 @@ def test_stale_attempt_cannot_commit_after_takeover(coordinator: Coordinator, cl
 def test_the_same_completion_reported_twice_counts_once(coordinator: Coordinator, clock: ManualClock) -> None:
     batch_id = start_slate(coordinator, teams=2)
     storage = coordinator.storage
-    leases = ledger.claim(storage, batch_id, owner=f"{coordinator.owner_prefix}:w", limit=6, lease_seconds=60,
-                          clock=clock)
+    leases = ledger.claim(
+        storage, batch_id, owner=f"{coordinator.owner_prefix}:w", limit=6, lease_seconds=60, clock=clock
+    )
     chunk = Last10Predictor(SLATE_DATE, clock, batch_id).predict_chunk(storage, leases)
-    first = ledger.commit(storage, batch_id, owner=leases[0].owner, outcomes=chunk.outcomes, staged_rows=chunk.rows,
-                          clock=clock)
-    second = ledger.commit(storage, batch_id, owner=leases[0].owner, outcomes=chunk.outcomes, staged_rows=chunk.rows,
-                           clock=clock)
+    first = ledger.commit(
+        storage, batch_id, owner=leases[0].owner, outcomes=chunk.outcomes, staged_rows=chunk.rows, clock=clock
+    )
+    second = ledger.commit(
+        storage, batch_id, owner=leases[0].owner, outcomes=chunk.outcomes, staged_rows=chunk.rows, clock=clock
+    )
     assert len(first.committed) == 6 and second.committed == () and second.rows_staged == 0
     info = ledger.get_batch(storage, batch_id)
     assert storage.scalar(f'SELECT count(*) FROM "{info.staging_table}"') == first.rows_staged
@@ -183,7 +232,9 @@ def test_the_same_completion_reported_twice_counts_once(coordinator: Coordinator
     assert_invariants(storage, batch_id, clock=clock)
 
 
-def test_consolidating_twice_leaves_the_main_table_identical(coordinator: Coordinator, clock: ManualClock) -> None:
+def test_consolidating_twice_leaves_the_main_table_identical(
+    coordinator: Coordinator, clock: ManualClock
+) -> None:
     batch_id = start_slate(coordinator, teams=3)
     run_to_end(coordinator, batch_id)
     before = main_table_snapshot(coordinator.storage)
@@ -217,14 +268,19 @@ def test_concurrent_consolidations_merge_once(coordinator: Coordinator, clock: M
     assert not errors
     assert sorted(r.already_consolidated for r in results) == [False, True]  # type: ignore[attr-defined]
     active = storage.scalar("SELECT count(*) FROM player_prop_predictions WHERE is_active")
-    assert active == storage.scalar("SELECT count(*) FROM player_prop_predictions WHERE batch_id = ?", [second])
+    assert active == storage.scalar(
+        "SELECT count(*) FROM player_prop_predictions WHERE batch_id = ?", [second]
+    )
     superseded = storage.fetchall(
-        "SELECT count(*), count(superseded_by) FROM player_prop_predictions WHERE batch_id = ?", [first])[0]
+        "SELECT count(*), count(superseded_by) FROM player_prop_predictions WHERE batch_id = ?", [first]
+    )[0]
     assert superseded[0] == superseded[1] > 0
     assert_invariants(storage, second, clock=clock)
 
 
-def test_drift_main_with_extra_columns_and_staging_with_fewer(coordinator: Coordinator, clock: ManualClock) -> None:
+def test_drift_main_with_extra_columns_and_staging_with_fewer(
+    coordinator: Coordinator, clock: ManualClock
+) -> None:
     storage = coordinator.storage
     batch_id = start_slate(coordinator, teams=3)
     info = ledger.get_batch(storage, batch_id)
@@ -246,19 +302,29 @@ def test_drift_main_with_extra_columns_and_staging_with_fewer(coordinator: Coord
     assert summary.drift["missing_in_staging"] == ["feature_quality_score", "operator_note"]
     assert summary.drift["added_to_main"] == ["new_signal"]
     assert "new_signal" in storage.table_columns("player_prop_predictions")
-    assert storage.scalar(
-        "SELECT count(*) FROM player_prop_predictions WHERE batch_id = ? AND feature_quality_score IS NULL",
-        [batch_id]) == summary.active_predictions > 0
+    assert (
+        storage.scalar(
+            "SELECT count(*) FROM player_prop_predictions WHERE batch_id = ? AND feature_quality_score IS NULL",
+            [batch_id],
+        )
+        == summary.active_predictions
+        > 0
+    )
     assert_invariants(storage, batch_id, clock=clock)
 
 
-def test_janitor_drops_orphans_and_finishes_stale_batches(coordinator: Coordinator, clock: ManualClock) -> None:
+def test_janitor_drops_orphans_and_finishes_stale_batches(
+    coordinator: Coordinator, clock: ManualClock
+) -> None:
     storage = coordinator.storage
     stale = start_slate(coordinator, teams=2)
-    leases = ledger.claim(storage, stale, owner=f"{coordinator.owner_prefix}:w", limit=5, lease_seconds=60,
-                          clock=clock)
+    leases = ledger.claim(
+        storage, stale, owner=f"{coordinator.owner_prefix}:w", limit=5, lease_seconds=60, clock=clock
+    )
     chunk = Last10Predictor(SLATE_DATE, clock, stale).predict_chunk(storage, leases)
-    ledger.commit(storage, stale, owner=leases[0].owner, outcomes=chunk.outcomes, staged_rows=chunk.rows, clock=clock)
+    ledger.commit(
+        storage, stale, owner=leases[0].owner, outcomes=chunk.outcomes, staged_rows=chunk.rows, clock=clock
+    )
     storage.execute("CREATE TABLE staging_predictions_orphan_1 (x INTEGER)")
     clock.advance(25 * 3600)
     fresh = start_slate(coordinator, SLATE_DATE.replace(day=13), teams=1)
@@ -308,14 +374,21 @@ KILLED_RUN = textwrap.dedent(
 
 def test_process_killed_mid_batch_resumes_from_the_file(db_path: Path) -> None:
     repo = Path(__file__).resolve().parents[2]
-    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(db_path)], cwd=repo, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(db_path)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 9, proc.stderr
     batch_id = proc.stdout.split()[0]
     storage = open_storage(db_path)
     try:
         counts = ledger.progress(storage, batch_id)
-        assert counts["done"] + counts["skipped"] == 5 * 16 and counts["leased"] == 16  # five chunks landed, the sixth died
+        assert (
+            counts["done"] + counts["skipped"] == 5 * 16 and counts["leased"] == 16
+        )  # five chunks landed, the sixth died
         coordinator = Coordinator(storage, SETTINGS)  # real clock: the dead process's lease has not expired
         assert start_slate(coordinator) == batch_id  # resumed, not restarted
         coordinator.run(batch_id, Last10Predictor(SLATE_DATE, coordinator.clock, batch_id), poll_seconds=0.0)
@@ -328,8 +401,14 @@ def test_process_killed_mid_batch_resumes_from_the_file(db_path: Path) -> None:
 
 def test_outcomes_for_unknown_players_commit_nothing(coordinator: Coordinator, clock: ManualClock) -> None:
     batch_id = start_slate(coordinator, teams=1)
-    result = ledger.commit(coordinator.storage, batch_id, owner="nobody",
-                           outcomes=[RequestOutcome("not-a-player", 1, "done")], staged_rows=None, clock=clock)
+    result = ledger.commit(
+        coordinator.storage,
+        batch_id,
+        owner="nobody",
+        outcomes=[RequestOutcome("not-a-player", 1, "done")],
+        staged_rows=None,
+        clock=clock,
+    )
     assert result.committed == () and result.lost == ("not-a-player",)
 
 
@@ -337,8 +416,14 @@ def test_past_the_deadline_the_batch_ends_partial_listing_the_missing(
     coordinator: Coordinator, clock: ManualClock
 ) -> None:
     batch_id = start_slate(coordinator, teams=2)
-    ledger.claim(coordinator.storage, batch_id, owner=f"{coordinator.owner_prefix}:dead", limit=6,
-                 lease_seconds=60, clock=clock)  # a worker that never comes back
+    ledger.claim(
+        coordinator.storage,
+        batch_id,
+        owner=f"{coordinator.owner_prefix}:dead",
+        limit=6,
+        lease_seconds=60,
+        clock=clock,
+    )  # a worker that never comes back
     clock.advance(SETTINGS.batch_deadline_minutes * 60 + 1)
     coordinator.run(batch_id, Last10Predictor(SLATE_DATE, clock, batch_id), poll_seconds=0.0)
     summary = coordinator.finish(batch_id)
@@ -365,15 +450,30 @@ def test_a_deadline_reached_part_way_keeps_the_done_and_lists_the_open(
     batch_id = start_slate(coordinator, teams=3)
     predictor = Last10Predictor(SLATE_DATE, clock, batch_id)
     for worker in ("w1", "w2"):
-        leases = ledger.claim(storage, batch_id, owner=f"{coordinator.owner_prefix}:{worker}", limit=8,
-                              lease_seconds=60, clock=clock)
+        leases = ledger.claim(
+            storage,
+            batch_id,
+            owner=f"{coordinator.owner_prefix}:{worker}",
+            limit=8,
+            lease_seconds=60,
+            clock=clock,
+        )
         chunk = predictor.predict_chunk(storage, leases)
-        ledger.commit(storage, batch_id, owner=leases[0].owner, outcomes=chunk.outcomes, staged_rows=chunk.rows,
-                      clock=clock)
-    ledger.claim(storage, batch_id, owner=f"{coordinator.owner_prefix}:dead", limit=8, lease_seconds=60, clock=clock)
+        ledger.commit(
+            storage,
+            batch_id,
+            owner=leases[0].owner,
+            outcomes=chunk.outcomes,
+            staged_rows=chunk.rows,
+            clock=clock,
+        )
+    ledger.claim(
+        storage, batch_id, owner=f"{coordinator.owner_prefix}:dead", limit=8, lease_seconds=60, clock=clock
+    )
     by_state: dict[str, set[str]] = {}
     for lookup, state in storage.fetchall(
-            "SELECT player_lookup, state FROM prediction_requests WHERE batch_id = ?", [batch_id]):
+        "SELECT player_lookup, state FROM prediction_requests WHERE batch_id = ?", [batch_id]
+    ):
         by_state.setdefault(state, set()).add(lookup)
     assert len(by_state["done"]) > 0 and len(by_state["leased"]) == 8 and len(by_state["pending"]) > 0
     open_at_deadline = by_state["leased"] | by_state["pending"]
@@ -388,15 +488,20 @@ def test_a_deadline_reached_part_way_keeps_the_done_and_lists_the_open(
         summary = coordinator.summary(batch_id)
     assert predictor.chunks == 2  # nothing was claimed past the deadline
     assert summary.state == "partial"
-    assert {m["player_lookup"] for m in summary.missing if m["error_code"] == "deadline_exceeded"} == open_at_deadline
+    assert {
+        m["player_lookup"] for m in summary.missing if m["error_code"] == "deadline_exceeded"
+    } == open_at_deadline
     assert {m["player_lookup"] for m in summary.missing} == open_at_deadline | by_state.get("skipped", set())
     assert summary.requests["done"] == summary.active_predictions == len(by_state["done"])
-    assert set(storage.fetchall("SELECT DISTINCT player_lookup FROM player_prop_predictions WHERE is_active")) == {
-        (lookup,) for lookup in by_state["done"]}
+    assert set(
+        storage.fetchall("SELECT DISTINCT player_lookup FROM player_prop_predictions WHERE is_active")
+    ) == {(lookup,) for lookup in by_state["done"]}
     assert_invariants(storage, batch_id, clock=clock)
 
 
-def test_a_deadline_passing_while_the_workers_run_stops_them(coordinator: Coordinator, clock: ManualClock) -> None:
+def test_a_deadline_passing_while_the_workers_run_stops_them(
+    coordinator: Coordinator, clock: ManualClock
+) -> None:
     """The deadline passes during the first chunk of a single ``run``: no worker claims another chunk, and the
     batch ends ``partial`` with everything open failed ``deadline_exceeded``. Mutation tried: ``run_worker``
     without its deadline check — the workers run the slate to the end and the batch ends ``complete``."""

@@ -48,12 +48,17 @@ def _report(storage: DuckDBStorage, hour: int, *listed: tuple[str, str]) -> None
         storage.execute(
             "INSERT INTO injury_reports (report_at, game_date, team, player_name, player_lookup, status, reason) "
             "VALUES (?, ?, 'X', ?, ?, ?, 'Injury')",
-            [datetime(2025, 2, 12, hour, 0, tzinfo=UTC), DAY, lookup.title(), lookup, status])
+            [datetime(2025, 2, 12, hour, 0, tzinfo=UTC), DAY, lookup.title(), lookup, status],
+        )
 
 
 def _active(storage: DuckDBStorage) -> dict[str, tuple[bool, str | None]]:
-    return {r[0]: (r[1], r[2]) for r in storage.fetchall(
-        "SELECT player_lookup, is_active, invalidation_reason FROM player_prop_predictions ORDER BY 1")}
+    return {
+        r[0]: (r[1], r[2])
+        for r in storage.fetchall(
+            "SELECT player_lookup, is_active, invalidation_reason FROM player_prop_predictions ORDER BY 1"
+        )
+    }
 
 
 def test_without_reports_or_postponements_nothing_is_invalidated(predicted: DuckDBStorage) -> None:
@@ -67,11 +72,16 @@ def test_the_newest_report_after_the_prediction_decides(predicted: DuckDBStorage
     assert [o.player_lookup for o in ruled_out(predicted, DAY, at)] == ["alpha"]
     assert invalidate(predicted, DAY, clock=ManualClock(at)).rows_invalidated["player_ruled_out"] == 0
     _report(predicted, 19, ("bravo", "Out"), ("charlie", "Out"))
-    _report(predicted, 21, ("bravo", "Out"), ("charlie", "Available"))  # charlie plays after all; alpha unlisted
+    _report(
+        predicted, 21, ("bravo", "Out"), ("charlie", "Available")
+    )  # charlie plays after all; alpha unlisted
     result = invalidate(predicted, DAY, clock=ManualClock(datetime(2025, 2, 12, 22, tzinfo=UTC)))
     assert result.rows_invalidated == {"game_postponed": 0, "player_ruled_out": 1}
-    assert _active(predicted) == {"alpha": (True, None), "bravo": (False, "player_ruled_out"),
-                                  "charlie": (True, None)}
+    assert _active(predicted) == {
+        "alpha": (True, None),
+        "bravo": (False, "player_ruled_out"),
+        "charlie": (True, None),
+    }
     assert invalidate(predicted, DAY).rows_invalidated == {"game_postponed": 0, "player_ruled_out": 0}
 
 

@@ -86,7 +86,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model = {
             lookup: ModelRequest()
             for (lookup,) in self.storage.fetchall(
-                "SELECT player_lookup FROM prediction_requests WHERE batch_id = ?", [self.batch_id])
+                "SELECT player_lookup FROM prediction_requests WHERE batch_id = ?", [self.batch_id]
+            )
         }
         assert len(self.model) > 20
         self.held: dict[int, list[list[Lease]]] = {w: [] for w in WORKERS}  # chunks each worker still holds
@@ -113,8 +114,14 @@ class LedgerMachine(RuleBasedStateMachine):
     def claim(self, worker: int, limit: int) -> None:
         owner = self.owner(worker)
         now = self.clock.now()
-        leases = ledger.claim(self.storage, self.batch_id, owner=owner, limit=limit,
-                              lease_seconds=SETTINGS.lease_seconds, clock=self.clock)
+        leases = ledger.claim(
+            self.storage,
+            self.batch_id,
+            owner=owner,
+            limit=limit,
+            lease_seconds=SETTINGS.lease_seconds,
+            clock=self.clock,
+        )
         expected = sorted(k for k, r in self.model.items() if r.state == "pending")[:limit]
         assert [lease.player_lookup for lease in leases] == expected
         for lease in leases:
@@ -145,21 +152,33 @@ class LedgerMachine(RuleBasedStateMachine):
         for chunk_leases in self.held[worker]:
             chunk = self.predictor.predict_chunk(self.storage, chunk_leases)
             live = {
-                lease.player_lookup for lease in chunk_leases
+                lease.player_lookup
+                for lease in chunk_leases
                 if not self.consolidated
                 and self.model[lease.player_lookup].state == "leased"
                 and self.model[lease.player_lookup].attempt == lease.attempt
                 and self.model[lease.player_lookup].owner == owner
             }
-            if any(lease.player_lookup not in live and self.model[lease.player_lookup].owner == owner
-                   for lease in chunk_leases):
+            if any(
+                lease.player_lookup not in live and self.model[lease.player_lookup].owner == owner
+                for lease in chunk_leases
+            ):
                 event("commit: stale lease of a request the same worker holds again")
-            result = ledger.commit(self.storage, self.batch_id, owner=owner, outcomes=chunk.outcomes,
-                                   staged_rows=chunk.rows, clock=self.clock)
+            result = ledger.commit(
+                self.storage,
+                self.batch_id,
+                owner=owner,
+                outcomes=chunk.outcomes,
+                staged_rows=chunk.rows,
+                clock=self.clock,
+            )
             assert set(result.committed) == live, (result, live)
             assert set(result.lost) == {lease.player_lookup for lease in chunk_leases} - live, result
             if result.lost:
-                event("commit: stale leases reported lost" + (" after consolidation" if self.consolidated else ""))
+                event(
+                    "commit: stale leases reported lost"
+                    + (" after consolidation" if self.consolidated else "")
+                )
             rows_per_player: dict[str, int] = {}
             if chunk.rows is not None:
                 for lookup in chunk.rows.column("player_lookup").to_pylist():
@@ -169,7 +188,12 @@ class LedgerMachine(RuleBasedStateMachine):
                 if outcome.player_lookup not in live:
                     continue
                 req = self.model[outcome.player_lookup]
-                req.state, req.owner, req.expires, req.error_code = outcome.state, None, None, outcome.error_code
+                req.state, req.owner, req.expires, req.error_code = (
+                    outcome.state,
+                    None,
+                    None,
+                    outcome.error_code,
+                )
                 if outcome.state == "done":
                     assert rows_per_player.get(outcome.player_lookup, 0) > 0
                     req.rows_staged = rows_per_player[outcome.player_lookup]
@@ -210,16 +234,23 @@ class LedgerMachine(RuleBasedStateMachine):
                 continue
             req.owner = req.expires = None
         result = self.coordinator.sweep(self.batch_id)
-        assert (result.released_foreign, result.failed, result.reclaimed) == (released, failed, reclaimed), result
+        assert (result.released_foreign, result.failed, result.reclaimed) == (released, failed, reclaimed), (
+            result
+        )
         for name, n in (("released foreign", released), ("failed", failed), ("reclaimed", reclaimed)):
             if n:
                 event(f"sweep: {name}")
 
     def may_finish(self) -> bool:
-        return (self.consolidated or self.clock.now() >= self.deadline
-                or not any(r.state in OPEN_STATES for r in self.model.values()))
+        return (
+            self.consolidated
+            or self.clock.now() >= self.deadline
+            or not any(r.state in OPEN_STATES for r in self.model.values())
+        )
 
-    @precondition(lambda self: self.may_finish() or not self.refusal_seen)  # a refusal is worth one step a run
+    @precondition(
+        lambda self: self.may_finish() or not self.refusal_seen
+    )  # a refusal is worth one step a run
     @rule()
     def consolidate(self) -> None:
         """``Coordinator.finish`` unforced: refused while requests are open, unless the deadline passed."""
@@ -358,7 +389,9 @@ def test_ledger_state_machine(loaded_db_file: Path) -> None:
     run_state_machine_as_test(lambda: LedgerMachine(loaded_db_file), settings=MACHINE_SETTINGS)
 
 
-def test_a_commit_mixing_a_stale_and_the_live_attempt_stages_only_the_live_rows(storage: DuckDBStorage) -> None:
+def test_a_commit_mixing_a_stale_and_the_live_attempt_stages_only_the_live_rows(
+    storage: DuckDBStorage,
+) -> None:
     """Found by the machine above when ``complete`` committed all of a worker's chunks in one call.
 
     One worker holds a stale lease (attempt 1) and the live lease (attempt 2) of the same request and reports
@@ -374,12 +407,15 @@ def test_a_commit_mixing_a_stale_and_the_live_attempt_stages_only_the_live_rows(
     clock.advance(61)
     assert coordinator.sweep(batch_id).reclaimed == 1
     live = ledger.claim(storage, batch_id, owner=owner, limit=1, lease_seconds=60, clock=clock)
-    assert [(lease.player_lookup, lease.attempt) for lease in stale + live] == [(stale[0].player_lookup, 1),
-                                                                                  (stale[0].player_lookup, 2)]
+    assert [(lease.player_lookup, lease.attempt) for lease in stale + live] == [
+        (stale[0].player_lookup, 1),
+        (stale[0].player_lookup, 2),
+    ]
     chunk = Last10Predictor(SLATE_DATE, clock, batch_id).predict_chunk(storage, stale + live)
     assert chunk.rows is not None and chunk.rows.num_rows == 2  # one row per lease, attempts 1 and 2
-    result = ledger.commit(storage, batch_id, owner=owner, outcomes=chunk.outcomes, staged_rows=chunk.rows,
-                           clock=clock)
+    result = ledger.commit(
+        storage, batch_id, owner=owner, outcomes=chunk.outcomes, staged_rows=chunk.rows, clock=clock
+    )
     assert result.committed == (live[0].player_lookup,)
     assert result.lost == (stale[0].player_lookup,)  # the stale attempt's outcome is reported lost
     staged = storage.fetchall(f'SELECT attempt FROM "{schema.staging_table_name(batch_id)}"')

@@ -42,14 +42,24 @@ class FakeServices:
 
     def env(self) -> dict[str, str]:
         """Environment pointing nbaprops at this server (no backoff waits)."""
-        return {"NBAPROPS_NBA_STATS_URL": f"{self.url}/stats", "NBAPROPS_INJURY_REPORT_URL": f"{self.url}/injury",
-                "NBAPROPS_ODDS_API_URL": f"{self.url}/odds", "NBAPROPS_ODDS_API_KEY": API_KEY,
-                "NBAPROPS_HTTP_BACKOFF_SECONDS": "0", "NBAPROPS_HTTP_TIMEOUT_SECONDS": "5"}
+        return {
+            "NBAPROPS_NBA_STATS_URL": f"{self.url}/stats",
+            "NBAPROPS_INJURY_REPORT_URL": f"{self.url}/injury",
+            "NBAPROPS_ODDS_API_URL": f"{self.url}/odds",
+            "NBAPROPS_ODDS_API_KEY": API_KEY,
+            "NBAPROPS_HTTP_BACKOFF_SECONDS": "0",
+            "NBAPROPS_HTTP_TIMEOUT_SECONDS": "5",
+        }
 
     def settings_values(self) -> dict[str, Any]:
-        return {"nba_stats_url": f"{self.url}/stats", "injury_report_url": f"{self.url}/injury",
-                "odds_api_url": f"{self.url}/odds", "odds_api_key": API_KEY, "http_backoff_seconds": 0.0,
-                "http_timeout_seconds": 5.0}
+        return {
+            "nba_stats_url": f"{self.url}/stats",
+            "injury_report_url": f"{self.url}/injury",
+            "odds_api_url": f"{self.url}/odds",
+            "odds_api_key": API_KEY,
+            "http_backoff_seconds": 0.0,
+            "http_timeout_seconds": 5.0,
+        }
 
     def fail(self, prefix: str, *statuses: int) -> None:
         """Answer the next requests under ``prefix`` with these statuses, in order."""
@@ -82,9 +92,19 @@ class FakeServices:
         if path == "/stats/leaguegamelog":
             return self._gamelog(query)
         if path == "/stats/scheduleleaguev2":
-            body = self._json("scheduleleaguev2_2024-25.json") if query.get("Season") == SEASON else {
-                "meta": {}, "leagueSchedule": {"seasonYear": query.get("Season"), "leagueId": "00",
-                                               "gameDates": [], "weeks": []}}
+            body = (
+                self._json("scheduleleaguev2_2024-25.json")
+                if query.get("Season") == SEASON
+                else {
+                    "meta": {},
+                    "leagueSchedule": {
+                        "seasonYear": query.get("Season"),
+                        "leagueId": "00",
+                        "gameDates": [],
+                        "weeks": [],
+                    },
+                }
+            )
             return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
         if path.startswith("/injury/"):
             pdf = self.recorded / path.removeprefix("/injury/")
@@ -104,10 +124,16 @@ class FakeServices:
             return datetime.strptime(text, "%m/%d/%Y").date().isoformat() if text else None
 
         lo, hi = day(query.get("DateFrom", "")), day(query.get("DateTo", ""))
-        result["rowSet"] = [r for r in result["rowSet"] if query.get("Season") == SEASON
-                            and (lo is None or r[at] >= lo) and (hi is None or r[at] <= hi)]
-        body["parameters"].update(Season=query.get("Season"), DateFrom=query.get("DateFrom") or None,
-                                  DateTo=query.get("DateTo") or None)
+        result["rowSet"] = [
+            r
+            for r in result["rowSet"]
+            if query.get("Season") == SEASON and (lo is None or r[at] >= lo) and (hi is None or r[at] <= hi)
+        ]
+        body["parameters"].update(
+            Season=query.get("Season"),
+            DateFrom=query.get("DateFrom") or None,
+            DateTo=query.get("DateTo") or None,
+        )
         return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
     def _odds(self, path: str, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
@@ -130,8 +156,12 @@ class FakeServices:
             return 404, {"Content-Type": "application/json"}, b'{"message": "Unknown endpoint"}'
         with self._lock:
             self.quota -= cost
-            headers = {"Content-Type": "application/json", "x-requests-remaining": str(self.quota),
-                       "x-requests-used": str(500 - self.quota), "x-requests-last": str(cost)}
+            headers = {
+                "Content-Type": "application/json",
+                "x-requests-remaining": str(self.quota),
+                "x-requests-used": str(500 - self.quota),
+                "x-requests-last": str(cost),
+            }
         return 200, headers, json.dumps(body).encode()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

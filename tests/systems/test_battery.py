@@ -33,8 +33,12 @@ def data(loaded_db_file: Path) -> tuple[pa.Table, np.ndarray, pa.Table, np.ndarr
     with open_storage(loaded_db_file, read_only=True) as storage:
         train = build_training_set(storage, *TRAIN)
         test = build_training_set(storage, *TEST)
-    return (train, np.asarray(train.column("actual_pts").to_numpy(), float),
-            test, np.asarray(test.column("actual_pts").to_numpy(), float))
+    return (
+        train,
+        np.asarray(train.column("actual_pts").to_numpy(), float),
+        test,
+        np.asarray(test.column("actual_pts").to_numpy(), float),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +107,9 @@ def test_spread_is_learned_out_of_sample(system_id: str, fitted: dict, data: tup
     if system_id == "ensemble":  # its holdout predictions blend its components' (each checked here too)
         parts = np.column_stack([system.components_[name].holdout_pred_ for name in COMPONENTS])
         complete = np.isfinite(parts).all(axis=1)
-        np.testing.assert_allclose(system.holdout_pred_[complete], parts[complete] @ system.weights_, rtol=1e-12)
+        np.testing.assert_allclose(
+            system.holdout_pred_[complete], parts[complete] @ system.weights_, rtol=1e-12
+        )
     else:
         early = make(system_id, "points").fit(train.filter(pa.array(~held)), y[~held])
         predicted = early.predict(train.filter(pa.array(held))).predicted_value
@@ -150,8 +156,9 @@ def test_settings_reach_the_model(system_id: str, fitted: dict, data: tuple) -> 
     """Mutation tried: ``GradientBoosting._fit`` with the default trees whatever the settings -> fails here."""
     train, y, test, _ = data
     tuned = make(system_id, "points", **NON_DEFAULT[system_id]).fit(train, y)
-    assert not np.allclose(tuned.predict(test).predicted_value, fitted[system_id].predict(test).predicted_value,
-                           equal_nan=True)
+    assert not np.allclose(
+        tuned.predict(test).predicted_value, fitted[system_id].predict(test).predicted_value, equal_nan=True
+    )
 
 
 @pytest.mark.parametrize("system_id", ["moving_average", "ensemble"])  # the two fit methods

@@ -49,7 +49,8 @@ def test_without_enough_lined_history_it_predicts_the_line(lined: tuple[pa.Table
 
 @pytest.mark.parametrize("min_lined_rows", [60, 150])
 def test_the_line_moves_only_when_the_move_beat_the_line_out_of_time(
-    lined: tuple[pa.Table, np.ndarray], min_lined_rows: int,
+    lined: tuple[pa.Table, np.ndarray],
+    min_lined_rows: int,
 ) -> None:
     """Fitted on the earlier held-out lined rows, the correction is kept only if it beat the line on the later
     ones; kept, its MAE on the held-out lined rows is no worse than the line's; refused, the line is predicted.
@@ -80,7 +81,9 @@ def test_a_regular_without_a_line_counts_as_missing_minutes_for_his_teammates(
 
     ingest_lines(storage, [pra_lines["2023-24"]])
     day = date(2024, 1, 15)
-    rows = storage.arrow("SELECT game_date, team, player_id, player_lookup FROM box_scores WHERE game_date = ?", [day])
+    rows = storage.arrow(
+        "SELECT game_date, team, player_id, player_lookup FROM box_scores WHERE game_date = ?", [day]
+    )
     lines = select_lines(storage, [day], ["pra"], as_of=None)
     before = unlined_regulars_min(storage, rows, lines)
     assert np.isfinite(before).sum() > 10 and (before[np.isfinite(before)] >= 0).all()
@@ -88,11 +91,14 @@ def test_a_regular_without_a_line_counts_as_missing_minutes_for_his_teammates(
         """SELECT b.player_lookup, b.team, avg(h.minutes) FROM box_scores b JOIN box_scores h
              ON h.player_id = b.player_id AND h.game_date < b.game_date AND h.game_date >= DATE '2023-11-20'
            WHERE b.game_date = ? AND b.player_lookup IN (SELECT player_lookup FROM prop_lines WHERE game_date = ?)
-           GROUP BY ALL HAVING avg(h.minutes) >= 30 ORDER BY 3 DESC LIMIT 1""", [day, day])
+           GROUP BY ALL HAVING avg(h.minutes) >= 30 ORDER BY 3 DESC LIMIT 1""",
+        [day, day],
+    )
     assert regular is not None
     lookup, team, _ = regular
-    after = unlined_regulars_min(storage, rows, lines.filter(pa.compute.not_equal(lines.column("player_lookup"),
-                                                                                   lookup)))
+    after = unlined_regulars_min(
+        storage, rows, lines.filter(pa.compute.not_equal(lines.column("player_lookup"), lookup))
+    )
     teams = rows.column("team").to_pylist()
     lookups = rows.column("player_lookup").to_pylist()
     mates = [i for i, t in enumerate(teams) if t == team and lookups[i] != lookup]

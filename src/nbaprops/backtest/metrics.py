@@ -53,8 +53,15 @@ def ece(p: np.ndarray, won: np.ndarray, bins: int = 10) -> float | None:
 
 def reliability(p: np.ndarray, won: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
     idx = np.minimum((p * bins).astype(int), bins - 1)
-    return [{"p_mean": float(p[idx == b].mean()), "won_rate": float(won[idx == b].mean()), "n": int((idx == b).sum())}
-            for b in range(bins) if (idx == b).any()]
+    return [
+        {
+            "p_mean": float(p[idx == b].mean()),
+            "won_rate": float(won[idx == b].mean()),
+            "n": int((idx == b).sum()),
+        }
+        for b in range(bins)
+        if (idx == b).any()
+    ]
 
 
 def _f(x: Any) -> float | None:
@@ -70,11 +77,16 @@ def bet_stats(outcome: np.ndarray, profit: np.ndarray, price: np.ndarray) -> dic
     roi = float(profit.mean()) if n else None
     roi_half = float(Z * profit.std(ddof=1) / math.sqrt(n)) if n > 1 else None
     return {
-        "n_bets": n, "wins": wins, "losses": losses, "pushes": pushes,
+        "n_bets": n,
+        "wins": wins,
+        "losses": losses,
+        "pushes": pushes,
         "hit_rate": wins / (wins + losses) if wins + losses else None,
         "hit_rate_ci": [lo, hi],
         "roi": roi,
-        "roi_ci": [roi - roi_half, roi + roi_half] if roi is not None and roi_half is not None else [None, None],
+        "roi_ci": [roi - roi_half, roi + roi_half]
+        if roi is not None and roi_half is not None
+        else [None, None],
         "breakeven": float(np.mean(1.0 / (1.0 + payout(price)))) if n else None,
     }
 
@@ -95,15 +107,27 @@ def compute_metrics(grades: pa.Table) -> list[dict[str, Any]]:
         rec = cols["recommendation"][sel]
         outcome = np.array([o or "" for o in cols["outcome"][sel]], dtype=object)
         profit = np.array([np.nan if v is None else v for v in cols["profit"][sel]], dtype=float)
-        price = np.array([np.nan if v is None else v for v in
-                          np.where(rec == "OVER", cols["over_price"][sel], cols["under_price"][sel])], dtype=float)
+        price = np.array(
+            [
+                np.nan if v is None else v
+                for v in np.where(rec == "OVER", cols["over_price"][sel], cols["under_price"][sel])
+            ],
+            dtype=float,
+        )
         is_bet = np.isin(outcome, ["win", "loss", "push"])
         # A bet whose side disagrees with the model's own number (OVER with the prediction at or below the line,
         # UNDER at or above): must be 0, counted so that a regression shows.
-        against = np.isin(rec, ["OVER", "UNDER"]) & np.isfinite(line) & np.where(
-            rec == "OVER", ~(pred > line), ~(pred < line))
-        methods = [m or "unknown" for m in cols["calibration_method"][sel]] if "calibration_method" in cols else []
-        lined_methods = [m for m, ok_row in zip(methods, np.isfinite(line), strict=True) if ok_row] if methods else []
+        against = (
+            np.isin(rec, ["OVER", "UNDER"])
+            & np.isfinite(line)
+            & np.where(rec == "OVER", ~(pred > line), ~(pred < line))
+        )
+        methods = (
+            [m or "unknown" for m in cols["calibration_method"][sel]] if "calibration_method" in cols else []
+        )
+        lined_methods = (
+            [m for m, ok_row in zip(methods, np.isfinite(line), strict=True) if ok_row] if methods else []
+        )
         p_win = np.array([np.nan if v is None else v for v in cols["p_win"][sel]], dtype=float)
         side_won = np.array([np.nan if v is None else float(v) for v in cols["side_won"][sel]], dtype=float)
         decided = np.isfinite(p_win) & np.isfinite(side_won)
@@ -114,10 +138,22 @@ def compute_metrics(grades: pa.Table) -> list[dict[str, Any]]:
         by_edge = []
         for lo, hi in EDGE_BUCKETS:
             b = is_bet & (edge >= lo) & (edge < hi)
-            by_edge.append({"edge_from": lo, "edge_to": None if math.isinf(hi) else hi,
-                            **bet_stats(outcome[b], profit[b], price[b])})
-        by_direction = [{"direction": d, **bet_stats(outcome[is_bet & (rec == d)], profit[is_bet & (rec == d)],
-                                                     price[is_bet & (rec == d)])} for d in ("OVER", "UNDER")]
+            by_edge.append(
+                {
+                    "edge_from": lo,
+                    "edge_to": None if math.isinf(hi) else hi,
+                    **bet_stats(outcome[b], profit[b], price[b]),
+                }
+            )
+        by_direction = [
+            {
+                "direction": d,
+                **bet_stats(
+                    outcome[is_bet & (rec == d)], profit[is_bet & (rec == d)], price[is_bet & (rec == d)]
+                ),
+            }
+            for d in ("OVER", "UNDER")
+        ]
         bet_dec = decided & is_bet & (outcome != "push")
         tiers = []
         if lined.any():
@@ -126,31 +162,43 @@ def compute_metrics(grades: pa.Table) -> list[dict[str, Any]]:
             for t in range(4):
                 m = lined & (tier == t)
                 if m.any():
-                    tiers.append({"tier": t, "line_from": float(line[m].min()), "line_to": float(line[m].max()),
-                                  "n": int(m.sum()), "mae": float(np.mean(np.abs(pred[m] - actual[m]))),
-                                  "line_mae": float(np.mean(np.abs(line[m] - actual[m])))})
-        out.append({
-            "system_id": str(system_id), "market": str(market),
-            "n": int(ok.sum()),
-            "void": int((~np.isfinite(actual)).sum()),
-            "mae": _f(np.mean(np.abs(err))) if ok.any() else None,
-            "rmse": _f(np.sqrt(np.mean(err**2))) if ok.any() else None,
-            "n_lined": int(lined.sum()),
-            "mae_lined": _f(np.mean(np.abs(pred[lined] - actual[lined]))) if lined.any() else None,
-            "line_mae": _f(np.mean(np.abs(line[lined] - actual[lined]))) if lined.any() else None,
-            **bets,
-            "n_bets_against_edge": int(against.sum()),
-            "calibration_rows": {m: lined_methods.count(m) for m in sorted(set(lined_methods))},
-            "brier": _f(np.mean((pw - sw) ** 2)) if pw.size else None,
-            "log_loss": _f(-np.mean(sw * np.log(pw_c) + (1 - sw) * np.log(1 - pw_c))) if pw.size else None,
-            "ece": ece(pw, sw),
-            "ece_bets": ece(p_win[bet_dec], side_won[bet_dec]),
-            "n_calibration": int(pw.size),
-            "by_edge": by_edge,
-            "by_direction": by_direction,
-            "by_tier": tiers,
-            "reliability": reliability(pw, sw) if pw.size else [],
-        })
+                    tiers.append(
+                        {
+                            "tier": t,
+                            "line_from": float(line[m].min()),
+                            "line_to": float(line[m].max()),
+                            "n": int(m.sum()),
+                            "mae": float(np.mean(np.abs(pred[m] - actual[m]))),
+                            "line_mae": float(np.mean(np.abs(line[m] - actual[m]))),
+                        }
+                    )
+        out.append(
+            {
+                "system_id": str(system_id),
+                "market": str(market),
+                "n": int(ok.sum()),
+                "void": int((~np.isfinite(actual)).sum()),
+                "mae": _f(np.mean(np.abs(err))) if ok.any() else None,
+                "rmse": _f(np.sqrt(np.mean(err**2))) if ok.any() else None,
+                "n_lined": int(lined.sum()),
+                "mae_lined": _f(np.mean(np.abs(pred[lined] - actual[lined]))) if lined.any() else None,
+                "line_mae": _f(np.mean(np.abs(line[lined] - actual[lined]))) if lined.any() else None,
+                **bets,
+                "n_bets_against_edge": int(against.sum()),
+                "calibration_rows": {m: lined_methods.count(m) for m in sorted(set(lined_methods))},
+                "brier": _f(np.mean((pw - sw) ** 2)) if pw.size else None,
+                "log_loss": _f(-np.mean(sw * np.log(pw_c) + (1 - sw) * np.log(1 - pw_c)))
+                if pw.size
+                else None,
+                "ece": ece(pw, sw),
+                "ece_bets": ece(p_win[bet_dec], side_won[bet_dec]),
+                "n_calibration": int(pw.size),
+                "by_edge": by_edge,
+                "by_direction": by_direction,
+                "by_tier": tiers,
+                "reliability": reliability(pw, sw) if pw.size else [],
+            }
+        )
     return out
 
 

@@ -148,20 +148,32 @@ def _calibration_notes(calibration: dict[str, dict[str, Any]]) -> str:
         f"<li><b>{html.escape(sid)}</b> (steps by calibration: "
         f"{html.escape(', '.join(f'{k} {v}' for k, v in sorted(cal['steps'].items())))}): "
         f"{html.escape(cal['last']['reason'])}</li>"
-        for sid, cal in sorted(calibration.items()) if cal.get("last"))
-    return f"<p>Calibration of P(over) on the standardized edge (last step):</p><ul>{items}</ul>" if items else ""
+        for sid, cal in sorted(calibration.items())
+        if cal.get("last")
+    )
+    return (
+        f"<p>Calibration of P(over) on the standardized edge (last step):</p><ul>{items}</ul>"
+        if items
+        else ""
+    )
 
 
 GLOSSARY: tuple[tuple[str, str], ...] = (
-    ("MAE", "mean absolute error of the prediction against what the player recorded; the line's MAE is on the "
-            "same rows"),
+    (
+        "MAE",
+        "mean absolute error of the prediction against what the player recorded; the line's MAE is on the "
+        "same rows",
+    ),
     ("hit rate", "wins / (wins + losses) of the recommended bets; pushes and voids left out"),
     ("ROI", "profit per unit staked over the bets, at the prices actually offered"),
     ("break-even", "the hit rate at which ROI is 0 at those prices (52.4% at -110)"),
     ("void", "the player did not play: the bet is refunded and the row is not graded"),
     ("Brier", "mean squared error of the probability of winning (lower is better; 0.25 is a coin flip)"),
-    ("ECE", "expected calibration error: the average gap between predicted and observed win rates over "
-            "probability bins"),
+    (
+        "ECE",
+        "expected calibration error: the average gap between predicted and observed win rates over "
+        "probability bins",
+    ),
 )
 
 
@@ -192,23 +204,43 @@ def write_report(path: Path, result: dict[str, Any], curves: dict[str, list[tupl
         return "–" if x is None else f"{x:.{d}f}"
 
     rows = "".join(
-        "<tr>" + "".join(f"<td>{c}</td>" for c in (
-            html.escape(m["system_id"]), m["n"], fmt(m["mae"]), fmt(m["rmse"]), m["n_lined"], fmt(m["mae_lined"]),
-            fmt(m["line_mae"]), m["n_bets"],
-            f"{fmt(m['hit_rate'])} ({fmt(m['hit_rate_ci'][0])}–{fmt(m['hit_rate_ci'][1])})",
-            f"{fmt(m['roi'])} ({fmt(m['roi_ci'][0])}–{fmt(m['roi_ci'][1])})", fmt(m["breakeven"]),
-            fmt(m["brier"]), fmt(m["ece"]))) + "</tr>"
-        for m in metrics)
-    intro = html.escape(result["description"]) if result.get("description") else (
-        f"Run <code>{html.escape(result['run_id'])}</code>: {result['days']} game days, retrained every "
-        f"{result['retrain_days']} game days ({result['steps']} models), each trained only on games before its first "
-        "day; lines as posted before the prediction time; players who did not play voided. Hit rate excludes pushes; "
-        "ROI is per unit staked at the offered price.")
-    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>nbaprops {html.escape(result['run_id'])}</title>
+        "<tr>"
+        + "".join(
+            f"<td>{c}</td>"
+            for c in (
+                html.escape(m["system_id"]),
+                m["n"],
+                fmt(m["mae"]),
+                fmt(m["rmse"]),
+                m["n_lined"],
+                fmt(m["mae_lined"]),
+                fmt(m["line_mae"]),
+                m["n_bets"],
+                f"{fmt(m['hit_rate'])} ({fmt(m['hit_rate_ci'][0])}–{fmt(m['hit_rate_ci'][1])})",
+                f"{fmt(m['roi'])} ({fmt(m['roi_ci'][0])}–{fmt(m['roi_ci'][1])})",
+                fmt(m["breakeven"]),
+                fmt(m["brier"]),
+                fmt(m["ece"]),
+            )
+        )
+        + "</tr>"
+        for m in metrics
+    )
+    intro = (
+        html.escape(result["description"])
+        if result.get("description")
+        else (
+            f"Run <code>{html.escape(result['run_id'])}</code>: {result['days']} game days, retrained every "
+            f"{result['retrain_days']} game days ({result['steps']} models), each trained only on games before its first "
+            "day; lines as posted before the prediction time; players who did not play voided. Hit rate excludes pushes; "
+            "ROI is per unit staked at the offered price."
+        )
+    )
+    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>nbaprops {html.escape(result["run_id"])}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1250px}}table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}.plots{{display:flex;flex-wrap:wrap;gap:12px}}
 .glossary dt{{font-weight:bold}}.glossary dd{{margin:0 0 .4em 1.5em}}</style>
-</head><body><h1>{html.escape(result.get('heading', 'Walk-forward backtest'))}: {html.escape(result['market'])}, {result['start']} to {result['end']}</h1>
+</head><body><h1>{html.escape(result.get("heading", "Walk-forward backtest"))}: {html.escape(result["market"])}, {result["start"]} to {result["end"]}</h1>
 <p>{intro}</p>
 <table><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{rows}</table>
 {_calibration_notes(result.get("calibration", {}))}

@@ -82,13 +82,20 @@ def season_range(storage: DuckDBStorage, season: str) -> tuple[date, date]:
 
 def _as_of(day: date) -> datetime:
     """The prediction time the daily batch uses for ``day`` once it is in the past."""
-    return default_as_of(day, ManualClock(datetime.combine(day + timedelta(days=2), datetime.min.time(), UTC)))
+    return default_as_of(
+        day, ManualClock(datetime.combine(day + timedelta(days=2), datetime.min.time(), UTC))
+    )
 
 
 def _requests(storage: DuckDBStorage, day: date, market: str, recent_days: int) -> list[PlayerRequest]:
     games = games_for_date(storage, day)
-    return expected_players(storage, day, games, recent_days=recent_days,
-                            line_players=line_players(storage, day, [market], _as_of(day)))
+    return expected_players(
+        storage,
+        day,
+        games,
+        recent_days=recent_days,
+        line_players=line_players(storage, day, [market], _as_of(day)),
+    )
 
 
 def default_workers() -> int:
@@ -125,8 +132,13 @@ def run_backtest(
     workers = default_workers() if workers is None else workers
     ensure_boxscores(storage)
     storage.ensure_schema()
-    days = [r[0] for r in storage.fetchall(
-        "SELECT DISTINCT game_date FROM box_scores WHERE game_date BETWEEN ? AND ? ORDER BY 1", [start, end])]
+    days = [
+        r[0]
+        for r in storage.fetchall(
+            "SELECT DISTINCT game_date FROM box_scores WHERE game_date BETWEEN ? AND ? ORDER BY 1",
+            [start, end],
+        )
+    ]
     if not days:
         raise InputError(f"no games with results between {start} and {end}")
     run_id = f"bt_{market}_{start:%Y%m%d}_{end:%Y%m%d}_{uuid.uuid4().hex[:8]}"
@@ -136,28 +148,49 @@ def run_backtest(
     training = with_market_history(storage, training, market)
     with contextlib.ExitStack() as stack:
         # Parallel path: every step's models start fitting now, while the requests and features are built.
-        fitter = stack.enter_context(StepFitter(training, market, step_starts, system_ids=system_ids,
-                                                train_days=train_days, workers=workers)) if workers > 0 else None
+        fitter = (
+            stack.enter_context(
+                StepFitter(
+                    training,
+                    market,
+                    step_starts,
+                    system_ids=system_ids,
+                    train_days=train_days,
+                    workers=workers,
+                )
+            )
+            if workers > 0
+            else None
+        )
 
         # Who the batch would request each day, and their features (one query for the whole range).
         per_day: dict[date, list[PlayerRequest]] = {}
         for day in days:
-            per_day[day] = [r for r in _requests(storage, day, market, settings.recent_days)
-                            if r.player_id is not None and r.game_id is not None and r.opponent is not None]
-        targets = pa.table({
-            "player_id": pa.array([r.player_id for d in days for r in per_day[d]], pa.int64()),
-            "player_lookup": pa.array([r.player_lookup for d in days for r in per_day[d]], pa.string()),
-            "game_date": pa.array([d for d in days for _ in per_day[d]], pa.date32()),
-            "team": pa.array([r.team for d in days for r in per_day[d]], pa.string()),
-            "opponent": pa.array([r.opponent for d in days for r in per_day[d]], pa.string()),
-            "is_home": pa.array([r.is_home for d in days for r in per_day[d]], pa.bool_()),
-        })
+            per_day[day] = [
+                r
+                for r in _requests(storage, day, market, settings.recent_days)
+                if r.player_id is not None and r.game_id is not None and r.opponent is not None
+            ]
+        targets = pa.table(
+            {
+                "player_id": pa.array([r.player_id for d in days for r in per_day[d]], pa.int64()),
+                "player_lookup": pa.array([r.player_lookup for d in days for r in per_day[d]], pa.string()),
+                "game_date": pa.array([d for d in days for _ in per_day[d]], pa.date32()),
+                "team": pa.array([r.team for d in days for r in per_day[d]], pa.string()),
+                "opponent": pa.array([r.opponent for d in days for r in per_day[d]], pa.string()),
+                "is_home": pa.array([r.is_home for d in days for r in per_day[d]], pa.bool_()),
+            }
+        )
         feats = build_features(storage, targets)
         offsets = np.cumsum([0] + [len(per_day[d]) for d in days])
         games_total = np.asarray(feats.column("games_total").to_numpy(zero_copy_only=False), dtype=np.float64)
         # Rows each day predicts: its requested players with enough games.
-        kept = {day: [j for j in range(int(offsets[i]), int(offsets[i + 1])) if games_total[j] >= settings.min_games]
-                for i, day in enumerate(days)}
+        kept = {
+            day: [
+                j for j in range(int(offsets[i]), int(offsets[i + 1])) if games_total[j] >= settings.min_games
+            ]
+            for i, day in enumerate(days)
+        }
 
         models: list[dict[str, Any]] = []
         graded_steps = 0
@@ -165,8 +198,14 @@ def run_backtest(
             if on_step:
                 on_step(k, len(step_starts), step_start)
             if fitter is None:
-                bundle = train_market(storage, market, step_start, system_ids=system_ids, train_days=train_days,
-                                      training=training)
+                bundle = train_market(
+                    storage,
+                    market,
+                    step_start,
+                    system_ids=system_ids,
+                    train_days=train_days,
+                    training=training,
+                )
             else:
                 window = training_window(training, step_start - timedelta(days=train_days), step_start)
                 bundle = calibrate_holdout(storage, fitter.bundle(k), window)
@@ -175,37 +214,82 @@ def run_backtest(
                 cal = graded_calibrator(storage, run_id, sid, before=step_start)
                 if cal is not None:
                     bundle.calibrators[sid] = cal
-            bundle.meta = {**bundle.meta,
-                           "calibration_used": {sid: bundle.calibrators[sid].summary() for sid in systems}}
+            bundle.meta = {
+                **bundle.meta,
+                "calibration_used": {sid: bundle.calibrators[sid].summary() for sid in systems},
+            }
             models.append(bundle.meta)
-            step_days = [d for d in days[k * retrain_days:(k + 1) * retrain_days] if kept[d]]
+            step_days = [d for d in days[k * retrain_days : (k + 1) * retrain_days] if kept[d]]
             # Each day's rows with what the market said by its prediction time (line, prices, availability).
             day_lines = {day: select_lines(storage, day, [market], as_of=_as_of(day)) for day in step_days}
-            day_feats = {day: with_market_columns(
-                with_availability(storage, feats.take(pa.array(kept[day], pa.int64())), day_lines[day], [market]),
-                day_lines[day], market, [per_day[day][j - int(offsets[days.index(day)])].player_lookup
-                                         for j in kept[day]]) for day in step_days}
+            day_feats = {
+                day: with_market_columns(
+                    with_availability(
+                        storage, feats.take(pa.array(kept[day], pa.int64())), day_lines[day], [market]
+                    ),
+                    day_lines[day],
+                    market,
+                    [per_day[day][j - int(offsets[days.index(day)])].player_lookup for j in kept[day]],
+                )
+                for day in step_days
+            }
             # Parallel path: the step's rows predicted at once, each system once (row by row the same values).
-            outputs = (predict_shared(bundle.systems, list(systems), pa.concat_tables([day_feats[d] for d in step_days]))
-                       if fitter is not None and step_days else None)
+            outputs = (
+                predict_shared(
+                    bundle.systems, list(systems), pa.concat_tables([day_feats[d] for d in step_days])
+                )
+                if fitter is not None and step_days
+                else None
+            )
             tables: list[pa.Table] = []
             done = 0
             for day in step_days:
                 keep = kept[day]
                 lo = int(offsets[days.index(day)])
-                leases = [Lease(run_id, r.player_lookup, 1, "backtest", r.player_name, r.player_id, r.team,
-                                r.opponent, r.game_id, r.is_home) for r in (per_day[day][j - lo] for j in keep)]
-                day_outputs = None if outputs is None else {
-                    sid: SystemOutput(o.predicted_value[done:done + len(keep)], o.predicted_std[done:done + len(keep)],
-                                      o.model_version) for sid, o in outputs.items()}
+                leases = [
+                    Lease(
+                        run_id,
+                        r.player_lookup,
+                        1,
+                        "backtest",
+                        r.player_name,
+                        r.player_id,
+                        r.team,
+                        r.opponent,
+                        r.game_id,
+                        r.is_home,
+                    )
+                    for r in (per_day[day][j - lo] for j in keep)
+                ]
+                day_outputs = (
+                    None
+                    if outputs is None
+                    else {
+                        sid: SystemOutput(
+                            o.predicted_value[done : done + len(keep)],
+                            o.predicted_std[done : done + len(keep)],
+                            o.model_version,
+                        )
+                        for sid, o in outputs.items()
+                    }
+                )
                 done += len(keep)
                 tables += prediction_rows(
-                    bundle=bundle, systems=list(systems), feats=day_feats[day],
-                    leases=leases, lines=day_lines[day], market=market,
-                    batch_id=run_id, game_date=day, ev_margin=settings.ev_margin, now=datetime.now(UTC),
+                    bundle=bundle,
+                    systems=list(systems),
+                    feats=day_feats[day],
+                    leases=leases,
+                    lines=day_lines[day],
+                    market=market,
+                    batch_id=run_id,
+                    game_date=day,
+                    ev_margin=settings.ev_margin,
+                    now=datetime.now(UTC),
                     outputs=day_outputs,
                 )
-            if tables:  # grade the step now: its results may calibrate the next steps (they are in the past then)
+            if (
+                tables
+            ):  # grade the step now: its results may calibrate the next steps (they are in the past then)
                 grade(storage, pa.concat_tables(tables), run_id=run_id, stat=stat)
                 graded_steps += 1
     if on_step:
@@ -213,7 +297,9 @@ def run_backtest(
     if not graded_steps:
         raise InputError(f"nothing to predict between {start} and {end}")
     grades = storage.arrow(
-        "SELECT * FROM prediction_grades WHERE run_id = ? ORDER BY game_date, system_id, player_lookup", [run_id])
+        "SELECT * FROM prediction_grades WHERE run_id = ? ORDER BY game_date, system_id, player_lookup",
+        [run_id],
+    )
     return BacktestResult(run_id, market, days[0], days[-1], len(step_starts), len(days), grades, models)
 
 
@@ -229,7 +315,9 @@ def calibration_summary(models: Sequence[dict[str, Any]]) -> dict[str, dict[str,
     return out
 
 
-def graded_calibrator(storage: DuckDBStorage, run_id: str, system_id: str, *, before: date) -> Calibrator | None:
+def graded_calibrator(
+    storage: DuckDBStorage, run_id: str, system_id: str, *, before: date
+) -> Calibrator | None:
     """A calibrator fitted on the run's graded rows dated before ``before`` (None below ``MIN_ROWS``)."""
     rows = storage.fetchall(
         """SELECT predicted_value, predicted_std, line_value, CAST(actual_value > line_value AS DOUBLE)

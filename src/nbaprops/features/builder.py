@@ -104,14 +104,21 @@ def features_sql(box: str, targets: str, out_players: str | None = None) -> str:
     last_season = ",\n".join(f"avg({_STAT_EXPR[s]}) AS {s}_last_season_avg" for s in STATS)
     stat_cols = []
     for s in STATS:
-        stat_cols += [f"h.{s}_last1", f"h.{s}_avg3", f"h.{s}_avg5", f"h.{s}_avg10",
-                      f"CASE WHEN h.season_year = t.season_year THEN h.{s}_season_avg END AS {s}_season_avg",
-                      f"ls.{s}_last_season_avg", f"h.{s}_std10", f"h.{s}_per_min10",
-                      f"oa.opp_allowed_{s}_rel"]
+        stat_cols += [
+            f"h.{s}_last1",
+            f"h.{s}_avg3",
+            f"h.{s}_avg5",
+            f"h.{s}_avg10",
+            f"CASE WHEN h.season_year = t.season_year THEN h.{s}_season_avg END AS {s}_season_avg",
+            f"ls.{s}_last_season_avg",
+            f"h.{s}_std10",
+            f"h.{s}_per_min10",
+            f"oa.opp_allowed_{s}_rel",
+        ]
     count_terms = " + ".join(f"CAST(({c}) IS NOT NULL AS INTEGER)" for c in FEATURE_COLUMNS)
     return f"""
 WITH box AS (
-    SELECT *, {_season_year('game_date')} AS season_year FROM {box}
+    SELECT *, {_season_year("game_date")} AS season_year FROM {box}
 ),
 team_game AS (
     SELECT game_id, team, any_value(opponent) AS opponent, any_value(game_date) AS game_date,
@@ -175,7 +182,7 @@ regulars_out AS (  -- per team game L: regulars of the 10 team games before L wh
     GROUP BY l.team, l.seq
 ),
 tgt AS (
-    SELECT *, {_season_year('game_date')} AS season_year FROM {targets}
+    SELECT *, {_season_year("game_date")} AS season_year FROM {targets}
 ),
 recent AS (
     SELECT t.__tid, count(b.game_id) AS games_last7
@@ -241,7 +248,7 @@ def _out_tonight_sql(out_players: str | None) -> str:
            row_number() OVER (PARTITION BY o.game_date, o.team, b.player_id ORDER BY b.game_date DESC) AS k
     FROM (SELECT DISTINCT game_date, team, player_lookup FROM {out_players}) o
     JOIN box b ON b.player_lookup = o.player_lookup AND b.team = o.team AND b.game_date < o.game_date
-              AND b.season_year = {_season_year('o.game_date')}
+              AND b.season_year = {_season_year("o.game_date")}
 ),
 out_regulars AS (
     SELECT game_date, team, player_id, avg(minutes) AS mins FROM out_games WHERE k <= 10
@@ -286,7 +293,9 @@ def build_features(
         raise InputError(f"targets lack column(s) {', '.join(missing)}")
     if targets.num_rows == 0:
         return _empty(targets)
-    tgt = targets.select(list(TARGET_COLUMNS)).append_column("__tid", pa.array(range(targets.num_rows), pa.int64()))
+    tgt = targets.select(list(TARGET_COLUMNS)).append_column(
+        "__tid", pa.array(range(targets.num_rows), pa.int64())
+    )
     with storage.session() as session:
         targets_name, history = session.temp_name("targets"), session.temp_name("history")
         session.register(targets_name, tgt)
@@ -316,13 +325,20 @@ def _empty(targets: pa.Table) -> pa.Table:
     for name in FEATURE_COLUMNS:
         if name not in table.column_names:
             table = table.append_column(name, pa.array([], pa.float64()))
-    return (table.append_column("early_season_flag", pa.array([], pa.bool_()))
-            .append_column("feature_quality_score", pa.array([], pa.float64()))
-            .append_column("feature_count", pa.array([], pa.int32())))
+    return (
+        table.append_column("early_season_flag", pa.array([], pa.bool_()))
+        .append_column("feature_quality_score", pa.array([], pa.float64()))
+        .append_column("feature_count", pa.array([], pa.int32()))
+    )
 
 
 def build_training_set(
-    storage: DuckDBStorage, start: date, end: date, *, markets: Sequence[str] | None = None, box: str = "box_scores"
+    storage: DuckDBStorage,
+    start: date,
+    end: date,
+    *,
+    markets: Sequence[str] | None = None,
+    box: str = "box_scores",
 ) -> pa.Table:
     """Every player-game played in ``[start, end)`` with its features as of that game's date and the actuals.
 
@@ -338,8 +354,12 @@ def build_training_set(
         {"start": start, "end": end},
     )
     feats = build_features(storage, targets, box=box)
-    for name in ("game_id", "player_name", "season", "actual_minutes",
-                 *(f"actual_{s}" for s in sorted(set(MARKET_STAT.values())))):
+    for name in (
+        "game_id",
+        "player_name",
+        "season",
+        "actual_minutes",
+        *(f"actual_{s}" for s in sorted(set(MARKET_STAT.values()))),
+    ):
         feats = feats.append_column(name, targets.column(name))
     return feats
-

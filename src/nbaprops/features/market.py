@@ -31,6 +31,7 @@ MIN_TEAM_LINES = 3
 
 def devig_p_over(over_price: np.ndarray, under_price: np.ndarray) -> np.ndarray:
     """P(over) implied by American odds on both sides, the book's margin removed (NaN without both prices)."""
+
     def implied(american: np.ndarray) -> np.ndarray:
         a = np.asarray(american, dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -41,13 +42,21 @@ def devig_p_over(over_price: np.ndarray, under_price: np.ndarray) -> np.ndarray:
         return np.asarray(p_over / (p_over + p_under), dtype=np.float64)
 
 
-def with_market(feats: pa.Table, line: np.ndarray, over_price: np.ndarray, under_price: np.ndarray,
-                unlined: np.ndarray | None = None) -> pa.Table:
+def with_market(
+    feats: pa.Table,
+    line: np.ndarray,
+    over_price: np.ndarray,
+    under_price: np.ndarray,
+    unlined: np.ndarray | None = None,
+) -> pa.Table:
     """``feats`` with :data:`MARKET_COLUMNS` set from per-row line and prices (replacing any already there)."""
-    values = {"market_line": np.asarray(line, dtype=np.float64),
-              "market_p_over": devig_p_over(over_price, under_price),
-              "unlined_regulars_min": np.full(feats.num_rows, np.nan) if unlined is None
-              else np.asarray(unlined, dtype=np.float64)}
+    values = {
+        "market_line": np.asarray(line, dtype=np.float64),
+        "market_p_over": devig_p_over(over_price, under_price),
+        "unlined_regulars_min": np.full(feats.num_rows, np.nan)
+        if unlined is None
+        else np.asarray(unlined, dtype=np.float64),
+    }
     for name, arr in values.items():
         col = pa.array(arr, pa.float64(), mask=~np.isfinite(arr))
         idx = feats.schema.get_field_index(name)
@@ -64,8 +73,9 @@ def with_availability(storage: DuckDBStorage, feats: pa.Table, lines: Any, marke
     """``feats`` plus :func:`availability_column` of each market, from ``lines`` (a ``select_lines`` table)."""
     for market in markets:
         mine = lines.filter(pa.compute.equal(lines.column("market"), market)) if lines.num_rows else lines
-        feats = feats.append_column(availability_column(market),
-                                    pa.array(unlined_regulars_min(storage, feats, mine), pa.float64()))
+        feats = feats.append_column(
+            availability_column(market), pa.array(unlined_regulars_min(storage, feats, mine), pa.float64())
+        )
     return feats
 
 
@@ -80,13 +90,22 @@ def with_stored_lines(feats: pa.Table, lines: Any | None, storage: DuckDBStorage
     n = feats.num_rows
     line, over, under = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     if lines is not None and lines.num_rows:
-        keys = {(d, p): i for i, (d, p) in enumerate(zip(lines.column("game_date").to_pylist(),
-                                                         lines.column("player_lookup").to_pylist(), strict=True))}
+        keys = {
+            (d, p): i
+            for i, (d, p) in enumerate(
+                zip(
+                    lines.column("game_date").to_pylist(),
+                    lines.column("player_lookup").to_pylist(),
+                    strict=True,
+                )
+            )
+        }
         book_line = lines.column("book_line").to_pylist()
         over_price = lines.column("over_price").to_pylist()
         under_price = lines.column("under_price").to_pylist()
-        for i, key in enumerate(zip(feats.column("game_date").to_pylist(),
-                                    feats.column("player_lookup").to_pylist(), strict=True)):
+        for i, key in enumerate(
+            zip(feats.column("game_date").to_pylist(), feats.column("player_lookup").to_pylist(), strict=True)
+        ):
             j = keys.get(key)
             if j is not None:
                 line[i] = np.nan if book_line[j] is None else book_line[j]
@@ -108,7 +127,9 @@ def unlined_regulars_min(storage: DuckDBStorage, rows: pa.Table, lined: pa.Table
     n = rows.num_rows
     if n == 0 or lined.num_rows == 0:
         return np.full(n, np.nan)
-    tgt = rows.select(["game_date", "team", "player_id"]).append_column("__rid", pa.array(range(n), pa.int64()))
+    tgt = rows.select(["game_date", "team", "player_id"]).append_column(
+        "__rid", pa.array(range(n), pa.int64())
+    )
     with storage.session() as session:
         t, ln = session.temp_name("rows"), session.temp_name("lined")
         session.register(t, tgt)
@@ -151,5 +172,11 @@ def unlined_regulars_min(storage: DuckDBStorage, rows: pa.Table, lined: pa.Table
     return out
 
 
-__all__ = ["MARKET_COLUMNS", "MIN_TEAM_LINES", "devig_p_over", "unlined_regulars_min", "with_market",
-           "with_stored_lines"]
+__all__ = [
+    "MARKET_COLUMNS",
+    "MIN_TEAM_LINES",
+    "devig_p_over",
+    "unlined_regulars_min",
+    "with_market",
+    "with_stored_lines",
+]

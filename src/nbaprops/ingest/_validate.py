@@ -64,16 +64,20 @@ def read_text_table(con: Session, path: Path, view: str) -> list[str]:
     reader = {".parquet": "read_parquet", ".json": "read_json_auto"}.get(path.suffix.lower())
     if reader is not None:  # Parquet, or JSON (an array of objects, or one object a line)
         rel = f"(SELECT * FROM {reader}('{source}'))"
-        header = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}('{source}')", source=path).fetchall()]
+        header = [
+            r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}('{source}')", source=path).fetchall()
+        ]
         casts = ", ".join(f'CAST("{h}" AS VARCHAR) AS "{h}"' for h in header)
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {casts}, "
-            f"CAST(row_number() OVER () + 1 AS BIGINT) AS __line FROM {rel}", source=path,
+            f"CAST(row_number() OVER () + 1 AS BIGINT) AS __line FROM {rel}",
+            source=path,
         )
         return header
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {view} AS SELECT *, CAST(row_number() OVER () + 1 AS BIGINT) AS __line "
-        f"FROM read_csv('{source}', header=true, all_varchar=true, parallel=false)", source=path,
+        f"FROM read_csv('{source}', header=true, all_varchar=true, parallel=false)",
+        source=path,
     )
     return [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall() if r[0] != "__line"]
 
@@ -119,16 +123,23 @@ def check_values(
         problems = []
         if f.required:
             problems.append((f"nullif(trim({raw}), '') IS NULL", "is empty"))
-        problems.append((f"nullif(trim({raw}), '') IS NOT NULL AND {parsed} IS NULL", f"cannot be read as {f.kind}"))
+        problems.append(
+            (f"nullif(trim({raw}), '') IS NOT NULL AND {parsed} IS NULL", f"cannot be read as {f.kind}")
+        )
         if f.kind == "nonneg_number":
             problems.append((f"{parsed} < 0", "must not be negative"))
         if f.choices:
             value = (normalise or {}).get(f.name, "lower(trim({v}))").format(v=raw)
             allowed = ", ".join(f"'{c}'" for c in f.choices)
             problems.append(
-                (f"nullif(trim({raw}), '') IS NOT NULL AND {value} NOT IN ({allowed})", f"must be one of {allowed}")
+                (
+                    f"nullif(trim({raw}), '') IS NOT NULL AND {value} NOT IN ({allowed})",
+                    f"must be one of {allowed}",
+                )
             )
         for condition, what in problems:
-            row = con.execute(f"SELECT __line, {raw} FROM {view} WHERE {condition} ORDER BY __line LIMIT 1").fetchone()
+            row = con.execute(
+                f"SELECT __line, {raw} FROM {view} WHERE {condition} ORDER BY __line LIMIT 1"
+            ).fetchone()
             if row is not None:
                 raise InputError(f"value {row[1]!r} {what}", path=str(path), row=int(row[0]), column=col)

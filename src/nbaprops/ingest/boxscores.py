@@ -52,13 +52,43 @@ FIELDS: tuple[Field, ...] = (
     Field("PTS", "nonneg_number"),
     *(
         Field(name, "nonneg_number", required=False)
-        for name in ("FGM", "FGA", "FG3M", "FG3A", "FTM", "FTA", "OREB", "DREB", "REB", "AST", "STL", "BLK", "TOV", "PF")
+        for name in (
+            "FGM",
+            "FGA",
+            "FG3M",
+            "FG3A",
+            "FTM",
+            "FTA",
+            "OREB",
+            "DREB",
+            "REB",
+            "AST",
+            "STL",
+            "BLK",
+            "TOV",
+            "PF",
+        )
     ),
     Field("PLUS_MINUS", "number", required=False),
     Field("SEASON_LABEL", required=False),
 )
 
-_STAT_COLUMNS = ("fgm", "fga", "fg3m", "fg3a", "ftm", "fta", "oreb", "dreb", "reb", "ast", "stl", "blk", "tov", "pf")
+_STAT_COLUMNS = (
+    "fgm",
+    "fga",
+    "fg3m",
+    "fg3a",
+    "ftm",
+    "fta",
+    "oreb",
+    "dreb",
+    "reb",
+    "ast",
+    "stl",
+    "blk",
+    "tov",
+    "pf",
+)
 # Values compared when the same (player_id, game_id) arrives again.
 _COMPARED = ("game_date", "team", "minutes", "pts", "reb", "ast", "fg3m")
 
@@ -83,29 +113,31 @@ def _select_sql(view: str, cols: dict[str, str | None]) -> str:
     stats = ",\n".join(f"CAST({num(c.upper())} AS INTEGER) AS {c}" for c in _STAT_COLUMNS)
     return f"""
         SELECT {season} AS season,
-               nullif(trim({raw('SEASON_ID')}), '') AS season_id,
-               {num('PLAYER_ID')} AS player_id,
-               trim({raw('PLAYER_NAME')}) AS player_name,
-               {lookup_sql(raw('PLAYER_NAME'))} AS player_lookup,
-               {num('TEAM_ID')} AS team_id,
-               upper(trim({raw('TEAM_ABBREVIATION')})) AS team,
-               nullif(trim({raw('TEAM_NAME')}), '') AS team_name,
-               trim({raw('GAME_ID')}) AS game_id,
+               nullif(trim({raw("SEASON_ID")}), '') AS season_id,
+               {num("PLAYER_ID")} AS player_id,
+               trim({raw("PLAYER_NAME")}) AS player_name,
+               {lookup_sql(raw("PLAYER_NAME"))} AS player_lookup,
+               {num("TEAM_ID")} AS team_id,
+               upper(trim({raw("TEAM_ABBREVIATION")})) AS team,
+               nullif(trim({raw("TEAM_NAME")}), '') AS team_name,
+               trim({raw("GAME_ID")}) AS game_id,
                {date} AS game_date,
                {matchup} AS matchup,
                upper(trim(regexp_extract({matchup}, '(vs\\.|@)\\s*([A-Za-z]+)\\s*$', 2))) AS opponent,
                contains({matchup}, 'vs.') AS is_home,
-               nullif(trim({raw('WL')}), '') AS wl,
-               {num('MIN', 'number')} AS minutes,
-               CAST({num('PTS')} AS INTEGER) AS pts,
+               nullif(trim({raw("WL")}), '') AS wl,
+               {num("MIN", "number")} AS minutes,
+               CAST({num("PTS")} AS INTEGER) AS pts,
                {stats},
-               CAST({num('PLUS_MINUS')} AS INTEGER) AS plus_minus,
+               CAST({num("PLUS_MINUS")} AS INTEGER) AS plus_minus,
                __line
         FROM {view}
     """
 
 
-def ingest_boxscores(storage: DuckDBStorage, paths: Sequence[Path | str], *, kind: str = "boxscores") -> IngestReport:
+def ingest_boxscores(
+    storage: DuckDBStorage, paths: Sequence[Path | str], *, kind: str = "boxscores"
+) -> IngestReport:
     """Validate and store box-score files (CSV or Parquet, NBA.com LeagueGameLog player format).
 
     Atomic across all files: any bad row refuses the whole call and nothing stored changes.
@@ -123,29 +155,37 @@ def ingest_boxscores(storage: DuckDBStorage, paths: Sequence[Path | str], *, kin
             check_values(cur, view, FIELDS, cols, path=path)
             typed = cur.temp_name(f"box_typed_{index}")
             cur.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS {_select_sql(view, cols)}")
-            bad = cur.execute(f"SELECT __line, matchup FROM {typed} WHERE opponent = '' OR opponent IS NULL LIMIT 1").fetchone()
+            bad = cur.execute(
+                f"SELECT __line, matchup FROM {typed} WHERE opponent = '' OR opponent IS NULL LIMIT 1"
+            ).fetchone()
             if bad:
                 raise InputError(
-                    f"value {bad[1]!r} is not a matchup like 'CLE vs. IND' or 'WAS @ MEM'", path=str(path), row=bad[0],
+                    f"value {bad[1]!r} is not a matchup like 'CLE vs. IND' or 'WAS @ MEM'",
+                    path=str(path),
+                    row=bad[0],
                     column=cols["MATCHUP"],
                 )
             dup = cur.execute(
                 f"""SELECT max(__line) FROM {typed} GROUP BY player_id, game_id
-                    HAVING count(DISTINCT ({', '.join(_COMPARED)})) > 1 LIMIT 1"""
+                    HAVING count(DISTINCT ({", ".join(_COMPARED)})) > 1 LIMIT 1"""
             ).fetchone()
             if dup:
                 raise InputError(
                     "the same PLAYER_ID and GAME_ID appear earlier in the file with different values",
-                    path=str(path), row=dup[0], column="GAME_ID",
+                    path=str(path),
+                    row=dup[0],
+                    column="GAME_ID",
                 )
             conflict = cur.execute(
                 f"""SELECT t.__line FROM {typed} t JOIN box_scores b USING (player_id, game_id)
-                    WHERE ({', '.join('t.' + c for c in _COMPARED)}) IS DISTINCT FROM ({', '.join('b.' + c for c in _COMPARED)})
+                    WHERE ({", ".join("t." + c for c in _COMPARED)}) IS DISTINCT FROM ({", ".join("b." + c for c in _COMPARED)})
                     ORDER BY t.__line LIMIT 1"""
             ).fetchone()
             if conflict:
                 raise InputError(
-                    "PLAYER_ID and GAME_ID are already stored with different values", path=str(path), row=conflict[0],
+                    "PLAYER_ID and GAME_ID are already stored with different values",
+                    path=str(path),
+                    row=conflict[0],
                     column="GAME_ID",
                 )
             count = cur.execute(f"SELECT count(*) FROM {typed}").fetchone()
@@ -153,19 +193,42 @@ def ingest_boxscores(storage: DuckDBStorage, paths: Sequence[Path | str], *, kin
 
         # Two files of one call may share rows; the first wins only if identical, else refuse.
         if len(staged) > 1:
-            union = " UNION ALL ".join(f"SELECT *, '{p}' AS __file FROM {t}" for p, t, _ in [(str(p), t, n) for p, t, n in staged])
+            union = " UNION ALL ".join(
+                f"SELECT *, '{p}' AS __file FROM {t}" for p, t, _ in [(str(p), t, n) for p, t, n in staged]
+            )
             dup = cur.execute(
                 f"""SELECT any_value(__file), max(__line) FROM ({union}) GROUP BY player_id, game_id
-                    HAVING count(DISTINCT ({', '.join(_COMPARED)})) > 1 LIMIT 1"""
+                    HAVING count(DISTINCT ({", ".join(_COMPARED)})) > 1 LIMIT 1"""
             ).fetchone()
             if dup:
-                raise InputError("a row disagrees with another file of this call", path=dup[0], row=dup[1], column="GAME_ID")
+                raise InputError(
+                    "a row disagrees with another file of this call",
+                    path=dup[0],
+                    row=dup[1],
+                    column="GAME_ID",
+                )
 
         added = 0
         columns = ", ".join(
-            c for c in (
-                "season", "season_id", "player_id", "player_name", "player_lookup", "team_id", "team", "team_name",
-                "game_id", "game_date", "matchup", "opponent", "is_home", "wl", "minutes", "pts", *_STAT_COLUMNS,
+            c
+            for c in (
+                "season",
+                "season_id",
+                "player_id",
+                "player_name",
+                "player_lookup",
+                "team_id",
+                "team",
+                "team_name",
+                "game_id",
+                "game_date",
+                "matchup",
+                "opponent",
+                "is_home",
+                "wl",
+                "minutes",
+                "pts",
+                *_STAT_COLUMNS,
                 "plus_minus",
             )
         )
@@ -195,7 +258,12 @@ def ingest_boxscores(storage: DuckDBStorage, paths: Sequence[Path | str], *, kin
                 )
         for _, typed, _ in staged:
             cur.execute(f"DROP TABLE IF EXISTS {typed}")
-        log.info("ingested %d box-score rows (%d new) from %d file(s)", sum(n for *_, n in staged), added, len(staged))
+        log.info(
+            "ingested %d box-score rows (%d new) from %d file(s)",
+            sum(n for *_, n in staged),
+            added,
+            len(staged),
+        )
         return IngestReport(kind, tuple(str(p) for p, _, _ in staged), sum(n for *_, n in staged), added)
 
 
@@ -214,6 +282,8 @@ def ensure_boxscores(storage: DuckDBStorage) -> int:
     if storage.scalar("SELECT count(*) FROM box_scores"):
         return 0
     if not SHIPPED_BOXSCORES.exists():
-        raise InputError("the shipped box scores are missing; reinstall nbaprops", path=str(SHIPPED_BOXSCORES))
+        raise InputError(
+            "the shipped box scores are missing; reinstall nbaprops", path=str(SHIPPED_BOXSCORES)
+        )
     log.info("loading shipped box scores from %s", SHIPPED_BOXSCORES)
     return ingest_boxscores(storage, [SHIPPED_BOXSCORES], kind="shipped_boxscores").rows_added

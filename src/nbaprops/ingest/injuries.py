@@ -55,19 +55,35 @@ FIELDS: tuple[Field, ...] = (
     Field("Matchup", required=False, aliases=("matchup",)),
     Field("Team", aliases=("team",)),
     Field("Player Name", aliases=("player_name",)),
-    Field("Current Status", aliases=("current_status", "status"), choices=tuple(s.lower() for s in INJURY_STATUSES)),
+    Field(
+        "Current Status",
+        aliases=("current_status", "status"),
+        choices=tuple(s.lower() for s in INJURY_STATUSES),
+    ),
     Field("Reason", required=False, aliases=("reason",)),
 )
 _KEY = ("report_at", "game_date", "team", "player_lookup")
-_STORED = ("report_at", "game_date", "game_time", "matchup", "team", "player_name", "player_lookup", "status",
-           "reason", "source")
+_STORED = (
+    "report_at",
+    "game_date",
+    "game_time",
+    "matchup",
+    "team",
+    "player_name",
+    "player_lookup",
+    "status",
+    "reason",
+    "source",
+)
 
 
 def report_time_sql(expr: str) -> str:
     """SQL: a report time as TIMESTAMPTZ — with its zone when written, else read as US Eastern (NULL if bad)."""
     v = f"nullif(trim({expr}), '')"
-    return (f"(CASE WHEN regexp_matches({v}, '(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?)$') THEN TRY_CAST({v} AS TIMESTAMPTZ) "
-            f"ELSE timezone('{EASTERN}', TRY_CAST({v} AS TIMESTAMP)) END)")
+    return (
+        f"(CASE WHEN regexp_matches({v}, '(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?)$') THEN TRY_CAST({v} AS TIMESTAMPTZ) "
+        f"ELSE timezone('{EASTERN}', TRY_CAST({v} AS TIMESTAMP)) END)"
+    )
 
 
 def game_date_sql(expr: str) -> str:
@@ -79,18 +95,23 @@ def game_date_sql(expr: str) -> str:
 def first_last_sql(expr: str) -> str:
     """SQL: ``Last, First`` → ``First Last`` (a name without a comma is kept as it is)."""
     v = f"trim({expr})"
-    return (f"(CASE WHEN contains({v}, ',') THEN trim(split_part({v}, ',', 2)) || ' ' || trim(split_part({v}, ',', 1)) "
-            f"ELSE {v} END)")
+    return (
+        f"(CASE WHEN contains({v}, ',') THEN trim(split_part({v}, ',', 2)) || ' ' || trim(split_part({v}, ',', 1)) "
+        f"ELSE {v} END)"
+    )
 
 
-def _check_parsed(cur: Session, view: str, col: str, parse: Callable[[str], str], path: Path,
-                  expected: str) -> None:
+def _check_parsed(
+    cur: Session, view: str, col: str, parse: Callable[[str], str], path: Path, expected: str
+) -> None:
     raw = f'"{col}"'
     bad = cur.execute(
         f"SELECT __line, {raw} FROM {view} WHERE {parse(raw)} IS NULL ORDER BY __line LIMIT 1"
     ).fetchone()
     if bad:
-        raise InputError(f"value {bad[1]!r} cannot be read as {expected}", path=str(path), row=int(bad[0]), column=col)
+        raise InputError(
+            f"value {bad[1]!r} cannot be read as {expected}", path=str(path), row=int(bad[0]), column=col
+        )
 
 
 def _typed_sql(view: str, cols: dict[str, str | None], path: Path, index: int) -> str:
@@ -102,15 +123,15 @@ def _typed_sql(view: str, cols: dict[str, str | None], path: Path, index: int) -
     source = str(path).replace("'", "''")
     name = first_last_sql(raw("Player Name"))
     return f"""
-        SELECT {report_time_sql(raw('Report Time'))} AS report_at,
-               {game_date_sql(raw('Game Date'))} AS game_date,
-               nullif(trim({raw('Game Time')}), '') AS game_time,
-               nullif(trim({raw('Matchup')}), '') AS matchup,
-               {resolve_team_sql(raw('Team'), stored=True)} AS team,
+        SELECT {report_time_sql(raw("Report Time"))} AS report_at,
+               {game_date_sql(raw("Game Date"))} AS game_date,
+               nullif(trim({raw("Game Time")}), '') AS game_time,
+               nullif(trim({raw("Matchup")}), '') AS matchup,
+               {resolve_team_sql(raw("Team"), stored=True)} AS team,
                {name} AS player_name,
                coalesce(a.player_lookup, {lookup_sql(name)}) AS player_lookup,
-               upper(left(trim({raw('Current Status')}), 1)) || lower(substr(trim({raw('Current Status')}), 2)) AS status,
-               nullif(trim({raw('Reason')}), '') AS reason,
+               upper(left(trim({raw("Current Status")}), 1)) || lower(substr(trim({raw("Current Status")}), 2)) AS status,
+               nullif(trim({raw("Reason")}), '') AS reason,
                '{source}' AS source, {index} AS __file, __line
         FROM {view} v
         LEFT JOIN player_aliases a ON a.alias_lookup = {lookup_sql(name)}
@@ -141,16 +162,26 @@ def _ingest(storage: DuckDBStorage, cur: Session, paths: list[Path]) -> IngestRe
         not_submitted += int(cur.scalar(f"SELECT count(*) FROM {view} WHERE {skip}"))
         cur.execute(f"CREATE OR REPLACE TEMP TABLE {kept} AS SELECT * FROM {view} WHERE NOT ({skip})")
         check_values(cur, kept, FIELDS, cols, path=path)
-        _check_parsed(cur, kept, cols["Report Time"] or "", report_time_sql, path,
-                      "a report time (ISO 8601, e.g. 2025-02-12T17:00:00-05:00; no zone means US Eastern)")
+        _check_parsed(
+            cur,
+            kept,
+            cols["Report Time"] or "",
+            report_time_sql,
+            path,
+            "a report time (ISO 8601, e.g. 2025-02-12T17:00:00-05:00; no zone means US Eastern)",
+        )
         _check_parsed(cur, kept, cols["Game Date"] or "", game_date_sql, path, "a game date (MM/DD/YYYY)")
         check_teams(cur, kept, {"Team": cols["Team"]}, path=path, stored=True)
         bad = cur.execute(
             f"SELECT __line, {player} FROM {kept} WHERE {lookup_sql(first_last_sql(player))} = '' ORDER BY __line LIMIT 1"
         ).fetchone()
         if bad:
-            raise InputError(f"value {bad[1]!r} is not a player name", path=str(path), row=int(bad[0]),
-                             column=cols["Player Name"])
+            raise InputError(
+                f"value {bad[1]!r} is not a player name",
+                path=str(path),
+                row=int(bad[0]),
+                column=cols["Player Name"],
+            )
         typed = cur.temp_name(f"inj_typed_{index}")
         cur.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(kept, cols, path, index)}")
         files.append((path, typed, int(cur.scalar(f"SELECT count(*) FROM {typed}"))))
@@ -158,23 +189,34 @@ def _ingest(storage: DuckDBStorage, cur: Session, paths: list[Path]) -> IngestRe
         return IngestReport("injuries", (), 0, 0)
     key = ", ".join(_KEY)
     new = cur.temp_name("inj_all")
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE {new} AS " + " UNION ALL ".join(f"SELECT * FROM {t}" for _, t, _ in files))
+    cur.execute(
+        f"CREATE OR REPLACE TEMP TABLE {new} AS "
+        + " UNION ALL ".join(f"SELECT * FROM {t}" for _, t, _ in files)
+    )
     clash = cur.execute(
         f"""SELECT any_value(source ORDER BY __file DESC, __line DESC), max(__line ORDER BY __file)
             FROM {new} GROUP BY {key} HAVING count(DISTINCT (status, reason)) > 1 ORDER BY 2 LIMIT 1"""
     ).fetchone()
     if clash:
-        raise InputError("the same report time, game date, team and player appear with different statuses",
-                         path=clash[0], row=int(clash[1]), column="Current Status")
+        raise InputError(
+            "the same report time, game date, team and player appear with different statuses",
+            path=clash[0],
+            row=int(clash[1]),
+            column="Current Status",
+        )
     on = " AND ".join(f"s.{k} = n.{k}" for k in _KEY)
     clash = cur.execute(
         f"""SELECT n.source, n.__line FROM {new} n JOIN injury_reports s ON {on}
             WHERE (n.status, n.reason) IS DISTINCT FROM (s.status, s.reason) ORDER BY n.__file, n.__line LIMIT 1"""
     ).fetchone()
     if clash:
-        raise InputError("this report row is already stored with another status or reason (a published report "
-                         "does not change; a later report time supersedes it)", path=clash[0], row=int(clash[1]),
-                         column="Current Status")
+        raise InputError(
+            "this report row is already stored with another status or reason (a published report "
+            "does not change; a later report time supersedes it)",
+            path=clash[0],
+            row=int(clash[1]),
+            column="Current Status",
+        )
     rows_read = sum(n for *_, n in files)
     stored = ", ".join(_STORED)
     now = datetime.now(UTC)
@@ -187,17 +229,30 @@ def _ingest(storage: DuckDBStorage, cur: Session, paths: list[Path]) -> IngestRe
                 WHERE __n = 1 AND NOT EXISTS (SELECT 1 FROM injury_reports s WHERE {on})"""
         )
         added = int(tx.scalar("SELECT count(*) FROM injury_reports")) - before
-        reports = [r[0].isoformat() for r in tx.execute(f"SELECT DISTINCT report_at FROM {new} ORDER BY 1").fetchall()]
+        reports = [
+            r[0].isoformat()
+            for r in tx.execute(f"SELECT DISTINCT report_at FROM {new} ORDER BY 1").fetchall()
+        ]
         statuses = dict(tx.execute(f"SELECT status, count(*) FROM {new} GROUP BY 1 ORDER BY 1").fetchall())
-        unmatched = [r[0] for r in tx.execute(
-            f"""SELECT DISTINCT player_name FROM {new}
-                WHERE player_lookup NOT IN (SELECT DISTINCT player_lookup FROM box_scores) ORDER BY 1""").fetchall()]
+        unmatched = [
+            r[0]
+            for r in tx.execute(
+                f"""SELECT DISTINCT player_name FROM {new}
+                WHERE player_lookup NOT IN (SELECT DISTINCT player_lookup FROM box_scores) ORDER BY 1"""
+            ).fetchall()
+        ]
         for path, _typed, rows in files:
-            tx.execute("INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
-                       ["injuries", str(path), file_sha256(path), rows, None, now])
+            tx.execute(
+                "INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
+                ["injuries", str(path), file_sha256(path), rows, None, now],
+            )
     log.info("ingested %d injury-report rows (%d new) from %d file(s)", rows_read, added, len(files))
-    details: dict[str, Any] = {"reports": reports, "statuses": statuses, "not_yet_submitted": not_submitted,
-                               "unmatched": unmatched}
+    details: dict[str, Any] = {
+        "reports": reports,
+        "statuses": statuses,
+        "not_yet_submitted": not_submitted,
+        "unmatched": unmatched,
+    }
     return IngestReport("injuries", tuple(str(p) for p, _, _ in files), rows_read, added, details)
 
 

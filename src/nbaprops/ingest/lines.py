@@ -77,8 +77,23 @@ _TEAM_FIELDS = ("team", "opponent", "home_team", "away_team")
 _KEY = ("game_date", "player_lookup", "market", "bookmaker", "line")
 _GROUP = ("game_date", "player_lookup", "market", "bookmaker")
 _VALUES = ("over_price", "under_price", "posted_at")
-_DATA = ("game_date", "player_name", "player_lookup", "market", "bookmaker", "line", "over_price", "under_price",
-         "team", "opponent", "home_team", "away_team", "event_id", "commence_time", "posted_at")
+_DATA = (
+    "game_date",
+    "player_name",
+    "player_lookup",
+    "market",
+    "bookmaker",
+    "line",
+    "over_price",
+    "under_price",
+    "team",
+    "opponent",
+    "home_team",
+    "away_team",
+    "event_id",
+    "commence_time",
+    "posted_at",
+)
 _STORED = (*_DATA, "source")
 
 
@@ -115,11 +130,14 @@ def _file_market(path: Path, cols: dict[str, str | None], market: str | None) ->
         return "pra"
     raise InputError(
         "missing column 'market'; add it, pass market=…, or name the file with the market (e.g. pra_odds.csv)",
-        path=str(path), column="market",
+        path=str(path),
+        column="market",
     )
 
 
-def _validate(cur: Session, path: Path, view: str, market: str | None) -> tuple[dict[str, str | None], str | None]:
+def _validate(
+    cur: Session, path: Path, view: str, market: str | None
+) -> tuple[dict[str, str | None], str | None]:
     header = read_text_table(cur, path, view)
     cols = resolve_columns(header, FIELDS, path=path)
     for name in ("over_price", "under_price"):
@@ -137,19 +155,29 @@ def _validate(cur: Session, path: Path, view: str, market: str | None) -> tuple[
             f"SELECT __line, {raw} FROM {view} WHERE abs({parse_sql('number', raw)}) < 100 ORDER BY __line LIMIT 1"
         ).fetchone()
         if bad:
-            raise InputError(f"value {bad[1]!r} is not American odds (<= -100 or >= +100)", path=str(path),
-                             row=int(bad[0]), column=cols[name])
+            raise InputError(
+                f"value {bad[1]!r} is not American odds (<= -100 or >= +100)",
+                path=str(path),
+                row=int(bad[0]),
+                column=cols[name],
+            )
     name_col = f'"{cols["player_name"]}"'
     bad = cur.execute(
         f"SELECT __line, {name_col} FROM {view} WHERE {lookup_sql(name_col)} = '' ORDER BY __line LIMIT 1"
     ).fetchone()
     if bad:
-        raise InputError(f"value {bad[1]!r} is not a player name", path=str(path), row=int(bad[0]),
-                         column=cols["player_name"])
+        raise InputError(
+            f"value {bad[1]!r} is not a player name",
+            path=str(path),
+            row=int(bad[0]),
+            column=cols["player_name"],
+        )
     return cols, fixed_market
 
 
-def _typed_sql(view: str, cols: dict[str, str | None], fixed_market: str | None, path: Path, index: int) -> str:
+def _typed_sql(
+    view: str, cols: dict[str, str | None], fixed_market: str | None, path: Path, index: int
+) -> str:
     def raw(name: str) -> str:
         col = cols.get(name)
         # Qualified: a file column named like one inside resolve_team_sql's subquery (``team``) must not be
@@ -160,21 +188,21 @@ def _typed_sql(view: str, cols: dict[str, str | None], fixed_market: str | None,
     teams = ",\n".join(f"{resolve_team_sql(raw(t), stored=True)} AS {t}" for t in _TEAM_FIELDS)
     source = str(path).replace("'", "''")
     return f"""
-        SELECT {parse_sql('date', raw('game_date'))} AS game_date,
-               trim({raw('player_name')}) AS player_name,
-               coalesce(a.player_lookup, {lookup_sql(raw('player_name'))}) AS player_lookup,
+        SELECT {parse_sql("date", raw("game_date"))} AS game_date,
+               trim({raw("player_name")}) AS player_name,
+               coalesce(a.player_lookup, {lookup_sql(raw("player_name"))}) AS player_lookup,
                {market} AS market,
-               trim({raw('bookmaker')}) AS bookmaker,
-               {parse_sql('number', raw('line'))} AS line,
-               {parse_sql('number', raw('over_price'))} AS over_price,
-               {parse_sql('number', raw('under_price'))} AS under_price,
+               trim({raw("bookmaker")}) AS bookmaker,
+               {parse_sql("number", raw("line"))} AS line,
+               {parse_sql("number", raw("over_price"))} AS over_price,
+               {parse_sql("number", raw("under_price"))} AS under_price,
                {teams},
-               nullif(trim({raw('event_id')}), '') AS event_id,
-               {parse_sql('timestamp', raw('commence_time'))} AS commence_time,
-               {parse_sql('timestamp', raw('posted_at'))} AS posted_at,
+               nullif(trim({raw("event_id")}), '') AS event_id,
+               {parse_sql("timestamp", raw("commence_time"))} AS commence_time,
+               {parse_sql("timestamp", raw("posted_at"))} AS posted_at,
                '{source}' AS source, {index} AS __file, __line
         FROM {view} v
-        LEFT JOIN player_aliases a ON a.alias_lookup = {lookup_sql(raw('player_name'))}
+        LEFT JOIN player_aliases a ON a.alias_lookup = {lookup_sql(raw("player_name"))}
     """
 
 
@@ -183,7 +211,9 @@ def _scalar(cur: Session, sql: str) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def ingest_lines(storage: DuckDBStorage, paths: Sequence[Path | str], *, market: str | None = None) -> IngestReport:
+def ingest_lines(
+    storage: DuckDBStorage, paths: Sequence[Path | str], *, market: str | None = None
+) -> IngestReport:
     """Validate and store prop-line files; atomic across all files (see the module docstring for the rules).
 
     Args:
@@ -199,7 +229,9 @@ def ingest_lines(storage: DuckDBStorage, paths: Sequence[Path | str], *, market:
             view = cur.temp_name(f"lines_in_{index}")
             cols, fixed_market = _validate(cur, path, view, market)
             typed = cur.temp_name(f"lines_typed_{index}")
-            cur.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(view, cols, fixed_market, path, index)}")
+            cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(view, cols, fixed_market, path, index)}"
+            )
             files.append((path, typed, _scalar(cur, f"SELECT count(*) FROM {typed}")))
             cur.execute(f"DROP TABLE IF EXISTS {view}")
         if not files:
@@ -233,12 +265,16 @@ def ingest_lines(storage: DuckDBStorage, paths: Sequence[Path | str], *, market:
         if clash:
             raise InputError(
                 "the same game, player, market, bookmaker and line appear with different prices and no later "
-                "posted_at to choose between them", path=clash[0], row=int(clash[1]), column="over_price",
+                "posted_at to choose between them",
+                path=clash[0],
+                row=int(clash[1]),
+                column="over_price",
             )
         name_collisions = _scalar(
-            cur, f"""SELECT count(*) FROM (SELECT {key} FROM __lines_dedup d
-                        WHERE posted_at = (SELECT max(posted_at) FROM __lines_dedup x WHERE {' AND '.join(f'x.{k} = d.{k}' for k in _KEY)})
-                        GROUP BY {key} HAVING count(DISTINCT (over_price, under_price)) > 1)"""
+            cur,
+            f"""SELECT count(*) FROM (SELECT {key} FROM __lines_dedup d
+                        WHERE posted_at = (SELECT max(posted_at) FROM __lines_dedup x WHERE {" AND ".join(f"x.{k} = d.{k}" for k in _KEY)})
+                        GROUP BY {key} HAVING count(DISTINCT (over_price, under_price)) > 1)""",
         )
         cur.execute(
             f"""CREATE OR REPLACE TEMP TABLE __lines_win AS SELECT * EXCLUDE (__n) FROM (
@@ -269,7 +305,9 @@ def ingest_lines(storage: DuckDBStorage, paths: Sequence[Path | str], *, market:
         if clash:
             raise InputError(
                 "this line is already stored with different prices and no later posted_at to choose between them",
-                path=clash[0], row=int(clash[1]), column="over_price",
+                path=clash[0],
+                row=int(clash[1]),
+                column="over_price",
             )
 
         stored_cols = ", ".join(_STORED)
@@ -278,18 +316,19 @@ def ingest_lines(storage: DuckDBStorage, paths: Sequence[Path | str], *, market:
             before = _scalar(tx, "SELECT count(*) FROM prop_lines")
             tx.execute(
                 f"""INSERT INTO prop_lines ({stored_cols}, is_main)
-                    SELECT {', '.join('n.' + c for c in _STORED)}, false FROM __lines_new n
+                    SELECT {", ".join("n." + c for c in _STORED)}, false FROM __lines_new n
                     WHERE NOT EXISTS (SELECT 1 FROM prop_lines s WHERE {on})"""
             )
             added = _scalar(tx, "SELECT count(*) FROM prop_lines") - before
             replaced = _scalar(
-                tx, f"SELECT count(*) FROM __lines_new n JOIN prop_lines s ON {on} WHERE {differs} "
-                    "AND n.posted_at > s.posted_at"
+                tx,
+                f"SELECT count(*) FROM __lines_new n JOIN prop_lines s ON {on} WHERE {differs} "
+                "AND n.posted_at > s.posted_at",
             )
             if replaced:
                 non_key = [c for c in _STORED if c not in _KEY]
                 tx.execute(
-                    f"""UPDATE prop_lines s SET {', '.join(f'{c} = n.{c}' for c in non_key)}
+                    f"""UPDATE prop_lines s SET {", ".join(f"{c} = n.{c}" for c in non_key)}
                         FROM __lines_new n WHERE {on} AND {differs} AND n.posted_at > s.posted_at"""
                 )
             group = ", ".join(_GROUP)
@@ -297,10 +336,16 @@ def ingest_lines(storage: DuckDBStorage, paths: Sequence[Path | str], *, market:
                 f"""UPDATE prop_lines s SET is_main = (r.__rn = 1)
                     FROM (SELECT {key}, row_number() OVER (PARTITION BY {group} ORDER BY {MAIN_ORDER_SQL}) AS __rn
                           FROM prop_lines p SEMI JOIN (SELECT DISTINCT {group} FROM __lines_new) g USING ({group})) r
-                    WHERE {' AND '.join(f's.{k} = r.{k}' for k in _KEY)}"""
+                    WHERE {" AND ".join(f"s.{k} = r.{k}" for k in _KEY)}"""
             )
-            alternate = _scalar(tx, f"SELECT count(*) FROM __lines_new n JOIN prop_lines s ON {on} WHERE NOT s.is_main")
-            markets = dict(tx.execute("SELECT market, count(*) FROM __lines_new GROUP BY market ORDER BY market").fetchall())
+            alternate = _scalar(
+                tx, f"SELECT count(*) FROM __lines_new n JOIN prop_lines s ON {on} WHERE NOT s.is_main"
+            )
+            markets = dict(
+                tx.execute(
+                    "SELECT market, count(*) FROM __lines_new GROUP BY market ORDER BY market"
+                ).fetchall()
+            )
             unmatched = [
                 {"player_name": name, "rows": int(rows)}
                 for name, rows in tx.execute(
@@ -310,8 +355,10 @@ def ingest_lines(storage: DuckDBStorage, paths: Sequence[Path | str], *, market:
                 ).fetchall()
             ]
             for path, _typed, rows in files:
-                tx.execute("INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
-                           ["lines", str(path), file_sha256(path), rows, None, now])
+                tx.execute(
+                    "INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
+                    ["lines", str(path), file_sha256(path), rows, None, now],
+                )
         for _, typed, _ in files:
             cur.execute(f"DROP TABLE IF EXISTS {typed}")
         for table in ("__lines_dedup", "__lines_win", "__lines_new"):
@@ -336,7 +383,9 @@ def _dates(value: date | datetime | str | Iterable[date | datetime | str]) -> li
     for item in items:
         day = item.date() if isinstance(item, datetime) else item
         try:
-            out.append(day.isoformat() if isinstance(day, date) else date.fromisoformat(str(day)[:10]).isoformat())
+            out.append(
+                day.isoformat() if isinstance(day, date) else date.fromisoformat(str(day)[:10]).isoformat()
+            )
         except ValueError as exc:
             raise InputError(f"{item!r} is not a date (YYYY-MM-DD)") from exc
     return out
@@ -358,7 +407,9 @@ def select_lines(
 
     Columns: game_date, player_lookup, market, line, bookmaker, over_price, under_price, n_books, book_line.
     """
-    wanted = list(validate_markets(normalise_market(m) for m in ([markets] if isinstance(markets, str) else markets)))
+    wanted = list(
+        validate_markets(normalise_market(m) for m in ([markets] if isinstance(markets, str) else markets))
+    )
     group = ", ".join(_GROUP)
     per = "game_date, player_lookup, market"
     return storage.arrow(

@@ -72,12 +72,12 @@ def _typed_sql(view: str, cols: dict[str, str | None], path: Path) -> str:
 
     source = str(path).replace("'", "''")
     return f"""
-        SELECT {parse_sql('date', raw('game_date'))} AS game_date,
-               {resolve_team_sql(raw('home_team'), stored=True)} AS home_team,
-               {resolve_team_sql(raw('away_team'), stored=True)} AS away_team,
-               nullif(trim({raw('game_id')}), '') AS given_id,
-               {parse_sql('timestamp', raw('commence_time'))} AS commence_time,
-               lower(nullif(trim({raw('status')}), '')) AS status,
+        SELECT {parse_sql("date", raw("game_date"))} AS game_date,
+               {resolve_team_sql(raw("home_team"), stored=True)} AS home_team,
+               {resolve_team_sql(raw("away_team"), stored=True)} AS away_team,
+               nullif(trim({raw("game_id")}), '') AS given_id,
+               {parse_sql("timestamp", raw("commence_time"))} AS commence_time,
+               lower(nullif(trim({raw("status")}), '')) AS status,
                '{source}' AS source, __line
         FROM {view} v
     """
@@ -101,10 +101,16 @@ def ingest_schedule(storage: DuckDBStorage, paths: Sequence[Path | str]) -> Inge
             check_teams(cur, view, {k: cols[k] for k in ("home_team", "away_team")}, path=path, stored=True)
             typed = cur.temp_name(f"sched_typed_{index}")
             cur.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(view, cols, path)}")
-            same = cur.execute(f"SELECT __line FROM {typed} WHERE home_team = away_team ORDER BY __line LIMIT 1").fetchone()
+            same = cur.execute(
+                f"SELECT __line FROM {typed} WHERE home_team = away_team ORDER BY __line LIMIT 1"
+            ).fetchone()
             if same:
-                raise InputError("home and away team are the same team", path=str(path), row=same[0],
-                                 column=cols["away_team"])
+                raise InputError(
+                    "home and away team are the same team",
+                    path=str(path),
+                    row=same[0],
+                    column=cols["away_team"],
+                )
             dup = cur.execute(
                 f"""SELECT max(__line) FROM {typed} GROUP BY game_date, home_team, away_team
                     HAVING count(DISTINCT (given_id, commence_time, status)) > 1 ORDER BY 1 LIMIT 1"""
@@ -112,7 +118,9 @@ def ingest_schedule(storage: DuckDBStorage, paths: Sequence[Path | str]) -> Inge
             if dup:
                 raise InputError(
                     "the same game (date, home, away) appears earlier in the file with different values",
-                    path=str(path), row=dup[0], column=cols["game_id"] or cols["commence_time"] or cols["game_date"],
+                    path=str(path),
+                    row=dup[0],
+                    column=cols["game_id"] or cols["commence_time"] or cols["game_date"],
                 )
             staged.append((path, typed, int(cur.execute(f"SELECT count(*) FROM {typed}").fetchone()[0])))  # type: ignore[index]
 
@@ -123,10 +131,10 @@ def ingest_schedule(storage: DuckDBStorage, paths: Sequence[Path | str]) -> Inge
             f"""CREATE OR REPLACE TEMP TABLE __sched_new AS
                 SELECT n.game_date, n.home_team, n.away_team,
                        coalesce(n.given_id, b.game_id,
-                                {synthetic_game_id_sql('n.game_date', 'n.home_team', 'n.away_team')}) AS game_id,
+                                {synthetic_game_id_sql("n.game_date", "n.home_team", "n.away_team")}) AS game_id,
                        n.given_id, n.commence_time, n.status, n.source, n.__line, n.__file
                 FROM ({union}) n
-                LEFT JOIN ({BOX_GAMES_SQL.format(where='')}) b
+                LEFT JOIN ({BOX_GAMES_SQL.format(where="")}) b
                   ON b.game_date = n.game_date AND b.home_team = n.home_team AND b.away_team = n.away_team"""
         )
         dup = cur.execute(
@@ -141,8 +149,12 @@ def ingest_schedule(storage: DuckDBStorage, paths: Sequence[Path | str]) -> Inge
                WHERE n.given_id IS NOT NULL AND n.given_id <> s.game_id ORDER BY n.__file, n.__line LIMIT 1"""
         ).fetchone()
         if clash:
-            raise InputError("this game is already stored with another game_id", path=clash[0], row=clash[1],
-                             column="game_id")
+            raise InputError(
+                "this game is already stored with another game_id",
+                path=clash[0],
+                row=clash[1],
+                column="game_id",
+            )
 
         now = datetime.now(UTC)
         added = updated = moved = 0
@@ -195,15 +207,22 @@ def ingest_schedule(storage: DuckDBStorage, paths: Sequence[Path | str]) -> Inge
             ).fetchone()
             moved = int(moved_row[0]) if moved_row else 0
             for path, _typed, rows in staged:
-                tx.execute("INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
-                           ["schedule", str(path), file_sha256(path), rows, None, now])
+                tx.execute(
+                    "INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
+                    ["schedule", str(path), file_sha256(path), rows, None, now],
+                )
         for _, typed, _ in staged:
             cur.execute(f"DROP TABLE IF EXISTS {typed}")
         cur.execute("DROP TABLE IF EXISTS __sched_new")
         rows_read = sum(n for *_, n in staged)
         log.info("ingested %d schedule rows (%d new, %d updated)", rows_read, added, updated)
-        return IngestReport("schedule", tuple(str(p) for p, _, _ in staged), rows_read, added,
-                            {"updated": updated, "moved": moved})
+        return IngestReport(
+            "schedule",
+            tuple(str(p) for p, _, _ in staged),
+            rows_read,
+            added,
+            {"updated": updated, "moved": moved},
+        )
 
 
 def _as_date(value: date | datetime | str) -> date:
@@ -249,7 +268,7 @@ def games_for_date(storage: DuckDBStorage, game_date: date | datetime | str) -> 
                       AND (o.home_team IN (p.home_team, p.away_team) OR o.away_team IN (p.home_team, p.away_team)))
             )
             SELECT CAST(coalesce(b.game_id, g.own_id,
-                                 {synthetic_game_id_sql('$d', 'g.home_team', 'g.away_team')}) AS VARCHAR) AS game_id,
+                                 {synthetic_game_id_sql("$d", "g.home_team", "g.away_team")}) AS VARCHAR) AS game_id,
                    $d AS game_date, g.home_team, g.away_team,
                    CAST(coalesce(g.scheduled, g.any_time) AS TIMESTAMPTZ) AS commence_time, g.source
             FROM placed g

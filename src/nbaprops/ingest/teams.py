@@ -100,8 +100,10 @@ def team_map_sql(*, stored: bool = False) -> str:
         f"UNION SELECT DISTINCT {team_key_sql('team')}, team FROM teams"
     )
     # A static spelling wins over a learned one with the same key.
-    return f"(SELECT team_key, any_value(team ORDER BY prio) AS team FROM (SELECT *, 0 AS prio FROM ({static}) " \
+    return (
+        f"(SELECT team_key, any_value(team ORDER BY prio) AS team FROM (SELECT *, 0 AS prio FROM ({static}) "
         f"UNION ALL SELECT *, 1 FROM ({learned})) GROUP BY team_key)"
+    )
 
 
 def check_teams(
@@ -126,7 +128,9 @@ def check_teams(
             raise InputError(
                 f"value {row[1]!r} is not a known NBA team; use an abbreviation (LAC) or a full name "
                 "(Los Angeles Clippers)",
-                path=str(path), row=int(row[0]), column=column,
+                path=str(path),
+                row=int(row[0]),
+                column=column,
             )
 
 

@@ -82,7 +82,9 @@ class ConsolidationResult:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def consolidate(storage: DuckDBStorage, batch_id: str, *, clock: Clock, summary: dict[str, Any] | None = None) -> ConsolidationResult:
+def consolidate(
+    storage: DuckDBStorage, batch_id: str, *, clock: Clock, summary: dict[str, Any] | None = None
+) -> ConsolidationResult:
     """Merge a batch's staging into the main table exactly once (see the module docstring).
 
     The batch ends ``partial`` when any request ``failed``, else ``complete``. Requests still open are a
@@ -114,7 +116,9 @@ def _consolidate_once(
             [batch_id],
         ).fetchone()
         if open_requests and open_requests[0]:
-            raise ContractError(f"batch {batch_id} still has {open_requests[0]} open request(s); finish them first")
+            raise ContractError(
+                f"batch {batch_id} still has {open_requests[0]} open request(s); finish them first"
+            )
         any_failed = tx.execute(
             "SELECT count(*) FROM prediction_requests WHERE batch_id = ? AND state = 'failed'", [batch_id]
         ).fetchone()
@@ -131,7 +135,9 @@ def _consolidate_once(
         if staging_exists:
             staging_cols = tx.columns(staging)
             main_cols = tx.columns(main)
-            plan = schema.plan_drift(staging_cols, main_cols, required=(*schema.PREDICTION_KEY, "prediction_id"))
+            plan = schema.plan_drift(
+                staging_cols, main_cols, required=(*schema.PREDICTION_KEY, "prediction_id")
+            )
             for column in plan.add_to_main:
                 log.warning("drift: adding column %s %s to %s", column.name, column.type, main)
                 tx.execute(f'ALTER TABLE "{main}" ADD COLUMN "{column.name}" {column.type}')
@@ -179,7 +185,9 @@ def _consolidate_once(
                 [game_date],
             ).fetchone()
             if duplicates and duplicates[0]:
-                raise ContractError(f"consolidation of {batch_id} would leave {duplicates[0]} key(s) with two active rows")
+                raise ContractError(
+                    f"consolidation of {batch_id} would leave {duplicates[0]} key(s) with two active rows"
+                )
             tx.execute("DROP TABLE __consolidate")
             tx.execute(f'DROP TABLE "{staging}"')
             result = ConsolidationResult(
@@ -193,7 +201,9 @@ def _consolidate_once(
                 rows_superseded=int(superseded[0]) if superseded else 0,
                 drift=plan.as_dict(),
             )
-        result = ConsolidationResult(**{**result.as_dict(), "duration_s": round(time.perf_counter() - started, 4)})
+        result = ConsolidationResult(
+            **{**result.as_dict(), "duration_s": round(time.perf_counter() - started, 4)}
+        )
         full_summary = {**(summary or {}), "consolidation": result.as_dict()}
         latched = tx.execute(
             """UPDATE prediction_batches SET state = ?, consolidated_at = ?, finished_at = ?, staging_table = NULL,

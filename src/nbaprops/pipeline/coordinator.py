@@ -46,6 +46,7 @@ def process_owner() -> str:
         _PROCESS_OWNER = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
     return _PROCESS_OWNER[1]
 
+
 ProgressCallback = Callable[[dict[str, int]], None]
 
 
@@ -105,7 +106,12 @@ class BatchSummary:
 
 
 def expected_players(
-    storage: DuckDBStorage, game_date: date, games: pa.Table, *, recent_days: int, line_players: pa.Table | None = None
+    storage: DuckDBStorage,
+    game_date: date,
+    games: pa.Table,
+    *,
+    recent_days: int,
+    line_players: pa.Table | None = None,
 ) -> list[PlayerRequest]:
     """Players expected on ``game_date``: recently active for a scheduled team, plus anyone with a line.
 
@@ -113,8 +119,15 @@ def expected_players(
         games: the date's schedule (``game_id, home_team, away_team``).
         line_players: optional ``player_lookup, player_name, team, opponent, home_team, away_team`` of lines.
     """
-    lines = line_players if line_players is not None else pa.table(
-        {c: pa.array([], pa.string()) for c in ("player_lookup", "player_name", "team", "opponent", "home_team", "away_team")}
+    lines = (
+        line_players
+        if line_players is not None
+        else pa.table(
+            {
+                c: pa.array([], pa.string())
+                for c in ("player_lookup", "player_name", "team", "opponent", "home_team", "away_team")
+            }
+        )
     )
     with storage.session() as session:
         session.register("__games", games.select(["game_id", "home_team", "away_team"]))
@@ -164,7 +177,9 @@ def expected_players(
     seen: set[str] = set()
     requests = []
     for lookup, name, player_id, team, opponent, game_id, is_home in rows:
-        if lookup in seen:  # two players normalising to one lookup: keep the first (most recent id wins above)
+        if (
+            lookup in seen
+        ):  # two players normalising to one lookup: keep the first (most recent id wins above)
             continue
         seen.add(lookup)
         requests.append(PlayerRequest(lookup, name, player_id, team, opponent, game_id, is_home))
@@ -205,7 +220,9 @@ class Coordinator:
             log.info("batch %s already running for %s; resuming it", existing.batch_id, game_date)
             return StartResult(existing.batch_id, False, sum(counts.values()))
         if existing is not None:
-            log.warning("--force: finishing running batch %s as partial before starting anew", existing.batch_id)
+            log.warning(
+                "--force: finishing running batch %s as partial before starting anew", existing.batch_id
+            )
             self.finish(existing.batch_id, force_partial=True)
         batch_id = ledger.create_batch(
             self.storage,
@@ -276,8 +293,9 @@ class Coordinator:
             report()
         return stats
 
-    def _run_workers(self, batch_id: str, predictor: ChunkPredictor, report: Callable[..., None],
-                     stop: threading.Event) -> list[WorkerStats]:
+    def _run_workers(
+        self, batch_id: str, predictor: ChunkPredictor, report: Callable[..., None], stop: threading.Event
+    ) -> list[WorkerStats]:
         results: list[WorkerStats] = []
         errors: list[BaseException] = []
         deadline = ledger.get_batch(self.storage, batch_id).deadline_at
@@ -286,9 +304,15 @@ class Coordinator:
             try:
                 results.append(
                     run_worker(
-                        self.storage, batch_id, owner=f"{self.owner_prefix}:w{index}", predictor=predictor,
-                        clock=self.clock, chunk_size=self.settings.chunk_size,
-                        lease_seconds=self.settings.lease_seconds, on_commit=report, stop=stop,
+                        self.storage,
+                        batch_id,
+                        owner=f"{self.owner_prefix}:w{index}",
+                        predictor=predictor,
+                        clock=self.clock,
+                        chunk_size=self.settings.chunk_size,
+                        lease_seconds=self.settings.lease_seconds,
+                        on_commit=report,
+                        stop=stop,
                         deadline=deadline,
                     )
                 )
@@ -296,8 +320,10 @@ class Coordinator:
                 log.exception("worker %d crashed", index)
                 errors.append(exc)
 
-        threads = [threading.Thread(target=work, args=(i,), name=f"nbaprops-worker-{i}")
-                   for i in range(self.settings.workers)]
+        threads = [
+            threading.Thread(target=work, args=(i,), name=f"nbaprops-worker-{i}")
+            for i in range(self.settings.workers)
+        ]
         for thread in threads:
             thread.start()
         try:
@@ -331,7 +357,9 @@ class Coordinator:
             )
         return self.finish(batch_id)
 
-    def finish(self, batch_id: str, *, force_partial: bool = False, started: float | None = None) -> BatchSummary:
+    def finish(
+        self, batch_id: str, *, force_partial: bool = False, started: float | None = None
+    ) -> BatchSummary:
         """Consolidate the batch (ending open requests ``failed`` when forced or past the deadline)."""
         info = ledger.get_batch(self.storage, batch_id)
         if info.consolidated_at is None:
@@ -341,7 +369,9 @@ class Coordinator:
             ledger.check_terminal_states(self.storage, batch_id)
             missing = ledger.missing_players(self.storage, batch_id)
             consolidate(
-                self.storage, batch_id, clock=self.clock,
+                self.storage,
+                batch_id,
+                clock=self.clock,
                 summary={"missing": missing, "requests": ledger.progress(self.storage, batch_id)},
             )
         return self.summary(batch_id, started=started)
@@ -351,27 +381,32 @@ class Coordinator:
         by_system = dict(
             self.storage.fetchall(
                 "SELECT system_id, count(*) FROM player_prop_predictions WHERE batch_id = ? AND is_active "
-                "GROUP BY 1 ORDER BY 1", [batch_id]
+                "GROUP BY 1 ORDER BY 1",
+                [batch_id],
             )
         )
         by_market = dict(
             self.storage.fetchall(
                 "SELECT market, count(*) FROM player_prop_predictions WHERE batch_id = ? AND is_active "
-                "GROUP BY 1 ORDER BY 1", [batch_id]
+                "GROUP BY 1 ORDER BY 1",
+                [batch_id],
             )
         )
         recs = dict(
             self.storage.fetchall(
                 "SELECT recommendation, count(*) FROM player_prop_predictions WHERE batch_id = ? AND is_active "
-                "GROUP BY 1 ORDER BY 1", [batch_id]
+                "GROUP BY 1 ORDER BY 1",
+                [batch_id],
             )
         )
         consolidation_report = (info.summary or {}).get("consolidation", {})
         staged = consolidation_report.get("rows_staged")
         if staged is None and info.staging_table:
             staged = self.storage.scalar(f'SELECT count(*) FROM "{info.staging_table}"')
-        duration = (time.perf_counter() - started) if started is not None else (
-            ((info.finished_at or self.clock.now()) - info.created_at).total_seconds()
+        duration = (
+            (time.perf_counter() - started)
+            if started is not None
+            else (((info.finished_at or self.clock.now()) - info.created_at).total_seconds())
         )
         return BatchSummary(
             batch_id=batch_id,
@@ -396,7 +431,10 @@ class Coordinator:
         grace = stall_minutes * 60 if stall_minutes is not None else self.settings.lease_grace_seconds
         single_writer = not self.storage.capabilities.multi_process_writers
         swept = ledger.sweep(
-            self.storage, clock=self.clock, max_attempts=self.settings.max_attempts, grace_seconds=grace,
+            self.storage,
+            clock=self.clock,
+            max_attempts=self.settings.max_attempts,
+            grace_seconds=grace,
             foreign_owner_prefix_not=self.owner_prefix if single_writer else None,
         )
         finished = []
@@ -405,7 +443,8 @@ class Coordinator:
                 finished.append(self.finish(info.batch_id).as_dict())
         stale_cutoff = now - timedelta(seconds=grace)
         still_leased = self.storage.scalar(
-            "SELECT count(*) FROM prediction_requests WHERE state = 'leased' AND lease_expires_at < ?", [stale_cutoff]
+            "SELECT count(*) FROM prediction_requests WHERE state = 'leased' AND lease_expires_at < ?",
+            [stale_cutoff],
         )
         return {
             "reclaimed": swept.reclaimed,

@@ -56,8 +56,14 @@ class BatchRun:
     injuries: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.summary.as_dict(), "games": self.games, "games_source": self.games_source,
-                "lines_used": self.lines_used, "models": self.models, "injuries": self.injuries}
+        return {
+            **self.summary.as_dict(),
+            "games": self.games,
+            "games_source": self.games_source,
+            "lines_used": self.lines_used,
+            "models": self.models,
+            "injuries": self.injuries,
+        }
 
 
 @dataclass(frozen=True)
@@ -119,24 +125,52 @@ def plan_batch(
     sources = games.column("source").to_pylist()
     lines = select_lines(storage, game_date, markets, as_of=as_of)
     injuries = tonight_injuries(storage, game_date, as_of)
-    requests = expected_players(storage, game_date, games, recent_days=settings.recent_days,
-                                line_players=with_line_players(line_players(storage, game_date, markets, as_of),
-                                                               injuries.listed_players(games)))
+    requests = expected_players(
+        storage,
+        game_date,
+        games,
+        recent_days=settings.recent_days,
+        line_players=with_line_players(
+            line_players(storage, game_date, markets, as_of), injuries.listed_players(games)
+        ),
+    )
     if not requests and running is None:
         raise InputError(
             f"{games.num_rows} game(s) on {game_date} but no player of those teams played in the "
             f"{settings.recent_days} days before it (opening night?); raise recent_days "
             f"(--recent-days or NBAPROPS_RECENT_DAYS) or ingest lines for the date"
         )
-    return BatchPlan(game_date, tuple(markets), tuple(systems), as_of, tuple(requests), games.num_rows,
-                     {s: sources.count(s) for s in dict.fromkeys(sources)}, lines, injuries, running)
+    return BatchPlan(
+        game_date,
+        tuple(markets),
+        tuple(systems),
+        as_of,
+        tuple(requests),
+        games.num_rows,
+        {s: sources.count(s) for s in dict.fromkeys(sources)},
+        lines,
+        injuries,
+        running,
+    )
 
 
-def start_batch(storage: DuckDBStorage, settings: Settings, plan: BatchPlan, *, force: bool = False,
-                clock: Clock | None = None) -> StartResult:
+def start_batch(
+    storage: DuckDBStorage,
+    settings: Settings,
+    plan: BatchPlan,
+    *,
+    force: bool = False,
+    clock: Clock | None = None,
+) -> StartResult:
     """Create the planned batch, or return the running one it resumes (see :meth:`Coordinator.start`)."""
     return Coordinator(storage, settings, clock=clock).start(
-        plan.game_date, plan.requests, markets=plan.markets, systems=plan.systems, as_of=plan.as_of, force=force)
+        plan.game_date,
+        plan.requests,
+        markets=plan.markets,
+        systems=plan.systems,
+        as_of=plan.as_of,
+        force=force,
+    )
 
 
 def complete_batch(
@@ -166,8 +200,14 @@ def complete_batch(
         summary = coordinator.finish(start.batch_id, started=started)
     summary.resumed = not start.created
     skipped_out = sum(1 for m in summary.missing if m.get("error_code") == SKIP_CODE)
-    return BatchRun(summary, plan.games, plan.games_source, plan.lines.num_rows,
-                    {m: model_info(b, plan.game_date) for m, b in bundles.items()}, plan.injuries.summary(skipped_out))
+    return BatchRun(
+        summary,
+        plan.games,
+        plan.games_source,
+        plan.lines.num_rows,
+        {m: model_info(b, plan.game_date) for m, b in bundles.items()},
+        plan.injuries.summary(skipped_out),
+    )
 
 
 def run_batch(
@@ -194,16 +234,33 @@ def run_batch(
     """
     clock = clock or SystemClock()
     started = time.perf_counter()
-    plan = plan_batch(storage, settings, game_date, markets=markets, systems=systems, force=force, as_of=as_of,
-                      clock=clock)
+    plan = plan_batch(
+        storage, settings, game_date, markets=markets, systems=systems, force=force, as_of=as_of, clock=clock
+    )
     if bundles is None:
-        bundles = ensure_bundles(storage, settings, game_date, plan.markets, plan.systems, train_days=train_days,
-                                 on_message=on_message)
+        bundles = ensure_bundles(
+            storage,
+            settings,
+            game_date,
+            plan.markets,
+            plan.systems,
+            train_days=train_days,
+            on_message=on_message,
+        )
     start = start_batch(storage, settings, plan, force=force, clock=clock)
     if on_start:
         on_start(start.batch_id, sum(ledger.progress(storage, start.batch_id).values()))
-    return complete_batch(storage, settings, plan, start, bundles, clock=clock, on_progress=on_progress, stop=stop,
-                          started=started)
+    return complete_batch(
+        storage,
+        settings,
+        plan,
+        start,
+        bundles,
+        clock=clock,
+        on_progress=on_progress,
+        stop=stop,
+        started=started,
+    )
 
 
 __all__ = ["BatchPlan", "BatchRun", "complete_batch", "plan_batch", "run_batch", "start_batch"]

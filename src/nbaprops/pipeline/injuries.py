@@ -48,9 +48,15 @@ class TonightInjuries:
     @property
     def statuses(self) -> dict[str, tuple[str, str | None]]:
         """``player_lookup -> (status, reason)``."""
-        return {lookup: (status, reason) for lookup, status, reason in zip(
-            self.rows.column("player_lookup").to_pylist(), self.rows.column("status").to_pylist(),
-            self.rows.column("reason").to_pylist(), strict=True)}
+        return {
+            lookup: (status, reason)
+            for lookup, status, reason in zip(
+                self.rows.column("player_lookup").to_pylist(),
+                self.rows.column("status").to_pylist(),
+                self.rows.column("reason").to_pylist(),
+                strict=True,
+            )
+        }
 
     def out_players(self) -> pa.Table | None:
         """``game_date, team, player_lookup`` of the Out players; ``None`` without a report."""
@@ -59,27 +65,36 @@ class TonightInjuries:
         status = self.rows.column("status").to_pylist()
         keep = pa.array([s == OUT for s in status], pa.bool_())
         out = self.rows.filter(keep)
-        return pa.table({
-            "game_date": pa.array([self.game_date] * out.num_rows, pa.date32()),
-            "team": out.column("team").cast(pa.string()),
-            "player_lookup": out.column("player_lookup").cast(pa.string()),
-        })
+        return pa.table(
+            {
+                "game_date": pa.array([self.game_date] * out.num_rows, pa.date32()),
+                "team": out.column("team").cast(pa.string()),
+                "player_lookup": out.column("player_lookup").cast(pa.string()),
+            }
+        )
 
     def listed_players(self, games: pa.Table) -> pa.Table:
         """Players listed (not Out) for teams playing tonight, in the shape of lines' players for requests."""
         sides: dict[str, tuple[str, str, str]] = {}
-        for home, away in zip(games.column("home_team").to_pylist(), games.column("away_team").to_pylist(),
-                              strict=True):
+        for home, away in zip(
+            games.column("home_team").to_pylist(), games.column("away_team").to_pylist(), strict=True
+        ):
             sides[home] = (away, home, away)
             sides[away] = (home, home, away)
         records: dict[str, list[Any]] = {c: [] for c in LINE_PLAYER_COLUMNS}
         for lookup, name, team, status in zip(
-                self.rows.column("player_lookup").to_pylist(), self.rows.column("player_name").to_pylist(),
-                self.rows.column("team").to_pylist(), self.rows.column("status").to_pylist(), strict=True):
+            self.rows.column("player_lookup").to_pylist(),
+            self.rows.column("player_name").to_pylist(),
+            self.rows.column("team").to_pylist(),
+            self.rows.column("status").to_pylist(),
+            strict=True,
+        ):
             if status == OUT or team not in sides:
                 continue
             opponent, home, away = sides[team]
-            for column, value in zip(LINE_PLAYER_COLUMNS, (lookup, name, team, opponent, home, away), strict=True):
+            for column, value in zip(
+                LINE_PLAYER_COLUMNS, (lookup, name, team, opponent, home, away), strict=True
+            ):
                 records[column].append(value)
         return pa.table({c: pa.array(v, pa.string()) for c, v in records.items()})
 
@@ -87,8 +102,11 @@ class TonightInjuries:
         counts: dict[str, int] = {}
         for status in self.rows.column("status").to_pylist():
             counts[status] = counts.get(status, 0) + 1
-        return {"report_at": self.report_at.isoformat() if self.report_at else None, "listed": counts,
-                "skipped_out": skipped_out}
+        return {
+            "report_at": self.report_at.isoformat() if self.report_at else None,
+            "listed": counts,
+            "skipped_out": skipped_out,
+        }
 
 
 def tonight_injuries(storage: DuckDBStorage, game_date: date, as_of: datetime) -> TonightInjuries:
@@ -112,9 +130,11 @@ def injury_columns(rows: pa.Table, injuries: TonightInjuries | None) -> pa.Table
     statuses = injuries.statuses if injuries is not None else {}
     found = [statuses.get(lookup) for lookup in rows.column("player_lookup").to_pylist()]
     report_at = injuries.report_at if injuries is not None else None
-    return (rows.append_column("injury_status", pa.array([f[0] if f else None for f in found], pa.string()))
-            .append_column("injury_reason", pa.array([f[1] if f else None for f in found], pa.string()))
-            .append_column("injury_report_at", pa.array([report_at] * n, pa.timestamp("us", tz="UTC"))))
+    return (
+        rows.append_column("injury_status", pa.array([f[0] if f else None for f in found], pa.string()))
+        .append_column("injury_reason", pa.array([f[1] if f else None for f in found], pa.string()))
+        .append_column("injury_report_at", pa.array([report_at] * n, pa.timestamp("us", tz="UTC")))
+    )
 
 
 __all__ = ["OUT", "SKIP_CODE", "TonightInjuries", "injury_columns", "tonight_injuries", "with_line_players"]

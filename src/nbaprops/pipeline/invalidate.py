@@ -42,8 +42,11 @@ def ruled_out(storage: DuckDBStorage, game_date: date, at: datetime) -> list[Rul
     from nbaprops.ingest.injuries import injury_snapshot
 
     report = injury_snapshot(storage, game_date, at).to_pylist()
-    return [RuledOut(r["player_lookup"], r["team"], r["report_at"], r["reason"]) for r in report
-            if r["status"] == OUT]
+    return [
+        RuledOut(r["player_lookup"], r["team"], r["report_at"], r["reason"])
+        for r in report
+        if r["status"] == OUT
+    ]
 
 
 def postponed_games(storage: DuckDBStorage, game_date: date) -> list[dict[str, Any]]:

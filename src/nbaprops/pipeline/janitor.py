@@ -44,8 +44,9 @@ def staging_tables(storage: DuckDBStorage) -> list[str]:
     return storage.tables_with_prefix(schema.STAGING_PREFIX)
 
 
-def cleanup_staging(storage: DuckDBStorage, *, older_than_hours: float, clock: Clock, dry_run: bool = False
-                    ) -> CleanupResult:
+def cleanup_staging(
+    storage: DuckDBStorage, *, older_than_hours: float, clock: Clock, dry_run: bool = False
+) -> CleanupResult:
     """Drop staging that no batch will consolidate; finish batches older than the TTL first.
 
     Args:
@@ -70,7 +71,9 @@ def cleanup_staging(storage: DuckDBStorage, *, older_than_hours: float, clock: C
             continue
         if owner["created_at"] < now - timedelta(hours=older_than_hours):
             if not dry_run:
-                ledger.fail_open_requests(storage, owner["batch_id"], error_code="staging_ttl_expired", clock=clock)
+                ledger.fail_open_requests(
+                    storage, owner["batch_id"], error_code="staging_ttl_expired", clock=clock
+                )
                 consolidate(storage, owner["batch_id"], clock=clock, summary={"finished_by": "janitor"})
             finished.append(owner["batch_id"])
             dropped.append(table)

@@ -136,8 +136,16 @@ def create_batch(
         tx.execute(
             "INSERT INTO prediction_batches (batch_id, game_date, state, markets, systems, as_of, created_at, "
             "deadline_at, staging_table) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
-            [batch_id, game_date, list(markets), list(systems), as_of, now,
-             now + timedelta(minutes=deadline_minutes), staging],
+            [
+                batch_id,
+                game_date,
+                list(markets),
+                list(systems),
+                as_of,
+                now,
+                now + timedelta(minutes=deadline_minutes),
+                staging,
+            ],
         )
         tx.execute(schema.PREDICTIONS.create_sql(staging, keys=False))
         tx.register("__new_requests", rows)
@@ -178,9 +186,13 @@ def get_batch(storage: DuckDBStorage, batch_id: str) -> BatchInfo:
     return _batch_from_row(rows[0])
 
 
-def list_batches(storage: DuckDBStorage, *, game_date: date | None = None, state: str | None = None) -> list[BatchInfo]:
+def list_batches(
+    storage: DuckDBStorage, *, game_date: date | None = None, state: str | None = None
+) -> list[BatchInfo]:
     sql = "SELECT * FROM prediction_batches WHERE (? IS NULL OR game_date = ?) AND (? IS NULL OR state = ?) "
-    rows = storage.fetch_dicts(sql + "ORDER BY created_at DESC, batch_id DESC", [game_date, game_date, state, state])
+    rows = storage.fetch_dicts(
+        sql + "ORDER BY created_at DESC, batch_id DESC", [game_date, game_date, state, state]
+    )
     return [_batch_from_row(r) for r in rows]
 
 
@@ -276,8 +288,12 @@ def commit(
         if staged_rows is not None and staged_rows.num_rows and committed:
             tx.register("__staged", staged_rows)
             pairs = sorted(committed)
-            keep = pa.table({"player_lookup": pa.array([p for p, _ in pairs], pa.string()),
-                             "attempt": pa.array([a for _, a in pairs], pa.int32())})
+            keep = pa.table(
+                {
+                    "player_lookup": pa.array([p for p, _ in pairs], pa.string()),
+                    "attempt": pa.array([a for _, a in pairs], pa.int32()),
+                }
+            )
             tx.register("__committed", keep)
             # Only the rows of the attempt that committed (a caller may mix a stale and a live attempt).
             n_rows = int(
@@ -298,7 +314,9 @@ def commit(
             tx.unregister("__committed")
     lost = tuple(sorted(o.player_lookup for o in outcomes if (o.player_lookup, o.attempt) not in committed))
     if lost:
-        log.warning("batch %s: %d request(s) lost their lease before commit: %s", batch_id, len(lost), lost[:5])
+        log.warning(
+            "batch %s: %d request(s) lost their lease before commit: %s", batch_id, len(lost), lost[:5]
+        )
     return CommitResult(tuple(sorted({p for p, _ in committed})), lost, n_rows)
 
 

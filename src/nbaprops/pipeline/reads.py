@@ -59,18 +59,29 @@ def active_predictions(
 
 
 def batch_records(
-    storage: DuckDBStorage, *, game_date: date | None = None, state: str | None = None, limit: int | None = None
+    storage: DuckDBStorage,
+    *,
+    game_date: date | None = None,
+    state: str | None = None,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """Batches, newest first, with their request counts by state and their kind (daily or line_update)."""
     rows: list[dict[str, Any]] = []
     kinds = dict(storage.fetchall("SELECT batch_id, coalesce(kind, 'daily') FROM prediction_batches"))
     for info in ledger.list_batches(storage, game_date=game_date, state=state)[:limit]:
-        rows.append({"batch_id": info.batch_id, "game_date": info.game_date.isoformat(), "state": info.state,
-                     "kind": kinds.get(info.batch_id, "daily"),
-                     "requests": ledger.progress(storage, info.batch_id),
-                     "created_at": info.created_at.isoformat(timespec="seconds"),
-                     "consolidated_at": info.consolidated_at.isoformat(timespec="seconds")
-                     if info.consolidated_at else None})
+        rows.append(
+            {
+                "batch_id": info.batch_id,
+                "game_date": info.game_date.isoformat(),
+                "state": info.state,
+                "kind": kinds.get(info.batch_id, "daily"),
+                "requests": ledger.progress(storage, info.batch_id),
+                "created_at": info.created_at.isoformat(timespec="seconds"),
+                "consolidated_at": info.consolidated_at.isoformat(timespec="seconds")
+                if info.consolidated_at
+                else None,
+            }
+        )
     return rows
 
 

@@ -29,7 +29,9 @@ from nbaprops.systems.training import ModelBundle
 
 
 def prediction_id(batch_id: str, game_id: str, player_lookup: str, market: str, system_id: str) -> str:
-    return hashlib.sha1(f"{batch_id}|{game_id}|{player_lookup}|{market}|{system_id}".encode()).hexdigest()[:20]
+    return hashlib.sha1(f"{batch_id}|{game_id}|{player_lookup}|{market}|{system_id}".encode()).hexdigest()[
+        :20
+    ]
 
 
 def _floats(values: Sequence[float | None] | np.ndarray | None, n: int) -> pa.Array:
@@ -71,12 +73,16 @@ def staging_rows(
     n = len(leases)
     value = np.asarray(predicted_value, dtype=np.float64)
     lines = np.full(n, np.nan) if line_value is None else np.asarray(line_value, dtype=np.float64)
-    recs = list(recommendation) if recommendation is not None else [
-        "NO_LINE" if not np.isfinite(line) else "PASS" for line in lines
-    ]
-    codes = list(prediction_error_code) if prediction_error_code is not None else [
-        None if np.isfinite(v) else "no_prediction" for v in value
-    ]
+    recs = (
+        list(recommendation)
+        if recommendation is not None
+        else ["NO_LINE" if not np.isfinite(line) else "PASS" for line in lines]
+    )
+    codes = (
+        list(prediction_error_code)
+        if prediction_error_code is not None
+        else [None if np.isfinite(v) else "no_prediction" for v in value]
+    )
     game_ids = [lease.game_id or "" for lease in leases]
     return pa.table(
         {
@@ -114,7 +120,9 @@ def staging_rows(
             "feature_count": pa.array(
                 None if feature_count is None else np.asarray(feature_count, dtype=np.float64),
                 pa.float64(),
-            ).cast(pa.int32()) if feature_count is not None else pa.nulls(n, pa.int32()),
+            ).cast(pa.int32())
+            if feature_count is not None
+            else pa.nulls(n, pa.int32()),
             "early_season_flag": pa.array(
                 list(early_season_flag) if early_season_flag is not None else [None] * n, pa.bool_()
             ),
@@ -131,14 +139,30 @@ def staging_rows(
 def lines_for(lines: pa.Table, market: str, lookups: list[str]) -> dict[str, Any]:
     """The consensus line, prices and book of each player (NaN / None without a line)."""
     n = len(lookups)
-    out: dict[str, Any] = {"line": np.full(n, np.nan), "over": np.full(n, np.nan), "under": np.full(n, np.nan),
-                           "book": [None] * n}
+    out: dict[str, Any] = {
+        "line": np.full(n, np.nan),
+        "over": np.full(n, np.nan),
+        "under": np.full(n, np.nan),
+        "book": [None] * n,
+    }
     if lines.num_rows == 0:
         return out
-    sel = {lk: i for i, (lk, m) in enumerate(zip(lines.column("player_lookup").to_pylist(),
-                                                 lines.column("market").to_pylist(), strict=True)) if m == market}
-    cols = {k: lines.column(c).to_pylist() for k, c in
-            (("line", "book_line"), ("over", "over_price"), ("under", "under_price"), ("book", "bookmaker"))}
+    sel = {
+        lk: i
+        for i, (lk, m) in enumerate(
+            zip(lines.column("player_lookup").to_pylist(), lines.column("market").to_pylist(), strict=True)
+        )
+        if m == market
+    }
+    cols = {
+        k: lines.column(c).to_pylist()
+        for k, c in (
+            ("line", "book_line"),
+            ("over", "over_price"),
+            ("under", "under_price"),
+            ("book", "bookmaker"),
+        )
+    }
     for k, lk in enumerate(lookups):
         j = sel.get(lk)
         if j is None:
@@ -152,8 +176,13 @@ def lines_for(lines: pa.Table, market: str, lookups: list[str]) -> dict[str, Any
 
 def _market_columns(feats: pa.Table, line: dict[str, Any], market: str) -> pa.Table:
     avail = availability_column(market)
-    return with_market(feats, line["line"], line["over"], line["under"],
-                       column(feats, avail) if avail in feats.column_names else None)
+    return with_market(
+        feats,
+        line["line"],
+        line["over"],
+        line["under"],
+        column(feats, avail) if avail in feats.column_names else None,
+    )
 
 
 def with_market_columns(feats: pa.Table, lines: pa.Table, market: str, lookups: list[str]) -> pa.Table:
@@ -195,17 +224,42 @@ def prediction_rows(
         p_raw = p_over(out.predicted_value, out.predicted_std, line["line"])
         cal = bundle.calibrators[sid]
         p_cal = cal.transform(standardized_edge(out.predicted_value, out.predicted_std, line["line"]), p_raw)
-        recs = recommend(p_raw, p_cal, line["line"], line["over"], line["under"], predicted=out.predicted_value,
-                         margin=ev_margin, allow_bets=cal.allows_bets)
-        tables.append(staging_rows(
-            batch_id=batch_id, game_date=game_date, leases=leases, market=market,
-            system_id=sid, predicted_value=out.predicted_value, predicted_std=out.predicted_std,
-            model_version=out.model_version, feature_version=FEATURE_VERSION, now=now,
-            line_value=line["line"], sportsbook=line["book"], over_price=line["over"], under_price=line["under"],
-            p_over_raw=p_raw, p_over=p_cal,
-            recommendation=recs.recommendation,
-            confidence_raw=recs.confidence_raw, confidence_score=recs.confidence_score,
-            calibration_method=cal.method, expected_value=recs.expected_value,
-            feature_quality_score=quality, feature_count=count, early_season_flag=early,
-        ))
+        recs = recommend(
+            p_raw,
+            p_cal,
+            line["line"],
+            line["over"],
+            line["under"],
+            predicted=out.predicted_value,
+            margin=ev_margin,
+            allow_bets=cal.allows_bets,
+        )
+        tables.append(
+            staging_rows(
+                batch_id=batch_id,
+                game_date=game_date,
+                leases=leases,
+                market=market,
+                system_id=sid,
+                predicted_value=out.predicted_value,
+                predicted_std=out.predicted_std,
+                model_version=out.model_version,
+                feature_version=FEATURE_VERSION,
+                now=now,
+                line_value=line["line"],
+                sportsbook=line["book"],
+                over_price=line["over"],
+                under_price=line["under"],
+                p_over_raw=p_raw,
+                p_over=p_cal,
+                recommendation=recs.recommendation,
+                confidence_raw=recs.confidence_raw,
+                confidence_score=recs.confidence_score,
+                calibration_method=cal.method,
+                expected_value=recs.expected_value,
+                feature_quality_score=quality,
+                feature_count=count,
+                early_season_flag=early,
+            )
+        )
     return tables

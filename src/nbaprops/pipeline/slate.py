@@ -51,8 +51,9 @@ class SlatePredictor:
                     [self.batch.game_date, self.batch.batch_id],
                 )
                 out = self.injuries.out_players() if self.injuries is not None else None
-                self._table = with_availability(storage, build_features(storage, targets, out_players=out),
-                                                self.lines, self.batch.markets)
+                self._table = with_availability(
+                    storage, build_features(storage, targets, out_players=out), self.lines, self.batch.markets
+                )
                 self._features = {k: i for i, k in enumerate(self._table.column("player_lookup").to_pylist())}
             assert self._features is not None
             return self._table, self._features
@@ -69,19 +70,46 @@ class SlatePredictor:
             status, reason = listed.get(lease.player_lookup, (None, None))
             if status == OUT:
                 assert self.injuries is not None and self.injuries.report_at is not None
-                outcomes.append(RequestOutcome(
-                    lease.player_lookup, lease.attempt, "skipped", SKIP_CODE,
-                    f"listed Out on the injury report of {self.injuries.report_at.isoformat()}"
-                    + (f": {reason}" if reason else "")))
+                outcomes.append(
+                    RequestOutcome(
+                        lease.player_lookup,
+                        lease.attempt,
+                        "skipped",
+                        SKIP_CODE,
+                        f"listed Out on the injury report of {self.injuries.report_at.isoformat()}"
+                        + (f": {reason}" if reason else ""),
+                    )
+                )
             elif lease.player_id is None or i is None or not games[i]:
-                outcomes.append(RequestOutcome(lease.player_lookup, lease.attempt, "skipped", "no_history",
-                                               "no box score before the game date"))
+                outcomes.append(
+                    RequestOutcome(
+                        lease.player_lookup,
+                        lease.attempt,
+                        "skipped",
+                        "no_history",
+                        "no box score before the game date",
+                    )
+                )
             elif lease.team is None or lease.opponent is None or lease.game_id is None:
-                outcomes.append(RequestOutcome(lease.player_lookup, lease.attempt, "skipped", "no_game",
-                                               "the player's team has no game on this date"))
+                outcomes.append(
+                    RequestOutcome(
+                        lease.player_lookup,
+                        lease.attempt,
+                        "skipped",
+                        "no_game",
+                        "the player's team has no game on this date",
+                    )
+                )
             elif games[i] < self.settings.min_games:
-                outcomes.append(RequestOutcome(lease.player_lookup, lease.attempt, "skipped", "not_enough_games",
-                                               f"{games[i]:.0f} game(s) before the date"))
+                outcomes.append(
+                    RequestOutcome(
+                        lease.player_lookup,
+                        lease.attempt,
+                        "skipped",
+                        "not_enough_games",
+                        f"{games[i]:.0f} game(s) before the date",
+                    )
+                )
             else:
                 done.append(lease)
                 rows.append(i)
@@ -94,9 +122,16 @@ class SlatePredictor:
 
     def _market_rows(self, feats: pa.Table, leases: list[Lease], market: str) -> list[pa.Table]:
         tables = prediction_rows(
-            bundle=self.bundles[market], systems=self.batch.systems, feats=feats, leases=leases, lines=self.lines,
-            market=market, batch_id=self.batch.batch_id, game_date=self.batch.game_date,
-            ev_margin=self.settings.ev_margin, now=self.clock.now(),
+            bundle=self.bundles[market],
+            systems=self.batch.systems,
+            feats=feats,
+            leases=leases,
+            lines=self.lines,
+            market=market,
+            batch_id=self.batch.batch_id,
+            game_date=self.batch.game_date,
+            ev_margin=self.settings.ev_margin,
+            now=self.clock.now(),
         )
         return [injury_columns(t, self.injuries) for t in tables]
 

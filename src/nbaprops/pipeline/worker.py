@@ -74,7 +74,15 @@ def run_worker(
     stats = WorkerStats(owner)
     while (stop is None or not stop.is_set()) and (deadline is None or clock.now() < deadline):
         leases = retry_transient(
-            partial(ledger.claim, storage, batch_id, owner=owner, limit=chunk_size, lease_seconds=lease_seconds, clock=clock)
+            partial(
+                ledger.claim,
+                storage,
+                batch_id,
+                owner=owner,
+                limit=chunk_size,
+                lease_seconds=lease_seconds,
+                clock=clock,
+            )
         )
         if not leases:
             break
@@ -83,8 +91,13 @@ def run_worker(
             chunk = predictor.predict_chunk(storage, leases)
         except TransientError as exc:
             stats.transient_errors += 1
-            log.warning("batch %s worker %s: transient error on a chunk of %d, releasing: %s",
-                        batch_id, owner, len(leases), exc)
+            log.warning(
+                "batch %s worker %s: transient error on a chunk of %d, releasing: %s",
+                batch_id,
+                owner,
+                len(leases),
+                exc,
+            )
             retry_transient(partial(ledger.release, storage, batch_id, leases, clock=clock))
             if stats.transient_errors >= max_transient:
                 break
@@ -94,13 +107,22 @@ def run_worker(
             chunk = ChunkPrediction(
                 None,
                 tuple(
-                    RequestOutcome(lease.player_lookup, lease.attempt, "failed", type(exc).__name__, str(exc)[:500])
+                    RequestOutcome(
+                        lease.player_lookup, lease.attempt, "failed", type(exc).__name__, str(exc)[:500]
+                    )
                     for lease in leases
                 ),
             )
         result = retry_transient(
-            partial(ledger.commit, storage, batch_id, owner=owner, outcomes=chunk.outcomes, staged_rows=chunk.rows,
-                    clock=clock)
+            partial(
+                ledger.commit,
+                storage,
+                batch_id,
+                owner=owner,
+                outcomes=chunk.outcomes,
+                staged_rows=chunk.rows,
+                clock=clock,
+            )
         )
         stats.committed += len(result.committed)
         stats.lost += len(result.lost)

@@ -53,8 +53,16 @@ class FetchReport:
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "kind": self.kind, "asked": self.asked, "records": self.records,
-                "rows_added": self.rows_added, "landed": self.landed, "message": self.message, **self.details}
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "asked": self.asked,
+            "records": self.records,
+            "rows_added": self.rows_added,
+            "landed": self.landed,
+            "message": self.message,
+            **self.details,
+        }
 
 
 def eastern_date(clock: Clock) -> date:
@@ -71,8 +79,13 @@ def season_of(day: date) -> str:
 def check_season(season: str) -> str:
     """Refuse a season label not of the form ``2025-26``."""
     parts = season.split("-")
-    if len(parts) != 2 or not (parts[0].isdigit() and len(parts[0]) == 4 and parts[1].isdigit() and len(parts[1]) == 2
-                               and (int(parts[0]) + 1) % 100 == int(parts[1])):
+    if len(parts) != 2 or not (
+        parts[0].isdigit()
+        and len(parts[0]) == 4
+        and parts[1].isdigit()
+        and len(parts[1]) == 2
+        and (int(parts[0]) + 1) % 100 == int(parts[1])
+    ):
         raise ConfigError(f"season {season!r} is not a season label like 2025-26")
     return season
 
@@ -107,7 +120,9 @@ def stamp(clock: Clock) -> str:
 
 # -- cursors ---------------------------------------------------------------------------------------------
 def get_cursor(storage: DuckDBStorage, source: str, resource: str) -> str | None:
-    value = storage.scalar("SELECT cursor FROM source_state WHERE source = ? AND resource = ?", [source, resource])
+    value = storage.scalar(
+        "SELECT cursor FROM source_state WHERE source = ? AND resource = ?", [source, resource]
+    )
     return None if value is None else str(value)
 
 

@@ -104,12 +104,20 @@ def call(
             last_status, last_problem, retry_after = info.status, "", info.retry_after
         if attempt < policy.retries:
             wait = policy.delay(attempt, retry_after)
-            log.warning("%s: %s failed (%s), retry %d/%d in %.1fs", source, what,
-                        last_status or last_problem, attempt + 1, policy.retries, wait)
+            log.warning(
+                "%s: %s failed (%s), retry %d/%d in %.1fs",
+                source,
+                what,
+                last_status or last_problem,
+                attempt + 1,
+                policy.retries,
+                wait,
+            )
             policy.sleep(wait)
     detail = f" ({last_problem})" if last_problem else ""
     raise SourceUnavailableError(
-        source, f"{what} still failing after {policy.retries + 1} attempt(s){detail}; try again later",
+        source,
+        f"{what} still failing after {policy.retries + 1} attempt(s){detail}; try again later",
         status=last_status,
     )
 

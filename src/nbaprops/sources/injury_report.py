@@ -40,7 +40,7 @@ COLUMNS = ("Game Date", "Game Time", "Matchup", "Team", "Player Name", "Current 
 QUARTER_HOURLY_FROM = datetime(2025, 12, 22, 9, 0)
 BROWSER_HEADERS = {
     "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-                  "Chrome/144.0.0.0 Safari/537.36",
+    "Chrome/144.0.0.0 Safari/537.36",
     "Accept": "application/pdf,*/*;q=0.8",
     "Referer": "https://official.nba.com/",
 }
@@ -50,7 +50,9 @@ def _injury_module() -> Any:
     try:
         return importlib.import_module("nbainjuries.injury")
     except ImportError as exc:
-        raise ConfigError("fetching the injury report needs nbainjuries: pip install 'nbaprops[live]'") from exc
+        raise ConfigError(
+            "fetching the injury report needs nbainjuries: pip install 'nbaprops[live]'"
+        ) from exc
 
 
 def report_slots(at: datetime, count: int) -> list[datetime]:
@@ -80,7 +82,9 @@ def _records(frame: Any, report_time: datetime) -> list[dict[str, Any]]:
         record: dict[str, Any] = {"Report Time": stamp}
         for column in COLUMNS:
             value = row.get(column)
-            record[column] = None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+            record[column] = (
+                None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+            )
         out.append(record)
     return out
 
@@ -104,24 +108,41 @@ def fetch_injuries(
         tries: report slots to try, newest first, before giving up.
     """
     injury = _injury_module()
-    start = default_at(clock, game_date) if at is None else (
-        at.astimezone(EASTERN).replace(tzinfo=None) if at.tzinfo else at)
+    start = (
+        default_at(clock, game_date)
+        if at is None
+        else (at.astimezone(EASTERN).replace(tzinfo=None) if at.tzinfo else at)
+    )
     policy = policy or policy_from(settings)
     base = settings.injury_report_url.rstrip("/")
     tried: list[str] = []
-    with httpx.Client(timeout=policy.timeout, headers=BROWSER_HEADERS, transport=transport,
-                      follow_redirects=True) as client:
+    with httpx.Client(
+        timeout=policy.timeout, headers=BROWSER_HEADERS, transport=transport, follow_redirects=True
+    ) as client:
         for slot in report_slots(start, tries):
             name = injury.gen_url(slot).rsplit("/", 1)[1]
-            if storage.scalar("SELECT count(*) FROM injury_reports WHERE report_at = ?",
-                              [slot.replace(tzinfo=EASTERN)]):
-                return FetchReport(SOURCE, "injuries", {"report": name}, 0, 0, None,
-                                   f"report {name} is already stored; nothing asked")
+            if storage.scalar(
+                "SELECT count(*) FROM injury_reports WHERE report_at = ?", [slot.replace(tzinfo=EASTERN)]
+            ):
+                return FetchReport(
+                    SOURCE,
+                    "injuries",
+                    {"report": name},
+                    0,
+                    0,
+                    None,
+                    f"report {name} is already stored; nothing asked",
+                )
             url = f"{base}/{name}"
-            response = call(SOURCE, f"injury report {name}", partial(client.get, url),
-                            lambda r: Reply(r.status_code, r.headers.get("retry-after")), policy=policy,
-                            transient=(httpx.TimeoutException, httpx.TransportError),
-                            ok_statuses=frozenset({403, 404}))
+            response = call(
+                SOURCE,
+                f"injury report {name}",
+                partial(client.get, url),
+                lambda r: Reply(r.status_code, r.headers.get("retry-after")),
+                policy=policy,
+                transient=(httpx.TimeoutException, httpx.TransportError),
+                ok_statuses=frozenset({403, 404}),
+            )
             if response.status_code in (403, 404):
                 tried.append(name)
                 continue
@@ -133,17 +154,34 @@ def fetch_injuries(
             try:
                 frame = injury.get_reportdata(slot, local=True, localdir=str(folder), return_df=True)
             except Exception as exc:  # tabula/Java/pandas failures all mean "this PDF could not be read"
-                raise SourceError(SOURCE, f"could not parse {name} ({type(exc).__name__}: {str(exc)[:200]}); "
-                                          "the parser needs Java 17 on PATH") from exc
+                raise SourceError(
+                    SOURCE,
+                    f"could not parse {name} ({type(exc).__name__}: {str(exc)[:200]}); "
+                    "the parser needs Java 17 on PATH",
+                ) from exc
             records = _records(frame, slot)
             asked = {"report": name, "tried_before": tried}
             if not records:
-                return FetchReport(SOURCE, "injuries", asked, 0, 0, str(pdf), f"report {name} lists no player")
+                return FetchReport(
+                    SOURCE, "injuries", asked, 0, 0, str(pdf), f"report {name} lists no player"
+                )
             path = land(settings, SOURCE, name.removesuffix(".pdf") + ".json", json_text(records))
             report = ingest_injuries(storage, [path])
-            return FetchReport(SOURCE, "injuries", asked, len(records), report.rows_added, str(path),
-                               f"report {name}: {len(records)} row(s), {report.rows_added} new",
-                               {"statuses": report.details.get("statuses", {}),
-                                "unmatched": report.details.get("unmatched", [])})
-    raise SourceError(SOURCE, f"no injury report published at or before {start:%Y-%m-%d %H:%M} ET "
-                              f"(tried {', '.join(tried)})", status=404)
+            return FetchReport(
+                SOURCE,
+                "injuries",
+                asked,
+                len(records),
+                report.rows_added,
+                str(path),
+                f"report {name}: {len(records)} row(s), {report.rows_added} new",
+                {
+                    "statuses": report.details.get("statuses", {}),
+                    "unmatched": report.details.get("unmatched", []),
+                },
+            )
+    raise SourceError(
+        SOURCE,
+        f"no injury report published at or before {start:%Y-%m-%d %H:%M} ET (tried {', '.join(tried)})",
+        status=404,
+    )

@@ -41,14 +41,26 @@ from nbaprops.storage.duckdb import DuckDBStorage
 log = logging.getLogger(__name__)
 
 SOURCE = "nba_stats"
-BOX_COLUMNS = ("PLAYER_ID", "PLAYER_NAME", "TEAM_ABBREVIATION", "GAME_ID", "GAME_DATE", "MATCHUP", "MIN", "PTS")
+BOX_COLUMNS = (
+    "PLAYER_ID",
+    "PLAYER_NAME",
+    "TEAM_ABBREVIATION",
+    "GAME_ID",
+    "GAME_DATE",
+    "MATCHUP",
+    "MIN",
+    "PTS",
+)
 # Regular season, playoffs, play-in: the games box scores and props exist for (not preseason or All-Star).
 GAME_ID_PREFIXES = ("002", "004", "005")
 
 
 def policy_from(settings: Settings) -> RetryPolicy:
-    return RetryPolicy(timeout=settings.http_timeout_seconds, retries=settings.http_retries,
-                       base_delay=settings.http_backoff_seconds)
+    return RetryPolicy(
+        timeout=settings.http_timeout_seconds,
+        retries=settings.http_retries,
+        base_delay=settings.http_backoff_seconds,
+    )
 
 
 _MISSING = "fetching from NBA.com needs nba_api: pip install 'nbaprops[live]'"
@@ -84,8 +96,9 @@ def _request(settings: Settings, endpoint: Any, policy: RetryPolicy) -> Any:
         return Reply(int(response._status_code or 0))  # nba_api keeps the status only on this attribute
 
     try:
-        response = call(SOURCE, name, send, reply, policy=policy,
-                        transient=(requests.Timeout, requests.ConnectionError))
+        response = call(
+            SOURCE, name, send, reply, policy=policy, transient=(requests.Timeout, requests.ConnectionError)
+        )
     except requests.RequestException as exc:
         raise SourceError(SOURCE, f"{name}: {type(exc).__name__}") from exc
     if not response.valid_json():
@@ -119,34 +132,60 @@ def fetch_boxscores(
     start = since
     if start is None:
         cursor = get_cursor(storage, SOURCE, resource)
-        last = date.fromisoformat(cursor) if cursor else storage.scalar(
-            "SELECT max(game_date) FROM box_scores WHERE season = ?", [season])
+        last = (
+            date.fromisoformat(cursor)
+            if cursor
+            else storage.scalar("SELECT max(game_date) FROM box_scores WHERE season = ?", [season])
+        )
         start = None if last is None else last + timedelta(days=1)
     if start is not None and start > end:
-        return FetchReport(SOURCE, "boxscores", None, 0, 0, None,
-                           f"nothing new to ask: box scores of {season} are stored through {start - timedelta(days=1)}")
-    endpoint = _endpoint("LeagueGameLog")(player_or_team_abbreviation="P", season=season, season_type_all_star="Regular Season",
-                             date_from_nullable=_date_param(start), date_to_nullable=_date_param(end),
-                             get_request=False)
+        return FetchReport(
+            SOURCE,
+            "boxscores",
+            None,
+            0,
+            0,
+            None,
+            f"nothing new to ask: box scores of {season} are stored through {start - timedelta(days=1)}",
+        )
+    endpoint = _endpoint("LeagueGameLog")(
+        player_or_team_abbreviation="P",
+        season=season,
+        season_type_all_star="Regular Season",
+        date_from_nullable=_date_param(start),
+        date_to_nullable=_date_param(end),
+        get_request=False,
+    )
     asked = {"season": season, "from": None if start is None else start.isoformat(), "to": end.isoformat()}
     response = _request(settings, endpoint, policy or policy_from(settings))
     try:
         data = response.get_data_sets()["LeagueGameLog"]
         headers, rows = list(data["headers"]), list(data["data"])
     except (KeyError, TypeError, IndexError) as exc:
-        raise SourceError(SOURCE, f"leaguegamelog answered an unexpected shape ({exc!r})", status=200) from exc
+        raise SourceError(
+            SOURCE, f"leaguegamelog answered an unexpected shape ({exc!r})", status=200
+        ) from exc
     missing = [c for c in BOX_COLUMNS if c not in headers]
     if missing:
         raise SourceError(SOURCE, f"leaguegamelog lacks column(s) {', '.join(missing)}", status=200)
     if not rows:
-        return FetchReport(SOURCE, "boxscores", asked, 0, 0, None, f"no games played {asked['from']}..{asked['to']}")
+        return FetchReport(
+            SOURCE, "boxscores", asked, 0, 0, None, f"no games played {asked['from']}..{asked['to']}"
+        )
     path = land(settings, SOURCE, f"leaguegamelog_{season}_{stamp(clock)}.csv", csv_text(headers, rows))
     report = ingest_boxscores(storage, [path])
     at = headers.index("GAME_DATE")
     last_day = max(str(row[at])[:10] for row in rows)
     set_cursor(storage, SOURCE, resource, last_day, clock=clock)
-    return FetchReport(SOURCE, "boxscores", asked, len(rows), report.rows_added, str(path),
-                       f"{len(rows)} player-games through {last_day}, {report.rows_added} new")
+    return FetchReport(
+        SOURCE,
+        "boxscores",
+        asked,
+        len(rows),
+        report.rows_added,
+        str(path),
+        f"{len(rows)} player-games through {last_day}, {report.rows_added} new",
+    )
 
 
 def game_status(game: dict[str, Any]) -> str:
@@ -175,13 +214,26 @@ def schedule_rows(headers: list[str], data: list[list[Any]]) -> tuple[list[list[
             continue
         tipoff = str(game.get("gameDateTimeUTC") or "")
         timed = "tbd" not in str(game.get("gameStatusText") or "").lower() and tipoff[:4] not in ("", "1900")
-        out.append([str(game.get("gameDateEst") or "")[:10], home, away, game_id, tipoff if timed else "",
-                    game_status(game)])
+        out.append(
+            [
+                str(game.get("gameDateEst") or "")[:10],
+                home,
+                away,
+                game_id,
+                tipoff if timed else "",
+                game_status(game),
+            ]
+        )
     return out, skipped
 
 
 def fetch_schedule(
-    storage: DuckDBStorage, settings: Settings, *, season: str, clock: Clock, policy: RetryPolicy | None = None
+    storage: DuckDBStorage,
+    settings: Settings,
+    *,
+    season: str,
+    clock: Clock,
+    policy: RetryPolicy | None = None,
 ) -> FetchReport:
     """Fetch the league schedule of ``season`` (tip-off times, postponements) and ingest it."""
     check_season(season)
@@ -191,17 +243,32 @@ def fetch_schedule(
         games = response.get_data_sets(endpoint.endpoint)["SeasonGames"]
         rows, skipped = schedule_rows(list(games["headers"]), list(games["data"]))
     except (KeyError, TypeError, IndexError, AttributeError) as exc:
-        raise SourceError(SOURCE, f"scheduleleaguev2 answered an unexpected shape ({exc!r})", status=200) from exc
+        raise SourceError(
+            SOURCE, f"scheduleleaguev2 answered an unexpected shape ({exc!r})", status=200
+        ) from exc
     asked = {"season": season}
     if not rows:
-        return FetchReport(SOURCE, "schedule", asked, 0, 0, None, f"no NBA games in the {season} schedule yet")
+        return FetchReport(
+            SOURCE, "schedule", asked, 0, 0, None, f"no NBA games in the {season} schedule yet"
+        )
     header = ("game_date", "home_team", "away_team", "game_id", "commence_time", "status")
     path = land(settings, SOURCE, f"schedule_{season}_{stamp(clock)}.csv", csv_text(header, rows))
     report = ingest_schedule(storage, [path])
     statuses: dict[str, int] = {}
     for row in rows:
         statuses[row[5]] = statuses.get(row[5], 0) + 1
-    return FetchReport(SOURCE, "schedule", asked, len(rows), report.rows_added, str(path),
-                       f"{len(rows)} games ({report.rows_added} new, {report.details.get('updated', 0)} updated)",
-                       {"statuses": statuses, "left_out": skipped, "updated": report.details.get("updated", 0),
-                        "moved": report.details.get("moved", 0)})
+    return FetchReport(
+        SOURCE,
+        "schedule",
+        asked,
+        len(rows),
+        report.rows_added,
+        str(path),
+        f"{len(rows)} games ({report.rows_added} new, {report.details.get('updated', 0)} updated)",
+        {
+            "statuses": statuses,
+            "left_out": skipped,
+            "updated": report.details.get("updated", 0),
+            "moved": report.details.get("moved", 0),
+        },
+    )

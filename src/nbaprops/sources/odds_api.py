@@ -44,8 +44,20 @@ MARKET_KEYS: dict[str, str] = {
     "threes": "player_threes",
     "pra": "player_points_rebounds_assists",
 }
-LINE_HEADER = ("game_date", "player_name", "market", "bookmaker", "line", "over_price", "under_price",
-               "home_team", "away_team", "commence_time", "event_id", "posted_at")
+LINE_HEADER = (
+    "game_date",
+    "player_name",
+    "market",
+    "bookmaker",
+    "line",
+    "over_price",
+    "under_price",
+    "home_team",
+    "away_team",
+    "commence_time",
+    "event_id",
+    "posted_at",
+)
 
 
 def _iso(moment: datetime) -> str:
@@ -72,31 +84,59 @@ def line_rows(event: dict[str, Any], markets: dict[str, str]) -> list[list[Any]]
                 continue
             sides: dict[tuple[str, float], dict[str, Any]] = {}
             for outcome in market.get("outcomes") or []:
-                player, point, side = outcome.get("description"), outcome.get("point"), str(outcome.get("name", ""))
+                player, point, side = (
+                    outcome.get("description"),
+                    outcome.get("point"),
+                    str(outcome.get("name", "")),
+                )
                 if not player or point is None or side.lower() not in ("over", "under"):
                     continue
                 sides.setdefault((str(player), float(point)), {})[side.lower()] = outcome.get("price")
             posted = market.get("last_update") or book.get("last_update")
             for (player, point), prices in sorted(sides.items()):
-                rows.append([local_day, player, name, book.get("title") or book.get("key"), point,
-                             prices.get("over"), prices.get("under"), event.get("home_team"),
-                             event.get("away_team"), commence, event.get("id"), posted])
+                rows.append(
+                    [
+                        local_day,
+                        player,
+                        name,
+                        book.get("title") or book.get("key"),
+                        point,
+                        prices.get("over"),
+                        prices.get("under"),
+                        event.get("home_team"),
+                        event.get("away_team"),
+                        commence,
+                        event.get("id"),
+                        posted,
+                    ]
+                )
     return rows
 
 
 class OddsApiClient:
     """The two v4 calls, with retries and quota tracking (``quota_remaining`` after each answer)."""
 
-    def __init__(self, settings: Settings, *, policy: RetryPolicy | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        policy: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         if not settings.odds_api_key:
-            raise ConfigError("fetching lines needs The Odds API key: set NBAPROPS_ODDS_API_KEY (or odds_api_key "
-                              "in nbaprops.toml)")
+            raise ConfigError(
+                "fetching lines needs The Odds API key: set NBAPROPS_ODDS_API_KEY (or odds_api_key "
+                "in nbaprops.toml)"
+            )
         self.policy = policy or policy_from(settings)
         self._key = settings.odds_api_key
         self._regions = settings.odds_regions
-        self._client = httpx.Client(base_url=settings.odds_api_url.rstrip("/"), timeout=self.policy.timeout,
-                                    transport=transport, headers={"Accept-Encoding": "gzip"})
+        self._client = httpx.Client(
+            base_url=settings.odds_api_url.rstrip("/"),
+            timeout=self.policy.timeout,
+            transport=transport,
+            headers={"Accept-Encoding": "gzip"},
+        )
         self.quota_remaining: int | None = None
         self.quota_used: int | None = None
         self.requests = 0
@@ -114,8 +154,14 @@ class OddsApiClient:
         def send() -> httpx.Response:
             return self._client.get(path, params={"apiKey": self._key, **params})
 
-        response = call(SOURCE, what, send, lambda r: Reply(r.status_code, r.headers.get("retry-after")),
-                        policy=self.policy, transient=(httpx.TimeoutException, httpx.TransportError))
+        response = call(
+            SOURCE,
+            what,
+            send,
+            lambda r: Reply(r.status_code, r.headers.get("retry-after")),
+            policy=self.policy,
+            transient=(httpx.TimeoutException, httpx.TransportError),
+        )
         self.requests += 1
         for header, attr in (("x-requests-remaining", "quota_remaining"), ("x-requests-used", "quota_used")):
             value = response.headers.get(header)
@@ -125,20 +171,32 @@ class OddsApiClient:
         try:
             return response.json()
         except ValueError as exc:
-            raise SourceError(SOURCE, f"{what} answered something that is not JSON", status=response.status_code) from exc
+            raise SourceError(
+                SOURCE, f"{what} answered something that is not JSON", status=response.status_code
+            ) from exc
 
     def events(self, game_date: date) -> list[dict[str, Any]]:
         start, end = day_window(game_date)
-        answer = self._get(f"/v4/sports/{SPORT}/events", f"events of {game_date}",
-                           {"commenceTimeFrom": start, "commenceTimeTo": end, "dateFormat": "iso"})
+        answer = self._get(
+            f"/v4/sports/{SPORT}/events",
+            f"events of {game_date}",
+            {"commenceTimeFrom": start, "commenceTimeTo": end, "dateFormat": "iso"},
+        )
         if not isinstance(answer, list):
             raise SourceError(SOURCE, f"events of {game_date}: expected a list of events", status=200)
         return answer
 
     def event_odds(self, event_id: str, markets: list[str]) -> dict[str, Any]:
-        answer = self._get(f"/v4/sports/{SPORT}/events/{event_id}/odds", f"odds of event {event_id}",
-                           {"regions": self._regions, "markets": ",".join(markets), "oddsFormat": "american",
-                            "dateFormat": "iso"})
+        answer = self._get(
+            f"/v4/sports/{SPORT}/events/{event_id}/odds",
+            f"odds of event {event_id}",
+            {
+                "regions": self._regions,
+                "markets": ",".join(markets),
+                "oddsFormat": "american",
+                "dateFormat": "iso",
+            },
+        )
         if not isinstance(answer, dict):
             raise SourceError(SOURCE, f"odds of event {event_id}: expected an event object", status=200)
         return answer
@@ -162,16 +220,34 @@ def fetch_lines(
         for event in events:
             odds = client.event_odds(str(event["id"]), list(wanted.values()))
             rows.extend(line_rows(odds, wanted))
-        quota = {"quota_remaining": client.quota_remaining, "quota_used": client.quota_used,
-                 "requests": client.requests}
+        quota = {
+            "quota_remaining": client.quota_remaining,
+            "quota_used": client.quota_used,
+            "requests": client.requests,
+        }
     asked = {"game_date": game_date.isoformat(), "events": len(events), "markets": list(wanted.values())}
     if not rows:
-        return FetchReport(SOURCE, "lines", asked, 0, 0, None,
-                           f"no prop lines posted for {game_date} ({len(events)} event(s))", quota)
+        return FetchReport(
+            SOURCE,
+            "lines",
+            asked,
+            0,
+            0,
+            None,
+            f"no prop lines posted for {game_date} ({len(events)} event(s))",
+            quota,
+        )
     path = land(settings, SOURCE, f"lines_{game_date}_{stamp(clock)}.csv", csv_text(LINE_HEADER, rows))
     report = ingest_lines(storage, [path])
     books = len({row[3] for row in rows})
-    return FetchReport(SOURCE, "lines", asked, len(rows), report.rows_added, str(path),
-                       f"{len(rows)} line(s) from {books} book(s) over {len(events)} event(s), {report.rows_added} new"
-                       + ("" if client.quota_remaining is None else f"; quota left {client.quota_remaining}"),
-                       {**quota, "unmatched_rows": report.details.get("unmatched_rows", 0)})
+    return FetchReport(
+        SOURCE,
+        "lines",
+        asked,
+        len(rows),
+        report.rows_added,
+        str(path),
+        f"{len(rows)} line(s) from {books} book(s) over {len(events)} event(s), {report.rows_added} new"
+        + ("" if client.quota_remaining is None else f"; quota left {client.quota_remaining}"),
+        {**quota, "unmatched_rows": report.details.get("unmatched_rows", 0)},
+    )

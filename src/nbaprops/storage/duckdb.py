@@ -33,7 +33,9 @@ def _statement_head(sql: str) -> str:
     return words if len(words) <= 80 else words[:77] + "..."
 
 
-def translate(exc: BaseException, *, statement: str | None = None, source: Path | str | None = None) -> NbapropsError:
+def translate(
+    exc: BaseException, *, statement: str | None = None, source: Path | str | None = None
+) -> NbapropsError:
     """Map a DuckDB exception onto the nbaprops tree (transient: locks and write conflicts).
 
     Args:
@@ -42,7 +44,11 @@ def translate(exc: BaseException, *, statement: str | None = None, source: Path 
     """
     text = str(exc).strip()
     where = f" (in: {_statement_head(statement)})" if statement else ""
-    if isinstance(exc, duckdb.TransactionException) or "Conflict on" in text or "write-write conflict" in text:
+    if (
+        isinstance(exc, duckdb.TransactionException)
+        or "Conflict on" in text
+        or "write-write conflict" in text
+    ):
         return StorageBusyError(f"database busy, try again: {text}{where}")
     if isinstance(exc, duckdb.IOException) and "lock" in text.lower():
         return StorageBusyError(
@@ -76,8 +82,13 @@ class Session:
         self._temp.append(name)
         return name
 
-    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
-                source: Path | str | None = None) -> Session:
+    def execute(
+        self,
+        sql: str,
+        params: Sequence[Any] | dict[str, Any] | None = None,
+        *,
+        source: Path | str | None = None,
+    ) -> Session:
         """Run one statement; read its result with :meth:`fetchone` / :meth:`fetchall`.
 
         Args:
@@ -211,16 +222,22 @@ class DuckDBStorage:
             session.close()
 
     # -- statements ----------------------------------------------------------------------------
-    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+    def execute(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> duckdb.DuckDBPyConnection:
         try:
             return self._cursor().execute(sql, params) if params is not None else self._cursor().execute(sql)
         except duckdb.Error as exc:
             raise translate(exc, statement=sql) from exc
 
-    def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def fetchall(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
         return self.execute(sql, params).fetchall()
 
-    def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> tuple[Any, ...] | None:
+    def fetchone(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> tuple[Any, ...] | None:
         # fetchall, not fetchone: DuckDB keeps a half-read result open on the cursor and refuses the next call.
         rows = self.execute(sql, params).fetchall()
         return rows[0] if rows else None
@@ -229,7 +246,9 @@ class DuckDBStorage:
         row = self.fetchone(sql, params)
         return None if row is None else row[0]
 
-    def fetch_dicts(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def fetch_dicts(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         cur = self.execute(sql, params)
         names = [d[0] for d in cur.description or ()]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

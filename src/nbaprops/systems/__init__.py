@@ -15,7 +15,8 @@ from nbaprops.systems.minutes import MinutesRate
 from nbaprops.systems.similarity import Similarity
 
 REGISTRY: dict[str, type[PredictionSystem]] = {
-    cls.system_id: cls for cls in (MovingAverage, Matchup, Similarity, GradientBoosting, Ensemble, MinutesRate, MarketBlend)
+    cls.system_id: cls
+    for cls in (MovingAverage, Matchup, Similarity, GradientBoosting, Ensemble, MinutesRate, MarketBlend)
 }
 SYSTEM_IDS: tuple[str, ...] = tuple(REGISTRY)
 
@@ -29,7 +30,9 @@ def validate_systems(system_ids: Iterable[str]) -> tuple[str, ...]:
     chosen = tuple(dict.fromkeys(s.strip() for s in system_ids if s.strip()))
     unknown = [s for s in chosen if s not in REGISTRY]
     if unknown or not chosen:
-        raise InputError(f"unknown system(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SYSTEM_IDS)}")
+        raise InputError(
+            f"unknown system(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SYSTEM_IDS)}"
+        )
     return chosen
 
 

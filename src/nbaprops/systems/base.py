@@ -87,7 +87,9 @@ class PredictionSystem(ABC):
             if parameter.name == "self":
                 continue
             if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
-                raise TypeError(f"{cls.__name__}.__init__ must take only keyword-only settings, not {parameter}")
+                raise TypeError(
+                    f"{cls.__name__}.__init__ must take only keyword-only settings, not {parameter}"
+                )
             names.append(parameter.name)
         return tuple(names)
 
@@ -168,4 +170,6 @@ def clip_counts(values: np.ndarray) -> np.ndarray:
 
 def column(features: pa.Table, name: str) -> np.ndarray:
     """A feature column as float64 with NaN for NULL."""
-    return np.asarray(features.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    return np.asarray(
+        features.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
+    )

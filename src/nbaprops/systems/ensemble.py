@@ -33,7 +33,9 @@ class Ensemble(PredictionSystem):
     system_id = "ensemble"
     requires = COMPONENTS
 
-    def __init__(self, *, market: str = "points", components: Mapping[str, PredictionSystem] | None = None) -> None:
+    def __init__(
+        self, *, market: str = "points", components: Mapping[str, PredictionSystem] | None = None
+    ) -> None:
         super().__init__(market=market)
         self.components = components
 
@@ -82,8 +84,9 @@ class Ensemble(PredictionSystem):
         return self._blend(np.column_stack([values[name] for name in COMPONENTS]))
 
 
-def predict_shared(systems: Mapping[str, PredictionSystem], system_ids: Sequence[str],
-                   features: pa.Table) -> dict[str, SystemOutput]:
+def predict_shared(
+    systems: Mapping[str, PredictionSystem], system_ids: Sequence[str], features: pa.Table
+) -> dict[str, SystemOutput]:
     """The outputs of ``system_ids`` on the same rows, each fitted system predicted once: the ensemble blends
     the values its components already gave (identical to predicting each system on its own, at a fraction of
     the cost when the components are among ``system_ids``)."""

@@ -44,8 +44,15 @@ class MarketBlend(PredictionSystem):
     system_id = "market_blend"
     requires: ClassVar[tuple[str, ...]] = (BASE,)
 
-    def __init__(self, *, market: str = "points", components: dict[str, PredictionSystem] | None = None,
-                 min_lined_rows: int = 200, min_gain: float = 0.03, use_availability: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        market: str = "points",
+        components: dict[str, PredictionSystem] | None = None,
+        min_lined_rows: int = 200,
+        min_gain: float = 0.03,
+        use_availability: bool = False,
+    ) -> None:
         super().__init__(market=market)
         self.components = components
         self.min_lined_rows = min_lined_rows
@@ -54,9 +61,14 @@ class MarketBlend(PredictionSystem):
 
     def _design(self, base: np.ndarray, market: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
         line, p_market, unlined = market
-        availability = np.where(np.isfinite(unlined), unlined / 10.0, 0.0) if self.use_availability else \
-            np.zeros_like(line)
-        return np.column_stack([base - line, np.where(np.isfinite(p_market), p_market - 0.5, 0.0), availability])
+        availability = (
+            np.where(np.isfinite(unlined), unlined / 10.0, 0.0)
+            if self.use_availability
+            else np.zeros_like(line)
+        )
+        return np.column_stack(
+            [base - line, np.where(np.isfinite(p_market), p_market - 0.5, 0.0), availability]
+        )
 
     def _blend(self, base: np.ndarray, market: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
         line = market[0]
@@ -88,8 +100,12 @@ class MarketBlend(PredictionSystem):
             if self.lined_rows_ >= self.min_lined_rows:
                 x = self._design(pred[lined], (held[0][lined], held[1][lined], held[2][lined]))
                 target = act[lined] - held[0][lined]
-                dates = np.asarray(features.filter(pa.array(mask)).column("game_date").cast(pa.int32())
-                                   .to_numpy(zero_copy_only=False))[lined]
+                dates = np.asarray(
+                    features.filter(pa.array(mask))
+                    .column("game_date")
+                    .cast(pa.int32())
+                    .to_numpy(zero_copy_only=False)
+                )[lined]
                 cut = np.quantile(dates, 1 - VALIDATION_SHARE)
                 early, late = dates < cut, dates >= cut
                 self.validation_ = {"rows": int(late.sum()), "line_mae": None, "blend_mae": None}
@@ -128,5 +144,7 @@ def _median_fit(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarr
 def _market(features: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Line, de-vigged P(over) and unlined regulars' minutes of ``features`` (NaN where not known)."""
     nan = np.full(features.num_rows, np.nan)
-    return tuple(column(features, name) if name in features.column_names else nan  # type: ignore[return-value]
-                 for name in MARKET_COLUMNS)
+    return tuple(
+        column(features, name) if name in features.column_names else nan  # type: ignore[return-value]
+        for name in MARKET_COLUMNS
+    )

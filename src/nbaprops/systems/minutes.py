@@ -38,14 +38,17 @@ class MinutesRate(PredictionSystem):
         ok = known & np.isfinite(minutes) & np.isfinite(actual)
         x = matrix(features)
         # gbm's settings (L1, the same trees) for both models; the rate model is L2, weighted by minutes.
-        params: dict[str, Any] = {**{k: v for k, v in GradientBoosting().get_params().items() if k != "market"},
-                                  **FIXED}
+        params: dict[str, Any] = {
+            **{k: v for k, v in GradientBoosting().get_params().items() if k != "market"},
+            **FIXED,
+        }
         self.minutes_model_ = lgb.LGBMRegressor(**params).fit(x[ok], minutes[ok])
         played = ok & (minutes >= self.min_minutes)
         rate = np.zeros_like(actual)
         rate[played] = actual[played] / minutes[played]
         self.rate_model_ = lgb.LGBMRegressor(**{**params, "objective": "l2"}).fit(
-            x[played], rate[played], sample_weight=minutes[played])
+            x[played], rate[played], sample_weight=minutes[played]
+        )
 
     def _predict_values(self, features: pa.Table) -> np.ndarray:
         x = matrix(features)

@@ -38,14 +38,16 @@ class Similarity(PredictionSystem):
     def _context(self, features: pa.Table) -> np.ndarray:
         minutes_ratio = column(features, "min_avg3") / np.maximum(column(features, "min_avg10"), 1.0)
         pace = (column(features, "team_pace10") + column(features, "opp_pace10")) / 2.0
-        ctx = np.column_stack([
-            column(features, f"opp_allowed_{self.stat}_rel"),
-            column(features, "is_home"),
-            np.minimum(column(features, "rest_days"), 4.0),
-            minutes_ratio,
-            column(features, "teammates_out_usage"),
-            pace,
-        ])
+        ctx = np.column_stack(
+            [
+                column(features, f"opp_allowed_{self.stat}_rel"),
+                column(features, "is_home"),
+                np.minimum(column(features, "rest_days"), 4.0),
+                minutes_ratio,
+                column(features, "teammates_out_usage"),
+                pace,
+            ]
+        )
         return ctx
 
     def _fit(self, features: pa.Table, actual: np.ndarray) -> None:
@@ -56,23 +58,27 @@ class Similarity(PredictionSystem):
         base = weighted_recent(features, self.stat)
         ok = np.isfinite(base) & (base >= 1.0) & np.isfinite(actual)
         cols = {f"z{i}": z[ok, i] for i in range(z.shape[1])}
-        self.reference_ = pa.table({
-            "player_id": features.column("player_id").filter(pa.array(ok)),
-            "game_date": features.column("game_date").filter(pa.array(ok)),
-            "ratio": actual[ok] / base[ok],
-            **cols,
-        })
+        self.reference_ = pa.table(
+            {
+                "player_id": features.column("player_id").filter(pa.array(ok)),
+                "game_date": features.column("game_date").filter(pa.array(ok)),
+                "ratio": actual[ok] / base[ok],
+                **cols,
+            }
+        )
         self.shrink_ = float(self.shrink)
 
     def _predict_values(self, features: pa.Table) -> np.ndarray:
         base = weighted_recent(features, self.stat)
         z = np.nan_to_num((self._context(features) - self.center_) / self.scale_)
-        targets = pa.table({
-            "__tid": np.arange(features.num_rows),
-            "player_id": features.column("player_id"),
-            "game_date": features.column("game_date"),
-            **{f"z{i}": z[:, i] for i in range(z.shape[1])},
-        })
+        targets = pa.table(
+            {
+                "__tid": np.arange(features.num_rows),
+                "player_id": features.column("player_id"),
+                "game_date": features.column("game_date"),
+                **{f"z{i}": z[:, i] for i in range(z.shape[1])},
+            }
+        )
         dist = " + ".join(f"(r.z{i} - t.z{i}) ^ 2" for i in range(z.shape[1]))
         con = duckdb.connect()
         try:

@@ -34,6 +34,7 @@ from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.systems import REGISTRY, SYSTEM_IDS, PredictionSystem, make, validate_systems
 from nbaprops.systems.calibration import CALIBRATION_VERSION, Calibrator, standardized_edge
 from nbaprops.systems.ensemble import COMPONENTS
+from nbaprops.systems.market_blend import MarketBlend
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,12 @@ def with_market_history(storage: DuckDBStorage, training: pa.Table, market: str)
 
 
 def fit_market(
-    training: pa.Table, market: str, through: date, *, system_ids: tuple[str, ...] | list[str], train_days: int
+    training: pa.Table,
+    market: str,
+    through: date,
+    *,
+    system_ids: tuple[str, ...] | list[str],
+    train_days: int,
 ) -> ModelBundle:
     """Fit the systems on ``training`` (the window's rows) without touching storage; no calibrators yet.
 
@@ -148,8 +154,9 @@ def calibrate_holdout(storage: DuckDBStorage, bundle: ModelBundle, training: pa.
     market, through, start = bundle.market, bundle.through, bundle.train_start
     train_days, digest = bundle.meta["train_days"], bundle.meta["digest"]
     fitted = bundle.systems
-    actual = np.asarray(training.column(f"actual_{MARKET_STAT[market]}").to_numpy(zero_copy_only=False),
-                        dtype=np.float64)
+    actual = np.asarray(
+        training.column(f"actual_{MARKET_STAT[market]}").to_numpy(zero_copy_only=False), dtype=np.float64
+    )
     # Out-of-time calibration on the held-out rows that had a line.
     calibrators: dict[str, Calibrator] = {}
     meta_systems: dict[str, Any] = {}
@@ -159,11 +166,26 @@ def calibrate_holdout(storage: DuckDBStorage, bundle: ModelBundle, training: pa.
     lines = _holdout_lines(storage, held, market) if held.num_rows else None
     line_idx: tuple[np.ndarray, np.ndarray] | None = None
     if lines is not None:
-        keys = {(d, p): i for i, (d, p) in enumerate(zip(lines.column("game_date").to_pylist(),
-                                                         lines.column("player_lookup").to_pylist(), strict=True))}
-        pairs = [(i, keys.get((d, p))) for i, (d, p) in enumerate(zip(held.column("game_date").to_pylist(),
-                                                                     held.column("player_lookup").to_pylist(),
-                                                                     strict=True))]
+        keys = {
+            (d, p): i
+            for i, (d, p) in enumerate(
+                zip(
+                    lines.column("game_date").to_pylist(),
+                    lines.column("player_lookup").to_pylist(),
+                    strict=True,
+                )
+            )
+        }
+        pairs = [
+            (i, keys.get((d, p)))
+            for i, (d, p) in enumerate(
+                zip(
+                    held.column("game_date").to_pylist(),
+                    held.column("player_lookup").to_pylist(),
+                    strict=True,
+                )
+            )
+        ]
         hits = [(i, j) for i, j in pairs if j is not None]
         if hits:
             line_idx = (np.array([i for i, _ in hits]), np.array([j for _, j in hits]))
@@ -187,12 +209,12 @@ def calibrate_holdout(storage: DuckDBStorage, bundle: ModelBundle, training: pa.
             "holdout_mae": float(np.mean(np.abs(ho[ok] - y_ho[ok]))) if ok.any() else None,
             "spread_by_tier": {"edges": list(system.spread_.edges), "stds": list(system.spread_.stds)},
             "calibration": cal.summary(),
-            **({"weights": dict(zip(COMPONENTS, map(float, system.weights_), strict=True))}  # type: ignore[attr-defined]
-               if sid == "ensemble" else {}),
-            **({"blend": {"coef": [float(c) for c in system.coef_], "intercept": float(system.intercept_),  # type: ignore[attr-defined]
-                          "lined_rows": system.lined_rows_,  # type: ignore[attr-defined]
-                          "validation": system.validation_}}  # type: ignore[attr-defined]
-               if sid == "market_blend" else {}),
+            **(
+                {"weights": dict(zip(COMPONENTS, map(float, system.weights_), strict=True))}  # type: ignore[attr-defined]
+                if sid == "ensemble"
+                else {}
+            ),
+            **({"blend": _blend_meta(system)} if isinstance(system, MarketBlend) else {}),
         }
     meta = {
         "market": market,
@@ -207,6 +229,16 @@ def calibrate_holdout(storage: DuckDBStorage, bundle: ModelBundle, training: pa.
     }
     bundle.calibrators, bundle.meta = calibrators, meta
     return bundle
+
+
+def _blend_meta(system: MarketBlend) -> dict[str, Any]:
+    """What a fitted market_blend learned: its correction of the line and the validation that allowed it."""
+    return {
+        "coef": [float(c) for c in system.coef_],
+        "intercept": float(system.intercept_),
+        "lined_rows": system.lined_rows_,
+        "validation": system.validation_,
+    }
 
 
 def bundle_dir(artifacts_dir: Path, market: str, through: date) -> Path:
@@ -231,8 +263,9 @@ def save_bundle(bundle: ModelBundle, artifacts_dir: Path) -> Path:
     return target
 
 
-def load_latest(artifacts_dir: Path, market: str, before: date, *, system_ids: list[str] | None = None
-                ) -> ModelBundle | None:
+def load_latest(
+    artifacts_dir: Path, market: str, before: date, *, system_ids: list[str] | None = None
+) -> ModelBundle | None:
     """The newest bundle of ``market`` trained only on games before ``before`` (its ``through`` <= ``before``)
     that holds every system of ``system_ids``; ``None`` when there is none."""
     root = artifacts_dir / market
@@ -258,8 +291,12 @@ def load_latest(artifacts_dir: Path, market: str, before: date, *, system_ids: l
             continue  # trained on other feature definitions: its columns no longer match (retrained instead)
         if bundle.meta.get("calibration_version") != CALIBRATION_VERSION:
             # Older calibrators map raw P(over) freely (they could bet against the edge): train anew instead.
-            log.info("skipping %s: calibration version %s, current %s", path,
-                     bundle.meta.get("calibration_version"), CALIBRATION_VERSION)
+            log.info(
+                "skipping %s: calibration version %s, current %s",
+                path,
+                bundle.meta.get("calibration_version"),
+                CALIBRATION_VERSION,
+            )
             continue
         if system_ids is None or all(s in bundle.systems for s in system_ids):
             bundle.path = path
@@ -268,8 +305,14 @@ def load_latest(artifacts_dir: Path, market: str, before: date, *, system_ids: l
 
 
 def ensure_bundles(
-    storage: DuckDBStorage, settings: Settings, game_date: date, markets: Sequence[str], systems: Sequence[str],
-    *, train_days: int | None = None, on_message: Callable[[str], None] | None = None,
+    storage: DuckDBStorage,
+    settings: Settings,
+    game_date: date,
+    markets: Sequence[str],
+    systems: Sequence[str],
+    *,
+    train_days: int | None = None,
+    on_message: Callable[[str], None] | None = None,
 ) -> dict[str, ModelBundle]:
     """The newest artifacts per market trained only on games before ``game_date``.
 
@@ -283,13 +326,19 @@ def ensure_bundles(
         age = None if bundle is None else (game_date - bundle.through).days
         if bundle is None or (age is not None and age > settings.model_max_age_days):
             if on_message:
-                why = (f"No {market} model trained before {game_date} for {', '.join(systems)}" if bundle is None
-                       else f"The newest {market} model was trained through {bundle.through}, {age} days before "
-                            f"{game_date} (model_max_age_days is {settings.model_max_age_days})")
-                on_message(f"{why}: training on the {days} days before {game_date} "
-                           f"(stored in {settings.artifacts_dir}).")
-            bundle = train_market(storage, market, game_date, system_ids=systems_to_fit(list(systems)),
-                                  train_days=days)
+                why = (
+                    f"No {market} model trained before {game_date} for {', '.join(systems)}"
+                    if bundle is None
+                    else f"The newest {market} model was trained through {bundle.through}, {age} days before "
+                    f"{game_date} (model_max_age_days is {settings.model_max_age_days})"
+                )
+                on_message(
+                    f"{why}: training on the {days} days before {game_date} "
+                    f"(stored in {settings.artifacts_dir})."
+                )
+            bundle = train_market(
+                storage, market, game_date, system_ids=systems_to_fit(list(systems)), train_days=days
+            )
             save_bundle(bundle, settings.artifacts_dir)
             bundle.meta["trained_now"] = True  # after saving: a loaded artifact was not trained now
         bundles[market] = bundle
