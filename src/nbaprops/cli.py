@@ -301,8 +301,10 @@ def _render_summary(title: str, result: dict[str, Any]) -> None:
         shown["drift"] = "none"
     if finished is not None:
         # check-stalled reports the summaries of the batches it finished, cleanup-staging their ids
-        shown["finished_batches"] = ", ".join(b if isinstance(b, str) else f"{b['batch_id']} ({b['state']})"
-                                              for b in finished) or "none"
+        shown["finished_batches"] = (
+            ", ".join(b if isinstance(b, str) else f"{b['batch_id']} ({b['state']})" for b in finished)
+            or "none"
+        )
     out.print(_kv_table(title, shown))
     if missing:
         by_reason: dict[str, int] = {}
