@@ -20,7 +20,6 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -235,11 +234,17 @@ def _storage(settings: Settings, *, read_only: bool = False) -> Iterator[DuckDBS
         if read_only:
             yield storage
         else:  # while this process holds the file, it answers the reads of other nbaprops commands
-            holder = click.get_current_context(silent=True)
-            with remote.answer_reads(storage, settings, holder=holder.command_path if holder else "nbaprops"):
+            with remote.answer_reads(storage, settings, holder=_command_path()):
                 yield storage
     finally:
         storage.close()
+
+
+def _command_path() -> str:
+    """``nbaprops COMMAND`` of this process, to name the holder of a database to the others. (Typer vendors its
+    own click, so click's context is not importable from the core install.)"""
+    command = next((w for w in sys.argv[1:] if not w.startswith("-")), None)
+    return f"nbaprops {command}" if command else "nbaprops"
 
 
 def _run(settings: Settings, op: str, *, read_only: bool = True, **args: Any) -> Any:
