@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import httpx
 import pytest
 from tests.conftest import PRA_LINES
 from tests.service.conftest import KEYS, LiveServer, copy_db, service_settings, wait_for
+
+from nbaprops.pipeline.slate import SlatePredictor
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -59,10 +62,21 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def slow_live(
     loaded_db_file: Path, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    """A server whose one worker claims 4 requests at a time, so a slate takes a few seconds to watch."""
+    """A server whose one worker claims 4 requests at a time and pauses 60 ms before each chunk, so a slate
+    takes several seconds to watch on any machine (unpaced, a fast CI machine finished 301 requests in 3 s and
+    the page saw one value between the first and the last; progress is read every half second)."""
     db = copy_db(loaded_db_file, tmp_path_factory.mktemp("browser"))
-    with LiveServer(service_settings(db, artifacts, chunk_size=4, workers=1, upload_limit_mb=8.0)) as server:
-        yield server
+    predict_chunk = SlatePredictor.predict_chunk
+
+    def paced(self: SlatePredictor, storage: Any, leases: Any) -> Any:
+        time.sleep(0.06)
+        return predict_chunk(self, storage, leases)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SlatePredictor, "predict_chunk", paced)
+        settings = service_settings(db, artifacts, chunk_size=4, workers=1, upload_limit_mb=8.0)
+        with LiveServer(settings) as server:
+            yield server
 
 
 def lines_of(day: str) -> str:
