@@ -16,9 +16,8 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 
@@ -26,81 +25,16 @@ from nbaprops import schema
 from nbaprops.clock import Clock
 from nbaprops.errors import ContractError, UnknownBatchError
 from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.seams import (
+    BatchInfo,
+    CommitResult,
+    Lease,
+    PlayerRequest,
+    RequestOutcome,
+    SweepResult,
+)
 
 log = logging.getLogger(__name__)
-
-TerminalState = Literal["done", "skipped", "failed"]
-
-
-@dataclass(frozen=True)
-class PlayerRequest:
-    """One player expected to play on the batch's date."""
-
-    player_lookup: str
-    player_name: str
-    player_id: int | None
-    team: str | None
-    opponent: str | None
-    game_id: str | None
-    is_home: bool | None
-
-
-@dataclass(frozen=True)
-class Lease:
-    """A claimed request: the worker may commit it only with this ``attempt``."""
-
-    batch_id: str
-    player_lookup: str
-    attempt: int
-    owner: str
-    player_name: str
-    player_id: int | None
-    team: str | None
-    opponent: str | None
-    game_id: str | None
-    is_home: bool | None
-
-
-@dataclass(frozen=True)
-class RequestOutcome:
-    """How one leased request ends: ``done`` (rows staged), ``skipped`` or ``failed`` with an error code."""
-
-    player_lookup: str
-    attempt: int
-    state: TerminalState
-    error_code: str | None = None
-    error_message: str | None = None
-
-
-@dataclass(frozen=True)
-class CommitResult:
-    committed: tuple[str, ...]
-    lost: tuple[str, ...]
-    rows_staged: int
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    reclaimed: int
-    failed: int
-    released_foreign: int = 0
-
-
-@dataclass(frozen=True)
-class BatchInfo:
-    batch_id: str
-    game_date: date
-    state: str
-    markets: tuple[str, ...]
-    systems: tuple[str, ...]
-    as_of: datetime
-    created_at: datetime
-    deadline_at: datetime
-    consolidated_at: datetime | None
-    finished_at: datetime | None
-    staging_table: str | None
-    summary: dict[str, Any] | None = field(default=None)
-
 
 def new_batch_id(game_date: date) -> str:
     return f"{game_date:%Y%m%d}_{uuid.uuid4().hex[:12]}"
