@@ -404,3 +404,46 @@ def test_market_and_markets_are_accepted_alike_and_version_prints() -> None:
     assert "--markets, --market" in stdout
     code, stdout, _ = run("--version")
     assert code == 0 and stdout.startswith("nbaprops ")
+
+
+HOLD_READ_ONLY = (
+    "import sys, time, duckdb\n"
+    "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+    "print('held', flush=True)\n"
+    "time.sleep(float(sys.argv[2]))\n"
+)
+
+
+def hold_for_reading(db: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process reading the file (as a second terminal's `status` does for a moment)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_READ_ONLY, str(db), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_command_waits_for_a_brief_read_instead_of_failing(tmp_path: Path) -> None:
+    """Before: a command that writes, started while another terminal's read held the file for a moment, failed
+    with "database busy" (CI saw `predict` fail that way while a `batches` poll opened the file)."""
+    db = tmp_path / "nbaprops.duckdb"
+    open_storage(db).close()
+    holder = hold_for_reading(db, 1.5)
+    started = time.monotonic()
+    done = nbaprops("cleanup-staging", "--db", str(db), "--json")
+    waited = time.monotonic() - started
+    holder.wait(10)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["dropped"] == []
+    assert holder.returncode == 0 and waited > 0.5  # it did meet the lock, and waited for it
+
+    holder = hold_for_reading(db, 30)
+    try:
+        refused = nbaprops(
+            "cleanup-staging", "--db", str(db), env={"NBAPROPS_LOCK_WAIT_SECONDS": "0.5"}, timeout=20
+        )
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: the database file is held by another process"), refused.stderr

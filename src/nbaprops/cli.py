@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -223,13 +224,7 @@ def _storage(settings: Settings, *, read_only: bool = False) -> Iterator[DuckDBS
         )
     from nbaprops.service import remote
 
-    try:
-        storage = open_storage(settings.db_path, read_only=read_only)
-    except StorageBusyError as exc:
-        held = remote.held_error(settings.db_path, exc)
-        if held is exc:
-            raise
-        raise held from exc
+    storage = _open_waiting(settings, read_only=read_only)
     try:
         if read_only:
             yield storage
@@ -238,6 +233,30 @@ def _storage(settings: Settings, *, read_only: bool = False) -> Iterator[DuckDBS
                 yield storage
     finally:
         storage.close()
+
+
+def _open_waiting(settings: Settings, *, read_only: bool) -> DuckDBStorage:
+    """Open the database, waiting up to ``lock_wait_seconds`` while another process holds its lock briefly.
+
+    A second terminal's read holds the file for a moment; a command started in that moment waits for it
+    instead of failing (a `predict` racing a `status` once failed with "database busy"). A database held by a
+    running nbaprops command (it recorded its endpoint) fails at once, naming that command.
+    """
+    from nbaprops.service import remote
+
+    deadline = time.monotonic() + settings.lock_wait_seconds
+    delay = 0.05
+    while True:
+        try:
+            return open_storage(settings.db_path, read_only=read_only)
+        except StorageBusyError as exc:
+            held = remote.held_error(settings.db_path, exc)
+            if held is not exc:
+                raise held from exc
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 def _command_path() -> str:

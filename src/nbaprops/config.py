@@ -34,6 +34,8 @@ class Settings:
         chunk_size: requests a worker claims at once (one feature query per chunk).
         lease_seconds: how long a claim holds a request before the sweeper may reclaim it.
         lease_grace_seconds: extra time past a lease before it counts as stalled.
+        lock_wait_seconds: how long opening the database waits for a lock held briefly by another process (a
+            second terminal's read) before it fails; a database held by a running nbaprops command fails at once.
         max_attempts: claims of one request before it ends ``failed``.
         batch_deadline_minutes: past this a batch ends ``partial`` with the missing players listed.
         staging_ttl_hours: the janitor drops staging older than this.
@@ -77,6 +79,7 @@ class Settings:
     chunk_size: int = 64
     lease_seconds: float = 300.0
     lease_grace_seconds: float = 30.0
+    lock_wait_seconds: float = 10.0
     max_attempts: int = 3
     batch_deadline_minutes: float = 60.0
     staging_ttl_hours: float = 24.0

@@ -54,6 +54,7 @@ def test_status_while_predict_runs_answers_every_time_with_monotone_progress(
     try:
 
         def a_batch() -> bool:
+            assert predict.poll() is None, predict.communicate()  # predict must not have given up
             code, out, err = cli("batches", "--db", db, "--json")
             assert code == 0, err  # answered by the predict process from the start (no batch yet: empty)
             return bool(json.loads(out)["batches"])
