@@ -40,7 +40,7 @@ from nbaprops.ingest import ensure_boxscores
 from nbaprops.pipeline import Coordinator, consolidate, expected_players, ledger
 from nbaprops.pipeline.coordinator import default_as_of
 from nbaprops.pipeline.daily import run_batch
-from nbaprops.pipeline.slate import SlatePredictor
+from nbaprops.pipeline.slate import SlatePredictor, request_targets
 from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.systems.training import ensure_bundles
@@ -208,7 +208,10 @@ def start_and_run_workers(storage: DuckDBStorage, settings: Settings) -> str:
     coordinator = Coordinator(storage, settings, clock=clock)
     start = coordinator.start(GAME_DATE, requests, markets=MARKETS, systems=SYSTEMS, as_of=as_of, force=True)
     info = ledger.get_batch(storage, start.batch_id)
-    coordinator.run(start.batch_id, SlatePredictor(info, bundles, lines, settings, clock))
+    predictor = SlatePredictor(
+        info, bundles, lines, settings, clock, targets=request_targets(requests, GAME_DATE)
+    )
+    coordinator.run(start.batch_id, predictor)
     return start.batch_id
 
 

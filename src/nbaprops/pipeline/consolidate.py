@@ -1,30 +1,23 @@
-"""Consolidation: staging → ``player_prop_predictions``, once, in one transaction.
+"""Consolidation: staging → ``player_prop_predictions``, once (DESIGN.md, flow step 6).
 
-Steps (DESIGN.md, flow step 6), all inside one transaction (DuckDB's DDL is transactional, so the staging
-drop commits or rolls back with the merge):
+1. **latch check** (ledger) — a batch already consolidated is left alone: a rerun or a redelivered completion
+   changes nothing (I5). Open requests refuse consolidation.
+2. **merge** (warehouse, ONE transaction — DuckDB's or BigQuery's multi-statement transaction): only staging
+   rows of requests that ended ``done`` *at the attempt that staged them* are taken (I7), newest per
+   (game_id, player_lookup, market, system_id); the drift plan (:func:`nbaprops.schema.plan_drift`) adds new
+   staging columns to main and inserts **by name** over the intersection (I9); active rows of the same keys
+   are superseded; ``prediction_id``s already stored are not inserted again (ids are deterministic); at most
+   one active row per key for the date (I3) or everything rolls back; the staging table is dropped (I8).
+3. **latch** (ledger) — state, ``consolidated_at``, summary, exactly once.
 
-1. **latch check** — a batch already consolidated is left alone: a rerun or a redelivered completion changes
-   nothing (I5).
-2. **fence + dedupe** — only staging rows of requests that ended ``done`` *at the attempt that staged them*
-   are taken (I7); one row per (game_id, player_lookup, market, system_id) survives.
-3. **drift** — :func:`nbaprops.schema.plan_drift` compares the staging columns with the main table's; missing
-   main columns are added (the main table only gains columns), and rows are inserted **by name** over the
-   intersection (I9). The plan is reported.
-4. **supersede** — active rows of the same keys from earlier batches get ``is_active = false``,
-   ``superseded_by``, ``invalidated_at`` (a separate statement: DuckDB's MERGE cannot deactivate and insert
-   for one key at once).
-5. **insert** — new rows whose ``prediction_id`` is not stored yet (ids are deterministic, so even without the
-   latch a rerun would insert nothing).
-6. **verify** — at most one active row per key for the date (I3); otherwise roll everything back.
-7. **latch + drop staging** (I8).
-
-Consolidation is serialized per game date by an in-process lock, and a concurrent transaction from another
-thread that loses the race gets DuckDB's write conflict (transient), retries, and then finds the latch.
+A crash between 2 and 3 leaves a batch whose staging is gone and whose rows are in main: the rerun finds no
+staging, changes nothing in main and sets the latch. Consolidation is serialized per game date by an
+in-process lock; a concurrent transaction elsewhere that loses the race conflicts (transient), retries and
+then finds the staging gone or the latch set.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -33,12 +26,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from nbaprops import schema
+import pyarrow as pa
+
 from nbaprops.clock import Clock
 from nbaprops.errors import ContractError
 from nbaprops.pipeline import ledger
 from nbaprops.storage import retry_transient
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.seams import Backend
 
 log = logging.getLogger(__name__)
 
@@ -83,135 +77,64 @@ class ConsolidationResult:
 
 
 def consolidate(
-    storage: DuckDBStorage, batch_id: str, *, clock: Clock, summary: dict[str, Any] | None = None
+    backend: Backend, batch_id: str, *, clock: Clock, summary: dict[str, Any] | None = None
 ) -> ConsolidationResult:
     """Merge a batch's staging into the main table exactly once (see the module docstring).
 
     The batch ends ``partial`` when any request ``failed``, else ``complete``. Requests still open are a
     contract error: call :func:`nbaprops.pipeline.ledger.fail_open_requests` first (the coordinator does).
     """
-    info = ledger.get_batch(storage, batch_id)
+    info = ledger.get_batch(backend, batch_id)
     with _date_lock(info.game_date):
-        return retry_transient(lambda: _consolidate_once(storage, batch_id, clock=clock, summary=summary))
+        return retry_transient(lambda: _consolidate_once(backend, batch_id, clock=clock, summary=summary))
 
 
 def _consolidate_once(
-    storage: DuckDBStorage, batch_id: str, *, clock: Clock, summary: dict[str, Any] | None
+    backend: Backend, batch_id: str, *, clock: Clock, summary: dict[str, Any] | None
 ) -> ConsolidationResult:
     started = time.perf_counter()
-    main = schema.PREDICTIONS.name
-    key = ", ".join(schema.PREDICTION_KEY)
-    with storage.transaction() as tx:
-        row = tx.execute(
-            "SELECT consolidated_at, state, staging_table, game_date FROM prediction_batches WHERE batch_id = ?",
-            [batch_id],
-        ).fetchone()
-        if row is None:
-            raise ContractError(f"batch {batch_id} vanished during consolidation")
-        consolidated_at, state, staging, game_date = row
-        if consolidated_at is not None:
-            return ConsolidationResult(batch_id, True, state)
-        open_requests = tx.execute(
-            "SELECT count(*) FROM prediction_requests WHERE batch_id = ? AND state IN ('pending', 'leased')",
-            [batch_id],
-        ).fetchone()
-        if open_requests and open_requests[0]:
-            raise ContractError(
-                f"batch {batch_id} still has {open_requests[0]} open request(s); finish them first"
-            )
-        any_failed = tx.execute(
-            "SELECT count(*) FROM prediction_requests WHERE batch_id = ? AND state = 'failed'", [batch_id]
-        ).fetchone()
-        final_state = "partial" if any_failed and any_failed[0] else "complete"
-        now = clock.now()
-
-        staging_exists = bool(staging) and bool(
-            tx.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
-                [staging],
-            ).fetchone()[0]  # type: ignore[index]
+    info = backend.ledger.get_batch(batch_id)
+    if info.consolidated_at is not None:
+        return ConsolidationResult(batch_id, True, info.state)
+    counts = backend.ledger.progress(batch_id)
+    open_requests = counts.get("pending", 0) + counts.get("leased", 0)
+    if open_requests:
+        raise ContractError(f"batch {batch_id} still has {open_requests} open request(s); finish them first")
+    final_state = "partial" if counts.get("failed", 0) else "complete"
+    result = ConsolidationResult(batch_id, False, final_state)
+    if info.staging_table:
+        done_rows = backend.ledger.requests(batch_id, states=["done"])
+        done = pa.table(
+            {
+                "player_lookup": pa.array([r["player_lookup"] for r in done_rows], pa.string()),
+                "attempt": pa.array([int(r["attempt"]) for r in done_rows], pa.int32()),
+            }
         )
-        result = ConsolidationResult(batch_id, False, final_state)
-        if staging_exists:
-            staging_cols = tx.columns(staging)
-            main_cols = tx.columns(main)
-            plan = schema.plan_drift(
-                staging_cols, main_cols, required=(*schema.PREDICTION_KEY, "prediction_id")
-            )
-            for column in plan.add_to_main:
-                log.warning("drift: adding column %s %s to %s", column.name, column.type, main)
-                tx.execute(f'ALTER TABLE "{main}" ADD COLUMN "{column.name}" {column.type}')
-            fence = (
-                "s.attempt = r.attempt" if "attempt" in staging_cols else "TRUE"
-            )  # an old staging table without attempt can only be fenced by request state
-            tx.execute(
-                f"""CREATE OR REPLACE TEMP TABLE __consolidate AS
-                    SELECT * EXCLUDE (__rank) FROM (
-                        SELECT s.*, row_number() OVER (
-                            PARTITION BY s.game_id, s.player_lookup, s.market, s.system_id
-                            ORDER BY s.created_at DESC, s.prediction_id) AS __rank
-                        FROM "{staging}" s JOIN prediction_requests r
-                          ON r.batch_id = ? AND r.player_lookup = s.player_lookup
-                        WHERE r.state = 'done' AND {fence}
-                    ) WHERE __rank = 1""",
-                [batch_id],
-            )
-            counts = tx.execute(
-                f"""SELECT (SELECT count(*) FROM "{staging}"),
-                           (SELECT count(*) FROM "{staging}" s JOIN prediction_requests r
-                              ON r.batch_id = ? AND r.player_lookup = s.player_lookup
-                            WHERE r.state = 'done' AND {fence}),
-                           (SELECT count(*) FROM __consolidate)""",
-                [batch_id],
-            ).fetchone()
-            n_staged, n_fenced_in, n_unique = (int(c) for c in counts)  # type: ignore[union-attr]
-            superseded = tx.execute(
-                f"""UPDATE "{main}" m SET is_active = false, superseded_by = n.prediction_id, invalidated_at = ?,
-                           invalidation_reason = 'superseded by batch ' || ?, updated_at = ?
-                    FROM __consolidate n
-                    WHERE m.is_active AND m.game_id = n.game_id AND m.player_lookup = n.player_lookup
-                      AND m.market = n.market AND m.system_id = n.system_id AND m.prediction_id <> n.prediction_id""",
-                [now, batch_id, now],
-            ).fetchone()
-            insert_cols = ", ".join(f'"{c}"' for c in plan.insert_columns)
-            inserted = tx.execute(
-                f"""INSERT INTO "{main}" ({insert_cols})
-                    SELECT {insert_cols} FROM __consolidate n
-                    WHERE NOT EXISTS (SELECT 1 FROM "{main}" m WHERE m.prediction_id = n.prediction_id)"""
-            ).fetchone()
-            duplicates = tx.execute(
-                f"""SELECT count(*) FROM (SELECT {key} FROM "{main}" WHERE is_active AND game_date = ?
-                    GROUP BY {key} HAVING count(*) > 1)""",
-                [game_date],
-            ).fetchone()
-            if duplicates and duplicates[0]:
-                raise ContractError(
-                    f"consolidation of {batch_id} would leave {duplicates[0]} key(s) with two active rows"
-                )
-            tx.execute("DROP TABLE __consolidate")
-            tx.execute(f'DROP TABLE "{staging}"')
+        merged = backend.warehouse.merge(
+            batch_id=batch_id,
+            staging_table=info.staging_table,
+            game_date=info.game_date,
+            done=done,
+            clock=clock,
+        )
+        if merged.staging_found:
             result = ConsolidationResult(
                 batch_id,
                 False,
                 final_state,
-                rows_staged=n_staged,
-                rows_fenced_out=n_staged - n_fenced_in,
-                rows_deduplicated=n_fenced_in - n_unique,
-                rows_inserted=int(inserted[0]) if inserted else 0,
-                rows_superseded=int(superseded[0]) if superseded else 0,
-                drift=plan.as_dict(),
+                rows_staged=merged.rows_staged,
+                rows_fenced_out=merged.rows_fenced_out,
+                rows_deduplicated=merged.rows_deduplicated,
+                rows_inserted=merged.rows_inserted,
+                rows_superseded=merged.rows_superseded,
+                drift=merged.drift,
             )
-        result = ConsolidationResult(
-            **{**result.as_dict(), "duration_s": round(time.perf_counter() - started, 4)}
-        )
-        full_summary = {**(summary or {}), "consolidation": result.as_dict()}
-        latched = tx.execute(
-            """UPDATE prediction_batches SET state = ?, consolidated_at = ?, finished_at = ?, staging_table = NULL,
-                      summary = ?
-               WHERE batch_id = ? AND consolidated_at IS NULL""",
-            [final_state, now, now, json.dumps(full_summary, default=str), batch_id],
-        ).fetchone()
-        if not latched or latched[0] != 1:
-            raise ContractError(f"batch {batch_id} latch was taken concurrently")
+    result = ConsolidationResult(
+        **{**result.as_dict(), "duration_s": round(time.perf_counter() - started, 4)}
+    )
+    full_summary = {**(summary or {}), "consolidation": result.as_dict()}
+    if not backend.ledger.latch(batch_id, state=final_state, summary=full_summary, clock=clock):
+        latched = backend.ledger.get_batch(batch_id)  # another process latched it first: its result stands
+        return ConsolidationResult(batch_id, True, latched.state)
     log.info("batch %s consolidated: %s", batch_id, result)
     return result

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
@@ -29,6 +30,7 @@ from nbaprops.pipeline.consolidate import consolidate
 from nbaprops.pipeline.ledger import PlayerRequest
 from nbaprops.pipeline.worker import ChunkPredictor, WorkerStats, run_worker
 from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.seams import Backend, WorkMessage
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +197,7 @@ class Coordinator:
         clock: time source (tests pass a manual clock).
     """
 
-    def __init__(self, storage: DuckDBStorage, settings: Settings, *, clock: Clock | None = None) -> None:
+    def __init__(self, storage: Backend, settings: Settings, *, clock: Clock | None = None) -> None:
         self.storage = storage
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -233,8 +235,22 @@ class Coordinator:
             as_of=as_of or default_as_of(game_date, self.clock),
             deadline_minutes=self.settings.batch_deadline_minutes,
             clock=self.clock,
+            staging_ttl_hours=self.settings.staging_ttl_hours,
         )
+        self.publish(batch_id, [r.player_lookup for r in requests])
         return StartResult(batch_id, True, len(requests))
+
+    def publish(self, batch_id: str, players: Sequence[str]) -> int:
+        """Queue ``players`` of the batch in chunks (a backend without a queue: nothing to do — in-process
+        workers claim from the ledger)."""
+        queue = self.storage.queue
+        if queue is None or not players:
+            return 0
+        size = self.settings.chunk_size
+        ordered = sorted(players)
+        return queue.publish(
+            [WorkMessage(batch_id, tuple(ordered[i : i + size])) for i in range(0, len(ordered), size)]
+        )
 
     def running(self, game_date: date) -> ledger.BatchInfo | None:
         """The batch of ``game_date`` that is still running: the one a new start resumes (unless forced)."""
@@ -268,6 +284,10 @@ class Coordinator:
         current chunk, commit it and claim no more, so a rerun resumes where this one stopped.
         """
         stop = stop or threading.Event()
+        if self.storage.queue is not None:
+            return self._run_queued(
+                batch_id, predictor, on_progress=on_progress, poll_seconds=poll_seconds, stop=stop
+            )
         stats: list[WorkerStats] = []
         self.sweep(batch_id)  # resume: reclaim leases of a process that died holding this file
         lock = threading.Lock()
@@ -292,6 +312,97 @@ class Coordinator:
             self.sweep(batch_id)
             report()
         return stats
+
+    def _run_queued(
+        self,
+        batch_id: str,
+        predictor: ChunkPredictor,
+        *,
+        on_progress: ProgressCallback | None,
+        poll_seconds: float,
+        stop: threading.Event,
+    ) -> list[WorkerStats]:
+        """A queued backend: ``settings.workers`` queue workers in this process (any number more may run as
+        ``nbaprops worker`` elsewhere) while this loop sweeps expired leases, publishes what they returned to
+        ``pending`` again and ends dead-lettered requests ``failed``, until every request is terminal, the
+        deadline passes or ``stop`` is set."""
+        from nbaprops.pipeline.queue_worker import QueueWorker
+
+        queue = self.storage.queue
+        assert queue is not None
+        features = self.storage.features
+        workers = []
+        for i in range(self.settings.workers):
+            worker = QueueWorker(
+                self.storage,
+                self.settings,
+                self.clock,
+                f"{self.owner_prefix}:q{i}",
+                history=lambda _: features,
+            )
+            worker.use(batch_id, predictor, features)
+            workers.append(worker)
+        halt = threading.Event()
+        threads = [
+            threading.Thread(
+                target=w.run, kwargs={"stop": halt}, name=f"nbaprops-queue-worker-{i}", daemon=True
+            )
+            for i, w in enumerate(workers)
+        ]
+        for thread in threads:
+            thread.start()
+        self.sweep(batch_id)
+        self.publish_pending(batch_id)  # a resumed batch: pending requests may have no message in flight
+        last_done = -1
+        idle_since = time.monotonic()
+        try:
+            while not stop.is_set():
+                info = ledger.get_batch(self.storage, batch_id)
+                counts = ledger.progress(self.storage, batch_id)
+                if on_progress is not None:
+                    on_progress(counts)
+                if info.consolidated_at is not None or self.clock.now() >= info.deadline_at:
+                    break
+                if counts["pending"] == 0 and counts["leased"] == 0:
+                    break
+                self.fail_dead_letters(batch_id)
+                swept = self.sweep(batch_id)
+                finished = counts["done"] + counts["skipped"] + counts["failed"]
+                if finished != last_done:
+                    last_done, idle_since = finished, time.monotonic()
+                if swept.reclaimed or time.monotonic() - idle_since > self.settings.lease_seconds:
+                    self.publish_pending(batch_id)
+                    idle_since = time.monotonic()
+                time.sleep(poll_seconds)
+        finally:
+            halt.set()
+            for thread in threads:
+                thread.join(timeout=self.settings.lease_seconds)
+        return [w.stats for w in workers]
+
+    def publish_pending(self, batch_id: str) -> int:
+        """Publish every ``pending`` request of the batch again (a duplicate is harmless: a request that is
+        no longer pending is not claimed twice)."""
+        pending = [r["player_lookup"] for r in self.storage.ledger.requests(batch_id, states=["pending"])]
+        return self.publish(batch_id, pending)
+
+    def fail_dead_letters(self, batch_id: str | None = None) -> int:
+        """End the requests of dead-lettered messages ``failed`` (``dead_lettered``) — those of other batches
+        too, whoever reads them first."""
+        queue = self.storage.queue
+        if queue is None:
+            return 0
+        failed = 0
+        for message in queue.dead_letters():
+            failed += ledger.fail_requests(
+                self.storage,
+                message.batch_id,
+                players=message.players,
+                error_code="dead_lettered",
+                error_message=f"gave up after {message.delivery_attempt} delivery attempt(s)",
+                clock=self.clock,
+            )
+        return failed
 
     def _run_workers(
         self, batch_id: str, predictor: ChunkPredictor, report: Callable[..., None], stop: threading.Event
@@ -378,31 +489,18 @@ class Coordinator:
 
     def summary(self, batch_id: str, *, started: float | None = None) -> BatchSummary:
         info = ledger.get_batch(self.storage, batch_id)
-        by_system = dict(
-            self.storage.fetchall(
-                "SELECT system_id, count(*) FROM player_prop_predictions WHERE batch_id = ? AND is_active "
-                "GROUP BY 1 ORDER BY 1",
-                [batch_id],
-            )
-        )
-        by_market = dict(
-            self.storage.fetchall(
-                "SELECT market, count(*) FROM player_prop_predictions WHERE batch_id = ? AND is_active "
-                "GROUP BY 1 ORDER BY 1",
-                [batch_id],
-            )
-        )
-        recs = dict(
-            self.storage.fetchall(
-                "SELECT recommendation, count(*) FROM player_prop_predictions WHERE batch_id = ? AND is_active "
-                "GROUP BY 1 ORDER BY 1",
-                [batch_id],
-            )
-        )
+        rows = self.storage.warehouse.active_predictions(info.game_date)
+        mine = rows.filter(pc.equal(rows["batch_id"], batch_id)) if rows.num_rows else rows
+        by_system = _counts(mine, "system_id")
+        by_market = _counts(mine, "market")
+        recs = _counts(mine, "recommendation")
         consolidation_report = (info.summary or {}).get("consolidation", {})
         staged = consolidation_report.get("rows_staged")
-        if staged is None and info.staging_table:
-            staged = self.storage.scalar(f'SELECT count(*) FROM "{info.staging_table}"')
+        if staged is None:
+            staged = sum(
+                int(r.get("rows_staged") or 0)
+                for r in self.storage.ledger.requests(batch_id, states=["done"])
+            )
         duration = (
             (time.perf_counter() - started)
             if started is not None
@@ -442,14 +540,24 @@ class Coordinator:
             if now >= info.deadline_at:
                 finished.append(self.finish(info.batch_id).as_dict())
         stale_cutoff = now - timedelta(seconds=grace)
-        still_leased = self.storage.scalar(
-            "SELECT count(*) FROM prediction_requests WHERE state = 'leased' AND lease_expires_at < ?",
-            [stale_cutoff],
+        still_leased = sum(
+            1
+            for info in ledger.list_batches(self.storage, state="running")
+            for r in self.storage.ledger.requests(info.batch_id, states=["leased"])
+            if r.get("lease_expires_at") is not None and r["lease_expires_at"] < stale_cutoff
         )
         return {
             "reclaimed": swept.reclaimed,
             "failed": swept.failed,
             "released_from_dead_processes": swept.released_foreign,
             "finished_batches": finished,
-            "stalled_leases_left": int(still_leased or 0),
+            "stalled_leases_left": still_leased,
         }
+
+
+def _counts(rows: pa.Table, column: str) -> dict[str, int]:
+    """Rows per value of ``column``, sorted by value."""
+    if not rows.num_rows:
+        return {}
+    counted = rows.group_by(column).aggregate([(column, "count")]).to_pylist()
+    return {str(r[column]): int(r[f"{column}_count"]) for r in sorted(counted, key=lambda r: str(r[column]))}

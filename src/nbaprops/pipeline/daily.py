@@ -39,8 +39,8 @@ from nbaprops.pipeline.coordinator import (
 )
 from nbaprops.pipeline.injuries import SKIP_CODE, TonightInjuries, tonight_injuries, with_line_players
 from nbaprops.pipeline.ledger import PlayerRequest
-from nbaprops.pipeline.slate import SlatePredictor
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.pipeline.slate import SlatePredictor, request_targets
+from nbaprops.storage.seams import Backend
 from nbaprops.systems.training import ModelBundle, ensure_bundles, model_info, systems_to_fit
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class BatchPlan:
 
 
 def plan_batch(
-    storage: DuckDBStorage,
+    storage: Backend,
     settings: Settings,
     game_date: date,
     *,
@@ -114,24 +114,25 @@ def plan_batch(
     markets = validate_markets(markets or settings.markets)
     systems = tuple(systems or settings.systems)
     systems_to_fit(list(systems))  # validates ids
-    ensure_boxscores(storage)
+    data = storage.features  # the inputs and history: the embedded file itself, or the GCP coordinator's own
+    ensure_boxscores(data)
     running = None if force else Coordinator(storage, settings, clock=clock).running(game_date)
     if running is not None:
         markets, systems, as_of = running.markets, running.systems, running.as_of
     as_of = as_of or default_as_of(game_date, clock)
-    games = games_for_date(storage, game_date)
+    games = games_for_date(data, game_date)
     if games.num_rows == 0:
         raise InputError(f"no games on {game_date} (no schedule, lines or box scores for it)")
     sources = games.column("source").to_pylist()
-    lines = select_lines(storage, game_date, markets, as_of=as_of)
-    injuries = tonight_injuries(storage, game_date, as_of)
+    lines = select_lines(data, game_date, markets, as_of=as_of)
+    injuries = tonight_injuries(data, game_date, as_of)
     requests = expected_players(
-        storage,
+        data,
         game_date,
         games,
         recent_days=settings.recent_days,
         line_players=with_line_players(
-            line_players(storage, game_date, markets, as_of), injuries.listed_players(games)
+            line_players(data, game_date, markets, as_of), injuries.listed_players(games)
         ),
     )
     if not requests and running is None:
@@ -155,7 +156,7 @@ def plan_batch(
 
 
 def start_batch(
-    storage: DuckDBStorage,
+    storage: Backend,
     settings: Settings,
     plan: BatchPlan,
     *,
@@ -174,7 +175,7 @@ def start_batch(
 
 
 def complete_batch(
-    storage: DuckDBStorage,
+    storage: Backend,
     settings: Settings,
     plan: BatchPlan,
     start: StartResult,
@@ -192,7 +193,15 @@ def complete_batch(
     """
     coordinator = Coordinator(storage, settings, clock=clock)
     info = ledger.get_batch(storage, start.batch_id)
-    predictor = SlatePredictor(info, bundles, plan.lines, settings, coordinator.clock, plan.injuries)
+    predictor = SlatePredictor(
+        info,
+        bundles,
+        plan.lines,
+        settings,
+        coordinator.clock,
+        plan.injuries,
+        targets=request_targets(plan.requests, plan.game_date),
+    )
     coordinator.run(start.batch_id, predictor, on_progress=on_progress, stop=stop)
     if stop is not None and stop.is_set():
         summary = coordinator.summary(start.batch_id, started=started)
@@ -211,7 +220,7 @@ def complete_batch(
 
 
 def run_batch(
-    storage: DuckDBStorage,
+    storage: Backend,
     settings: Settings,
     game_date: date,
     *,
@@ -239,7 +248,7 @@ def run_batch(
     )
     if bundles is None:
         bundles = ensure_bundles(
-            storage,
+            storage.features,
             settings,
             game_date,
             plan.markets,

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from nbaprops import schema
 from nbaprops.clock import Clock
 from nbaprops.pipeline import ledger
 from nbaprops.pipeline.consolidate import consolidate
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.seams import Backend
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +39,12 @@ class CleanupResult:
         }
 
 
-def staging_tables(storage: DuckDBStorage) -> list[str]:
-    return storage.tables_with_prefix(schema.STAGING_PREFIX)
+def staging_tables(backend: Backend) -> list[str]:
+    return backend.warehouse.staging_tables()
 
 
 def cleanup_staging(
-    storage: DuckDBStorage, *, older_than_hours: float, clock: Clock, dry_run: bool = False
+    backend: Backend, *, older_than_hours: float, clock: Clock, dry_run: bool = False
 ) -> CleanupResult:
     """Drop staging that no batch will consolidate; finish batches older than the TTL first.
 
@@ -54,27 +53,26 @@ def cleanup_staging(
     """
     now = clock.now()
     owners = {
-        row["staging_table"]: row
-        for row in storage.fetch_dicts(
-            "SELECT batch_id, state, created_at, staging_table FROM prediction_batches WHERE staging_table IS NOT NULL"
-        )
+        info.staging_table: {"batch_id": info.batch_id, "state": info.state, "created_at": info.created_at}
+        for info in backend.ledger.list_batches()
+        if info.staging_table is not None
     }
     dropped: list[str] = []
     finished: list[str] = []
     kept: list[str] = []
-    for table in staging_tables(storage):
+    for table in staging_tables(backend):
         owner = owners.get(table)
         if owner is None:
             if not dry_run:
-                storage.execute(f'DROP TABLE IF EXISTS "{table}"')
+                backend.warehouse.drop_staging(table)
             dropped.append(table)
             continue
         if owner["created_at"] < now - timedelta(hours=older_than_hours):
             if not dry_run:
                 ledger.fail_open_requests(
-                    storage, owner["batch_id"], error_code="staging_ttl_expired", clock=clock
+                    backend, owner["batch_id"], error_code="staging_ttl_expired", clock=clock
                 )
-                consolidate(storage, owner["batch_id"], clock=clock, summary={"finished_by": "janitor"})
+                consolidate(backend, owner["batch_id"], clock=clock, summary={"finished_by": "janitor"})
             finished.append(owner["batch_id"])
             dropped.append(table)
         else:
@@ -82,9 +80,9 @@ def cleanup_staging(
     if dry_run:
         return CleanupResult(tuple(dropped), tuple(finished), tuple(kept), dry_run=True)
     # Final batches whose staging somehow survived (their staging_table is NULL once latched).
-    for table in staging_tables(storage):
+    for table in staging_tables(backend):
         if table not in kept:
-            storage.execute(f'DROP TABLE IF EXISTS "{table}"')
+            backend.warehouse.drop_staging(table)
             if table not in dropped:
                 dropped.append(table)
     if dropped:

@@ -25,7 +25,7 @@ from nbaprops.errors import InputError
 from nbaprops.markets import validate_markets
 from nbaprops.pipeline import ledger
 from nbaprops.pipeline.coordinator import Coordinator, default_as_of, expected_players
-from nbaprops.pipeline.slate import SlatePredictor
+from nbaprops.pipeline.slate import SlatePredictor, request_targets
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.systems.training import ModelBundle, ensure_bundles, systems_to_fit
 
@@ -237,7 +237,10 @@ def refresh(
     )
     info = ledger.get_batch(storage, start.batch_id)
     lines = select_lines(storage, game_date, markets, as_of=as_of)
-    coordinator.run(start.batch_id, SlatePredictor(info, bundles, lines, settings, clock))
+    predictor = SlatePredictor(
+        info, bundles, lines, settings, clock, targets=request_targets(requests, game_date)
+    )
+    coordinator.run(start.batch_id, predictor)
     summary = coordinator.finish(start.batch_id, started=started_at)
     stored = ledger.get_batch(storage, start.batch_id).summary or {}
     storage.execute(

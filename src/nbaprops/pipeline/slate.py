@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 import pyarrow as pa
 
@@ -20,7 +21,7 @@ from nbaprops.config import Settings
 from nbaprops.features.builder import build_features
 from nbaprops.features.market import with_availability
 from nbaprops.pipeline.injuries import OUT, SKIP_CODE, TonightInjuries, injury_columns
-from nbaprops.pipeline.ledger import BatchInfo, Lease, RequestOutcome
+from nbaprops.pipeline.ledger import BatchInfo, Lease, PlayerRequest, RequestOutcome
 from nbaprops.pipeline.rows import prediction_rows
 from nbaprops.pipeline.worker import ChunkPrediction
 from nbaprops.storage.duckdb import DuckDBStorage
@@ -37,29 +38,33 @@ class SlatePredictor:
     settings: Settings
     clock: Clock
     injuries: TonightInjuries | None = None
+    targets: pa.Table | None = None
     _features: dict[str, int] | None = field(default=None, init=False)
     _table: pa.Table | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
-    def _slate_features(self, storage: DuckDBStorage) -> tuple[pa.Table, dict[str, int]]:
+    def _slate_features(
+        self, storage: DuckDBStorage, leases: Sequence[Lease]
+    ) -> tuple[pa.Table, dict[str, int]]:
+        """Features of the whole slate once (``targets`` given: the coordinator's in-process workers), else of
+        this chunk's players (a queue worker knows only its chunk)."""
         with self._lock:
+            if self.targets is None:
+                return self._features_of(storage, request_targets(leases, self.batch.game_date))
             if self._table is None:
-                targets = storage.arrow(
-                    """SELECT player_id, player_lookup, CAST(? AS DATE) AS game_date, team, opponent, is_home
-                       FROM prediction_requests WHERE batch_id = ? AND player_id IS NOT NULL
-                       ORDER BY player_lookup""",
-                    [self.batch.game_date, self.batch.batch_id],
-                )
-                out = self.injuries.out_players() if self.injuries is not None else None
-                self._table = with_availability(
-                    storage, build_features(storage, targets, out_players=out), self.lines, self.batch.markets
-                )
-                self._features = {k: i for i, k in enumerate(self._table.column("player_lookup").to_pylist())}
+                self._table, self._features = self._features_of(storage, self.targets)
             assert self._features is not None
             return self._table, self._features
 
+    def _features_of(self, storage: DuckDBStorage, targets: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+        out = self.injuries.out_players() if self.injuries is not None else None
+        table = with_availability(
+            storage, build_features(storage, targets, out_players=out), self.lines, self.batch.markets
+        )
+        return table, {k: i for i, k in enumerate(table.column("player_lookup").to_pylist())}
+
     def predict_chunk(self, storage: DuckDBStorage, leases: Sequence[Lease]) -> ChunkPrediction:
-        table, index = self._slate_features(storage)
+        table, index = self._slate_features(storage, leases)
         outcomes: list[RequestOutcome] = []
         done: list[Lease] = []
         rows: list[int] = []
@@ -137,3 +142,19 @@ class SlatePredictor:
 
 
 __all__ = ["SlatePredictor"]
+
+
+def request_targets(requests: Sequence[PlayerRequest] | Sequence[Lease], game_date: date) -> pa.Table:
+    """The feature builder's targets (``player_id, player_lookup, game_date, team, opponent, is_home``) of
+    requests with a player id, sorted by player."""
+    known = sorted((r for r in requests if r.player_id is not None), key=lambda r: r.player_lookup)
+    return pa.table(
+        {
+            "player_id": pa.array([r.player_id for r in known], pa.int64()),
+            "player_lookup": pa.array([r.player_lookup for r in known], pa.string()),
+            "game_date": pa.array([game_date] * len(known), pa.date32()),
+            "team": pa.array([r.team for r in known], pa.string()),
+            "opponent": pa.array([r.opponent for r in known], pa.string()),
+            "is_home": pa.array([r.is_home for r in known], pa.bool_()),
+        }
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Protocol
@@ -24,6 +24,7 @@ from nbaprops.pipeline import ledger
 from nbaprops.pipeline.ledger import Lease, RequestOutcome
 from nbaprops.storage import retry_transient
 from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.seams import Backend
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,11 @@ class WorkerStats:
     lost: int = 0
     rows_staged: int = 0
     transient_errors: int = 0
+    last: ledger.CommitResult | None = field(default=None, repr=False)
 
 
 def run_worker(
-    storage: DuckDBStorage,
+    backend: Backend,
     batch_id: str,
     *,
     owner: str,
@@ -76,7 +78,7 @@ def run_worker(
         leases = retry_transient(
             partial(
                 ledger.claim,
-                storage,
+                backend,
                 batch_id,
                 owner=owner,
                 limit=chunk_size,
@@ -86,47 +88,69 @@ def run_worker(
         )
         if not leases:
             break
-        stats.chunks += 1
-        try:
-            chunk = predictor.predict_chunk(storage, leases)
-        except TransientError as exc:
-            stats.transient_errors += 1
-            log.warning(
-                "batch %s worker %s: transient error on a chunk of %d, releasing: %s",
-                batch_id,
-                owner,
-                len(leases),
-                exc,
-            )
-            retry_transient(partial(ledger.release, storage, batch_id, leases, clock=clock))
-            if stats.transient_errors >= max_transient:
-                break
-            continue
-        except TerminalError as exc:
-            log.error("batch %s worker %s: chunk failed: %s", batch_id, owner, exc)
-            chunk = ChunkPrediction(
-                None,
-                tuple(
-                    RequestOutcome(
-                        lease.player_lookup, lease.attempt, "failed", type(exc).__name__, str(exc)[:500]
-                    )
-                    for lease in leases
-                ),
-            )
-        result = retry_transient(
-            partial(
-                ledger.commit,
-                storage,
-                batch_id,
-                owner=owner,
-                outcomes=chunk.outcomes,
-                staged_rows=chunk.rows,
-                clock=clock,
-            )
-        )
-        stats.committed += len(result.committed)
-        stats.lost += len(result.lost)
-        stats.rows_staged += result.rows_staged
-        if on_commit is not None:
-            on_commit(result)
+        process_leases(backend, batch_id, leases, owner=owner, predictor=predictor, clock=clock, stats=stats)
+        if on_commit is not None and stats.last is not None:
+            on_commit(stats.last)
+        if stats.transient_errors >= max_transient:
+            break
     return stats
+
+
+def process_leases(
+    backend: Backend,
+    batch_id: str,
+    leases: Sequence[Lease],
+    *,
+    owner: str,
+    predictor: ChunkPredictor,
+    clock: Clock,
+    stats: WorkerStats,
+    features: DuckDBStorage | None = None,
+) -> bool:
+    """Predict one claimed chunk, stage its rows and end its requests; False when it was given back.
+
+    A transient error gives the leases back (``pending``, attempt kept) for another try; a terminal one ends
+    the chunk's requests ``failed`` with the error's class as code.
+    """
+    stats.chunks += 1
+    stats.last = None
+    try:
+        chunk = predictor.predict_chunk(features if features is not None else backend.features, leases)
+    except TransientError as exc:
+        stats.transient_errors += 1
+        log.warning(
+            "batch %s worker %s: transient error on a chunk of %d, releasing: %s",
+            batch_id,
+            owner,
+            len(leases),
+            exc,
+        )
+        retry_transient(partial(ledger.release, backend, batch_id, leases, clock=clock))
+        return False
+    except TerminalError as exc:
+        log.error("batch %s worker %s: chunk failed: %s", batch_id, owner, exc)
+        chunk = ChunkPrediction(
+            None,
+            tuple(
+                RequestOutcome(
+                    lease.player_lookup, lease.attempt, "failed", type(exc).__name__, str(exc)[:500]
+                )
+                for lease in leases
+            ),
+        )
+    result = retry_transient(
+        partial(
+            ledger.commit,
+            backend,
+            batch_id,
+            owner=owner,
+            outcomes=chunk.outcomes,
+            staged_rows=chunk.rows,
+            clock=clock,
+        )
+    )
+    stats.committed += len(result.committed)
+    stats.lost += len(result.lost)
+    stats.rows_staged += result.rows_staged
+    stats.last = result
+    return True

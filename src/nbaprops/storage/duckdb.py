@@ -6,18 +6,23 @@ This is the one place where DuckDB's exceptions become nbaprops errors (:func:`t
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from nbaprops import schema
 from nbaprops.errors import ContractError, InputError, NbapropsError, StorageBusyError, TerminalError
 from nbaprops.storage._base import Capabilities
+
+if TYPE_CHECKING:
+    from nbaprops.storage.duckdb_ledger import DuckDBLedger
+    from nbaprops.storage.duckdb_warehouse import DuckDBWarehouse
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +191,29 @@ class DuckDBStorage:
         self._cursors_lock = threading.Lock()
         if not read_only:
             self.ensure_schema()
+
+    # -- seams (the embedded backend: ledger and warehouse on this file, workers in this process) ----------
+    @functools.cached_property
+    def ledger(self) -> DuckDBLedger:
+        from nbaprops.storage.duckdb_ledger import DuckDBLedger
+
+        return DuckDBLedger(self)
+
+    @functools.cached_property
+    def warehouse(self) -> DuckDBWarehouse:
+        from nbaprops.storage.duckdb_warehouse import DuckDBWarehouse
+
+        return DuckDBWarehouse(self)
+
+    @property
+    def queue(self) -> None:
+        """No queue: in-process workers claim straight from the ledger."""
+        return None
+
+    @property
+    def features(self) -> DuckDBStorage:
+        """The feature query runs on this file itself."""
+        return self
 
     # -- connections ---------------------------------------------------------------------------
     def _cursor(self) -> duckdb.DuckDBPyConnection:

@@ -20,12 +20,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import pyarrow as pa
 
 from nbaprops.clock import Clock
 from nbaprops.storage._base import Capabilities
+
+if TYPE_CHECKING:
+    from nbaprops.storage.duckdb import DuckDBStorage
 
 TerminalState = Literal["done", "skipped", "failed"]
 
@@ -297,3 +300,31 @@ class Queue(Protocol):
         (or an exception) lets it come back (redelivery is the retry; after the maximum delivery attempts it
         goes to the dead-letter topic)."""
         ...
+
+    def dead_letters(self) -> list[WorkMessage]:
+        """Take the messages that exhausted their delivery attempts (each returned once)."""
+        ...
+
+
+class Backend(Protocol):
+    """One deployment's seams, as the pipeline receives them.
+
+    ``features`` is where the point-in-time feature query runs: the embedded DuckDB file itself, or (GCP) an
+    in-memory DuckDB holding the slice of history a worker loaded from the warehouse — one feature
+    implementation for both. ``queue`` is None where in-process workers claim straight from the ledger.
+    """
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    @property
+    def warehouse(self) -> Warehouse: ...
+
+    @property
+    def queue(self) -> Queue | None: ...
+
+    @property
+    def features(self) -> DuckDBStorage: ...

@@ -1,0 +1,139 @@
+"""Workers of a queued backend (GCP: ``nbaprops worker``, any number of processes on any machines).
+
+Each message names a chunk of a batch's players. A worker claims those requests in the ledger (a request
+already leased, done or failed is simply not claimed again, so a message delivered twice does no harm),
+predicts them with the same :class:`~nbaprops.pipeline.slate.SlatePredictor` as the embedded workers, loads
+the rows into staging, completes the requests fenced by attempt, and only then acknowledges the message.
+Redelivery is the retry; a worker that dies leaves its leases to expire and the coordinator's sweep returns
+them to ``pending`` and publishes them again, so no completion can be lost. After the subscription's maximum
+delivery attempts a message goes to the dead-letter topic and the coordinator ends its requests ``failed``.
+
+Features are computed by DuckDB inside the worker: the slice of history a date needs is loaded from the
+warehouse into an in-memory DuckDB once per game date (:class:`HistoryCache`), so there is one feature
+implementation for both backends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from nbaprops.clock import Clock
+from nbaprops.config import Settings
+from nbaprops.errors import ArtifactError, UnknownBatchError
+from nbaprops.pipeline import ledger
+from nbaprops.pipeline.injuries import tonight_injuries
+from nbaprops.pipeline.slate import SlatePredictor
+from nbaprops.pipeline.worker import ChunkPredictor, WorkerStats, process_leases
+from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.seams import Backend, BatchInfo, WorkMessage
+from nbaprops.systems.training import ModelBundle, load_latest
+
+log = logging.getLogger(__name__)
+
+# Days of history the feature query reads before a date: this season and the last (season averages, last
+# season's form) — a little over two seasons.
+HISTORY_DAYS = 800
+
+
+@dataclass
+class QueueWorker:
+    """Handles queued chunks for one owner id (see the module docstring)."""
+
+    backend: Backend
+    settings: Settings
+    clock: Clock
+    owner: str
+    history: Callable[[date], DuckDBStorage]
+    stats: WorkerStats = field(init=False)
+    _predictors: dict[str, tuple[ChunkPredictor, DuckDBStorage]] = field(default_factory=dict, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self.stats = WorkerStats(self.owner)
+
+    def use(self, batch_id: str, predictor: ChunkPredictor, features: DuckDBStorage) -> None:
+        """Predict ``batch_id`` with ``predictor`` on ``features`` (the coordinator's own in-process workers
+        share its slate-wide predictor instead of building one per batch)."""
+        with self._lock:
+            self._predictors[batch_id] = (predictor, features)
+
+    def handle(self, message: WorkMessage) -> bool:
+        """Process one message; True acknowledges it, False lets it come back."""
+        try:
+            info = ledger.get_batch(self.backend, message.batch_id)
+        except UnknownBatchError:
+            log.warning("message for unknown batch %s dropped", message.batch_id)
+            return True
+        if info.consolidated_at is not None or self.clock.now() >= info.deadline_at:
+            return True  # the batch has ended (or is past its deadline): nothing of it is claimed any more
+        leases = ledger.claim(
+            self.backend,
+            info.batch_id,
+            owner=self.owner,
+            limit=len(message.players),
+            lease_seconds=self.settings.lease_seconds,
+            clock=self.clock,
+            players=message.players,
+        )
+        if not leases:
+            return True  # another delivery (or the sweep's re-publish) already took these requests
+        predictor, features = self._predictor(info)
+        return process_leases(
+            self.backend,
+            info.batch_id,
+            leases,
+            owner=self.owner,
+            predictor=predictor,
+            clock=self.clock,
+            stats=self.stats,
+            features=features,
+        )
+
+    def _predictor(self, info: BatchInfo) -> tuple[ChunkPredictor, DuckDBStorage]:
+        with self._lock:
+            cached = self._predictors.get(info.batch_id)
+            if cached is None:
+                from nbaprops.ingest.lines import select_lines
+
+                features = self.history(info.game_date)
+                bundles = worker_bundles(self.settings, info)
+                lines = select_lines(features, info.game_date, info.markets, as_of=info.as_of)
+                injuries = tonight_injuries(features, info.game_date, info.as_of)
+                cached = (SlatePredictor(info, bundles, lines, self.settings, self.clock, injuries), features)
+                self._predictors[info.batch_id] = cached
+            return cached
+
+    def run(self, *, stop: threading.Event) -> WorkerStats:
+        """Consume messages until ``stop`` is set."""
+        queue = self.backend.queue
+        if queue is None:
+            raise ArtifactError("this backend has no queue: its workers run inside `nbaprops predict`")
+        queue.consume(self.handle, stop=stop.is_set)
+        return self.stats
+
+
+def worker_bundles(settings: Settings, info: BatchInfo) -> dict[str, ModelBundle]:
+    """The models the coordinator trained for the batch (a worker never trains: every worker must predict
+    with the same models). Raises :class:`ArtifactError` naming what is missing."""
+    bundles = {}
+    for market in info.markets:
+        bundle = load_latest(settings.artifacts_dir, market, info.game_date, system_ids=list(info.systems))
+        if bundle is None:
+            raise ArtifactError(
+                f"no {market} model for {info.game_date} in {settings.artifacts_dir}: the coordinator trains it "
+                f"when it starts the batch; workers must share its data_dir"
+            )
+        bundles[market] = bundle
+    return bundles
+
+
+def history_window(game_date: date) -> tuple[date, date]:
+    """The dates of history a worker loads for ``game_date``'s features (inclusive)."""
+    return game_date - timedelta(days=HISTORY_DAYS), game_date
+
+
+__all__ = ["QueueWorker", "history_window", "worker_bundles"]
