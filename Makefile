@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DATE   ?= 2025-02-12
 
-.PHONY: run serve test check lint format types bench bench-backtest bench-service clean
+.PHONY: run serve test test-cloud check lint format types bench bench-backtest bench-service clean
 
 $(BIN)/nbaprops: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ serve: $(VENV)/.service
 ## test: set up with the dev extras and run the whole test suite
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q -rs
+
+## test-cloud: only the tests on the Google Cloud emulators (pytest marker `cloud`; they skip without gcloud/Java)
+test-cloud: $(VENV)/.dev
+	$(BIN)/python -m pytest -q -rs -m cloud
 
 ## lint: ruff's checks and its formatter (check only; `make format` rewrites)
 lint: $(VENV)/.dev

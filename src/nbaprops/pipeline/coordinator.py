@@ -393,7 +393,9 @@ class Coordinator:
         if queue is None:
             return 0
         failed = 0
-        for message in queue.dead_letters():
+
+        def end(message: WorkMessage) -> bool:
+            nonlocal failed
             failed += ledger.fail_requests(
                 self.storage,
                 message.batch_id,
@@ -402,6 +404,9 @@ class Coordinator:
                 error_message=f"gave up after {message.delivery_attempt} delivery attempt(s)",
                 clock=self.clock,
             )
+            return True
+
+        queue.dead_letters(end)
         return failed
 
     def _run_workers(

@@ -32,6 +32,19 @@ if TYPE_CHECKING:
 
 TerminalState = Literal["done", "skipped", "failed"]
 
+# The keys of every dict :meth:`Ledger.requests` returns, whatever the backend.
+REQUEST_FIELDS = (
+    "player_lookup",
+    "player_name",
+    "team",
+    "state",
+    "attempt",
+    "lease_owner",
+    "error_code",
+    "error_message",
+    "rows_staged",
+)
+
 
 @dataclass(frozen=True)
 class PlayerRequest:
@@ -301,8 +314,10 @@ class Queue(Protocol):
         goes to the dead-letter topic)."""
         ...
 
-    def dead_letters(self) -> list[WorkMessage]:
-        """Take the messages that exhausted their delivery attempts (each returned once)."""
+    def dead_letters(self, handler: Callable[[WorkMessage], bool], *, max_messages: int = 100) -> int:
+        """Hand dead-lettered messages (delivered the maximum number of times without success) to ``handler``,
+        which ends their requests ``failed`` with the reason; True removes a message, False keeps it for a later
+        call. Returns how many were removed."""
         ...
 
 
