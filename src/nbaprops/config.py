@@ -69,6 +69,19 @@ class Settings:
         http_timeout_seconds: timeout of one HTTP request to a live source.
         http_retries: retries of a request answered 429/5xx or timed out (with exponential backoff).
         http_backoff_seconds: the first backoff; it doubles each retry (a numeric Retry-After wins, capped).
+        backend: ``duckdb`` (embedded, default: ledger, warehouse and workers on the one file) or ``gcp``
+            (Firestore ledger, BigQuery warehouse, Pub/Sub work queue; docs/cloud.md). On ``gcp`` the file at
+            ``db_path`` still holds the inputs the coordinator plans from (ingest and fetch write there) and
+            ``workers`` is the number of queue workers inside ``predict`` (0: only ``nbaprops worker``s).
+        gcp_project: the Google Cloud project of the three services.
+        bigquery_dataset: the BigQuery dataset holding inputs, staging and the predictions table.
+        bigquery_endpoint: a BigQuery API endpoint other than Google's (an emulator, e.g.
+            ``http://127.0.0.1:9050``); Firestore and Pub/Sub read ``FIRESTORE_EMULATOR_HOST`` /
+            ``PUBSUB_EMULATOR_HOST`` themselves.
+        firestore_prefix: prefix of the ledger's Firestore collections (``{prefix}_batches``).
+        pubsub_topic: the work topic; its pull subscription is ``{topic}-workers`` and the dead-letter topic
+            ``{topic}-dead-letter``.
+        max_delivery_attempts: deliveries of one work message before it is dead-lettered (Pub/Sub: 5–100).
     """
 
     db_path: Path = DEFAULT_DB
@@ -110,6 +123,13 @@ class Settings:
     http_timeout_seconds: float = 30.0
     http_retries: int = 4
     http_backoff_seconds: float = 1.0
+    backend: str = "duckdb"
+    gcp_project: str = "nbaprops"
+    bigquery_dataset: str = "nbaprops"
+    bigquery_endpoint: str | None = None
+    firestore_prefix: str = "nbaprops"
+    pubsub_topic: str = "nbaprops-work"
+    max_delivery_attempts: int = 5
 
     @property
     def artifacts_dir(self) -> Path:
@@ -127,6 +147,9 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (``None`` values are ignored)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+BACKENDS = ("duckdb", "gcp")
 
 
 def _coerce(name: str, raw: Any, like: Any) -> Any:
@@ -202,8 +225,18 @@ def load_settings(
         if (overrides or {}).get("markets") is not None:
             raise  # the user's own flag: bad input
         raise ConfigError(f"setting 'markets' (NBAPROPS_MARKETS or the config file): {exc}") from None
-    if settings.workers < 1 or settings.chunk_size < 1 or settings.max_attempts < 1:
-        raise ConfigError("workers, chunk_size and max_attempts must be at least 1")
+    if settings.backend not in BACKENDS:
+        raise ConfigError(f"backend {settings.backend!r} is not one of: {', '.join(BACKENDS)}")
+    if (
+        settings.workers < (0 if settings.backend == "gcp" else 1)
+        or settings.chunk_size < 1
+        or settings.max_attempts < 1
+    ):
+        raise ConfigError(
+            "workers, chunk_size and max_attempts must be at least 1 (workers 0 only on the gcp backend)"
+        )
+    if not 5 <= settings.max_delivery_attempts <= 100:
+        raise ConfigError("max_delivery_attempts must be 5-100 (Pub/Sub's range)")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is not a TCP port (0-65535)")
     if settings.upload_limit_mb <= 0:

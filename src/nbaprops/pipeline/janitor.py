@@ -53,9 +53,7 @@ def cleanup_staging(
     """
     now = clock.now()
     owners = {
-        info.staging_table: {"batch_id": info.batch_id, "state": info.state, "created_at": info.created_at}
-        for info in backend.ledger.list_batches()
-        if info.staging_table is not None
+        info.staging_table: info for info in backend.ledger.list_batches() if info.staging_table is not None
     }
     dropped: list[str] = []
     finished: list[str] = []
@@ -67,13 +65,13 @@ def cleanup_staging(
                 backend.warehouse.drop_staging(table)
             dropped.append(table)
             continue
-        if owner["created_at"] < now - timedelta(hours=older_than_hours):
+        if owner.created_at < now - timedelta(hours=older_than_hours):
             if not dry_run:
                 ledger.fail_open_requests(
-                    backend, owner["batch_id"], error_code="staging_ttl_expired", clock=clock
+                    backend, owner.batch_id, error_code="staging_ttl_expired", clock=clock
                 )
-                consolidate(backend, owner["batch_id"], clock=clock, summary={"finished_by": "janitor"})
-            finished.append(owner["batch_id"])
+                consolidate(backend, owner.batch_id, clock=clock, summary={"finished_by": "janitor"})
+            finished.append(owner.batch_id)
             dropped.append(table)
         else:
             kept.append(table)

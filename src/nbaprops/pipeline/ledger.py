@@ -172,7 +172,13 @@ def commit(
                     # consolidated (and its staging dropped) while this chunk was loading: nothing can land
                     return CommitResult((), tuple(sorted(o.player_lookup for o in outcomes)), 0)
                 raise
-            per_player = dict(Counter(rows["player_lookup"].to_pylist()))
+            # A request's record holds one attempt, its newest: an older attempt of the same player in this
+            # chunk can only be lost, so its rows never count as staged.
+            newest: dict[str, int] = {}
+            for player, attempt in done:
+                newest[player] = max(attempt, newest.get(player, attempt))
+            pairs = Counter(zip(rows["player_lookup"].to_pylist(), rows["attempt"].to_pylist(), strict=True))
+            per_player = {p: n for (p, a), n in pairs.items() if newest.get(p) == a}
     committed, lost = backend.ledger.complete(
         batch_id, owner=owner, outcomes=outcomes, rows_staged=per_player, clock=clock
     )
