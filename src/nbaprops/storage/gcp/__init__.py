@@ -1,0 +1,1 @@
+"""Backends on Google Cloud: Firestore (ledger), BigQuery (warehouse), Pub/Sub (queue)."""
