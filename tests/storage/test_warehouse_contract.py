@@ -26,7 +26,7 @@ from tests.emulators.bigquery import BigQueryEmulator
 
 from nbaprops import schema
 from nbaprops.clock import ManualClock
-from nbaprops.errors import ContractError
+from nbaprops.errors import ContractError, TerminalError
 from nbaprops.pipeline.rows import staging_rows
 from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
@@ -452,5 +452,26 @@ def test_bigquery_staging_tables_expire(bigquery_emulator: BigQueryEmulator) -> 
             <= datetime.now(UTC) + timedelta(hours=6)
         )
         assert backend.warehouse.staging_expires(MAIN) is None
+    finally:
+        backend.close()
+
+
+@pytest.mark.cloud
+def test_bigquery_load_runs_again_after_the_job_of_its_id_failed(bigquery_emulator: BigQueryEmulator) -> None:
+    # A failed load job wrote nothing, but its id stays taken: the same load must still go through once.
+    backend = BigQueryBackend(bigquery_emulator)
+    try:
+        staging = backend.warehouse.create_staging("b1", expires_hours=6)
+        good = rows_for("b1", ["ann", "bob"], now=datetime(2025, 2, 12, 17, tzinfo=UTC))
+        bad = good.set_column(
+            good.column_names.index("predicted_value"), "predicted_value", pa.array(["x", "y"])
+        )
+        with pytest.raises(TerminalError, match="load L1"):
+            backend.warehouse.stage(staging, bad, load_id="L1")
+        assert backend.count(staging) == 0
+
+        assert backend.warehouse.stage(staging, good, load_id="L1") == 2
+        assert backend.warehouse.stage(staging, good, load_id="L1") == 2
+        assert backend.count(staging) == 2
     finally:
         backend.close()
