@@ -268,6 +268,24 @@ def test_merge_takes_only_rows_of_the_attempt_that_completed(backend: Backend, c
     assert (result.rows_staged, result.rows_fenced_out, result.rows_inserted) == (4, 2, 2)
 
 
+def test_merge_with_no_completed_request_inserts_nothing_and_drops_staging(
+    backend: Backend, clock: ManualClock
+) -> None:
+    staging = backend.warehouse.create_staging("b1", expires_hours=6)
+    backend.warehouse.stage(staging, rows_for("b1", ["ann"], now=clock.now()), load_id="a1")
+
+    result = merged(backend, "b1", staging, done(), clock)
+
+    assert (result.staging_found, result.rows_staged, result.rows_fenced_out, result.rows_inserted) == (
+        True,
+        1,
+        1,
+        0,
+    )
+    assert backend.main_rows() == []
+    assert backend.warehouse.staging_tables() == []
+
+
 def test_merge_keeps_the_newest_row_per_key(backend: Backend, clock: ManualClock) -> None:
     staging = backend.warehouse.create_staging("b1", expires_hours=6)
     backend.warehouse.stage(staging, rows_for("b1", ["ann"], now=clock.now(), value=10.0), load_id="first")
