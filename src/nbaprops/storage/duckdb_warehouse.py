@@ -1,0 +1,248 @@
+"""The warehouse seam on the embedded DuckDB file (:class:`~nbaprops.storage.seams.Warehouse`).
+
+Staging tables come from the staging contract (``schema.PREDICTIONS`` without keys). DuckDB has no table
+expiry, so ``expires_hours`` is not enforced here: the janitor drops staging older than its TTL. Loads are
+idempotent per ``load_id`` through a small ``staging_loads`` table written in the same transaction as the
+rows: a repeated ``load_id`` changes nothing. :meth:`DuckDBWarehouse.merge` is consolidation without the
+ledger: the ``done`` table (player_lookup, attempt) stands for the requests that completed, and the latch
+stays with the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import date
+
+import pyarrow as pa
+
+from nbaprops import schema
+from nbaprops.clock import Clock
+from nbaprops.errors import ContractError
+from nbaprops.storage._warehouse import INPUT_TABLES, check_staged_rows, input_tables
+from nbaprops.storage.duckdb import DuckDBStorage, Session
+from nbaprops.storage.seams import MergeResult
+
+log = logging.getLogger(__name__)
+
+LOADS_TABLE = "staging_loads"
+_LOADS_DDL = f"""CREATE TABLE IF NOT EXISTS {LOADS_TABLE} (
+    staging_table VARCHAR NOT NULL,
+    load_id VARCHAR NOT NULL,
+    rows_loaded BIGINT NOT NULL,
+    PRIMARY KEY (staging_table, load_id)
+)"""
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _table_exists(tx: Session, name: str) -> bool:
+    return bool(
+        tx.scalar(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
+            [name],
+        )
+    )
+
+
+class DuckDBWarehouse:
+    """Staging and the main predictions table in one DuckDB file.
+
+    Args:
+        storage: the open file (its contract tables exist).
+    """
+
+    def __init__(self, storage: DuckDBStorage) -> None:
+        self.storage = storage
+        self.storage.execute(_LOADS_DDL)
+
+    # -- staging -------------------------------------------------------------------------------
+    def create_staging(self, batch_id: str, *, expires_hours: float) -> str:
+        """Create the batch's staging table; ``expires_hours`` is left to the janitor (DuckDB has no expiry)."""
+        name = schema.staging_table_name(batch_id)
+        self.storage.execute(schema.PREDICTIONS.create_sql(name, keys=False))
+        return name
+
+    def stage(self, staging_table: str, rows: pa.Table, *, load_id: str) -> int:
+        """Insert ``rows`` by name; a ``load_id`` seen before for this table changes nothing.
+
+        Returns:
+            the rows of this load (also when it had been loaded before).
+
+        Raises:
+            ContractError: the staging table does not exist or cannot hold the rows.
+        """
+        with self.storage.transaction() as tx:
+            if not _table_exists(tx, staging_table):
+                raise ContractError(f"staging table {staging_table} does not exist; create it first")
+            check_staged_rows(rows, tx.columns(staging_table), staging_table=staging_table)
+            if tx.scalar(
+                f"SELECT count(*) FROM {LOADS_TABLE} WHERE staging_table = ? AND load_id = ?",
+                [staging_table, load_id],
+            ):
+                log.info("load %s into %s was done before; nothing loaded", load_id, staging_table)
+                return int(rows.num_rows)
+            source = tx.temp_name("stage")
+            tx.register(source, rows)
+            tx.execute(f"INSERT INTO {_quote(staging_table)} BY NAME SELECT * FROM {source}")
+            tx.execute(f"INSERT INTO {LOADS_TABLE} VALUES (?, ?, ?)", [staging_table, load_id, rows.num_rows])
+        return int(rows.num_rows)
+
+    def staging_tables(self) -> list[str]:
+        return self.storage.tables_with_prefix(schema.STAGING_PREFIX)
+
+    def drop_staging(self, name: str) -> None:
+        with self.storage.transaction() as tx:
+            tx.execute(f"DROP TABLE IF EXISTS {_quote(name)}")
+            tx.execute(f"DELETE FROM {LOADS_TABLE} WHERE staging_table = ?", [name])
+
+    # -- consolidation -------------------------------------------------------------------------
+    def merge(
+        self, *, batch_id: str, staging_table: str, game_date: date, done: pa.Table, clock: Clock
+    ) -> MergeResult:
+        """Consolidate ``staging_table`` into the main table in one transaction (the seam's contract).
+
+        ``done`` holds (player_lookup, attempt) of the requests that completed; only staging rows of those
+        attempts are taken (I7). DuckDB's DDL is transactional, so the added columns and the staging drop
+        commit or roll back with the rows.
+        """
+        main = schema.PREDICTIONS.name
+        key = ", ".join(schema.PREDICTION_KEY)
+        now = clock.now()
+        with self.storage.transaction() as tx:
+            if not _table_exists(tx, staging_table):
+                return MergeResult(staging_found=False)
+            staging_cols = tx.columns(staging_table)
+            plan = schema.plan_drift(
+                staging_cols, tx.columns(main), required=(*schema.PREDICTION_KEY, "prediction_id")
+            )
+            for column in plan.add_to_main:
+                log.warning("drift: adding column %s %s to %s", column.name, column.type, main)
+                tx.execute(f"ALTER TABLE {main} ADD COLUMN {_quote(column.name)} {column.type}")
+            done_name = tx.temp_name("done")
+            tx.register(done_name, done.select(["player_lookup", "attempt"]))
+            # An old staging table without attempt can only be fenced by the request's state.
+            fence = "s.attempt = d.attempt" if "attempt" in staging_cols else "TRUE"
+            fenced = f"""FROM {_quote(staging_table)} s JOIN {done_name} d
+                         ON d.player_lookup = s.player_lookup AND {fence}"""
+            selected = tx.temp_name("consolidate")
+            tx.execute(
+                f"""CREATE TEMP TABLE {selected} AS
+                    SELECT * EXCLUDE (__rank) FROM (
+                        SELECT s.*, row_number() OVER (
+                            PARTITION BY s.game_id, s.player_lookup, s.market, s.system_id
+                            ORDER BY s.created_at DESC, s.prediction_id) AS __rank
+                        {fenced}
+                    ) WHERE __rank = 1"""
+            )
+            counts = tx.execute(
+                f"""SELECT (SELECT count(*) FROM {_quote(staging_table)}),
+                           (SELECT count(*) {fenced}),
+                           (SELECT count(*) FROM {selected})"""
+            ).fetchone()
+            n_staged, n_fenced_in, n_unique = (int(c) for c in counts or (0, 0, 0))
+            superseded = tx.execute(
+                f"""UPDATE {main} m SET is_active = false, superseded_by = n.prediction_id, invalidated_at = ?,
+                           invalidation_reason = 'superseded by batch ' || ?, updated_at = ?
+                    FROM {selected} n
+                    WHERE m.is_active AND m.game_id = n.game_id AND m.player_lookup = n.player_lookup
+                      AND m.market = n.market AND m.system_id = n.system_id AND m.prediction_id <> n.prediction_id""",
+                [now, batch_id, now],
+            ).fetchone()
+            insert_cols = ", ".join(_quote(c) for c in plan.insert_columns)
+            inserted = tx.execute(
+                f"""INSERT INTO {main} ({insert_cols})
+                    SELECT {insert_cols} FROM {selected} n
+                    WHERE NOT EXISTS (SELECT 1 FROM {main} m WHERE m.prediction_id = n.prediction_id)"""
+            ).fetchone()
+            duplicates = tx.scalar(
+                f"""SELECT count(*) FROM (SELECT {key} FROM {main} WHERE is_active AND game_date = ?
+                    GROUP BY {key} HAVING count(*) > 1)""",
+                [game_date],
+            )
+            if duplicates:
+                raise ContractError(
+                    f"consolidation of {batch_id} would leave {duplicates} key(s) with two active rows; "
+                    "nothing was changed"
+                )
+            tx.execute(f"DROP TABLE {_quote(staging_table)}")
+            tx.execute(f"DELETE FROM {LOADS_TABLE} WHERE staging_table = ?", [staging_table])
+        result = MergeResult(
+            staging_found=True,
+            rows_staged=n_staged,
+            rows_fenced_out=n_staged - n_fenced_in,
+            rows_deduplicated=n_fenced_in - n_unique,
+            rows_inserted=int(inserted[0]) if inserted else 0,
+            rows_superseded=int(superseded[0]) if superseded else 0,
+            drift=plan.as_dict(),
+        )
+        log.info("batch %s merged from %s: %s", batch_id, staging_table, result)
+        return result
+
+    def active_predictions(self, game_date: date) -> pa.Table:
+        key = ", ".join(schema.PREDICTION_KEY)
+        table: pa.Table = self.storage.arrow(
+            f"SELECT * FROM {schema.PREDICTIONS.name} WHERE is_active AND game_date = ? ORDER BY {key}",
+            [game_date],
+        )
+        return table
+
+    # -- inputs and history --------------------------------------------------------------------
+    def load_history_into(
+        self,
+        target: DuckDBStorage,
+        *,
+        since: date,
+        until: date,
+        tables: Iterable[str] | None = None,
+    ) -> dict[str, int]:
+        """Copy the input rows dated ``since`` … ``until`` (inclusive) into ``target`` (see
+        :meth:`BigQueryWarehouse.load_history_into`); from this file into itself nothing needs copying.
+
+        Returns:
+            rows per table in the window.
+        """
+        counts: dict[str, int] = {}
+        for contract in input_tables(tables):
+            where, params = _window(INPUT_TABLES[contract.name], since, until)
+            if target is self.storage:
+                counts[contract.name] = int(
+                    self.storage.scalar(f"SELECT count(*) FROM {contract.name}{where}", params)
+                )
+                continue
+            rows = self.storage.arrow(f"SELECT * FROM {contract.name}{where}", params)
+            counts[contract.name] = _insert_or_replace(target, contract.name, rows)
+        return counts
+
+    def upload_inputs(self, source: DuckDBStorage, *, tables: Iterable[str] | None = None) -> dict[str, int]:
+        """Copy ``source``'s input tables into this file (rows with a stored key replace it).
+
+        Returns:
+            rows copied per table.
+        """
+        counts: dict[str, int] = {}
+        for contract in input_tables(tables):
+            if source is self.storage:
+                counts[contract.name] = int(self.storage.scalar(f"SELECT count(*) FROM {contract.name}"))
+                continue
+            counts[contract.name] = _insert_or_replace(
+                self.storage, contract.name, source.arrow(f"SELECT * FROM {contract.name}")
+            )
+        return counts
+
+
+def _window(column: str | None, since: date, until: date) -> tuple[str, list[date]]:
+    if column is None:
+        return "", []
+    return f" WHERE {column} BETWEEN ? AND ?", [since, until]
+
+
+def _insert_or_replace(target: DuckDBStorage, table: str, rows: pa.Table) -> int:
+    """Insert ``rows`` into ``target.table`` by name; a row whose key is stored replaces it."""
+    with target.transaction() as tx:
+        source = tx.temp_name("copy")
+        tx.register(source, rows)
+        tx.execute(f"INSERT OR REPLACE INTO {_quote(table)} BY NAME SELECT * FROM {source}")
+    return int(rows.num_rows)

@@ -1,0 +1,595 @@
+"""The warehouse seam on BigQuery (:class:`~nbaprops.storage.seams.Warehouse`).
+
+- **Tables** come from the same contracts as DuckDB's (``schema.py``), their types mapped in
+  :func:`bigquery_type`; the main table only ever gains columns.
+- **Staging** tables carry an expiration (``expires_hours``), so a staging table nothing consolidates still
+  disappears; the janitor removes the rest earlier.
+- **Loads** are Parquet load jobs with an explicit schema (``WRITE_APPEND``) under a job id derived from the
+  table and ``load_id``: BigQuery refuses a second job with that id (409), which makes a repeated load a
+  no-op. A load job is atomic, so when the job of that id failed the load runs again under the next id.
+- **Merge** is one multi-statement script: ``ALTER TABLE … ADD COLUMN`` for new staging columns, then
+  ``BEGIN TRANSACTION`` … fence by the ``done`` (player_lookup, attempt) rows (an ``ARRAY<STRUCT>`` query
+  parameter), newest row per key, supersede, insert by explicit column list over the intersection, refuse two
+  active rows per key (``RAISE``, which rolls everything back) … ``COMMIT TRANSACTION``, then the staging
+  ``DROP``. BigQuery refuses DDL on permanent tables inside a transaction, so the column additions come before
+  it (the main table keeps a column added by a merge that then failed — it only ever gains columns) and the
+  drop after it (a staging table left by a failure there is merged again without effect: ids are
+  deterministic and the insert skips stored ones).
+- **History**: a worker's feature query stays one DuckDB query; :meth:`BigQueryWarehouse.load_history_into`
+  copies the input rows of a date window into a DuckDB store, :meth:`BigQueryWarehouse.upload_inputs` seeds
+  BigQuery's input tables from the embedded file.
+
+Every call carries a bounded retry deadline and a timeout (a server 500 otherwise keeps the client retrying
+for 600 s), queries ``job_retry=None``. :func:`translate` is the one place google.api_core errors become
+nbaprops errors. The client library is imported lazily by the caller that builds the client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nbaprops import schema
+from nbaprops.clock import Clock
+from nbaprops.errors import ConfigError, ContractError, NbapropsError, StorageBusyError, TerminalError
+from nbaprops.storage._base import Capabilities
+from nbaprops.storage._warehouse import INPUT_TABLES, check_staged_rows, input_tables
+from nbaprops.storage.seams import MergeResult
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+    from nbaprops.storage.duckdb import DuckDBStorage
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CAPABILITIES = Capabilities(name="bigquery", multi_process_writers=True)
+DUPLICATE_KEYS_MARKER = "nbaprops: duplicate active keys"
+_TYPES = {
+    "VARCHAR": "STRING",
+    "BIGINT": "INT64",
+    "INTEGER": "INT64",
+    "DOUBLE": "FLOAT64",
+    "BOOLEAN": "BOOL",
+    "DATE": "DATE",
+    "TIMESTAMPTZ": "TIMESTAMP",
+    "JSON": "JSON",
+}
+# The REST API reports legacy type names; SQL (ALTER TABLE, CAST) wants the standard ones.
+_LEGACY = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "RECORD": "STRUCT"}
+
+
+def bigquery_type(duckdb_type: str) -> tuple[str, bool]:
+    """The BigQuery type of a contract column's DuckDB type, and whether it is REPEATED (``T[]``).
+
+    Raises:
+        ContractError: a type the contracts do not use yet (add it here).
+    """
+    base = duckdb_type.strip().upper()
+    repeated = base.endswith("[]")
+    base = base.removesuffix("[]")
+    if base not in _TYPES:
+        raise ContractError(
+            f"no BigQuery type for the contract type {duckdb_type!r}; add it to bigquery_type"
+        )
+    return _TYPES[base], repeated
+
+
+def bigquery_schema(table: schema.Table) -> list[bigquery.SchemaField]:
+    """The BigQuery schema of a contract table (NOT NULL → REQUIRED, ``T[]`` → REPEATED)."""
+    from google.cloud import bigquery
+
+    fields = []
+    for column in table.columns:
+        type_, repeated = bigquery_type(column.type)
+        mode = "REPEATED" if repeated else "NULLABLE" if column.nullable else "REQUIRED"
+        fields.append(bigquery.SchemaField(column.name, type_, mode=mode, description=column.description))
+    return fields
+
+
+def _sql_type(field: bigquery.SchemaField) -> str:
+    type_ = _LEGACY.get(field.field_type.upper(), field.field_type.upper())
+    return f"ARRAY<{type_}>" if field.mode == "REPEATED" else type_
+
+
+def translate(exc: BaseException, *, action: str) -> NbapropsError:
+    """Map a google.api_core / transport error onto the nbaprops tree.
+
+    Transient (retry with a cap): 429, 5xx, timeouts, lost connections, and transactions aborted by a
+    concurrent update. Terminal: bad requests (our SQL or data), missing objects, permissions (a
+    :class:`ConfigError`: the credentials or the project are wrong). The duplicate-key guard of the merge
+    script is a :class:`ContractError`.
+    """
+    from google.api_core import exceptions as gexc
+
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    where = f"BigQuery {action}: {text}"
+    if DUPLICATE_KEYS_MARKER in str(exc):
+        return ContractError(f"{where}; nothing was changed")
+    if isinstance(exc, gexc.Forbidden | gexc.Unauthorized):
+        return ConfigError(f"{where}; check the credentials and the project's BigQuery roles")
+    concurrent = re.search(r"concurrent update|could not serialize|aborted", str(exc), re.IGNORECASE)
+    if isinstance(
+        exc,
+        gexc.TooManyRequests
+        | gexc.InternalServerError
+        | gexc.BadGateway
+        | gexc.ServiceUnavailable
+        | gexc.GatewayTimeout
+        | gexc.DeadlineExceeded
+        | gexc.RetryError
+        | TimeoutError
+        | ConnectionError,
+    ) or (isinstance(exc, gexc.GoogleAPICallError) and concurrent):
+        return StorageBusyError(f"{where}; try again")
+    if type(exc).__module__.startswith(("requests", "urllib3")):  # transport failures below api_core
+        return StorageBusyError(f"{where}; try again")
+    return TerminalError(where)
+
+
+class BigQueryWarehouse:
+    """Staging and the main predictions table in one BigQuery dataset.
+
+    Args:
+        client: a ``google.cloud.bigquery.Client`` (the caller decides credentials and endpoint).
+        dataset: the dataset id (in the client's project), created when absent.
+        deadline_s: retry deadline of each API call (bounds how long a failing server is retried).
+        timeout_s: timeout of each request and of waiting for a job.
+        ensure: create the dataset and the main table (or add the contract columns it lacks) now.
+    """
+
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        client: bigquery.Client,
+        dataset: str,
+        *,
+        deadline_s: float = 30.0,
+        timeout_s: float = 120.0,
+        location: str | None = None,
+        ensure: bool = True,
+    ) -> None:
+        from google.cloud import bigquery
+
+        self.client = client
+        self.dataset = f"{client.project}.{dataset}"
+        self.location = location
+        self.timeout_s = timeout_s
+        self.retry = bigquery.DEFAULT_RETRY.with_deadline(deadline_s)
+        if ensure:
+            self.ensure_schema()
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _call(self, action: str, fn: Callable[[], T]) -> T:
+        from google.api_core import exceptions as gexc
+
+        try:
+            return fn()
+        except (gexc.GoogleAPIError, TimeoutError, ConnectionError, OSError) as exc:
+            raise translate(exc, action=action) from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith(("requests", "urllib3")):
+                raise translate(exc, action=action) from exc
+            raise
+
+    def _ref(self, table: str) -> str:
+        return f"{self.dataset}.{table}"
+
+    def _quoted(self, table: str) -> str:
+        return f"`{self._ref(table)}`"
+
+    def _result(self, sql: str, params: Sequence[Any], *, action: str, as_arrow: bool) -> Any:
+        """Run ``sql`` (a statement or a script); the rows of its last result, as a list or an Arrow table."""
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(query_parameters=list(params))
+
+        def run() -> Any:
+            job = self.client.query(
+                sql,
+                job_config=config,
+                location=self.location,
+                retry=self.retry,
+                job_retry=None,
+                timeout=self.timeout_s,
+            )
+            rows = job.result(retry=self.retry, job_retry=None, timeout=self.timeout_s)
+            return rows.to_arrow(create_bqstorage_client=False) if as_arrow else list(rows)
+
+        return self._call(action, run)
+
+    def _query(self, sql: str, params: Sequence[Any] = (), *, action: str) -> list[Any]:
+        rows: list[Any] = self._result(sql, params, action=action, as_arrow=False)
+        return rows
+
+    def _arrow(self, sql: str, params: Sequence[Any] = (), *, action: str) -> pa.Table:
+        return self._result(sql, params, action=action, as_arrow=True)
+
+    def _table(self, name: str) -> bigquery.Table | None:
+        """The table's metadata, or None when it does not exist."""
+        from google.api_core import exceptions as gexc
+
+        try:
+            return self.client.get_table(self._ref(name), retry=self.retry, timeout=self.timeout_s)
+        except gexc.NotFound:
+            return None
+        except gexc.GoogleAPIError as exc:
+            raise translate(exc, action=f"get table {name}") from exc
+
+    def _columns(self, table: str) -> dict[str, str] | None:
+        """``name -> SQL type`` of a table, or None when it does not exist."""
+        found = self._table(table)
+        return None if found is None else {field.name: _sql_type(field) for field in found.schema}
+
+    def _create_table(
+        self, contract: schema.Table, name: str | None = None, *, expires_hours: float | None = None
+    ) -> None:
+        from google.cloud import bigquery
+
+        table = bigquery.Table(self._ref(name or contract.name), schema=bigquery_schema(contract))
+        table.description = contract.description
+        if expires_hours is not None:
+            # The server expires the table by its own clock, so this is wall-clock time, not the pipeline's.
+            table.expires = datetime.now(UTC) + timedelta(hours=expires_hours)
+        self._call(
+            f"create table {table.table_id}",
+            lambda: self.client.create_table(table, exists_ok=True, retry=self.retry, timeout=self.timeout_s),
+        )
+
+    def _ensure_table(self, contract: schema.Table) -> None:
+        """Create a contract table, or add the contract columns an older one lacks (never drop or retype)."""
+        present = self._columns(contract.name)
+        if present is None:
+            self._create_table(contract)
+            return
+        for column in contract.columns:
+            if column.name not in present:
+                type_, repeated = bigquery_type(column.type)
+                sql_type = f"ARRAY<{type_}>" if repeated else type_
+                log.info("adding column %s.%s", contract.name, column.name)
+                self._query(
+                    f"ALTER TABLE {self._quoted(contract.name)} ADD COLUMN IF NOT EXISTS `{column.name}` {sql_type}",
+                    action=f"add column {column.name} to {contract.name}",
+                )
+
+    def ensure_schema(self) -> None:
+        """Create the dataset and the main predictions table (or add the contract columns it lacks)."""
+        from google.cloud import bigquery
+
+        dataset = bigquery.Dataset(self.dataset)
+        if self.location:
+            dataset.location = self.location
+        self._call(
+            f"create dataset {self.dataset}",
+            lambda: self.client.create_dataset(
+                dataset, exists_ok=True, retry=self.retry, timeout=self.timeout_s
+            ),
+        )
+        self._ensure_table(schema.PREDICTIONS)
+
+    def _load_parquet(
+        self,
+        table: str,
+        rows: pa.Table,
+        *,
+        schema_fields: list[bigquery.SchemaField],
+        write_disposition: str,
+        job_id: str | None = None,
+    ) -> bigquery.LoadJob:
+        """One Parquet load job (written to a file first: Arrow can abort reading Parquet from memory)."""
+        from google.cloud import bigquery
+
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            schema=schema_fields,
+            write_disposition=write_disposition,
+        )
+        with tempfile.TemporaryDirectory(prefix="nbaprops-load-") as folder:
+            path = Path(folder) / "rows.parquet"
+            pq.write_table(rows, path)
+            with path.open("rb") as source:
+                job = self.client.load_table_from_file(
+                    source,
+                    self._ref(table),
+                    job_id=job_id,
+                    location=self.location,
+                    job_config=config,
+                    num_retries=2,
+                    timeout=self.timeout_s,
+                )
+        job.result(retry=self.retry, timeout=self.timeout_s)
+        return job
+
+    def _loaded_before(self, job_id: str) -> bool:
+        """Whether the job of ``job_id`` (started before, maybe by another writer) loaded its rows.
+
+        A failed load job wrote nothing (load jobs are atomic), so False means: load again under the next id.
+        """
+        from google.api_core import exceptions as gexc
+
+        def wait() -> bool:
+            earlier = self.client.get_job(
+                job_id, location=self.location, retry=self.retry, timeout=self.timeout_s
+            )
+            if earlier.state != "DONE":  # a concurrent writer's load of the same rows: wait for it
+                with contextlib.suppress(gexc.GoogleAPICallError):  # its failure is read below
+                    earlier.result(retry=self.retry, timeout=self.timeout_s)
+            if earlier.error_result is not None:
+                log.warning("earlier load job %s failed (%s); loading again", job_id, earlier.error_result)
+                return False
+            return True
+
+        return self._call(f"read job {job_id}", wait)
+
+    # -- staging -------------------------------------------------------------------------------
+    def create_staging(self, batch_id: str, *, expires_hours: float) -> str:
+        """Create the batch's staging table (the staging contract) expiring after ``expires_hours``."""
+        name = schema.staging_table_name(batch_id)
+        self._create_table(schema.PREDICTIONS, name, expires_hours=expires_hours)
+        return name
+
+    def load_job_id(self, staging_table: str, load_id: str, retry: int = 0) -> str:
+        """The deterministic job id of a load (unique per project: dataset, table and load id are in it)."""
+        digest = hashlib.sha256(f"{self._ref(staging_table)}|{load_id}".encode()).hexdigest()[:32]
+        return f"nbaprops_stage_{digest}" + (f"_r{retry}" if retry else "")
+
+    def stage(self, staging_table: str, rows: pa.Table, *, load_id: str, max_retries: int = 5) -> int:
+        """Load ``rows`` by a Parquet load job; a ``load_id`` loaded before changes nothing.
+
+        Returns:
+            the rows of this load (also when it had been loaded before).
+
+        Raises:
+            ContractError: the staging table does not exist or cannot hold the rows.
+        """
+        from google.api_core import exceptions as gexc
+
+        table = self._table(staging_table)
+        if table is None:
+            raise ContractError(f"staging table {staging_table} does not exist; create it first")
+        check_staged_rows(rows, [field.name for field in table.schema], staging_table=staging_table)
+        fields = [field for field in table.schema if field.name in rows.column_names]
+        for attempt in range(max_retries + 1):
+            job_id = self.load_job_id(staging_table, load_id, attempt)
+            try:
+                self._load_parquet(
+                    staging_table, rows, schema_fields=fields, write_disposition="WRITE_APPEND", job_id=job_id
+                )
+                return int(rows.num_rows)
+            except gexc.Conflict:
+                if self._loaded_before(job_id):
+                    log.info("load %s into %s was done before (job %s)", load_id, staging_table, job_id)
+                    return int(rows.num_rows)
+            except (gexc.GoogleAPIError, TimeoutError, ConnectionError, OSError) as exc:
+                raise translate(exc, action=f"load {load_id} into {staging_table}") from exc
+        raise TerminalError(
+            f"load {load_id} into {staging_table} failed {max_retries + 1} times; see the jobs"
+        )
+
+    def staging_tables(self) -> list[str]:
+        tables = self._call(
+            f"list tables of {self.dataset}",
+            lambda: list(self.client.list_tables(self.dataset, retry=self.retry, timeout=self.timeout_s)),
+        )
+        return sorted(t.table_id for t in tables if t.table_id.startswith(schema.STAGING_PREFIX))
+
+    def drop_staging(self, name: str) -> None:
+        self._call(
+            f"drop {name}",
+            lambda: self.client.delete_table(
+                self._ref(name), not_found_ok=True, retry=self.retry, timeout=self.timeout_s
+            ),
+        )
+
+    def staging_expires(self, name: str) -> datetime | None:
+        """When a staging table expires (None: never, or it does not exist)."""
+        table = self._table(name)
+        expires: datetime | None = None if table is None else table.expires
+        return expires
+
+    # -- consolidation -------------------------------------------------------------------------
+    def merge(
+        self, *, batch_id: str, staging_table: str, game_date: date, done: pa.Table, clock: Clock
+    ) -> MergeResult:
+        """Consolidate ``staging_table`` in one multi-statement script (see the module docstring).
+
+        Raises:
+            ContractError: two active rows per key would remain (the transaction rolled back).
+        """
+        from google.cloud import bigquery
+
+        main = schema.PREDICTIONS.name
+        staging_cols = self._columns(staging_table)
+        if staging_cols is None:
+            return MergeResult(staging_found=False)
+        main_cols = self._columns(main)
+        if main_cols is None:
+            raise ContractError(f"the main table {self._ref(main)} does not exist; run ensure_schema")
+        plan = schema.plan_drift(staging_cols, main_cols, required=(*schema.PREDICTION_KEY, "prediction_id"))
+        key = ", ".join(schema.PREDICTION_KEY)
+        m, s = self._quoted(main), self._quoted(staging_table)
+        alters = "".join(
+            f"ALTER TABLE {m} ADD COLUMN IF NOT EXISTS `{column.name}` {column.type};\n"
+            for column in plan.add_to_main
+        )
+        mismatched = {name: main_type for name, _, main_type in plan.type_mismatches}
+        insert_cols = ", ".join(f"`{c}`" for c in plan.insert_columns)
+        select_cols = ", ".join(
+            f"CAST(n.`{c}` AS {mismatched[c]})" if c in mismatched else f"n.`{c}`"
+            for c in plan.insert_columns
+        )
+        # An old staging table without attempt can only be fenced by the request's state.
+        fence = "d.attempt = s.attempt" if "attempt" in staging_cols else "TRUE"
+        script = f"""
+DECLARE n_staged INT64 DEFAULT 0;
+DECLARE n_fenced_in INT64 DEFAULT 0;
+DECLARE n_unique INT64 DEFAULT 0;
+DECLARE n_superseded INT64 DEFAULT 0;
+DECLARE n_inserted INT64 DEFAULT 0;
+DECLARE n_duplicates INT64 DEFAULT 0;
+{alters}BEGIN TRANSACTION;
+CREATE TEMP TABLE __fenced AS
+  SELECT s.* FROM {s} s JOIN UNNEST(@done) d ON d.player_lookup = s.player_lookup AND {fence};
+CREATE TEMP TABLE __selected AS
+  SELECT * EXCEPT (__rank) FROM (
+    SELECT f.*, ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY created_at DESC, prediction_id) AS __rank
+    FROM __fenced f
+  ) WHERE __rank = 1;
+SET n_staged = (SELECT COUNT(*) FROM {s});
+SET n_fenced_in = (SELECT COUNT(*) FROM __fenced);
+SET n_unique = (SELECT COUNT(*) FROM __selected);
+SET n_superseded = (
+  SELECT COUNT(*) FROM {m} m JOIN __selected n USING ({key})
+  WHERE m.is_active AND m.prediction_id <> n.prediction_id);
+UPDATE {m} m SET is_active = FALSE, superseded_by = n.prediction_id, invalidated_at = @now,
+       invalidation_reason = CONCAT('superseded by batch ', @batch_id), updated_at = @now
+  FROM __selected n
+  WHERE m.is_active AND m.game_id = n.game_id AND m.player_lookup = n.player_lookup
+    AND m.market = n.market AND m.system_id = n.system_id AND m.prediction_id <> n.prediction_id;
+SET n_inserted = (
+  SELECT COUNT(*) FROM __selected n WHERE NOT EXISTS (SELECT 1 FROM {m} m WHERE m.prediction_id = n.prediction_id));
+INSERT INTO {m} ({insert_cols})
+  SELECT {select_cols} FROM __selected n
+  WHERE NOT EXISTS (SELECT 1 FROM {m} m WHERE m.prediction_id = n.prediction_id);
+SET n_duplicates = (
+  SELECT COUNT(*) FROM (SELECT {key} FROM {m} WHERE is_active AND game_date = @game_date
+                        GROUP BY {key} HAVING COUNT(*) > 1));
+IF n_duplicates > 0 THEN
+  RAISE USING MESSAGE = FORMAT('{DUPLICATE_KEYS_MARKER}: %d key(s) would have two active rows', n_duplicates);
+END IF;
+DROP TABLE __fenced;
+DROP TABLE __selected;
+COMMIT TRANSACTION;
+DROP TABLE IF EXISTS {s};
+SELECT n_staged, n_fenced_in, n_unique, n_superseded, n_inserted;
+"""
+        now = clock.now()
+        # The client leaves these two constructors unannotated.
+        done_type = bigquery.StructQueryParameterType(  # type: ignore[no-untyped-call]
+            bigquery.ScalarQueryParameterType("STRING", name="player_lookup"),  # type: ignore[no-untyped-call]
+            bigquery.ScalarQueryParameterType("INT64", name="attempt"),  # type: ignore[no-untyped-call]
+        )
+        done_rows = [
+            bigquery.StructQueryParameter(
+                None,
+                bigquery.ScalarQueryParameter("player_lookup", "STRING", lookup),
+                bigquery.ScalarQueryParameter("attempt", "INT64", int(attempt)),
+            )
+            for lookup, attempt in zip(
+                done.column("player_lookup").to_pylist(), done.column("attempt").to_pylist(), strict=True
+            )
+        ]
+        params = [
+            bigquery.ArrayQueryParameter("done", done_type, done_rows),
+            bigquery.ScalarQueryParameter("now", "TIMESTAMP", now),
+            bigquery.ScalarQueryParameter("batch_id", "STRING", batch_id),
+            bigquery.ScalarQueryParameter("game_date", "DATE", game_date),
+        ]
+        for column in plan.add_to_main:
+            log.warning("drift: adding column %s %s to %s", column.name, column.type, main)
+        rows = self._query(script, params, action=f"merge {staging_table}")
+        n_staged, n_fenced_in, n_unique, n_superseded, n_inserted = (int(v or 0) for v in rows[0])
+        result = MergeResult(
+            staging_found=True,
+            rows_staged=n_staged,
+            rows_fenced_out=n_staged - n_fenced_in,
+            rows_deduplicated=n_fenced_in - n_unique,
+            rows_inserted=n_inserted,
+            rows_superseded=n_superseded,
+            drift=plan.as_dict(),
+        )
+        log.info("batch %s merged from %s: %s", batch_id, staging_table, result)
+        return result
+
+    def active_predictions(self, game_date: date) -> pa.Table:
+        from google.cloud import bigquery
+
+        key = ", ".join(schema.PREDICTION_KEY)
+        return self._arrow(
+            f"SELECT * FROM {self._quoted(schema.PREDICTIONS.name)} "
+            f"WHERE is_active AND game_date = @game_date ORDER BY {key}",
+            [bigquery.ScalarQueryParameter("game_date", "DATE", game_date)],
+            action="read active predictions",
+        )
+
+    # -- inputs and history --------------------------------------------------------------------
+    def load_history_into(
+        self,
+        target: DuckDBStorage,
+        *,
+        since: date,
+        until: date,
+        tables: Iterable[str] | None = None,
+    ) -> dict[str, int]:
+        """Copy the input rows dated ``since`` … ``until`` (inclusive) from BigQuery into ``target``.
+
+        A worker builds features with the one DuckDB feature query over an in-memory store filled by this
+        (``open_storage(":memory:")`` has every contract table). Tables without a date (teams, aliases) are
+        copied whole; an input table absent from the dataset is skipped. Rows whose key ``target`` holds
+        already replace it, so refreshing a cached store is safe.
+
+        Returns:
+            rows copied per table.
+        """
+        from google.cloud import bigquery
+
+        from nbaprops.storage.duckdb_warehouse import _insert_or_replace
+
+        counts: dict[str, int] = {}
+        for contract in input_tables(tables):
+            present = self._columns(contract.name)
+            if present is None:
+                log.info("history: no table %s in %s; skipped", contract.name, self.dataset)
+                continue
+            column = INPUT_TABLES[contract.name]
+            where, params = "", []
+            if column is not None:
+                where = f" WHERE `{column}` BETWEEN @since AND @until"
+                params = [
+                    bigquery.ScalarQueryParameter("since", "DATE", since),
+                    bigquery.ScalarQueryParameter("until", "DATE", until),
+                ]
+            rows = self._arrow(
+                f"SELECT * FROM {self._quoted(contract.name)}{where}", params, action=f"read {contract.name}"
+            )
+            # Only the contract's columns: a column BigQuery gained that the local file lacks stays behind.
+            rows = rows.select([name for name in rows.column_names if name in contract.column_names])
+            counts[contract.name] = _insert_or_replace(target, contract.name, rows)
+        return counts
+
+    def upload_inputs(self, source: DuckDBStorage, *, tables: Iterable[str] | None = None) -> dict[str, int]:
+        """Replace BigQuery's input tables with ``source``'s (one Parquet load job each, ``WRITE_TRUNCATE``),
+        creating them from the contracts when absent; seeds a GCP deployment from the ingest path.
+
+        Returns:
+            rows loaded per table.
+        """
+        from google.api_core import exceptions as gexc
+
+        counts: dict[str, int] = {}
+        for contract in input_tables(tables):
+            self._ensure_table(contract)
+            rows = source.arrow(f'SELECT * FROM "{contract.name}"')
+            try:
+                self._load_parquet(
+                    contract.name,
+                    rows,
+                    schema_fields=bigquery_schema(contract),
+                    write_disposition="WRITE_TRUNCATE",
+                )
+            except (gexc.GoogleAPIError, TimeoutError, ConnectionError, OSError) as exc:
+                raise translate(exc, action=f"load {contract.name}") from exc
+            counts[contract.name] = rows.num_rows
+        return counts
