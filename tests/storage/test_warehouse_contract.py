@@ -438,6 +438,11 @@ def test_load_history_copies_exactly_the_window(backend: Backend, history_source
     tables = ["box_scores", "teams", "schedule"]
     uploaded = backend.warehouse.upload_inputs(history_source, tables=tables)
     assert uploaded["box_scores"] == history_source.scalar("SELECT count(*) FROM box_scores") > 5_000
+    # Seeding again replaces the rows and keeps a column the warehouse gained (input tables only gain columns).
+    backend.add_column("box_scores", "tracking_speed", "DOUBLE")
+    assert backend.warehouse.upload_inputs(history_source, tables=tables) == uploaded
+    assert backend.count("box_scores") == uploaded["box_scores"]
+    assert "tracking_speed" in backend.columns("box_scores")
     target = open_storage(":memory:")
     since, until = date(2025, 2, 1), date(2025, 2, 10)
 

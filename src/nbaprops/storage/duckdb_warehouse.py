@@ -240,8 +240,11 @@ def _window(column: str | None, since: date, until: date) -> tuple[str, list[dat
 
 
 def _insert_or_replace(target: DuckDBStorage, table: str, rows: pa.Table) -> int:
-    """Insert ``rows`` into ``target.table`` by name; a row whose key is stored replaces it."""
+    """Insert ``rows`` into ``target.table`` by name; a row whose key is stored replaces it. Columns the
+    target lacks (the warehouse gained them) stay behind: the feature query reads the contract's."""
     with target.transaction() as tx:
+        present = tx.columns(table)
+        rows = rows.select([name for name in rows.column_names if name in present])
         source = tx.temp_name("copy")
         tx.register(source, rows)
         tx.execute(f"INSERT OR REPLACE INTO {_quote(table)} BY NAME SELECT * FROM {source}")

@@ -103,6 +103,22 @@ def _sql_type(field: bigquery.SchemaField) -> str:
     return f"ARRAY<{type_}>" if field.mode == "REPEATED" else type_
 
 
+_ARROW = {
+    "STRING": pa.string(),
+    "JSON": pa.string(),
+    "INT64": pa.int64(),
+    "FLOAT64": pa.float64(),
+    "BOOL": pa.bool_(),
+    "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+}
+
+
+def _arrow_type(field: bigquery.SchemaField) -> pa.DataType:
+    type_ = _ARROW[_LEGACY.get(field.field_type.upper(), field.field_type.upper())]
+    return pa.list_(type_) if field.mode == "REPEATED" else type_
+
+
 def translate(exc: BaseException, *, action: str) -> NbapropsError:
     """Map a google.api_core / transport error onto the nbaprops tree.
 
@@ -564,8 +580,6 @@ SELECT n_staged, n_fenced_in, n_unique, n_superseded, n_inserted;
             rows = self._arrow(
                 f"SELECT * FROM {self._quoted(contract.name)}{where}", params, action=f"read {contract.name}"
             )
-            # Only the contract's columns: a column BigQuery gained that the local file lacks stays behind.
-            rows = rows.select([name for name in rows.column_names if name in contract.column_names])
             counts[contract.name] = _insert_or_replace(target, contract.name, rows)
         return counts
 
@@ -581,12 +595,20 @@ SELECT n_staged, n_fenced_in, n_unique, n_superseded, n_inserted;
         counts: dict[str, int] = {}
         for contract in input_tables(tables):
             self._ensure_table(contract)
+            # The table's own schema, not the contract's: WRITE_TRUNCATE replaces the schema with the load's, and
+            # an input table only ever gains columns.
+            table = self._table(contract.name)
+            fields = list(table.schema) if table is not None else bigquery_schema(contract)
             rows = source.arrow(f'SELECT * FROM "{contract.name}"')
+            rows = rows.select([name for name in rows.column_names if name in {f.name for f in fields}])
+            for field in fields:  # a Parquet file lacking a column of the schema is refused: send it NULL
+                if field.name not in rows.column_names:
+                    rows = rows.append_column(field.name, pa.nulls(rows.num_rows, _arrow_type(field)))
             try:
                 self._load_parquet(
                     contract.name,
                     rows,
-                    schema_fields=bigquery_schema(contract),
+                    schema_fields=fields,
                     write_disposition="WRITE_TRUNCATE",
                 )
             except (gexc.GoogleAPIError, TimeoutError, ConnectionError, OSError) as exc:
