@@ -11,5 +11,6 @@ from __future__ import annotations
 
 from nbaprops.storage.gcp.errors import gcp_errors, translate
 from nbaprops.storage.gcp.ledger import FirestoreLedger
+from nbaprops.storage.gcp.queue import PubSubNames, PubSubQueue, ensure_pubsub
 
-__all__ = ["FirestoreLedger", "gcp_errors", "translate"]
+__all__ = ["FirestoreLedger", "PubSubNames", "PubSubQueue", "ensure_pubsub", "gcp_errors", "translate"]

@@ -2,14 +2,17 @@
 
 Layout (``prefix`` keeps deployments and tests apart in one database)::
 
-    {prefix}_batches/{batch_id}                      the batch (BatchInfo's fields; summary as JSON text)
-    {prefix}_requests/{batch_id}:{player_lookup}     one request (prediction_requests' fields + batch_id)
+    {prefix}_batches/{batch_id}                                  the batch (BatchInfo's fields; summary as JSON)
+    {prefix}_batches/{batch_id}/{prefix}_requests/{player_lookup}   one request (prediction_requests' fields)
 
-Requests sit in one flat collection with a ``batch_id`` field rather than under their batch document: every
-query this ledger makes — a batch's requests by state, the leased requests of every batch for the sweeper, an
-owner's leases when a process stops — is then a plain collection query that Firestore's automatic single-field
-indexes serve (equalities merged, ordered by document id). Subcollections would need collection-group indexes
-declared by hand for the cross-batch queries, and their group name is global to the database.
+Requests live under their batch: a batch's queries (by state for progress and claims, its open requests at the
+deadline) read only that batch's documents, however many batches are kept (the emulator has no indexes and
+scans the collection it is asked about).
+The two cross-batch queries (the sweeper's leased requests of every batch, an owner's leases when a process
+stops) are collection-group queries on ``{prefix}_requests`` — the group name carries the prefix because group
+names are global to a database. On real Firestore they need the single-field index on ``state`` of that group
+with collection-group scope (an index exemption, not automatic); every other query is served by the automatic
+indexes. (The emulator needs no index, so this was not exercised.)
 
 **Every state change is a compare-and-set on ONE document**: read it, decide, and write it with Firestore's
 ``last_update_time`` precondition, so the write lands only if nothing changed the document since it was read
@@ -18,7 +21,7 @@ simply skips a document another claimer took. This is an optimistic single-docum
 server-side transactions lock what they read, and on the emulator 20 claimers racing for one document through
 them took 2.5 s (the losers wait out the lock timeout) against 0.3 s with preconditions.
 
-**Progress is** ``where(batch_id ==).where(state ==).count()`` **per state** (I4). There is no counter
+**Progress is** ``where(state ==).count()`` **per state over the batch's requests** (I4). There is no counter
 document: a shared document under concurrent updates is the original's lost-completions incident (on the
 emulator 1 of 20 concurrent read-modify-write transactions on one document commits).
 
@@ -31,18 +34,19 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from google.api_core import exceptions as google_errors
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_document import DocumentSnapshot
 from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.collection import CollectionReference
 from google.cloud.firestore_v1.document import DocumentReference
-from google.cloud.firestore_v1.field_path import FieldPath
 
 from nbaprops import schema
 from nbaprops.clock import Clock
@@ -106,7 +110,7 @@ class FirestoreLedger:
 
     Args:
         client: a ``google.cloud.firestore.Client`` (it honours ``FIRESTORE_EMULATOR_HOST``).
-        prefix: the collection prefix (``{prefix}_batches``, ``{prefix}_requests``).
+        prefix: the collection prefix (``{prefix}_batches`` and, under each batch, ``{prefix}_requests``).
     """
 
     capabilities = CAPABILITIES
@@ -115,12 +119,12 @@ class FirestoreLedger:
         self.client = client
         self.prefix = prefix
         self._batches = client.collection(f"{prefix}_batches")
-        self._requests = client.collection(f"{prefix}_requests")
+        self._requests_group = f"{prefix}_requests"
 
     # -- documents -----------------------------------------------------------------------------
     def _request_ref(self, batch_id: str, player_lookup: str) -> DocumentReference:
         # Document ids may not contain "/"; quoting keeps every other lookup readable.
-        return self._requests.document(quote(f"{batch_id}:{player_lookup}", safe=":-_.~ '"))
+        return self._batch_requests(batch_id).document(quote(player_lookup, safe=":-_.~ '"))
 
     def _change(
         self,
@@ -172,8 +176,8 @@ class FirestoreLedger:
             found.extend(s for s in self.client.get_all(refs[start : start + 300]) if s.exists)
         return found
 
-    def _batch_requests(self, batch_id: str) -> Any:
-        return self._requests.where(filter=FieldFilter("batch_id", "==", batch_id))
+    def _batch_requests(self, batch_id: str) -> CollectionReference:
+        return cast(CollectionReference, self._batches.document(batch_id).collection(self._requests_group))
 
     # -- batches -------------------------------------------------------------------------------
     def create_batch(
@@ -288,14 +292,16 @@ class FirestoreLedger:
         """One count aggregation query per state (I4); never a stored counter."""
         counts = dict.fromkeys(schema.REQUEST_STATES, 0)
         with gcp_errors(f"progress of batch {batch_id}"):
+            requests: Any = self._batch_requests(batch_id)  # the aggregation's stubs do not type-check
             for state in schema.REQUEST_STATES:
-                query = self._batch_requests(batch_id).where(filter=FieldFilter("state", "==", state))
-                result = query.count(alias="n").get()
+                query = requests.where(filter=FieldFilter("state", "==", state))
+                # Typed as a flat list; it is one list of results per aggregation query (google-cloud-firestore 2.34).
+                result: Any = query.count(alias="n").get()
                 counts[state] = int(result[0][0].value)
         return counts
 
     def requests(self, batch_id: str, *, states: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        query = self._batch_requests(batch_id)
+        query: Any = self._batch_requests(batch_id)
         if states is not None:
             if not states:
                 return []
@@ -337,12 +343,16 @@ class FirestoreLedger:
                 "updated_at": now,
             }
 
-        def take(candidates: Iterable[Snapshot]) -> None:
-            for snapshot in candidates:
-                if len(leases) >= limit:
-                    return
-                doc = self._change(snapshot.reference, decide, snapshot=snapshot, skip_on_race=True)
-                if doc is not None:
+        def take(candidates: list[Snapshot]) -> None:
+            # As many compare-and-sets at once as leases are still wanted: never more wins than ``limit``.
+            while candidates and len(leases) < limit:
+                group, candidates = candidates[: limit - len(leases)], candidates[limit - len(leases) :]
+                with ThreadPoolExecutor(max_workers=min(PARALLEL_CHANGES, len(group))) as pool:
+                    won = pool.map(
+                        lambda s: self._change(s.reference, decide, snapshot=s, skip_on_race=True), group
+                    )
+                    docs = [doc for doc in won if doc is not None]
+                for doc in docs:
                     leases.append(
                         Lease(
                             batch_id,
@@ -368,10 +378,12 @@ class FirestoreLedger:
                 )
                 for _ in range(CLAIM_ROUNDS):
                     wanted = limit - len(leases)
-                    ordered = pending_query.order_by(FieldPath.document_id())
-                    candidates = list(ordered.limit(2 * wanted + 4).stream())
+                    candidates = list(pending_query.limit(2 * wanted + 4).stream())
                     if not candidates:
                         break
+                    # Claimers querying at once see the same candidates: each tries them in its own order, so
+                    # most of them win their first compare-and-set instead of all racing for the first document.
+                    random.shuffle(candidates)
                     take(candidates)
                     if len(leases) >= limit:
                         break
@@ -438,10 +450,12 @@ class FirestoreLedger:
             return len(self._change_many(((s.reference, s) for s in snapshots), decide))
 
     def _leased(self, batch_id: str | None) -> list[Snapshot]:
-        query = self._requests.where(filter=FieldFilter("state", "==", "leased"))
-        if batch_id is not None:
-            query = query.where(filter=FieldFilter("batch_id", "==", batch_id))
-        return list(query.stream())
+        requests = (
+            self.client.collection_group(self._requests_group)
+            if batch_id is None
+            else self._batch_requests(batch_id)
+        )
+        return list(requests.where(filter=FieldFilter("state", "==", "leased")).stream())
 
     def release_owned(self, *, owner_prefix: str, clock: Clock) -> int:
         now = clock.now()
