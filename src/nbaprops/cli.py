@@ -30,8 +30,9 @@ from nbaprops import __version__
 from nbaprops.clock import SystemClock
 from nbaprops.config import Settings, load_settings
 from nbaprops.errors import DatabaseHeldError, InputError, NbapropsError, StorageBusyError
-from nbaprops.storage import open_storage
+from nbaprops.storage import open_gcp, open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.seams import Backend
 
 _CONTEXT = {"help_option_names": ["--help", "-h"], "show_default": True}
 app = typer.Typer(
@@ -235,6 +236,26 @@ def _storage(settings: Settings, *, read_only: bool = False) -> Iterator[DuckDBS
         storage.close()
 
 
+@contextmanager
+def _backend(
+    settings: Settings, *, read_only: bool = False, on_upload: Callable[[dict[str, int]], None] | None = None
+) -> Iterator[Backend]:
+    """The seams a command runs on: the database file itself (embedded), or — ``backend = "gcp"`` — Firestore,
+    BigQuery and Pub/Sub, with the file as the inputs the coordinator plans from. ``on_upload`` set: the inputs
+    are first uploaded to the warehouse (workers elsewhere read their history there) and reported to it."""
+    with _storage(settings, read_only=read_only) as storage:
+        if settings.backend == "duckdb":
+            yield storage
+            return
+        backend = open_gcp(settings, features=storage)
+        try:
+            if on_upload is not None:
+                on_upload(backend.upload_inputs())
+            yield backend
+        finally:
+            backend.close()
+
+
 def _open_waiting(settings: Settings, *, read_only: bool) -> DuckDBStorage:
     """Open the database, waiting up to ``lock_wait_seconds`` while another process holds its lock briefly.
 
@@ -271,7 +292,7 @@ def _run(settings: Settings, op: str, *, read_only: bool = True, **args: Any) ->
     holding the database (it answers for it, with the same function)."""
     from nbaprops.service import remote
 
-    return remote.run(settings, op, args, open_local=lambda: _storage(settings, read_only=read_only))
+    return remote.run(settings, op, args, open_local=lambda: _backend(settings, read_only=read_only))
 
 
 def _operate_shared(db: Path | None, as_json: bool, title: str, op: str, **args: Any) -> None:
@@ -421,25 +442,33 @@ def predict(
                 progress.update(task[0], completed=counts["done"] + counts["skipped"] + counts["failed"])
 
         try:
-            with _storage(settings) as storage:
-                if lines:
+            if lines:  # into the inputs first (on gcp: before they are uploaded for the workers)
+                with _storage(settings) as storage:
                     report = ingest_lines(storage, lines)
-                    if not as_json:
-                        err.print(f"ingested {report.rows_added} new line(s) from {len(lines)} file(s)")
-                with progress:
-                    try:
-                        payload = run_batch(
-                            storage,
-                            settings,
-                            game_date,
-                            force=force,
-                            on_message=on_message,
-                            on_start=on_start,
-                            on_progress=on_progress,
-                        ).as_dict()
-                    except Exception as exc:
-                        _alert_failed(settings, f"predict --date {game_date}", exc)
-                        raise
+                if not as_json:
+                    err.print(f"ingested {report.rows_added} new line(s) from {len(lines)} file(s)")
+
+            def uploaded(counts: dict[str, int]) -> None:
+                if not as_json:
+                    err.print(
+                        "inputs uploaded to the warehouse: "
+                        + ", ".join(f"{t} {n}" for t, n in counts.items())
+                    )
+
+            with _backend(settings, on_upload=uploaded) as backend, progress:
+                try:
+                    payload = run_batch(
+                        backend,
+                        settings,
+                        game_date,
+                        force=force,
+                        on_message=on_message,
+                        on_start=on_start,
+                        on_progress=on_progress,
+                    ).as_dict()
+                except Exception as exc:
+                    _alert_failed(settings, f"predict --date {game_date}", exc)
+                    raise
             _alert_batch(settings, payload)
         except (
             DatabaseHeldError
@@ -935,6 +964,57 @@ def serve(
                 f"serving {settings.db_path} at {url} (dashboard /, API /docs); Ctrl-C or SIGTERM stops"
             ),
         )
+
+
+# -- worker (gcp) ------------------------------------------------------------------------------------
+@app.command()
+def worker(
+    threads: Annotated[int, typer.Option(min=1, max=64, help="Chunks handled at once by this process.")] = 1,
+    idle_exit: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            show_default=False,
+            help="Exit after this many seconds without a message [default: run until SIGTERM or Ctrl-C].",
+        ),
+    ] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pull work from Pub/Sub and predict it (backend gcp; run as many as you like, anywhere; docs/cloud.md).
+
+    Each message is a chunk of a batch's players: the worker claims them in the Firestore ledger, builds their
+    features with DuckDB from the history it loads from BigQuery, predicts with the models in data_dir, loads
+    the rows into the batch's staging table and completes the requests, then acknowledges. SIGTERM or Ctrl-C:
+    the current chunk finishes, nothing more is pulled.
+    """
+    with _errors(as_json):
+        settings = _settings(db)
+        if settings.backend != "gcp":
+            raise InputError(
+                "nbaprops worker pulls work from Pub/Sub (backend gcp); on the embedded backend the workers "
+                "run inside `nbaprops predict` and `nbaprops serve` (set NBAPROPS_BACKEND=gcp, docs/cloud.md)"
+            )
+        from nbaprops.pipeline.queue_worker import run_queue_workers
+
+        logging.getLogger("nbaprops").setLevel(logging.INFO)
+        backend = open_gcp(settings)
+        try:
+            if not as_json:
+                err.print(
+                    f"worker pulling {backend.names.subscription_path} ({threads} thread(s)); Ctrl-C or SIGTERM stops"
+                )
+            stats = run_queue_workers(backend, settings, threads=threads, idle_exit=idle_exit)
+        finally:
+            backend.close()
+        result = {
+            "chunks": sum(s.chunks for s in stats),
+            "committed": sum(s.committed for s in stats),
+            "lost": sum(s.lost for s in stats),
+            "rows_staged": sum(s.rows_staged for s in stats),
+            "transient_errors": sum(s.transient_errors for s in stats),
+        }
+        _emit(result, as_json, lambda: _render_summary("worker", result))
 
 
 # -- after the predictions: grade, accuracy, refresh, invalidate, picks -----------------------------

@@ -16,15 +16,19 @@ implementation for both backends.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Protocol
 
-from nbaprops.clock import Clock
+from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
 from nbaprops.errors import ArtifactError, UnknownBatchError
 from nbaprops.pipeline import ledger
+from nbaprops.pipeline.coordinator import process_owner
 from nbaprops.pipeline.injuries import tonight_injuries
 from nbaprops.pipeline.slate import SlatePredictor
 from nbaprops.pipeline.worker import ChunkPredictor, WorkerStats, process_leases
@@ -49,6 +53,7 @@ class QueueWorker:
     owner: str
     history: Callable[[date], DuckDBStorage]
     stats: WorkerStats = field(init=False)
+    last_message: float = field(default=0.0, init=False)
     _predictors: dict[str, tuple[ChunkPredictor, DuckDBStorage]] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -112,8 +117,64 @@ class QueueWorker:
         queue = self.backend.queue
         if queue is None:
             raise ArtifactError("this backend has no queue: its workers run inside `nbaprops predict`")
-        queue.consume(self.handle, stop=stop.is_set)
+        queue.consume(self._timed, stop=stop.is_set)
         return self.stats
+
+    def _timed(self, message: WorkMessage) -> bool:
+        self.last_message = time.monotonic()
+        try:
+            return self.handle(message)
+        finally:
+            self.last_message = time.monotonic()
+
+
+def run_queue_workers(
+    backend: HistoryBackend, settings: Settings, *, threads: int = 1, idle_exit: float | None = None
+) -> list[WorkerStats]:
+    """``nbaprops worker``: ``threads`` queue workers in this process until SIGTERM, Ctrl-C or ``idle_exit``
+    seconds without a message. The current chunks finish and commit; nothing more is pulled."""
+    clock = SystemClock()
+    prefix = process_owner()
+    workers = [
+        QueueWorker(
+            backend,
+            settings,
+            clock,
+            f"{prefix}:q{i}",
+            history=lambda day: backend.history(*history_window(day)),
+        )
+        for i in range(threads)
+    ]
+    stop = threading.Event()
+    pool = [
+        threading.Thread(target=w.run, kwargs={"stop": stop}, name=f"nbaprops-worker-{i}", daemon=True)
+        for i, w in enumerate(workers)
+    ]
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    started = time.monotonic()
+    try:
+        for thread in pool:
+            thread.start()
+        while any(t.is_alive() for t in pool) and not stop.is_set():
+            if idle_exit is not None:
+                last = max([started, *(w.last_message for w in workers)])
+                if time.monotonic() - last > idle_exit:
+                    break
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        log.info("interrupted: finishing the current chunks")
+    finally:
+        stop.set()
+        for thread in pool:
+            thread.join(timeout=settings.lease_seconds)
+        signal.signal(signal.SIGTERM, previous)
+    return [w.stats for w in workers]
+
+
+class HistoryBackend(Backend, Protocol):
+    """A backend that loads history windows for workers (GCP)."""
+
+    def history(self, since: date, until: date) -> DuckDBStorage: ...
 
 
 def worker_bundles(settings: Settings, info: BatchInfo) -> dict[str, ModelBundle]:
@@ -136,4 +197,4 @@ def history_window(game_date: date) -> tuple[date, date]:
     return game_date - timedelta(days=HISTORY_DAYS), game_date
 
 
-__all__ = ["QueueWorker", "history_window", "worker_bundles"]
+__all__ = ["QueueWorker", "history_window", "run_queue_workers", "worker_bundles"]

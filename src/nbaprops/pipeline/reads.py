@@ -8,18 +8,20 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import duckdb
+
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
 from nbaprops.markets import validate_market
 from nbaprops.pipeline import ledger
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.seams import Backend
 from nbaprops.systems import validate_systems
 
 BET_RECOMMENDATIONS = ("OVER", "UNDER")
 
 
 def active_predictions(
-    storage: DuckDBStorage,
+    storage: Backend,
     game_date: date,
     *,
     market: str | None = None,
@@ -45,21 +47,26 @@ def active_predictions(
         validate_systems([system])
     if limit is not None and limit < 1:
         raise InputError("--limit must be at least 1")
-    with storage.session() as session:
-        session.execute(
-            """SELECT * FROM player_prop_predictions WHERE game_date = ? AND is_active
-                 AND (? IS NULL OR system_id = ?) AND (? IS NULL OR market = ?)
+    rows = storage.warehouse.active_predictions(game_date)  # one date's active rows, from either backend
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("__active", rows)
+        cursor = con.execute(
+            """SELECT * FROM __active WHERE (? IS NULL OR system_id = ?) AND (? IS NULL OR market = ?)
                  AND (NOT ? OR recommendation IN ('OVER', 'UNDER'))
                ORDER BY expected_value DESC NULLS LAST, predicted_value DESC NULLS LAST, market, system_id, player_lookup
                LIMIT ?""",
-            [game_date, system, system, market, market, bets_only, limit if limit is not None else 2**62],
+            [system, system, market, market, bets_only, limit if limit is not None else 2**62],
         )
-        names = session.column_names()
-        return names, session.fetchall()
+        names = [d[0] for d in cursor.description or ()]
+        return names, cursor.fetchall()
+    finally:
+        con.close()
 
 
 def batch_records(
-    storage: DuckDBStorage,
+    storage: Backend,
     *,
     game_date: date | None = None,
     state: str | None = None,
@@ -67,7 +74,10 @@ def batch_records(
 ) -> list[dict[str, Any]]:
     """Batches, newest first, with their request counts by state and their kind (daily or line_update)."""
     rows: list[dict[str, Any]] = []
-    kinds = dict(storage.fetchall("SELECT batch_id, coalesce(kind, 'daily') FROM prediction_batches"))
+    # The kind (daily or line_update) is written by `refresh`, which runs on the embedded file.
+    kinds = dict(
+        storage.features.fetchall("SELECT batch_id, coalesce(kind, 'daily') FROM prediction_batches")
+    )
     for info in ledger.list_batches(storage, game_date=game_date, state=state)[:limit]:
         rows.append(
             {
@@ -85,7 +95,7 @@ def batch_records(
     return rows
 
 
-def batch_status(storage: DuckDBStorage, settings: Settings, batch_id: str | None = None) -> dict[str, Any]:
+def batch_status(storage: Backend, settings: Settings, batch_id: str | None = None) -> dict[str, Any]:
     """The summary of a batch (the newest when ``batch_id`` is None): state, counts, missing players, drift.
 
     Raises:
@@ -102,7 +112,7 @@ def batch_status(storage: DuckDBStorage, settings: Settings, batch_id: str | Non
     return Coordinator(storage, settings).summary(batch_id).as_dict()
 
 
-def batch_detail(storage: DuckDBStorage, settings: Settings, batch_id: str) -> dict[str, Any]:
+def batch_detail(storage: Backend, settings: Settings, batch_id: str) -> dict[str, Any]:
     """:func:`batch_status` plus what the batch was asked for, its timings and its consolidation report."""
     info = ledger.get_batch(storage, batch_id)
     report = (info.summary or {}).get("consolidation") or None

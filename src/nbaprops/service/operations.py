@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from nbaprops.config import Settings
 
 if TYPE_CHECKING:
-    from nbaprops.storage.duckdb import DuckDBStorage
+    from nbaprops.storage.seams import Backend
 
 Operation = Callable[..., Any]
 
@@ -25,14 +25,14 @@ def _day(value: str | None) -> date | None:
     return None if value is None else date.fromisoformat(value)
 
 
-def _status(storage: DuckDBStorage, settings: Settings, *, batch_id: str | None = None) -> dict[str, Any]:
+def _status(storage: Backend, settings: Settings, *, batch_id: str | None = None) -> dict[str, Any]:
     from nbaprops.pipeline.reads import batch_status
 
     return batch_status(storage, settings, batch_id)
 
 
 def _batches(
-    storage: DuckDBStorage,
+    storage: Backend,
     settings: Settings,
     *,
     game_date: str | None = None,
@@ -45,7 +45,7 @@ def _batches(
 
 
 def _predictions(
-    storage: DuckDBStorage,
+    storage: Backend,
     settings: Settings,
     *,
     game_date: str,
@@ -70,7 +70,7 @@ def _predictions(
 
 
 def _check_stalled(
-    storage: DuckDBStorage, settings: Settings, *, stall_minutes: float | None = None
+    storage: Backend, settings: Settings, *, stall_minutes: float | None = None
 ) -> dict[str, Any]:
     from nbaprops.alerts import stalled_alert
     from nbaprops.pipeline import Coordinator
@@ -80,7 +80,7 @@ def _check_stalled(
     return report
 
 
-def _consolidate(storage: DuckDBStorage, settings: Settings, *, batch_id: str) -> dict[str, Any]:
+def _consolidate(storage: Backend, settings: Settings, *, batch_id: str) -> dict[str, Any]:
     from nbaprops.alerts import send_alert
     from nbaprops.errors import InputError
     from nbaprops.pipeline import Coordinator
@@ -97,7 +97,7 @@ def _consolidate(storage: DuckDBStorage, settings: Settings, *, batch_id: str) -
         raise
 
 
-def _finish(storage: DuckDBStorage, settings: Settings, *, batch_id: str) -> dict[str, Any]:
+def _finish(storage: Backend, settings: Settings, *, batch_id: str) -> dict[str, Any]:
     from nbaprops.alerts import batch_alert
     from nbaprops.pipeline import Coordinator
 
@@ -107,7 +107,7 @@ def _finish(storage: DuckDBStorage, settings: Settings, *, batch_id: str) -> dic
 
 
 def _cleanup_staging(
-    storage: DuckDBStorage,
+    storage: Backend,
     settings: Settings,
     *,
     older_than_hours: float | None = None,

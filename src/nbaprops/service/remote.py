@@ -40,6 +40,7 @@ from nbaprops.service.operations import OPERATIONS, Operation
 
 if TYPE_CHECKING:
     from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.seams import Backend
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ def run(
     op: str,
     args: Mapping[str, Any],
     *,
-    open_local: Callable[[], AbstractContextManager[DuckDBStorage]],
+    open_local: Callable[[], AbstractContextManager[Backend]],
 ) -> Any:
     """Run operation ``op`` on the database here, or in the nbaprops process holding it.
 

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 from nbaprops.storage._base import Capabilities, retry_transient
 
 if TYPE_CHECKING:
+    from nbaprops.config import Settings
     from nbaprops.storage.duckdb import DuckDBStorage
+    from nbaprops.storage.gcp.backend import GcpBackend
 
 
 def open_storage(path: Path | str, *, read_only: bool = False) -> DuckDBStorage:
@@ -22,4 +24,26 @@ def open_storage(path: Path | str, *, read_only: bool = False) -> DuckDBStorage:
     return DuckDBStorage(Path(path), read_only=read_only)
 
 
-__all__ = ["Capabilities", "open_storage", "retry_transient"]
+def open_gcp(settings: Settings, *, features: DuckDBStorage | None = None) -> GcpBackend:
+    """The GCP backend of ``settings`` (Firestore, BigQuery, Pub/Sub), its topics and subscriptions ensured.
+
+    Args:
+        features: the coordinator's own inputs file; a worker passes none (it loads history per date).
+
+    Raises:
+        ConfigError: the Google Cloud clients are not installed (the ``gcp`` extra).
+    """
+    try:
+        from nbaprops.storage.gcp.backend import GcpBackend
+    except ImportError as exc:
+        from nbaprops.errors import ConfigError
+
+        raise ConfigError(
+            f"backend 'gcp' needs the Google Cloud clients: pip install 'nbaprops[gcp]' ({exc})"
+        ) from exc
+    backend = GcpBackend(settings, features=features)
+    backend.ensure()
+    return backend
+
+
+__all__ = ["Capabilities", "open_gcp", "open_storage", "retry_transient"]

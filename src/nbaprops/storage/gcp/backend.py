@@ -35,7 +35,7 @@ def _anonymous_if_emulated(variable: str | None) -> Any:
         return None
     from google.auth.credentials import AnonymousCredentials
 
-    return AnonymousCredentials()
+    return AnonymousCredentials()  # type: ignore[no-untyped-call]
 
 
 class GcpBackend:
@@ -45,7 +45,8 @@ class GcpBackend:
 
     def __init__(self, settings: Settings, *, features: DuckDBStorage | None = None) -> None:
         from google.api_core.client_options import ClientOptions
-        from google.cloud import bigquery, firestore, pubsub_v1
+        from google.cloud import bigquery, firestore
+        from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
         self.settings = settings
         project = settings.gcp_project
@@ -70,8 +71,8 @@ class GcpBackend:
                 dead_letter_topic=f"{settings.pubsub_topic}-dead-letter",
                 dead_letter_subscription=f"{settings.pubsub_topic}-dead-letter",
             )
-            self._publisher = pubsub_v1.PublisherClient()
-            self._subscriber = pubsub_v1.SubscriberClient()
+            self._publisher = PublisherClient()
+            self._subscriber = SubscriberClient()
         self._ledger = FirestoreLedger(self._firestore, settings.firestore_prefix)
         self._warehouse = BigQueryWarehouse(self._bigquery, settings.bigquery_dataset)
         self._queue = PubSubQueue(self.names, publisher=self._publisher, subscriber=self._subscriber)
@@ -130,7 +131,7 @@ class GcpBackend:
             store.close()
         self._history.clear()
         with gcp_errors("close the Google Cloud clients"):
-            self._firestore.close()
-            self._bigquery.close()
+            self._firestore.close()  # type: ignore[no-untyped-call]
+            self._bigquery.close()  # type: ignore[no-untyped-call]
             self._subscriber.close()
         self._publisher.stop()
