@@ -381,6 +381,22 @@ DAILY_RUNS = Table(
     description="Every `nbaprops daily` run: a rerun with unchanged inputs predicts nothing anew.",
 )
 
+STAGING_LOADS = Table(
+    "staging_loads",
+    (
+        _c("staging_table", "VARCHAR", "the staging table loaded into", nullable=False),
+        _c(
+            "load_id",
+            "VARCHAR",
+            "the load's identity (batch, chunk and attempts): loaded once",
+            nullable=False,
+        ),
+        _c("rows_loaded", "BIGINT", "rows of that load", nullable=False),
+    ),
+    primary_key=("staging_table", "load_id"),
+    description="Staging loads done (the embedded warehouse): a repeated load of one chunk and attempt is a no-op.",
+)
+
 ALL_TABLES: tuple[Table, ...] = (
     BOX_SCORES,
     TEAMS,
@@ -395,6 +411,7 @@ ALL_TABLES: tuple[Table, ...] = (
     INJURY_REPORTS,
     SOURCE_STATE,
     DAILY_RUNS,
+    STAGING_LOADS,
 )
 
 STAGING_PREFIX = "staging_predictions_"

@@ -63,7 +63,7 @@ def test_status_while_predict_runs_answers_every_time_with_monotone_progress(
         seen: list[tuple[str, int, int]] = []
         while True:
             code, out, err = cli("status", "--db", db, "--json")
-            assert code == 0, err
+            assert code == 0, (out, err)
             summary = json.loads(out)
             counts = summary["requests"]
             seen.append(

@@ -25,13 +25,7 @@ from nbaprops.storage.seams import MergeResult
 
 log = logging.getLogger(__name__)
 
-LOADS_TABLE = "staging_loads"
-_LOADS_DDL = f"""CREATE TABLE IF NOT EXISTS {LOADS_TABLE} (
-    staging_table VARCHAR NOT NULL,
-    load_id VARCHAR NOT NULL,
-    rows_loaded BIGINT NOT NULL,
-    PRIMARY KEY (staging_table, load_id)
-)"""
+LOADS_TABLE = schema.STAGING_LOADS.name  # created with the other contract tables when the file is opened
 
 
 def _quote(name: str) -> str:
@@ -56,7 +50,6 @@ class DuckDBWarehouse:
 
     def __init__(self, storage: DuckDBStorage) -> None:
         self.storage = storage
-        self.storage.execute(_LOADS_DDL)
 
     # -- staging -------------------------------------------------------------------------------
     def create_staging(self, batch_id: str, *, expires_hours: float) -> str:
