@@ -8,8 +8,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
 import pytest
 from tests.cloud.conftest import Deployment
@@ -20,17 +22,28 @@ from nbaprops.storage import open_gcp
 from nbaprops.storage.gcp.backend import GcpBackend
 
 pytestmark = [pytest.mark.cloud, pytest.mark.slow]
+OUTPUTS: dict[int, Path] = {}  # pid -> the file its stdout went to
 
 
 def start(deployment: Deployment, *args: str, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    """A command in its own process; what it prints goes to files beside the database (a pipe nobody reads
+    while it runs would fill up and block it), read back by :func:`finished` and :func:`logs`."""
+    stem = deployment.db.parent / f"{args[0]}-{time.monotonic_ns()}"
+    process = subprocess.Popen(
         [sys.executable, "-m", "nbaprops.cli", *args],
         env={**os.environ, **deployment.env, **env, "PYTHONPATH": str(REPO / "src")},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=stem.with_suffix(".out").open("w"),
+        stderr=stem.with_suffix(".log").open("w"),
         text=True,
         cwd=REPO,
     )
+    OUTPUTS[process.pid] = stem.with_suffix(".out")
+    return process
+
+
+def logs(deployment: Deployment) -> str:
+    files = sorted([*deployment.db.parent.glob("*.log"), *deployment.db.parent.glob("*.out")])
+    return "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in files)
 
 
 def worker(deployment: Deployment, idle_exit: float = 20) -> subprocess.Popen[str]:
@@ -41,10 +54,14 @@ def predict(deployment: Deployment, **env: str) -> subprocess.Popen[str]:
     return start(deployment, "predict", "--date", SLATE, "--db", str(deployment.db), "--json", **env)
 
 
-def finished(process: subprocess.Popen[str], timeout: float) -> dict[str, object]:
-    out, err = process.communicate(timeout=timeout)
-    assert process.returncode == 0, err[-3000:]
-    result: dict[str, object] = json.loads(out)
+def finished(process: subprocess.Popen[str], timeout: float, deployment: Deployment) -> dict[str, object]:
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError(f"{process.args} did not finish in {timeout} s:\n{logs(deployment)}") from None
+    assert process.returncode == 0, logs(deployment)
+    result: dict[str, object] = json.loads(OUTPUTS[process.pid].read_text())
     return result
 
 
@@ -69,21 +86,27 @@ def assert_cloud_invariants(backend: GcpBackend, batch_id: str) -> None:
 
 def test_a_slate_runs_on_worker_processes_and_lands_once(deployment: Deployment) -> None:
     """The coordinator publishes, two `nbaprops worker` processes do the work, the coordinator consolidates."""
-    workers = [worker(deployment) for _ in range(2)]
-    summary = finished(predict(deployment, NBAPROPS_WORKERS="0"), timeout=600)
-    assert summary["state"] == "complete", summary
-    requests = summary["requests"]
-    assert isinstance(requests, dict) and requests["done"] > 400 and requests["pending"] == 0
-    assert summary["active_predictions"] == requests["done"]  # one system, one market
-    assert summary["staging_tables_left"] == 0
-    stats = [finished(w, timeout=120) for w in workers]
-    assert sum(int(s["committed"]) for s in stats) == requests["done"] + requests["skipped"]
-    assert all(int(s["chunks"]) > 0 for s in stats), stats  # both workers took work
+    coordinator = predict(deployment, NBAPROPS_WORKERS="0")
     backend = open_gcp(deployment.settings)
     try:
+        wait_for(
+            lambda: backend.ledger.list_batches(), timeout=300, interval=0.2
+        )  # trained, uploaded, published
+        workers = [worker(deployment) for _ in range(2)]
+        summary = finished(coordinator, 600, deployment)
+        assert summary["state"] == "complete", summary
+        requests = summary["requests"]
+        assert isinstance(requests, dict) and requests["done"] > 400 and requests["pending"] == 0
+        assert summary["active_predictions"] == requests["done"]  # one system, one market
+        assert summary["staging_tables_left"] == 0
+        stats = [finished(w, 120, deployment) for w in workers]
+        assert sum(int(s["committed"]) for s in stats) == requests["done"] + requests["skipped"]
+        assert all(int(s["chunks"]) > 0 for s in stats), stats  # both workers took work
         assert_cloud_invariants(backend, str(summary["batch_id"]))
     finally:
         backend.close()
+        if coordinator.poll() is None:
+            coordinator.kill()
 
 
 def test_a_worker_killed_mid_batch_loses_nothing(deployment: Deployment) -> None:
@@ -106,8 +129,8 @@ def test_a_worker_killed_mid_batch_loses_nothing(deployment: Deployment) -> None
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(10)
         rescuer = worker(deployment, idle_exit=30)
-        summary = finished(coordinator, timeout=600)
-        finished(rescuer, timeout=180)
+        summary = finished(coordinator, 600, deployment)
+        finished(rescuer, 180, deployment)
         assert summary["state"] == "complete", summary
         assert_cloud_invariants(backend, str(summary["batch_id"]))
         attempts = [r["attempt"] for r in backend.ledger.requests(str(summary["batch_id"]))]
