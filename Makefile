@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DATE   ?= 2025-02-12
 
-.PHONY: run serve test test-cloud check lint format types bench bench-backtest bench-service clean
+.PHONY: run serve test test-cloud check lint format types bench bench-backtest bench-service bench-cloud clean
 
 $(BIN)/nbaprops: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ bench-backtest: $(BIN)/nbaprops
 ## bench-service: 200 polling clients while a slate runs in `nbaprops serve` (loopback only)
 bench-service: $(VENV)/.service
 	$(BIN)/python benchmarks/service.py
+
+## bench-cloud: the slate on the GCP backend (the three emulators) with 1, 2 and 4 worker processes, and embedded
+bench-cloud: $(VENV)/.dev
+	$(BIN)/python benchmarks/cloud.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
