@@ -10,11 +10,11 @@ Per run: a fresh copy of a seed database (shipped box scores, plus the real PRA 
 (``workers=0``) in the same invocation, for the speed-up, and checks that both paths give identical grades
 and metrics (every graded column but ids and timestamps, compared exactly). Prints each run (wall and CPU
 seconds, CPU including the worker processes, and the load average, since the machine may be shared), the
-metrics of the last run, the speed-up, and as its last line ``backtest_median_s=<x>``. Two runs can differ on the
-dates of neutral-site games, whose box scores name the home team as its own opponent (who is requested that
-day is then not deterministic, in either path): the comparison says whether every difference is on those
-dates. Goal on a 2-core
-machine: at most 60 s.
+metrics of the last run, the speed-up, the median CPU seconds (``backtest_median_cpu_s``: what the run costs
+whatever else the machine is doing) and as its last line ``backtest_median_s=<x>``. Runs are deterministic: the
+dates of neutral-site games, whose box scores name the home team as its own opponent, used to make who is
+requested vary from run to run; if two runs differ again, the comparison says whether every difference is on
+such dates. Goal on a 2-core machine: at most 60 s.
 """
 
 from __future__ import annotations
@@ -127,8 +127,8 @@ def main() -> None:
                     sys.exit(f"no PRA lines at {lines}; set NBAPROPS_SHARED_DATA")
                 ingest_lines(storage, [lines])
             start, end = season_range(storage, args.season)
-            # Neutral-site games whose box scores give the home team itself as opponent: the requests of their
-            # dates are not deterministic (in either path), so a difference there is not the parallel path's.
+            # Neutral-site games whose box scores give the home team itself as opponent: their requests were not
+            # deterministic before BOX_GAMES_SQL chose its row in a fixed order; a difference there is named apart.
             quirk_dates = frozenset(
                 r[0]
                 for r in storage.fetchall(
@@ -138,7 +138,7 @@ def main() -> None:
             )
             storage.execute("CHECKPOINT")
 
-        def run(label: str, k: int, workers: int | None) -> tuple[float, BacktestResult]:
+        def run(label: str, k: int, workers: int | None) -> tuple[float, float, BacktestResult]:
             path = Path(tmp) / f"{label}{k}.duckdb"
             shutil.copyfile(seed, path)
             load = os.getloadavg()[0]
@@ -163,12 +163,12 @@ def main() -> None:
                 f"({result.days} game days, {result.steps} models, {result.grades.num_rows} graded rows)",
                 flush=True,
             )
-            return elapsed, result
+            return elapsed, cpu, result
 
         old = [run("old (serial)", k, 0) for k in range(args.old_runs)]
         new = [run(f"new (workers={args.workers or 'auto'})", k, args.workers) for k in range(args.runs)]
 
-    metrics = compute_metrics(new[-1][1].grades)
+    metrics = compute_metrics(new[-1][2].grades)
     print(
         f"{'system':16} {'n':>7} {'MAE':>7} {'RMSE':>7} {'n_line':>7} {'MAE/l':>7} {'lineMAE':>7} "
         f"{'bets':>5} {'hit':>6} {'ROI':>7} {'ECE':>6}"
@@ -183,19 +183,20 @@ def main() -> None:
             f"{f(m['mae_lined']):>7} {f(m['line_mae']):>7} {m['n_bets']:>5} {f(m['hit_rate']):>6} "
             f"{f(m['roi']):>7} {f(m['ece']):>6}"
         )
-    times = [t for t, _ in new]
+    times = [t for t, _, _ in new]
     median = statistics.median(times)
     print(f"goal: <= {GOAL_S:.0f} s; runs: {', '.join(f'{t:.1f}' for t in times)}")
+    print(f"backtest_median_cpu_s={statistics.median(c for _, c, _ in new):.1f}")
     if old:
-        old_median = statistics.median(t for t, _ in old)
+        old_median = statistics.median(t for t, _, _ in old)
         print(
-            f"old serial path: {', '.join(f'{t:.1f}' for t, _ in old)} s; "
+            f"old serial path: {', '.join(f'{t:.1f}' for t, _, _ in old)} s; "
             f"speed-up {old_median / median:.2f}x (median {old_median:.1f} s -> {median:.1f} s)"
         )
-        for k, (_, result) in enumerate(old[1:], start=2):
-            compare(f"old run {k} vs old run 1", old[0][1], result, quirk_dates)
-        for k, (_, result) in enumerate(new, start=1):
-            compare(f"new run {k} vs old run 1", old[0][1], result, quirk_dates)
+        for k, (_, _, result) in enumerate(old[1:], start=2):
+            compare(f"old run {k} vs old run 1", old[0][2], result, quirk_dates)
+        for k, (_, _, result) in enumerate(new, start=1):
+            compare(f"new run {k} vs old run 1", old[0][2], result, quirk_dates)
     print(f"backtest_median_s={median:.1f}")
 
 

@@ -18,7 +18,7 @@ from nbaprops.ingest.lines import ingest_lines
 from nbaprops.storage import open_storage
 
 # No neutral-site game in the window: the box scores of those (2024-11-02, 2024-12-14, 2025-01-23, 2025-01-25)
-# name the home team as its own opponent, which makes that date's requests differ from run to run.
+# name the home team as its own opponent (the schedule now picks the row that does not, see BOX_GAMES_SQL).
 START, END = date(2025, 1, 26), date(2025, 2, 4)
 SYSTEMS = ["moving_average", "matchup"]
 

@@ -143,25 +143,17 @@ def run_backtest(
         raise InputError(f"no games with results between {start} and {end}")
     run_id = f"bt_{market}_{start:%Y%m%d}_{end:%Y%m%d}_{uuid.uuid4().hex[:8]}"
     stat = MARKET_STAT[market]
-    training = build_training_set(storage, days[0] - timedelta(days=train_days), days[-1] + timedelta(days=1))
-    step_starts = days[::retrain_days]
-    training = with_market_history(storage, training, market)
     with contextlib.ExitStack() as stack:
-        # Parallel path: every step's models start fitting now, while the requests and features are built.
-        fitter = (
-            stack.enter_context(
-                StepFitter(
-                    training,
-                    market,
-                    step_starts,
-                    system_ids=system_ids,
-                    train_days=train_days,
-                    workers=workers,
-                )
-            )
-            if workers > 0
-            else None
+        # Parallel path: the fitting processes start now (their imports overlap with the training set's build),
+        # then every step's models start fitting while the requests and features are built.
+        fitter = stack.enter_context(StepFitter(workers=workers)) if workers > 0 else None
+        training = build_training_set(
+            storage, days[0] - timedelta(days=train_days), days[-1] + timedelta(days=1)
         )
+        step_starts = days[::retrain_days]
+        training = with_market_history(storage, training, market)
+        if fitter is not None:
+            fitter.submit(training, market, step_starts, system_ids=system_ids, train_days=train_days)
 
         # Who the batch would request each day, and their features (one query for the whole range).
         per_day: dict[date, list[PlayerRequest]] = {}

@@ -50,12 +50,19 @@ GONE = ("postponed", "cancelled")
 """Schedule statuses of a game that is not played on its date."""
 
 BOX_GAMES_SQL = """
-    SELECT game_id, any_value(game_date) AS game_date,
-           any_value(CASE WHEN is_home THEN team ELSE opponent END) AS home_team,
-           any_value(CASE WHEN is_home THEN opponent ELSE team END) AS away_team
+    SELECT game_id, any_value(game_date ORDER BY team = opponent, team, player_id) AS game_date,
+           any_value(CASE WHEN is_home THEN team ELSE opponent END ORDER BY team = opponent, team, player_id)
+               AS home_team,
+           any_value(CASE WHEN is_home THEN opponent ELSE team END ORDER BY team = opponent, team, player_id)
+               AS away_team
     FROM box_scores {where} GROUP BY game_id
 """
-"""Box-score games, one row each (``{where}`` filters box_scores rows)."""
+"""Box-score games, one row each (``{where}`` filters box_scores rows).
+
+Home and away come from one row chosen in a fixed order, preferring a row whose team is not its own opponent:
+the box scores of five neutral-site games (2024-11-02, 2024-12-14 twice, 2025-01-23, 2025-01-25) give one
+team's players that team as opponent, and an unordered pick made that team play itself on some runs and not on
+others (who the batch requests, and the backtest's figures on those dates, changed from run to run)."""
 
 
 def synthetic_game_id_sql(date_expr: str, home: str, away: str) -> str:
