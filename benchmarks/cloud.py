@@ -25,11 +25,11 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -113,21 +113,16 @@ def main() -> None:
         shutil.copyfile(seed, cloud_db)
         progress("warm-up: training the models, uploading the inputs, one batch each way")
         predict(embedded_db, common, log)
-        warm = [nbaprops(["worker", "--idle-exit", "20", "--json"], cloud, log) for _ in range(4)]
-        predict(cloud_db, cloud, log)
-        for w in warm:
-            w.communicate(timeout=600)
+        predict(cloud_db, {**cloud, "NBAPROPS_WORKERS": "2"}, log)  # the coordinator's own queue workers
         for run in range(1, args.runs + 1):
             summary = predict(embedded_db, common, log)
             results["embedded"].append(float(summary["duration_s"]))  # type: ignore[arg-type]
             progress(f"run {run}: embedded {results['embedded'][-1]:.1f} s")
             for workers in (1, 2, 4):
-                pool = [
-                    nbaprops(["worker", "--idle-exit", "15", "--json"], cloud, log) for _ in range(workers)
-                ]
-                time.sleep(2)  # the workers are pulling before the batch is published
+                pool = [nbaprops(["worker", "--json"], cloud, log) for _ in range(workers)]
                 summary = predict(cloud_db, cloud, log)
-                for w in pool:
+                for w in pool:  # SIGTERM: a worker finishes its chunk and stops pulling
+                    w.send_signal(signal.SIGTERM)
                     w.communicate(timeout=600)
                 counts = summary["requests"]
                 assert isinstance(counts, dict)

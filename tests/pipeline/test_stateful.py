@@ -433,7 +433,8 @@ def test_a_commit_mixing_a_stale_and_the_live_attempt_stages_only_the_live_rows(
     summary = coordinator.finish(batch_id, force_partial=True)
     assert summary.as_dict()["active_predictions"] == 1
     landed = storage.fetchall(
-        "SELECT player_lookup, attempt FROM player_prop_predictions WHERE batch_id = ? AND is_active", [batch_id]
+        "SELECT player_lookup, attempt FROM player_prop_predictions WHERE batch_id = ? AND is_active",
+        [batch_id],
     )
     assert landed == [(live[0].player_lookup, 2)], f"the stale attempt's row reached the main table: {landed}"
     assert_invariants(storage, batch_id, clock=clock)

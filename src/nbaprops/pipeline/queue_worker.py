@@ -54,6 +54,7 @@ class QueueWorker:
     history: Callable[[date], DuckDBStorage]
     stats: WorkerStats = field(init=False)
     last_message: float = field(default=0.0, init=False)
+    busy: bool = field(default=False, init=False)
     _predictors: dict[str, tuple[ChunkPredictor, DuckDBStorage]] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -121,11 +122,12 @@ class QueueWorker:
         return self.stats
 
     def _timed(self, message: WorkMessage) -> bool:
-        self.last_message = time.monotonic()
+        self.busy = True
         try:
             return self.handle(message)
         finally:
             self.last_message = time.monotonic()
+            self.busy = False
 
 
 def run_queue_workers(
@@ -156,7 +158,7 @@ def run_queue_workers(
         for thread in pool:
             thread.start()
         while any(t.is_alive() for t in pool) and not stop.is_set():
-            if idle_exit is not None:
+            if idle_exit is not None and not any(w.busy for w in workers):  # a long chunk is not idleness
                 last = max([started, *(w.last_message for w in workers)])
                 if time.monotonic() - last > idle_exit:
                     break
