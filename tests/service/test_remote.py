@@ -22,8 +22,8 @@ from nbaprops.service.remote import endpoint_file
 runner = CliRunner()
 
 
-def cli(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
+def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env=env)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -185,7 +185,7 @@ def test_a_foreign_holder_still_gives_the_lock_error_with_its_pid(
             )
         )
         for args in (["status"], ["batches"], ["predict", "--date", SLATE]):
-            code, _, stderr = cli(*args, "--db", str(db))
+            code, _, stderr = cli(*args, "--db", str(db), env={"NBAPROPS_LOCK_WAIT_SECONDS": "0.5"})
             assert code == 1 and "held by another process" in stderr and f"PID {holder.pid}" in stderr, stderr
     finally:
         holder.kill()
