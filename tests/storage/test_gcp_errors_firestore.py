@@ -7,6 +7,12 @@ error; anything else is terminal. Mutations tried, each failing here: a class dr
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("google.api_core", reason="the gcp extra is not installed")
@@ -43,3 +49,24 @@ def test_google_errors_are_translated_by_class(raised: Exception, expected: type
 def test_other_exceptions_pass_through() -> None:
     with pytest.raises(KeyError), gcp_errors("anything"):
         raise KeyError("not Google's")
+
+
+def test_missing_credentials_are_an_error_naming_the_fix_not_a_traceback(tmp_path: Path) -> None:
+    """Before: `NBAPROPS_BACKEND=gcp nbaprops worker` without credentials ended in `Error: internal error:
+    DefaultCredentialsError` and exit 2."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS")
+    }
+    env.update({"NBAPROPS_BACKEND": "gcp", "NO_GCE_CHECK": "True", "HOME": str(tmp_path)})
+    done = subprocess.run(
+        [sys.executable, "-m", "nbaprops.cli", "worker", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    error = json.loads(done.stdout)
+    assert error["kind"] == "ConfigError" and "no Google Cloud credentials" in error["error"], error

@@ -3,7 +3,8 @@
 Transient (:class:`~nbaprops.errors.StorageBusyError`, retried by class with a cap): ``Aborted`` (a transaction
 or precondition lost a race), ``ServiceUnavailable``, ``DeadlineExceeded``, ``ResourceExhausted`` and a client
 ``RetryError`` (its own retries ran out). ``AlreadyExists`` is a :class:`~nbaprops.errors.ContractError` (a
-duplicate id is a bug); everything else is terminal.
+duplicate id is a bug); missing or unusable credentials are a :class:`~nbaprops.errors.ConfigError` naming the
+fix; everything else is terminal.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import contextlib
 from collections.abc import Iterator
 
 from google.api_core import exceptions as google_errors
+from google.auth import exceptions as auth_errors
 
-from nbaprops.errors import ContractError, NbapropsError, StorageBusyError, TerminalError
+from nbaprops.errors import ConfigError, ContractError, NbapropsError, StorageBusyError, TerminalError
 
 _TRANSIENT = (
     google_errors.Aborted,
@@ -41,3 +43,9 @@ def gcp_errors(what: str) -> Iterator[None]:
         yield
     except google_errors.GoogleAPIError as exc:
         raise translate(exc, what=what) from exc
+    except auth_errors.DefaultCredentialsError as exc:
+        raise ConfigError(
+            f"{what}: no Google Cloud credentials ({exc}). Run `gcloud auth application-default login`, set "
+            "GOOGLE_APPLICATION_CREDENTIALS, or point FIRESTORE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST and "
+            "bigquery_endpoint at emulators (docs/cloud.md)"
+        ) from exc
