@@ -119,6 +119,7 @@ def test_create_batch_records_a_running_batch_and_pending_requests(
         "state": "pending",
         "attempt": 0,
         "lease_owner": None,
+        "lease_expires_at": None,
         "error_code": None,
         "error_message": None,
         "rows_staged": None,
@@ -188,6 +189,8 @@ def test_claim_leases_up_to_limit_sorted_with_the_attempt_counted(ledger: Ledger
     assert claim(ledger, clock, limit=10) == []
     leased = ledger.requests("b1", states=["leased"])
     assert {r["lease_owner"] for r in leased if r["player_lookup"] in by_player} == {"host:w1"}
+    # check-stalled reads the expiry (its stalled_leases_left); no clock moved since the claims
+    assert {r["lease_expires_at"] for r in leased} == {clock.now() + timedelta(seconds=LEASE_S)}
 
 
 def test_claim_restricted_to_players_takes_only_their_pending_requests(

@@ -246,10 +246,6 @@ class DuckDBLedger:
         lost = tuple(
             sorted(o.player_lookup for o in outcomes if (o.player_lookup, o.attempt) not in committed)
         )
-        if lost:
-            log.warning(
-                "batch %s: %d request(s) lost their lease before commit: %s", batch_id, len(lost), lost[:5]
-            )
         return tuple(sorted({p for p, _ in committed})), lost
 
     def release(self, batch_id: str, leases: Sequence[Lease], *, clock: Clock) -> int:

@@ -40,6 +40,7 @@ REQUEST_FIELDS = (
     "state",
     "attempt",
     "lease_owner",
+    "lease_expires_at",
     "error_code",
     "error_message",
     "rows_staged",

@@ -439,10 +439,6 @@ class FirestoreLedger:
             written = self._change_many(((s.reference, s) for s in snapshots), decide)
         committed = tuple(sorted({str(doc["player_lookup"]) for doc in written}))
         lost = tuple(sorted(set(by_player) - set(committed)))
-        if lost:
-            log.warning(
-                "batch %s: %d request(s) lost their lease before commit: %s", batch_id, len(lost), lost[:5]
-            )
         return committed, lost
 
     def release(self, batch_id: str, leases: Sequence[Lease], *, clock: Clock) -> int:
