@@ -237,7 +237,8 @@ class Coordinator:
             clock=self.clock,
             staging_ttl_hours=self.settings.staging_ttl_hours,
         )
-        self.publish(batch_id, [r.player_lookup for r in requests])
+        # Nothing is published yet: the work goes out when the batch runs (:meth:`run` publishes every pending
+        # request), after its models are ready — a worker handed a chunk before that could not predict it.
         return StartResult(batch_id, True, len(requests))
 
     def publish(self, batch_id: str, players: Sequence[str]) -> int:

@@ -76,6 +76,9 @@ class QueueWorker:
             return True
         if info.consolidated_at is not None or self.clock.now() >= info.deadline_at:
             return True  # the batch has ended (or is past its deadline): nothing of it is claimed any more
+        # Ready to predict before claiming: a worker without the batch's models or history (an error here,
+        # the message comes back) must not hold leases nobody will complete until they expire.
+        predictor, features = self._predictor(info)
         leases = ledger.claim(
             self.backend,
             info.batch_id,
@@ -87,7 +90,6 @@ class QueueWorker:
         )
         if not leases:
             return True  # another delivery (or the sweep's re-publish) already took these requests
-        predictor, features = self._predictor(info)
         return process_leases(
             self.backend,
             info.batch_id,
