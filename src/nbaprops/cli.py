@@ -29,7 +29,7 @@ from rich.table import Table
 from nbaprops import __version__
 from nbaprops.clock import SystemClock
 from nbaprops.config import Settings, load_settings
-from nbaprops.errors import DatabaseHeldError, InputError, NbapropsError, StorageBusyError
+from nbaprops.errors import ConfigError, DatabaseHeldError, InputError, NbapropsError, StorageBusyError
 from nbaprops.storage import open_gcp, open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.storage.seams import Backend
@@ -216,8 +216,10 @@ def _settings(db: Path | None, **overrides: Any) -> Settings:
 
 
 @contextmanager
-def _storage(settings: Settings, *, read_only: bool = False) -> Iterator[DuckDBStorage]:
-    """Open the database; a read-only command refuses a missing file instead of creating one."""
+def _storage(settings: Settings, *, read_only: bool = False, answer: bool = True) -> Iterator[DuckDBStorage]:
+    """Open the database; a read-only command refuses a missing file instead of creating one. Opened for
+    writing, the process answers other commands' reads for it (``answer=False``: the caller does, on the
+    backend it builds over the file)."""
     if read_only and not settings.db_path.exists():
         raise InputError(
             f"no database at {settings.db_path}; run `nbaprops predict --date YYYY-MM-DD` or an "
@@ -227,7 +229,7 @@ def _storage(settings: Settings, *, read_only: bool = False) -> Iterator[DuckDBS
 
     storage = _open_waiting(settings, read_only=read_only)
     try:
-        if read_only:
+        if read_only or not answer:
             yield storage
         else:  # while this process holds the file, it answers the reads of other nbaprops commands
             with remote.answer_reads(storage, settings, holder=_command_path()):
@@ -243,17 +245,34 @@ def _backend(
     """The seams a command runs on: the database file itself (embedded), or — ``backend = "gcp"`` — Firestore,
     BigQuery and Pub/Sub, with the file as the inputs the coordinator plans from. ``on_upload`` set: the inputs
     are first uploaded to the warehouse (workers elsewhere read their history there) and reported to it."""
-    with _storage(settings, read_only=read_only) as storage:
-        if settings.backend == "duckdb":
+    if settings.backend == "duckdb":
+        with _storage(settings, read_only=read_only) as storage:
             yield storage
-            return
+        return
+    from nbaprops.service import remote
+
+    with _storage(settings, read_only=read_only, answer=False) as storage:
         backend = open_gcp(settings, features=storage)
         try:
             if on_upload is not None:
                 on_upload(backend.upload_inputs())
-            yield backend
+            if read_only:
+                yield backend
+            else:  # other commands' reads (`status` in a second terminal) are the cloud ledger's, not the file's
+                with remote.answer_reads(backend, settings, holder=_command_path()):
+                    yield backend
         finally:
             backend.close()
+
+
+def _embedded_only(settings: Settings, command: str) -> None:
+    """Refuse a command that does not run on the GCP backend yet, rather than act on the inputs file's empty
+    prediction tables as if they were the deployment's."""
+    if settings.backend != "duckdb":
+        raise ConfigError(
+            f"nbaprops {command} runs on the embedded backend only for now: on backend {settings.backend!r} the "
+            f"predictions it changes are in BigQuery (docs/cloud.md, 'What runs where')"
+        )
 
 
 def _open_waiting(settings: Settings, *, read_only: bool) -> DuckDBStorage:
@@ -1076,9 +1095,9 @@ def grade(
     with _errors(as_json):
         day = _parse_date(date_)
         settings = _settings(db)
-        with _storage(settings) as storage:
-            result = grade_date(storage, day).as_dict()
-            metrics = accuracy(storage, since=day, until=day)["metrics"]
+        with _backend(settings) as backend:
+            result = grade_date(backend, day).as_dict()
+            metrics = accuracy(backend.features, since=day, until=day)["metrics"]
         grade_summary_alert(settings, day.isoformat(), metrics)
         payload = {**result, "metrics": metrics}
 
@@ -1252,6 +1271,7 @@ def refresh(
     with _errors(as_json):
         day = _parse_date(date_)
         settings = _settings(db)
+        _embedded_only(settings, "refresh")
         with _storage(settings) as storage:
             try:
                 result = run_refresh(
@@ -1311,6 +1331,7 @@ def invalidate(
 
     with _errors(as_json):
         day = _parse_date(date_)
+        _embedded_only(_settings(db), "invalidate")
         _operate(
             db, as_json, f"invalidate {day}", lambda storage, settings: run_invalidate(storage, day).as_dict()
         )
@@ -1352,9 +1373,9 @@ def picks(
     with _errors(as_json):
         day = _parse_date(date_)
         settings = _settings(db)
-        with _storage(settings, read_only=True) as storage:
+        with _backend(settings, read_only=True) as backend:
             result = night_picks(
-                storage,
+                backend,
                 settings,
                 day,
                 system=system,
@@ -1633,7 +1654,7 @@ def daily(
     with _errors(as_json):
         game_date = _parse_date(date_)
         settings = _settings(db, markets=_split(markets), systems=_split(systems), train_days=train_days)
-        with _storage(settings) as storage:
+        with _backend(settings) as backend:
             progress = _progress(as_json)
             task: list[Any] = []
             with progress:
@@ -1654,7 +1675,7 @@ def daily(
 
                 try:
                     run = run_day(
-                        storage,
+                        backend,
                         settings,
                         game_date,
                         fetch=not no_fetch,

@@ -65,14 +65,14 @@ def finished(process: subprocess.Popen[str], timeout: float, deployment: Deploym
     return result
 
 
-def assert_cloud_invariants(backend: GcpBackend, batch_id: str) -> None:
+def assert_cloud_invariants(backend: GcpBackend, batch_id: str, game_date: str = SLATE) -> None:
     """I1 terminal requests, I2/I7 every done request's rows and only those, I3 one active row per key,
     I5 latched once, I8 no staging left."""
     info = backend.ledger.get_batch(batch_id)
     assert info.consolidated_at is not None and info.state in ("complete", "partial")
     requests = backend.ledger.requests(batch_id)
     assert all(r["state"] in schema.TERMINAL_REQUEST_STATES for r in requests)
-    rows = backend.warehouse.active_predictions(date.fromisoformat(SLATE)).to_pylist()
+    rows = backend.warehouse.active_predictions(date.fromisoformat(game_date)).to_pylist()
     keys = Counter((r["game_id"], r["player_lookup"], r["market"], r["system_id"]) for r in rows)
     assert max(keys.values(), default=1) == 1
     mine = Counter(r["player_lookup"] for r in rows if r["batch_id"] == batch_id)

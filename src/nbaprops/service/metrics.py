@@ -1,7 +1,9 @@
 """Prometheus metrics of one service (its own registry, so two apps in one process never collide).
 
 - ``nbaprops_batches{state}`` and ``nbaprops_requests{state}``: counted in the ledger at scrape time (a query,
-  like every progress figure, never a counter that could drift from the truth).
+  like every progress figure, never a counter that could drift from the truth). On the embedded backend the
+  requests of every batch; on ``gcp`` those of the running batches (one count query each: Firestore has no
+  cheap count over every request ever made).
 - ``nbaprops_consolidation_duration_seconds``: each consolidation this process ran.
 - ``nbaprops_http_request_duration_seconds{method,route,status}``: by route template, so a batch id never
   becomes a label value.
@@ -9,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -19,29 +22,43 @@ from prometheus_client.registry import Collector
 from nbaprops import schema
 
 if TYPE_CHECKING:
-    from nbaprops.storage.duckdb import DuckDBStorage
+    from nbaprops.storage.seams import Backend
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class _LedgerCollector(Collector):
-    def __init__(self, storage: DuckDBStorage) -> None:
-        self.storage = storage
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def _counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Batches by state, requests by state."""
+        if self.backend.capabilities.name == "duckdb":  # the ledger is a table: two GROUP BYs
+            db = self.backend.features
+            return (
+                dict(db.fetchall("SELECT state, count(*) FROM prediction_batches GROUP BY state")),
+                dict(db.fetchall("SELECT state, count(*) FROM prediction_requests GROUP BY state")),
+            )
+        batches: Counter[str] = Counter()
+        requests: Counter[str] = Counter()
+        for info in self.backend.ledger.list_batches():
+            batches[info.state] += 1
+            if info.state == "running":
+                requests.update(self.backend.ledger.progress(info.batch_id))
+        return dict(batches), dict(requests)
 
     def collect(self) -> Iterator[Metric]:
+        batch_counts, request_counts = self._counts()
         batches = GaugeMetricFamily("nbaprops_batches", "Batches by state.", labels=["state"])
-        by_state = dict(
-            self.storage.fetchall("SELECT state, count(*) FROM prediction_batches GROUP BY state")
-        )
         for state in schema.BATCH_STATES:
-            batches.add_metric([state], float(by_state.get(state, 0)))
+            batches.add_metric([state], float(batch_counts.get(state, 0)))
         yield batches
         requests = GaugeMetricFamily(
-            "nbaprops_requests", "Prediction requests by state (all batches).", labels=["state"]
+            "nbaprops_requests",
+            "Prediction requests by state (all batches; backend gcp: running batches).",
+            labels=["state"],
         )
-        by_state = dict(
-            self.storage.fetchall("SELECT state, count(*) FROM prediction_requests GROUP BY state")
-        )
+        by_state = request_counts
         for state in schema.REQUEST_STATES:
             requests.add_metric([state], float(by_state.get(state, 0)))
         yield requests
@@ -67,10 +84,10 @@ class Metrics:
         )
         self._ledger: _LedgerCollector | None = None
 
-    def watch(self, storage: DuckDBStorage) -> None:
-        """Count batches and requests of ``storage`` at every scrape."""
+    def watch(self, backend: Backend) -> None:
+        """Count batches and requests of ``backend``'s ledger at every scrape."""
         if self._ledger is None:
-            self._ledger = _LedgerCollector(storage)
+            self._ledger = _LedgerCollector(backend)
             self.registry.register(self._ledger)
 
     def render(self) -> bytes:

@@ -31,15 +31,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nbaprops import errors
 from nbaprops.config import Settings
 from nbaprops.errors import DatabaseHeldError, InputError, NbapropsError, StorageBusyError
 from nbaprops.service.operations import OPERATIONS, Operation
-
-if TYPE_CHECKING:
-    from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.storage.seams import Backend
 
 log = logging.getLogger(__name__)
@@ -306,7 +303,8 @@ class Endpoint:
     """The loopback endpoint through which the holder of a database answers for it.
 
     Args:
-        storage: the open database.
+        storage: the seams the holder runs on: the open database, or (backend gcp) the cloud backend whose
+            inputs it is.
         settings: its settings (``db_path`` says where the record goes).
         holder: what this process runs, as shown to others (``nbaprops predict``).
         operations: extra operations (the service adds ``submit`` and ``follow``).
@@ -314,7 +312,7 @@ class Endpoint:
 
     def __init__(
         self,
-        storage: DuckDBStorage,
+        storage: Backend,
         settings: Settings,
         *,
         holder: str,
@@ -380,7 +378,7 @@ class Endpoint:
 
 @contextlib.contextmanager
 def answer_reads(
-    storage: DuckDBStorage,
+    storage: Backend,
     settings: Settings,
     *,
     holder: str,

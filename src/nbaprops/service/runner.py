@@ -29,7 +29,7 @@ from nbaprops.pipeline import ledger
 from nbaprops.pipeline.coordinator import StartResult, process_owner
 from nbaprops.pipeline.daily import BatchPlan, BatchRun, complete_batch, plan_batch, start_batch
 from nbaprops.storage import retry_transient
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.seams import Backend
 from nbaprops.systems.training import ensure_bundles
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ class BatchRunner:
     """Runs submitted batches on background threads over one open database.
 
     Args:
-        storage: the database the service holds.
+        backend: the seams of the deployment (the database the service holds, or the GCP backend with that
+            file as its inputs).
         settings: defaults of every batch (a submission may override markets, systems, deadline).
         clock: time source.
         on_finished: called with each run that consolidated (the service records its metrics).
@@ -70,13 +71,13 @@ class BatchRunner:
 
     def __init__(
         self,
-        storage: DuckDBStorage,
+        backend: Backend,
         settings: Settings,
         *,
         clock: Clock | None = None,
         on_finished: Callable[[BatchRun], None] | None = None,
     ) -> None:
-        self.storage = storage
+        self.backend = backend
         self.settings = settings
         self.clock = clock or SystemClock()
         self.on_finished = on_finished
@@ -114,7 +115,7 @@ class BatchRunner:
                 raise ShuttingDownError("the service is stopping; submit the batch again once it is back")
             plan = retry_transient(
                 lambda: plan_batch(
-                    self.storage,
+                    self.backend,
                     settings,
                     game_date,
                     markets=markets,
@@ -130,7 +131,7 @@ class BatchRunner:
                     batch_id=plan.running.batch_id,
                 )
             start = retry_transient(
-                lambda: start_batch(self.storage, settings, plan, force=force, clock=self.clock)
+                lambda: start_batch(self.backend, settings, plan, force=force, clock=self.clock)
             )
             job = self._jobs.get(start.batch_id)
             if job is None or job.phase in ("failed", "stopped"):
@@ -150,7 +151,7 @@ class BatchRunner:
     ) -> None:
         try:
             bundles = ensure_bundles(
-                self.storage,
+                self.backend.features,
                 settings,
                 plan.game_date,
                 plan.markets,
@@ -161,9 +162,16 @@ class BatchRunner:
             if self.stopping.is_set():
                 job.phase = "stopped"
                 return
+            # Workers elsewhere (backend gcp) read their history from the warehouse: send it the inputs the
+            # batch was planned from (on the embedded backend the file is the warehouse: nothing to copy).
+            uploaded = self.backend.warehouse.upload_inputs(self.backend.features)
+            if self.backend.queue is not None:
+                job.messages.append(
+                    "inputs uploaded to the warehouse: " + ", ".join(f"{t} {n}" for t, n in uploaded.items())
+                )
             job.phase = "running"
             run = complete_batch(
-                self.storage,
+                self.backend,
                 settings,
                 plan,
                 start,
@@ -203,9 +211,9 @@ class BatchRunner:
     def follow(self, batch_id: str, messages_from: int = 0) -> dict[str, Any]:
         """Where a submitted batch stands: phase, new messages, request counts, the result once finished."""
         job = self._jobs.get(batch_id)
-        counts = ledger.progress(self.storage, batch_id)
+        counts = ledger.progress(self.backend, batch_id)
         if job is None:  # not run here (or before a restart): the ledger alone answers
-            info = ledger.get_batch(self.storage, batch_id)
+            info = ledger.get_batch(self.backend, batch_id)
             phase = "running" if info.consolidated_at is None else "finished"
             return {"phase": phase, "messages": [], "requests": counts, "result": None, "error": None}
         return {
@@ -220,7 +228,7 @@ class BatchRunner:
     def resume_running(self) -> list[str]:
         """Run again every batch the ledger says is running (after a restart); returns their ids."""
         resumed = []
-        for info in ledger.list_batches(self.storage, state="running"):
+        for info in ledger.list_batches(self.backend, state="running"):
             try:
                 job, _ = self.submit(info.game_date, resume=True)
             except NbapropsError as exc:
@@ -243,7 +251,7 @@ class BatchRunner:
             if job.thread is not None:
                 job.thread.join(max(0.0, deadline - time.monotonic()))
         released = retry_transient(
-            lambda: ledger.release_owned(self.storage, owner_prefix=process_owner(), clock=self.clock)
+            lambda: ledger.release_owned(self.backend, owner_prefix=process_owner(), clock=self.clock)
         )
         if released:
             log.info("released %d lease(s) on the way out", released)
@@ -251,15 +259,13 @@ class BatchRunner:
 
     # -- the operations the CLI reaches through the reads endpoint (nbaprops.service.remote) -------------
     def endpoint_operations(self) -> dict[str, Callable[..., Any]]:
-        def submit(
-            storage: DuckDBStorage, settings: Settings, *, game_date: str, **options: Any
-        ) -> dict[str, Any]:
+        def submit(storage: Backend, settings: Settings, *, game_date: str, **options: Any) -> dict[str, Any]:
             # The CLI's predict: a batch running for the date is followed, --force starts anew.
             job, start = self.submit(date.fromisoformat(game_date), resume=True, **options)
             return {"batch_id": job.batch_id, "created": start.created, "total": start.requests}
 
         def follow(
-            storage: DuckDBStorage, settings: Settings, *, batch_id: str, messages_from: int = 0
+            storage: Backend, settings: Settings, *, batch_id: str, messages_from: int = 0
         ) -> dict[str, Any]:
             return self.follow(batch_id, messages_from)
 

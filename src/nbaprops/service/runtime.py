@@ -1,5 +1,10 @@
 """What one serving process holds: the database (opened once), the batch runner, the reads endpoint.
 
+On the embedded backend the database is the whole deployment. With ``backend = "gcp"`` the file holds the
+inputs the coordinator plans from (and uploads to BigQuery before each batch), and the batches, requests and
+predictions are Firestore's and BigQuery's: every operation runs on :attr:`Runtime.backend`, the seams of
+whichever backend the settings name, and ``nbaprops worker`` processes do the work.
+
 :meth:`Runtime.start` and :meth:`Runtime.stop` are the service's lifespan. Database work runs on a fixed pool
 of threads (:meth:`Runtime.db`): each thread keeps its own DuckDB cursor, so a bounded pool means a bounded
 number of cursors however many requests come, and the event loop never waits on the database.
@@ -16,7 +21,7 @@ import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
@@ -26,8 +31,12 @@ from nbaprops.pipeline.daily import BatchRun
 from nbaprops.service import remote
 from nbaprops.service.metrics import Metrics
 from nbaprops.service.runner import BatchRunner
-from nbaprops.storage import open_storage, retry_transient
+from nbaprops.storage import open_gcp, open_storage, retry_transient
 from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.seams import Backend
+
+if TYPE_CHECKING:
+    from nbaprops.storage.gcp.backend import GcpBackend
 
 log = logging.getLogger(__name__)
 READ_CACHE_SECONDS = 0.5  # how long a read is reused as it is (see Runtime.read)
@@ -72,6 +81,7 @@ class Runtime:
         self._db_threads = db_threads or min(8, 2 * (os.cpu_count() or 2))
         self._pool: ThreadPoolExecutor | None = None
         self._storage: DuckDBStorage | None = None
+        self._backend: GcpBackend | None = None  # backend gcp: the cloud seams, else the file is all
         self._runner: BatchRunner | None = None
         self._endpoint: remote.Endpoint | None = None
         self._stopped = False
@@ -82,6 +92,12 @@ class Runtime:
         if self._storage is None or self.stopping.is_set():
             raise StorageBusyError("the service is not holding its database (starting or stopping); retry")
         return self._storage
+
+    @property
+    def backend(self) -> Backend:
+        """The seams batches and reads run on: the database itself, or (gcp) Firestore, BigQuery, Pub/Sub."""
+        storage = self.storage
+        return storage if self._backend is None else self._backend
 
     @property
     def runner(self) -> BatchRunner:
@@ -107,14 +123,23 @@ class Runtime:
 
         storage = self.open()
         ensure_boxscores(storage)
+        backend: Backend = storage
+        if self.settings.backend == "gcp":
+            backend = self._backend = open_gcp(self.settings, features=storage)
         self._pool = ThreadPoolExecutor(max_workers=self._db_threads, thread_name_prefix="nbaprops-db")
-        self.metrics.watch(storage)
-        self._runner = BatchRunner(storage, self.settings, clock=self.clock, on_finished=self._observe)
+        self.metrics.watch(backend)
+        self._runner = BatchRunner(backend, self.settings, clock=self.clock, on_finished=self._observe)
         self._endpoint = remote.Endpoint(
-            storage, self.settings, holder=remote.SERVE, operations=self._runner.endpoint_operations()
+            backend, self.settings, holder=remote.SERVE, operations=self._runner.endpoint_operations()
         ).start()
         self._runner.resume_running()
-        log.info("serving %s", self.settings.db_path)
+        log.info(
+            "serving %s%s",
+            self.settings.db_path,
+            f" (backend gcp: project {self.settings.gcp_project}, dataset {self.settings.bigquery_dataset})"
+            if self._backend is not None
+            else "",
+        )
 
     def stop(self) -> None:
         """Stop claiming, give back leases, stop answering reads, close the database (once)."""
@@ -129,6 +154,10 @@ class Runtime:
             self._endpoint.close()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._backend is not None:
+            with contextlib.suppress(Exception):
+                self._backend.close()
+            self._backend = None
         if self._storage is not None:
             with contextlib.suppress(Exception):
                 self._storage.execute("CHECKPOINT")
@@ -193,7 +222,7 @@ class Runtime:
         self._reads.clear()
 
     def _observe(self, run: BatchRun) -> None:
-        info = ledger.get_batch(self.storage, run.summary.batch_id)
+        info = ledger.get_batch(self.backend, run.summary.batch_id)
         duration = ((info.summary or {}).get("consolidation") or {}).get("duration_s")
         if isinstance(duration, int | float):
             self.metrics.consolidation.observe(float(duration))
@@ -201,13 +230,14 @@ class Runtime:
     def observe_consolidation(self, batch_id: str, already: bool) -> None:
         """Record the consolidation an API call ran (nothing when the batch was consolidated before)."""
         if not already:
-            info = ledger.get_batch(self.storage, batch_id)
+            info = ledger.get_batch(self.backend, batch_id)
             duration = ((info.summary or {}).get("consolidation") or {}).get("duration_s")
             if isinstance(duration, int | float):
                 self.metrics.consolidation.observe(float(duration))
 
     def readiness(self) -> dict[str, dict[str, Any]]:
-        """Checks behind ``/health/ready``: database open, schema current, models present or trainable."""
+        """Checks behind ``/health/ready``: database open, schema current, models present or trainable, and
+        (backend gcp) Firestore and BigQuery reachable."""
         from nbaprops import schema
         from nbaprops.systems.training import BUNDLE_FILE
 
@@ -240,6 +270,16 @@ class Runtime:
             if box_scores
             else "no artifact and no box score to train on",
         }
+        if self._backend is not None:
+            try:
+                running = len(self._backend.ledger.list_batches(state="running"))
+                self._backend.warehouse.staging_tables()
+                checks["cloud"] = {
+                    "ok": True,
+                    "detail": f"Firestore and BigQuery answer ({running} batch(es) running)",
+                }
+            except Exception as exc:  # readiness reports, it never raises
+                checks["cloud"] = {"ok": False, "detail": str(exc)}
         return checks
 
 

@@ -17,7 +17,7 @@ The records the seams exchange are defined here, below the pipeline, so that bac
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -291,8 +291,14 @@ class Warehouse(Protocol):
         """Drop a staging table if it exists."""
         ...
 
-    def active_predictions(self, game_date: date) -> pa.Table:
-        """The main table's active rows of a date (the invariant checks and the board read this)."""
+    def active_predictions(self, game_date: date, *, invalidated: Sequence[str] = ()) -> pa.Table:
+        """The main table's active rows of a date (the invariant checks, the board, picks and grading read
+        this), sorted by key; with ``invalidated``, also the rows deactivated for one of those reasons."""
+        ...
+
+    def upload_inputs(self, source: DuckDBStorage, *, tables: Iterable[str] | None = None) -> dict[str, int]:
+        """Make the warehouse's input tables (box scores, lines, schedule, injuries) ``source``'s, for workers
+        that read their history there; rows per table. Nothing to copy when ``source`` is the warehouse."""
         ...
 
 

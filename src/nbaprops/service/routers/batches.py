@@ -84,14 +84,14 @@ async def list_batches(
     day = None if date is None else resolve_day(date, rt.clock, "date").isoformat()
 
     def render() -> bytes:
-        listed = OPERATIONS["batches"](rt.storage, rt.settings, game_date=day, state=state, limit=limit)
+        listed = OPERATIONS["batches"](rt.backend, rt.settings, game_date=day, state=state, limit=limit)
         return BatchList.model_validate(listed).model_dump_json().encode()
 
     return Response(await rt.read(("batches", day, state, limit), render), media_type="application/json")
 
 
 def _detail(rt: Runtime, batch_id: str) -> dict[str, Any]:
-    detail = batch_detail(rt.storage, rt.settings, batch_id)
+    detail = batch_detail(rt.backend, rt.settings, batch_id)
     job = rt.runner.job(batch_id)
     return {**detail, "runner": None if job is None else job.as_dict()}
 
@@ -115,12 +115,12 @@ async def get_batch(batch_id: BatchId, request: Request) -> Response:
 
 
 def _progress(rt: Runtime, batch_id: str) -> dict[str, Any]:
-    info = ledger.get_batch(rt.storage, batch_id)
+    info = ledger.get_batch(rt.backend, batch_id)
     job = rt.runner.job(batch_id)
     return {
         "batch_id": batch_id,
         "state": info.state,
-        "requests": ledger.progress(rt.storage, batch_id),
+        "requests": ledger.progress(rt.backend, batch_id),
         "consolidated": info.consolidated_at is not None,
         "phase": None if job is None else job.phase,
     }
@@ -176,8 +176,8 @@ async def events(batch_id: BatchId, request: Request) -> StreamingResponse:
 
 async def _operate(rt: Runtime, op: str, batch_id: str) -> dict[str, Any]:
     def run() -> dict[str, Any]:
-        before = ledger.get_batch(rt.storage, batch_id).consolidated_at
-        result: dict[str, Any] = OPERATIONS[op](rt.storage, rt.settings, batch_id=batch_id)
+        before = ledger.get_batch(rt.backend, batch_id).consolidated_at
+        result: dict[str, Any] = OPERATIONS[op](rt.backend, rt.settings, batch_id=batch_id)
         rt.observe_consolidation(batch_id, already=before is not None)
         return result
 

@@ -61,7 +61,7 @@ def _duration(created_at: str, consolidated_at: str | None) -> str:
 @router.get("/", response_class=HTMLResponse, name="dashboard_home")
 async def home(request: Request) -> Response:
     rt = runtime(request)
-    rows = (await rt.db(OPERATIONS["batches"], rt.storage, rt.settings, limit=100))["batches"]
+    rows = (await rt.db(OPERATIONS["batches"], rt.backend, rt.settings, limit=100))["batches"]
     for row in rows:
         counts = row["requests"]
         row["total"] = sum(counts.values())
@@ -73,7 +73,7 @@ async def home(request: Request) -> Response:
 
 
 def _batch_page(rt: Runtime, batch_id: str) -> dict[str, Any]:
-    detail = batch_detail(rt.storage, rt.settings, batch_id)
+    detail = batch_detail(rt.backend, rt.settings, batch_id)
     job = rt.runner.job(batch_id)
     detail["runner"] = None if job is None else job.as_dict()
     for key in ("as_of", "created_at", "deadline_at", "consolidated_at"):
@@ -101,7 +101,7 @@ async def batch_page(batch_id: str, request: Request) -> Response:
 async def board_latest(request: Request) -> Response:
     """The board of the newest batch's date (today, US Eastern, when there is none)."""
     rt = runtime(request)
-    rows = (await rt.db(OPERATIONS["batches"], rt.storage, rt.settings, limit=1))["batches"]
+    rows = (await rt.db(OPERATIONS["batches"], rt.backend, rt.settings, limit=1))["batches"]
     day = rows[0]["game_date"] if rows else resolve_day("TODAY", rt.clock).isoformat()
     return RedirectResponse(request.url_for("dashboard_board", day=day), status_code=303)
 
@@ -121,7 +121,7 @@ async def board(
     rows_limit = None if limit == "all" else BOARD_ROWS
     board = await rt.db(
         OPERATIONS["predictions"],
-        rt.storage,
+        rt.backend,
         rt.settings,
         game_date=game_date.isoformat(),
         market=market,

@@ -41,7 +41,7 @@ async def check_stalled(
     batch past its deadline ends partial. Leases of this server's own running batches are not touched."""
     rt = runtime(request)
     minutes = None if body is None else body.stall_minutes
-    return await rt.write(lambda: OPERATIONS["check-stalled"](rt.storage, rt.settings, stall_minutes=minutes))
+    return await rt.write(lambda: OPERATIONS["check-stalled"](rt.backend, rt.settings, stall_minutes=minutes))
 
 
 @router.post(
@@ -59,6 +59,6 @@ async def cleanup_staging(
     options = body or CleanupRequest()
     return await rt.write(
         lambda: OPERATIONS["cleanup-staging"](
-            rt.storage, rt.settings, older_than_hours=options.older_than_hours, dry_run=options.dry_run
+            rt.backend, rt.settings, older_than_hours=options.older_than_hours, dry_run=options.dry_run
         )
     )

@@ -81,7 +81,7 @@ async def predictions(
 
     def render() -> bytes:  # on a database thread: a slate's JSON is a few hundred kB
         board = OPERATIONS["predictions"](
-            rt.storage,
+            rt.backend,
             rt.settings,
             game_date=day.isoformat(),
             market=market,
