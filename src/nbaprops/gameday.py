@@ -37,6 +37,7 @@ from nbaprops.config import Settings
 from nbaprops.errors import InputError
 from nbaprops.markets import validate_markets
 from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.seams import Backend
 
 log = logging.getLogger(__name__)
 
@@ -193,21 +194,21 @@ def inputs_digest(
     return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _standing_batch(storage: DuckDBStorage, game_date: date, batch_id: str | None) -> str | None:
+def _standing_batch(backend: Backend, game_date: date, batch_id: str | None) -> str | None:
     """``batch_id`` if it is still the batch whose rows are active for the date (nothing superseded it)."""
     if batch_id is None:
         return None
-    newer = storage.scalar(
-        """SELECT count(*) FROM prediction_batches WHERE game_date = ? AND created_at >
-               (SELECT created_at FROM prediction_batches WHERE batch_id = ?)""",
-        [game_date, batch_id],
+    batches = backend.ledger.list_batches(game_date=game_date)  # newest first
+    newest = batches[0] if batches else None
+    return (
+        batch_id
+        if newest is not None and newest.batch_id == batch_id and newest.state == "complete"
+        else None
     )
-    state = storage.scalar("SELECT state FROM prediction_batches WHERE batch_id = ?", [batch_id])
-    return batch_id if not newer and state == "complete" else None
 
 
 def best_bets(
-    storage: DuckDBStorage, game_date: date, systems: tuple[str, ...], *, limit: int
+    storage: Backend, game_date: date, systems: tuple[str, ...], *, limit: int
 ) -> list[dict[str, Any]]:
     """The date's recommended bets, best expected value first, one per player and market.
 
@@ -248,7 +249,7 @@ def best_bets(
 
 
 def run_day(
-    storage: DuckDBStorage,
+    backend: Backend,
     settings: Settings,
     game_date: date,
     *,
@@ -259,7 +260,12 @@ def run_day(
     on_start: Callable[[str, int], None] | None = None,
     on_progress: Callable[[dict[str, int]], None] | None = None,
 ) -> DayRun:
-    """Run one game day end to end (see the module docstring); safe to rerun."""
+    """Run one game day end to end (see the module docstring); safe to rerun.
+
+    The inputs, the record of runs and the models are the inputs file's (``backend.features``); the batch and
+    its predictions are the backend's (the same file, or — backend gcp — Firestore and BigQuery, the inputs
+    uploaded first for the workers).
+    """
     from nbaprops.ingest import ensure_boxscores
     from nbaprops.ingest.schedule import games_for_date
     from nbaprops.pipeline.coordinator import default_as_of
@@ -267,6 +273,7 @@ def run_day(
     from nbaprops.systems import validate_systems
 
     clock = clock or SystemClock()
+    storage = backend.features
     say = on_message or (lambda _m: None)
     markets = validate_markets(settings.markets)
     systems = tuple(validate_systems(settings.systems))
@@ -308,21 +315,24 @@ def run_day(
         "ORDER BY started_at DESC LIMIT 1",
         [game_date],
     )
-    standing = _standing_batch(storage, game_date, last[1]) if last and last[0] == digest else None
+    standing = _standing_batch(backend, game_date, last[1]) if last and last[0] == digest else None
     if standing is not None:
         from nbaprops.pipeline import Coordinator
 
-        summary = Coordinator(storage, settings, clock=clock).summary(standing).as_dict()
+        summary = Coordinator(backend, settings, clock=clock).summary(standing).as_dict()
         return record(
             "unchanged",
             f"nothing new since the last run: batch {standing} stands",
             digest,
             standing,
             summary,
-            best_bets(storage, game_date, systems, limit=best),
+            best_bets(backend, game_date, systems, limit=best),
         )
+    if backend.queue is not None:  # workers elsewhere read their history from the warehouse
+        uploaded = backend.warehouse.upload_inputs(storage)
+        say("inputs uploaded to the warehouse: " + ", ".join(f"{t} {n}" for t, n in uploaded.items()))
     result = run_batch(
-        storage,
+        backend,
         settings,
         game_date,
         markets=markets,
@@ -345,7 +355,7 @@ def run_day(
         after,
         batch_id,
         result.as_dict(),
-        best_bets(storage, game_date, systems, limit=best),
+        best_bets(backend, game_date, systems, limit=best),
     )
 
 

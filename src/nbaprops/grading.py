@@ -23,6 +23,7 @@ from nbaprops.clock import Clock, SystemClock
 from nbaprops.errors import InputError
 from nbaprops.markets import MARKET_STAT, validate_market
 from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.seams import Backend
 from nbaprops.systems import validate_systems
 
 log = logging.getLogger(__name__)
@@ -149,11 +150,13 @@ class GradeResult:
         }
 
 
-def grade_date(storage: DuckDBStorage, game_date: date, *, clock: Clock | None = None) -> GradeResult:
+def grade_date(backend: Backend, game_date: date, *, clock: Clock | None = None) -> GradeResult:
     """Grade every current prediction of ``game_date`` under run_id ``live`` (idempotent).
 
-    The rows graded are the active ones and those voided by an invalidation. A regrade changes nothing unless a
-    grade's values changed (a box score corrected, a row invalidated), and then replaces that grade only.
+    The rows graded are the active ones and those voided by an invalidation, read from the backend's warehouse
+    (the database file itself, or BigQuery); the box scores and the grades are the inputs file's
+    (``backend.features``), where ``accuracy`` reads them. A regrade changes nothing unless a grade's values
+    changed (a box score corrected, a row invalidated), and then replaces that grade only.
 
     Raises:
         InputError: the date is in the future, has no box scores yet, or no prediction.
@@ -161,10 +164,9 @@ def grade_date(storage: DuckDBStorage, game_date: date, *, clock: Clock | None =
     today = (clock or SystemClock()).now().date()
     if game_date >= today:
         raise InputError(f"{game_date} is not over yet (today is {today}); grade it the morning after")
-    predicted = storage.scalar(
-        "SELECT count(*) FROM player_prop_predictions WHERE game_date = ?", [game_date]
-    )
-    if not predicted:
+    storage = backend.features
+    predicted = backend.warehouse.active_predictions(game_date, invalidated=VOID_INVALIDATIONS)
+    if not predicted.num_rows:
         raise InputError(f"no prediction for {game_date}; run `nbaprops predict --date {game_date}` first")
     if not storage.scalar("SELECT count(*) FROM box_scores WHERE game_date = ?", [game_date]):
         raise InputError(
@@ -172,15 +174,10 @@ def grade_date(storage: DuckDBStorage, game_date: date, *, clock: Clock | None =
             f"grade again"
         )
     values = " OR ".join(f"n.{c} IS DISTINCT FROM o.{c}" for c in _GRADE_VALUES)
-    voids = ", ".join(repr(v) for v in VOID_INVALIDATIONS)
     with storage.transaction() as tx:
         current = tx.temp_name("current")
         fresh = tx.temp_name("fresh")
-        tx.execute(
-            f"""CREATE TEMP TABLE {current} AS SELECT * FROM player_prop_predictions
-                       WHERE game_date = ? AND (is_active OR invalidation_reason IN ({voids}))""",
-            [game_date],
-        )
+        tx.register(current, predicted)
         tx.execute(f"CREATE TEMP TABLE {fresh} AS {grade_sql(current, run_id=LIVE_RUN, voided=True)}")
         counts = tx.execute(
             f"""SELECT count(*) FILTER (WHERE o.prediction_id IS NULL),

@@ -20,7 +20,7 @@ from typing import Any
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
 from nbaprops.markets import validate_market
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.seams import Backend
 from nbaprops.systems import validate_systems
 from nbaprops.systems.betting import payout
 
@@ -53,7 +53,7 @@ def kelly(p_win: float, price: float) -> float:
 
 
 def picks(
-    storage: DuckDBStorage,
+    backend: Backend,
     settings: Settings,
     game_date: date,
     *,
@@ -74,25 +74,29 @@ def picks(
     bankroll = settings.bankroll if bankroll is None else bankroll
     if bankroll <= 0:
         raise InputError("--bankroll must be positive")
-    if not storage.scalar(
-        "SELECT count(*) FROM player_prop_predictions WHERE game_date = ? AND is_active", [game_date]
-    ):
+    active = backend.warehouse.active_predictions(game_date)
+    if not active.num_rows:
         raise InputError(
             f"no active prediction for {game_date}; run `nbaprops predict --date {game_date}` first"
         )
-    rows = storage.fetch_dicts(
-        """SELECT player_lookup, player_name, team, opponent, game_id, market, system_id, recommendation,
+    with backend.features.session() as session:
+        source = session.temp_name("active")
+        session.register(source, active)
+        cursor = session.execute(
+            f"""SELECT player_lookup, player_name, team, opponent, game_id, market, system_id, recommendation,
                   predicted_value, line_value, sportsbook,
                   CASE recommendation WHEN 'OVER' THEN over_price ELSE under_price END AS price,
                   confidence_score AS p_win, expected_value, batch_id, model_version
-           FROM player_prop_predictions
+           FROM {source}
            WHERE game_date = ? AND is_active AND system_id = ? AND (? IS NULL OR market = ?)
              AND recommendation IN ('OVER', 'UNDER') AND expected_value >= ?
              AND confidence_score IS NOT NULL AND (CASE recommendation WHEN 'OVER' THEN over_price
                                                    ELSE under_price END) IS NOT NULL
            ORDER BY expected_value DESC, player_lookup, market""",
-        [game_date, system, market, market, min_ev],
-    )
+            [game_date, system, market, market, min_ev],
+        )
+        names = cursor.column_names()
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     per_bet = bankroll * settings.max_bet_fraction
     left = bankroll * settings.max_night_fraction
     chosen: list[dict[str, Any]] = []

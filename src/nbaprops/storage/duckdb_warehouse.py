@@ -11,7 +11,7 @@ stays with the ledger.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 
 import pyarrow as pa
@@ -174,11 +174,13 @@ class DuckDBWarehouse:
         log.info("batch %s merged from %s: %s", batch_id, staging_table, result)
         return result
 
-    def active_predictions(self, game_date: date) -> pa.Table:
+    def active_predictions(self, game_date: date, *, invalidated: Sequence[str] = ()) -> pa.Table:
         key = ", ".join(schema.PREDICTION_KEY)
         table: pa.Table = self.storage.arrow(
-            f"SELECT * FROM {schema.PREDICTIONS.name} WHERE is_active AND game_date = ? ORDER BY {key}",
-            [game_date],
+            f"""SELECT * FROM {schema.PREDICTIONS.name}
+                WHERE game_date = ? AND (is_active OR list_contains(?, invalidation_reason))
+                ORDER BY {key}, created_at""",
+            [game_date, list(invalidated)],
         )
         return table
 

@@ -529,14 +529,18 @@ SELECT n_staged, n_fenced_in, n_unique, n_superseded, n_inserted;
         log.info("batch %s merged from %s: %s", batch_id, staging_table, result)
         return result
 
-    def active_predictions(self, game_date: date) -> pa.Table:
+    def active_predictions(self, game_date: date, *, invalidated: Sequence[str] = ()) -> pa.Table:
         from google.cloud import bigquery
 
         key = ", ".join(schema.PREDICTION_KEY)
         return self._arrow(
             f"SELECT * FROM {self._quoted(schema.PREDICTIONS.name)} "
-            f"WHERE is_active AND game_date = @game_date ORDER BY {key}",
-            [bigquery.ScalarQueryParameter("game_date", "DATE", game_date)],
+            f"WHERE game_date = @game_date AND (is_active OR invalidation_reason IN UNNEST(@reasons)) "
+            f"ORDER BY {key}, created_at",
+            [
+                bigquery.ScalarQueryParameter("game_date", "DATE", game_date),
+                bigquery.ArrayQueryParameter("reasons", "STRING", list(invalidated)),
+            ],
             action="read active predictions",
         )
 

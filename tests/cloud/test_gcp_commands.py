@@ -1,0 +1,89 @@
+"""The day's commands on the GCP backend, through the CLI as a user types them: `daily` (twice), `status`,
+`grade`, `accuracy`, `picks` read and write the cloud's batches and predictions; `refresh` and `invalidate`,
+which do not run there yet, refuse with the reason instead of acting on the inputs file's empty tables.
+
+The coordinator runs one in-process queue worker (it pulls from Pub/Sub like `nbaprops worker`), so no worker
+process is needed. A one-game date keeps it short.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import pytest
+from tests.cloud.conftest import Deployment
+from tests.cloud.test_gcp_pipeline import assert_cloud_invariants
+from typer.testing import CliRunner
+
+from nbaprops.cli import app
+from nbaprops.storage import open_gcp, open_storage
+
+pytestmark = [pytest.mark.cloud]
+ONE_GAME = "2025-01-26"
+
+
+def run(deployment: Deployment, *args: str) -> tuple[int, Any, str]:
+    env = {**deployment.env, "NBAPROPS_WORKERS": "1", "NBAPROPS_DB_PATH": str(deployment.db)}
+    result = CliRunner().invoke(app, [*args, "--json"], env=env)
+    try:
+        payload = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        payload = result.stdout
+    return result.exit_code, payload, result.stderr
+
+
+def test_the_days_commands_read_and_write_the_cloud(deployment: Deployment) -> None:
+    """Before these commands took the backend, `grade` and `picks` read the file's empty predictions table
+    ("no prediction for …"), and `daily` ran its batch on the file: the checks on Firestore and BigQuery below
+    fail then."""
+    code, day, err = run(deployment, "daily", "--date", ONE_GAME, "--no-fetch")
+    assert code == 0, err
+    assert day["outcome"] == "predicted", day
+    batch_id = day["batch"]["batch_id"]
+    backend = open_gcp(deployment.settings)
+    try:
+        assert [b.batch_id for b in backend.ledger.list_batches()] == [batch_id]
+        assert_cloud_invariants(backend, batch_id, ONE_GAME)
+        active = backend.warehouse.active_predictions(date.fromisoformat(ONE_GAME)).num_rows
+        assert active == day["batch"]["requests"]["done"] > 10
+
+        code, again, err = run(deployment, "daily", "--date", ONE_GAME, "--no-fetch")
+        assert code == 0, err
+        assert again["outcome"] == "unchanged", again  # the same inputs: the cloud's batch stands
+        assert len(backend.ledger.list_batches()) == 1
+
+        code, status, err = run(deployment, "status")
+        assert code == 0 and status["batch_id"] == batch_id and status["state"] == "complete", err
+
+        code, graded, err = run(deployment, "grade", "--date", ONE_GAME)
+        assert code == 0, err
+        assert graded["rows"] == active and graded["added"] == active, graded
+        code, regraded, err = run(deployment, "grade", "--date", ONE_GAME)
+        assert code == 0 and regraded["added"] == 0 and regraded["unchanged"] == active, regraded
+
+        code, acc, err = run(deployment, "accuracy", "--since", ONE_GAME, "--until", ONE_GAME)
+        assert code == 0, err
+        assert [(m["system_id"], m["market"]) for m in acc["metrics"]] == [("moving_average", "points")]
+        assert 0 < acc["metrics"][0]["n"] <= active  # players who did not play are void, not graded
+
+        code, night, err = run(deployment, "picks", "--date", ONE_GAME, "--system", "moving_average")
+        assert code == 0, err  # no lines on the date: no bet, but the cloud's predictions were found
+        assert night["picks"] == []
+
+        for command in ("refresh", "invalidate"):
+            code, refused, _ = run(deployment, command, "--date", ONE_GAME)
+            assert code == 1, refused
+            assert refused["kind"] == "ConfigError" and "embedded backend only" in refused["error"], refused
+    finally:
+        backend.close()
+    # The inputs file got the grades and the record of the day's runs, and no batch or prediction.
+    local = open_storage(deployment.db, read_only=True)
+    try:
+        assert local.scalar("SELECT count(*) FROM prediction_grades") == active
+        assert local.scalar("SELECT count(*) FROM daily_runs") == 2
+        for table in ("prediction_batches", "prediction_requests", "player_prop_predictions"):
+            assert local.scalar(f"SELECT count(*) FROM {table}") == 0, table
+    finally:
+        local.close()
