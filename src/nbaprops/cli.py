@@ -1331,10 +1331,10 @@ def invalidate(
 
     with _errors(as_json):
         day = _parse_date(date_)
-        _embedded_only(_settings(db), "invalidate")
-        _operate(
-            db, as_json, f"invalidate {day}", lambda storage, settings: run_invalidate(storage, day).as_dict()
-        )
+        settings = _settings(db)
+        with _backend(settings) as backend:
+            result = run_invalidate(backend, day).as_dict()
+        _emit(result, as_json, lambda: _render_summary(f"invalidate {day}", result))
 
 
 _PICKS = (

@@ -1,6 +1,6 @@
 """The day's commands on the GCP backend, through the CLI as a user types them: `daily` (twice), `status`,
-`grade`, `accuracy`, `picks` read and write the cloud's batches and predictions; `refresh` and `invalidate`,
-which do not run there yet, refuse with the reason instead of acting on the inputs file's empty tables.
+`grade`, `accuracy`, `picks`, `invalidate` read and write the cloud's batches and predictions; `refresh`, which
+does not run there yet, refuses with the reason instead of acting on the inputs file's empty tables.
 
 The coordinator runs one in-process queue worker (it pulls from Pub/Sub like `nbaprops worker`), so no worker
 process is needed. A one-game date keeps it short.
@@ -72,10 +72,14 @@ def test_the_days_commands_read_and_write_the_cloud(deployment: Deployment) -> N
         assert code == 0, err  # no lines on the date: no bet, but the cloud's predictions were found
         assert night["picks"] == []
 
-        for command in ("refresh", "invalidate"):
-            code, refused, _ = run(deployment, command, "--date", ONE_GAME)
-            assert code == 1, refused
-            assert refused["kind"] == "ConfigError" and "embedded backend only" in refused["error"], refused
+        code, invalidated, err = run(deployment, "invalidate", "--date", ONE_GAME)
+        # Nothing postponed and no report: nothing changes (the warehouse battery tests the changes).
+        assert code == 0, err
+        assert invalidated["rows_invalidated"] == {"game_postponed": 0, "player_ruled_out": 0}
+
+        code, refused, _ = run(deployment, "refresh", "--date", ONE_GAME)
+        assert code == 1, refused
+        assert refused["kind"] == "ConfigError" and "embedded backend only" in refused["error"], refused
     finally:
         backend.close()
     # The inputs file got the grades and the record of the day's runs, and no batch or prediction.

@@ -391,6 +391,49 @@ def test_duplicate_active_keys_refuse_the_merge_and_change_no_rows(
     assert backend.count(staging) == 1
 
 
+def test_invalidate_deactivates_only_rows_predicted_before_the_report(
+    backend: Backend, clock: ManualClock
+) -> None:
+    """A ruled-out player's rows go inactive with the reason when they were predicted before the report;
+    a report older than the row changes nothing; a player without rows counts 0; a second call changes
+    nothing (only active rows change)."""
+    predicted_at = clock.now()
+    staging = backend.warehouse.create_staging("b1", expires_hours=6)
+    backend.warehouse.stage(staging, rows_for("b1", ["ann", "bob", "cal"], now=predicted_at), load_id="b1")
+    merged(backend, "b1", staging, done(("ann", 1), ("bob", 1), ("cal", 1)), clock)
+    later, earlier = predicted_at + timedelta(hours=1), predicted_at - timedelta(hours=1)
+    clock.advance(7200)
+    players = [("bob", later), ("ann", earlier), ("dan", later)]
+
+    first = backend.warehouse.invalidate(GAME_DATE, games=[], players=players, at=clock.now())
+    again = backend.warehouse.invalidate(GAME_DATE, games=[], players=players, at=clock.now())
+
+    assert first == (0, {"bob": 1, "ann": 0, "dan": 0})
+    assert again == (0, {"bob": 0, "ann": 0, "dan": 0})
+    assert set(active(backend)) == {("ann", "points"), ("cal", "points")}
+    bob = [r for r in backend.main_rows() if r["player_lookup"] == "bob"]
+    assert [(r["is_active"], r["invalidation_reason"]) for r in bob] == [(False, "player_ruled_out")]
+
+
+def test_invalidate_a_postponed_game_by_its_teams_before_its_players(
+    backend: Backend, clock: ManualClock
+) -> None:
+    """Every row of the game goes, matched by its id or by its teams either way round; a ruled-out player of
+    that game is counted under the game, not twice."""
+    staging = backend.warehouse.create_staging("b1", expires_hours=6)
+    backend.warehouse.stage(staging, rows_for("b1", ["ann", "bob"], now=clock.now()), load_id="b1")
+    merged(backend, "b1", staging, done(("ann", 1), ("bob", 1)), clock)
+    clock.advance(3600)
+
+    result = backend.warehouse.invalidate(
+        GAME_DATE, games=[(None, "NYK", "BOS")], players=[("ann", clock.now())], at=clock.now()
+    )
+
+    assert result == (2, {"ann": 0})
+    assert active(backend) == {}
+    assert {r["invalidation_reason"] for r in backend.main_rows()} == {"game_postponed"}
+
+
 def test_drop_staging_removes_only_that_table_and_may_repeat(backend: Backend) -> None:
     first = backend.warehouse.create_staging("b1", expires_hours=6)
     second = backend.warehouse.create_staging("b2", expires_hours=6)

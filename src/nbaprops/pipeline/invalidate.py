@@ -21,6 +21,7 @@ from typing import Any
 
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.seams import Backend
 
 log = logging.getLogger(__name__)
 
@@ -76,41 +77,22 @@ class InvalidationResult:
         }
 
 
-def invalidate(storage: DuckDBStorage, game_date: date, *, clock: Clock | None = None) -> InvalidationResult:
-    """Deactivate the rows of postponed games and of players ruled out after they were predicted (idempotent)."""
+def invalidate(backend: Backend, game_date: date, *, clock: Clock | None = None) -> InvalidationResult:
+    """Deactivate the rows of postponed games and of players ruled out after they were predicted (idempotent).
+
+    The schedule and the injury report are the inputs file's (``backend.features``); the rows are the
+    warehouse's (the same file, or BigQuery), changed in one transaction.
+    """
     now = (clock or SystemClock()).now()
-    games = postponed_games(storage, game_date)
-    outs = ruled_out(storage, game_date, now)
-    counts = {"game_postponed": 0, "player_ruled_out": 0}
-    affected: dict[str, int] = {}
-    with storage.transaction() as tx:
-        for game in games:
-            changed = tx.execute(
-                """UPDATE player_prop_predictions SET is_active = false, invalidated_at = ?,
-                          invalidation_reason = 'game_postponed', updated_at = ?
-                   WHERE is_active AND game_date = ? AND (game_id = ? OR (team = ? AND opponent = ?)
-                                                          OR (team = ? AND opponent = ?))""",
-                [
-                    now,
-                    now,
-                    game_date,
-                    game["game_id"],
-                    game["home_team"],
-                    game["away_team"],
-                    game["away_team"],
-                    game["home_team"],
-                ],
-            ).fetchone()
-            counts["game_postponed"] += int(changed[0]) if changed else 0
-        for out in outs:
-            changed = tx.execute(
-                """UPDATE player_prop_predictions SET is_active = false, invalidated_at = ?,
-                          invalidation_reason = 'player_ruled_out', updated_at = ?
-                   WHERE is_active AND game_date = ? AND player_lookup = ? AND created_at < ?""",
-                [now, now, game_date, out.player_lookup, out.report_at],
-            ).fetchone()
-            affected[out.player_lookup] = int(changed[0]) if changed else 0
-            counts["player_ruled_out"] += affected[out.player_lookup]
+    games = postponed_games(backend.features, game_date)
+    outs = ruled_out(backend.features, game_date, now)
+    postponed, affected = backend.warehouse.invalidate(
+        game_date,
+        games=[(g["game_id"], g["home_team"], g["away_team"]) for g in games],
+        players=[(o.player_lookup, o.report_at) for o in outs],
+        at=now,
+    )
+    counts = {"game_postponed": postponed, "player_ruled_out": sum(affected.values())}
     if any(counts.values()):
         log.info("invalidated on %s: %s", game_date, counts)
     return InvalidationResult(

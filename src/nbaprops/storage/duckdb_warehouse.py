@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, datetime
 
 import pyarrow as pa
 
@@ -173,6 +173,37 @@ class DuckDBWarehouse:
         )
         log.info("batch %s merged from %s: %s", batch_id, staging_table, result)
         return result
+
+    def invalidate(
+        self,
+        game_date: date,
+        *,
+        games: Sequence[tuple[str | None, str, str]],
+        players: Sequence[tuple[str, datetime]],
+        at: datetime,
+    ) -> tuple[int, dict[str, int]]:
+        main = schema.PREDICTIONS.name
+        postponed = 0
+        per_player: dict[str, int] = {}
+        with self.storage.transaction() as tx:
+            for game_id, home, away in games:
+                changed = tx.execute(
+                    f"""UPDATE {main} SET is_active = false, invalidated_at = ?,
+                              invalidation_reason = 'game_postponed', updated_at = ?
+                       WHERE is_active AND game_date = ? AND (game_id = ? OR (team = ? AND opponent = ?)
+                                                              OR (team = ? AND opponent = ?))""",
+                    [at, at, game_date, game_id, home, away, away, home],
+                ).fetchone()
+                postponed += int(changed[0]) if changed else 0
+            for lookup, report_at in players:
+                changed = tx.execute(
+                    f"""UPDATE {main} SET is_active = false, invalidated_at = ?,
+                              invalidation_reason = 'player_ruled_out', updated_at = ?
+                       WHERE is_active AND game_date = ? AND player_lookup = ? AND created_at < ?""",
+                    [at, at, game_date, lookup, report_at],
+                ).fetchone()
+                per_player[lookup] = per_player.get(lookup, 0) + (int(changed[0]) if changed else 0)
+        return postponed, per_player
 
     def active_predictions(self, game_date: date, *, invalidated: Sequence[str] = ()) -> pa.Table:
         key = ", ".join(schema.PREDICTION_KEY)

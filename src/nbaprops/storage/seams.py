@@ -296,6 +296,21 @@ class Warehouse(Protocol):
         this), sorted by key; with ``invalidated``, also the rows deactivated for one of those reasons."""
         ...
 
+    def invalidate(
+        self,
+        game_date: date,
+        *,
+        games: Sequence[tuple[str | None, str, str]],
+        players: Sequence[tuple[str, datetime]],
+        at: datetime,
+    ) -> tuple[int, dict[str, int]]:
+        """In one transaction, deactivate active rows of ``game_date``: those of each game in ``games``
+        (``(game_id, home, away)``: its id, or either team against the other) with reason ``game_postponed``,
+        then those of each player in ``players`` (``(player_lookup, report_at)``) created before that time with
+        ``player_ruled_out``. Idempotent (only active rows change). Returns the rows of postponed games and the
+        rows per ruled-out player (every player of ``players`` present)."""
+        ...
+
     def upload_inputs(self, source: DuckDBStorage, *, tables: Iterable[str] | None = None) -> dict[str, int]:
         """Make the warehouse's input tables (box scores, lines, schedule, injuries) ``source``'s, for workers
         that read their history there; rows per table. Nothing to copy when ``source`` is the warehouse."""

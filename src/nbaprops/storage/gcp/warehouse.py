@@ -529,6 +529,89 @@ SELECT n_staged, n_fenced_in, n_unique, n_superseded, n_inserted;
         log.info("batch %s merged from %s: %s", batch_id, staging_table, result)
         return result
 
+    def invalidate(
+        self,
+        game_date: date,
+        *,
+        games: Sequence[tuple[str | None, str, str]],
+        players: Sequence[tuple[str, datetime]],
+        at: datetime,
+    ) -> tuple[int, dict[str, int]]:
+        """One multi-statement transaction: the rows to deactivate (postponed games first, then ruled-out
+        players' rows not already among them), one UPDATE, the counts."""
+        from google.cloud import bigquery
+
+        if not games and not players:
+            return 0, {}
+        if self._table(schema.PREDICTIONS.name) is None:
+            return 0, {lookup: 0 for lookup, _ in players}
+        m = self._quoted(schema.PREDICTIONS.name)
+        script = f"""
+BEGIN TRANSACTION;
+CREATE TEMP TABLE __hit AS
+  SELECT m.prediction_id, m.player_lookup, 'game_postponed' AS reason FROM {m} m
+  WHERE m.is_active AND m.game_date = @game_date AND EXISTS (
+    SELECT 1 FROM UNNEST(@games) g
+    WHERE m.game_id = g.game_id OR (m.team = g.home AND m.opponent = g.away)
+       OR (m.team = g.away AND m.opponent = g.home));
+INSERT INTO __hit (prediction_id, player_lookup, reason)
+  SELECT m.prediction_id, m.player_lookup, 'player_ruled_out' FROM {m} m
+  WHERE m.is_active AND m.game_date = @game_date
+    AND EXISTS (SELECT 1 FROM UNNEST(@players) p
+                WHERE p.player_lookup = m.player_lookup AND m.created_at < p.report_at)
+    AND NOT EXISTS (SELECT 1 FROM __hit h WHERE h.prediction_id = m.prediction_id);
+UPDATE {m} m SET is_active = FALSE, invalidated_at = @now, invalidation_reason = h.reason, updated_at = @now
+  FROM __hit h WHERE m.prediction_id = h.prediction_id AND m.is_active;
+COMMIT TRANSACTION;
+SELECT reason, player_lookup, COUNT(*) AS n FROM __hit GROUP BY reason, player_lookup;
+"""
+        # The client leaves these constructors unannotated.
+        game_type = bigquery.StructQueryParameterType(  # type: ignore[no-untyped-call]
+            bigquery.ScalarQueryParameterType("STRING", name="game_id"),  # type: ignore[no-untyped-call]
+            bigquery.ScalarQueryParameterType("STRING", name="home"),  # type: ignore[no-untyped-call]
+            bigquery.ScalarQueryParameterType("STRING", name="away"),  # type: ignore[no-untyped-call]
+        )
+        player_type = bigquery.StructQueryParameterType(  # type: ignore[no-untyped-call]
+            bigquery.ScalarQueryParameterType("STRING", name="player_lookup"),  # type: ignore[no-untyped-call]
+            bigquery.ScalarQueryParameterType("TIMESTAMP", name="report_at"),  # type: ignore[no-untyped-call]
+        )
+        params = [
+            bigquery.ArrayQueryParameter(
+                "games",
+                game_type,
+                [
+                    bigquery.StructQueryParameter(
+                        None,
+                        bigquery.ScalarQueryParameter("game_id", "STRING", game_id),
+                        bigquery.ScalarQueryParameter("home", "STRING", home),
+                        bigquery.ScalarQueryParameter("away", "STRING", away),
+                    )
+                    for game_id, home, away in games
+                ],
+            ),
+            bigquery.ArrayQueryParameter(
+                "players",
+                player_type,
+                [
+                    bigquery.StructQueryParameter(
+                        None,
+                        bigquery.ScalarQueryParameter("player_lookup", "STRING", lookup),
+                        bigquery.ScalarQueryParameter("report_at", "TIMESTAMP", report_at),
+                    )
+                    for lookup, report_at in players
+                ],
+            ),
+            bigquery.ScalarQueryParameter("game_date", "DATE", game_date),
+            bigquery.ScalarQueryParameter("now", "TIMESTAMP", at),
+        ]
+        rows = self._query(script, params, action=f"invalidate rows of {game_date}")
+        postponed = sum(int(n) for reason, _, n in rows if reason == "game_postponed")
+        per_player = {lookup: 0 for lookup, _ in players}
+        for reason, lookup, n in rows:
+            if reason == "player_ruled_out":
+                per_player[lookup] = int(n)
+        return postponed, per_player
+
     def active_predictions(self, game_date: date, *, invalidated: Sequence[str] = ()) -> pa.Table:
         from google.cloud import bigquery
 
