@@ -29,7 +29,7 @@ from rich.table import Table
 from nbaprops import __version__
 from nbaprops.clock import SystemClock
 from nbaprops.config import Settings, load_settings
-from nbaprops.errors import ConfigError, DatabaseHeldError, InputError, NbapropsError, StorageBusyError
+from nbaprops.errors import DatabaseHeldError, InputError, NbapropsError, StorageBusyError
 from nbaprops.storage import open_gcp, open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.storage.seams import Backend
@@ -263,16 +263,6 @@ def _backend(
                     yield backend
         finally:
             backend.close()
-
-
-def _embedded_only(settings: Settings, command: str) -> None:
-    """Refuse a command that does not run on the GCP backend yet, rather than act on the inputs file's empty
-    prediction tables as if they were the deployment's."""
-    if settings.backend != "duckdb":
-        raise ConfigError(
-            f"nbaprops {command} runs on the embedded backend only for now: on backend {settings.backend!r} the "
-            f"predictions it changes are in BigQuery (docs/cloud.md, 'What runs where')"
-        )
 
 
 def _open_waiting(settings: Settings, *, read_only: bool) -> DuckDBStorage:
@@ -1271,11 +1261,10 @@ def refresh(
     with _errors(as_json):
         day = _parse_date(date_)
         settings = _settings(db)
-        _embedded_only(settings, "refresh")
-        with _storage(settings) as storage:
+        with _backend(settings) as backend:
             try:
                 result = run_refresh(
-                    storage,
+                    backend,
                     settings,
                     day,
                     threshold=threshold,

@@ -1,6 +1,6 @@
 """The day's commands on the GCP backend, through the CLI as a user types them: `daily` (twice), `status`,
-`grade`, `accuracy`, `picks`, `invalidate` read and write the cloud's batches and predictions; `refresh`, which
-does not run there yet, refuses with the reason instead of acting on the inputs file's empty tables.
+`grade`, `accuracy`, `picks`, `invalidate` read and write the cloud's batches and predictions, and a line that
+appears after the predictions is re-predicted by `refresh` in a `line_update` batch on the cloud.
 
 The coordinator runs one in-process queue worker (it pulls from Pub/Sub like `nbaprops worker`), so no worker
 process is needed. A one-game date keeps it short.
@@ -9,7 +9,8 @@ process is needed. A one-game date keeps it short.
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,8 @@ from tests.cloud.test_gcp_pipeline import assert_cloud_invariants
 from typer.testing import CliRunner
 
 from nbaprops.cli import app
+from nbaprops.clock import ManualClock
+from nbaprops.pipeline.refresh import refresh
 from nbaprops.storage import open_gcp, open_storage
 
 pytestmark = [pytest.mark.cloud]
@@ -34,7 +37,7 @@ def run(deployment: Deployment, *args: str) -> tuple[int, Any, str]:
     return result.exit_code, payload, result.stderr
 
 
-def test_the_days_commands_read_and_write_the_cloud(deployment: Deployment) -> None:
+def test_the_days_commands_read_and_write_the_cloud(deployment: Deployment, tmp_path: Path) -> None:
     """Before these commands took the backend, `grade` and `picks` read the file's empty predictions table
     ("no prediction for …"), and `daily` ran its batch on the file: the checks on Firestore and BigQuery below
     fail then."""
@@ -77,9 +80,6 @@ def test_the_days_commands_read_and_write_the_cloud(deployment: Deployment) -> N
         assert code == 0, err
         assert invalidated["rows_invalidated"] == {"game_postponed": 0, "player_ruled_out": 0}
 
-        code, refused, _ = run(deployment, "refresh", "--date", ONE_GAME)
-        assert code == 1, refused
-        assert refused["kind"] == "ConfigError" and "embedded backend only" in refused["error"], refused
     finally:
         backend.close()
     # The inputs file got the grades and the record of the day's runs, and no batch or prediction.
@@ -91,3 +91,31 @@ def test_the_days_commands_read_and_write_the_cloud(deployment: Deployment) -> N
             assert local.scalar(f"SELECT count(*) FROM {table}") == 0, table
     finally:
         local.close()
+
+    # A first line for one player after the predictions: `refresh` re-predicts him alone, on the cloud. (In
+    # process, on a clock before tip-off: the CLI's own clock says the 2025 game has long started.)
+    lines = tmp_path / "late_line.csv"
+    lines.write_text(
+        "game_date,player_name,market,line,bookmaker,over_price,under_price,posted_at\n"
+        f"{ONE_GAME},Shai Gilgeous-Alexander,points,31.5,FanDuel,-110,-110,{ONE_GAME}T15:00:00Z\n"
+    )
+    code, ingested, err = run(deployment, "ingest", "lines", str(lines))
+    assert code == 0, err
+    settings = deployment.settings.replace(workers=1)
+    storage = open_storage(deployment.db)
+    backend = open_gcp(settings, features=storage)
+    try:
+        tip_off_ahead = ManualClock(datetime(2025, 1, 26, 18, tzinfo=UTC))
+        result = refresh(backend, settings, date.fromisoformat(ONE_GAME), clock=tip_off_ahead).as_dict()
+        assert [m["player_lookup"] for m in result["moves"]] == ["shaigilgeousalexander"], result
+        assert result["batch"]["kind"] == "line_update" and result["batch"]["state"] == "complete", result
+        kinds = {b.batch_id: b.kind for b in backend.ledger.list_batches()}
+        assert sorted(kinds.values()) == ["daily", "line_update"]
+        assert_cloud_invariants(backend, result["batch"]["batch_id"], ONE_GAME)
+        rows = backend.warehouse.active_predictions(date.fromisoformat(ONE_GAME)).to_pylist()
+        assert len(rows) == active  # one row replaced, none added
+        sga = [r for r in rows if r["player_lookup"] == "shaigilgeousalexander"]
+        assert [(r["line_value"], r["batch_id"]) for r in sga] == [(31.5, result["batch"]["batch_id"])]
+    finally:
+        backend.close()
+        storage.close()

@@ -63,7 +63,13 @@ def players(n: int) -> list[str]:
 
 
 def make_batch(
-    ledger: Ledger, clock: ManualClock, *, n: int = 5, batch_id: str = "b1", game_date: date = GAME_DATE
+    ledger: Ledger,
+    clock: ManualClock,
+    *,
+    n: int = 5,
+    batch_id: str = "b1",
+    game_date: date = GAME_DATE,
+    **kind: str,
 ) -> str:
     ledger.create_batch(
         batch_id=batch_id,
@@ -78,6 +84,7 @@ def make_batch(
         deadline_at=clock.now() + timedelta(minutes=30),
         staging_table=f"staging_{batch_id}",
         clock=clock,
+        **kind,
     )
     return batch_id
 
@@ -124,6 +131,14 @@ def test_create_batch_records_a_running_batch_and_pending_requests(
         "error_message": None,
         "rows_staged": None,
     }
+
+
+def test_a_batch_keeps_its_kind(ledger: Ledger, clock: ManualClock) -> None:
+    """`batches` shows daily or line_update from the ledger (on GCP it used to read the coordinator's file)."""
+    make_batch(ledger, clock, batch_id="b1")
+    make_batch(ledger, clock, batch_id="b2", kind="line_update")
+    assert (ledger.get_batch("b1").kind, ledger.get_batch("b2").kind) == ("daily", "line_update")
+    assert {b.batch_id: b.kind for b in ledger.list_batches()} == {"b1": "daily", "b2": "line_update"}
 
 
 def test_an_unknown_batch_is_an_error(ledger: Ledger, clock: ManualClock) -> None:

@@ -214,6 +214,7 @@ class Coordinator:
         systems: Sequence[str],
         as_of: datetime | None = None,
         force: bool = False,
+        kind: str = "daily",
     ) -> StartResult:
         """Create the batch of ``game_date`` — or return the one already running unless ``force``."""
         existing = self.running(game_date)
@@ -236,6 +237,7 @@ class Coordinator:
             deadline_minutes=self.settings.batch_deadline_minutes,
             clock=self.clock,
             staging_ttl_hours=self.settings.staging_ttl_hours,
+            kind=kind,
         )
         # Nothing is published yet: the work goes out when the batch runs (:meth:`run` publishes every pending
         # request), after its models are ready — a worker handed a chunk before that could not predict it.

@@ -69,6 +69,7 @@ def create_batch(
     deadline_minutes: float,
     clock: Clock,
     staging_ttl_hours: float = 24.0,
+    kind: str = "daily",
 ) -> str:
     """Create the batch's staging table, then the batch and one ``pending`` request per player.
 
@@ -87,6 +88,7 @@ def create_batch(
         deadline_at=now + timedelta(minutes=deadline_minutes),
         staging_table=staging,
         clock=clock,
+        kind=kind,
     )
     log.info("batch %s created for %s with %d requests", batch_id, game_date, len(requests))
     return batch_id

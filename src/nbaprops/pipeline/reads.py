@@ -74,17 +74,13 @@ def batch_records(
 ) -> list[dict[str, Any]]:
     """Batches, newest first, with their request counts by state and their kind (daily or line_update)."""
     rows: list[dict[str, Any]] = []
-    # The kind (daily or line_update) is written by `refresh`, which runs on the embedded file.
-    kinds = dict(
-        storage.features.fetchall("SELECT batch_id, coalesce(kind, 'daily') FROM prediction_batches")
-    )
     for info in ledger.list_batches(storage, game_date=game_date, state=state)[:limit]:
         rows.append(
             {
                 "batch_id": info.batch_id,
                 "game_date": info.game_date.isoformat(),
                 "state": info.state,
-                "kind": kinds.get(info.batch_id, "daily"),
+                "kind": info.kind,
                 "requests": ledger.progress(storage, info.batch_id),
                 "created_at": info.created_at.isoformat(timespec="seconds"),
                 "consolidated_at": info.consolidated_at.isoformat(timespec="seconds")

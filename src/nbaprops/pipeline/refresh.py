@@ -11,7 +11,6 @@ neither is one whose rows were invalidated (ruled out, game postponed).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -22,11 +21,12 @@ from typing import Any
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
+from nbaprops.grading import VOID_INVALIDATIONS
 from nbaprops.markets import validate_markets
 from nbaprops.pipeline import ledger
 from nbaprops.pipeline.coordinator import Coordinator, default_as_of, expected_players
 from nbaprops.pipeline.slate import SlatePredictor, request_targets
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.seams import Backend
 from nbaprops.systems.training import ModelBundle, ensure_bundles, systems_to_fit
 
 log = logging.getLogger(__name__)
@@ -81,20 +81,26 @@ class RefreshResult:
 
 
 def line_moves(
-    storage: DuckDBStorage, game_date: date, markets: Sequence[str], *, as_of: datetime, threshold: float
+    backend: Backend, game_date: date, markets: Sequence[str], *, as_of: datetime, threshold: float
 ) -> list[LineMove]:
     """Players whose consensus line (as of ``as_of``) moved by at least ``threshold`` or is their first."""
     from nbaprops.ingest.lines import select_lines
 
+    storage = backend.features
     lines = select_lines(storage, game_date, markets, as_of=as_of)
+    active = backend.warehouse.active_predictions(game_date).select(
+        ["player_lookup", "market", "line_value", "created_at", "player_name"]
+    )
     with storage.session() as session:
         now_lines = session.temp_name("now_lines")
         session.register(now_lines, lines.select(["player_lookup", "market", "line"]))
+        active_rows = session.temp_name("active")
+        session.register(active_rows, active)
         rows = session.execute(
             f"""WITH predicted AS (
                     SELECT player_lookup, market, arg_max(line_value, created_at) AS line,
                            arg_max(player_name, created_at) AS player_name
-                    FROM player_prop_predictions WHERE game_date = ? AND is_active GROUP BY ALL
+                    FROM {active_rows} GROUP BY ALL
                 ),
                 names AS (
                     SELECT player_lookup, arg_max(player_name, posted_at) AS player_name
@@ -106,7 +112,7 @@ def line_moves(
                 LEFT JOIN names nm USING (player_lookup)
                 WHERE p.line IS NULL OR abs(n.line - p.line) >= ? - 1e-9
                 ORDER BY n.market, n.player_lookup""",
-            [game_date, game_date, threshold],
+            [game_date, threshold],
         ).fetchall()
     return [LineMove(lookup, name, market, old, new) for lookup, name, market, old, new in rows]
 
@@ -118,18 +124,26 @@ def _started(commence: datetime | None, game_date: date, now: datetime) -> bool:
     return now >= datetime(game_date.year, game_date.month, game_date.day, tzinfo=UTC) + timedelta(days=1)
 
 
-def _daily_choice(storage: DuckDBStorage, game_date: date) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+def _daily_choice(backend: Backend, game_date: date) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     """Markets and systems of the newest consolidated batch of the date, which a refresh keeps."""
-    row = storage.fetchone(
-        "SELECT markets, systems FROM prediction_batches WHERE game_date = ? AND consolidated_at IS NOT NULL "
-        "ORDER BY created_at DESC LIMIT 1",
-        [game_date],
-    )
-    return None if row is None else (tuple(row[0]), tuple(row[1]))
+    for info in backend.ledger.list_batches(game_date=game_date):  # newest first
+        if info.consolidated_at is not None:
+            return info.markets, info.systems
+    return None
+
+
+def _skipped(backend: Backend, game_date: date, active: set[str]) -> dict[str, str | None]:
+    """Players without an active row whom the date's newest batch that requested them skipped (no history,
+    too few games), with its reason: a refresh would only skip them again."""
+    latest: dict[str, tuple[str, str | None]] = {}
+    for info in reversed(backend.ledger.list_batches(game_date=game_date)):  # oldest first: newer overwrite
+        for request in backend.ledger.requests(info.batch_id):
+            latest[request["player_lookup"]] = (request["state"], request["error_code"])
+    return {p: code for p, (state, code) in latest.items() if state == "skipped" and p not in active}
 
 
 def refresh(
-    storage: DuckDBStorage,
+    backend: Backend,
     settings: Settings,
     game_date: date,
     *,
@@ -153,15 +167,16 @@ def refresh(
 
     started_at = time.perf_counter()
     clock = clock or SystemClock()
+    storage = backend.features  # the inputs: lines, schedule, box scores
     threshold = settings.refresh_threshold if threshold is None else threshold
     if not threshold > 0:
         raise InputError("--threshold must be positive")
-    chosen = _daily_choice(storage, game_date)
+    chosen = _daily_choice(backend, game_date)
     markets = validate_markets(markets or (chosen[0] if chosen else settings.markets))
     systems = tuple(systems or (chosen[1] if chosen else settings.systems))
     systems_to_fit(list(systems))
     ensure_boxscores(storage)
-    running = ledger.running_batch(storage, game_date)
+    running = ledger.running_batch(backend, game_date)
     if running is not None:
         raise InputError(
             f"batch {running} of {game_date} is still running; let it finish (`nbaprops predict "
@@ -169,7 +184,7 @@ def refresh(
         )
     now = clock.now()
     as_of = default_as_of(game_date, clock)
-    moves = line_moves(storage, game_date, markets, as_of=as_of, threshold=threshold)
+    moves = line_moves(backend, game_date, markets, as_of=as_of, threshold=threshold)
     result = RefreshResult(game_date, as_of, threshold, moves)
     if not moves:
         return result
@@ -179,27 +194,9 @@ def refresh(
     tip = dict(
         zip(games.column("game_id").to_pylist(), games.column("commence_time").to_pylist(), strict=True)
     )
-    invalidated = {
-        r[0]: r[1]
-        for r in storage.fetchall(
-            """SELECT player_lookup, any_value(invalidation_reason) FROM player_prop_predictions
-           WHERE game_date = ? AND invalidation_reason IN ('game_postponed', 'player_ruled_out') GROUP BY 1""",
-            [game_date],
-        )
-    }
-    # A player skipped by the date's last batch that requested him (no history, too few games) and still without
-    # an active row would only be skipped again.
-    skipped = {
-        r[0]: r[1]
-        for r in storage.fetchall(
-            """SELECT r.player_lookup, arg_max(r.error_code, b.created_at) FROM prediction_requests r
-           JOIN prediction_batches b USING (batch_id)
-           WHERE b.game_date = ? AND NOT EXISTS (SELECT 1 FROM player_prop_predictions p WHERE p.game_date = b.game_date
-                 AND p.player_lookup = r.player_lookup AND p.is_active)
-           GROUP BY 1 HAVING arg_max(r.state, b.created_at) = 'skipped'""",
-            [game_date],
-        )
-    }
+    rows = backend.warehouse.active_predictions(game_date, invalidated=VOID_INVALIDATIONS).to_pylist()
+    invalidated = {r["player_lookup"]: r["invalidation_reason"] for r in rows if not r["is_active"]}
+    skipped = _skipped(backend, game_date, {r["player_lookup"] for r in rows if r["is_active"]})
     moved = {m.player_lookup for m in moves}
     requests = []
     for request in expected_players(
@@ -230,28 +227,19 @@ def refresh(
         return result
     if bundles is None:
         bundles = ensure_bundles(storage, settings, game_date, markets, systems, on_message=on_message)
-    coordinator = Coordinator(storage, settings, clock=clock)
-    start = coordinator.start(game_date, requests, markets=markets, systems=systems, as_of=as_of)
-    storage.execute(
-        "UPDATE prediction_batches SET kind = ? WHERE batch_id = ?", [LINE_UPDATE, start.batch_id]
+    if backend.queue is not None:  # workers elsewhere read the new lines from the warehouse
+        backend.warehouse.upload_inputs(storage)
+    coordinator = Coordinator(backend, settings, clock=clock)
+    start = coordinator.start(
+        game_date, requests, markets=markets, systems=systems, as_of=as_of, kind=LINE_UPDATE
     )
-    info = ledger.get_batch(storage, start.batch_id)
+    info = ledger.get_batch(backend, start.batch_id)
     lines = select_lines(storage, game_date, markets, as_of=as_of)
     predictor = SlatePredictor(
         info, bundles, lines, settings, clock, targets=request_targets(requests, game_date)
     )
     coordinator.run(start.batch_id, predictor)
     summary = coordinator.finish(start.batch_id, started=started_at)
-    stored = ledger.get_batch(storage, start.batch_id).summary or {}
-    storage.execute(
-        "UPDATE prediction_batches SET summary = ? WHERE batch_id = ?",
-        [
-            json.dumps(
-                {**stored, "kind": LINE_UPDATE, "line_moves": [m.as_dict() for m in moves]}, default=str
-            ),
-            start.batch_id,
-        ],
-    )
     result.batch = {**summary.as_dict(), "kind": LINE_UPDATE}
     log.info("refresh %s: %d move(s), batch %s", game_date, len(moves), start.batch_id)
     return result

@@ -48,6 +48,7 @@ def _batch_from_row(row: dict[str, Any]) -> BatchInfo:
         finished_at=row["finished_at"],
         staging_table=row["staging_table"],
         summary=json.loads(summary) if isinstance(summary, str) else summary,
+        kind=row.get("kind") or "daily",
     )
 
 
@@ -79,6 +80,7 @@ class DuckDBLedger:
         deadline_at: datetime,
         staging_table: str,
         clock: Clock,
+        kind: str = "daily",
     ) -> None:
         """Record the batch (``running``) and one ``pending`` request per player in one transaction."""
         now = clock.now()
@@ -96,8 +98,18 @@ class DuckDBLedger:
         with self.storage.transaction() as tx:
             tx.execute(
                 "INSERT INTO prediction_batches (batch_id, game_date, state, markets, systems, as_of, created_at, "
-                "deadline_at, staging_table) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
-                [batch_id, game_date, list(markets), list(systems), as_of, now, deadline_at, staging_table],
+                "deadline_at, staging_table, kind) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    batch_id,
+                    game_date,
+                    list(markets),
+                    list(systems),
+                    as_of,
+                    now,
+                    deadline_at,
+                    staging_table,
+                    kind,
+                ],
             )
             name = tx.temp_name("new_requests")
             tx.register(name, rows)

@@ -115,6 +115,7 @@ class BatchInfo:
     finished_at: datetime | None
     staging_table: str | None
     summary: dict[str, Any] | None = field(default=None)
+    kind: str = "daily"  # daily, or line_update (a refresh's re-prediction of the players whose line moved)
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,10 @@ class Ledger(Protocol):
         deadline_at: datetime,
         staging_table: str,
         clock: Clock,
+        kind: str = "daily",
     ) -> None:
-        """Record the batch (state ``running``) and one ``pending`` request (attempt 0) per player."""
+        """Record the batch (state ``running``, of ``kind``) and one ``pending`` request (attempt 0) per
+        player."""
         ...
 
     def get_batch(self, batch_id: str) -> BatchInfo:

@@ -98,6 +98,7 @@ def _batch_from_doc(doc: dict[str, Any]) -> BatchInfo:
         finished_at=_plain(doc.get("finished_at")),
         staging_table=doc.get("staging_table"),
         summary=json.loads(summary) if isinstance(summary, str) else summary,
+        kind=doc.get("kind") or "daily",
     )
 
 
@@ -192,6 +193,7 @@ class FirestoreLedger:
         deadline_at: datetime,
         staging_table: str,
         clock: Clock,
+        kind: str = "daily",
     ) -> None:
         """Record the requests (``pending``, attempt 0), then the batch (``running``); see the module's notes."""
         now = clock.now()
@@ -239,6 +241,7 @@ class FirestoreLedger:
                     "finished_at": None,
                     "staging_table": staging_table,
                     "summary": None,
+                    "kind": kind,
                 }
             )
         log.info("batch %s created for %s with %d requests", batch_id, game_date, len(requests))
