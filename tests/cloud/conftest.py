@@ -1,10 +1,17 @@
-"""Fixtures of the end-to-end tests on the GCP backend: the three emulators and a deployment of our own."""
+"""Fixtures and helpers of the end-to-end tests on the GCP backend: the three emulators, a deployment of our own,
+commands run as processes, and the invariants every test ends with."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +19,16 @@ from pathlib import Path
 import pytest
 from tests.emulators.bigquery import BigQueryEmulator, bigquery_emulator
 from tests.emulators.google import firestore_emulator, pubsub_emulator
+from tests.service.conftest import REPO
 
+from nbaprops import schema
 from nbaprops.config import Settings, load_settings
+from nbaprops.storage.gcp.backend import GcpBackend
 
 __all__ = ["bigquery_emulator", "firestore_emulator", "pubsub_emulator"]
+
+OUTPUTS: dict[int, Path] = {}  # pid -> the file its stdout went to
+SMALL_SLATE = "2025-01-26"  # one game, 31 players: the slate of the fault tests (SLATE has 15 games, ~470)
 
 
 @dataclass
@@ -33,7 +46,7 @@ class Deployment:
 
 @pytest.fixture(scope="session")
 def cloud_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Models shared by the cloud tests (trained once, by the first coordinator)."""
+    """Models shared by the cloud tests (trained once per date, by the first coordinator)."""
     return tmp_path_factory.mktemp("cloud-artifacts")
 
 
@@ -67,3 +80,77 @@ def deployment(
         },
         db,
     )
+
+
+# -- commands as processes ---------------------------------------------------------------------------
+
+
+def start(deployment: Deployment, *args: str, **env: str) -> subprocess.Popen[str]:
+    """A command in its own process; what it prints goes to files beside the database (a pipe nobody reads
+    while it runs would fill up and block it), read back by :func:`finished` and :func:`logs`."""
+    stem = deployment.db.parent / f"{args[0]}-{time.monotonic_ns()}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nbaprops.cli", *args],
+        env={**os.environ, **deployment.env, **env, "PYTHONPATH": str(REPO / "src")},
+        stdout=stem.with_suffix(".out").open("w"),
+        stderr=stem.with_suffix(".log").open("w"),
+        text=True,
+        cwd=REPO,
+    )
+    OUTPUTS[process.pid] = stem.with_suffix(".out")
+    return process
+
+
+def logs(deployment: Deployment) -> str:
+    files = sorted([*deployment.db.parent.glob("*.log"), *deployment.db.parent.glob("*.out")])
+    return "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in files)
+
+
+def worker(deployment: Deployment, idle_exit: float = 20, **env: str) -> subprocess.Popen[str]:
+    """``nbaprops worker`` until ``idle_exit`` seconds without a message."""
+    return start(deployment, "worker", "--idle-exit", str(idle_exit), "--json", **env)
+
+
+def predict(deployment: Deployment, game_date: str, **env: str) -> subprocess.Popen[str]:
+    """``nbaprops predict`` (the coordinator) of ``game_date`` on the deployment's inputs file."""
+    return start(deployment, "predict", "--date", game_date, "--db", str(deployment.db), "--json", **env)
+
+
+def finished(process: subprocess.Popen[str], timeout: float, deployment: Deployment) -> dict[str, object]:
+    """The JSON a command printed, once it exited 0 (fails with every log otherwise)."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError(f"{process.args} did not finish in {timeout} s:\n{logs(deployment)}") from None
+    assert process.returncode == 0, logs(deployment)
+    result: dict[str, object] = json.loads(OUTPUTS[process.pid].read_text())
+    return result
+
+
+def stopped(process: subprocess.Popen[str], deployment: Deployment) -> dict[str, object]:
+    """Stop an ``nbaprops worker`` as its operator does (SIGTERM: it finishes its chunk, prints its stats)."""
+    process.send_signal(signal.SIGTERM)
+    return finished(process, 60, deployment)
+
+
+# -- invariants ----------------------------------------------------------------------------------------
+
+
+def assert_cloud_invariants(backend: GcpBackend, batch_id: str) -> None:
+    """I1 terminal requests, I2/I7 every done request's rows at its attempt and only those, I3 one active row
+    per key, I5 latched once, I8 no staging left."""
+    info = backend.ledger.get_batch(batch_id)
+    assert info.consolidated_at is not None and info.state in ("complete", "partial")
+    requests = backend.ledger.requests(batch_id)
+    assert all(r["state"] in schema.TERMINAL_REQUEST_STATES for r in requests)
+    rows = backend.warehouse.active_predictions(info.game_date).to_pylist()
+    keys = Counter((r["game_id"], r["player_lookup"], r["market"], r["system_id"]) for r in rows)
+    assert max(keys.values(), default=1) == 1
+    mine = Counter(r["player_lookup"] for r in rows if r["batch_id"] == batch_id)
+    done = {r["player_lookup"]: r for r in requests if r["state"] == "done"}
+    assert set(mine) == set(done)
+    attempts = {(r["player_lookup"], r["attempt"]) for r in rows if r["batch_id"] == batch_id}
+    assert attempts == {(p, r["attempt"]) for p, r in done.items()}
+    assert all(mine[p] == r["rows_staged"] for p, r in done.items())
+    assert backend.warehouse.staging_tables() == []

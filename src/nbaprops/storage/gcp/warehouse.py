@@ -9,12 +9,15 @@
   no-op. A load job is atomic, so when the job of that id failed the load runs again under the next id.
 - **Merge** is one multi-statement script: ``ALTER TABLE … ADD COLUMN`` for new staging columns, then
   ``BEGIN TRANSACTION`` … fence by the ``done`` (player_lookup, attempt) rows (an ``ARRAY<STRUCT>`` query
-  parameter), newest row per key, supersede, insert by explicit column list over the intersection, refuse two
-  active rows per key (``RAISE``, which rolls everything back) … ``COMMIT TRANSACTION``, then the staging
-  ``DROP``. BigQuery refuses DDL on permanent tables inside a transaction, so the column additions come before
-  it (the main table keeps a column added by a merge that then failed — it only ever gains columns) and the
-  drop after it (a staging table left by a failure there is merged again without effect: ids are
-  deterministic and the insert skips stored ones).
+  parameter), newest row per key, empty the staging table, supersede, insert by explicit column list over the
+  intersection, refuse two active rows per key (``RAISE``, which rolls everything back) … ``COMMIT
+  TRANSACTION``, then the staging ``DROP``. Emptying staging inside the transaction is what keeps two
+  concurrent merges of one batch (two coordinators; the per-date lock is per process) from both inserting:
+  BigQuery runs transactions that only append side by side, each blind to the other's rows, but cancels one of
+  two that delete from the same table; the cancelled one is transient, and its retry finds the staging gone.
+  BigQuery refuses DDL on permanent tables inside a transaction, so the column additions come before it (the
+  main table keeps a column added by a merge that then failed — it only ever gains columns) and the drop after
+  it (a staging table left by a failure there is empty, and merged again without effect).
 - **History**: a worker's feature query stays one DuckDB query; :meth:`BigQueryWarehouse.load_history_into`
   copies the input rows of a date window into a DuckDB store, :meth:`BigQueryWarehouse.upload_inputs` seeds
   BigQuery's input tables from the embedded file.
@@ -135,7 +138,11 @@ def translate(exc: BaseException, *, action: str) -> NbapropsError:
         return ContractError(f"{where}; nothing was changed")
     if isinstance(exc, gexc.Forbidden | gexc.Unauthorized):
         return ConfigError(f"{where}; check the credentials and the project's BigQuery roles")
-    concurrent = re.search(r"concurrent update|could not serialize|aborted", str(exc), re.IGNORECASE)
+    # "Failed to commit … transaction" is how the emulator (local-bigquery on DuckLake) reports the conflict that
+    # BigQuery reports as "Transaction is aborted due to concurrent update".
+    concurrent = re.search(
+        r"concurrent update|could not serialize|aborted|failed to commit", str(exc), re.IGNORECASE
+    )
     if isinstance(
         exc,
         gexc.TooManyRequests
@@ -466,6 +473,7 @@ CREATE TEMP TABLE __selected AS
 SET n_staged = (SELECT COUNT(*) FROM {s});
 SET n_fenced_in = (SELECT COUNT(*) FROM __fenced);
 SET n_unique = (SELECT COUNT(*) FROM __selected);
+DELETE FROM {s} WHERE TRUE;
 SET n_superseded = (
   SELECT COUNT(*) FROM {m} m JOIN __selected n USING ({key})
   WHERE m.is_active AND m.prediction_id <> n.prediction_id);

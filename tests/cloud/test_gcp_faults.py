@@ -1,0 +1,532 @@
+"""Fault scenarios on the GCP backend (issue #11), each ending with the invariants of DESIGN.md.
+
+The batch is the one-game slate (31 requests in two chunks) on a deployment of its own: Firestore ledger,
+BigQuery warehouse and Pub/Sub work on the emulators. The faults are injected by driving the real pipeline
+components in this process — :class:`QueueWorker`, :class:`PubSubQueue`, :class:`Coordinator`,
+:func:`consolidate` — with a :class:`ManualClock` for leases instead of sleeping; only the coordinator's
+restart runs ``nbaprops predict`` as a process, since killing it is the fault. ``kill -9`` of a worker process
+is in ``test_gcp_pipeline.py``.
+
+Each test's docstring says what it would catch and the mutation of the source that was tried to see it fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import shutil
+import signal
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from tests.cloud.conftest import (
+    SMALL_SLATE,
+    Deployment,
+    assert_cloud_invariants,
+    predict,
+)
+from tests.service.conftest import wait_for
+
+from nbaprops import schema
+from nbaprops.clock import ManualClock, SystemClock
+from nbaprops.config import Settings
+from nbaprops.pipeline import daily, janitor
+from nbaprops.pipeline.coordinator import BatchSummary, Coordinator
+from nbaprops.pipeline.queue_worker import QueueWorker
+from nbaprops.pipeline.slate import SlatePredictor, request_targets
+from nbaprops.pipeline.worker import ChunkPrediction, ChunkPredictor
+from nbaprops.storage import open_gcp, open_storage
+from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.gcp.backend import GcpBackend
+from nbaprops.storage.seams import Lease, WorkMessage
+from nbaprops.systems.training import ensure_bundles
+
+pytestmark = [pytest.mark.cloud]
+# The module, not the function the package exports under its name (a test swaps its per-date lock).
+consolidation = importlib.import_module("nbaprops.pipeline.consolidate")
+
+GAME_DATE = date.fromisoformat(SMALL_SLATE)
+CHUNK_SIZE = 16  # two chunks
+LEASE_S = 30.0  # on the manual clock: a lease expires only when a test moves the clock past it
+
+
+@dataclass
+class RecordingWorker(QueueWorker):
+    """A queue worker that records each message it handled and its answer (True acknowledges)."""
+
+    deliveries: list[tuple[WorkMessage, bool]] = field(default_factory=list, init=False)
+
+    def handle(self, message: WorkMessage) -> bool:
+        answer = False
+        try:
+            answer = super().handle(message)
+        finally:
+            self.deliveries.append((message, answer))
+        return answer
+
+
+@dataclass
+class HeldPredictor:
+    """Predicts like ``inner`` once ``release`` is set: a worker slower than its lease."""
+
+    inner: ChunkPredictor
+    release: threading.Event = field(default_factory=threading.Event)
+    holding: threading.Event = field(default_factory=threading.Event)
+
+    def predict_chunk(self, storage: DuckDBStorage, leases: Sequence[Lease]) -> ChunkPrediction:
+        self.holding.set()
+        assert self.release.wait(60), "the test never released the slow worker"
+        return self.inner.predict_chunk(storage, leases)
+
+
+_SLATE_FEATURES: dict[tuple[date, tuple[str, ...]], tuple[pa.Table, dict[str, int]]] = {}
+
+
+class SharedFeaturesPredictor(SlatePredictor):
+    """The coordinator's slate predictor, its slate-wide features computed once per session: every test plans
+    the same players from a copy of one inputs file, so they are the same features (it saves ~2 s a batch)."""
+
+    def _features_of(self, storage: DuckDBStorage, targets: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+        key = (self.batch.game_date, tuple(targets.column("player_lookup").to_pylist()))
+        if key not in _SLATE_FEATURES:
+            _SLATE_FEATURES[key] = super()._features_of(storage, targets)
+        return _SLATE_FEATURES[key]
+
+
+class WorkerDiedError(Exception):
+    """Raised where a worker process would have died."""
+
+
+class Slate:
+    """The one-game slate on a GCP deployment, driven from this process on a manual clock."""
+
+    def __init__(self, backend: GcpBackend, settings: Settings, clock: ManualClock, features: DuckDBStorage):
+        self.backend = backend
+        self.settings = settings
+        self.clock = clock
+        self.features = features
+        self.batch_id = ""
+        self._predictor: SharedFeaturesPredictor | None = None
+
+    @property
+    def predictor(self) -> SharedFeaturesPredictor:
+        """The batch's slate predictor, as ``nbaprops predict`` builds it for its own workers."""
+        assert self._predictor is not None, "start the batch first"
+        return self._predictor
+
+    def start(self) -> str:
+        """Start the date's batch as ``nbaprops predict`` does (plan, models, batch, one message per chunk)."""
+        plan = daily.plan_batch(self.backend, self.settings, GAME_DATE, clock=self.clock)
+        bundles = ensure_bundles(self.features, self.settings, GAME_DATE, plan.markets, plan.systems)
+        started = daily.start_batch(self.backend, self.settings, plan, clock=self.clock)
+        info = self.backend.ledger.get_batch(started.batch_id)
+        targets = request_targets(plan.requests, GAME_DATE)
+        self._predictor = SharedFeaturesPredictor(
+            info, bundles, plan.lines, self.settings, self.clock, plan.injuries, targets=targets
+        )
+        self.batch_id = started.batch_id
+        return self.batch_id
+
+    def coordinator(self) -> Coordinator:
+        return Coordinator(self.backend, self.settings, clock=self.clock)
+
+    def worker(self, name: str, predictor: ChunkPredictor | None = None) -> RecordingWorker:
+        worker = RecordingWorker(
+            self.backend, self.settings, self.clock, f"test:{name}", history=lambda _: self.features
+        )
+        worker.use(self.batch_id, predictor or self.predictor, self.features)
+        return worker
+
+    @property
+    def players(self) -> list[str]:
+        return sorted(r["player_lookup"] for r in self.backend.ledger.requests(self.batch_id))
+
+    def chunks(self) -> list[WorkMessage]:
+        """The messages the coordinator published for the batch (sorted players, ``chunk_size`` each)."""
+        players = self.players
+        return [
+            WorkMessage(self.batch_id, tuple(players[i : i + CHUNK_SIZE]))
+            for i in range(0, len(players), CHUNK_SIZE)
+        ]
+
+    def progress(self) -> dict[str, int]:
+        return self.backend.ledger.progress(self.batch_id)
+
+    def open_requests(self) -> int:
+        counts = self.progress()
+        return counts["pending"] + counts["leased"]
+
+    def finish(self) -> BatchSummary:
+        return self.coordinator().finish(self.batch_id)
+
+    def consolidation(self) -> dict[str, Any]:
+        summary = self.backend.ledger.get_batch(self.batch_id).summary or {}
+        report: dict[str, Any] = summary["consolidation"]
+        return report
+
+    def main_rows(self) -> list[dict[str, Any]]:
+        """Every row of the date in the main table, active or not."""
+        dataset = self.backend.warehouse.dataset
+        rows = self.backend.warehouse._query(
+            f"SELECT * FROM `{dataset}.{schema.PREDICTIONS.name}` WHERE game_date = '{GAME_DATE}' "
+            "ORDER BY prediction_id",
+            action="test: read main",
+        )
+        return [dict(row.items()) for row in rows]
+
+
+@pytest.fixture
+def slate(deployment: Deployment) -> Iterator[Slate]:
+    """The slate's batch, started (its messages published, nothing consumed yet)."""
+    settings = replace(
+        deployment.settings, chunk_size=CHUNK_SIZE, lease_seconds=LEASE_S, lease_grace_seconds=0.0, workers=0
+    )
+    clock = ManualClock(datetime(2025, 1, 26, 17, 0, tzinfo=UTC))
+    features = open_storage(deployment.db)
+    backend = open_gcp(settings, features=features)
+    backend.queue.pull_timeout_s = 0.5  # consumers look at their stop flag this often
+    made = Slate(backend, settings, clock, features)
+    try:
+        made.start()
+        yield made
+    finally:
+        backend.close()
+        features.close()
+
+
+@contextlib.contextmanager
+def consuming(workers: Sequence[QueueWorker]) -> Iterator[None]:
+    """The workers pull from the batch's subscription, each in a thread, until the block ends."""
+    stop = threading.Event()
+    threads = [threading.Thread(target=w.run, kwargs={"stop": stop}, daemon=True) for w in workers]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        assert not any(thread.is_alive() for thread in threads), "a consumer did not stop"
+
+
+def attempts(slate: Slate) -> dict[str, int]:
+    return {r["player_lookup"]: int(r["attempt"]) for r in slate.backend.ledger.requests(slate.batch_id)}
+
+
+def test_a_message_delivered_twice_is_done_once(slate: Slate) -> None:
+    """Every chunk's message is published a second time (Pub/Sub delivers at least once) and two workers
+    consume both copies: each chunk is predicted once, at attempt 1, and both deliveries are acknowledged.
+
+    Would catch: a claim that leases a request that is no longer pending, so a duplicate redoes finished
+    work. Mutation tried: ``FirestoreLedger.claim`` also taking ``done`` requests → attempts of 2, requests
+    committed twice (red).
+    """
+    chunks = slate.chunks()
+    slate.coordinator().publish(slate.batch_id, slate.players)  # every chunk again
+    workers = [slate.worker("a"), slate.worker("b")]
+    with consuming(workers):
+        wait_for(lambda: sum(len(w.deliveries) for w in workers) >= 2 * len(chunks), timeout=60)
+
+    deliveries = [d for w in workers for d in w.deliveries]
+    assert Counter(message.players for message, _ in deliveries) == {c.players: 2 for c in chunks}
+    assert all(answer for _, answer in deliveries)
+    assert sum(w.stats.committed for w in workers) == len(slate.players)
+    assert set(attempts(slate).values()) == {1}
+    summary = slate.finish()
+    assert summary.state == "complete"
+    assert_cloud_invariants(slate.backend, slate.batch_id)
+
+
+def test_a_lost_ack_redelivers_a_committed_chunk_which_changes_nothing(
+    slate: Slate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first acknowledgement of every message is lost (the worker committed; Pub/Sub never heard): the
+    message comes back, the redelivery claims nothing and is acknowledged, and every request stays done once.
+
+    A lost ack is a message whose ack deadline passes: the ack is turned into a zero ack deadline, which is that
+    moment brought forward. Would catch: a redelivered, already committed chunk being redone, or refused
+    (``handle`` answering False when it claimed nothing: the message would loop to the dead-letter topic).
+    Mutations tried: ``FirestoreLedger.claim`` taking ``done`` requests (red: attempt 2); ``QueueWorker.handle``
+    answering False when nothing was claimed (red: a third delivery).
+    """
+    queue = slate.backend.queue
+    delivery_of: dict[str, int] = {}
+    pull, settle = queue._pull, queue._settle
+
+    def recording_pull(subscription: str, max_messages: int) -> list[Any]:
+        received = pull(subscription, max_messages)
+        for item in received:
+            delivery_of[item.ack_id] = int(item.delivery_attempt or 1)
+        return received
+
+    def lossy_settle(subscription: str, *, acks: list[str], nacks: list[str]) -> None:
+        lost = [ack for ack in acks if delivery_of.get(ack) == 1]
+        settle(subscription, acks=[a for a in acks if a not in lost], nacks=[*nacks, *lost])
+
+    monkeypatch.setattr(queue, "_pull", recording_pull)
+    monkeypatch.setattr(queue, "_settle", lossy_settle)
+    chunks = slate.chunks()
+    worker = slate.worker("a")
+
+    def redelivered() -> bool:
+        again = {m.players for m, answer in worker.deliveries if m.delivery_attempt >= 2 and answer}
+        return again == {c.players for c in chunks}
+
+    with consuming([worker]):
+        wait_for(redelivered, timeout=60)
+        with contextlib.suppress(AssertionError):  # a third delivery would come at once: give it a moment
+            wait_for(lambda: len(worker.deliveries) > 2 * len(chunks), timeout=1)
+
+    seen = Counter(message.players for message, _ in worker.deliveries)
+    assert seen == {c.players: 2 for c in chunks}
+    assert all(answer for _, answer in worker.deliveries)
+    assert worker.stats.chunks == len(chunks)  # the redeliveries predicted nothing
+    assert worker.stats.committed == len(slate.players)
+    assert set(attempts(slate).values()) == {1}
+    assert slate.finish().state == "complete"
+    assert_cloud_invariants(slate.backend, slate.batch_id)
+
+
+def test_a_worker_slower_than_its_lease_is_fenced_out(slate: Slate) -> None:
+    """A worker holds a chunk past its lease: the sweep reclaims it, the coordinator publishes it again, another
+    worker does it at attempt 2; the slow worker then stages its (newer) rows and commits — its completion is
+    lost and consolidation fences its rows out (I7).
+
+    Would catch: a completion not fenced by attempt and owner, or a merge taking staging rows of an attempt that
+    did not complete the request. Mutations tried: the merge's fence ``d.attempt = s.attempt`` → ``TRUE`` (red:
+    the slow worker's newer rows land at attempt 1); ``FirestoreLedger.complete`` without the state, attempt and
+    owner checks (red: the slow worker's completion is not lost).
+    """
+    slow_chunk = slate.chunks()[0]
+    held = HeldPredictor(slate.predictor)
+    slow = slate.worker("slow", held)
+    answers: list[bool] = []
+    thread = threading.Thread(target=lambda: answers.append(slow.handle(slow_chunk)), daemon=True)
+    thread.start()
+    try:
+        assert held.holding.wait(30)  # leased at attempt 1, predicting
+        rescuer = slate.worker("rescuer")
+        with consuming([rescuer]):
+            # Everything else gets done; the slow chunk's own message finds its requests leased and is dropped.
+            wait_for(lambda: slate.progress()["leased"] == slate.open_requests() == len(slow_chunk.players))
+            slate.clock.advance(LEASE_S + 1)
+            assert slate.coordinator().sweep(slate.batch_id).reclaimed == len(slow_chunk.players)
+            slate.coordinator().publish_pending(slate.batch_id)
+            wait_for(lambda: slate.open_requests() == 0, timeout=60)
+        slate.clock.advance(5)  # the slow worker's rows are made after the rescuer's
+    finally:
+        held.release.set()
+        thread.join(60)
+
+    assert answers == [True]
+    assert (slow.stats.committed, slow.stats.lost) == (0, len(slow_chunk.players))
+    redone = {p: a for p, a in attempts(slate).items() if p in slow_chunk.players}
+    assert set(redone.values()) == {2}
+    summary = slate.finish()
+    assert summary.state == "complete"
+    assert_cloud_invariants(slate.backend, slate.batch_id)
+    done_in_chunk = [
+        r
+        for r in slate.backend.ledger.requests(slate.batch_id, states=["done"])
+        if r["player_lookup"] in slow_chunk.players
+    ]
+    assert done_in_chunk and slate.consolidation()["rows_fenced_out"] == len(done_in_chunk)
+
+
+def test_the_coordinator_restarted_mid_batch_resumes_the_same_batch(
+    deployment: Deployment, loaded_db_file: Path, tmp_path: Path
+) -> None:
+    """kill -9 of the ``nbaprops predict`` process while its batch runs (a worker did one chunk, the other is
+    pending), then the coordinator again: it resumes that batch — no second batch, the done chunk not redone,
+    the rest done once, the invariants hold.
+
+    The restarted coordinator is :func:`run_batch` — what ``nbaprops predict`` runs — in this process, on the
+    killed one's inputs file: a second process would add only its start-up and the upload the first one did.
+    Would catch: a restarted coordinator starting a new batch for the date (the first one's work orphaned, two
+    batches' rows), or redoing finished requests. Mutation tried: ``Coordinator.start`` ignoring the running
+    batch → a second batch id (red).
+    """
+    settings = replace(deployment.settings, chunk_size=CHUNK_SIZE, workers=1)
+    first = predict(deployment, SMALL_SLATE, NBAPROPS_WORKERS="0", NBAPROPS_CHUNK_SIZE=str(CHUNK_SIZE))
+    backend = open_gcp(settings)
+    inputs = tmp_path / "worker-inputs.duckdb"  # the coordinator holds its own file
+    shutil.copyfile(loaded_db_file, inputs)
+    worker_inputs = open_storage(inputs)
+    try:
+        batch_id = wait_for(lambda: [b.batch_id for b in backend.ledger.list_batches()], timeout=120)[0]
+        worker = QueueWorker(backend, settings, SystemClock(), "test:before", history=lambda _: worker_inputs)
+        players = sorted(r["player_lookup"] for r in backend.ledger.requests(batch_id))
+        assert worker.handle(WorkMessage(batch_id, tuple(players[:CHUNK_SIZE])))
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        before = backend.ledger.requests(batch_id)
+        ended = {
+            r["player_lookup"]: r["attempt"] for r in before if r["state"] in schema.TERMINAL_REQUEST_STATES
+        }
+        assert len(ended) == CHUNK_SIZE and backend.ledger.progress(batch_id)["pending"] > 0
+
+        with open_storage(deployment.db) as inputs_of_the_killed:
+            restarted = open_gcp(settings, features=inputs_of_the_killed)
+            restarted.queue.pull_timeout_s = 0.5
+            try:
+                summary = daily.run_batch(restarted, settings, GAME_DATE).summary
+            finally:
+                restarted.close()
+
+        assert (summary.batch_id, summary.resumed, summary.state) == (batch_id, True, "complete")
+        assert [b.batch_id for b in backend.ledger.list_batches(game_date=GAME_DATE)] == [batch_id]
+        after = {r["player_lookup"]: r["attempt"] for r in backend.ledger.requests(batch_id)}
+        assert {p: after[p] for p in ended} == ended and set(after.values()) == {1}
+        assert_cloud_invariants(backend, batch_id)
+    finally:
+        worker_inputs.close()
+        backend.close()
+        if first.poll() is None:
+            first.kill()
+
+
+def test_consolidation_run_twice_and_concurrently_lands_rows_once(
+    slate: Slate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two consolidations of one batch at once — two coordinators, each with its own clients, both past the
+    latch check and entering the merge together — then a third afterwards: one latches, the others change
+    nothing; every row is in the main table once (I3, I5).
+
+    The in-process per-date lock does not reach another process, so each call gets a lock of its own here.
+    Would catch: two merges of one batch both inserting its rows — BigQuery runs transactions that only append
+    side by side, each blind to the other's rows. It did, before the merge emptied staging inside its
+    transaction (62 rows for 31 predictions, each key active twice); taking that ``DELETE`` out again → red.
+    """
+    worker = slate.worker("a")
+    for message in slate.chunks():
+        assert worker.handle(message)
+    other = open_gcp(slate.settings)
+    monkeypatch.setattr(consolidation, "_date_lock", lambda _: threading.Lock())
+    together = threading.Barrier(2, timeout=30)
+    merged_before: set[int] = set()
+    for backend in (slate.backend, other):
+        merge = backend.warehouse.merge
+
+        def merge_together(merge: Any = merge, me: int = id(backend), **kwargs: Any) -> Any:
+            if me not in merged_before:  # the first merges start together; a retry goes on alone
+                merged_before.add(me)
+                together.wait()
+            return merge(**kwargs)
+
+        monkeypatch.setattr(backend.warehouse, "merge", merge_together)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            results = list(
+                pool.map(
+                    lambda b: consolidation.consolidate(b, slate.batch_id, clock=slate.clock),
+                    (slate.backend, other),
+                )
+            )
+    finally:
+        other.close()
+    assert sorted(r.already_consolidated for r in results) == [False, True]
+    rows = slate.main_rows()
+    monkeypatch.undo()
+    again = consolidation.consolidate(slate.backend, slate.batch_id, clock=slate.clock)
+    assert again.already_consolidated
+    assert slate.main_rows() == rows
+    assert len({r["prediction_id"] for r in rows}) == len(rows)
+    assert_cloud_invariants(slate.backend, slate.batch_id)
+
+
+def test_a_column_added_to_main_mid_season_lands_rows_and_reports_drift(slate: Slate) -> None:
+    """A batch lands; then a column is added to the BigQuery main table (``ALTER TABLE … ADD COLUMN``) and the
+    next batch of the date runs: its rows land by name, supersede the first batch's, the drift is reported, no
+    error (I9).
+
+    Would catch: an insert by position or over the main table's columns (the original's failed MERGE), or drift
+    made fatal. Mutation tried: the merge inserting every main column (``insert_columns`` = main's) → the
+    consolidation fails (red).
+    """
+    worker = slate.worker("first")
+    for message in slate.chunks():
+        assert worker.handle(message)
+    first = slate.batch_id
+    assert slate.finish().state == "complete"
+    dataset = slate.backend.warehouse.dataset
+    slate.backend.warehouse._query(
+        f"ALTER TABLE `{dataset}.{schema.PREDICTIONS.name}` ADD COLUMN minutes_projection FLOAT64",
+        action="test: add a column to main",
+    )
+    slate.clock.advance(3600)
+    second = slate.start()
+    assert second != first
+    worker = slate.worker("second")
+    for message in slate.chunks():
+        assert worker.handle(message)
+
+    summary = slate.finish()
+
+    assert summary.state == "complete"
+    assert summary.drift["missing_in_staging"] == ["minutes_projection"]
+    assert summary.drift["added_to_main"] == []
+    active = slate.backend.warehouse.active_predictions(GAME_DATE).to_pylist()
+    assert active and {r["batch_id"] for r in active} == {second}
+    assert all(r["minutes_projection"] is None for r in active)
+    replaced = [r for r in slate.main_rows() if r["batch_id"] == first]
+    assert replaced and not any(r["is_active"] for r in replaced)
+    assert {r["superseded_by"] for r in replaced} <= {r["prediction_id"] for r in active}
+    assert_cloud_invariants(slate.backend, second)
+
+
+def test_staging_left_by_a_dead_attempt_is_never_merged_and_is_removed(
+    slate: Slate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker loads a chunk's rows into staging and dies before completing it; the lease expires and the
+    chunk is redone at attempt 2. A coordinator that died between creating a staging table and its batch left
+    that table too. Consolidation takes none of the dead attempt's rows (I7) and drops the batch's staging; the
+    janitor drops the orphan: no staging remains (I8).
+
+    Would catch: rows of an attempt that never completed reaching main, a merge that leaves its staging, a
+    janitor that keeps staging no batch owns. Mutations tried: the merge's fence → ``TRUE`` (red:
+    ``rows_fenced_out`` 0); the merge without its staging ``DROP`` (red); ``cleanup_staging`` not dropping
+    ownerless tables (red: the orphan stays).
+    """
+    chunks = slate.chunks()
+    doomed = slate.worker("doomed")
+
+    def die(*args: Any, **kwargs: Any) -> Any:
+        raise WorkerDiedError("killed between its staging load and its completion")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(slate.backend.ledger, "complete", die)
+        with pytest.raises(WorkerDiedError):
+            doomed.handle(chunks[0])
+    orphan = slate.backend.warehouse.create_staging("20250126_deadcoord000", expires_hours=24)
+
+    rescuer = slate.worker("rescuer")
+    for message in chunks:
+        assert rescuer.handle(message)  # the dead worker's chunk is still leased: nothing claimed there
+    assert slate.open_requests() == len(chunks[0].players)
+    slate.clock.advance(LEASE_S + 1)
+    assert slate.coordinator().sweep(slate.batch_id).reclaimed == len(chunks[0].players)
+    assert rescuer.handle(chunks[0])
+
+    summary = slate.finish()
+
+    assert summary.state == "complete"
+    redone = [
+        r
+        for r in slate.backend.ledger.requests(slate.batch_id, states=["done"])
+        if r["player_lookup"] in chunks[0].players
+    ]
+    assert redone and {r["attempt"] for r in redone} == {2}
+    assert slate.consolidation()["rows_fenced_out"] == len(redone)
+    assert slate.backend.warehouse.staging_tables() == [orphan]  # the batch's own staging went with the merge
+    cleaned = janitor.cleanup_staging(slate.backend, older_than_hours=24, clock=slate.clock)
+    assert cleaned.dropped == (orphan,)
+    assert_cloud_invariants(slate.backend, slate.batch_id)
