@@ -127,6 +127,7 @@ class Slate:
         plan = daily.plan_batch(self.backend, self.settings, GAME_DATE, clock=self.clock)
         bundles = ensure_bundles(self.features, self.settings, GAME_DATE, plan.markets, plan.systems)
         started = daily.start_batch(self.backend, self.settings, plan, clock=self.clock)
+        self.coordinator().publish_pending(started.batch_id)  # as the coordinator's run does, models ready
         info = self.backend.ledger.get_batch(started.batch_id)
         targets = request_targets(plan.requests, GAME_DATE)
         self._predictor = SharedFeaturesPredictor(

@@ -53,8 +53,8 @@ def test_a_slate_runs_on_worker_processes_and_lands_once(deployment: Deployment)
 
 
 def test_a_worker_killed_mid_batch_loses_nothing(deployment: Deployment) -> None:
-    """kill -9 of an ``nbaprops worker`` process holding leases (it claimed a chunk and is loading its history):
-    they expire, the coordinator's sweep publishes them again, and the coordinator's own queue worker does them;
+    """kill -9 of an ``nbaprops worker`` process holding leases (a worker loads its history, then claims a chunk
+    and predicts it): they expire, the coordinator's sweep publishes them again, and a second worker does them;
     every request ends once and the invariants hold."""
     fast_leases = {
         "NBAPROPS_LEASE_SECONDS": "5",
@@ -62,8 +62,9 @@ def test_a_worker_killed_mid_batch_loses_nothing(deployment: Deployment) -> None
         "NBAPROPS_CHUNK_SIZE": "8",
     }
     doomed = start(deployment, "worker", "--json", **fast_leases)  # pulling before anything is published
-    coordinator = predict(deployment, SMALL_SLATE, NBAPROPS_WORKERS="1", **fast_leases)
+    coordinator = predict(deployment, SMALL_SLATE, NBAPROPS_WORKERS="0", **fast_leases)
     backend = open_gcp(deployment.settings)
+    rescuer = None
     try:
 
         def doomed_holds_leases() -> bool:
@@ -71,16 +72,18 @@ def test_a_worker_killed_mid_batch_loses_nothing(deployment: Deployment) -> None
             leased = backend.ledger.requests(batches[0].batch_id, states=["leased"]) if batches else []
             return any(f":{doomed.pid}:" in str(r["lease_owner"]) for r in leased)
 
-        wait_for(doomed_holds_leases, timeout=300, interval=0.05)
+        wait_for(doomed_holds_leases, timeout=300, interval=0.02)
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(10)
+        rescuer = worker(deployment, idle_exit=15)
         summary = finished(coordinator, 300, deployment)
+        finished(rescuer, 120, deployment)
         assert summary["state"] == "complete", summary
         assert_cloud_invariants(backend, str(summary["batch_id"]))
         attempts = [r["attempt"] for r in backend.ledger.requests(str(summary["batch_id"]))]
         assert max(attempts) >= 2  # the killed worker's chunk was done again
     finally:
         backend.close()
-        for process in (doomed, coordinator):
-            if process.poll() is None:
+        for process in (doomed, coordinator, rescuer):
+            if process is not None and process.poll() is None:
                 process.kill()
