@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -438,9 +438,27 @@ def select_lines(
 
 def line_players(storage: DuckDBStorage, game_date: date, markets: Sequence[str], as_of: datetime) -> Any:
     """Players with a line in ``markets`` on ``game_date`` posted by ``as_of`` (their latest row's teams)."""
+    return line_players_by_date(storage, {game_date: as_of}, markets).drop_columns(["game_date"])
+
+
+def line_players_by_date(
+    storage: DuckDBStorage, as_of: Mapping[date, datetime], markets: Sequence[str]
+) -> Any:
+    """:func:`line_players` of several dates in one query, each date with its own prediction time (``as_of``
+    maps a date to it), after a ``game_date`` column.
+
+    Of a player's rows posted last, the first by name and teams: of two spellings posted at once (Kenyon Martin
+    Jr. and K.J. Martin, 2025-03-09) the query plan picked either, and a one-date and a several-date query
+    picked differently."""
+    days = sorted(as_of)
     return storage.arrow(
-        """SELECT DISTINCT ON (player_lookup) player_lookup, player_name, team, opponent, home_team, away_team
-           FROM prop_lines WHERE game_date = ? AND list_contains(?, market)
-             AND (posted_at IS NULL OR posted_at <= ?) ORDER BY player_lookup, posted_at DESC""",
-        [game_date, list(markets), as_of],
+        """SELECT DISTINCT ON (p.game_date, p.player_lookup) p.game_date, p.player_lookup, p.player_name, p.team,
+                  p.opponent, p.home_team, p.away_team
+           FROM prop_lines p
+           JOIN (SELECT unnest(CAST($days AS DATE[])) AS game_date,
+                        unnest(CAST($as_of AS TIMESTAMPTZ[])) AS as_of) c ON c.game_date = p.game_date
+           WHERE list_contains($markets, p.market) AND (p.posted_at IS NULL OR p.posted_at <= c.as_of)
+           ORDER BY p.game_date, p.player_lookup, p.posted_at DESC, p.player_name, p.team, p.opponent,
+                    p.home_team, p.away_team""",
+        {"days": days, "as_of": [as_of[d] for d in days], "markets": list(markets)},
     )
