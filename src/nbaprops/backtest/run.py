@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from nbaprops.backtest._fitting import StepFitter
 from nbaprops.clock import ManualClock
@@ -39,7 +40,7 @@ from nbaprops.features.builder import build_features, build_training_set
 from nbaprops.features.market import with_availability
 from nbaprops.grading import grade
 from nbaprops.ingest import ensure_boxscores
-from nbaprops.ingest.lines import line_players_by_date, select_lines
+from nbaprops.ingest.lines import line_players_by_date, select_lines_by_date
 from nbaprops.ingest.schedule import games_for_dates
 from nbaprops.markets import MARKET_STAT, validate_market
 from nbaprops.pipeline.coordinator import default_as_of, expected_players_by_date
@@ -189,6 +190,9 @@ def run_backtest(
             for i, day in enumerate(days)
         }
 
+        # The consensus line of every day as of its own prediction time (one query; each day's as if alone).
+        season_lines = select_lines_by_date(storage, {day: _as_of(day) for day in days}, [market])
+
         models: list[dict[str, Any]] = []
         graded_steps = 0
         for k, step_start in enumerate(step_starts):
@@ -218,7 +222,12 @@ def run_backtest(
             models.append(bundle.meta)
             step_days = [d for d in days[k * retrain_days : (k + 1) * retrain_days] if kept[d]]
             # Each day's rows with what the market said by its prediction time (line, prices, availability).
-            day_lines = {day: select_lines(storage, day, [market], as_of=_as_of(day)) for day in step_days}
+            day_lines = {
+                day: season_lines.filter(
+                    pc.equal(season_lines.column("game_date"), pa.scalar(day, pa.date32()))
+                )
+                for day in step_days
+            }
             day_feats = {
                 day: with_market_columns(
                     with_availability(
