@@ -45,7 +45,8 @@ NOT_COMPARED = {"prediction_id", "run_id", "graded_at"}  # differ by constructio
 
 
 def _cpu_s() -> float:
-    """CPU seconds of this process and its finished children (the fitting workers are joined per run)."""
+    """CPU seconds of this process and its finished children: the fitting workers count once their fork server,
+    stopped at the end of each run, has ended."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 

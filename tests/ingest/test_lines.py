@@ -6,7 +6,7 @@ import csv
 import shutil
 import statistics
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -14,7 +14,7 @@ import pytest
 from tests.ingest.csvfiles import write_csv as _write
 
 from nbaprops.errors import InputError
-from nbaprops.ingest.lines import ingest_lines, select_lines
+from nbaprops.ingest.lines import ingest_lines, select_lines, select_lines_by_date
 from nbaprops.ingest.names import player_lookup
 from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
@@ -317,3 +317,30 @@ def test_select_lines_consensus_and_as_of(storage: DuckDBStorage, pra_lines: dic
         [day, middle],
     )
     assert 0 < early.num_rows == expected < table.num_rows
+
+
+def test_lines_of_several_dates_each_as_of_its_own_time(
+    storage: DuckDBStorage, pra_lines: dict[str, Path]
+) -> None:
+    """One query for many dates (the backtest's) gives each date the lines it gets alone at its own time."""
+    ingest_lines(storage, [pra_lines["2023-24"]])
+    posted = [
+        r[0]
+        for r in storage.fetchall(
+            "SELECT posted_at FROM prop_lines WHERE game_date = '2024-01-15' ORDER BY 1"
+        )
+    ]
+    as_of = {
+        date(2024, 1, 15): posted[len(posted) // 2],
+        date(2024, 1, 16): None,
+        date(2024, 1, 17): datetime(2024, 1, 1, tzinfo=UTC),
+    }
+    table = select_lines_by_date(storage, as_of, ["pra"])
+    for day, cutoff in as_of.items():
+        alone = select_lines(storage, day, ["pra"], as_of=cutoff)
+        assert table.filter(table.column("game_date").to_numpy() == day).equals(alone)
+    assert (
+        0
+        < len(table.filter(table.column("game_date").to_numpy() == date(2024, 1, 15)))
+        < len(select_lines(storage, date(2024, 1, 15), ["pra"]))
+    )

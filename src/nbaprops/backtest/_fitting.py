@@ -2,17 +2,19 @@
 
 A step's models depend only on the training rows before the step, never on earlier steps' grades (only the
 calibration does, and it stays in the parent), so every step can be fitted as soon as the run starts, in
-parallel with everything else. Workers are spawned, not forked (the parent holds a DuckDB connection and
-thread pools that a fork would copy mid-state), as soon as the run starts: their imports (LightGBM, SciPy…) take
-seconds, which overlap with the parent building the training set. Each then reads the run's training set once,
-memory-mapped from an Arrow IPC file in a temporary directory, and returns each step's fitted bundle
-(:func:`~nbaprops.systems.training.fit_market`: the same code and the same rows as the serial path, so the
-same models). The parent takes the bundles in step order and calibrates them.
+parallel with everything else. Workers are not forked from the parent (it holds a DuckDB connection and thread
+pools that a fork would copy mid-state) but from a fork server: a fresh interpreter started with the run, which
+imports LightGBM, SciPy and this module once, while the parent builds the training set, then forks the workers
+(spawned workers each spent those seconds of CPU again). The server is stopped with the run. Each worker reads
+the run's training set once, memory-mapped from an Arrow IPC file in a temporary directory, and returns each
+step's fitted bundle (:func:`~nbaprops.systems.training.fit_market`: the same code and the same rows as the
+serial path, so the same models). The parent takes the bundles in step order and calibrates them.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import shutil
 import tempfile
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -27,10 +29,6 @@ from nbaprops.systems.training import ModelBundle, fit_market, training_window
 _TRAINING: dict[str, pa.Table] = {}
 
 
-def _started() -> None:
-    """Nothing: submitted once per worker so that it starts (and imports this module) right away."""
-
-
 def _fit(path: str, market: str, through: date, system_ids: tuple[str, ...], train_days: int) -> ModelBundle:
     if path not in _TRAINING:
         _TRAINING[path] = pa.ipc.open_file(pa.memory_map(path)).read_all()
@@ -39,14 +37,19 @@ def _fit(path: str, market: str, through: date, system_ids: tuple[str, ...], tra
 
 
 class StepFitter:
-    """Fits the bundle of every step in ``workers`` processes, started at once; :meth:`submit` queues the steps
-    in step order."""
+    """Fits the bundle of every step in ``workers`` processes; the fork server starts (and imports) at once,
+    :meth:`submit` forks the workers and queues the steps in step order."""
 
     def __init__(self, *, workers: int) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="nbaprops-backtest-"))
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-        for _ in range(workers):
-            self._pool.submit(_started)
+        self._workers = workers
+        self._context = multiprocessing.get_context("forkserver")
+        # What the server imports before it forks anyone (no effect if this process already runs a server).
+        self._context.set_forkserver_preload(["__main__", __name__])
+        # Returns at once: the server imports while this process builds the training set. Starting the pool
+        # here instead would block until those imports end (a worker's start waits for its fork).
+        multiprocessing.forkserver.ensure_running()
+        self._pool: ProcessPoolExecutor | None = None
         self._futures: list[Future[ModelBundle]] = []
 
     def submit(
@@ -62,6 +65,7 @@ class StepFitter:
         path = self._dir / "training.arrow"
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, training.schema) as writer:
             writer.write_table(training)
+        self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=self._context)
         self._futures = [
             self._pool.submit(_fit, str(path), market, through, system_ids, train_days)
             for through in step_starts
@@ -72,7 +76,12 @@ class StepFitter:
         return self._futures[k].result()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        # The server outlives its workers: stop it (and wait for it) so that a run leaves no process behind and
+        # its workers' CPU shows in this process's children's usage (the server reaps them; ``_stop`` is the
+        # standard library's own way, used by its tests; the next run starts a new server).
+        multiprocessing.forkserver._forkserver._stop()  # type: ignore[attr-defined]
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> StepFitter:

@@ -7,8 +7,10 @@ scheduled teams plus anyone with a line posted by the prediction time), their po
 consensus line posted by the prediction time (:func:`~nbaprops.ingest.lines.select_lines`), and the rows the
 batch would stage (:func:`~nbaprops.pipeline.rows.prediction_rows`). Each step is graded as soon as it is
 predicted; from the step on which the run's earlier graded rows with a line number at least 50, P(over) is
-calibrated on them (out of time: all dated before the step) instead of on the training window's held-out rows. Features of all targets are built in
-one query; each row is as of its own date (the leakage tests prove it equals a per-day build).
+calibrated on them (out of time: all dated before the step) instead of on the training window's held-out rows.
+Who is requested is asked for all the days at once (the daily batch's own queries, given many dates: each
+date's answer is the one it gets alone), and the features of all targets are built in one query; each row is
+as of its own date (the leakage tests prove it equals a per-day build).
 
 Grading (:func:`nbaprops.grading.grade`, shared with the live ``nbaprops grade``) joins the real box score: a
 player without one did not play and his rows are void (never a loss). A bet wins, loses or pushes against the
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from nbaprops.backtest._fitting import StepFitter
 from nbaprops.clock import ManualClock
@@ -37,10 +40,10 @@ from nbaprops.features.builder import build_features, build_training_set
 from nbaprops.features.market import with_availability
 from nbaprops.grading import grade
 from nbaprops.ingest import ensure_boxscores
-from nbaprops.ingest.lines import line_players, select_lines
-from nbaprops.ingest.schedule import games_for_date
+from nbaprops.ingest.lines import line_players_by_date, select_lines_by_date
+from nbaprops.ingest.schedule import games_for_dates
 from nbaprops.markets import MARKET_STAT, validate_market
-from nbaprops.pipeline.coordinator import default_as_of, expected_players
+from nbaprops.pipeline.coordinator import default_as_of, expected_players_by_date
 from nbaprops.pipeline.ledger import Lease, PlayerRequest
 from nbaprops.pipeline.rows import prediction_rows, with_market_columns
 from nbaprops.storage.duckdb import DuckDBStorage
@@ -87,14 +90,16 @@ def _as_of(day: date) -> datetime:
     )
 
 
-def _requests(storage: DuckDBStorage, day: date, market: str, recent_days: int) -> list[PlayerRequest]:
-    games = games_for_date(storage, day)
-    return expected_players(
+def _requests(
+    storage: DuckDBStorage, days: Sequence[date], market: str, recent_days: int
+) -> dict[date, list[PlayerRequest]]:
+    """Who the daily batch would request on each of ``days`` (three queries for all of them)."""
+    return expected_players_by_date(
         storage,
-        day,
-        games,
+        days,
+        games_for_dates(storage, days),
         recent_days=recent_days,
-        line_players=line_players(storage, day, [market], _as_of(day)),
+        line_players=line_players_by_date(storage, {day: _as_of(day) for day in days}, [market]),
     )
 
 
@@ -156,13 +161,14 @@ def run_backtest(
             fitter.submit(training, market, step_starts, system_ids=system_ids, train_days=train_days)
 
         # Who the batch would request each day, and their features (one query for the whole range).
-        per_day: dict[date, list[PlayerRequest]] = {}
-        for day in days:
-            per_day[day] = [
+        per_day = {
+            day: [
                 r
-                for r in _requests(storage, day, market, settings.recent_days)
+                for r in requests
                 if r.player_id is not None and r.game_id is not None and r.opponent is not None
             ]
+            for day, requests in _requests(storage, days, market, settings.recent_days).items()
+        }
         targets = pa.table(
             {
                 "player_id": pa.array([r.player_id for d in days for r in per_day[d]], pa.int64()),
@@ -183,6 +189,9 @@ def run_backtest(
             ]
             for i, day in enumerate(days)
         }
+
+        # The consensus line of every day as of its own prediction time (one query; each day's as if alone).
+        season_lines = select_lines_by_date(storage, {day: _as_of(day) for day in days}, [market])
 
         models: list[dict[str, Any]] = []
         graded_steps = 0
@@ -213,7 +222,12 @@ def run_backtest(
             models.append(bundle.meta)
             step_days = [d for d in days[k * retrain_days : (k + 1) * retrain_days] if kept[d]]
             # Each day's rows with what the market said by its prediction time (line, prices, availability).
-            day_lines = {day: select_lines(storage, day, [market], as_of=_as_of(day)) for day in step_days}
+            day_lines = {
+                day: season_lines.filter(
+                    pc.equal(season_lines.column("game_date"), pa.scalar(day, pa.date32()))
+                )
+                for day in step_days
+            }
             day_feats = {
                 day: with_market_columns(
                     with_availability(

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -407,17 +407,31 @@ def select_lines(
 
     Columns: game_date, player_lookup, market, line, bookmaker, over_price, under_price, n_books, book_line.
     """
+    return select_lines_by_date(
+        storage, {date.fromisoformat(day): as_of for day in _dates(game_date_or_dates)}, markets
+    )
+
+
+def select_lines_by_date(
+    storage: DuckDBStorage, as_of: Mapping[date, datetime | None], markets: str | Iterable[str]
+) -> Any:
+    """:func:`select_lines` of several dates in one query, each date with its own prediction time (``as_of``
+    maps a date to it; None: every row counts). Each date's lines are the ones it gets alone: every choice is
+    made within one date."""
     wanted = list(
         validate_markets(normalise_market(m) for m in ([markets] if isinstance(markets, str) else markets))
     )
+    days = sorted(as_of)
     group = ", ".join(_GROUP)
     per = "game_date, player_lookup, market"
     return storage.arrow(
         f"""WITH eligible AS (
-                SELECT * FROM prop_lines
-                WHERE list_contains(CAST($dates AS DATE[]), game_date) AND list_contains($markets, market)
-                  AND ($as_of IS NULL OR posted_at IS NULL OR posted_at <= CAST($as_of AS TIMESTAMPTZ))
-                  AND (posted_at IS NULL OR commence_time IS NULL OR posted_at < commence_time)),
+                SELECT p.* FROM prop_lines p
+                JOIN (SELECT unnest(CAST($dates AS DATE[])) AS game_date,
+                             unnest(CAST($as_of AS TIMESTAMPTZ[])) AS as_of) c ON c.game_date = p.game_date
+                WHERE list_contains($markets, p.market)
+                  AND (c.as_of IS NULL OR p.posted_at IS NULL OR p.posted_at <= c.as_of)
+                  AND (p.posted_at IS NULL OR p.commence_time IS NULL OR p.posted_at < p.commence_time)),
             main AS (
                 SELECT * EXCLUDE (__rn) FROM (
                     SELECT *, row_number() OVER (PARTITION BY {group} ORDER BY {MAIN_ORDER_SQL}) AS __rn
@@ -432,15 +446,33 @@ def select_lines(
                   FROM main m JOIN med USING ({per}))
             WHERE __rk = 1
             ORDER BY {per}""",
-        {"dates": _dates(game_date_or_dates), "markets": wanted, "as_of": as_of},
+        {"dates": days, "as_of": [as_of[day] for day in days], "markets": wanted},
     )
 
 
 def line_players(storage: DuckDBStorage, game_date: date, markets: Sequence[str], as_of: datetime) -> Any:
     """Players with a line in ``markets`` on ``game_date`` posted by ``as_of`` (their latest row's teams)."""
+    return line_players_by_date(storage, {game_date: as_of}, markets).drop_columns(["game_date"])
+
+
+def line_players_by_date(
+    storage: DuckDBStorage, as_of: Mapping[date, datetime], markets: Sequence[str]
+) -> Any:
+    """:func:`line_players` of several dates in one query, each date with its own prediction time (``as_of``
+    maps a date to it), after a ``game_date`` column.
+
+    Of a player's rows posted last, the first by name and teams: of two spellings posted at once (Kenyon Martin
+    Jr. and K.J. Martin, 2025-03-09) the query plan picked either, and a one-date and a several-date query
+    picked differently."""
+    days = sorted(as_of)
     return storage.arrow(
-        """SELECT DISTINCT ON (player_lookup) player_lookup, player_name, team, opponent, home_team, away_team
-           FROM prop_lines WHERE game_date = ? AND list_contains(?, market)
-             AND (posted_at IS NULL OR posted_at <= ?) ORDER BY player_lookup, posted_at DESC""",
-        [game_date, list(markets), as_of],
+        """SELECT DISTINCT ON (p.game_date, p.player_lookup) p.game_date, p.player_lookup, p.player_name, p.team,
+                  p.opponent, p.home_team, p.away_team
+           FROM prop_lines p
+           JOIN (SELECT unnest(CAST($days AS DATE[])) AS game_date,
+                        unnest(CAST($as_of AS TIMESTAMPTZ[])) AS as_of) c ON c.game_date = p.game_date
+           WHERE list_contains($markets, p.market) AND (p.posted_at IS NULL OR p.posted_at <= c.as_of)
+           ORDER BY p.game_date, p.player_lookup, p.posted_at DESC, p.player_name, p.team, p.opponent,
+                    p.home_team, p.away_team""",
+        {"days": days, "as_of": [as_of[d] for d in days], "markets": list(markets)},
     )

@@ -249,38 +249,48 @@ def games_for_date(storage: DuckDBStorage, game_date: date | datetime | str) -> 
     Columns: ``game_id`` (string), ``game_date``, ``home_team``, ``away_team``, ``commence_time`` (may be
     null), ``source`` (``schedule``, ``boxscores`` or ``lines``: the first source naming the game).
     """
-    day = _as_date(game_date)
-    box = BOX_GAMES_SQL.format(where="WHERE game_date = $d")
+    return games_for_dates(storage, [game_date])
+
+
+def games_for_dates(storage: DuckDBStorage, game_dates: Sequence[date | datetime | str]) -> Any:
+    """The games of several dates in one query (the backtest asks for a season's dates at once): each date's
+    games exactly as :func:`games_for_date` gives them, the dates in order."""
+    days = sorted({_as_date(d) for d in game_dates})
+    box = BOX_GAMES_SQL.format(where="WHERE list_contains(CAST($days AS DATE[]), game_date)")
     gone = ", ".join(f"'{g}'" for g in GONE)
     return storage.arrow(
         f"""WITH named AS (
-                SELECT 1 AS prio, 'schedule' AS source, home_team, away_team, commence_time, game_id AS own_id,
-                       coalesce(status, '') IN ({gone}) AS gone
-                FROM schedule WHERE game_date = $d
+                SELECT 1 AS prio, 'schedule' AS source, game_date, home_team, away_team, commence_time,
+                       game_id AS own_id, coalesce(status, '') IN ({gone}) AS gone
+                FROM schedule WHERE list_contains(CAST($days AS DATE[]), game_date)
                 UNION ALL
-                SELECT 2, 'boxscores', home_team, away_team, CAST(NULL AS TIMESTAMPTZ), NULL, false FROM ({box})
+                SELECT 2, 'boxscores', game_date, home_team, away_team, CAST(NULL AS TIMESTAMPTZ), NULL, false
+                FROM ({box})
                 UNION ALL
-                SELECT 3, 'lines', home_team, away_team, min(commence_time), NULL, false FROM prop_lines
-                WHERE game_date = $d AND home_team IS NOT NULL AND away_team IS NOT NULL GROUP BY home_team, away_team
+                SELECT 3, 'lines', game_date, home_team, away_team, min(commence_time), NULL, false FROM prop_lines
+                WHERE list_contains(CAST($days AS DATE[]), game_date) AND home_team IS NOT NULL AND away_team IS NOT NULL
+                GROUP BY game_date, home_team, away_team
             ),
             pairs AS (
-                SELECT home_team, away_team, min(prio) AS prio, arg_min(source, prio) AS source,
+                SELECT game_date, home_team, away_team, min(prio) AS prio, arg_min(source, prio) AS source,
                        min(commence_time) FILTER (WHERE prio = 1) AS scheduled, min(commence_time) AS any_time,
                        min(own_id) FILTER (WHERE prio = 1) AS own_id, bool_or(gone) AS gone
-                FROM named GROUP BY home_team, away_team
+                FROM named GROUP BY game_date, home_team, away_team
             ),
             placed AS (
                 SELECT * FROM pairs p WHERE NOT EXISTS (
-                    SELECT 1 FROM pairs o WHERE o.prio < p.prio
+                    SELECT 1 FROM pairs o WHERE o.game_date = p.game_date AND o.prio < p.prio
                       AND (o.home_team IN (p.home_team, p.away_team) OR o.away_team IN (p.home_team, p.away_team)))
             )
             SELECT CAST(coalesce(b.game_id, g.own_id,
-                                 {synthetic_game_id_sql("$d", "g.home_team", "g.away_team")}) AS VARCHAR) AS game_id,
-                   $d AS game_date, g.home_team, g.away_team,
+                                 {synthetic_game_id_sql("g.game_date", "g.home_team", "g.away_team")}) AS VARCHAR)
+                       AS game_id,
+                   g.game_date, g.home_team, g.away_team,
                    CAST(coalesce(g.scheduled, g.any_time) AS TIMESTAMPTZ) AS commence_time, g.source
             FROM placed g
-            LEFT JOIN ({box}) b ON b.home_team = g.home_team AND b.away_team = g.away_team
+            LEFT JOIN ({box}) b ON b.game_date = g.game_date AND b.home_team = g.home_team
+                               AND b.away_team = g.away_team
             WHERE NOT g.gone
-            ORDER BY commence_time NULLS LAST, game_id""",
-        {"d": day},
+            ORDER BY g.game_date, commence_time NULLS LAST, game_id""",
+        {"days": days},
     )

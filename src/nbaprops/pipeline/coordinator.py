@@ -27,6 +27,7 @@ from nbaprops.config import Settings
 from nbaprops.errors import ConflictError
 from nbaprops.pipeline import janitor, ledger
 from nbaprops.pipeline.consolidate import consolidate
+from nbaprops.pipeline.injuries import LINE_PLAYER_COLUMNS
 from nbaprops.pipeline.ledger import PlayerRequest
 from nbaprops.pipeline.worker import ChunkPredictor, WorkerStats, run_worker
 from nbaprops.storage.duckdb import DuckDBStorage
@@ -124,67 +125,97 @@ def expected_players(
     lines = (
         line_players
         if line_players is not None
-        else pa.table(
-            {
-                c: pa.array([], pa.string())
-                for c in ("player_lookup", "player_name", "team", "opponent", "home_team", "away_team")
-            }
-        )
+        else pa.table({c: pa.array([], pa.string()) for c in LINE_PLAYER_COLUMNS})
     )
+    return expected_players_by_date(
+        storage,
+        [game_date],
+        _dated(games, ("game_id", "home_team", "away_team"), game_date),
+        recent_days=recent_days,
+        line_players=_dated(lines, LINE_PLAYER_COLUMNS, game_date),
+    )[game_date]
+
+
+def _dated(table: pa.Table, columns: Sequence[str], game_date: date) -> pa.Table:
+    """``columns`` of ``table`` after a ``game_date`` column holding ``game_date``."""
+    return pa.table(
+        {"game_date": pa.array([game_date] * table.num_rows, pa.date32())}
+        | {c: table.column(c) for c in columns}
+    )
+
+
+def expected_players_by_date(
+    storage: DuckDBStorage,
+    game_dates: Sequence[date],
+    games: pa.Table,
+    *,
+    recent_days: int,
+    line_players: pa.Table,
+) -> dict[date, list[PlayerRequest]]:
+    """:func:`expected_players` of several dates in one query (the backtest asks for a season's dates at once;
+    the daily batch asks for one): each date's players exactly as if it were asked alone.
+
+    Args:
+        games: the dates' schedules (``game_date, game_id, home_team, away_team``).
+        line_players: ``game_date`` and the :func:`expected_players` columns of the dates' lines.
+    """
     with storage.session() as session:
-        session.register("__games", games.select(["game_id", "home_team", "away_team"]))
-        session.register("__line_players", lines)
+        session.register("__games", games.select(["game_date", "game_id", "home_team", "away_team"]))
+        session.register("__line_players", line_players.select(["game_date", *LINE_PLAYER_COLUMNS]))
         rows = session.execute(
             """
             WITH team_games AS (
-                SELECT game_id, home_team AS team, away_team AS opponent, true AS is_home FROM __games
-                UNION ALL SELECT game_id, away_team, home_team, false FROM __games
+                SELECT game_date, game_id, home_team AS team, away_team AS opponent, true AS is_home FROM __games
+                UNION ALL SELECT game_date, game_id, away_team, home_team, false FROM __games
             ),
-            latest AS (  -- every player's most recent game strictly before the date
-                SELECT player_id, arg_max(team, game_date) AS team, max(game_date) AS last_date,
-                       arg_max(player_name, game_date) AS player_name, arg_max(player_lookup, game_date) AS player_lookup
-                FROM box_scores WHERE game_date < $d GROUP BY player_id
+            latest AS (  -- every player's most recent game strictly before each date
+                SELECT d.game_date, b.player_id, b.team, b.game_date AS last_date, b.player_name, b.player_lookup
+                FROM (SELECT unnest(CAST($dates AS DATE[])) AS game_date) d
+                CROSS JOIN (SELECT DISTINCT player_id FROM box_scores) p
+                ASOF JOIN box_scores b ON b.player_id = p.player_id AND d.game_date > b.game_date
             ),
             by_lookup AS (
-                SELECT player_lookup, arg_max(player_id, last_date) AS player_id, max(last_date) AS last_date
-                FROM latest GROUP BY player_lookup
+                SELECT game_date, player_lookup, arg_max(player_id, last_date) AS player_id,
+                       max(last_date) AS last_date
+                FROM latest GROUP BY game_date, player_lookup
             ),
             active AS (
-                SELECT l.player_lookup, l.player_name, l.player_id, tg.team, tg.opponent, tg.game_id, tg.is_home
-                FROM latest l JOIN by_lookup b USING (player_id) JOIN team_games tg ON tg.team = l.team
-                WHERE l.last_date >= $d - to_days(CAST($recent AS INTEGER))
+                SELECT l.game_date, l.player_lookup, l.player_name, l.player_id, tg.team, tg.opponent, tg.game_id,
+                       tg.is_home
+                FROM latest l JOIN by_lookup b USING (game_date, player_id)
+                JOIN team_games tg ON tg.game_date = l.game_date AND tg.team = l.team
+                WHERE l.last_date >= l.game_date - to_days(CAST($recent AS INTEGER))
             ),
             resolved_lines AS (
-                SELECT DISTINCT ON (lp.player_lookup) lp.player_lookup, lp.player_name,
-                       b.player_id, coalesce(l.team, lp.team) AS team,
+                SELECT DISTINCT ON (lp.game_date, lp.player_lookup) lp.game_date, lp.player_lookup,
+                       lp.player_name, b.player_id, coalesce(l.team, lp.team) AS team,
                        lp.team AS line_team, lp.home_team, lp.away_team, lp.opponent AS line_opponent
                 FROM __line_players lp
-                LEFT JOIN by_lookup b ON b.player_lookup = lp.player_lookup
-                LEFT JOIN latest l ON l.player_id = b.player_id
-                WHERE lp.player_lookup NOT IN (SELECT player_lookup FROM active)
-                ORDER BY lp.player_lookup
+                LEFT JOIN by_lookup b ON b.game_date = lp.game_date AND b.player_lookup = lp.player_lookup
+                LEFT JOIN latest l ON l.game_date = lp.game_date AND l.player_id = b.player_id
+                WHERE lp.player_lookup NOT IN (SELECT player_lookup FROM active a WHERE a.game_date = lp.game_date)
+                ORDER BY lp.game_date, lp.player_lookup
             ),
             line_only AS (
-                SELECT r.player_lookup, coalesce(l.player_name, r.player_name) AS player_name, r.player_id,
-                       coalesce(tg.team, r.team) AS team,
+                SELECT r.game_date, r.player_lookup, coalesce(l.player_name, r.player_name) AS player_name,
+                       r.player_id, coalesce(tg.team, r.team) AS team,
                        coalesce(tg.opponent, r.line_opponent) AS opponent, tg.game_id, tg.is_home
                 FROM resolved_lines r
-                LEFT JOIN latest l ON l.player_id = r.player_id
-                LEFT JOIN team_games tg ON tg.team = r.team
+                LEFT JOIN latest l ON l.game_date = r.game_date AND l.player_id = r.player_id
+                LEFT JOIN team_games tg ON tg.game_date = r.game_date AND tg.team = r.team
             )
-            SELECT * FROM active UNION ALL SELECT * FROM line_only ORDER BY player_lookup
+            SELECT * FROM active UNION ALL SELECT * FROM line_only ORDER BY game_date, player_lookup
             """,
-            {"d": game_date, "recent": recent_days},
+            {"dates": sorted(set(game_dates)), "recent": recent_days},
         ).fetchall()
-    seen: set[str] = set()
-    requests = []
-    for lookup, name, player_id, team, opponent, game_id, is_home in rows:
-        if (
-            lookup in seen
-        ):  # two players normalising to one lookup: keep the first (most recent id wins above)
+    requests: dict[date, list[PlayerRequest]] = {day: [] for day in game_dates}
+    seen: set[tuple[date, str]] = set()
+    for day, lookup, name, player_id, team, opponent, game_id, is_home in rows:
+        # Two players normalising to one lookup: keep the first (most recent id wins above).
+        if (day, lookup) in seen:
             continue
-        seen.add(lookup)
-        requests.append(PlayerRequest(lookup, name, player_id, team, opponent, game_id, is_home))
+        seen.add((day, lookup))
+        requests[day].append(PlayerRequest(lookup, name, player_id, team, opponent, game_id, is_home))
     return requests
 
 
