@@ -254,7 +254,16 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(db_path: Path) -> None:
             break
     assert seen[-1].startswith("batch "), "".join(seen)
     batch_id = seen[-1].split()[1].rstrip(":")
-    proc.send_signal(signal.SIGINT)
+    # Ctrl-C, and again if the first was lost: a SIGINT that lands while DuckDB runs a query in the main thread
+    # can be swallowed by DuckDB (duckdb/duckdb#10216; seen once in CI, the run then finished with exit 0), and
+    # a user presses Ctrl-C again. The run must still stop part-way, with one line and exit 130.
+    for _ in range(5):
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=2)
+            break
+        except subprocess.TimeoutExpired:
+            continue
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stdout + stderr
     assert stderr.strip().splitlines() == [f"interrupted; run the same command to resume batch {batch_id}"]
