@@ -55,3 +55,19 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert [line.split()[:2] for line in block[:2]] == [["make", "run"], ["make", "test"]]
     ci = (REPO / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_systems_option_names_every_registered_system_and_the_default() -> None:
+    """The --systems help is written out (the CLI does not import LightGBM to print it): it must name every
+    registered system. Before, it named five of seven, so `minutes_rate` and `market_blend` were undiscoverable."""
+    import typer
+
+    from nbaprops.cli import app
+    from nbaprops.config import Settings
+    from nbaprops.systems import SYSTEM_IDS
+
+    backtest = typer.main.get_command(app).commands["backtest"]  # type: ignore[attr-defined]
+    text = next(p.help for p in backtest.params if p.name == "systems")
+    listed = text.split(":", 1)[1].split("[", 1)[0]
+    assert [s.strip() for s in listed.split(",")] == list(SYSTEM_IDS)
+    assert list(SYSTEM_IDS[:5]) == list(Settings().systems)

@@ -93,7 +93,8 @@ SystemsOpt = Annotated[
         "--system",
         metavar="LIST",
         show_default=False,
-        help="Comma-separated systems: moving_average, matchup, similarity, gbm, ensemble [default: all five].",
+        help="Comma-separated systems: moving_average, matchup, similarity, gbm, ensemble, minutes_rate, "
+        "market_blend [default: the first five, or the systems setting].",
     ),
 ]
 TrainDaysOpt = Annotated[
