@@ -122,6 +122,29 @@ def _arrow_type(field: bigquery.SchemaField) -> pa.DataType:
     return pa.list_(type_) if field.mode == "REPEATED" else type_
 
 
+def _struct_array(
+    name: str, fields: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]
+) -> bigquery.ArrayQueryParameter:
+    """An ``ARRAY<STRUCT<...>>`` query parameter ``@name`` of ``rows``, each a tuple in ``fields``' order."""
+    from google.cloud import bigquery
+
+    # The client leaves the struct constructors unannotated.
+    struct_type = bigquery.StructQueryParameterType(  # type: ignore[no-untyped-call]
+        *(bigquery.ScalarQueryParameterType(kind, name=field) for field, kind in fields)  # type: ignore[no-untyped-call]
+    )
+    values = [
+        bigquery.StructQueryParameter(
+            None,
+            *(
+                bigquery.ScalarQueryParameter(field, kind, value)
+                for (field, kind), value in zip(fields, row, strict=True)
+            ),
+        )
+        for row in rows
+    ]
+    return bigquery.ArrayQueryParameter(name, struct_type, values)
+
+
 def translate(exc: BaseException, *, action: str) -> NbapropsError:
     """Map a google.api_core / transport error onto the nbaprops tree.
 
@@ -500,23 +523,16 @@ DROP TABLE IF EXISTS {s};
 SELECT n_staged, n_fenced_in, n_unique, n_superseded, n_inserted;
 """
         now = clock.now()
-        # The client leaves these two constructors unannotated.
-        done_type = bigquery.StructQueryParameterType(  # type: ignore[no-untyped-call]
-            bigquery.ScalarQueryParameterType("STRING", name="player_lookup"),  # type: ignore[no-untyped-call]
-            bigquery.ScalarQueryParameterType("INT64", name="attempt"),  # type: ignore[no-untyped-call]
-        )
-        done_rows = [
-            bigquery.StructQueryParameter(
-                None,
-                bigquery.ScalarQueryParameter("player_lookup", "STRING", lookup),
-                bigquery.ScalarQueryParameter("attempt", "INT64", int(attempt)),
-            )
-            for lookup, attempt in zip(
-                done.column("player_lookup").to_pylist(), done.column("attempt").to_pylist(), strict=True
-            )
-        ]
         params = [
-            bigquery.ArrayQueryParameter("done", done_type, done_rows),
+            _struct_array(
+                "done",
+                [("player_lookup", "STRING"), ("attempt", "INT64")],
+                zip(
+                    done.column("player_lookup").to_pylist(),
+                    (int(a) for a in done.column("attempt").to_pylist()),
+                    strict=True,
+                ),
+            ),
             bigquery.ScalarQueryParameter("now", "TIMESTAMP", now),
             bigquery.ScalarQueryParameter("batch_id", "STRING", batch_id),
             bigquery.ScalarQueryParameter("game_date", "DATE", game_date),
@@ -573,42 +589,9 @@ UPDATE {m} m SET is_active = FALSE, invalidated_at = @now, invalidation_reason =
 COMMIT TRANSACTION;
 SELECT reason, player_lookup, COUNT(*) AS n FROM __hit GROUP BY reason, player_lookup;
 """
-        # The client leaves these constructors unannotated.
-        game_type = bigquery.StructQueryParameterType(  # type: ignore[no-untyped-call]
-            bigquery.ScalarQueryParameterType("STRING", name="game_id"),  # type: ignore[no-untyped-call]
-            bigquery.ScalarQueryParameterType("STRING", name="home"),  # type: ignore[no-untyped-call]
-            bigquery.ScalarQueryParameterType("STRING", name="away"),  # type: ignore[no-untyped-call]
-        )
-        player_type = bigquery.StructQueryParameterType(  # type: ignore[no-untyped-call]
-            bigquery.ScalarQueryParameterType("STRING", name="player_lookup"),  # type: ignore[no-untyped-call]
-            bigquery.ScalarQueryParameterType("TIMESTAMP", name="report_at"),  # type: ignore[no-untyped-call]
-        )
         params = [
-            bigquery.ArrayQueryParameter(
-                "games",
-                game_type,
-                [
-                    bigquery.StructQueryParameter(
-                        None,
-                        bigquery.ScalarQueryParameter("game_id", "STRING", game_id),
-                        bigquery.ScalarQueryParameter("home", "STRING", home),
-                        bigquery.ScalarQueryParameter("away", "STRING", away),
-                    )
-                    for game_id, home, away in games
-                ],
-            ),
-            bigquery.ArrayQueryParameter(
-                "players",
-                player_type,
-                [
-                    bigquery.StructQueryParameter(
-                        None,
-                        bigquery.ScalarQueryParameter("player_lookup", "STRING", lookup),
-                        bigquery.ScalarQueryParameter("report_at", "TIMESTAMP", report_at),
-                    )
-                    for lookup, report_at in players
-                ],
-            ),
+            _struct_array("games", [("game_id", "STRING"), ("home", "STRING"), ("away", "STRING")], games),
+            _struct_array("players", [("player_lookup", "STRING"), ("report_at", "TIMESTAMP")], players),
             bigquery.ScalarQueryParameter("game_date", "DATE", game_date),
             bigquery.ScalarQueryParameter("now", "TIMESTAMP", at),
         ]
