@@ -406,6 +406,8 @@ def test_consolidation_run_twice_and_concurrently_lands_rows_once(
     Would catch: two merges of one batch both inserting its rows — BigQuery runs transactions that only append
     side by side, each blind to the other's rows. It did, before the merge emptied staging inside its
     transaction (62 rows for 31 predictions, each key active twice); taking that ``DELETE`` out again → red.
+    Also: the loser latching at once with the empty report of its retry, over the winner's (it did, before it
+    waited for the merger's latch; without the wait → red).
     """
     worker = slate.worker("a")
     for message in slate.chunks():
@@ -414,16 +416,28 @@ def test_consolidation_run_twice_and_concurrently_lands_rows_once(
     monkeypatch.setattr(consolidation, "_date_lock", lambda _: threading.Lock())
     together = threading.Barrier(2, timeout=30)
     merged_before: set[int] = set()
+    loser_merged = threading.Event()  # a merge found the staging already merged
     for backend in (slate.backend, other):
-        merge = backend.warehouse.merge
+        merge, latch = backend.warehouse.merge, backend.ledger.latch
 
         def merge_together(merge: Any = merge, me: int = id(backend), **kwargs: Any) -> Any:
             if me not in merged_before:  # the first merges start together; a retry goes on alone
                 merged_before.add(me)
                 together.wait()
-            return merge(**kwargs)
+            result = merge(**kwargs)
+            if result.rows_staged == 0:
+                loser_merged.set()
+            return result
+
+        def latch_late(batch_id: str, latch: Any = latch, **kwargs: Any) -> Any:
+            # The merger latches only once the loser has found its staging merged: the order that lost the
+            # merger's report, made certain.
+            if kwargs["summary"]["consolidation"]["rows_inserted"]:
+                loser_merged.wait(timeout=30)
+            return latch(batch_id, **kwargs)
 
         monkeypatch.setattr(backend.warehouse, "merge", merge_together)
+        monkeypatch.setattr(backend.ledger, "latch", latch_late)
     try:
         with ThreadPoolExecutor(2) as pool:
             results = list(
@@ -436,6 +450,11 @@ def test_consolidation_run_twice_and_concurrently_lands_rows_once(
         other.close()
     assert sorted(r.already_consolidated for r in results) == [False, True]
     rows = slate.main_rows()
+    # The latched report is the merger's: the loser found the staging merged and waited for its latch.
+    (winner,) = [r for r in results if not r.already_consolidated]
+    assert winner.rows_inserted == len(rows) > 0
+    summary = slate.backend.ledger.get_batch(slate.batch_id).summary or {}
+    assert summary["consolidation"]["rows_inserted"] == len(rows)
     monkeypatch.undo()
     again = consolidation.consolidate(slate.backend, slate.batch_id, clock=slate.clock)
     assert again.already_consolidated

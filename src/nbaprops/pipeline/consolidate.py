@@ -13,7 +13,11 @@
 A crash between 2 and 3 leaves a batch whose staging is gone and whose rows are in main: the rerun finds no
 staging, changes nothing in main and sets the latch. Consolidation is serialized per game date by an
 in-process lock; a concurrent transaction elsewhere that loses the race conflicts (transient), retries and
-then finds the staging gone or the latch set.
+then finds the staging gone or the latch set. When it finds the staging gone (or emptied) although its done
+requests staged rows, the winner has merged and is about to latch with the report of what it did: on a backend
+other processes write to, the loser waits up to ``LATCH_WAIT_S`` for that latch instead of latching first with
+an empty report (which used to replace the winner's); after the wait — the winner died between merge and
+latch — it latches itself.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from nbaprops.clock import Clock
 from nbaprops.errors import ContractError
 from nbaprops.pipeline import ledger
 from nbaprops.storage import retry_transient
-from nbaprops.storage.seams import Backend
+from nbaprops.storage.seams import Backend, BatchInfo
 
 log = logging.getLogger(__name__)
+
+LATCH_WAIT_S = 10.0  # how long a consolidation that finds the staging merged waits for the merger's latch
 
 _DATE_LOCKS: defaultdict[date, threading.Lock] = defaultdict(threading.Lock)
 _DATE_LOCKS_GUARD = threading.Lock()
@@ -117,6 +123,15 @@ def _consolidate_once(
             done=done,
             clock=clock,
         )
+        staged = sum(int(r.get("rows_staged") or 0) for r in done_rows)
+        # Another process may be the merger only where other processes write (never with one DuckDB file).
+        if staged and merged.rows_staged == 0 and backend.capabilities.multi_process_writers:
+            latched = _wait_for_latch(backend, batch_id, seconds=LATCH_WAIT_S)
+            if latched is not None:
+                return ConsolidationResult(batch_id, True, latched.state)
+            log.warning(
+                "batch %s: its staged rows were merged by a consolidation that never latched", batch_id
+            )
         if merged.staging_found:
             result = ConsolidationResult(
                 batch_id,
@@ -138,3 +153,13 @@ def _consolidate_once(
         return ConsolidationResult(batch_id, True, latched.state)
     log.info("batch %s consolidated: %s", batch_id, result)
     return result
+
+
+def _wait_for_latch(backend: Backend, batch_id: str, *, seconds: float) -> BatchInfo | None:
+    """The batch once another process has latched it, or None after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        info = backend.ledger.get_batch(batch_id)
+        if info.consolidated_at is not None or time.monotonic() >= deadline:
+            return info if info.consolidated_at is not None else None
+        time.sleep(0.2)
