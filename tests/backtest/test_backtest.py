@@ -194,3 +194,37 @@ def test_parallel_fitting_gives_the_serial_paths_grades(graded, tmp_path: Path) 
         if name not in skip:
             assert serial.grades.column(name).to_pylist() == result.grades.column(name).to_pylist(), name
     assert [m["digest"] for m in serial.models] == [m["digest"] for m in result.models]
+
+
+def test_a_script_without_a_main_guard_gets_a_clear_error(loaded_db_file: Path, tmp_path: Path) -> None:
+    """A user's script calling run_backtest at import: the fitting workers are fresh interpreters that import the
+    script, so it starts again in them and they die. The user gets one line saying what to do, not a
+    ``BrokenProcessPool`` traceback from inside multiprocessing (what they got before)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "my_backtest.py"
+    script.write_text(
+        "import shutil, tempfile\n"
+        "from datetime import date\n"
+        "from pathlib import Path\n"
+        "from nbaprops.backtest import run_backtest\n"
+        "from nbaprops.config import Settings\n"
+        "from nbaprops.errors import ContractError\n"
+        "from nbaprops.storage import open_storage\n"
+        "path = Path(tempfile.mkdtemp()) / 'bt.duckdb'\n"
+        f"shutil.copyfile({str(loaded_db_file)!r}, path)\n"
+        "with open_storage(path) as storage:\n"
+        "    try:\n"
+        "        run_backtest(storage, Settings(), market='points', start=date(2025, 1, 27),\n"
+        "                     end=date(2025, 1, 28), systems=['moving_average'], train_days=60, workers=1)\n"
+        "    except ContractError as exc:\n"
+        "        print('ContractError:', exc)\n"
+        "        raise SystemExit(3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert 'if __name__ == "__main__":' in done.stdout
+    assert "workers=0" in done.stdout

@@ -18,12 +18,14 @@ import multiprocessing.forkserver
 import shutil
 import tempfile
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date, timedelta
 from pathlib import Path
 from types import TracebackType
 
 import pyarrow as pa
 
+from nbaprops.errors import ContractError
 from nbaprops.systems.training import ModelBundle, fit_market, training_window
 
 _TRAINING: dict[str, pa.Table] = {}
@@ -72,8 +74,20 @@ class StepFitter:
         ]
 
     def bundle(self, k: int) -> ModelBundle:
-        """The fitted (uncalibrated) bundle of step ``k``; waits for it. A worker's error is raised here."""
-        return self._futures[k].result()
+        """The fitted (uncalibrated) bundle of step ``k``; waits for it. A worker's error is raised here.
+
+        Raises:
+            ContractError: a fitting process ended abruptly (killed, out of memory, or a script that starts the
+                backtest again when the workers import it).
+        """
+        try:
+            return self._futures[k].result()
+        except BrokenProcessPool as exc:
+            raise ContractError(
+                "a process fitting the backtest's step models ended abruptly (killed, or out of memory). "
+                "Calling run_backtest from a script? Its workers are fresh interpreters that import the script: "
+                'put the call under `if __name__ == "__main__":`, or pass workers=0'
+            ) from exc
 
     def close(self) -> None:
         if self._pool is not None:
