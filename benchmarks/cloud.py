@@ -3,7 +3,7 @@
 Run from the repository root (needs gcloud's Pub/Sub and Firestore emulators, Java and Python 3.13 for the
 BigQuery emulator, as the cloud tests do)::
 
-    .venv/bin/python benchmarks/cloud.py [--runs 3] [--systems moving_average]
+    .venv/bin/python benchmarks/cloud.py [--runs 3] [--systems moving_average] [--history read-api|query]
 
 Every figure is the batch's own ``duration_s`` as ``nbaprops predict --json`` reports it (planning, request
 creation, the work, consolidation, summary), through the CLI as a user runs it, with the models trained and
@@ -76,6 +76,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--systems", default="moving_average,matchup,similarity,gbm,ensemble")
+    parser.add_argument(
+        "--history",
+        choices=("read-api", "query"),
+        default="read-api",
+        help="how workers read their history from BigQuery: the Storage Read API (default) or queries",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nbaprops-cloud-bench-"))
     log = work / "commands.log"
@@ -108,6 +114,8 @@ def main() -> None:
             "FIRESTORE_EMULATOR_HOST": firestore,
             "NBAPROPS_WORKERS": "0",
         }
+        if args.history == "read-api":
+            cloud["NBAPROPS_BIGQUERY_READ_ENDPOINT"] = bigquery.read_endpoint
         embedded_db, cloud_db = work / "embedded.duckdb", work / "cloud.duckdb"
         shutil.copyfile(seed, embedded_db)
         shutil.copyfile(seed, cloud_db)

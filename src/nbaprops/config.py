@@ -78,6 +78,10 @@ class Settings:
         bigquery_endpoint: a BigQuery API endpoint other than Google's (an emulator, e.g.
             ``http://127.0.0.1:9050``); Firestore and Pub/Sub read ``FIRESTORE_EMULATOR_HOST`` /
             ``PUBSUB_EMULATOR_HOST`` themselves.
+        bigquery_read_endpoint: ``host:port`` of a BigQuery Storage Read API other than Google's (an emulator's
+            gRPC port, plaintext). Workers read their history through the Read API — on Google's BigQuery
+            always, against an emulator only when this is set; otherwise through queries (REST pages, ~25×
+            slower).
         firestore_prefix: prefix of the ledger's Firestore collections (``{prefix}_batches``).
         pubsub_topic: the work topic; its pull subscription is ``{topic}-workers`` and the dead-letter topic
             ``{topic}-dead-letter``.
@@ -127,6 +131,7 @@ class Settings:
     gcp_project: str = "nbaprops"
     bigquery_dataset: str = "nbaprops"
     bigquery_endpoint: str | None = None
+    bigquery_read_endpoint: str | None = None
     firestore_prefix: str = "nbaprops"
     pubsub_topic: str = "nbaprops-work"
     max_delivery_attempts: int = 5

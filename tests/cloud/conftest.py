@@ -67,6 +67,7 @@ def deployment(
             "NBAPROPS_BACKEND": "gcp",
             "NBAPROPS_GCP_PROJECT": bigquery_emulator.project,
             "NBAPROPS_BIGQUERY_ENDPOINT": bigquery_emulator.endpoint,
+            "NBAPROPS_BIGQUERY_READ_ENDPOINT": bigquery_emulator.read_endpoint,
             "NBAPROPS_BIGQUERY_DATASET": f"t_{suffix}",
             "NBAPROPS_FIRESTORE_PREFIX": f"t{suffix}",
             "NBAPROPS_PUBSUB_TOPIC": f"work-{suffix}",

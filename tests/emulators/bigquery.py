@@ -51,6 +51,7 @@ class BigQueryEmulator:
     project: str
     pid: int
     data_dir: Path
+    read_endpoint: str  # the Storage Read API (gRPC, plaintext): host:port
 
 
 def python313() -> Path | None:
@@ -189,7 +190,7 @@ def running(data_dir: Path, *, cache: Path = CACHE, project: str = PROJECT) -> I
             if time.monotonic() > deadline:
                 raise EmulatorUnavailableError(f"local-bigquery did not answer within {START_TIMEOUT_S} s")
             time.sleep(0.1)
-        yield BigQueryEmulator(endpoint, project, process.pid, data_dir)
+        yield BigQueryEmulator(endpoint, project, process.pid, data_dir, f"127.0.0.1:{grpc_port}")
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGTERM)

@@ -78,6 +78,8 @@ class BigQueryBackend:
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import bigquery
 
+        from nbaprops.config import Settings
+        from nbaprops.storage.gcp.backend import _read_client
         from nbaprops.storage.gcp.warehouse import BigQueryWarehouse
 
         self.client = bigquery.Client(
@@ -85,8 +87,11 @@ class BigQueryBackend:
             credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options=ClientOptions(api_endpoint=emulator.endpoint),
         )
+        read_client = _read_client(
+            Settings(bigquery_endpoint=emulator.endpoint, bigquery_read_endpoint=emulator.read_endpoint)
+        )
         self.warehouse: Any = BigQueryWarehouse(
-            self.client, f"t_{uuid.uuid4().hex[:12]}", deadline_s=15, timeout_s=60
+            self.client, f"t_{uuid.uuid4().hex[:12]}", deadline_s=15, timeout_s=60, read_client=read_client
         )
         self.retry = bigquery.DEFAULT_RETRY.with_deadline(15)
 
@@ -502,6 +507,48 @@ def test_load_history_copies_exactly_the_window(backend: Backend, history_source
     )
     assert counts["schedule"] == 0
     target.close()
+
+
+@pytest.mark.cloud
+def test_bigquery_history_through_the_read_api_equals_the_query(
+    bigquery_emulator: BigQueryEmulator, history_source: DuckDBStorage
+) -> None:
+    """Workers read history through the Storage Read API (a row restriction on the table, Arrow); without a read
+    client, through a query. Both fill the worker's store with the same rows, an empty window included (the Read
+    API answers a session without streams). Would catch: a restriction off by a day at either end, a dropped
+    stream, or the empty session taken for an error."""
+    from nbaprops.storage.gcp.warehouse import BigQueryWarehouse
+
+    backend = BigQueryBackend(bigquery_emulator)
+    try:
+        assert backend.warehouse.read_client is not None
+        tables = ["box_scores", "teams", "schedule"]
+        backend.warehouse.upload_inputs(history_source, tables=tables)
+        by_query = BigQueryWarehouse(
+            backend.client,
+            backend.warehouse.dataset.split(".", 1)[1],
+            deadline_s=15,
+            timeout_s=60,
+            ensure=False,
+        )
+        order = "ORDER BY player_id, game_id"
+        for since, until in [(date(2025, 2, 1), date(2025, 2, 10)), (date(2031, 1, 1), date(2031, 2, 1))]:
+            read, queried = open_storage(":memory:"), open_storage(":memory:")
+            counts = backend.warehouse.load_history_into(read, since=since, until=until, tables=tables)
+            assert by_query.load_history_into(queried, since=since, until=until, tables=tables) == counts
+            assert read.arrow(f"SELECT * FROM box_scores {order}").equals(
+                queried.arrow(f"SELECT * FROM box_scores {order}")
+            )
+            edges = read.fetchone("SELECT min(game_date), max(game_date) FROM box_scores")
+            expected = history_source.fetchone(
+                "SELECT min(game_date), max(game_date) FROM box_scores WHERE game_date BETWEEN ? AND ?",
+                [since, until],
+            )
+            assert edges == expected
+            read.close()
+            queried.close()
+    finally:
+        backend.close()
 
 
 @pytest.mark.cloud

@@ -4,7 +4,8 @@
 as ``features`` (the inputs it plans from, and which it uploads to BigQuery for the workers); a worker passes
 nothing and gets, per game date, an in-memory DuckDB loaded with the slice of history the feature query needs
 (:meth:`GcpBackend.history`). Against emulators the clients need no credentials: Firestore and Pub/Sub read
-``FIRESTORE_EMULATOR_HOST`` / ``PUBSUB_EMULATOR_HOST``; BigQuery takes ``bigquery_endpoint``.
+``FIRESTORE_EMULATOR_HOST`` / ``PUBSUB_EMULATOR_HOST``; BigQuery takes ``bigquery_endpoint`` (and
+``bigquery_read_endpoint`` for the Storage Read API the history is read with).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import threading
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbaprops.config import Settings
 from nbaprops.storage._base import Capabilities
@@ -23,6 +24,9 @@ from nbaprops.storage.gcp.errors import gcp_errors
 from nbaprops.storage.gcp.ledger import FirestoreLedger
 from nbaprops.storage.gcp.queue import PubSubNames, PubSubQueue, ensure_pubsub
 from nbaprops.storage.gcp.warehouse import BigQueryWarehouse
+
+if TYPE_CHECKING:
+    from google.cloud.bigquery_storage_v1 import BigQueryReadClient
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,26 @@ def _anonymous_if_emulated(variable: str | None) -> Any:
     from google.auth.credentials import AnonymousCredentials
 
     return AnonymousCredentials()  # type: ignore[no-untyped-call]
+
+
+def _read_client(settings: Settings) -> BigQueryReadClient | None:
+    """The Storage Read API client workers read history with: Google's (default credentials) unless
+    ``bigquery_read_endpoint`` names another (an emulator: plaintext gRPC); None — history through queries —
+    against a BigQuery emulator that has no read endpoint set."""
+    if settings.bigquery_endpoint and not settings.bigquery_read_endpoint:
+        return None
+    from google.cloud.bigquery_storage_v1 import BigQueryReadClient
+
+    if settings.bigquery_read_endpoint is None:
+        return BigQueryReadClient()  # type: ignore[no-untyped-call]
+    import grpc
+    from google.cloud.bigquery_storage_v1.services.big_query_read.transports import BigQueryReadGrpcTransport
+
+    # Google's own channels take messages of any size; a plain channel stops at 4 MB (one Arrow batch is more).
+    channel = grpc.insecure_channel(
+        settings.bigquery_read_endpoint, options=[("grpc.max_receive_message_length", -1)]
+    )
+    return BigQueryReadClient(transport=BigQueryReadGrpcTransport(channel=channel))  # type: ignore[no-untyped-call]
 
 
 class GcpBackend:
@@ -74,7 +98,11 @@ class GcpBackend:
             self._publisher = PublisherClient()
             self._subscriber = SubscriberClient()
         self._ledger = FirestoreLedger(self._firestore, settings.firestore_prefix)
-        self._warehouse = BigQueryWarehouse(self._bigquery, settings.bigquery_dataset)
+        with gcp_errors("connect to the BigQuery Storage Read API"):
+            read_client = _read_client(settings)
+        self._warehouse = BigQueryWarehouse(
+            self._bigquery, settings.bigquery_dataset, read_client=read_client
+        )
         self._queue = PubSubQueue(self.names, publisher=self._publisher, subscriber=self._subscriber)
         self._features = features
         self._history: dict[tuple[date, date], DuckDBStorage] = {}

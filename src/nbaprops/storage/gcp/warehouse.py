@@ -30,6 +30,7 @@ nbaprops errors. The client library is imported lazily by the caller that builds
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import re
@@ -51,6 +52,7 @@ from nbaprops.storage.seams import MergeResult
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
+    from google.cloud.bigquery_storage_v1 import BigQueryReadClient
 
     from nbaprops.storage.duckdb import DuckDBStorage
 
@@ -206,10 +208,12 @@ class BigQueryWarehouse:
         timeout_s: float = 120.0,
         location: str | None = None,
         ensure: bool = True,
+        read_client: BigQueryReadClient | None = None,
     ) -> None:
         from google.cloud import bigquery
 
         self.client = client
+        self.read_client = read_client
         self.dataset = f"{client.project}.{dataset}"
         self.location = location
         self.timeout_s = timeout_s
@@ -648,18 +652,55 @@ SELECT reason, player_lookup, COUNT(*) AS n FROM __hit GROUP BY reason, player_l
                 log.info("history: no table %s in %s; skipped", contract.name, self.dataset)
                 continue
             column = INPUT_TABLES[contract.name]
-            where, params = "", []
-            if column is not None:
-                where = f" WHERE `{column}` BETWEEN @since AND @until"
-                params = [
-                    bigquery.ScalarQueryParameter("since", "DATE", since),
-                    bigquery.ScalarQueryParameter("until", "DATE", until),
-                ]
-            rows = self._arrow(
-                f"SELECT * FROM {self._quoted(contract.name)}{where}", params, action=f"read {contract.name}"
-            )
+            if self.read_client is not None:
+                restriction = f"{column} BETWEEN DATE '{since}' AND DATE '{until}'" if column else ""
+                rows = self._call(
+                    f"read {contract.name}", functools.partial(self._read_table, contract.name, restriction)
+                )
+            else:
+                where, params = "", []
+                if column is not None:
+                    where = f" WHERE `{column}` BETWEEN @since AND @until"
+                    params = [
+                        bigquery.ScalarQueryParameter("since", "DATE", since),
+                        bigquery.ScalarQueryParameter("until", "DATE", until),
+                    ]
+                rows = self._arrow(
+                    f"SELECT * FROM {self._quoted(contract.name)}{where}",
+                    params,
+                    action=f"read {contract.name}",
+                )
             counts[contract.name] = _insert_or_replace(target, contract.name, rows)
         return counts
+
+    def _read_table(self, name: str, row_restriction: str) -> pa.Table:
+        """The rows of ``name`` matching ``row_restriction`` through the Storage Read API (Arrow, one stream;
+        no query job). A restriction that matches nothing gets a session without streams: the empty table."""
+        from google.cloud.bigquery_storage_v1 import types
+
+        assert self.read_client is not None
+        project, dataset = self.dataset.split(".", 1)
+        session = self.read_client.create_read_session(
+            parent=f"projects/{self.client.project}",
+            read_session=types.ReadSession(
+                table=f"projects/{project}/datasets/{dataset}/tables/{name}",
+                data_format=types.DataFormat.ARROW,
+                read_options=types.ReadSession.TableReadOptions(row_restriction=row_restriction),
+            ),
+            max_stream_count=1,
+            timeout=self.timeout_s,
+        )
+        schema = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
+        # Each response carries one serialized record batch of the session's schema (the reader resumes a
+        # stream broken by a transient error at the row it had reached).
+        batches = [
+            pa.ipc.read_record_batch(
+                pa.py_buffer(response.arrow_record_batch.serialized_record_batch), schema
+            )
+            for stream in session.streams
+            for response in self.read_client.read_rows(stream.name)  # type: ignore[no-untyped-call]
+        ]
+        return pa.Table.from_batches(batches, schema=schema)
 
     def upload_inputs(self, source: DuckDBStorage, *, tables: Iterable[str] | None = None) -> dict[str, int]:
         """Replace BigQuery's input tables with ``source``'s (one Parquet load job each, ``WRITE_TRUNCATE``),
