@@ -511,19 +511,44 @@ def test_load_history_copies_exactly_the_window(backend: Backend, history_source
 
 @pytest.mark.cloud
 def test_bigquery_history_through_the_read_api_equals_the_query(
-    bigquery_emulator: BigQueryEmulator, history_source: DuckDBStorage
+    bigquery_emulator: BigQueryEmulator, history_source: DuckDBStorage, tmp_path: Path
 ) -> None:
-    """Workers read history through the Storage Read API (a row restriction on the table, Arrow); without a read
-    client, through a query. Both fill the worker's store with the same rows, an empty window included (the Read
-    API answers a session without streams). Would catch: a restriction off by a day at either end, a dropped
-    stream, or the empty session taken for an error."""
+    """Workers read history through the Storage Read API (a row restriction on each table, Arrow); without a read
+    client, through a query. Both fill the worker's store with the same rows of every input table — lines and
+    injury reports with their timestamps and NULLs included, rows on the window's first and last day in, the
+    days either side out — and an empty window gives empty tables (the Read API answers a session without
+    streams). Would catch: a restriction off by a day at either end, a dropped stream, a timestamp read in the
+    wrong unit or zone, or the empty session taken for an error."""
     from nbaprops.storage.gcp.warehouse import BigQueryWarehouse
 
+    source = open_storage(tmp_path / "source.duckdb")
+    with source.session() as session:
+        session.register("__box", history_source.arrow("SELECT * FROM box_scores"))
+        session.register("__teams", history_source.arrow("SELECT * FROM teams"))
+        session.execute("INSERT INTO box_scores BY NAME SELECT * FROM __box")
+        session.execute("INSERT INTO teams BY NAME SELECT * FROM __teams")
+    since, until = date(2025, 2, 1), date(2025, 2, 10)
+    for k, day in enumerate([date(2025, 1, 31), since, date(2025, 2, 5), until, date(2025, 2, 11)]):
+        source.execute(
+            """INSERT INTO prop_lines (game_date, player_lookup, player_name, market, bookmaker, line, over_price,
+                   under_price, is_main, commence_time, posted_at)
+               VALUES (?, ?, 'A Player', 'pra', 'book', 30.5, -115, NULL, true, ?, ?)""",
+            [
+                day,
+                f"player{k}",
+                datetime(2025, 2, 1, 0, 10, tzinfo=UTC),
+                datetime(2025, 1, 31, 17, 3, 7, 123456, tzinfo=UTC) + timedelta(days=k),
+            ],
+        )
+        source.execute(
+            """INSERT INTO injury_reports (report_at, game_date, team, player_name, player_lookup, status)
+               VALUES (?, ?, 'BOS', 'A Player', ?, 'Out')""",
+            [datetime(2025, 1, 31, 22, 30, 0, 500000, tzinfo=UTC) + timedelta(days=k), day, f"player{k}"],
+        )
     backend = BigQueryBackend(bigquery_emulator)
     try:
         assert backend.warehouse.read_client is not None
-        tables = ["box_scores", "teams", "schedule"]
-        backend.warehouse.upload_inputs(history_source, tables=tables)
+        backend.warehouse.upload_inputs(source)
         by_query = BigQueryWarehouse(
             backend.client,
             backend.warehouse.dataset.split(".", 1)[1],
@@ -531,24 +556,29 @@ def test_bigquery_history_through_the_read_api_equals_the_query(
             timeout_s=60,
             ensure=False,
         )
-        order = "ORDER BY player_id, game_id"
-        for since, until in [(date(2025, 2, 1), date(2025, 2, 10)), (date(2031, 1, 1), date(2031, 2, 1))]:
+        for window in [(since, until), (date(2031, 1, 1), date(2031, 2, 1))]:
             read, queried = open_storage(":memory:"), open_storage(":memory:")
-            counts = backend.warehouse.load_history_into(read, since=since, until=until, tables=tables)
-            assert by_query.load_history_into(queried, since=since, until=until, tables=tables) == counts
-            assert read.arrow(f"SELECT * FROM box_scores {order}").equals(
-                queried.arrow(f"SELECT * FROM box_scores {order}")
-            )
-            edges = read.fetchone("SELECT min(game_date), max(game_date) FROM box_scores")
-            expected = history_source.fetchone(
-                "SELECT min(game_date), max(game_date) FROM box_scores WHERE game_date BETWEEN ? AND ?",
-                [since, until],
-            )
-            assert edges == expected
+            counts = backend.warehouse.load_history_into(read, since=window[0], until=window[1])
+            assert by_query.load_history_into(queried, since=window[0], until=window[1]) == counts
+            for table in counts:
+                ordered = f'SELECT * FROM "{table}" ORDER BY ALL'
+                assert read.arrow(ordered).equals(queried.arrow(ordered)), table
+            if window == (since, until):
+                assert counts["prop_lines"] == counts["injury_reports"] == 3
+                assert read.fetchone("SELECT min(game_date), max(game_date) FROM box_scores") == (
+                    since,
+                    until,
+                )
+                assert read.scalar("SELECT max(posted_at) FROM prop_lines") == datetime(
+                    2025, 2, 3, 17, 3, 7, 123456, tzinfo=UTC
+                )
+            else:
+                assert counts["box_scores"] == counts["prop_lines"] == 0
             read.close()
             queried.close()
     finally:
         backend.close()
+        source.close()
 
 
 @pytest.mark.cloud
