@@ -100,6 +100,8 @@ class BigQueryBackend:
             self.warehouse.dataset, delete_contents=True, not_found_ok=True, retry=self.retry
         )
         self.client.close()
+        if self.warehouse.read_client is not None:
+            self.warehouse.read_client.transport.close()
 
     def _sql(self, sql: str) -> list[Any]:
         job = self.client.query(sql, retry=self.retry, job_retry=None, timeout=60)

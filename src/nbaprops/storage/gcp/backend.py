@@ -161,5 +161,7 @@ class GcpBackend:
         with gcp_errors("close the Google Cloud clients"):
             self._firestore.close()  # type: ignore[no-untyped-call]
             self._bigquery.close()  # type: ignore[no-untyped-call]
+            if self._warehouse.read_client is not None:
+                self._warehouse.read_client.transport.close()  # type: ignore[no-untyped-call]
             self._subscriber.close()
         self._publisher.stop()
