@@ -133,6 +133,52 @@ def test_create_batch_records_a_running_batch_and_pending_requests(
     }
 
 
+@pytest.mark.cloud
+def test_a_firestore_creation_failing_half_way_leaves_no_request(
+    firestore_emulator: str,  # noqa: F811
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Firestore writes a batch's requests in write batches of at most 500, then the batch document. When a
+    write batch fails half-way the creation raises and removes the requests it wrote: no orphan request
+    documents, no batch, and the same batch id can be created afresh. Would catch: the cleanup left out (4 orphan
+    requests here)."""
+    from google.api_core import exceptions as gexc
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore
+
+    from nbaprops.errors import NbapropsError
+    from nbaprops.storage.gcp import ledger as gcp_ledger
+
+    client = firestore.Client(project=unique_project(), credentials=AnonymousCredentials())
+    try:
+        ledger = gcp_ledger.FirestoreLedger(client, prefix="contract")
+        monkeypatch.setattr(gcp_ledger, "WRITE_BATCH_LIMIT", 2)
+        make_write_batch, calls = client.batch, []
+
+        def third_fails() -> Any:
+            writes = make_write_batch()
+            calls.append(writes)
+            if len(calls) == 3:
+                monkeypatch.setattr(
+                    writes, "commit", lambda: (_ for _ in ()).throw(gexc.ServiceUnavailable("injected"))
+                )
+            return writes
+
+        monkeypatch.setattr(client, "batch", third_fails)
+        with pytest.raises(NbapropsError):
+            make_batch(ledger, clock, n=5)
+        assert ledger.requests("b1") == []
+        assert len(calls) == 6  # two written, the third failed; its 6 documents deleted 2 at a time
+        with pytest.raises(UnknownBatchError):
+            ledger.get_batch("b1")
+        monkeypatch.setattr(client, "batch", make_write_batch)
+        make_batch(ledger, clock, n=5)
+        assert ledger.progress("b1")["pending"] == 5
+    finally:
+        client.close()
+
+
 def test_a_batch_keeps_its_kind(ledger: Ledger, clock: ManualClock) -> None:
     """`batches` shows daily or line_update from the ledger (on GCP it used to read the coordinator's file)."""
     make_batch(ledger, clock, batch_id="b1")

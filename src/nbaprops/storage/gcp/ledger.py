@@ -26,8 +26,8 @@ document: a shared document under concurrent updates is the original's lost-comp
 emulator 1 of 20 concurrent read-modify-write transactions on one document commits).
 
 Batch creation writes the requests first (write batches of at most 500) and the batch document last: the
-batch becomes visible only once all its requests exist, and a creation that dies half-way leaves requests no
-batch points to, which nothing reads.
+batch becomes visible only once all its requests exist. A creation that fails half-way deletes the requests it
+wrote (best effort) before raising; one killed half-way leaves requests no batch points to, which nothing reads.
 """
 
 from __future__ import annotations
@@ -201,32 +201,16 @@ class FirestoreLedger:
             batch_ref = self._batches.document(batch_id)
             if batch_ref.get().exists:
                 raise ContractError(f"batch {batch_id} already exists; batch ids must be new")
-            for start in range(0, len(requests), WRITE_BATCH_LIMIT):
-                writes = self.client.batch()
-                for request in requests[start : start + WRITE_BATCH_LIMIT]:
-                    writes.set(
-                        self._request_ref(batch_id, request.player_lookup),
-                        {
-                            "batch_id": batch_id,
-                            "player_lookup": request.player_lookup,
-                            "player_id": request.player_id,
-                            "player_name": request.player_name,
-                            "team": request.team,
-                            "opponent": request.opponent,
-                            "game_id": request.game_id,
-                            "is_home": request.is_home,
-                            "state": "pending",
-                            "attempt": 0,
-                            "lease_owner": None,
-                            "lease_expires_at": None,
-                            "error_code": None,
-                            "error_message": None,
-                            "rows_staged": None,
-                            "created_at": now,
-                            "updated_at": now,
-                        },
-                    )
-                writes.commit()
+            written: list[DocumentReference] = []
+            try:
+                for start in range(0, len(requests), WRITE_BATCH_LIMIT):
+                    chunk = requests[start : start + WRITE_BATCH_LIMIT]
+                    # Counted before the commit: a commit that fails ambiguously may have written its chunk.
+                    written += [self._request_ref(batch_id, r.player_lookup) for r in chunk]
+                    self._write_requests(batch_id, chunk, now)
+            except Exception:
+                self._delete_quietly(batch_id, written)
+                raise
             batch_ref.create(
                 {
                     "batch_id": batch_id,
@@ -245,6 +229,48 @@ class FirestoreLedger:
                 }
             )
         log.info("batch %s created for %s with %d requests", batch_id, game_date, len(requests))
+
+    def _write_requests(self, batch_id: str, requests: Sequence[PlayerRequest], now: datetime) -> None:
+        """One write batch (at most ``WRITE_BATCH_LIMIT``) of new ``pending`` request documents."""
+        writes = self.client.batch()
+        for request in requests:
+            writes.set(
+                self._request_ref(batch_id, request.player_lookup),
+                {
+                    "batch_id": batch_id,
+                    "player_lookup": request.player_lookup,
+                    "player_id": request.player_id,
+                    "player_name": request.player_name,
+                    "team": request.team,
+                    "opponent": request.opponent,
+                    "game_id": request.game_id,
+                    "is_home": request.is_home,
+                    "state": "pending",
+                    "attempt": 0,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "error_code": None,
+                    "error_message": None,
+                    "rows_staged": None,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+        writes.commit()
+
+    def _delete_quietly(self, batch_id: str, refs: Sequence[DocumentReference]) -> None:
+        """Best effort: remove the request documents of a creation that failed before its batch document, so
+        that no orphan stays behind (a process killed there still leaves them; nothing reads them)."""
+        try:
+            for start in range(0, len(refs), WRITE_BATCH_LIMIT):
+                deletes = self.client.batch()
+                for ref in refs[start : start + WRITE_BATCH_LIMIT]:
+                    deletes.delete(ref)
+                deletes.commit()
+        except Exception:  # the creation's own error is the one to raise
+            log.warning(
+                "batch %s: %d request documents of a failed creation left behind", batch_id, len(refs)
+            )
 
     def get_batch(self, batch_id: str) -> BatchInfo:
         with gcp_errors(f"read batch {batch_id}"):
