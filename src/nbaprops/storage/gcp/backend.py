@@ -50,7 +50,7 @@ def _read_client(settings: Settings) -> BigQueryReadClient | None:
         return None
     from google.cloud.bigquery_storage_v1 import BigQueryReadClient
 
-    if settings.bigquery_read_endpoint is None:
+    if not settings.bigquery_read_endpoint:  # unset or empty, as bigquery_endpoint is read
         return BigQueryReadClient()  # type: ignore[no-untyped-call]
     import grpc
     from google.cloud.bigquery_storage_v1.services.big_query_read.transports import BigQueryReadGrpcTransport
