@@ -373,3 +373,60 @@ def test_a_grade_whose_row_was_superseded_since_is_removed(storage: DuckDBStorag
         )
         grade_date(storage, DAYS[0], clock=morning)
     assert _grades(storage, "live") == before
+
+
+def _svgs(page: str) -> dict[str, str]:
+    """Each inline chart of a report by its title (the first text of the SVG)."""
+    charts = {}
+    for part in page.split("<svg")[1:]:
+        svg = part.split("</svg>")[0]
+        title = svg.split("<text", 1)[1].split(">", 1)[1].split("<", 1)[0].strip()
+        charts[title] = svg
+    return charts
+
+
+def test_accuracy_report_over_two_markets_names_each_market(replayed: Replayed, tmp_path: Path) -> None:
+    """``accuracy --report`` over two markets, one of them graded without lines (points, as on a night with
+    only PRA lines). Before: the table had no market column (each system's row appeared twice, unnamed), and
+    the tier chart read the first market's rows only, so it said "No graded rows had a line" though the PRA
+    rows had; legends named a system twice."""
+    path = tmp_path / "two_markets.duckdb"
+    shutil.copyfile(replayed.path, path)
+    with open_storage(path) as store:
+        store.execute(
+            "INSERT INTO prediction_grades SELECT * REPLACE ('points' AS market, prediction_id || ':points' AS "
+            "prediction_id, NULL AS line_value, 'NO_LINE' AS recommendation, NULL AS outcome, NULL AS profit, "
+            "NULL AS side_won) FROM prediction_grades WHERE run_id = 'live'"
+        )
+    report = tmp_path / "acc.html"
+    result = CliRunner().invoke(
+        app, ["accuracy", "--since", DAYS[0].isoformat(), "--db", str(path), "--report", str(report)]
+    )
+    assert result.exit_code == 0, result.output
+    page = report.read_text()
+    table = page.split("<table>")[1].split("</table>")[0]
+    assert "<th>system</th><th>market</th>" in table
+    rows = [r for r in table.split("<tr>")[2:]]
+    assert sorted((r.split("<td>")[1], r.split("<td>")[2]) for r in rows) == sorted(
+        (f"{s}</td>", f"{m}</td>") for s in SYSTEMS for m in ("points", "pra")
+    )
+    charts = _svgs(page)
+    assert "No graded rows had a line" not in page
+    assert "MAE by player tier (line quartiles): pra" in charts
+    assert not any(title.endswith(": points") for title in charts)
+    reliability = charts["Reliability of P(win)"]
+    assert "moving_average pra" in reliability and "matchup pra" in reliability
+
+
+def test_profit_chart_draws_a_single_day_and_slants_its_dates() -> None:
+    """One game day of bets. Before: a line through one point draws nothing (its legend entry showed a name
+    with no line beside it), and five dates under a 6-inch chart overlapped."""
+    from nbaprops.backtest.report import profit_svg
+
+    one_day = profit_svg({"gbm": [("2024-01-15", -1.0)], "moving_average": []})
+    lines = one_day.split('<g id="line2d_')[1:]
+    gbm = [g for g in lines if "stroke: #1f77b4" in g]  # charts.color(0), the first series
+    assert gbm and "<use" in gbm[0]  # its one point is drawn, as a marker (the legend's sample follows)
+    assert "moving_average" not in one_day  # no legend entry for a series with no bet
+    week = profit_svg({"gbm": [(f"2024-01-{d:02d}", float(d)) for d in range(10, 20)]})
+    assert week.count("rotate(-30") == 5

@@ -203,14 +203,19 @@ def compute_metrics(grades: pa.Table) -> list[dict[str, Any]]:
 
 
 def cumulative_profit(grades: pa.Table) -> dict[str, list[tuple[str, float]]]:
-    """Per system: (date, cumulative profit in units) after each game day with bets."""
-    cols = {n: grades.column(n).to_pylist() for n in ("system_id", "game_date", "profit")}
+    """Per system (per "system market" when the grades span several markets): (date, cumulative profit in
+    units) after each game day with bets."""
+    cols = {n: grades.column(n).to_pylist() for n in ("system_id", "market", "game_date", "profit")}
+    several = len(set(cols["market"])) > 1
     per: dict[str, dict[str, float]] = {}
-    for sid, day, profit in zip(cols["system_id"], cols["game_date"], cols["profit"], strict=True):
+    for sid, market, day, profit in zip(
+        cols["system_id"], cols["market"], cols["game_date"], cols["profit"], strict=True
+    ):
         if profit is None:
             continue
-        per.setdefault(sid, {}).setdefault(str(day), 0.0)
-        per[sid][str(day)] += profit
+        name = f"{sid} {market}" if several else str(sid)
+        per.setdefault(name, {}).setdefault(str(day), 0.0)
+        per[name][str(day)] += profit
     result = {}
     for sid, days in per.items():
         total = 0.0

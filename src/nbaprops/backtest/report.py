@@ -2,7 +2,9 @@
 scripts, no external files.
 
 Plots: reliability diagram of P(win), hit rate by edge bucket with 95% intervals against break-even, MAE by
-player tier against the line's own, cumulative profit in units. A table of the headline metrics follows.
+player tier against the line's own (one chart per market with lined rows: tiers are line quartiles, which mean
+nothing across markets), cumulative profit in units. A table of the headline metrics follows, one row per
+system and market. Over several markets every series is named "system market".
 """
 
 from __future__ import annotations
@@ -12,6 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from nbaprops import charts
+
+
+def series_label(metric: dict[str, Any], several_markets: bool) -> str:
+    """A metric row's name in legends: its system, and its market when the report spans several."""
+    return f"{metric['system_id']} {metric['market']}" if several_markets else str(metric["system_id"])
+
+
+def _several_markets(metrics: list[dict[str, Any]]) -> bool:
+    return len({m["market"] for m in metrics}) > 1
 
 
 def reliability_svg(metrics: list[dict[str, Any]]) -> str:
@@ -33,7 +44,7 @@ def reliability_svg(metrics: list[dict[str, Any]]) -> str:
                 marker="o",
                 markersize=4,
                 linewidth=1.2,
-                label=m["system_id"],
+                label=series_label(m, _several_markets(metrics)),
             )
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
@@ -81,7 +92,7 @@ def edge_svg(metrics: list[dict[str, Any]]) -> str:
                     markersize=4,
                     capsize=2,
                     color=charts.color(i),
-                    label=m["system_id"],
+                    label=series_label(m, _several_markets(metrics)),
                 )
         ax.set_xticks(range(len(buckets)), [_edge_label(b) for b in buckets])
         if drawn:
@@ -92,9 +103,23 @@ def edge_svg(metrics: list[dict[str, Any]]) -> str:
         return charts.svg(fig)
 
 
-def tier_svg(metrics: list[dict[str, Any]]) -> str:
-    tiers = metrics[0]["by_tier"] if metrics else []
-    with charts.figure("MAE by player tier (line quartiles)", xlabel="line", ylabel="MAE") as (fig, ax):
+def tier_svgs(metrics: list[dict[str, Any]]) -> list[str]:
+    """One tier chart per market whose graded rows had lines (one empty chart saying so when none had)."""
+    markets = sorted({m["market"] for m in metrics if m["by_tier"]})
+    if not markets:
+        return [tier_svg([])]
+    several = len({m["market"] for m in metrics}) > 1
+    return [
+        tier_svg([m for m in metrics if m["market"] == market], market=market if several else None)
+        for market in markets
+    ]
+
+
+def tier_svg(metrics: list[dict[str, Any]], *, market: str | None = None) -> str:
+    """MAE by line quartile of one market's systems against the line's own MAE on the same rows."""
+    tiers: list[dict[str, Any]] = next((m["by_tier"] for m in metrics if m["by_tier"]), [])
+    title = "MAE by player tier (line quartiles)" + (f": {market}" if market else "")
+    with charts.figure(title, xlabel="line", ylabel="MAE") as (fig, ax):
         if not tiers:
             charts.empty(ax, "No graded rows had a line: no tiers to compare.")
             return charts.svg(fig)
@@ -128,16 +153,23 @@ def profit_svg(curves: dict[str, list[tuple[str, float]]]) -> str:
         days = sorted({d for series in curves.values() for d, _ in series})
         position = {d: k for k, d in enumerate(days)}
         ax.axhline(0, color="#999", linewidth=1)
-        for i, (sid, series) in enumerate(sorted(curves.items())):
+        # Markers: a series of one day is a point, which a bare line would not draw (nor its legend entry show).
+        drawn = [(name, series) for name, series in sorted(curves.items()) if series]
+        for i, (name, series) in enumerate(drawn):
             ax.plot(
                 [position[d] for d, _ in series],
                 [y for _, y in series],
                 color=charts.color(i),
                 linewidth=1.4,
-                label=sid,
+                marker="o",
+                markersize=3,
+                label=name,
             )
         ticks = sorted({round(k * (len(days) - 1) / 4) for k in range(5)})
-        ax.set_xticks(ticks, [days[k] for k in ticks])
+        # Dates are wide: slanted so that five of them never overlap at the chart's width.
+        ax.set_xticks(ticks, [days[k] for k in ticks], rotation=30, ha="right")
+        if len(days) == 1:
+            ax.set_xlim(-1, 1)
         charts.legend_outside(ax)
         return charts.svg(fig)
 
@@ -186,6 +218,7 @@ def write_report(path: Path, result: dict[str, Any], curves: dict[str, list[tupl
     metrics = result["metrics"]
     head = (
         "system",
+        "market",
         "n",
         "MAE",
         "RMSE",
@@ -209,6 +242,7 @@ def write_report(path: Path, result: dict[str, Any], curves: dict[str, list[tupl
             f"<td>{c}</td>"
             for c in (
                 html.escape(m["system_id"]),
+                html.escape(m["market"]),
                 m["n"],
                 fmt(m["mae"]),
                 fmt(m["rmse"]),
@@ -244,7 +278,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}.plots{{display:f
 <p>{intro}</p>
 <table><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{rows}</table>
 {_calibration_notes(result.get("calibration", {}))}
-<div class="plots">{reliability_svg(metrics)}{edge_svg(metrics)}{tier_svg(metrics)}{profit_svg(curves)}</div>
+<div class="plots">{reliability_svg(metrics)}{edge_svg(metrics)}{"".join(tier_svgs(metrics))}{profit_svg(curves)}</div>
 {_glossary()}
 </body></html>"""
     path.parent.mkdir(parents=True, exist_ok=True)
