@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nbaprops import __version__
-from nbaprops.clock import SystemClock
+from nbaprops.clock import Clock, ReplayClock, SystemClock
 from nbaprops.config import Settings, load_settings
 from nbaprops.errors import DatabaseHeldError, InputError, NbapropsError, StorageBusyError
 from nbaprops.storage import open_gcp, open_storage
@@ -121,18 +121,44 @@ def _main(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")
     ] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            metavar="TIMESTAMP",
+            show_default=False,
+            help="Replay the day commands (predict, refresh, invalidate, picks, grade, daily --no-fetch) as of "
+            "this instant, with a UTC offset (2024-03-12T17:00:00-05:00): data posted later stays invisible "
+            "[default: now, or NBAPROPS_AS_OF].",
+        ),
+    ] = None,
 ) -> None:
     """Daily NBA player prop predictions on one DuckDB file."""
     _state["debug"] = debug
+    _state["as_of"] = as_of
+    _state.pop("clock", None)
     if debug:
         logging.getLogger("nbaprops").setLevel(logging.DEBUG)
 
 
+def _clock() -> Clock:
+    """The command's clock: the wall clock, or a replay from ``--as-of`` / ``NBAPROPS_AS_OF`` (one per run)."""
+    if "clock" not in _state:
+        start = load_settings({"as_of": _state.get("as_of")}).as_of
+        _state["clock"] = ReplayClock(start) if start is not None else SystemClock()
+    clock: Clock = _state["clock"]
+    return clock
+
+
+def _replaying() -> bool:
+    return isinstance(_clock(), ReplayClock)
+
+
 def _parse_date(value: str, option: str = "--date") -> date:
-    """``YYYY-MM-DD``, or TODAY / TOMORROW (US Eastern days)."""
+    """``YYYY-MM-DD``, or TODAY / TOMORROW (US Eastern days; of the replayed instant under ``--as-of``)."""
     from nbaprops.gameday import resolve_day
 
-    return resolve_day(value, SystemClock(), option)
+    return resolve_day(value, _clock(), option)
 
 
 def _split(value: str | None) -> tuple[str, ...] | None:
@@ -472,6 +498,7 @@ def predict(
                         settings,
                         game_date,
                         force=force,
+                        clock=_clock(),
                         on_message=on_message,
                         on_start=on_start,
                         on_progress=on_progress,
@@ -485,7 +512,7 @@ def predict(
         ) as held:  # `nbaprops serve` holds the file: the batch runs (and alerts) there
             from nbaprops.service import remote
 
-            if held.holder != remote.SERVE or lines:
+            if held.holder != remote.SERVE or lines or _replaying():  # serve runs on its own clock
                 raise
             with progress:
                 payload = remote.submit_batch(
@@ -1087,7 +1114,7 @@ def grade(
         day = _parse_date(date_)
         settings = _settings(db)
         with _backend(settings) as backend:
-            result = grade_date(backend, day).as_dict()
+            result = grade_date(backend, day, clock=_clock()).as_dict()
             metrics = accuracy(backend.features, since=day, until=day)["metrics"]
         grade_summary_alert(settings, day.isoformat(), metrics)
         payload = {**result, "metrics": metrics}
@@ -1269,6 +1296,7 @@ def refresh(
                     settings,
                     day,
                     threshold=threshold,
+                    clock=_clock(),
                     on_message=lambda m: err.print(m, highlight=False, soft_wrap=True),
                 ).as_dict()
             except Exception as exc:
@@ -1323,7 +1351,7 @@ def invalidate(
         day = _parse_date(date_)
         settings = _settings(db)
         with _backend(settings) as backend:
-            result = run_invalidate(backend, day).as_dict()
+            result = run_invalidate(backend, day, clock=_clock()).as_dict()
         _emit(result, as_json, lambda: _render_summary(f"invalidate {day}", result))
 
 
@@ -1481,6 +1509,11 @@ def _fetch(kind: str, db: Path | None, as_json: bool, run: Callable[[DuckDBStora
     from nbaprops.ingest import ensure_boxscores
 
     with _errors(as_json):
+        if _replaying():
+            raise InputError(
+                f"fetch {kind} asks the live service for what it has now; --as-of replays what is stored "
+                "(drop --as-of / NBAPROPS_AS_OF to fetch)"
+            )
         settings = _settings(db)
         with _storage(settings) as storage:
             ensure_boxscores(storage)
@@ -1495,7 +1528,7 @@ def _fetch(kind: str, db: Path | None, as_json: bool, run: Callable[[DuckDBStora
 def _season(season: str | None) -> str:
     from nbaprops.sources import eastern_date, season_of
 
-    return season or season_of(eastern_date(SystemClock()))
+    return season or season_of(eastern_date(_clock()))
 
 
 @fetch_app.command("boxscores")
@@ -1643,6 +1676,11 @@ def daily(
 
     with _errors(as_json):
         game_date = _parse_date(date_)
+        if _replaying() and not no_fetch:
+            raise InputError(
+                "daily --as-of replays what is stored: add --no-fetch (fetching asks the live services for what "
+                "they have now)"
+            )
         settings = _settings(db, markets=_split(markets), systems=_split(systems), train_days=train_days)
         with _backend(settings) as backend:
             progress = _progress(as_json)
@@ -1670,6 +1708,7 @@ def daily(
                         game_date,
                         fetch=not no_fetch,
                         best=best,
+                        clock=_clock(),
                         on_message=say,
                         on_start=on_start,
                         on_progress=on_progress,

@@ -12,6 +12,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,9 @@ class Settings:
         pubsub_topic: the work topic; its pull subscription is ``{topic}-workers`` and the dead-letter topic
             ``{topic}-dead-letter``.
         max_delivery_attempts: deliveries of one work message before it is dead-lettered (Pub/Sub: 5–100).
+        as_of: replay the day commands as of this instant (``--as-of``, ``NBAPROPS_AS_OF``; ISO 8601 with a
+            UTC offset, e.g. ``2024-03-12T17:00:00-05:00``): data posted after it stays invisible, and the
+            clock runs on from it. None: now.
     """
 
     db_path: Path = DEFAULT_DB
@@ -135,6 +139,7 @@ class Settings:
     firestore_prefix: str = "nbaprops"
     pubsub_topic: str = "nbaprops-work"
     max_delivery_attempts: int = 5
+    as_of: datetime | None = None
 
     @property
     def artifacts_dir(self) -> Path:
@@ -157,6 +162,19 @@ class Settings:
 BACKENDS = ("duckdb", "gcp")
 
 
+def _instant(raw: Any) -> datetime:
+    """An aware instant from ISO 8601 text (or a datetime); a time without a UTC offset is refused."""
+    value = (
+        raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw).strip().replace("Z", "+00:00"))
+    )
+    if value.tzinfo is None:
+        raise ConfigError(
+            f"setting 'as_of': {str(raw)!r} has no UTC offset; write one, e.g. 2024-03-12T17:00:00-05:00 "
+            "(US Eastern) or 2024-03-12T22:00:00Z"
+        )
+    return value
+
+
 def _coerce(name: str, raw: Any, like: Any) -> Any:
     try:
         if name in ("markets", "systems", "api_keys"):
@@ -164,6 +182,8 @@ def _coerce(name: str, raw: Any, like: Any) -> Any:
             return tuple(item.strip() for item in items if item.strip())
         if name in ("db_path", "data_dir", "reports_dir"):
             return Path(raw)
+        if name == "as_of":
+            return _instant(raw)
         if isinstance(like, bool):
             return str(raw).lower() in ("1", "true", "yes", "on")
         if isinstance(like, int):
