@@ -62,7 +62,9 @@ def day(loaded_db_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Day:
     db = work / "replay.duckdb"
     shutil.copyfile(loaded_db_file, db)
     assert (
-        cli("ingest", "lines", str(lines_of_day(source, DAY, work / "pra_odds.csv")), "--db", str(db)).exit_code
+        cli(
+            "ingest", "lines", str(lines_of_day(source, DAY, work / "pra_odds.csv")), "--db", str(db)
+        ).exit_code
         == 0
     )
     with open_storage(db, read_only=True) as storage:

@@ -128,6 +128,8 @@ def test_a_line_never_shrinks_the_slate_and_its_player_is_predicted(db_path: Pat
             [summary["batch_id"]],
         )
     assert summary["games"] == played > 1
+    # What the --lines file brought is in the JSON too (issue 18.10: it was absent)
+    assert summary["lines_ingested"]["rows_added"] == 1 and summary["lines_ingested"]["unmatched"] == []
     assert sga == ("done", 32.5)
 
 

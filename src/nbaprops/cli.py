@@ -363,7 +363,16 @@ def _cell(value: Any) -> str:
         return ", ".join(f"{k} {v}" for k, v in value.items() if v != 0) or "none"
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return ", ".join(value) or "none"
+    if isinstance(value, list) and all(isinstance(v, dict) and v for v in value):
+        # Records (an unmatched name and its rows...): the first field, the others in brackets.
+        return "; ".join(_record(v) for v in value) or "none"
     return json.dumps(value, default=str)
+
+
+def _record(record: dict[str, Any]) -> str:
+    first, *rest = record.items()
+    details = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rest)
+    return f"{first[1]} ({details})" if details else str(first[1])
 
 
 def _kv_table(title: str, rows: dict[str, Any]) -> Table:
@@ -478,11 +487,19 @@ def predict(
                 progress.update(task[0], completed=counts["done"] + counts["skipped"] + counts["failed"])
 
         try:
+            ingested = None
             if lines:  # into the inputs first (on gcp: before they are uploaded for the workers)
                 with _storage(settings) as storage:
-                    report = ingest_lines(storage, lines)
+                    ingested = ingest_lines(storage, lines).as_dict()
                 if not as_json:
-                    err.print(f"ingested {report.rows_added} new line(s) from {len(lines)} file(s)")
+                    unmatched = ingested.get("unmatched") or []
+                    err.print(
+                        f"ingested {ingested['rows_added']} new line(s) from {len(lines)} file(s)"
+                        + (f"; not matched to a player: {_cell(unmatched)}" if unmatched else ""),
+                        markup=False,
+                        highlight=False,
+                        soft_wrap=True,
+                    )
 
             def uploaded(counts: dict[str, int]) -> None:
                 if not as_json:
@@ -506,6 +523,8 @@ def predict(
                 except Exception as exc:
                     _alert_failed(settings, f"predict --date {game_date}", exc)
                     raise
+            if ingested is not None:
+                payload["lines_ingested"] = ingested
             _alert_batch(settings, payload)
         except (
             DatabaseHeldError

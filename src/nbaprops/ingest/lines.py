@@ -206,6 +206,70 @@ def _typed_sql(
     """
 
 
+TEAM_DAYS = 240
+"""How far back a box score still says which team a player is on, for matching names (it must cover an
+off-season: the 2022-23 regular season ended 200 days before 2023-24 began)."""
+
+
+def _match_sportsbook_names(cur: Session, table: str) -> list[dict[str, Any]]:
+    """Give the player to sportsbook spellings that matched none: "M. McBride", "G Antetokounmpo",
+    "D. Jones Jr.", "Mil. Bridges" (an initial or a short first-name prefix), "Love Kevin" (surname first) and
+    "Kyle Lowry (Phi)" (a team in brackets).
+
+    Each is matched among the players of the game's two teams (a player's team is that of his latest box score
+    in the :data:`TEAM_DAYS` before the date; any team when the row names none), and only when exactly one
+    player fits: "J. Green" of Houston in 2023-24 (Jalen and Jeff) and "C. Martin" in Miami against Charlotte
+    (Caleb and Cody) stay unmatched and are reported. Rewrites ``player_lookup`` in ``table``; returns what was
+    matched.
+    """
+    name = "trim(w.player_name)"
+    prefix = f"regexp_extract({name}, '^([A-Za-z]{{1,3}})\\.\\s*\\S|^([A-Za-z])\\s+\\S', ['dotted', 'bare'])"
+    rest = f"regexp_replace({name}, '^([A-Za-z]{{1,3}}\\.|[A-Za-z]\\s)\\s*', '')"
+    swapped = f"regexp_replace({name}, '^(\\S+)\\s+(\\S+)$', '\\2 \\1')"
+    bracketed = f"regexp_replace({name}, '\\s*\\([A-Za-z]{{2,3}}\\)$', '')"
+    cur.execute(
+        f"""CREATE OR REPLACE TEMP TABLE __spellings AS
+            WITH names AS (
+                SELECT DISTINCT w.game_date, w.player_lookup, w.player_name, w.home_team, w.away_team,
+                       lower(coalesce(nullif({prefix}.dotted, ''), nullif({prefix}.bare, ''))) AS initial,
+                       {lookup_sql(rest)} AS surname,
+                       CASE WHEN regexp_matches({name}, '^\\S+\\s+\\S+$') THEN {lookup_sql(swapped)} END
+                           AS swapped,
+                       CASE WHEN regexp_matches({name}, '\\([A-Za-z]{{2,3}}\\)$') THEN {lookup_sql(bracketed)} END
+                           AS bracketed
+                FROM {table} w
+                WHERE w.player_lookup NOT IN (SELECT DISTINCT player_lookup FROM box_scores)),
+            teams AS (
+                SELECT n.game_date, b.player_lookup, arg_max(b.team, b.game_date) AS team
+                FROM (SELECT DISTINCT game_date FROM names) n
+                JOIN box_scores b ON b.game_date < n.game_date
+                                 AND b.game_date >= n.game_date - INTERVAL {TEAM_DAYS} DAY
+                GROUP BY ALL)
+            SELECT n.game_date, n.player_lookup AS alias, n.player_name,
+                   any_value(t.player_lookup) AS target, count(DISTINCT t.player_lookup) AS candidates
+            FROM names n JOIN teams t
+              ON t.game_date = n.game_date
+             AND (n.home_team IS NULL OR t.team IN (n.home_team, n.away_team))
+             AND ((n.initial IS NOT NULL AND starts_with(t.player_lookup, n.initial)
+                   AND ends_with(t.player_lookup, n.surname) AND length(t.player_lookup) > length(n.surname))
+                  OR t.player_lookup = n.swapped OR t.player_lookup = n.bracketed)
+            GROUP BY ALL"""
+    )
+    matched = cur.execute(
+        f"""SELECT i.player_name, i.target, count(*) FROM {table} w
+            JOIN __spellings i ON i.game_date = w.game_date AND i.alias = w.player_lookup
+                              AND i.player_name = w.player_name
+            WHERE i.candidates = 1 GROUP BY ALL ORDER BY 1, 2"""
+    ).fetchall()
+    cur.execute(
+        f"""UPDATE {table} w SET player_lookup = i.target FROM __spellings i
+            WHERE i.candidates = 1 AND i.game_date = w.game_date AND i.alias = w.player_lookup
+              AND i.player_name = w.player_name"""
+    )
+    cur.execute("DROP TABLE IF EXISTS __spellings")
+    return [{"player_name": n, "player_lookup": target, "rows": int(rows)} for n, target, rows in matched]
+
+
 def _scalar(cur: Session, sql: str) -> int:
     row = cur.execute(sql).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
@@ -283,6 +347,7 @@ def ingest_lines(
                            AS __n FROM __lines_dedup) WHERE __n = 1"""
         )
         superseded = rows_read - exact_duplicates - _scalar(cur, "SELECT count(*) FROM __lines_win")
+        spellings = _match_sportsbook_names(cur, "__lines_win")
         # 3. teams from box scores where the file gives none.
         cur.execute(
             """CREATE OR REPLACE TEMP TABLE __lines_new AS
@@ -372,6 +437,7 @@ def ingest_lines(
             "alternate_lines": alternate,
             "unmatched": unmatched,
             "unmatched_rows": sum(u["rows"] for u in unmatched),
+            "matched_spellings": spellings,
         }
         log.info("ingested %d line rows (%d new) from %d file(s)", rows_read, added, len(files))
         return IngestReport("lines", tuple(str(p) for p, _, _ in files), rows_read, added, details)

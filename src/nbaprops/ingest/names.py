@@ -37,7 +37,8 @@ def lookup_sql(expr: str) -> str:
 
 
 # Sportsbook spellings seen in real line files that normalisation alone cannot join (alias → box-score lookup).
-# Only unambiguous ones: "G Antetokounmpo" could be three players and stays unmatched (reported).
+# Only unambiguous ones. Initials ("G Antetokounmpo"), surname-first and bracketed-team spellings are matched
+# per game among the players of its two teams instead (nbaprops.ingest.lines._match_sportsbook_names).
 KNOWN_ALIASES: dict[str, str] = {
     "nicolasclaxton": "nicclaxton",
     "carltoncarrington": "bubcarrington",
