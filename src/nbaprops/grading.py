@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import Any
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -25,6 +26,9 @@ from nbaprops.markets import MARKET_STAT, validate_market
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.storage.seams import Backend
 from nbaprops.systems import validate_systems
+
+if TYPE_CHECKING:
+    from nbaprops.backtest.metrics import GradeColumns
 
 log = logging.getLogger(__name__)
 
@@ -232,29 +236,36 @@ def live_grades(
     return table
 
 
-def _daily(grades: pa.Table, window: int) -> list[dict[str, Any]]:
-    """Per system, market and day: the metrics of that day, and MAE / hit rate / ROI over the last ``window`` days."""
-    from nbaprops.backtest.metrics import compute_metrics
+def _daily(cols: GradeColumns, window: int) -> list[dict[str, Any]]:
+    """Per system, market and day: the metrics of that day, and MAE / hit rate / ROI over the last ``window`` days.
 
-    days = sorted(set(grades.column("game_date").to_pylist()))
+    The figures are :func:`~nbaprops.backtest.metrics.compute_metrics`'s of each day's rows and of the window's
+    (the same functions on the same rows in the same order, so the same numbers), computed on the columns
+    converted once and sliced by date per (system, market): cost linear in the rows, where filtering the table
+    twice a day took 70 s over a season of five markets and seven systems.
+    """
+    from nbaprops.backtest.metrics import row_figures
+
+    days = np.unique(cols.game_date)
+    per_group = []
+    for system_id, market, code in cols.keys:
+        rows = np.flatnonzero(cols.group == code)
+        rows = rows[np.argsort(cols.game_date[rows], kind="stable")]  # already in date order: unchanged
+        per_group.append((system_id, market, rows, cols.game_date[rows]))
+    span = np.timedelta64(window - 1, "D")
     out = []
     for day in days:
-        today = grades.filter(pc.equal(grades.column("game_date"), pa.scalar(day, pa.date32())))
-        lo = pa.scalar(day - timedelta(days=window - 1), pa.date32())
-        recent = grades.filter(
-            pc.and_(
-                pc.greater_equal(grades.column("game_date"), lo),
-                pc.less_equal(grades.column("game_date"), pa.scalar(day, pa.date32())),
-            )
-        )
-        rolling = {(m["system_id"], m["market"]): m for m in compute_metrics(recent)}
-        for m in compute_metrics(today):
-            r = rolling[(m["system_id"], m["market"])]
+        for system_id, market, rows, dates in per_group:
+            first, last = np.searchsorted(dates, day, "left"), np.searchsorted(dates, day, "right")
+            if first == last:
+                continue
+            m = row_figures(cols, rows[first:last])
+            r = row_figures(cols, rows[np.searchsorted(dates, day - span, "left") : last])
             out.append(
                 {
-                    "game_date": day.isoformat(),
-                    "system_id": m["system_id"],
-                    "market": m["market"],
+                    "game_date": str(day.astype("datetime64[D]")),
+                    "system_id": system_id,
+                    "market": market,
                     "n": m["n"],
                     "mae": m["mae"],
                     "mae_lined": m["mae_lined"],
@@ -297,7 +308,7 @@ def accuracy(
         InputError: an unknown market or system, a bad window, or no graded row in the period.
     """
     # Imported here: the backtest package imports this module (it grades through it).
-    from nbaprops.backtest.metrics import compute_metrics, cumulative_profit
+    from nbaprops.backtest.metrics import GradeColumns, compute_metrics, cumulative_profit
 
     if window < 1:
         raise InputError("--window must be at least 1 day")
@@ -308,16 +319,16 @@ def accuracy(
         raise InputError(
             "no graded prediction in that period; grade a past date first (`nbaprops grade --date D`)"
         )
-    days = grades.column("game_date").to_pylist()
+    span = pc.min_max(grades.column("game_date")).as_py()
     return {
         "run_id": LIVE_RUN,
-        "start": min(days).isoformat(),
-        "end": max(days).isoformat(),
-        "days": len(set(days)),
+        "start": span["min"].isoformat(),
+        "end": span["max"].isoformat(),
+        "days": pc.count_distinct(grades.column("game_date")).as_py(),
         "graded_rows": grades.num_rows,
         "window_days": window,
-        "metrics": compute_metrics(grades),
-        "daily": _daily(grades, window),
+        "metrics": compute_metrics(columns := GradeColumns(grades)),
+        "daily": _daily(columns, window),
         "cumulative_profit": cumulative_profit(grades),
     }
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from nbaprops.systems.betting import payout
 
@@ -91,49 +92,112 @@ def bet_stats(outcome: np.ndarray, profit: np.ndarray, price: np.ndarray) -> dic
     }
 
 
-def compute_metrics(grades: pa.Table) -> list[dict[str, Any]]:
+_GRADED = np.array(["win", "loss", "push"], dtype=object)
+
+
+class GradeColumns:
+    """The columns of a graded run as NumPy arrays, converted once (nulls as NaN, "" or "unknown"), with each
+    row's (system, market) group as an integer code. Every metric below reads these; selecting a group keeps the
+    rows' order, so a figure computed here equals the same figure computed on a filtered table."""
+
+    def __init__(self, grades: pa.Table) -> None:
+        def floats(name: str) -> np.ndarray:
+            return np.asarray(
+                pc.fill_null(grades.column(name).cast(pa.float64()), math.nan).to_numpy(), dtype=float
+            )
+
+        def texts(name: str, missing: str) -> np.ndarray:
+            column = grades.column(name)
+            column = pc.if_else(pc.equal(column, ""), missing, column) if missing != "" else column
+            return np.asarray(pc.fill_null(column, missing).to_numpy(zero_copy_only=False), dtype=object)
+
+        self.rows = grades.num_rows
+        self.pred = floats("predicted_value")
+        self.actual = floats("actual_value")
+        self.line = floats("line_value")
+        self.profit = floats("profit")
+        self.p_win = floats("p_win")
+        self.side_won = floats("side_won")
+        self.rec = np.asarray(grades.column("recommendation").to_numpy(zero_copy_only=False), dtype=object)
+        self.outcome = texts("outcome", "")
+        self.is_bet = np.isin(self.outcome, _GRADED)
+        self.over = self.rec == "OVER"
+        self.under = self.rec == "UNDER"
+        self.price = np.where(self.over, floats("over_price"), floats("under_price"))
+        self.methods: list[str] = []
+        self.method_code = np.zeros(self.rows, dtype=np.int64)
+        if "calibration_method" in grades.column_names:
+            method = pc.dictionary_encode(pa.array(texts("calibration_method", "unknown"), pa.string()))
+            self.methods = method.dictionary.to_pylist()
+            self.method_code = np.asarray(method.indices.to_numpy(), dtype=np.int64)
+        self.game_date = grades.column("game_date").to_numpy()
+        system = pc.dictionary_encode(grades.column("system_id").combine_chunks())
+        market = pc.dictionary_encode(grades.column("market").combine_chunks())
+        systems, markets = system.dictionary.to_pylist(), market.dictionary.to_pylist()
+        self.group = np.asarray(system.indices.to_numpy(), dtype=np.int64) * len(markets) + np.asarray(
+            market.indices.to_numpy(), dtype=np.int64
+        )
+        present = np.unique(self.group)
+        self.keys = sorted(
+            ((systems[int(g) // len(markets)], markets[int(g) % len(markets)], int(g)) for g in present),
+            key=lambda k: (k[0], k[1]),
+        )
+
+
+def error_figures(pred: np.ndarray, actual: np.ndarray, line: np.ndarray) -> dict[str, Any]:
+    """``n``, ``mae``, ``n_lined``, ``mae_lined``, ``line_mae`` of some rows (the module docstring)."""
+    ok = np.isfinite(pred) & np.isfinite(actual)
+    lined = ok & np.isfinite(line)
+    err = pred[ok] - actual[ok]
+    return {
+        "n": int(ok.sum()),
+        "mae": _f(np.mean(np.abs(err))) if ok.any() else None,
+        "rmse": _f(np.sqrt(np.mean(err**2))) if ok.any() else None,
+        "n_lined": int(lined.sum()),
+        "mae_lined": _f(np.mean(np.abs(pred[lined] - actual[lined]))) if lined.any() else None,
+        "line_mae": _f(np.mean(np.abs(line[lined] - actual[lined]))) if lined.any() else None,
+    }
+
+
+def row_figures(cols: GradeColumns, rows: np.ndarray) -> dict[str, Any]:
+    """The error figures and the bets' figures (:func:`bet_stats`) of the rows at ``rows``, in their order."""
+    outcome = cols.outcome[rows]
+    is_bet = cols.is_bet[rows]
+    return {
+        **error_figures(cols.pred[rows], cols.actual[rows], cols.line[rows]),
+        **bet_stats(outcome[is_bet], cols.profit[rows][is_bet], cols.price[rows][is_bet]),
+    }
+
+
+def compute_metrics(grades: pa.Table | GradeColumns) -> list[dict[str, Any]]:
     """One row per (system, market) of a graded run (see the module docstring)."""
-    cols = {name: grades.column(name).to_numpy(zero_copy_only=False) for name in grades.column_names}
+    cols = grades if isinstance(grades, GradeColumns) else GradeColumns(grades)
     out = []
-    keys = sorted(set(zip(cols["system_id"], cols["market"], strict=True)))
-    for system_id, market in keys:
-        sel = (cols["system_id"] == system_id) & (cols["market"] == market)
-        pred = cols["predicted_value"][sel].astype(float)
-        actual = np.array([np.nan if v is None else v for v in cols["actual_value"][sel]], dtype=float)
-        line = np.array([np.nan if v is None else v for v in cols["line_value"][sel]], dtype=float)
+    for system_id, market, code in cols.keys:
+        sel = cols.group == code
+        pred = cols.pred[sel]
+        actual = cols.actual[sel]
+        line = cols.line[sel]
         ok = np.isfinite(pred) & np.isfinite(actual)
         lined = ok & np.isfinite(line)
-        err = pred[ok] - actual[ok]
-        rec = cols["recommendation"][sel]
-        outcome = np.array([o or "" for o in cols["outcome"][sel]], dtype=object)
-        profit = np.array([np.nan if v is None else v for v in cols["profit"][sel]], dtype=float)
-        price = np.array(
-            [
-                np.nan if v is None else v
-                for v in np.where(rec == "OVER", cols["over_price"][sel], cols["under_price"][sel])
-            ],
-            dtype=float,
-        )
-        is_bet = np.isin(outcome, ["win", "loss", "push"])
+        over, under = cols.over[sel], cols.under[sel]
+        outcome = cols.outcome[sel]
+        profit = cols.profit[sel]
+        price = cols.price[sel]
+        is_bet = cols.is_bet[sel]
         # A bet whose side disagrees with the model's own number (OVER with the prediction at or below the line,
         # UNDER at or above): must be 0, counted so that a regression shows.
-        against = (
-            np.isin(rec, ["OVER", "UNDER"])
-            & np.isfinite(line)
-            & np.where(rec == "OVER", ~(pred > line), ~(pred < line))
-        )
-        methods = (
-            [m or "unknown" for m in cols["calibration_method"][sel]] if "calibration_method" in cols else []
-        )
-        lined_methods = (
-            [m for m, ok_row in zip(methods, np.isfinite(line), strict=True) if ok_row] if methods else []
-        )
-        p_win = np.array([np.nan if v is None else v for v in cols["p_win"][sel]], dtype=float)
-        side_won = np.array([np.nan if v is None else float(v) for v in cols["side_won"][sel]], dtype=float)
+        against = (over | under) & np.isfinite(line) & np.where(over, ~(pred > line), ~(pred < line))
+        counts = np.bincount(cols.method_code[sel][np.isfinite(line)], minlength=len(cols.methods))
+        calibration_rows = {m: int(counts[i]) for i, m in sorted(enumerate(cols.methods), key=lambda e: e[1])}
+        calibration_rows = {m: n for m, n in calibration_rows.items() if n}
+        p_win = cols.p_win[sel]
+        side_won = cols.side_won[sel]
         decided = np.isfinite(p_win) & np.isfinite(side_won)
         pw, sw = p_win[decided], side_won[decided]
         pw_c = np.clip(pw, 1e-6, 1 - 1e-6)
         bets = bet_stats(outcome[is_bet], profit[is_bet], price[is_bet])
+        errors = error_figures(pred, actual, line)
         edge = np.abs(pred - line)
         by_edge = []
         for lo, hi in EDGE_BUCKETS:
@@ -148,11 +212,9 @@ def compute_metrics(grades: pa.Table) -> list[dict[str, Any]]:
         by_direction = [
             {
                 "direction": d,
-                **bet_stats(
-                    outcome[is_bet & (rec == d)], profit[is_bet & (rec == d)], price[is_bet & (rec == d)]
-                ),
+                **bet_stats(outcome[is_bet & side], profit[is_bet & side], price[is_bet & side]),
             }
-            for d in ("OVER", "UNDER")
+            for d, side in (("OVER", over), ("UNDER", under))
         ]
         bet_dec = decided & is_bet & (outcome != "push")
         tiers = []
@@ -176,16 +238,16 @@ def compute_metrics(grades: pa.Table) -> list[dict[str, Any]]:
             {
                 "system_id": str(system_id),
                 "market": str(market),
-                "n": int(ok.sum()),
+                "n": errors["n"],
                 "void": int((~np.isfinite(actual)).sum()),
-                "mae": _f(np.mean(np.abs(err))) if ok.any() else None,
-                "rmse": _f(np.sqrt(np.mean(err**2))) if ok.any() else None,
-                "n_lined": int(lined.sum()),
-                "mae_lined": _f(np.mean(np.abs(pred[lined] - actual[lined]))) if lined.any() else None,
-                "line_mae": _f(np.mean(np.abs(line[lined] - actual[lined]))) if lined.any() else None,
+                "mae": errors["mae"],
+                "rmse": errors["rmse"],
+                "n_lined": errors["n_lined"],
+                "mae_lined": errors["mae_lined"],
+                "line_mae": errors["line_mae"],
                 **bets,
                 "n_bets_against_edge": int(against.sum()),
-                "calibration_rows": {m: lined_methods.count(m) for m in sorted(set(lined_methods))},
+                "calibration_rows": calibration_rows,
                 "brier": _f(np.mean((pw - sw) ** 2)) if pw.size else None,
                 "log_loss": _f(-np.mean(sw * np.log(pw_c) + (1 - sw) * np.log(1 - pw_c)))
                 if pw.size
@@ -205,8 +267,9 @@ def compute_metrics(grades: pa.Table) -> list[dict[str, Any]]:
 def cumulative_profit(grades: pa.Table) -> dict[str, list[tuple[str, float]]]:
     """Per system (per "system market" when the grades span several markets): (date, cumulative profit in
     units) after each game day with bets."""
-    cols = {n: grades.column(n).to_pylist() for n in ("system_id", "market", "game_date", "profit")}
-    several = len(set(cols["market"])) > 1
+    several = pc.count_distinct(grades.column("market")).as_py() > 1
+    bets = grades.filter(pc.is_valid(grades.column("profit")))  # the rows with a profit, in their order
+    cols = {n: bets.column(n).to_pylist() for n in ("system_id", "market", "game_date", "profit")}
     per: dict[str, dict[str, float]] = {}
     for sid, market, day, profit in zip(
         cols["system_id"], cols["market"], cols["game_date"], cols["profit"], strict=True
