@@ -202,6 +202,8 @@ def test_batches_are_listed_newest_first_and_filtered(ledger: Ledger, clock: Man
     make_batch(ledger, clock, n=1, batch_id="b3", game_date=GAME_DATE + timedelta(days=1))
     assert [b.batch_id for b in ledger.list_batches()] == ["b3", "b2", "b1"]
     assert [b.batch_id for b in ledger.list_batches(game_date=GAME_DATE)] == ["b2", "b1"]
+    assert [b.batch_id for b in ledger.list_batches(limit=2)] == ["b3", "b2"]  # the newest, as the query's
+    assert [b.batch_id for b in ledger.list_batches(game_date=GAME_DATE, limit=1)] == ["b2"]
     assert ledger.running_batch(GAME_DATE) == "b2"
     assert ledger.latch("b2", state="complete", summary={}, clock=clock)
     assert [b.batch_id for b in ledger.list_batches(state="running")] == ["b3", "b1"]

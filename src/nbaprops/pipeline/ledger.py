@@ -99,9 +99,9 @@ def get_batch(backend: Backend, batch_id: str) -> BatchInfo:
 
 
 def list_batches(
-    backend: Backend, *, game_date: date | None = None, state: str | None = None
+    backend: Backend, *, game_date: date | None = None, state: str | None = None, limit: int | None = None
 ) -> list[BatchInfo]:
-    return backend.ledger.list_batches(game_date=game_date, state=state)
+    return backend.ledger.list_batches(game_date=game_date, state=state, limit=limit)
 
 
 def running_batch(backend: Backend, game_date: date) -> str | None:

@@ -74,7 +74,7 @@ def batch_records(
 ) -> list[dict[str, Any]]:
     """Batches, newest first, with their request counts by state and their kind (daily or line_update)."""
     rows: list[dict[str, Any]] = []
-    for info in ledger.list_batches(storage, game_date=game_date, state=state)[:limit]:
+    for info in ledger.list_batches(storage, game_date=game_date, state=state, limit=limit):
         rows.append(
             {
                 "batch_id": info.batch_id,
@@ -101,7 +101,7 @@ def batch_status(storage: Backend, settings: Settings, batch_id: str | None = No
     from nbaprops.pipeline.coordinator import Coordinator
 
     if batch_id is None:
-        newest = ledger.list_batches(storage)
+        newest = ledger.list_batches(storage, limit=1)
         if not newest:
             raise InputError("no batch yet; run `nbaprops predict --date YYYY-MM-DD`")
         batch_id = newest[0].batch_id

@@ -129,11 +129,13 @@ class DuckDBLedger:
             raise UnknownBatchError(batch_id)
         return _batch_from_row(rows[0])
 
-    def list_batches(self, *, game_date: date | None = None, state: str | None = None) -> list[BatchInfo]:
+    def list_batches(
+        self, *, game_date: date | None = None, state: str | None = None, limit: int | None = None
+    ) -> list[BatchInfo]:
         rows = self.storage.fetch_dicts(
             "SELECT * FROM prediction_batches WHERE (? IS NULL OR game_date = ?) AND (? IS NULL OR state = ?) "
-            "ORDER BY created_at DESC, batch_id DESC",
-            [game_date, game_date, state, state],
+            "ORDER BY created_at DESC, batch_id DESC LIMIT ?",
+            [game_date, game_date, state, state, 2**62 if limit is None else limit],
         )
         return [_batch_from_row(r) for r in rows]
 

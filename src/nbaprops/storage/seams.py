@@ -174,8 +174,10 @@ class Ledger(Protocol):
         """The batch; :class:`~nbaprops.errors.UnknownBatchError` when there is none."""
         ...
 
-    def list_batches(self, *, game_date: date | None = None, state: str | None = None) -> list[BatchInfo]:
-        """Batches, newest first (``created_at`` then ``batch_id`` descending)."""
+    def list_batches(
+        self, *, game_date: date | None = None, state: str | None = None, limit: int | None = None
+    ) -> list[BatchInfo]:
+        """Batches, newest first (``created_at`` then ``batch_id`` descending); at most ``limit`` of them."""
         ...
 
     def running_batch(self, game_date: date) -> str | None:

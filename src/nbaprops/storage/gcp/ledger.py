@@ -279,7 +279,9 @@ class FirestoreLedger:
             raise UnknownBatchError(batch_id)
         return _batch_from_doc(snapshot.to_dict() or {})
 
-    def list_batches(self, *, game_date: date | None = None, state: str | None = None) -> list[BatchInfo]:
+    def list_batches(
+        self, *, game_date: date | None = None, state: str | None = None, limit: int | None = None
+    ) -> list[BatchInfo]:
         query: Any = self._batches
         if game_date is not None:
             query = query.where(filter=FieldFilter("game_date", "==", game_date.isoformat()))
@@ -288,7 +290,8 @@ class FirestoreLedger:
         with gcp_errors("list batches"):
             batches = [_batch_from_doc(s.to_dict() or {}) for s in query.stream()]
         batches.sort(key=lambda b: (b.created_at, b.batch_id), reverse=True)
-        return batches
+        # Sorted here rather than by an order_by + limit query, which would need a composite index per filter.
+        return batches if limit is None else batches[:limit]
 
     def running_batch(self, game_date: date) -> str | None:
         running = self.list_batches(game_date=game_date, state="running")
