@@ -142,6 +142,12 @@ PROP_LINES = Table(
         _c("commence_time", "TIMESTAMPTZ", "tip-off, when given"),
         _c("posted_at", "TIMESTAMPTZ", "when the line was captured; NULL means unknown"),
         _c("source", "VARCHAR", "file the row came from"),
+        _c(
+            "quarantine_reason",
+            "VARCHAR",
+            "why the line is quarantined (far from the other books' lines or from the player's own recent "
+            "games): stored and reported, never priced or bet; NULL for a line in use",
+        ),
     ),
     primary_key=("game_date", "player_lookup", "market", "bookmaker", "line"),
     description="Sportsbook prop lines as posted.",
