@@ -250,18 +250,19 @@ def _quarantine(tx: Session) -> None:
                 FROM grp k JOIN box_scores b ON b.player_lookup = k.player_lookup AND b.game_date < k.game_date
                 WHERE b.minutes > 0),
             form AS (
-                SELECT game_date, player_lookup, market, max(value) AS hi, min(value) AS lo, count(*) AS games
+                SELECT game_date, player_lookup, market, max(value)::DOUBLE AS hi, min(value)::DOUBLE AS lo,
+                       count(*) AS games
                 FROM recent WHERE rn <= $games GROUP BY ALL)
             SELECT b.game_date, b.player_lookup, b.market, b.bookmaker, b.line,
                    CASE
                      WHEN abs(b.line - b.others) > gap.book_gap THEN
-                       format('{{}} from the median {{}} of the other books'' lines (more than {{}})',
+                       format('{{:g}} from the median {{:g}} of the other books'' lines (more than {{:g}})',
                               abs(b.line - b.others), b.others, gap.book_gap)
                      WHEN f.games >= $min_games AND b.line > f.hi + gap.form_gap THEN
-                       format('above the player''s highest {{}} of his last {{}} games ({{}}) by more than {{}}',
+                       format('above the player''s highest {{}} of his last {{}} games ({{:g}}) by more than {{:g}}',
                               b.market, f.games, f.hi, gap.form_gap)
                      WHEN f.games >= $min_games AND b.line < f.lo - gap.form_gap THEN
-                       format('below the player''s lowest {{}} of his last {{}} games ({{}}) by more than {{}}',
+                       format('below the player''s lowest {{}} of his last {{}} games ({{:g}}) by more than {{:g}}',
                               b.market, f.games, f.lo, gap.form_gap)
                    END AS reason
             FROM books b JOIN gap USING (market) LEFT JOIN form f USING (game_date, player_lookup, market)""",
