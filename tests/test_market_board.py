@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -67,7 +68,7 @@ def night(
     mine = _user_line(folder / "my.csv", "85.5")
     env = {"NBAPROPS_DATA_DIR": str(folder / "artifacts")}
     code, stdout, stderr = run(
-        "predict", "--date", DAY, "--markets", "points,pra", "--systems", "moving_average",
+        "predict", "--date", DAY, "--markets", "pra", "--systems", "moving_average",
         "--train-days", "60", "--lines", str(day_lines), "--lines", str(mine), "--db", str(db),
         env=env,
     )  # fmt: skip
@@ -136,14 +137,21 @@ def test_empty_boards_say_why(night: tuple[Path, str, str, Path]) -> None:
     code, stdout, _ = run("predictions", "--date", DAY, "--bets", "--db", db)
     assert code == 0
     assert stdout.splitlines()[0] == f"No bets for {DAY}."
-    assert "points moving_average: no bets — no player has a line" in stdout
     # no PRA line was graded in the 60 days before: nothing to calibrate on
     assert (
         "pra moving_average: no bets — too few graded rows with a line to calibrate on (calibration none), so "
         "every row is PASS" in stdout
     )
     code, stdout, _ = run("predictions", "--date", DAY, "--bets", "--db", db, "--json")
-    assert json.loads(stdout)["no_bets"][0] == "points moving_average: no bets — no player has a line"
+    assert json.loads(stdout)["no_bets"] == [
+        "pra moving_average: no bets — too few graded rows with a line to calibrate on (calibration none), so "
+        "every row is PASS"
+    ]
+    code, stdout, _ = run("predictions", "--date", DAY, "--bets", "--market", "points", "--db", db)
+    assert stdout.splitlines() == [
+        f"No bets for {DAY}.",
+        "no active row of any system for points on 2024-01-15",
+    ]
     code, stdout, _ = run("picks", "--date", DAY, "--system", "moving_average", "--db", db)
     assert code == 0
     assert stdout.splitlines()[0] == f"No picks of moving_average for {DAY}."
@@ -153,8 +161,8 @@ def test_empty_boards_say_why(night: tuple[Path, str, str, Path]) -> None:
 def test_the_no_bets_reason_says_it_once(night: tuple[Path, str, str, Path]) -> None:
     """Item 13. Before: ``no bets — fewer than 50 graded rows with a line to calibrate on: no bets``."""
     stdout = night[1]
-    said = [line for line in stdout.splitlines() if line.startswith("points moving_average: no bets")]
-    assert said == ["points moving_average: no bets — fewer than 50 graded rows with a line to calibrate on"]
+    said = [line for line in stdout.splitlines() if line.startswith("pra moving_average: no bets")]
+    assert said == ["pra moving_average: no bets — fewer than 50 graded rows with a line to calibrate on"]
     assert all(line.count("no bets") <= 1 for line in stdout.splitlines())
 
 
@@ -246,7 +254,10 @@ def test_a_stray_row_is_not_priced_and_the_board_shows_it(db_path: Path) -> None
     assert code == 0
     marked = [line for line in stdout.splitlines() if "stray" in line]
     assert len(marked) == 1 and "simil" in marked[0] and re.search(r"│ stray +│ +│$", marked[0].rstrip())
-    code, stdout, _ = run("predictions", "--date", DAY, "--db", str(db_path), "--bets", "--json")
-    assert {r["system_id"] for r in json.loads(stdout)["predictions"]} == {
-        "moving_average", "matchup", "gbm", "ensemble"
-    }  # fmt: skip
+    # The dashboard's board marks it too (and shows no EV for it).
+    from tests.service.conftest import LiveServer, service_settings
+
+    with LiveServer(service_settings(db_path, db_path.parent / "artifacts")) as live:
+        page = httpx.get(f"{live.url}/board/{DAY}", timeout=30).text
+    cells = re.findall(r"<td>(.*?)</td>", next(r for r in page.split("<tr") if "<td>similarity</td>" in r))
+    assert cells[8:10] == ["stray", ""]
