@@ -204,11 +204,12 @@ def stray_rows(values: Mapping[str, np.ndarray], line: np.ndarray, market: str) 
     """
     gap = STRAY_GAP[market]
     ids = list(values)
-    stacked = np.vstack([np.asarray(values[sid], dtype=np.float64) for sid in ids]) if ids else None
+    if not ids:
+        return {}
+    stacked = np.vstack([np.asarray(values[sid], dtype=np.float64) for sid in ids])
     lines = np.asarray(line, dtype=np.float64)
     out: dict[str, np.ndarray] = {}
     for k, sid in enumerate(ids):
-        assert stacked is not None
         others = np.delete(stacked, k, axis=0)
         enough = np.isfinite(others).sum(axis=0) >= 2
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
