@@ -379,8 +379,10 @@ def test_the_board_is_readable_sorted_by_expected_value(db_path: Path, pra_lines
     )
     code, stdout, _ = run("predictions", "--date", "2025-01-12", "--db", db, "--json")
     rows = json.loads(stdout)["predictions"]
-    evs = [r["expected_value"] for r in rows if r["expected_value"] is not None]
-    assert len(evs) > 50 and evs == sorted(evs, reverse=True)
+    # No bet (below), so no EV to sort by (issue 18 item 5: PASS rows showed one): highest prediction first.
+    assert all(r["expected_value"] is None for r in rows)
+    values = [r["predicted_value"] for r in rows if r["predicted_value"] is not None]
+    assert len(values) > 50 and values == sorted(values, reverse=True)
     assert len(rows[0]) > 30  # every column of the main table
     # The issue's date: before, 53 of 92 UNDERs pointed against the prediction; now the edge of these held-out
     # weeks shows no relation to the outcome, so --bets is empty (and predict said why).

@@ -486,11 +486,13 @@ def predict(
             if task:
                 progress.update(task[0], completed=counts["done"] + counts["skipped"] + counts["failed"])
 
+        quarantined: list[dict[str, Any]] = []
         try:
             ingested = None
             if lines:  # into the inputs first (on gcp: before they are uploaded for the workers)
                 with _storage(settings) as storage:
                     ingested = ingest_lines(storage, lines).as_dict()
+                quarantined = ingested["quarantined"]
                 if not as_json:
                     unmatched = ingested.get("unmatched") or []
                     err.print(
@@ -500,6 +502,8 @@ def predict(
                         highlight=False,
                         soft_wrap=True,
                     )
+                    for line in _quarantine_lines(quarantined):
+                        err.print(line, markup=False, highlight=False, soft_wrap=True)
 
             def uploaded(counts: dict[str, int]) -> None:
                 if not as_json:
@@ -547,6 +551,9 @@ def predict(
                     on_start=on_start,
                     on_progress=on_progress,
                 )
+
+        if lines:
+            payload["lines_quarantined"] = quarantined
 
         def render() -> None:
             models = "; ".join(
@@ -876,7 +883,10 @@ def predictions(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The board of a date: active predictions, best expected value first (then highest prediction)."""
+    """The board of a date: active predictions, best expected value first (then highest prediction).
+
+    EV is shown for a recommended side only; a row whose system strays far from the other systems and the line
+    shows "stray" as its bet and is not priced. An empty ``--bets`` board says why there is no bet."""
     with _errors(as_json):
         day = _parse_date(date_)
         settings = _settings(db)
@@ -891,6 +901,7 @@ def predictions(
             limit=table_limit,
         )
         names, rows, total = board["names"], board["rows"], board["total"]
+        no_bets: list[str] = board.get("no_bets") or []
         if as_csv:
             writer = csv.writer(sys.stdout)
             writer.writerow(names)
@@ -899,6 +910,11 @@ def predictions(
         records = [dict(zip(names, r, strict=True)) for r in rows]
 
         def render() -> None:
+            if bets and not records:
+                out.print(f"No bets for {day}.", highlight=False)
+                for reason in no_bets:
+                    out.print(reason, markup=False, highlight=False, soft_wrap=True)
+                return
             shown = f"{len(records)} of {total}" if total > len(records) else str(total)
             table = Table(
                 *(label for _, label in _BOARD),
@@ -907,12 +923,15 @@ def predictions(
                 f"best expected value first",
             )
             for r in records:
-                table.add_row(
-                    *(
-                        "" if r[c] is None else f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c])
-                        for c, _ in _BOARD
-                    )
-                )
+                cells = {
+                    c: "" if r[c] is None else f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c])
+                    for c, _ in _BOARD
+                }
+                if (
+                    r.get("prediction_error_code") == "stray"
+                ):  # far from the other systems and the line: not bet
+                    cells["recommendation"] = "stray"
+                table.add_row(*(cells[c] for c, _ in _BOARD))
             out.print(table)
             if total > len(records):
                 out.print(
@@ -920,7 +939,11 @@ def predictions(
                     "or export with --csv."
                 )
 
-        _emit({"game_date": day.isoformat(), "count": len(records), "predictions": records}, as_json, render)
+        _emit(
+            {"game_date": day.isoformat(), "count": len(records), "predictions": records, "no_bets": no_bets},
+            as_json,
+            render,
+        )
 
 
 # -- operations ------------------------------------------------------------------------------------
@@ -1429,6 +1452,11 @@ def picks(
             return
 
         def render() -> None:
+            if not result["picks"]:
+                out.print(f"No picks of {system} for {day}.", markup=False, highlight=False)
+                for reason in result["no_bets"]:
+                    out.print(reason, markup=False, highlight=False, soft_wrap=True)
+                return
             table = Table(
                 *(label for _, label in _PICKS),
                 title_justify="left",
@@ -1444,6 +1472,20 @@ def picks(
                     )
                 )
             out.print(table)
+            if result["dropped_night_cap"]:
+                out.print(
+                    f"{result['dropped_night_cap']} more bet(s) left out: the nightly cap of "
+                    f"{result['max_night']:.2f} units was reached.",
+                    markup=False,
+                    highlight=False,
+                )
+            if result["dropped_correlated"]:
+                out.print(
+                    f"{result['dropped_correlated']} more bet(s) left out: one pick per player "
+                    "(--correlated allows one per player and market).",
+                    markup=False,
+                    highlight=False,
+                )
             sources = sorted(
                 {(p["batch_id"], p["train_start"], p["trained_through"]) for p in result["picks"]}
             )
@@ -1462,6 +1504,15 @@ FilesArg = Annotated[
 ]
 
 
+def _quarantine_lines(quarantined: list[dict[str, Any]]) -> list[str]:
+    """One line per quarantined prop line: who, what, where, and why it is not priced."""
+    return [
+        f"quarantined (never priced or bet): {q['player_name']} {q['market']} {q['line']:g} at {q['bookmaker']} "
+        f"on {q['game_date']} — {q['reason']}"
+        for q in quarantined
+    ]
+
+
 def _ingest(kind: str, files: list[Path], db: Path | None, as_json: bool, run: Callable[..., Any]) -> None:
     from nbaprops.ingest import ensure_boxscores
 
@@ -1473,7 +1524,15 @@ def _ingest(kind: str, files: list[Path], db: Path | None, as_json: bool, run: C
         with _storage(settings) as storage:
             ensure_boxscores(storage)
             report = run(storage, files).as_dict()
-        _emit(report, as_json, lambda: out.print(_kv_table(f"ingest {kind}", report)))
+
+        def render() -> None:
+            quarantined = report.get("quarantined")
+            shown = report if quarantined is None else {**report, "quarantined": len(quarantined)}
+            out.print(_kv_table(f"ingest {kind}", shown))
+            for line in _quarantine_lines(quarantined or []):
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+        _emit(report, as_json, render)
 
 
 @ingest_app.command("boxscores")

@@ -5,8 +5,9 @@ offered price, with the calibrated probability) first, keeps one per player — 
 PRA move together, so two bets on him are one correlated bet — unless ``correlated`` asks for one per player
 and market, and stakes each at ``kelly_fraction`` of the Kelly stake ``p - (1 - p) / b`` (``p`` the
 calibrated probability the side wins, ``b`` the profit per unit at the price), capped at ``max_bet_fraction`` of
-the bankroll per bet and ``max_night_fraction`` per night (later picks get what the cap leaves). Each pick
-carries the batch it came from and the training window of the model that made it.
+the bankroll per bet and ``max_night_fraction`` per night (later picks get what the cap leaves; those it leaves
+nothing are counted in ``dropped_night_cap``). Each pick carries the batch it came from and the training window of
+the model that made it. A night without a bet says why (:func:`no_bet_reasons`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,55 @@ def kelly(p_win: float, price: float) -> float:
     """Full-Kelly fraction of the bankroll on a bet won with probability ``p_win`` at American odds ``price``."""
     b = float(payout(price))  # type: ignore[arg-type]
     return p_win - (1.0 - p_win) / b if b > 0 else 0.0
+
+
+_METHOD_REASON = {
+    "no_signal": "no relation between the model's edge and the outcome on the graded rows it was calibrated on "
+    "(calibration no_signal), so every row is PASS",
+    "none": "too few graded rows with a line to calibrate on (calibration none), so every row is PASS",
+}
+
+
+def no_bet_reasons(
+    backend: Backend, game_date: date, *, system: str | None = None, market: str | None = None
+) -> list[str]:
+    """Why there is no OVER or UNDER among the active rows of ``game_date``: one sentence per (market, system)
+    without a bet (for an empty ``picks`` or ``predictions --bets``; the calibrator's reason used to show only in
+    ``predict``'s summary)."""
+    active = backend.warehouse.active_predictions(game_date)
+    if not active.num_rows:
+        return [f"no active prediction for {game_date}; run `nbaprops predict --date {game_date}` first"]
+    with backend.features.session() as session:
+        source = session.temp_name("active")
+        session.register(source, active)
+        groups = session.execute(
+            f"""SELECT market, system_id, count(*) FILTER (WHERE recommendation IN ('OVER', 'UNDER')) AS bets,
+                       count(line_value) AS with_line, count(*) FILTER (WHERE prediction_error_code = 'stray')
+                           AS strays,
+                       mode(calibration_method) FILTER (WHERE line_value IS NOT NULL) AS method
+                FROM {source}
+                WHERE game_date = ? AND is_active AND (? IS NULL OR system_id = ?) AND (? IS NULL OR market = ?)
+                GROUP BY ALL ORDER BY market, system_id""",
+            [game_date, system, system, market, market],
+        ).fetchall()
+    reasons = []
+    for mkt, sid, bets, with_line, strays, method in groups:
+        if bets:
+            continue
+        if not with_line:
+            why = "no player has a line"
+        else:
+            why = _METHOD_REASON.get(
+                method, "no row's expected value at the offered price clears the margin (ev_margin)"
+            )
+        if strays:
+            why += f"; {strays} row(s) flagged stray (far from the other systems and the line) are not priced"
+        reasons.append(f"{mkt} {sid}: no bets — {why}")
+    if not groups:
+        reasons.append(
+            f"no active row of {system or 'any system'} for {market or 'any market'} on {game_date}"
+        )
+    return reasons
 
 
 def picks(
@@ -135,7 +185,11 @@ def picks(
         "dropped_correlated": correlated_dropped,
         "dropped_night_cap": capped_out,
         "picks": chosen,
+        "no_bets": []
+        if rows
+        else no_bet_reasons(backend, game_date, system=system, market=market)
+        or [f"no bet of {system} has an expected value of at least {min_ev:g} (--min-ev)"],
     }
 
 
-__all__ = ["kelly", "picks", "training_window"]
+__all__ = ["kelly", "no_bet_reasons", "picks", "training_window"]

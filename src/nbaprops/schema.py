@@ -142,6 +142,12 @@ PROP_LINES = Table(
         _c("commence_time", "TIMESTAMPTZ", "tip-off, when given"),
         _c("posted_at", "TIMESTAMPTZ", "when the line was captured; NULL means unknown"),
         _c("source", "VARCHAR", "file the row came from"),
+        _c(
+            "quarantine_reason",
+            "VARCHAR",
+            "why the line is quarantined (far from the other books' lines or from the player's own recent "
+            "games): stored and reported, never priced or bet; NULL for a line in use",
+        ),
     ),
     primary_key=("game_date", "player_lookup", "market", "bookmaker", "line"),
     description="Sportsbook prop lines as posted.",
@@ -268,12 +274,21 @@ PREDICTIONS = Table(
             "how p_over was calibrated: logistic on the standardized edge (bets allowed), no_signal (no relation "
             "between edge and outcome: base rate, every row PASS) or none (too few graded rows: PASS)",
         ),
-        _c("expected_value", "DOUBLE", "expected profit per unit at the offered price"),
+        _c(
+            "expected_value",
+            "DOUBLE",
+            "expected profit per unit of the recommended side at the offered price (NULL when nothing is bet)",
+        ),
         _c("feature_version", "VARCHAR", "feature builder version"),
         _c("feature_quality_score", "DOUBLE", "0-100: how much history backs the row"),
         _c("feature_count", "INTEGER", "features available"),
         _c("early_season_flag", "BOOLEAN", "few games this season"),
-        _c("prediction_error_code", "VARCHAR", "set when the row is degraded"),
+        _c(
+            "prediction_error_code",
+            "VARCHAR",
+            "set when the row is degraded: no_prediction, or stray (far from the other systems and the line: "
+            "not priced, never bet)",
+        ),
         _c(
             "injury_status",
             "VARCHAR",

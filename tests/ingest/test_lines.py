@@ -185,6 +185,18 @@ BAD_FILES: dict[str, tuple[str, Callable[[list[dict[str, str]]], list[dict[str, 
     ),
     # no market column, no market argument, no "pra" in the name
     "no market": ("lines.csv", lambda rows: rows, None, "market"),
+    # Issue 18 item 2: implausible or non-finite lines were stored (and 415 became the night's top pick).
+    "implausible line": ("typo_pra.csv", lambda rows: _changed(rows, 5, "line", "415"), 5, "line"),
+    "huge line": ("huge_pra.csv", lambda rows: _changed(rows, 6, "line", "1e308"), 6, "line"),
+    "infinite line": ("inf_pra.csv", lambda rows: _changed(rows, 8, "line", "inf"), 8, "line"),
+    "nan line": ("nan_pra.csv", lambda rows: _changed(rows, 3, "line", "NaN"), 3, "line"),
+    "zero line": ("zero_pra.csv", lambda rows: _changed(rows, 4, "line", "0"), 4, "line"),
+    "implausible points line": (
+        "points.csv",
+        lambda rows: _changed([dict(r, market="player_points") for r in rows], 10, "line", "85.5"),
+        10,
+        "line",
+    ),
 }
 
 
@@ -389,3 +401,46 @@ def test_cli_lists_matched_and_unmatched_spellings_readably(db_path: Path, tmp_p
             ("J. Green", "jgreen"),
             ("M. McBride", "milesmcbride"),
         ]
+
+
+def test_a_line_far_from_the_other_books_or_the_players_games_is_quarantined(
+    storage: DuckDBStorage, pra_lines: dict[str, Path], tmp_path: Path
+) -> None:
+    """Issue 18 item 2. Before: any plausible-looking typo was stored and priced (the consensus took it as one
+    more book; a player's only line became his line). Now it is stored with a reason, reported, and
+    :func:`select_lines` and the pricing never see it; the same line posted by other books as well is in use."""
+    real = _rows(pra_lines["2023-24"])
+    day = "2024-01-15"
+    books = [r for r in real if r["event_date"] == day and r["player_name"] == "Ziaire Williams"]
+    assert len(books) >= 4
+    before = select_lines(storage, day, "pra")  # nothing stored yet
+    assert before.num_rows == 0
+    ingest_lines(storage, [_write(tmp_path / "real_pra.csv", [r for r in real if r["event_date"] == day])])
+    consensus = select_lines(storage, day, "pra").to_pylist()
+    ziaire = next(r for r in consensus if r["player_lookup"] == "ziairewilliams")
+    typo = dict(books[0], bookmaker="MyBook", line="41.5")  # the others: 15.5-22.5
+    alone = dict(books[0], player_name="Jayson Tatum", bookmaker="MyBook", line="85.5")  # his high: 57
+    report = ingest_lines(storage, [_write(tmp_path / "mine_pra.csv", [typo, alone])])
+    assert report.rows_added == 2
+    quarantined = {(q["player_name"], q["line"]): q["reason"] for q in report.details["quarantined"]}
+    assert set(quarantined) == {("Ziaire Williams", 41.5), ("Jayson Tatum", 85.5)}
+    assert (
+        "from the median 22.5 of the other books' lines (more than 12)"
+        in quarantined["Ziaire Williams", 41.5]
+    )
+    assert quarantined["Jayson Tatum", 85.5] == (
+        "above the player's highest pra of his last 20 games (57) by more than 20"
+    )
+    after = {r["player_lookup"]: r for r in select_lines(storage, day, "pra").to_pylist()}
+    assert after["ziairewilliams"] == ziaire  # the typo is not one more book
+    assert "jaysontatum" not in after  # his only line is not priced
+    assert (
+        storage.scalar("SELECT count(*) FROM prop_lines WHERE quarantine_reason IS NOT NULL") == 2
+    )  # stored, not dropped
+    # The real lines of the date quarantine nothing (over both seasons the largest gap to the other books is 10).
+    assert (
+        storage.scalar(
+            "SELECT count(*) FROM prop_lines WHERE quarantine_reason IS NOT NULL AND bookmaker <> 'MyBook'"
+        )
+        == 0
+    )

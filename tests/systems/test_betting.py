@@ -39,9 +39,9 @@ def test_a_bet_never_points_against_the_models_edge() -> None:
     price = np.full(4, -110.0)
     recs = recommend(p, p, line, price, price, predicted=predicted, margin=0.02)
     assert recs.recommendation == ["PASS"] * 4
-    # For PASS the expected value reported is the edge's side's: the over of row 0, the under of row 1.
-    assert recs.expected_value[0] == pytest.approx(0.37 * 100 / 110 - 0.63)
-    assert recs.expected_value[1] == pytest.approx(0.30 * 100 / 110 - 0.70)
+    # Nothing is bet, so no expected value is reported (issue 18 item 5: the board showed and sorted by the EV of
+    # PASS rows; before, row 0 carried the over's -0.29 and row 1 the under's -0.43).
+    assert np.isnan(recs.expected_value).all()
 
 
 @settings(max_examples=200, deadline=None)
@@ -69,6 +69,8 @@ def test_recommendations_agree_with_the_edge_for_any_probability(
     assert not np.any((rec == "UNDER") & (predicted >= line))
     if not allow:
         assert set(recs.recommendation) <= {"PASS"}
+    # An expected value exactly where a side is recommended.
+    assert (np.isfinite(recs.expected_value) == np.isin(rec, ["OVER", "UNDER"])).all()
 
 
 def test_spread_by_tier_and_p_over() -> None:

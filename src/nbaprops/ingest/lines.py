@@ -25,6 +25,17 @@ Rules, all applied in SQL over whole files:
 * Teams are stored as box-score abbreviations. Without ``team``, the team is the player's most recent
   box-score team before the game date when that team is the home or away team; the opponent is the other.
 
+**Implausible lines.** A line outside its market's plausible range (:data:`~nbaprops.markets.LINE_RANGE`,
+e.g. PRA 0.5-100), or not a finite number (``1e308`` passes as a number; ``inf``, ``nan``), refuses the call
+naming file, line and column. A line within the range is **quarantined** — stored with a
+``quarantine_reason``, listed in ``details["quarantined"]``, never priced or bet (:func:`select_lines` and
+:func:`line_players` skip it) — when it is more than :data:`~nbaprops.markets.BOOK_GAP` points (PRA: 12) from
+the median of the other books' lines for the same player, game and market, or more than
+:data:`~nbaprops.markets.FORM_GAP` points (PRA: 20) above the player's highest (below his lowest) value of the
+market over his last 20 box-score games before the date (checked once he has 5). Quarantine is recomputed over
+the stored and new rows of every (game, player, market) an ingest touches, so a later book can clear or
+quarantine an earlier line.
+
 **Main line** (``is_main``): for each (game_date, player_lookup, market, bookmaker) exactly one stored row
 is main — the most balanced one, i.e. the smallest ``|p_over - p_under|`` of the implied probabilities of its
 American odds (rows with a missing price last); ties go to the latest ``posted_at`` (unknown last), then the
@@ -46,7 +57,17 @@ from nbaprops.ingest._report import IngestReport, file_sha256
 from nbaprops.ingest._validate import Field, check_values, parse_sql, read_text_table, resolve_columns
 from nbaprops.ingest.names import lookup_sql
 from nbaprops.ingest.teams import check_teams, resolve_team_sql
-from nbaprops.markets import MARKETS, validate_market, validate_markets
+from nbaprops.markets import (
+    BOOK_GAP,
+    FORM_GAMES,
+    FORM_GAP,
+    FORM_MIN_GAMES,
+    LINE_RANGE,
+    MARKET_STAT,
+    MARKETS,
+    validate_market,
+    validate_markets,
+)
 from nbaprops.storage.duckdb import DuckDBStorage, Session
 
 log = logging.getLogger(__name__)
@@ -148,6 +169,7 @@ def _validate(
     fixed_market = _file_market(path, cols, market)
     checked = [dataclasses.replace(f, required=True) if f.name == "market" else f for f in FIELDS]
     check_values(cur, view, checked, cols, path=path, normalise={"market": _MARKET_SQL})
+    _check_line_range(cur, view, cols, fixed_market, path)
     check_teams(cur, view, {k: cols[k] for k in _TEAM_FIELDS}, path=path, stored=True)
     for name in ("over_price", "under_price"):
         raw = f'"{cols[name]}"'
@@ -173,6 +195,91 @@ def _validate(
             column=cols["player_name"],
         )
     return cols, fixed_market
+
+
+def _check_line_range(
+    cur: Session, view: str, cols: dict[str, str | None], fixed_market: str | None, path: Path
+) -> None:
+    """Refuse the first line that is not finite or outside its market's plausible range (LINE_RANGE)."""
+    # Qualified with v.: a file column may be named like the range table's columns.
+    line = parse_sql("number", f'v."{cols["line"]}"')
+    market = f"'{fixed_market}'" if fixed_market else _MARKET_SQL.format(v=f'v."{cols["market"]}"')
+    bad = cur.execute(
+        f"""SELECT v.__line, v."{cols["line"]}", r.__market, r.__lo, r.__hi FROM {view} v
+            JOIN (SELECT unnest($markets) AS __market, unnest($lo) AS __lo, unnest($hi) AS __hi) r
+              ON r.__market = {market}
+            WHERE {line} IS NOT NULL AND (NOT isfinite({line}) OR {line} < r.__lo OR {line} > r.__hi)
+            ORDER BY v.__line LIMIT 1""",
+        {
+            "markets": list(LINE_RANGE),
+            "lo": [lo for lo, _ in LINE_RANGE.values()],
+            "hi": [hi for _, hi in LINE_RANGE.values()],
+        },
+    ).fetchone()
+    if bad:
+        raise InputError(
+            f"value {bad[1]!r} is not a plausible {bad[2]} line (between {bad[3]:g} and {bad[4]:g})",
+            path=str(path),
+            row=int(bad[0]),
+            column=cols["line"],
+        )
+
+
+def _quarantine(tx: Session) -> None:
+    """Set ``quarantine_reason`` on every stored row of the (game, player, market) groups in ``__lines_new``
+    (NULL for a line in use; the module docstring has the rules)."""
+    stat = " ".join(
+        f"WHEN '{m}' THEN {'b.pts + b.reb + b.ast' if s == 'pra' else 'b.' + s}"
+        for m, s in MARKET_STAT.items()
+    )
+    tx.execute(
+        f"""CREATE OR REPLACE TEMP TABLE __lines_quarantine AS
+            WITH gap AS (SELECT unnest($markets) AS market, unnest($book) AS book_gap, unnest($form) AS form_gap),
+            grp AS (SELECT DISTINCT game_date, player_lookup, market FROM __lines_new),
+            g AS (SELECT p.game_date, p.player_lookup, p.market, p.bookmaker, p.line
+                  FROM prop_lines p SEMI JOIN grp USING (game_date, player_lookup, market)),
+            books AS (
+                SELECT a.game_date, a.player_lookup, a.market, a.bookmaker, a.line, median(o.line) AS others
+                FROM g a LEFT JOIN g o ON o.game_date = a.game_date AND o.player_lookup = a.player_lookup
+                                      AND o.market = a.market AND o.bookmaker <> a.bookmaker
+                GROUP BY ALL),
+            recent AS (
+                SELECT k.game_date, k.player_lookup, k.market, CASE k.market {stat} END AS value,
+                       row_number() OVER (PARTITION BY k.game_date, k.player_lookup, k.market
+                                          ORDER BY b.game_date DESC) AS rn
+                FROM grp k JOIN box_scores b ON b.player_lookup = k.player_lookup AND b.game_date < k.game_date
+                WHERE b.minutes > 0),
+            form AS (
+                SELECT game_date, player_lookup, market, max(value)::DOUBLE AS hi, min(value)::DOUBLE AS lo,
+                       count(*) AS games
+                FROM recent WHERE rn <= $games GROUP BY ALL)
+            SELECT b.game_date, b.player_lookup, b.market, b.bookmaker, b.line,
+                   CASE
+                     WHEN abs(b.line - b.others) > gap.book_gap THEN
+                       format('{{:g}} from the median {{:g}} of the other books'' lines (more than {{:g}})',
+                              abs(b.line - b.others), b.others, gap.book_gap)
+                     WHEN f.games >= $min_games AND b.line > f.hi + gap.form_gap THEN
+                       format('above the player''s highest {{}} of his last {{}} games ({{:g}}) by more than {{:g}}',
+                              b.market, f.games, f.hi, gap.form_gap)
+                     WHEN f.games >= $min_games AND b.line < f.lo - gap.form_gap THEN
+                       format('below the player''s lowest {{}} of his last {{}} games ({{:g}}) by more than {{:g}}',
+                              b.market, f.games, f.lo, gap.form_gap)
+                   END AS reason
+            FROM books b JOIN gap USING (market) LEFT JOIN form f USING (game_date, player_lookup, market)""",
+        {
+            "markets": list(BOOK_GAP),
+            "book": [BOOK_GAP[m] for m in BOOK_GAP],
+            "form": [FORM_GAP[m] for m in BOOK_GAP],
+            "games": FORM_GAMES,
+            "min_games": FORM_MIN_GAMES,
+        },
+    )
+    tx.execute(
+        f"""UPDATE prop_lines s SET quarantine_reason = q.reason FROM __lines_quarantine q
+            WHERE {" AND ".join(f"s.{k} = q.{k}" for k in _KEY)}
+              AND s.quarantine_reason IS DISTINCT FROM q.reason"""
+    )
+    tx.execute("DROP TABLE IF EXISTS __lines_quarantine")
 
 
 def _typed_sql(
@@ -396,10 +503,13 @@ def ingest_lines(
                     f"""UPDATE prop_lines s SET {", ".join(f"{c} = n.{c}" for c in non_key)}
                         FROM __lines_new n WHERE {on} AND {differs} AND n.posted_at > s.posted_at"""
                 )
+            _quarantine(tx)
             group = ", ".join(_GROUP)
             tx.execute(
                 f"""UPDATE prop_lines s SET is_main = (r.__rn = 1)
-                    FROM (SELECT {key}, row_number() OVER (PARTITION BY {group} ORDER BY {MAIN_ORDER_SQL}) AS __rn
+                    FROM (SELECT {key}, row_number() OVER (PARTITION BY {group}
+                                                           ORDER BY quarantine_reason IS NOT NULL, {MAIN_ORDER_SQL})
+                                        AS __rn
                           FROM prop_lines p SEMI JOIN (SELECT DISTINCT {group} FROM __lines_new) g USING ({group})) r
                     WHERE {" AND ".join(f"s.{k} = r.{k}" for k in _KEY)}"""
             )
@@ -417,6 +527,22 @@ def ingest_lines(
                     """SELECT player_name, count(*) AS rows FROM __lines_new
                        WHERE player_lookup NOT IN (SELECT DISTINCT player_lookup FROM box_scores)
                        GROUP BY player_name ORDER BY rows DESC, player_name"""
+                ).fetchall()
+            ]
+            quarantined = [
+                {
+                    "game_date": day.isoformat(),
+                    "player_name": name,
+                    "market": mkt,
+                    "bookmaker": book,
+                    "line": line,
+                    "reason": reason,
+                }
+                for day, name, mkt, book, line, reason in tx.execute(
+                    f"""SELECT s.game_date, n.player_name, s.market, s.bookmaker, s.line, s.quarantine_reason
+                        FROM __lines_new n JOIN prop_lines s ON {on}
+                        WHERE s.quarantine_reason IS NOT NULL
+                        ORDER BY s.game_date, n.player_name, s.market, s.bookmaker, s.line"""
                 ).fetchall()
             ]
             for path, _typed, rows in files:
@@ -438,6 +564,7 @@ def ingest_lines(
             "unmatched": unmatched,
             "unmatched_rows": sum(u["rows"] for u in unmatched),
             "matched_spellings": spellings,
+            "quarantined": quarantined,
         }
         log.info("ingested %d line rows (%d new) from %d file(s)", rows_read, added, len(files))
         return IngestReport("lines", tuple(str(p) for p, _, _ in files), rows_read, added, details)
@@ -467,7 +594,7 @@ def select_lines(
     """One consensus line per (game_date, player_lookup, market), as a ``pyarrow.Table``.
 
     Each book contributes its main line (the module docstring's rule, applied to the rows posted by ``as_of``
-    when it is given; rows with unknown ``posted_at`` always count). ``line`` is the median of the books' main
+    when it is given; rows with unknown ``posted_at`` always count; quarantined rows never do). ``line`` is the median of the books' main
     lines; ``bookmaker``, ``over_price`` and ``under_price`` are those of the book whose main line is closest
     to the median (ties: smallest overround, then bookmaker name), and ``book_line`` is that book's own line.
 
@@ -495,7 +622,7 @@ def select_lines_by_date(
                 SELECT p.* FROM prop_lines p
                 JOIN (SELECT unnest(CAST($dates AS DATE[])) AS game_date,
                              unnest(CAST($as_of AS TIMESTAMPTZ[])) AS as_of) c ON c.game_date = p.game_date
-                WHERE list_contains($markets, p.market)
+                WHERE list_contains($markets, p.market) AND p.quarantine_reason IS NULL
                   AND (c.as_of IS NULL OR p.posted_at IS NULL OR p.posted_at <= c.as_of)
                   AND (p.posted_at IS NULL OR p.commence_time IS NULL OR p.posted_at < p.commence_time)),
             main AS (
@@ -517,7 +644,8 @@ def select_lines_by_date(
 
 
 def line_players(storage: DuckDBStorage, game_date: date, markets: Sequence[str], as_of: datetime) -> Any:
-    """Players with a line in ``markets`` on ``game_date`` posted by ``as_of`` (their latest row's teams)."""
+    """Players with a line in ``markets`` on ``game_date`` posted by ``as_of`` (their latest row's teams);
+    quarantined lines do not count."""
     return line_players_by_date(storage, {game_date: as_of}, markets).drop_columns(["game_date"])
 
 
@@ -537,7 +665,8 @@ def line_players_by_date(
            FROM prop_lines p
            JOIN (SELECT unnest(CAST($days AS DATE[])) AS game_date,
                         unnest(CAST($as_of AS TIMESTAMPTZ[])) AS as_of) c ON c.game_date = p.game_date
-           WHERE list_contains($markets, p.market) AND (p.posted_at IS NULL OR p.posted_at <= c.as_of)
+           WHERE list_contains($markets, p.market) AND p.quarantine_reason IS NULL
+             AND (p.posted_at IS NULL OR p.posted_at <= c.as_of)
            ORDER BY p.game_date, p.player_lookup, p.posted_at DESC, p.player_name, p.team, p.opponent,
                     p.home_team, p.away_team""",
         {"days": days, "as_of": [as_of[d] for d in days], "markets": list(markets)},

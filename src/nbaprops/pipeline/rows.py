@@ -1,7 +1,9 @@
 """Prediction rows: one row per (player, market, system), in the staging contract's columns.
 
 :func:`prediction_rows` runs the systems of one market on a feature table, turns value and spread into
-P(over) at the consensus line, calibrates it and recommends by expected value at the offered price; the
+P(over) at the consensus line, calibrates it and recommends by expected value at the offered price (a row whose
+system strays from every other system and the line — :func:`stray_rows` — is flagged ``stray`` in
+``prediction_error_code`` and not priced); the
 daily batch and the backtest both call it, so what is graded is what the batch would have written.
 :func:`staging_rows` is the pure function of arrays under it, so that every producer of staging rows fills the
 same columns the same way. ``prediction_id`` is deterministic (batch, game, player, market,
@@ -11,6 +13,7 @@ system), which makes a repeated insert of the same batch a no-op.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -20,6 +23,7 @@ import pyarrow as pa
 
 from nbaprops.features.columns import FEATURE_VERSION
 from nbaprops.features.market import availability_column, with_market
+from nbaprops.markets import STRAY_GAP
 from nbaprops.pipeline.ledger import Lease
 from nbaprops.systems.base import SystemOutput, column
 from nbaprops.systems.betting import recommend
@@ -190,6 +194,34 @@ def with_market_columns(feats: pa.Table, lines: pa.Table, market: str, lookups: 
     return _market_columns(feats, lines_for(lines, market, lookups), market)
 
 
+def stray_rows(values: Mapping[str, np.ndarray], line: np.ndarray, market: str) -> dict[str, np.ndarray]:
+    """Per system, the rows where its value strays: more than :data:`~nbaprops.markets.STRAY_GAP` from the
+    median of the other systems' values (at least two of them) and from the line (when there is one).
+
+    A system that strays that far from every other and from the market is more likely broken on that player
+    (``similarity`` said 30.7 PRA for Trayce Jackson-Davis on 2024-01-15, the others 18-19, the line 15.5)
+    than right; such a row is flagged and never priced or bet.
+    """
+    gap = STRAY_GAP[market]
+    ids = list(values)
+    if not ids:
+        return {}
+    stacked = np.vstack([np.asarray(values[sid], dtype=np.float64) for sid in ids])
+    lines = np.asarray(line, dtype=np.float64)
+    out: dict[str, np.ndarray] = {}
+    for k, sid in enumerate(ids):
+        others = np.delete(stacked, k, axis=0)
+        enough = np.isfinite(others).sum(axis=0) >= 2
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: no median, no flag
+            median = np.nanmedian(others, axis=0) if others.size else np.full(lines.size, np.nan)
+        value = stacked[k]
+        far_from_others = enough & (np.abs(value - median) > gap)
+        far_from_line = ~np.isfinite(lines) | (np.abs(value - lines) > gap)
+        out[sid] = np.asarray(far_from_others & far_from_line & np.isfinite(value), dtype=bool)
+    return out
+
+
 def prediction_rows(
     *,
     bundle: ModelBundle,
@@ -219,11 +251,25 @@ def prediction_rows(
     # The line and prices each player's row is judged against, as the market columns systems may read.
     feats = _market_columns(feats, line, market)
     tables = []
+    made = {
+        sid: outputs[sid] if outputs is not None else bundle.systems[sid].predict(feats) for sid in systems
+    }
+    strays = stray_rows({sid: out.predicted_value for sid, out in made.items()}, line["line"], market)
     for sid in systems:
-        out = outputs[sid] if outputs is not None else bundle.systems[sid].predict(feats)
-        p_raw = p_over(out.predicted_value, out.predicted_std, line["line"])
+        out = made[sid]
+        stray = strays[sid]
+        # A stray row is not priced: no P(over), so no bet and no expected value.
+        p_raw = np.where(stray, np.nan, p_over(out.predicted_value, out.predicted_std, line["line"]))
         cal = bundle.calibrators[sid]
-        p_cal = cal.transform(standardized_edge(out.predicted_value, out.predicted_std, line["line"]), p_raw)
+        p_cal = np.where(
+            stray,
+            np.nan,
+            cal.transform(standardized_edge(out.predicted_value, out.predicted_std, line["line"]), p_raw),
+        )
+        codes = [
+            "stray" if is_stray else None if np.isfinite(v) else "no_prediction"
+            for is_stray, v in zip(stray, np.asarray(out.predicted_value, dtype=np.float64), strict=True)
+        ]
         recs = recommend(
             p_raw,
             p_cal,
@@ -260,6 +306,7 @@ def prediction_rows(
                 feature_quality_score=quality,
                 feature_count=count,
                 early_season_flag=early,
+                prediction_error_code=codes,
             )
         )
     return tables

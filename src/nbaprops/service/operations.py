@@ -66,7 +66,12 @@ def _predictions(
         if limit is None
         else len(active_predictions(storage, day, market=market, system=system, bets_only=bets_only)[1])
     )
-    return {"names": names, "rows": [list(r) for r in rows], "total": total}
+    no_bets: list[str] = []
+    if bets_only and not total:  # say why the board of bets is empty
+        from nbaprops.picks import no_bet_reasons
+
+        no_bets = no_bet_reasons(storage, day, system=system, market=market)
+    return {"names": names, "rows": [list(r) for r in rows], "total": total, "no_bets": no_bets}
 
 
 def _check_stalled(

@@ -33,9 +33,7 @@ class Recommendations:
     recommendation: list[str]
     confidence_raw: np.ndarray  # raw P(the recommended side wins) (for PASS: the likelier side)
     confidence_score: np.ndarray  # calibrated
-    expected_value: (
-        np.ndarray
-    )  # of the recommended side (for PASS: the side of the edge, else the better side)
+    expected_value: np.ndarray  # of the recommended side; NaN for PASS and NO_LINE (nothing to bet)
 
 
 def recommend(
@@ -53,7 +51,8 @@ def recommend(
 
     Only the side of the model's edge can be bet: OVER only when ``predicted > line``, UNDER only when
     ``predicted < line``; a prediction on the line (or missing) is PASS. The calibrated probability then decides
-    whether that side's expected value clears ``margin``. ``allow_bets=False`` (the calibrator found no relation
+    whether that side's expected value clears ``margin``; the expected value is reported for the recommended side
+    only (NaN for PASS and NO_LINE). ``allow_bets=False`` (the calibrator found no relation
     between edge and outcome, or had too few rows) makes every row with a line PASS.
 
     Raises:
@@ -81,8 +80,9 @@ def recommend(
     side_over = np.where(bet, bet_over, p >= 0.5)
     conf_raw = np.where(side_over, p_raw, 1.0 - p_raw)
     conf = np.where(side_over, p, 1.0 - p)
-    edge_ev = np.where(edge > 0, ev_over, np.where(edge < 0, ev_under, np.maximum(ev_over, ev_under)))
-    ev = np.where(np.isfinite(edge_ev), edge_ev, np.nan)
+    # EV only of what is bet: a PASS row's EV (under no_signal, of the base rate, the same for every row) was
+    # shown and sorted on the board as if it were an offer worth taking.
+    ev = np.where(bet_over, ev_over, np.where(bet_under, ev_under, np.nan))
     nan = ~valid
     return Recommendations(
         [str(r) for r in recs],

@@ -93,7 +93,8 @@ class Calibrator:
     slope_lower: float = math.nan
     p_value: float = math.nan
     over_rate: float = math.nan
-    reason: str = f"fewer than {MIN_ROWS} graded rows with a line to calibrate on: no bets"
+    # Reasons say why; whoever shows one says what follows ("no bets — <reason>" said "no bets" twice).
+    reason: str = f"fewer than {MIN_ROWS} graded rows with a line to calibrate on"
 
     @property
     def allows_bets(self) -> bool:
@@ -112,8 +113,7 @@ class Calibrator:
             return cls(
                 "none",
                 n,
-                reason=f"{n} graded row(s) with a line to calibrate on, fewer than {MIN_ROWS}: "
-                "no bets until more lines are graded",
+                reason=f"{n} graded row(s) with a line to calibrate on, fewer than {MIN_ROWS}",
             )
         rate = float(y.mean())
         base = float(np.log(np.clip(rate, 0.01, 0.99) / (1 - np.clip(rate, 0.01, 0.99))))
@@ -124,8 +124,8 @@ class Calibrator:
                 n,
                 intercept=base,
                 over_rate=rate,
-                reason=f"no variation in the {varied} of the {n} calibration rows: no relation can be "
-                "measured, every recommendation is PASS",
+                reason=f"no variation in the {varied} of the {n} calibration rows, so no relation can be "
+                "measured",
             )
         beta, cov = _logistic_fit(z, y)
         se = float(math.sqrt(max(cov[1, 1], 0.0)))
@@ -155,7 +155,7 @@ class Calibrator:
             p_value,
             rate,
             f"no relation between the model's edge and the outcome on {n} graded rows ({test} <= 0, "
-            f"p={p_value:.3g}): every recommendation is PASS",
+            f"p={p_value:.3g})",
         )
 
     def transform(self, z: np.ndarray, p_over_raw: np.ndarray | None = None) -> np.ndarray:

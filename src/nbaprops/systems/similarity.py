@@ -3,7 +3,8 @@
 Each past game of the player (from the training rows, so only games before the training cut-off and with
 features as of their own date) is described by its context — opponent defence against the stat, home or away,
 rest, the player's recent minutes against his longer run, teammates out, pace — standardised over the training
-rows. Its outcome is the ratio of what he did to his baseline then (the moving average). The prediction is
+rows. Its outcome is the ratio of what he did to his baseline then (the moving average); only games whose
+baseline rests on at least ``MIN_REFERENCE_GAMES`` earlier games count (a ratio over a one-game baseline is noise). The prediction is
 today's baseline times the mean of those ratios weighted by ``exp(-d²/2)`` (``d`` = distance between
 contexts) and by recency, shrunk toward 1 by ``shrink`` pseudo-games. The sums run in date order, so a row's
 prediction does not depend on which other rows are predicted with it (an unordered sum follows how the rows are
@@ -23,6 +24,7 @@ from nbaprops.systems.base import PredictionSystem, column
 from nbaprops.systems.baselines import weighted_recent
 
 HALF_LIFE_DAYS = 365.0
+MIN_REFERENCE_GAMES = 5  # a past game is a reference only when its baseline rests on this many earlier games
 
 
 class Similarity(PredictionSystem):
@@ -59,7 +61,11 @@ class Similarity(PredictionSystem):
         self.scale_ = np.where(np.nanstd(ctx, axis=0) > 0, np.nanstd(ctx, axis=0), 1.0)
         z = np.nan_to_num((ctx - self.center_) / self.scale_)
         base = weighted_recent(features, self.stat)
-        ok = np.isfinite(base) & (base >= 1.0) & np.isfinite(actual)
+        # A ratio against a baseline of one or two games is noise that the weighted mean cannot absorb: Trayce
+        # Jackson-Davis's second game (22 PRA over a one-game baseline of 1: ratio 22, the largest of the window)
+        # lifted his 2024-01-15 PRA to 30.7 against a baseline of 19.1 (21.3 with this rule; the other systems said 18-19, the line was 15.5).
+        games = column(features, "games_total")
+        ok = np.isfinite(base) & (base >= 1.0) & np.isfinite(actual) & (games >= MIN_REFERENCE_GAMES)
         cols = {f"z{i}": z[ok, i] for i in range(z.shape[1])}
         self.reference_ = pa.table(
             {
