@@ -412,3 +412,56 @@ def test_hostile_files_through_the_api(
         check_api_run(kind, path, server, api, places)
 
     run()
+
+
+# -- bad files, in the user's words (issue 18, item 9) ------------------------------------------------------------
+def _bad_files(folder: Path) -> dict[str, tuple[Path, str]]:
+    """name → (file, the one line the CLI prints after ``Error: ``)."""
+    binary = folder / "photo.csv"
+    binary.write_bytes(bytes(range(256)) * 40)
+    folder_input = folder / "lines.csv"
+    folder_input.mkdir()
+    empty = folder / "empty.csv"
+    empty.write_text("")
+    blank = folder / "blank.csv"
+    blank.write_text("\n\n")
+    damaged = folder / "damaged.parquet"
+    damaged.write_bytes(b"PAR1 this is not really parquet")
+    not_number = folder / "typo.csv"
+    not_number.write_text(
+        "game_date,player_name,market,line,bookmaker,over_price,under_price\n"
+        "2030-01-02,Jayson Tatum,points,twenty,MyBook,-110,-110\n"
+    )
+    return {
+        "binary": (
+            binary,
+            f"{binary}: is not a CSV file (it holds binary data); save it as CSV (UTF-8) or Parquet",
+        ),
+        "folder": (folder_input, f"a folder, not a file: {folder_input}"),
+        "empty": (empty, f"{empty}: the file is empty"),
+        "blank": (blank, f"{blank}: the file is empty"),
+        "damaged": (damaged, f"{damaged}: cannot be read as Parquet (not a Parquet file, or a damaged one)"),
+        "not a number": (not_number, f"{not_number}, line 2, column 'line': value 'twenty' is not a number"),
+    }
+
+
+BAD_FILES = ("binary", "folder", "empty", "blank", "damaged", "not a number")
+
+
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_a_bad_file_is_one_line_in_the_users_words(name: str, cli_db: Path, tmp_path: Path) -> None:
+    """Before: a binary file printed DuckDB's 23-line sniffer dump (SQL, reader settings, advice such as
+    ``ignore_errors=true``); a folder said "no such file"; an empty file said "missing required column"; a bad
+    number said "cannot be read as nonneg_number"."""
+    path, message = _bad_files(tmp_path)[name]
+    code, stdout, stderr = ingest_cli("lines", path, cli_db)
+    assert (code, stdout, stderr) == (1, "", f"Error: {message}\n")
+
+
+@pytest.mark.parametrize("name", ["binary", "empty", "damaged", "not a number"])
+def test_a_bad_upload_is_one_line_in_the_users_words(name: str, api: httpx.Client, tmp_path: Path) -> None:
+    """Before: the API's 422 body carried the same DuckDB dump, or an internal type name."""
+    path, message = _bad_files(tmp_path)[name]
+    response = api.post("/v1/ingest/lines", files={"files": (path.name, path.read_bytes())})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == message.replace(str(path), path.name)
