@@ -465,3 +465,16 @@ def test_a_bad_upload_is_one_line_in_the_users_words(name: str, api: httpx.Clien
     response = api.post("/v1/ingest/lines", files={"files": (path.name, path.read_bytes())})
     assert response.status_code == 422, response.text
     assert response.json()["error"] == message.replace(str(path), path.name)
+
+
+@pytest.mark.parametrize("name", ["sched[1].csv", "sched?.csv", "sched*.csv"])
+def test_a_file_name_is_not_a_pattern(name: str, cli_db: Path, tmp_path: Path) -> None:
+    """Before: DuckDB's reader expanded the name as a glob: ``sched[1].csv`` read ``sched1.csv`` beside it, and
+    ``sched*.csv`` read every schedule of the folder."""
+    header = "game_date,home_team,away_team\n"
+    (tmp_path / "sched1.csv").write_text(header + "2030-02-01,MIA,NYK\n2030-02-01,DEN,PHX\n")
+    named = tmp_path / name
+    named.write_text(header + "2030-02-02,BOS,LAL\n")
+    result = runner.invoke(app, ["ingest", "schedule", str(named), "--db", str(cli_db), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows_read"] == 1

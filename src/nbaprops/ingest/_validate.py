@@ -7,8 +7,11 @@ written until every file of an ingest call has passed.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -138,7 +141,32 @@ def read_text_table(con: Session, path: Path, table: str) -> list[str]:
     if size == 0 or (size < 4096 and not path.read_bytes().strip()):
         raise InputError("the file is empty", path=str(path))
     reader = _READERS.get(path.suffix.lower(), _CSV_READER)
-    params = {"path": str(path)}
+    with _unglobbed(path) as readable:
+        return _read(con, path, readable, reader, table)
+
+
+_GLOB = re.compile(r"[*?\[\]{}]")
+
+
+@contextlib.contextmanager
+def _unglobbed(path: Path) -> Iterator[Path]:
+    """A name DuckDB reads as this one file: its readers expand ``*``, ``?`` and ``[...]`` in a path, so
+    ``odds[1].csv`` read ``odds1.csv`` and ``week*.csv`` every file of the folder it matched. Such a name is
+    read through a link with a plain name in a private folder."""
+    if not _GLOB.search(str(path)):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="nbaprops-read-") as folder:
+        link = Path(folder) / f"input{path.suffix.lower()}"
+        try:
+            link.symlink_to(path.resolve())
+        except OSError:  # no symbolic links here: a copy reads the same bytes
+            shutil.copyfile(path, link)
+        yield link
+
+
+def _read(con: Session, path: Path, readable: Path, reader: str, table: str) -> list[str]:
+    params = {"path": str(readable)}
     try:
         header = [
             r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}", params, source=path).fetchall()
