@@ -343,8 +343,8 @@ def _cell(value: Any) -> str:
 
 def _kv_table(title: str, rows: dict[str, Any]) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
-    for key, value in rows.items():
-        table.add_row(str(key), _cell(value))
+    for key, value in rows.items():  # values quote files and feeds (names, paths): text, never markup
+        table.add_row(Text(str(key)), Text(_cell(value)))
     return table
 
 

@@ -478,3 +478,24 @@ def test_a_file_name_is_not_a_pattern(name: str, cli_db: Path, tmp_path: Path) -
     result = runner.invoke(app, ["ingest", "schedule", str(named), "--db", str(cli_db), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows_read"] == 1
+
+
+def test_names_in_a_file_are_shown_as_written_never_as_markup(cli_db: Path, tmp_path: Path) -> None:
+    """Before: an unmatched player named ``[/] Nobody`` made ``nbaprops ingest lines`` crash while rendering
+    its report (``Error: internal error: MarkupError …``, exit 2), and ``[link=…]`` became a link."""
+    names = ["[/] Nobody", "[link=http://evil.example]Click[/link]"]
+    path = write_table(
+        tmp_path / "[red]lines.csv",
+        [
+            ("game_date", ["2030-01-05"] * 2),
+            ("player_name", names),
+            ("market", ["points"] * 2),
+            ("line", ["20.5"] * 2),
+            ("bookmaker", ["[bold]Book"] * 2),
+            ("over_price", ["-110"] * 2),
+            ("under_price", ["-110"] * 2),
+        ],
+    )
+    result = runner.invoke(app, ["ingest", "lines", str(path), "--db", str(cli_db)])
+    assert result.exit_code == 0, result.output
+    assert all(name in result.stdout for name in names)

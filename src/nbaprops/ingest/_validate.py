@@ -3,6 +3,11 @@
 A file is read as text (every column VARCHAR) with its line numbers, each declared column is checked in one
 query, and the first bad value is raised as :class:`InputError` naming the file, line and column. Nothing is
 written until every file of an ingest call has passed.
+
+A file's headers and cells are data, never SQL (DESIGN.md, I10): the path is a bound parameter, the columns
+are renamed by position as the file is read (``__c0``, ``__c1``…), and every query names those positions
+through :class:`Column`; a header is only compared with the expected names and shown in messages, cut to one
+line by :func:`shown`.
 """
 
 from __future__ import annotations
