@@ -300,8 +300,10 @@ def api(server: LiveServer) -> Iterator[httpx.Client]:
 runner = CliRunner()
 
 
-def ingest_cli(kind: str, path: Path, db: Path) -> tuple[int, str, str]:
-    result = runner.invoke(app, ["ingest", kind, str(path), "--db", str(db)])
+def ingest_cli(kind: str, path: Path, db: Path, *options: str) -> tuple[int, str, str]:
+    """``nbaprops ingest KIND PATH --db DB [options]``: exit code, stdout, stderr."""
+    _last_state.pop(db, None)  # the database may change: the next check reads it afresh
+    result = runner.invoke(app, ["ingest", kind, str(path), "--db", str(db), *options])
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -490,9 +492,9 @@ def test_a_file_name_is_not_a_pattern(name: str, cli_db: Path, tmp_path: Path) -
     (tmp_path / "sched1.csv").write_text(header + "2030-02-01,MIA,NYK\n2030-02-01,DEN,PHX\n")
     named = tmp_path / name
     named.write_text(header + "2030-02-02,BOS,LAL\n")
-    result = runner.invoke(app, ["ingest", "schedule", str(named), "--db", str(cli_db), "--json"])
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["rows_read"] == 1
+    code, stdout, stderr = ingest_cli("schedule", named, cli_db, "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["rows_read"] == 1
 
 
 def test_names_in_a_file_are_shown_as_written_never_as_markup(cli_db: Path, tmp_path: Path) -> None:
@@ -511,6 +513,6 @@ def test_names_in_a_file_are_shown_as_written_never_as_markup(cli_db: Path, tmp_
             ("under_price", ["-110"] * 2),
         ],
     )
-    result = runner.invoke(app, ["ingest", "lines", str(path), "--db", str(cli_db)])
-    assert result.exit_code == 0, result.output
-    assert all(name in result.stdout for name in names)
+    code, stdout, stderr = ingest_cli("lines", path, cli_db)
+    assert code == 0, stderr
+    assert all(name in stdout for name in names)
