@@ -9,7 +9,6 @@ Ctrl-C stops the workers after their current chunk and exits 130.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from nbaprops import __version__
 from nbaprops.clock import Clock, ReplayClock, SystemClock
@@ -176,7 +176,8 @@ def _fail(message: str, kind: str, as_json: bool, code: int) -> typer.Exit:
     if as_json:
         print(json.dumps({"error": message, "kind": kind}))
     else:
-        err.print(f"[red]Error:[/red] {message}", highlight=False, soft_wrap=True, markup=True)
+        # The message quotes user text (a file's header, a value): never markup.
+        err.print(Text.assemble(("Error:", "red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -377,8 +378,8 @@ def _record(record: dict[str, Any]) -> str:
 
 def _kv_table(title: str, rows: dict[str, Any]) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
-    for key, value in rows.items():
-        table.add_row(str(key), _cell(value))
+    for key, value in rows.items():  # values quote files and feeds (names, paths): text, never markup
+        table.add_row(Text(str(key)), Text(_cell(value)))
     return table
 
 
@@ -903,9 +904,9 @@ def predictions(
         names, rows, total = board["names"], board["rows"], board["total"]
         no_bets: list[str] = board.get("no_bets") or []
         if as_csv:
-            writer = csv.writer(sys.stdout)
-            writer.writerow(names)
-            writer.writerows(rows)
+            from nbaprops.exports import write_csv
+
+            write_csv(sys.stdout, names, rows)
             return
         records = [dict(zip(names, r, strict=True)) for r in rows]
 
@@ -1445,10 +1446,10 @@ def picks(
                 correlated=correlated,
             )
         if as_csv:
+            from nbaprops.exports import write_csv
+
             names = list(result["picks"][0]) if result["picks"] else [c for c, _ in _PICKS]
-            writer = csv.DictWriter(sys.stdout, fieldnames=names)
-            writer.writeheader()
-            writer.writerows(result["picks"])
+            write_csv(sys.stdout, names, ([pick.get(n) for n in names] for pick in result["picks"]))
             return
 
         def render() -> None:
@@ -1517,9 +1518,12 @@ def _ingest(kind: str, files: list[Path], db: Path | None, as_json: bool, run: C
     from nbaprops.ingest import ensure_boxscores
 
     with _errors(as_json):
-        missing = [str(f) for f in files if not f.is_file()]
+        missing = [str(f) for f in files if not f.exists()]
         if missing:
             raise InputError(f"no such file: {', '.join(missing)}")
+        folders = [str(f) for f in files if f.is_dir()]
+        if folders:
+            raise InputError(f"a folder, not a file: {', '.join(folders)}")
         settings = _settings(db)
         with _storage(settings) as storage:
             ensure_boxscores(storage)

@@ -54,7 +54,7 @@ def test_reingesting_shipped_rows_adds_nothing(
     ("column", "value", "message"),
     [
         ("MIN", "-3", "must not be negative"),
-        ("GAME_DATE", "2024-02-31", "cannot be read as date"),
+        ("GAME_DATE", "2024-02-31", "is not a date"),
         ("PTS", None, "missing required column"),
     ],
 )

@@ -141,7 +141,7 @@ def test_future_schedule_gets_synthetic_ids_and_team_spellings(
     ("row", "line", "column", "message"),
     [
         ({"home_team": "Seattle SuperSonics"}, 3, "home_team", "not a known NBA team"),
-        ({"game_date": "2030-02-30"}, 3, "game_date", "cannot be read as date"),
+        ({"game_date": "2030-02-30"}, 3, "game_date", "is not a date"),
         ({"away_team": "Denver Nuggets"}, 3, "away_team", "same team"),
         ({"commence_time": "2030-10-22T02:00:00Z"}, 4, "commence_time", "different values"),
     ],

@@ -16,7 +16,17 @@ from pathlib import Path
 
 from nbaprops.errors import InputError
 from nbaprops.ingest._report import IngestReport, file_sha256
-from nbaprops.ingest._validate import Field, check_values, parse_sql, read_text_table, resolve_columns
+from nbaprops.ingest._validate import (
+    Column,
+    Field,
+    check_values,
+    column_label,
+    column_sql,
+    parse_sql,
+    read_text_table,
+    resolve_columns,
+    shown,
+)
 from nbaprops.ingest.names import KNOWN_ALIASES, lookup_sql
 from nbaprops.storage.duckdb import DuckDBStorage
 
@@ -99,10 +109,9 @@ def season_sql(date_expr: str) -> str:
     return f"(CAST({year} AS VARCHAR) || '-' || lpad(CAST(({year} + 1) % 100 AS VARCHAR), 2, '0'))"
 
 
-def _select_sql(view: str, cols: dict[str, str | None]) -> str:
+def _select_sql(view: str, cols: dict[str, Column | None]) -> str:
     def raw(name: str) -> str:
-        col = cols.get(name)
-        return f'"{col}"' if col else "NULL"
+        return column_sql(cols.get(name))
 
     def num(name: str, kind: str = "int") -> str:
         return parse_sql("int" if kind == "int" else "number", raw(name))
@@ -160,10 +169,10 @@ def ingest_boxscores(
             ).fetchone()
             if bad:
                 raise InputError(
-                    f"value {bad[1]!r} is not a matchup like 'CLE vs. IND' or 'WAS @ MEM'",
+                    f"value {shown(bad[1])} is not a matchup like 'CLE vs. IND' or 'WAS @ MEM'",
                     path=str(path),
                     row=bad[0],
-                    column=cols["MATCHUP"],
+                    column=column_label(cols["MATCHUP"]),
                 )
             dup = cur.execute(
                 f"""SELECT max(__line) FROM {typed} GROUP BY player_id, game_id
@@ -194,7 +203,7 @@ def ingest_boxscores(
         # Two files of one call may share rows; the first wins only if identical, else refuse.
         if len(staged) > 1:
             union = " UNION ALL ".join(
-                f"SELECT *, '{p}' AS __file FROM {t}" for p, t, _ in [(str(p), t, n) for p, t, n in staged]
+                f"SELECT *, {i} AS __file FROM {t}" for i, (_, t, _) in enumerate(staged)
             )
             dup = cur.execute(
                 f"""SELECT any_value(__file), max(__line) FROM ({union}) GROUP BY player_id, game_id
@@ -203,7 +212,7 @@ def ingest_boxscores(
             if dup:
                 raise InputError(
                     "a row disagrees with another file of this call",
-                    path=dup[0],
+                    path=str(staged[int(dup[0])][0]),
                     row=dup[1],
                     column="GAME_ID",
                 )

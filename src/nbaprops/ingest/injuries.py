@@ -38,7 +38,16 @@ from typing import Any
 
 from nbaprops.errors import InputError
 from nbaprops.ingest._report import IngestReport, file_sha256
-from nbaprops.ingest._validate import Field, check_values, read_text_table, resolve_columns
+from nbaprops.ingest._validate import (
+    Column,
+    Field,
+    check_values,
+    column_label,
+    column_sql,
+    read_text_table,
+    resolve_columns,
+    shown,
+)
 from nbaprops.ingest.names import lookup_sql
 from nbaprops.ingest.teams import check_teams, resolve_team_sql
 from nbaprops.schema import INJURY_STATUSES
@@ -102,25 +111,28 @@ def first_last_sql(expr: str) -> str:
 
 
 def _check_parsed(
-    cur: Session, view: str, col: str, parse: Callable[[str], str], path: Path, expected: str
+    cur: Session, view: str, col: Column | None, parse: Callable[[str], str], path: Path, expected: str
 ) -> None:
-    raw = f'"{col}"'
+    raw = column_sql(col)
     bad = cur.execute(
         f"SELECT __line, {raw} FROM {view} WHERE {parse(raw)} IS NULL ORDER BY __line LIMIT 1"
     ).fetchone()
     if bad:
         raise InputError(
-            f"value {bad[1]!r} cannot be read as {expected}", path=str(path), row=int(bad[0]), column=col
+            f"value {shown(bad[1])} is not {expected}",
+            path=str(path),
+            row=int(bad[0]),
+            column=column_label(col),
         )
 
 
-def _typed_sql(view: str, cols: dict[str, str | None], path: Path, index: int) -> str:
-    def raw(name: str) -> str:
-        col = cols.get(name)
-        # Qualified: a bare "Team" would bind to the teams table's own column inside the team subquery.
-        return f'v."{col}"' if col else "NULL"
+def _typed_sql(view: str, cols: dict[str, Column | None], index: int) -> str:
+    """The typed rows of a checked file; binds ``$source`` (the file's path)."""
 
-    source = str(path).replace("'", "''")
+    def raw(name: str) -> str:
+        # Qualified, so that no column inside resolve_team_sql's subquery can capture it.
+        return column_sql(cols.get(name), "v")
+
     name = first_last_sql(raw("Player Name"))
     return f"""
         SELECT {report_time_sql(raw("Report Time"))} AS report_at,
@@ -132,7 +144,7 @@ def _typed_sql(view: str, cols: dict[str, str | None], path: Path, index: int) -
                coalesce(a.player_lookup, {lookup_sql(name)}) AS player_lookup,
                upper(left(trim({raw("Current Status")}), 1)) || lower(substr(trim({raw("Current Status")}), 2)) AS status,
                nullif(trim({raw("Reason")}), '') AS reason,
-               '{source}' AS source, {index} AS __file, __line
+               CAST($source AS VARCHAR) AS source, {int(index)} AS __file, __line
         FROM {view} v
         LEFT JOIN player_aliases a ON a.alias_lookup = {lookup_sql(name)}
     """
@@ -155,8 +167,8 @@ def _ingest(storage: DuckDBStorage, cur: Session, paths: list[Path]) -> IngestRe
         view, kept = cur.temp_name(f"inj_in_{index}"), cur.temp_name(f"inj_kept_{index}")
         header = read_text_table(cur, path, view)
         cols = resolve_columns(header, FIELDS, path=path)
-        reason = f'"{cols["Reason"]}"' if cols["Reason"] else "NULL"
-        player = f'"{cols["Player Name"]}"'
+        reason = column_sql(cols["Reason"])
+        player = column_sql(cols["Player Name"])
         # A team that has not submitted yet is a row without a player: nothing to store for it.
         skip = f"nullif(trim({player}), '') IS NULL AND lower(trim(coalesce({reason}, ''))) = 'not yet submitted'"
         not_submitted += int(cur.scalar(f"SELECT count(*) FROM {view} WHERE {skip}"))
@@ -165,25 +177,27 @@ def _ingest(storage: DuckDBStorage, cur: Session, paths: list[Path]) -> IngestRe
         _check_parsed(
             cur,
             kept,
-            cols["Report Time"] or "",
+            cols["Report Time"],
             report_time_sql,
             path,
             "a report time (ISO 8601, e.g. 2025-02-12T17:00:00-05:00; no zone means US Eastern)",
         )
-        _check_parsed(cur, kept, cols["Game Date"] or "", game_date_sql, path, "a game date (MM/DD/YYYY)")
+        _check_parsed(cur, kept, cols["Game Date"], game_date_sql, path, "a game date (MM/DD/YYYY)")
         check_teams(cur, kept, {"Team": cols["Team"]}, path=path, stored=True)
         bad = cur.execute(
             f"SELECT __line, {player} FROM {kept} WHERE {lookup_sql(first_last_sql(player))} = '' ORDER BY __line LIMIT 1"
         ).fetchone()
         if bad:
             raise InputError(
-                f"value {bad[1]!r} is not a player name",
+                f"value {shown(bad[1])} is not a player name",
                 path=str(path),
                 row=int(bad[0]),
-                column=cols["Player Name"],
+                column=column_label(cols["Player Name"]),
             )
         typed = cur.temp_name(f"inj_typed_{index}")
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(kept, cols, path, index)}")
+        cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(kept, cols, index)}", {"source": str(path)}
+        )
         files.append((path, typed, int(cur.scalar(f"SELECT count(*) FROM {typed}"))))
     if not files:
         return IngestReport("injuries", (), 0, 0)

@@ -54,7 +54,17 @@ from typing import Any
 
 from nbaprops.errors import InputError
 from nbaprops.ingest._report import IngestReport, file_sha256
-from nbaprops.ingest._validate import Field, check_values, parse_sql, read_text_table, resolve_columns
+from nbaprops.ingest._validate import (
+    Column,
+    Field,
+    check_values,
+    column_label,
+    column_sql,
+    parse_sql,
+    read_text_table,
+    resolve_columns,
+    shown,
+)
 from nbaprops.ingest.names import lookup_sql
 from nbaprops.ingest.teams import check_teams, resolve_team_sql
 from nbaprops.markets import (
@@ -138,7 +148,7 @@ def normalise_market(value: str) -> str:
     return "pra" if text == "points_rebounds_assists" else text
 
 
-def _file_market(path: Path, cols: dict[str, str | None], market: str | None) -> str | None:
+def _file_market(path: Path, cols: dict[str, Column | None], market: str | None) -> str | None:
     """The market literal for a file without a market column (None when the file has one)."""
     if cols["market"] is not None:
         return None
@@ -158,7 +168,7 @@ def _file_market(path: Path, cols: dict[str, str | None], market: str | None) ->
 
 def _validate(
     cur: Session, path: Path, view: str, market: str | None
-) -> tuple[dict[str, str | None], str | None]:
+) -> tuple[dict[str, Column | None], str | None]:
     header = read_text_table(cur, path, view)
     cols = resolve_columns(header, FIELDS, path=path)
     for name in ("over_price", "under_price"):
@@ -172,40 +182,43 @@ def _validate(
     _check_line_range(cur, view, cols, fixed_market, path)
     check_teams(cur, view, {k: cols[k] for k in _TEAM_FIELDS}, path=path, stored=True)
     for name in ("over_price", "under_price"):
-        raw = f'"{cols[name]}"'
+        raw = column_sql(cols[name])
         bad = cur.execute(
             f"SELECT __line, {raw} FROM {view} WHERE abs({parse_sql('number', raw)}) < 100 ORDER BY __line LIMIT 1"
         ).fetchone()
         if bad:
             raise InputError(
-                f"value {bad[1]!r} is not American odds (<= -100 or >= +100)",
+                f"value {shown(bad[1])} is not American odds (<= -100 or >= +100)",
                 path=str(path),
                 row=int(bad[0]),
-                column=cols[name],
+                column=column_label(cols[name]),
             )
-    name_col = f'"{cols["player_name"]}"'
+    name_col = column_sql(cols["player_name"])
     bad = cur.execute(
         f"SELECT __line, {name_col} FROM {view} WHERE {lookup_sql(name_col)} = '' ORDER BY __line LIMIT 1"
     ).fetchone()
     if bad:
         raise InputError(
-            f"value {bad[1]!r} is not a player name",
+            f"value {shown(bad[1])} is not a player name",
             path=str(path),
             row=int(bad[0]),
-            column=cols["player_name"],
+            column=column_label(cols["player_name"]),
         )
     return cols, fixed_market
 
 
 def _check_line_range(
-    cur: Session, view: str, cols: dict[str, str | None], fixed_market: str | None, path: Path
+    cur: Session, view: str, cols: dict[str, Column | None], fixed_market: str | None, path: Path
 ) -> None:
     """Refuse the first line that is not finite or outside its market's plausible range (LINE_RANGE)."""
-    # Qualified with v.: a file column may be named like the range table's columns.
-    line = parse_sql("number", f'v."{cols["line"]}"')
-    market = f"'{fixed_market}'" if fixed_market else _MARKET_SQL.format(v=f'v."{cols["market"]}"')
+    # Qualified with v.: no column of the range table can capture a file's column.
+    raw = column_sql(cols["line"], "v")
+    line = parse_sql("number", raw)
+    market = (
+        "CAST($market AS VARCHAR)" if fixed_market else _MARKET_SQL.format(v=column_sql(cols["market"], "v"))
+    )
     bad = cur.execute(
-        f"""SELECT v.__line, v."{cols["line"]}", r.__market, r.__lo, r.__hi FROM {view} v
+        f"""SELECT v.__line, {raw}, r.__market, r.__lo, r.__hi FROM {view} v
             JOIN (SELECT unnest($markets) AS __market, unnest($lo) AS __lo, unnest($hi) AS __hi) r
               ON r.__market = {market}
             WHERE {line} IS NOT NULL AND (NOT isfinite({line}) OR {line} < r.__lo OR {line} > r.__hi)
@@ -214,14 +227,15 @@ def _check_line_range(
             "markets": list(LINE_RANGE),
             "lo": [lo for lo, _ in LINE_RANGE.values()],
             "hi": [hi for _, hi in LINE_RANGE.values()],
+            **({"market": fixed_market} if fixed_market else {}),
         },
     ).fetchone()
     if bad:
         raise InputError(
-            f"value {bad[1]!r} is not a plausible {bad[2]} line (between {bad[3]:g} and {bad[4]:g})",
+            f"value {shown(bad[1])} is not a plausible {bad[2]} line (between {bad[3]:g} and {bad[4]:g})",
             path=str(path),
             row=int(bad[0]),
-            column=cols["line"],
+            column=column_label(cols["line"]),
         )
 
 
@@ -282,18 +296,16 @@ def _quarantine(tx: Session) -> None:
     tx.execute("DROP TABLE IF EXISTS __lines_quarantine")
 
 
-def _typed_sql(
-    view: str, cols: dict[str, str | None], fixed_market: str | None, path: Path, index: int
-) -> str:
-    def raw(name: str) -> str:
-        col = cols.get(name)
-        # Qualified: a file column named like one inside resolve_team_sql's subquery (``team``) must not be
-        # captured by it (it was: "More than one row returned by a subquery").
-        return f'v."{col}"' if col else "NULL"
+def _typed_sql(view: str, cols: dict[str, Column | None], fixed_market: str | None, index: int) -> str:
+    """The typed rows of a checked file; binds ``$source`` (the file's path) and ``$market`` (the market of a
+    file without a market column)."""
 
-    market = f"'{fixed_market}'" if fixed_market else _MARKET_SQL.format(v=raw("market"))
+    def raw(name: str) -> str:
+        # Qualified, so that no column inside resolve_team_sql's subquery can capture it.
+        return column_sql(cols.get(name), "v")
+
+    market = "CAST($market AS VARCHAR)" if fixed_market else _MARKET_SQL.format(v=raw("market"))
     teams = ",\n".join(f"{resolve_team_sql(raw(t), stored=True)} AS {t}" for t in _TEAM_FIELDS)
-    source = str(path).replace("'", "''")
     return f"""
         SELECT {parse_sql("date", raw("game_date"))} AS game_date,
                trim({raw("player_name")}) AS player_name,
@@ -307,7 +319,7 @@ def _typed_sql(
                nullif(trim({raw("event_id")}), '') AS event_id,
                {parse_sql("timestamp", raw("commence_time"))} AS commence_time,
                {parse_sql("timestamp", raw("posted_at"))} AS posted_at,
-               '{source}' AS source, {index} AS __file, __line
+               CAST($source AS VARCHAR) AS source, {int(index)} AS __file, __line
         FROM {view} v
         LEFT JOIN player_aliases a ON a.alias_lookup = {lookup_sql(raw("player_name"))}
     """
@@ -401,7 +413,8 @@ def ingest_lines(
             cols, fixed_market = _validate(cur, path, view, market)
             typed = cur.temp_name(f"lines_typed_{index}")
             cur.execute(
-                f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(view, cols, fixed_market, path, index)}"
+                f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(view, cols, fixed_market, index)}",
+                {"source": str(path), "market": fixed_market} if fixed_market else {"source": str(path)},
             )
             files.append((path, typed, _scalar(cur, f"SELECT count(*) FROM {typed}")))
             cur.execute(f"DROP TABLE IF EXISTS {view}")

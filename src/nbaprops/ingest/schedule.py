@@ -32,7 +32,16 @@ from typing import Any
 
 from nbaprops.errors import InputError
 from nbaprops.ingest._report import IngestReport, file_sha256
-from nbaprops.ingest._validate import Field, check_values, parse_sql, read_text_table, resolve_columns
+from nbaprops.ingest._validate import (
+    Column,
+    Field,
+    check_values,
+    column_label,
+    column_sql,
+    parse_sql,
+    read_text_table,
+    resolve_columns,
+)
 from nbaprops.ingest.teams import check_teams, resolve_team_sql
 from nbaprops.storage.duckdb import DuckDBStorage
 
@@ -70,14 +79,13 @@ def synthetic_game_id_sql(date_expr: str, home: str, away: str) -> str:
     return f"(strftime({date_expr}, '%Y%m%d') || {away} || {home})"
 
 
-def _typed_sql(view: str, cols: dict[str, str | None], path: Path) -> str:
-    def raw(name: str) -> str:
-        col = cols.get(name)
-        # Qualified: a file column named like one inside resolve_team_sql's subquery (``team``) must not be
-        # captured by it (it was: "More than one row returned by a subquery").
-        return f'v."{col}"' if col else "NULL"
+def _typed_sql(view: str, cols: dict[str, Column | None]) -> str:
+    """The typed rows of a checked file; binds ``$source`` (the file's path)."""
 
-    source = str(path).replace("'", "''")
+    def raw(name: str) -> str:
+        # Qualified, so that no column inside resolve_team_sql's subquery can capture it.
+        return column_sql(cols.get(name), "v")
+
     return f"""
         SELECT {parse_sql("date", raw("game_date"))} AS game_date,
                {resolve_team_sql(raw("home_team"), stored=True)} AS home_team,
@@ -85,7 +93,7 @@ def _typed_sql(view: str, cols: dict[str, str | None], path: Path) -> str:
                nullif(trim({raw("game_id")}), '') AS given_id,
                {parse_sql("timestamp", raw("commence_time"))} AS commence_time,
                lower(nullif(trim({raw("status")}), '')) AS status,
-               '{source}' AS source, __line
+               CAST($source AS VARCHAR) AS source, __line
         FROM {view} v
     """
 
@@ -107,7 +115,9 @@ def ingest_schedule(storage: DuckDBStorage, paths: Sequence[Path | str]) -> Inge
             check_values(cur, view, FIELDS, cols, path=path)
             check_teams(cur, view, {k: cols[k] for k in ("home_team", "away_team")}, path=path, stored=True)
             typed = cur.temp_name(f"sched_typed_{index}")
-            cur.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(view, cols, path)}")
+            cur.execute(
+                f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(view, cols)}", {"source": str(path)}
+            )
             same = cur.execute(
                 f"SELECT __line FROM {typed} WHERE home_team = away_team ORDER BY __line LIMIT 1"
             ).fetchone()
@@ -116,7 +126,7 @@ def ingest_schedule(storage: DuckDBStorage, paths: Sequence[Path | str]) -> Inge
                     "home and away team are the same team",
                     path=str(path),
                     row=same[0],
-                    column=cols["away_team"],
+                    column=column_label(cols["away_team"]),
                 )
             dup = cur.execute(
                 f"""SELECT max(__line) FROM {typed} GROUP BY game_date, home_team, away_team
@@ -127,7 +137,7 @@ def ingest_schedule(storage: DuckDBStorage, paths: Sequence[Path | str]) -> Inge
                     "the same game (date, home, away) appears earlier in the file with different values",
                     path=str(path),
                     row=dup[0],
-                    column=cols["game_id"] or cols["commence_time"] or cols["game_date"],
+                    column=column_label(cols["game_id"] or cols["commence_time"] or cols["game_date"]),
                 )
             staged.append((path, typed, int(cur.execute(f"SELECT count(*) FROM {typed}").fetchone()[0])))  # type: ignore[index]
 

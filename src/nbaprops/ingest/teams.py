@@ -17,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from nbaprops.errors import InputError
+from nbaprops.ingest._validate import Column, shown
 from nbaprops.storage.duckdb import Session
 
 # abbreviation, NBA.com name, other names (full names of odds feeds, nicknames, other abbreviations)
@@ -107,7 +108,7 @@ def team_map_sql(*, stored: bool = False) -> str:
 
 
 def check_teams(
-    con: Session, view: str, columns: Mapping[str, str | None], *, path: Path, stored: bool = False
+    con: Session, view: str, columns: Mapping[str, Column | None], *, path: Path, stored: bool = False
 ) -> None:
     """Raise :class:`InputError` at the first non-empty team value in ``columns`` that names no known team.
 
@@ -117,7 +118,7 @@ def check_teams(
     """
     mapping = team_map_sql(stored=stored)
     for column in (c for c in columns.values() if c is not None):
-        raw = f'"{column}"'
+        raw = column.sql
         row = con.execute(
             f"""SELECT __line, {raw} FROM {view}
                 WHERE nullif(trim({raw}), '') IS NOT NULL
@@ -126,11 +127,11 @@ def check_teams(
         ).fetchone()
         if row is not None:
             raise InputError(
-                f"value {row[1]!r} is not a known NBA team; use an abbreviation (LAC) or a full name "
+                f"value {shown(row[1])} is not a known NBA team; use an abbreviation (LAC) or a full name "
                 "(Los Angeles Clippers)",
                 path=str(path),
                 row=int(row[0]),
-                column=column,
+                column=column.label,
             )
 
 

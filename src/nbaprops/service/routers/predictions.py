@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from datetime import date, datetime
@@ -12,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from nbaprops.exports import csv_text
 from nbaprops.gameday import resolve_day
 from nbaprops.service.auth import read_access
 from nbaprops.service.deps import runtime
@@ -45,12 +44,9 @@ def board_json(day: date, board: dict[str, Any]) -> bytes:
 
 
 def board_csv(board: dict[str, Any]) -> str:
-    """Every column of the main table, as ``nbaprops predictions --csv`` writes it."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(board["names"])
-    writer.writerows(board["rows"])
-    return buffer.getvalue()
+    """Every column of the main table, as ``nbaprops predictions --csv`` writes it (formula cells
+    neutralised, :mod:`nbaprops.exports`)."""
+    return csv_text(board["names"], board["rows"])
 
 
 @router.get(
