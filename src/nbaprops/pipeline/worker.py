@@ -19,7 +19,7 @@ from typing import Protocol
 import pyarrow as pa
 
 from nbaprops.clock import Clock
-from nbaprops.errors import TerminalError, TransientError
+from nbaprops.errors import StorageFullError, TerminalError, TransientError
 from nbaprops.pipeline import ledger
 from nbaprops.pipeline.ledger import Lease, RequestOutcome
 from nbaprops.storage import retry_transient
@@ -127,6 +127,9 @@ def process_leases(
         )
         retry_transient(partial(ledger.release, backend, batch_id, leases, clock=clock))
         return False
+    except StorageFullError:
+        # Not the chunk's fault: its requests stay leased (a rerun takes them back) instead of ending failed.
+        raise
     except TerminalError as exc:
         log.error("batch %s worker %s: chunk failed: %s", batch_id, owner, exc)
         chunk = ChunkPrediction(
