@@ -116,7 +116,8 @@ class StorageFullError(TerminalError):
     Args:
         message: what failed and what to do.
         invalidated: DuckDB invalidated the open database (a checkpoint failed): this process cannot use it any
-            more and must reopen it (restart ``nbaprops serve``); its last commit is durable in the WAL.
+            more and must reopen it (restart ``nbaprops serve``); what was committed is kept (the write under
+            way may not be).
     """
 
     invalidated = False  # an error rebuilt from another process's message keeps the default
@@ -128,7 +129,7 @@ class StorageFullError(TerminalError):
 
 class DatabaseInvalidatedError(TerminalError):
     """DuckDB invalidated the open database after a fatal error other than a full disk: this process cannot use
-    it any more; its committed work is durable. Run the command again (restart ``nbaprops serve``)."""
+    it any more; what was committed is kept. Run the command again (restart ``nbaprops serve``)."""
 
 
 class StorageBusyError(TransientError):

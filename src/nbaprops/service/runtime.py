@@ -228,6 +228,8 @@ class Runtime:
         self._reads.clear()
 
     def _observe(self, run: BatchRun) -> None:
+        if self._storage is not None:  # a batch consolidated: writes go through again (readiness)
+            self._storage.writes_resumed()
         info = ledger.get_batch(self.backend, run.summary.batch_id)
         duration = ((info.summary or {}).get("consolidation") or {}).get("duration_s")
         if isinstance(duration, int | float):

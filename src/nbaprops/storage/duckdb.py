@@ -76,8 +76,8 @@ def translate(
         if invalidated:
             return StorageFullError(
                 f"the disk holding the database is full ({full}): this process can no longer use the open "
-                "database (its last commit is durable and nothing stored is lost); free space, then run the "
-                "same command again (restart `nbaprops serve`): a running batch resumes where it stopped",
+                "database (what was committed is kept; the write under way may not be); free space, then run "
+                "the same command again (restart `nbaprops serve`): a running batch resumes where it stopped",
                 invalidated=True,
             )
         return StorageFullError(
@@ -86,8 +86,8 @@ def translate(
         )
     if invalidated:
         return DatabaseInvalidatedError(
-            "the database hit a fatal error and this process can no longer use it (its committed work is "
-            "durable); run the command again (restart `nbaprops serve`), and see the log if it recurs"
+            "the database hit a fatal error and this process can no longer use it (what was committed is "
+            "kept); run the command again (restart `nbaprops serve`), and see the log if it recurs"
         )
     if (
         isinstance(exc, duckdb.TransactionException)
@@ -230,8 +230,7 @@ class DuckDBStorage:
             self._con = duckdb.connect(str(path), read_only=read_only)
         except duckdb.Error as exc:
             raise translate(exc) from exc
-        # The last disk-full or fatal error met (readiness reports it); a later commit that succeeds clears a
-        # disk-full one, an invalidated database stays failed until it is reopened.
+        # The first disk-full or fatal error met (readiness reports it) until :meth:`writes_resumed`.
         self.failure: StorageFullError | DatabaseInvalidatedError | None = None
         # Timestamps are stored as TIMESTAMPTZ and read back in UTC whatever the machine's zone.
         self._con.execute("SET TimeZone = 'UTC'")
@@ -277,10 +276,19 @@ class DuckDBStorage:
 
     def _failed(self, error: NbapropsError) -> NbapropsError:
         """Remember a disk-full or fatal error (see :attr:`failure`) and return it to be raised."""
-        stays = self.failure is not None and self._invalidated(self.failure)  # the first fatal one is the cause
+        stays = self.failure is not None and self._invalidated(
+            self.failure
+        )  # the first fatal one is the cause
         if isinstance(error, StorageFullError | DatabaseInvalidatedError) and not stays:
             self.failure = error
         return error
+
+    def writes_resumed(self) -> None:
+        """Forget a disk-full failure: a whole unit of work (a batch) was written since. A small commit going
+        through proves nothing — a full disk often takes the few bytes of a lease release — so the service calls
+        this when a batch consolidates. An invalidated database stays failed until it is reopened."""
+        if self.failure is not None and not self._invalidated(self.failure):
+            self.failure = None
 
     @staticmethod
     def _invalidated(error: NbapropsError) -> bool:
@@ -363,8 +371,6 @@ class DuckDBStorage:
         try:
             yield session
             session.execute("COMMIT")
-            if self.failure is not None and not self._invalidated(self.failure):
-                self.failure = None  # room again: a commit went through
         except BaseException:
             with contextlib.suppress(duckdb.Error):
                 cur.execute("ROLLBACK")
