@@ -4,7 +4,9 @@ DuckDB lets one process at a time hold a file for writing, and a second process 
 holder — ``nbaprops serve``, or any CLI command that opened the file for writing, such as a long ``predict`` —
 listens on a loopback port and writes where it listens, with its pid and a random token, next to the
 database (``<db>.endpoint.json``, readable by its owner only), like Jupyter's connection file or Dask's
-scheduler file. A CLI command that finds the file locked by that pid sends its operation there instead of
+scheduler file. The token runs writes too, so the record is created through no name another user could have
+chosen, only in a folder no other user can write (:func:`unsafe_folder`), and trusted only as this user's
+private file; the server drops idle connections (timeouts, a connection cap) and runs operations on a pool. A CLI command that finds the file locked by that pid sends its operation there instead of
 opening the file; the holder runs the very same function (:data:`OPERATIONS`) on its own connection and sends
 the result back, so the command prints exactly what it would have printed itself. A holder that is not
 nbaprops (no record for the pid in DuckDB's lock error) still gives the lock error, with its pid.
@@ -323,6 +325,11 @@ class _Server(ThreadingHTTPServer):
             with self._lock:
                 self._open -= 1
                 self._reading.pop(request, None)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints the traceback on stderr, which is the CLI's: a client that went away (or was
+        # dropped at the cap) is no news
+        log.debug("reads endpoint: connection from %s ended with an error", client_address, exc_info=True)
 
     def request_read(self, request: Any) -> None:
         """The request on ``request`` is read: it runs its operation and can no longer be dropped."""

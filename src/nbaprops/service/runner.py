@@ -8,7 +8,9 @@ the order that lets the caller have the batch id before any training.
 The ledger stays the truth: a job only remembers what the ledger cannot say (its phase, the messages of its
 training, a run's error). On :meth:`BatchRunner.stop` the workers commit their current chunk and claim no more,
 and the leases this process still holds go back to ``pending``; :meth:`BatchRunner.resume_running` at the next
-start picks every running batch up where it stopped.
+start picks every running batch up where it stopped. A full disk ends a run ``failed`` with kind
+``StorageFullError`` and leaves the batch ``running`` in the ledger: submitted again (or at the next start) once
+space is freed, it resumes.
 """
 
 from __future__ import annotations
