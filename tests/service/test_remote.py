@@ -267,6 +267,34 @@ def test_no_record_where_other_users_can_write_and_the_other_terminal_is_told_wh
     assert "answers no reads for this database because its folder is writable by other users" in proc.stderr
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving the folder to another group needs root")
+def test_a_folder_writable_by_a_shared_group_is_refused_and_by_the_users_private_group_is_not(
+    db_path: Path,
+) -> None:
+    """Before: the record was written in any folder. A group-writable folder is safe only when the group is
+    the user's own (umask 002 systems make one per user); with any other group its members could swap it."""
+    folder = db_path.parent
+    folder.chmod(0o770)
+    try:
+        os.chown(folder, -1, 65534)  # nogroup: not this user's
+        storage, endpoint = _holding(db_path)
+        written = endpoint_file(db_path).exists()
+        endpoint.close()
+        storage.close()
+        assert not written and endpoint.refused is not None
+        os.chown(folder, -1, os.getegid())
+        if not remote._private_group(os.getegid()):
+            pytest.skip("this user's primary group has other members here")
+        storage, endpoint = _holding(db_path)
+        try:
+            assert endpoint.refused is None and Holder.read(db_path) is not None
+        finally:
+            endpoint.close()
+            storage.close()
+    finally:
+        folder.chmod(0o700)
+
+
 def test_a_record_that_is_not_this_users_private_file_is_not_trusted(db_path: Path) -> None:
     """Before: any file at ``<db>.endpoint.json`` naming a live pid was trusted, so a record planted by another
     user sent this user's commands (and their arguments) to the planter's server."""

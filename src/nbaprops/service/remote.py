@@ -71,8 +71,8 @@ def unsafe_folder(folder: Path) -> str | None:
     """Why another user could plant or swap the endpoint record in ``folder``; None when only its owner can.
 
     The record holds the token that runs every operation of the holder, so it is written only where no other
-    user can create, replace or link names: a folder owned by this user (or root) and writable by no group and
-    no other user. A sticky folder such as ``/tmp`` does not qualify: others can still create the name first.
+    user can create, replace or link names: a folder owned by this user (or root) and writable by no other user
+    (nor by a group, unless it is this user's private group). A sticky folder such as ``/tmp`` does not qualify: others can still create the name first.
     """
     try:
         info = os.stat(folder)
@@ -80,11 +80,27 @@ def unsafe_folder(folder: Path) -> str | None:
         return f"its folder cannot be inspected ({exc.strerror})"
     if info.st_uid not in (os.geteuid(), 0):
         return "its folder belongs to another user"
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+    if info.st_mode & stat.S_IWOTH or (info.st_mode & stat.S_IWGRP and not _private_group(info.st_gid)):
         return (
             "its folder is writable by other users (chmod go-w it, or keep the database in a private folder)"
         )
     return None
+
+
+def _private_group(gid: int) -> bool:
+    """Whether group ``gid`` is this user's own (a user private group, as umask 002 systems make them: no other
+    member, no other user's primary group), so that its write permission lets nobody else in."""
+    import grp
+    import pwd
+
+    me = os.geteuid()
+    try:
+        name = pwd.getpwuid(me).pw_name
+        members = set(grp.getgrgid(gid).gr_mem)
+    except KeyError:
+        return False
+    others = any(user.pw_gid == gid and user.pw_uid != me for user in pwd.getpwall())
+    return gid == os.getegid() and members <= {name} and not others
 
 
 def _read_record(path: Path) -> dict[str, Any]:
