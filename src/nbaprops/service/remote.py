@@ -6,7 +6,8 @@ listens on a loopback port and writes where it listens, with its pid and a rando
 database (``<db>.endpoint.json``, readable by its owner only), like Jupyter's connection file or Dask's
 scheduler file. The token runs writes too, so the record is created through no name another user could have
 chosen, only in a folder no other user can write (:func:`unsafe_folder`), and trusted only as this user's
-private file; the server drops idle connections (timeouts, a connection cap) and runs operations on a pool. A CLI command that finds the file locked by that pid sends its operation there instead of
+private file; the server drops idle connections (timeouts, a connection cap) and runs operations on a pool.
+A CLI command that finds the file locked by that pid sends its operation there instead of
 opening the file; the holder runs the very same function (:data:`OPERATIONS`) on its own connection and sends
 the result back, so the command prints exactly what it would have printed itself. A holder that is not
 nbaprops (no record for the pid in DuckDB's lock error) still gives the lock error, with its pid.
@@ -72,7 +73,8 @@ def unsafe_folder(folder: Path) -> str | None:
 
     The record holds the token that runs every operation of the holder, so it is written only where no other
     user can create, replace or link names: a folder owned by this user (or root) and writable by no other user
-    (nor by a group, unless it is this user's private group). A sticky folder such as ``/tmp`` does not qualify: others can still create the name first.
+    (nor by a group, unless it is this user's private group). A sticky folder such as ``/tmp`` does not
+    qualify: others can still create the name first.
     """
     try:
         info = os.stat(folder)
