@@ -22,16 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from tests.pipeline.helpers import assert_invariants
 from tests.service.conftest import SLATE, LiveServer, copy_db, service_settings, wait_batch, wait_for
 from typer.testing import CliRunner
 
 from nbaprops.cli import app
-from nbaprops.pipeline import ledger
+from nbaprops.pipeline import coordinator, ledger
 from nbaprops.service.remote import endpoint_file
 from nbaprops.storage import open_storage
 
-WAL_ROOM = 300_000  # bytes: a slate's batch writes about 600 kB of WAL, so it stops midway
+# The slate of the other service tests (its models are trained once per session); its batch writes about
+# 600 kB of WAL, so it stops midway.
+WAL_ROOM = 300_000
 
 
 @contextmanager
@@ -48,7 +51,7 @@ def file_size_limit(limit: int) -> Iterator[None]:
 
 
 def test_predict_on_a_full_disk_says_so_in_one_line_and_the_same_command_resumes(
-    loaded_db_file: Path, artifacts: Path, tmp_path: Path
+    loaded_db_file: Path, artifacts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before: ``Error: database busy, try again: TransactionContext Error: Failed to commit: Could not write file
     "/…/nbaprops.duckdb.wal": File too large (in: COMMIT)`` after two worker tracebacks — a full disk passed for a
@@ -76,7 +79,10 @@ def test_predict_on_a_full_disk_says_so_in_one_line_and_the_same_command_resumes
         counts = ledger.progress(storage, info.batch_id)
         assert counts["failed"] == 0 and counts["pending"] + counts["leased"] > 0, counts
 
-    result = CliRunner().invoke(app, [*predict, "--json"], env=env)  # space freed: the same command
+    # Space freed, the same command: in a new process, whose lease owner differs (here: a new owner token),
+    # so it takes back at once the leases the stopped run could not give back on the full disk.
+    monkeypatch.setattr(coordinator, "_PROCESS_OWNER", None)
+    result = CliRunner().invoke(app, [*predict, "--json"], env=env)
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["batch_id"] == info.batch_id and summary["state"] == "complete"
@@ -85,7 +91,7 @@ def test_predict_on_a_full_disk_says_so_in_one_line_and_the_same_command_resumes
 
 
 def test_serve_on_a_full_disk_turns_not_ready_ends_the_run_and_a_restart_resumes(
-    loaded_db_file: Path, artifacts: Path, tmp_path: Path
+    loaded_db_file: Path, artifacts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before: the batch's commit was "database busy, try again" (retried, then the runner said ``failed`` with
     kind ``StorageBusyError`` and the WAL's path in the message) while ``/health/ready`` kept answering 200."""
@@ -113,10 +119,13 @@ def test_serve_on_a_full_disk_turns_not_ready_ends_the_run_and_a_restart_resumes
         assert not storage_check["ok"] and "disk holding the database is full" in storage_check["detail"]
     assert not endpoint_file(db).exists()  # stopped with the disk still full: the record is gone
 
+    # Space freed: the next start resumes the batch. A restart is a new process, whose lease owner differs
+    # (here: a new owner token), so it takes back at once the leases the full disk kept it from giving back.
+    monkeypatch.setattr(coordinator, "_PROCESS_OWNER", None)
     with (
         LiveServer(settings) as server,
         httpx.Client(base_url=server.url, timeout=60) as client,
-    ):  # space freed: the next start resumes it
+    ):
         final = wait_batch(client, batch_id)
         assert client.get("/health/ready").status_code == 200
     assert final["state"] == "complete" and final["requests"]["failed"] == 0
