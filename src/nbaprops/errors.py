@@ -11,6 +11,8 @@
     │   ├── ContractError          a schema or system contract was violated (a bug)
     │   ├── NotFittedError         a prediction system was used before ``fit``
     │   ├── ArtifactError          a stored model artifact is missing or unreadable
+    │   ├── StorageFullError       the disk is full: a write failed, nothing committed was lost; free space
+    │   ├── DatabaseInvalidatedError  DuckDB gave up on the open database (fatal error): reopen it
     │   └── SourceError            a live source refused the request or answered nonsense (4xx, bad JSON)
     └── TransientError             may succeed later: retry with a cap
         ├── StorageBusyError       the database file is locked or a transaction conflicted
@@ -103,6 +105,31 @@ class NotFittedError(TerminalError):
 
 class ArtifactError(TerminalError):
     """A stored model artifact is missing or unreadable."""
+
+
+class StorageFullError(TerminalError):
+    """The disk holding the database is full (or a file-size limit was hit): a write failed.
+
+    Terminal for the work under way — retrying at once fails the same way — but nothing committed is lost: the
+    failed transaction was rolled back. Free space and run the same command again; a running batch resumes.
+
+    Args:
+        message: what failed and what to do.
+        invalidated: DuckDB invalidated the open database (a checkpoint failed): this process cannot use it any
+            more and must reopen it (restart ``nbaprops serve``); what was committed is kept (the write under
+            way may not be).
+    """
+
+    invalidated = False  # an error rebuilt from another process's message keeps the default
+
+    def __init__(self, message: str, *, invalidated: bool = False) -> None:
+        self.invalidated = invalidated
+        super().__init__(message)
+
+
+class DatabaseInvalidatedError(TerminalError):
+    """DuckDB invalidated the open database after a fatal error other than a full disk: this process cannot use
+    it any more; what was committed is kept. Run the command again (restart ``nbaprops serve``)."""
 
 
 class StorageBusyError(TransientError):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import stat
 import subprocess
 import sys
 import time
@@ -17,7 +19,11 @@ from tests.service.conftest import REPO, SLATE, ServeProcess, copy_db, wait_batc
 from typer.testing import CliRunner
 
 from nbaprops.cli import app
-from nbaprops.service.remote import endpoint_file
+from nbaprops.config import Settings
+from nbaprops.service import remote
+from nbaprops.service.remote import Endpoint, Holder, endpoint_file
+from nbaprops.storage import open_storage
+from nbaprops.storage.duckdb import DuckDBStorage
 
 runner = CliRunner()
 
@@ -200,3 +206,152 @@ def test_a_foreign_holder_still_gives_the_lock_error_with_its_pid(
 def test_reads_of_a_missing_database_still_say_so(tmp_path: Path, command: list[str]) -> None:
     code, _, stderr = cli(*command, "--db", str(tmp_path / "none.duckdb"))
     assert code == 1 and "no database at" in stderr
+
+
+# -- issue 17 finding 3: the endpoint record -------------------------------------------------------------------
+def _holding(db: Path) -> tuple[DuckDBStorage, Endpoint]:
+    """This process holds ``db`` and answers reads for it (other processes meet its lock)."""
+    storage = open_storage(db)
+    return storage, Endpoint(storage, Settings(db_path=db), holder="nbaprops predict").start()
+
+
+def test_the_record_is_never_written_through_a_name_planted_in_advance(db_path: Path, tmp_path: Path) -> None:
+    """Before: the record went through ``.<db>.endpoint.json.<pid>.tmp`` opened without ``O_EXCL`` or
+    ``O_NOFOLLOW``: a symlink planted at that name made the holder overwrite the file it pointed to with the
+    token, and a file planted there (mode 666) became the record, readable by whoever planted it."""
+    record = endpoint_file(db_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (db_path.parent / f".{record.name}.{os.getpid()}.tmp").symlink_to(victim)
+    record.symlink_to(tmp_path / "other-victim.txt")
+    storage, endpoint = _holding(db_path)
+    try:
+        assert victim.read_text() == "precious" and not (tmp_path / "other-victim.txt").exists()
+        info = record.lstat()
+        assert stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid()
+        assert stat.S_IMODE(info.st_mode) == 0o600
+        holder = Holder.read(db_path)
+        assert holder is not None and holder.token == endpoint.token and holder.pid == os.getpid()
+    finally:
+        endpoint.close()
+        storage.close()
+    assert not record.exists() and victim.read_text() == "precious"
+
+
+def test_no_record_where_other_users_can_write_and_the_other_terminal_is_told_why(
+    db_path: Path,
+) -> None:
+    """Before: the record (and the token in it) was written next to the database whatever the folder, so in a
+    world-writable folder another user could plant, swap or read it. Now the holder writes none there, and a
+    second terminal's lock error says why no holder answers."""
+    db_path.parent.chmod(0o777)
+    try:
+        storage, endpoint = _holding(db_path)
+        try:
+            assert not endpoint_file(db_path).exists()
+            assert endpoint.refused is not None and "writable by other users" in endpoint.refused
+            proc = subprocess.run(
+                [sys.executable, "-m", "nbaprops.cli", "batches", "--db", str(db_path)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={**os.environ, "NBAPROPS_LOCK_WAIT_SECONDS": "0.2"},
+            )
+        finally:
+            endpoint.close()
+            storage.close()
+    finally:
+        db_path.parent.chmod(0o700)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("Error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert "answers no reads for this database because its folder is writable by other users" in proc.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving the folder to another group needs root")
+def test_a_folder_writable_by_a_shared_group_is_refused_and_by_the_users_private_group_is_not(
+    db_path: Path,
+) -> None:
+    """Before: the record was written in any folder. A group-writable folder is safe only when the group is
+    the user's own (umask 002 systems make one per user); with any other group its members could swap it."""
+    folder = db_path.parent
+    folder.chmod(0o770)
+    try:
+        os.chown(folder, -1, 65534)  # nogroup: not this user's
+        storage, endpoint = _holding(db_path)
+        written = endpoint_file(db_path).exists()
+        endpoint.close()
+        storage.close()
+        assert not written and endpoint.refused is not None
+        os.chown(folder, -1, os.getegid())
+        if not remote._private_group(os.getegid()):
+            pytest.skip("this user's primary group has other members here")
+        storage, endpoint = _holding(db_path)
+        try:
+            assert endpoint.refused is None and Holder.read(db_path) is not None
+        finally:
+            endpoint.close()
+            storage.close()
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_record_that_is_not_this_users_private_file_is_not_trusted(db_path: Path) -> None:
+    """Before: any file at ``<db>.endpoint.json`` naming a live pid was trusted, so a record planted by another
+    user sent this user's commands (and their arguments) to the planter's server."""
+    record = endpoint_file(db_path)
+    record.write_text(
+        json.dumps(
+            {"pid": os.getpid(), "url": "http://127.0.0.1:9", "holder": "nbaprops predict", "token": "t"}
+        )
+    )
+    record.chmod(0o644)
+    assert Holder.read(db_path) is None  # readable by others: not one we wrote
+    record.chmod(0o600)
+    assert Holder.read(db_path) is not None  # the same file, private: trusted
+    if os.geteuid() == 0:
+        os.chown(record, 65534, 65534)  # another user's file
+        assert Holder.read(db_path) is None
+
+
+# -- issue 17 finding 4: idle connections ----------------------------------------------------------------------
+def test_idle_connections_do_not_block_the_holders_answers(db_path: Path) -> None:
+    """Before: four connections that sent nothing took the endpoint's four threads for ever, and `nbaprops
+    batches` from another terminal hung until killed. Now 40 idle connections (past the connection cap, some
+    with half a request) leave it answering at once."""
+    storage, endpoint = _holding(db_path)
+    port = int(endpoint.url.rsplit(":", 1)[1])
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+    try:
+        for sock in idle[::2]:
+            sock.sendall(b"POST /v1/batches HTTP/1.0\r\nContent-Length: 99\r\n")
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", "nbaprops.cli", "batches", "--db", str(db_path), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        for sock in idle:
+            sock.close()
+        endpoint.close()
+        storage.close()
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"batches": []}
+    assert elapsed < 15, elapsed  # a cold CLI start; it hung for ever before
+
+
+def test_a_silent_connection_is_let_go(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: no socket timeout (``None``): a connection that never sent its request stayed open and held one
+    of the four threads. The timeout is shortened here to keep the test fast."""
+    assert remote._Handler.timeout is not None and 0 < remote._Handler.timeout <= 10
+    monkeypatch.setattr(remote._Handler, "timeout", 0.3)
+    storage, endpoint = _holding(db_path)
+    try:
+        with socket.create_connection(("127.0.0.1", int(endpoint.url.rsplit(":", 1)[1]))) as sock:
+            sock.settimeout(5)
+            assert sock.recv(1) == b""  # closed by the server, not by our timeout (which would raise)
+    finally:
+        endpoint.close()
+        storage.close()

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
-from nbaprops.errors import ConflictError
+from nbaprops.errors import ConflictError, StorageFullError
 from nbaprops.pipeline import janitor, ledger
 from nbaprops.pipeline.consolidate import consolidate
 from nbaprops.pipeline.injuries import LINE_PLAYER_COLUMNS
@@ -466,6 +466,9 @@ class Coordinator:
                         deadline=deadline,
                     )
                 )
+            except StorageFullError as exc:  # the caller reports it (one line, what to do): no traceback
+                log.info("worker %d stopped: %s", index, exc)
+                errors.append(exc)
             except BaseException as exc:  # a crashed thread must not hang the batch; its leases expire
                 log.exception("worker %d crashed", index)
                 errors.append(exc)

@@ -8,6 +8,7 @@ the leases back for another attempt.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -19,7 +20,7 @@ from typing import Protocol
 import pyarrow as pa
 
 from nbaprops.clock import Clock
-from nbaprops.errors import TerminalError, TransientError
+from nbaprops.errors import NbapropsError, StorageFullError, TerminalError, TransientError
 from nbaprops.pipeline import ledger
 from nbaprops.pipeline.ledger import Lease, RequestOutcome
 from nbaprops.storage import retry_transient
@@ -88,7 +89,16 @@ def run_worker(
         )
         if not leases:
             break
-        process_leases(backend, batch_id, leases, owner=owner, predictor=predictor, clock=clock, stats=stats)
+        try:
+            process_leases(
+                backend, batch_id, leases, owner=owner, predictor=predictor, clock=clock, stats=stats
+            )
+        except StorageFullError:
+            # Give the chunk back if the disk still takes that small write, so that this very process (the
+            # service) can resume the batch once space is freed instead of waiting for the leases to expire.
+            with contextlib.suppress(NbapropsError):
+                ledger.release(backend, batch_id, leases, clock=clock)
+            raise
         if on_commit is not None and stats.last is not None:
             on_commit(stats.last)
         if stats.transient_errors >= max_transient:
@@ -127,6 +137,9 @@ def process_leases(
         )
         retry_transient(partial(ledger.release, backend, batch_id, leases, clock=clock))
         return False
+    except StorageFullError:
+        # Not the chunk's fault: its requests stay leased (a rerun takes them back) instead of ending failed.
+        raise
     except TerminalError as exc:
         log.error("batch %s worker %s: chunk failed: %s", batch_id, owner, exc)
         chunk = ChunkPrediction(

@@ -14,6 +14,7 @@ ConflictError              409
 body over the limit        413
 InputError, ConfigError    422
 StorageBusyError (retry)   503
+StorageFullError           507
 anything else              500
 =========================  ======
 """
@@ -35,6 +36,7 @@ from nbaprops.errors import (
     InputError,
     NbapropsError,
     StorageBusyError,
+    StorageFullError,
     UnknownBatchError,
 )
 
@@ -89,6 +91,8 @@ def status_of(exc: NbapropsError) -> int:
         return 422
     if isinstance(exc, StorageBusyError | ArtifactError):
         return 503
+    if isinstance(exc, StorageFullError):  # Insufficient Storage: free space, then send it again
+        return 507
     return 500
 
 

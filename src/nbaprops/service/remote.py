@@ -4,7 +4,10 @@ DuckDB lets one process at a time hold a file for writing, and a second process 
 holder — ``nbaprops serve``, or any CLI command that opened the file for writing, such as a long ``predict`` —
 listens on a loopback port and writes where it listens, with its pid and a random token, next to the
 database (``<db>.endpoint.json``, readable by its owner only), like Jupyter's connection file or Dask's
-scheduler file. A CLI command that finds the file locked by that pid sends its operation there instead of
+scheduler file. The token runs writes too, so the record is created through no name another user could have
+chosen, only in a folder no other user can write (:func:`unsafe_folder`), and trusted only as this user's
+private file; the server drops idle connections (timeouts, a connection cap) and runs operations on a pool.
+A CLI command that finds the file locked by that pid sends its operation there instead of
 opening the file; the holder runs the very same function (:data:`OPERATIONS`) on its own connection and sends
 the result back, so the command prints exactly what it would have printed itself. A holder that is not
 nbaprops (no record for the pid in DuckDB's lock error) still gives the lock error, with its pid.
@@ -21,6 +24,8 @@ import logging
 import os
 import re
 import secrets
+import socket
+import stat
 import threading
 import time
 import urllib.error
@@ -48,12 +53,74 @@ _LOCK_PID = re.compile(r"\(PID (\d+)\)")
 # A holder that is starting or stopping holds the lock for a moment without a record: retry this long.
 HANDOVER_SECONDS = 1.5
 _POOL_THREADS = 4  # bounded: every thread that touches the database keeps a DuckDB cursor
+# Connections are read on their own threads, operations run on the pool: an idle or slow client holds a
+# connection slot, never a database thread. Past the cap, the oldest connection still reading its request is
+# dropped for the new one; a read that stalls this long is dropped too.
+_MAX_CONNECTIONS = 32
+_READ_TIMEOUT_SECONDS = 5.0
+_MAX_BODY_BYTES = 1 << 20
+_MAX_RECORD_BYTES = 64 << 10
 
 
 # -- the record next to the database -------------------------------------------------------------------------
 def endpoint_file(db_path: Path) -> Path:
     """Where the holder of ``db_path`` records its endpoint."""
     return db_path.with_name(db_path.name + ENDPOINT_SUFFIX)
+
+
+def unsafe_folder(folder: Path) -> str | None:
+    """Why another user could plant or swap the endpoint record in ``folder``; None when only its owner can.
+
+    The record holds the token that runs every operation of the holder, so it is written only where no other
+    user can create, replace or link names: a folder owned by this user (or root) and writable by no other user
+    (nor by a group, unless it is this user's private group). A sticky folder such as ``/tmp`` does not
+    qualify: others can still create the name first.
+    """
+    try:
+        info = os.stat(folder)
+    except OSError as exc:
+        return f"its folder cannot be inspected ({exc.strerror})"
+    if info.st_uid not in (os.geteuid(), 0):
+        return "its folder belongs to another user"
+    if info.st_mode & stat.S_IWOTH or (info.st_mode & stat.S_IWGRP and not _private_group(info.st_gid)):
+        return (
+            "its folder is writable by other users (chmod go-w it, or keep the database in a private folder)"
+        )
+    return None
+
+
+def _private_group(gid: int) -> bool:
+    """Whether group ``gid`` is this user's own (a user private group, as umask 002 systems make them: no other
+    member, no other user's primary group), so that its write permission lets nobody else in."""
+    import grp
+    import pwd
+
+    me = os.geteuid()
+    try:
+        name = pwd.getpwuid(me).pw_name
+        members = set(grp.getgrgid(gid).gr_mem)
+    except KeyError:
+        return False
+    others = any(user.pw_gid == gid and user.pw_uid != me for user in pwd.getpwall())
+    return gid == os.getegid() and members <= {name} and not others
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """The record at ``path`` if it is a regular file of this user's that nobody else can read or write.
+
+    Raises:
+        OSError: missing, a symlink, or not this user's own private file.
+        ValueError: not a JSON object.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            raise PermissionError(f"{path.name} is not this user's private file")
+        record = json.loads(handle.read(_MAX_RECORD_BYTES))
+    if not isinstance(record, dict):
+        raise ValueError("not a record")
+    return record
 
 
 def _pid_alive(pid: int) -> bool:
@@ -82,7 +149,7 @@ class Holder:
     def read(cls, db_path: Path) -> Holder | None:
         """The recorded holder of ``db_path``, if its record exists and its process is alive."""
         try:
-            record = json.loads(endpoint_file(db_path).read_text())
+            record = _read_record(endpoint_file(db_path))
             holder = cls(int(record["pid"]), str(record["url"]), str(record["holder"]), str(record["token"]))
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -145,6 +212,8 @@ def held_error(db_path: Path, exc: StorageBusyError) -> StorageBusyError:
     """
     pid = _lock_pid(exc)
     holder = Holder.read(db_path)
+    if pid is not None and holder is None and (why := unsafe_folder(db_path.parent)) is not None:
+        return StorageBusyError(f"{exc}; an nbaprops holder answers no reads for this database because {why}")
     if pid is None or holder is None or holder.pid != pid:
         return exc
     can = ", ".join(OPERATIONS)
@@ -237,22 +306,59 @@ def submit_batch(
 
 # -- the holder's side -----------------------------------------------------------------------------------------
 class _Server(ThreadingHTTPServer):
-    """A loopback HTTP server whose requests run on a small fixed pool of threads."""
+    """A loopback HTTP server: a thread per connection (at most :data:`_MAX_CONNECTIONS`), operations on a
+    small fixed pool of threads."""
 
     daemon_threads = True
+    request_queue_size = 64
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self.pool = ThreadPoolExecutor(max_workers=_POOL_THREADS, thread_name_prefix="nbaprops-reads")
+        self._lock = threading.Lock()
+        self._open = 0
+        self._reading: dict[socket.socket, float] = {}  # connections still reading their request: since when
         super().__init__(("127.0.0.1", 0), _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        self.pool.submit(self.process_request_thread, request, client_address)
+        with self._lock:
+            if self._open >= _MAX_CONNECTIONS:
+                # Full: drop the connection that has been reading its request longest. An idle client thus
+                # never locks out one that sends its request at once; if every slot runs an operation, refuse.
+                oldest = min(self._reading, key=self._reading.__getitem__, default=None)
+                if oldest is None:
+                    self.shutdown_request(request)
+                    return
+                del self._reading[oldest]
+                with contextlib.suppress(OSError):
+                    oldest.shutdown(socket.SHUT_RDWR)
+            self._open += 1
+            self._reading[request] = time.monotonic()
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self._open -= 1
+                self._reading.pop(request, None)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints the traceback on stderr, which is the CLI's: a client that went away (or was
+        # dropped at the cap) is no news
+        log.debug("reads endpoint: connection from %s ended with an error", client_address, exc_info=True)
+
+    def request_read(self, request: Any) -> None:
+        """The request on ``request`` is read: it runs its operation and can no longer be dropped."""
+        with self._lock:
+            self._reading.pop(request, None)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.0"
+    timeout = _READ_TIMEOUT_SECONDS  # on every read and write of the socket: a silent client is let go
 
     def log_message(self, format: str, *args: Any) -> None:  # never on stderr: it is the CLI's
         log.debug("reads endpoint: " + format, *args)
@@ -278,12 +384,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             length = int(self.headers.get("Content-Length") or 0)
+            if not 0 <= length <= _MAX_BODY_BYTES:
+                raise InputError("arguments too large")
             args = json.loads(self.rfile.read(length) or b"{}")
+            self.server.request_read(self.request)
             if not isinstance(args, dict):
                 raise InputError("arguments must be a JSON object")
             if endpoint.closing.is_set():
                 raise HolderGoneError("the holder is closing the database")
-            result = operation(endpoint.storage, endpoint.settings, **args)
+            result = self.server.pool.submit(operation, endpoint.storage, endpoint.settings, **args).result()
         except HolderGoneError as exc:
             self._send(503, {"error": str(exc), "kind": "HolderGoneError"})
         except NbapropsError as exc:
@@ -324,6 +433,7 @@ class Endpoint:
         self.operations: dict[str, Operation] = {**OPERATIONS, **(operations or {})}
         self.token = secrets.token_urlsafe(32)
         self.closing = threading.Event()
+        self.refused: str | None = None  # why no record was written (the database's folder is not private)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -342,12 +452,30 @@ class Endpoint:
             daemon=True,
         )
         self._thread.start()
-        self._write_record()
+        try:
+            self._write_record()
+        except OSError as exc:  # the holder runs on; other commands get the lock error, with this reason
+            self.refused = f"the endpoint record was not written: {exc.strerror or exc}"
+            log.warning("answering no reads for %s: %s", self.settings.db_path, self.refused)
+            self._stop_server()
+            return self
         log.debug("answering reads for %s at %s", self.settings.db_path, self.url)
         return self
 
     def _write_record(self) -> None:
+        """Write the record where clients look for it, atomically and for this user alone.
+
+        A fresh random name is created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` and mode 0600 (no name planted
+        in advance, no symlink, is ever opened), written, then renamed over the record (a rename replaces a
+        symlink, never the file it points to). Only in a folder no other user can write (:func:`unsafe_folder`).
+
+        Raises:
+            PermissionError: the folder is writable by others (the reason is the message).
+        """
         path = endpoint_file(self.settings.db_path)
+        why = unsafe_folder(path.parent)
+        if why is not None:
+            raise PermissionError(why)
         record = {
             "pid": os.getpid(),
             "url": self.url,
@@ -356,19 +484,27 @@ class Endpoint:
             "db": str(self.settings.db_path.resolve()),
             "started_at": time.time(),
         }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle)
-        os.replace(tmp, path)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(record, handle)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
     def close(self) -> None:
         """Stop answering (callers see the holder closing and open the file themselves), remove the record."""
         self.closing.set()
         path = endpoint_file(self.settings.db_path)
         with contextlib.suppress(OSError, ValueError, KeyError):
-            if json.loads(path.read_text())["token"] == self.token:
+            if _read_record(path)["token"] == self.token:
                 path.unlink()
+        self._stop_server()
+
+    def _stop_server(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -404,4 +540,5 @@ __all__ = [
     "rebuild_error",
     "run",
     "submit_batch",
+    "unsafe_folder",
 ]

@@ -8,12 +8,16 @@ the order that lets the caller have the batch id before any training.
 The ledger stays the truth: a job only remembers what the ledger cannot say (its phase, the messages of its
 training, a run's error). On :meth:`BatchRunner.stop` the workers commit their current chunk and claim no more,
 and the leases this process still holds go back to ``pending``; :meth:`BatchRunner.resume_running` at the next
-start picks every running batch up where it stopped.
+start picks every running batch up where it stopped. A full disk ends a run ``failed`` with kind
+``StorageFullError`` and leaves the batch ``running`` in the ledger: submitted again (or at the next start) once
+space is freed, it resumes.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +28,7 @@ from typing import Any, Literal
 from nbaprops.alerts import batch_alert, send_alert
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
-from nbaprops.errors import ConflictError, NbapropsError, StorageBusyError
+from nbaprops.errors import ConflictError, NbapropsError, StorageBusyError, StorageFullError
 from nbaprops.pipeline import ledger
 from nbaprops.pipeline.coordinator import StartResult, process_owner
 from nbaprops.pipeline.daily import BatchPlan, BatchRun, complete_batch, plan_batch, start_batch
@@ -35,6 +39,19 @@ from nbaprops.systems.training import ensure_bundles
 log = logging.getLogger(__name__)
 
 Phase = Literal["training", "running", "finished", "failed", "stopped"]
+
+
+def _storage_full(exc: Exception) -> StorageFullError | None:
+    """A write outside the database (a model artifact) that found the disk full, as the database's own is."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+        return StorageFullError(
+            f"the disk is full ({os.strerror(exc.errno or 0)}): nothing stored is lost; free space, then run the "
+            "same command again: the batch resumes where it stopped"
+        )
+    return None
+
+
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 
 class ShuttingDownError(StorageBusyError):
@@ -190,6 +207,7 @@ class BatchRunner:
             if self.on_finished is not None:
                 self.on_finished(run)
         except Exception as exc:  # a background thread has no caller to raise to: record, log, alert
+            exc = _storage_full(exc) or exc
             if isinstance(exc, NbapropsError):
                 log.warning("batch %s: %s: %s", job.batch_id, type(exc).__name__, exc)
                 job.error = {"error": str(exc), "kind": type(exc).__name__}

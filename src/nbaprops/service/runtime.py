@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
-from nbaprops.errors import StorageBusyError
+from nbaprops.errors import NbapropsError, StorageBusyError
 from nbaprops.pipeline import ledger
 from nbaprops.pipeline.daily import BatchRun
 from nbaprops.service import remote
@@ -148,10 +148,16 @@ class Runtime:
         self._stopped = True
         self.draining.set()
         self.stopping.set()
-        if self._runner is not None:
-            self._runner.stop()
-        if self._endpoint is not None:
-            self._endpoint.close()
+        try:
+            if self._runner is not None:
+                self._runner.stop()
+        except (
+            NbapropsError
+        ) as exc:  # a full disk refuses the lease release: still stop, and remove the record
+            log.warning("stopping: leases not released (%s: %s); they expire", type(exc).__name__, exc)
+        finally:
+            if self._endpoint is not None:
+                self._endpoint.close()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         if self._backend is not None:
@@ -222,6 +228,8 @@ class Runtime:
         self._reads.clear()
 
     def _observe(self, run: BatchRun) -> None:
+        if self._storage is not None:  # a batch consolidated: writes go through again (readiness)
+            self._storage.writes_resumed()
         info = ledger.get_batch(self.backend, run.summary.batch_id)
         duration = ((info.summary or {}).get("consolidation") or {}).get("duration_s")
         if isinstance(duration, int | float):

@@ -10,14 +10,22 @@ import functools
 import logging
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from nbaprops import schema
-from nbaprops.errors import ContractError, InputError, NbapropsError, StorageBusyError, TerminalError
+from nbaprops.errors import (
+    ContractError,
+    DatabaseInvalidatedError,
+    InputError,
+    NbapropsError,
+    StorageBusyError,
+    StorageFullError,
+    TerminalError,
+)
 from nbaprops.storage._base import Capabilities
 
 if TYPE_CHECKING:
@@ -38,6 +46,15 @@ def _statement_head(sql: str) -> str:
     return words if len(words) <= 80 else words[:77] + "..."
 
 
+# How the operating system says a write found no room (ENOSPC, EFBIG under a file-size limit, EDQUOT).
+_DISK_FULL = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def _disk_full(text: str) -> str | None:
+    lowered = text.lower()
+    return next((reason for reason in _DISK_FULL if reason.lower() in lowered), None)
+
+
 def translate(
     exc: BaseException, *, statement: str | None = None, source: Path | str | None = None
 ) -> NbapropsError:
@@ -49,6 +66,29 @@ def translate(
     """
     text = str(exc).strip()
     where = f" (in: {_statement_head(statement)})" if statement else ""
+    # Before the conflicts: a commit that could not write the WAL is a TransactionException too. The messages
+    # name neither the file nor the statement (the OS reason is enough to act on).
+    invalidated = isinstance(exc, duckdb.FatalException) or "database has been invalidated" in text
+    full = _disk_full(text)
+    if source is not None:  # the user's file name is theirs to choose: it must not pass for the OS's reason
+        full = _disk_full(text.replace(str(source), ""))
+    if full is not None:
+        if invalidated:
+            return StorageFullError(
+                f"the disk holding the database is full ({full}): this process can no longer use the open "
+                "database (what was committed is kept; the write under way may not be); free space, then run "
+                "the same command again (restart `nbaprops serve`): a running batch resumes where it stopped",
+                invalidated=True,
+            )
+        return StorageFullError(
+            f"the disk holding the database is full ({full}): the write was rolled back and nothing stored is "
+            "lost; free space, then run the same command again: a running batch resumes where it stopped"
+        )
+    if invalidated:
+        return DatabaseInvalidatedError(
+            "the database hit a fatal error and this process can no longer use it (what was committed is "
+            "kept); run the command again (restart `nbaprops serve`), and see the log if it recurs"
+        )
     if (
         isinstance(exc, duckdb.TransactionException)
         or "Conflict on" in text
@@ -74,8 +114,14 @@ class Session:
     objects behind them, like tables :meth:`register`-ed, are dropped when the session ends.
     """
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+    def __init__(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        *,
+        on_error: Callable[[NbapropsError], NbapropsError] | None = None,
+    ) -> None:
         self._cur = cursor
+        self._on_error = on_error or (lambda error: error)
         self._temp: list[str] = []
         self._registered: list[str] = []
         self._result: duckdb.DuckDBPyConnection | None = None
@@ -103,7 +149,7 @@ class Session:
         try:
             self._result = self._cur.execute(sql, params) if params is not None else self._cur.execute(sql)
         except duckdb.Error as exc:
-            raise translate(exc, statement=sql, source=source) from exc
+            raise self._on_error(translate(exc, statement=sql, source=source)) from exc
         return self
 
     def fetchall(self) -> list[tuple[Any, ...]]:
@@ -112,7 +158,7 @@ class Session:
         try:
             return self._result.fetchall()
         except duckdb.Error as exc:
-            raise translate(exc, statement=self._sql) from exc
+            raise self._on_error(translate(exc, statement=self._sql)) from exc
 
     def column_names(self) -> list[str]:
         """Names of the last statement's result columns."""
@@ -131,7 +177,7 @@ class Session:
         try:
             return self._cur.sql(sql, params=params).to_arrow_table()
         except duckdb.Error as exc:
-            raise translate(exc, statement=sql) from exc
+            raise self._on_error(translate(exc, statement=sql)) from exc
 
     def columns(self, table: str) -> dict[str, str]:
         """``name -> type`` of a table in the main schema, in column order (empty when it does not exist)."""
@@ -147,7 +193,7 @@ class Session:
         try:
             self._cur.register(name, table)
         except duckdb.Error as exc:
-            raise translate(exc, statement=f"register {name}") from exc
+            raise self._on_error(translate(exc, statement=f"register {name}")) from exc
         self._registered.append(name)
 
     def unregister(self, name: str) -> None:
@@ -184,6 +230,8 @@ class DuckDBStorage:
             self._con = duckdb.connect(str(path), read_only=read_only)
         except duckdb.Error as exc:
             raise translate(exc) from exc
+        # The first disk-full or fatal error met (readiness reports it) until :meth:`writes_resumed`.
+        self.failure: StorageFullError | DatabaseInvalidatedError | None = None
         # Timestamps are stored as TIMESTAMPTZ and read back in UTC whatever the machine's zone.
         self._con.execute("SET TimeZone = 'UTC'")
         self._local = threading.local()
@@ -226,6 +274,26 @@ class DuckDBStorage:
                 self._cursors.append(cur)
         return cur
 
+    def _failed(self, error: NbapropsError) -> NbapropsError:
+        """Remember a disk-full or fatal error (see :attr:`failure`) and return it to be raised."""
+        stays = self.failure is not None and self._invalidated(
+            self.failure
+        )  # the first fatal one is the cause
+        if isinstance(error, StorageFullError | DatabaseInvalidatedError) and not stays:
+            self.failure = error
+        return error
+
+    def writes_resumed(self) -> None:
+        """Forget a disk-full failure: a whole unit of work (a batch) was written since. A small commit going
+        through proves nothing — a full disk often takes the few bytes of a lease release — so the service calls
+        this when a batch consolidates. An invalidated database stays failed until it is reopened."""
+        if self.failure is not None and not self._invalidated(self.failure):
+            self.failure = None
+
+    @staticmethod
+    def _invalidated(error: NbapropsError) -> bool:
+        return isinstance(error, DatabaseInvalidatedError) or getattr(error, "invalidated", False)
+
     def close(self) -> None:
         with self._cursors_lock:
             for cur in self._cursors:
@@ -243,7 +311,7 @@ class DuckDBStorage:
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
         """A :class:`Session` on this thread's cursor; its temporary objects are dropped at the end."""
-        session = Session(self._cursor())
+        session = Session(self._cursor(), on_error=self._failed)
         try:
             yield session
         finally:
@@ -256,7 +324,7 @@ class DuckDBStorage:
         try:
             return self._cursor().execute(sql, params) if params is not None else self._cursor().execute(sql)
         except duckdb.Error as exc:
-            raise translate(exc, statement=sql) from exc
+            raise self._failed(translate(exc, statement=sql)) from exc
 
     def fetchall(
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
@@ -286,7 +354,7 @@ class DuckDBStorage:
         try:
             return self._cursor().sql(sql, params=params).to_arrow_table()
         except duckdb.Error as exc:
-            raise translate(exc, statement=sql) from exc
+            raise self._failed(translate(exc, statement=sql)) from exc
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -298,8 +366,8 @@ class DuckDBStorage:
         try:
             cur.execute("BEGIN TRANSACTION")
         except duckdb.Error as exc:
-            raise translate(exc, statement="BEGIN TRANSACTION") from exc
-        session = Session(cur)
+            raise self._failed(translate(exc, statement="BEGIN TRANSACTION")) from exc
+        session = Session(cur, on_error=self._failed)
         try:
             yield session
             session.execute("COMMIT")

@@ -7,11 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from nbaprops.errors import NbapropsError
 from nbaprops.service.auth import read_access
 from nbaprops.service.deps import runtime
 from nbaprops.service.errors import responses
 from nbaprops.service.metrics import CONTENT_TYPE
 from nbaprops.service.models import Health, Ready
+from nbaprops.service.runtime import Runtime
 
 router = APIRouter(tags=["health"])
 
@@ -33,8 +35,20 @@ async def ready(request: Request) -> JSONResponse:
         checks = await rt.db(rt.readiness)
     except Exception as exc:  # stopping or starting: the pool is closed
         checks = {"database": {"ok": False, "detail": str(exc)}}
+    failure = _storage_failure(rt)
+    if failure is not None:  # a write found the disk full (or DuckDB gave up on the file): say so, not ready
+        checks["storage"] = {"ok": False, "detail": f"{type(failure).__name__}: {failure}"}
     ok = all(check["ok"] for check in checks.values())
     return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+
+def _storage_failure(rt: Runtime) -> NbapropsError | None:
+    """The disk-full or fatal error the held database last met (cleared by the next commit that goes through
+    while the database is still usable)."""
+    try:
+        return rt.storage.failure
+    except NbapropsError:  # starting or stopping: the database check says so
+        return None
 
 
 @router.get(
