@@ -15,8 +15,9 @@ import json
 from typing import Any
 
 import pytest
-from tests.cloud.conftest import Deployment
+from tests.cloud.conftest import Deployment, start
 from tests.cloud.refusing import creation_allowed
+from tests.service.conftest import free_port
 from typer.testing import CliRunner
 
 from nbaprops import schema
@@ -110,3 +111,19 @@ def test_setup_by_an_account_that_may_not_create_fails_in_one_line(bare_deployme
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: create Pub/Sub topics and subscriptions"), err
     assert "403" in err or "not authorized" in err.lower()
+
+
+def test_serve_without_setup_stops_at_start_naming_what_is_missing(bare_deployment: Deployment) -> None:
+    """`serve` (the coordinator as a service) stops at start in one line, as `predict` does. Before, it created
+    the topics (refused here: 403 in uvicorn's lifespan), and a missing dataset surfaced as uvicorn's traceback
+    and "Application startup failed" with exit code 3."""
+    process = start(bare_deployment, "serve", "--port", str(free_port()), "--db", str(bare_deployment.db))
+    process.wait(120)
+    errors = [
+        line
+        for line in next(bare_deployment.db.parent.glob("serve-*.log")).read_text().splitlines()
+        if not line.startswith("INFO ")  # loading the shipped box scores into the new file
+    ]
+    assert process.returncode == 1, errors
+    assert len(errors) == 1 and errors[0].startswith("Error: missing on Google Cloud: "), errors
+    assert "run `nbaprops gcp setup` once" in errors[0]
