@@ -127,3 +127,50 @@ def test_serve_without_setup_stops_at_start_naming_what_is_missing(bare_deployme
     assert process.returncode == 1, errors
     assert len(errors) == 1 and errors[0].startswith("Error: missing on Google Cloud: "), errors
     assert "run `nbaprops gcp setup` once" in errors[0]
+
+
+def test_a_missing_firestore_database_is_named_with_the_gcloud_command(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real Firestore answers NotFound when the project has no database (the emulator always has one); before,
+    nothing looked at it at start and the first ledger write failed mid-batch."""
+    from google.api_core import exceptions as google_errors
+    from google.cloud.firestore_v1.query import Query
+
+    from nbaprops.errors import ConfigError
+    from nbaprops.storage import open_gcp
+
+    def no_database(self: Query, *args: Any, **kwargs: Any) -> Any:
+        raise google_errors.NotFound("The database (default) does not exist for project test-proj")
+
+    monkeypatch.setattr(Query, "get", no_database)
+    with pytest.raises(ConfigError) as raised:
+        open_gcp(deployment.settings)
+    message = str(raised.value)
+    assert message.startswith("missing on Google Cloud: Firestore database of project ")
+    assert "`gcloud firestore databases create --location=REGION`" in message
+    assert "nbaprops gcp setup" not in message  # setup does not make databases: it is not offered
+    assert "\n" not in message
+
+
+def test_a_resource_the_account_may_not_read_is_left_to_its_first_use(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The subscriber role cannot `get` its subscription: a worker without roles/pubsub.viewer still starts, and
+    says the subscription was not verified."""
+    from google.api_core import exceptions as google_errors
+    from google.cloud.pubsub_v1 import SubscriberClient
+
+    from nbaprops.storage import open_gcp
+
+    def denied(self: SubscriberClient, *args: Any, **kwargs: Any) -> Any:
+        raise google_errors.PermissionDenied("User not authorized to perform this action.")
+
+    monkeypatch.setattr(SubscriberClient, "get_subscription", denied)
+    with caplog.at_level("WARNING", logger="nbaprops.storage.gcp.backend"):
+        open_gcp(deployment.settings).close()
+    subscription = f"subscriptions/{deployment.env['NBAPROPS_PUBSUB_TOPIC']}-workers"
+    assert [r.getMessage() for r in caplog.records if subscription in r.getMessage()] == [
+        f"cannot check Pub/Sub subscription projects/{deployment.env['NBAPROPS_GCP_PROJECT']}/{subscription} "
+        "(no permission to read it); not verified at start"
+    ]
