@@ -299,12 +299,15 @@ class BigQueryWarehouse:
             lambda: self.client.create_table(table, exists_ok=True, retry=self.retry, timeout=self.timeout_s),
         )
 
-    def _ensure_table(self, contract: schema.Table) -> None:
-        """Create a contract table, or add the contract columns an older one lacks (never drop or retype)."""
-        if self._table(contract.name) is None:
+    def _ensure_table(self, contract: schema.Table) -> bool:
+        """Create a contract table, or add the contract columns an older one lacks (never drop or retype).
+        Returns whether it was created."""
+        present = self._columns(contract.name)
+        if present is None:
             self._create_table(contract)
-        else:
-            self.add_contract_columns(contract)
+            return True
+        self._add_columns(contract, present)
+        return False
 
     def add_contract_columns(self, contract: schema.Table) -> list[str]:
         """Add the contract columns an existing table lacks (``ALTER TABLE … ADD COLUMN``: the dataEditor role
@@ -314,8 +317,9 @@ class BigQueryWarehouse:
             the columns added.
         """
         present = self._columns(contract.name)
-        if present is None:
-            return []
+        return [] if present is None else self._add_columns(contract, present)
+
+    def _add_columns(self, contract: schema.Table, present: dict[str, str]) -> list[str]:
         added: list[str] = []
         for column in contract.columns:
             if column.name not in present:
@@ -356,11 +360,8 @@ class BigQueryWarehouse:
 
         self._call(f"create dataset {self.dataset}", create_dataset)
         for contract in (schema.PREDICTIONS, *input_tables(None)) if tables is None else tables:
-            if self._table(contract.name) is None:
-                self._create_table(contract)
+            if self._ensure_table(contract):
                 created.append(f"table {self._ref(contract.name)}")
-            else:
-                self.add_contract_columns(contract)
         return created
 
     def _load_parquet(
