@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DATE   ?= 2025-02-12
 
-.PHONY: run serve test test-cloud check lint format types bench bench-backtest bench-service bench-cloud clean
+.PHONY: run serve test test-cloud image-check check lint format types bench bench-backtest bench-service bench-cloud clean
 
 $(BIN)/nbaprops: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test: $(VENV)/.dev
 ## test-cloud: only the tests on the Google Cloud emulators (pytest marker `cloud`; they skip without gcloud/Java)
 test-cloud: $(VENV)/.dev
 	$(BIN)/python -m pytest -q -rs -m cloud
+
+## image-check: build the Dockerfile's image without Docker and prove it starts: its stages played on a
+## debootstrapped Debian bookworm (root, chroot; downloads from Debian's mirror and PyPI, so not in `make test`),
+## then nbaprops --version, worker --help, import lightgbm, and a worker and serve on the emulators (docs/cloud.md)
+image-check: $(VENV)/.dev
+	$(PYTHON) tools/image_check.py --emulators --python $(BIN)/python
 
 ## lint: ruff's checks and its formatter (check only; `make format` rewrites)
 lint: $(VENV)/.dev

@@ -119,6 +119,9 @@ def main() -> None:
         embedded_db, cloud_db = work / "embedded.duckdb", work / "cloud.duckdb"
         shutil.copyfile(seed, embedded_db)
         shutil.copyfile(seed, cloud_db)
+        progress("nbaprops gcp setup: the topics, subscriptions, dataset and tables (processes create none)")
+        if nbaprops(["gcp", "setup", "--json"], cloud, log).wait(timeout=300) != 0:
+            raise SystemExit(f"gcp setup failed; see {log}")
         progress("warm-up: training the models, uploading the inputs, one batch each way")
         predict(embedded_db, common, log)
         predict(cloud_db, {**cloud, "NBAPROPS_WORKERS": "2"}, log)  # the coordinator's own queue workers

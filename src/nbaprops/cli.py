@@ -1863,6 +1863,58 @@ def daily(
         _emit(payload, as_json, render)
 
 
+# -- gcp: the one-off set-up of a Google Cloud deployment (docs/cloud.md) ------------------------------------
+gcp_app = typer.Typer(
+    help="Backend gcp: create a deployment's Pub/Sub and BigQuery resources once (processes never create them).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings=_CONTEXT,
+)
+app.add_typer(gcp_app, name="gcp")
+
+
+@gcp_app.command("setup")
+def gcp_setup(
+    location: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="Location of the BigQuery dataset when it is created (e.g. US, EU, us-central1) "
+            "[default: BigQuery's, US].",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create the work topic, the dead-letter topic, their subscriptions (with the dead-letter policy), the
+    BigQuery dataset and its main and input tables, from the settings (gcp_project, pubsub_topic,
+    bigquery_dataset…); print what was created. Idempotent: what exists is left as it is.
+
+    Run it once per deployment with an account allowed to create them (roles/pubsub.editor and
+    roles/bigquery.user). `predict`, `worker` and `serve` only check at start that what they use exists, and
+    name what is missing; their accounts need no role that creates (docs/cloud.md).
+    """
+    with _errors(as_json):
+        from nbaprops.storage import setup_gcp
+
+        settings = _settings(None)
+        created = setup_gcp(settings, location=location)
+        result = {"project": settings.gcp_project, "created": created}
+
+        def render() -> None:
+            for item in created:
+                out.print(f"created {item}", markup=False, highlight=False, soft_wrap=True)
+            if not created:
+                out.print(
+                    f"nothing to create in project {settings.gcp_project}: every topic, subscription, dataset "
+                    "and table exists",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+
+        _emit(result, as_json, render)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

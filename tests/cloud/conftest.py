@@ -1,5 +1,10 @@
 """Fixtures and helpers of the end-to-end tests on the GCP backend: the three emulators, a deployment of our own,
-commands run as processes, and the invariants every test ends with."""
+commands run as processes, and the invariants every test ends with.
+
+Every cloud test runs with clients that refuse to create topics, subscriptions, datasets and set-up tables (in
+this process and in every command process :func:`start` runs: ``tests/cloud/refusing.py``), as real Google Cloud
+does for the roles docs/cloud.md grants; the ``deployment`` fixture creates them first with ``nbaprops gcp
+setup``'s function, as an administrator."""
 
 from __future__ import annotations
 
@@ -17,12 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.cloud.refusing import creation_allowed, refusing_creation
 from tests.emulators.bigquery import BigQueryEmulator, bigquery_emulator
 from tests.emulators.google import firestore_emulator, pubsub_emulator
 from tests.service.conftest import REPO
 
 from nbaprops import schema
 from nbaprops.config import Settings, load_settings
+from nbaprops.storage import setup_gcp
 from nbaprops.storage.gcp.backend import GcpBackend
 
 __all__ = ["bigquery_emulator", "firestore_emulator", "pubsub_emulator"]
@@ -50,8 +57,16 @@ def cloud_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cloud-artifacts")
 
 
+@pytest.fixture(autouse=True)
+def refuse_creation() -> Iterator[list[str]]:
+    """Clients that refuse creation for the whole test (yields what was refused)."""
+    with refusing_creation() as refused:
+        yield refused
+
+
 @pytest.fixture
-def deployment(
+def bare_deployment(
+    refuse_creation: list[str],
     pubsub_emulator: str,
     firestore_emulator: str,
     bigquery_emulator: BigQueryEmulator,
@@ -83,15 +98,24 @@ def deployment(
     )
 
 
+@pytest.fixture
+def deployment(bare_deployment: Deployment) -> Deployment:
+    """A deployment whose resources ``nbaprops gcp setup`` created (as an account allowed to)."""
+    with creation_allowed():
+        setup_gcp(bare_deployment.settings)
+    return bare_deployment
+
+
 # -- commands as processes ---------------------------------------------------------------------------
 
 
 def start(deployment: Deployment, *args: str, **env: str) -> subprocess.Popen[str]:
     """A command in its own process; what it prints goes to files beside the database (a pipe nobody reads
-    while it runs would fill up and block it), read back by :func:`finished` and :func:`logs`."""
+    while it runs would fill up and block it), read back by :func:`finished` and :func:`logs`. Its clients refuse
+    to create resources (``tests/cloud/refusing.py``)."""
     stem = deployment.db.parent / f"{args[0]}-{time.monotonic_ns()}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "nbaprops.cli", *args],
+        [sys.executable, "-m", "tests.cloud.refusing", *args],
         env={**os.environ, **deployment.env, **env, "PYTHONPATH": str(REPO / "src")},
         stdout=stem.with_suffix(".out").open("w"),
         stderr=stem.with_suffix(".log").open("w"),

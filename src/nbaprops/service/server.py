@@ -73,10 +73,16 @@ def serve(
     Raises:
         ConfigError: a non-loopback address without an API key.
         StorageBusyError: the database is held by another process (``DatabaseHeldError`` when it is nbaprops).
+        ConfigError: backend gcp, and a resource of the deployment is missing (``nbaprops gcp setup``).
     """
     check_bind(settings)
     runtime = Runtime(settings, clock=clock)
-    runtime.open()
+    storage = runtime.open()
+    if settings.backend == "gcp":
+        # A missing topic or dataset stops the start in one line here, not in a traceback from uvicorn's lifespan.
+        from nbaprops.storage import open_gcp
+
+        open_gcp(settings, features=storage).close()
     app = create_app(settings, runtime=runtime)
     config = uvicorn.Config(
         app,

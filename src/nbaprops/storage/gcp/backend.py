@@ -13,11 +13,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from nbaprops import schema
 from nbaprops.config import Settings
+from nbaprops.errors import ConfigError
 from nbaprops.storage._base import Capabilities
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.storage.gcp.errors import gcp_errors
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CAPABILITIES = Capabilities(name="gcp", multi_process_writers=True)
+# What a process does decides what it must find at start (GcpBackend.required).
+Role = Literal["coordinator", "worker"]
 
 
 def _anonymous_if_emulated(variable: str | None) -> Any:
@@ -100,23 +105,122 @@ class GcpBackend:
         self._ledger = FirestoreLedger(self._firestore, settings.firestore_prefix)
         with gcp_errors("connect to the BigQuery Storage Read API"):
             read_client = _read_client(settings)
+        # ensure=False: a process creates nothing at start (`nbaprops gcp setup` does; check() finds it).
         self._warehouse = BigQueryWarehouse(
-            self._bigquery, settings.bigquery_dataset, read_client=read_client
+            self._bigquery, settings.bigquery_dataset, read_client=read_client, ensure=False
         )
         self._queue = PubSubQueue(self.names, publisher=self._publisher, subscriber=self._subscriber)
         self._features = features
         self._history: dict[tuple[date, date], DuckDBStorage] = {}
         self._history_lock = threading.Lock()
 
-    def ensure(self) -> None:
-        """Create the topics, subscriptions and dead-letter policy (idempotent); BigQuery's tables are created
-        by the warehouse itself."""
-        ensure_pubsub(
-            self.names,
-            publisher=self._publisher,
-            subscriber=self._subscriber,
-            ack_deadline_seconds=max(10, min(600, int(self.settings.lease_seconds))),
-            max_delivery_attempts=self.settings.max_delivery_attempts,
+    def setup(self, *, location: str | None = None) -> list[str]:
+        """Create what the deployment needs and a running process may not create (``nbaprops gcp setup``, run
+        once by an account with ``roles/pubsub.editor`` and ``roles/bigquery.user``): the work topic, the
+        dead-letter topic, their subscriptions with the dead-letter policy, the BigQuery dataset (in
+        ``location``), the main and input tables. Idempotent: what exists is left as it is (tables gain the
+        contract columns they lack). The Firestore database and its index are gcloud's (docs/cloud.md).
+
+        Returns:
+            what this call created, one ``kind name`` per item.
+        """
+        created = [
+            f"{'subscription' if '/subscriptions/' in path else 'topic'} {path}"
+            for path in ensure_pubsub(
+                self.names,
+                publisher=self._publisher,
+                subscriber=self._subscriber,
+                ack_deadline_seconds=max(10, min(600, int(self.settings.lease_seconds))),
+                max_delivery_attempts=self.settings.max_delivery_attempts,
+            )
+        ]
+        if location:
+            self._warehouse.location = location
+        return created + self._warehouse.setup()
+
+    def required(self, role: Role) -> list[tuple[str, Callable[[], object]]]:
+        """What a process of ``role`` uses and must find at start, each with the call that reads it.
+
+        A worker pulls from the workers' subscription and reads and stages in the dataset; the coordinator
+        publishes to the work topic (which must have the workers' subscription, or its messages are dropped),
+        reads dead letters, and merges into the main table. Both need the Firestore database.
+        """
+        names, timeout = self.names, 30.0
+        dataset = self._warehouse.dataset
+        main = f"{dataset}.{schema.PREDICTIONS.name}"
+        retry = self._warehouse.retry
+
+        def subscription(path: str) -> Callable[[], object]:
+            return lambda: self._subscriber.get_subscription(request={"subscription": path}, timeout=timeout)
+
+        probes: list[tuple[str, Callable[[], object]]] = [
+            (
+                f"Firestore database of project {self.settings.gcp_project}",
+                lambda: (
+                    self._ledger.client.collection(f"{self.settings.firestore_prefix}_batches")
+                    .limit(1)
+                    .get(timeout=timeout)
+                ),
+            ),
+            (
+                f"BigQuery dataset {dataset}",
+                lambda: self._bigquery.get_dataset(dataset, retry=retry, timeout=timeout),
+            ),
+            (f"Pub/Sub subscription {names.subscription_path}", subscription(names.subscription_path)),
+        ]
+        if role == "coordinator":
+            probes += [
+                (
+                    f"Pub/Sub topic {names.topic_path}",
+                    lambda: self._publisher.get_topic(request={"topic": names.topic_path}, timeout=timeout),
+                ),
+                (
+                    f"Pub/Sub subscription {names.dead_letter_subscription_path}",
+                    subscription(names.dead_letter_subscription_path),
+                ),
+                (
+                    f"BigQuery table {main}",
+                    lambda: self._bigquery.get_table(main, retry=retry, timeout=timeout),
+                ),
+            ]
+        return probes
+
+    def check(self, role: Role) -> None:
+        """Find what a process of ``role`` needs, creating nothing; the coordinator then adds the contract
+        columns the main table lacks (dataEditor allows it).
+
+        An account that may not read a resource's metadata (the publisher and subscriber roles do not include
+        ``get``; docs/cloud.md grants ``roles/pubsub.viewer`` on each) leaves that resource unchecked, with a
+        warning: its first use fails if it is missing.
+
+        Raises:
+            ConfigError: one line naming each missing resource and the command that creates it.
+        """
+        from google.api_core import exceptions as google_errors
+
+        missing: list[str] = []
+        for label, probe in self.required(role):
+            with gcp_errors(f"check {label}"):
+                try:
+                    probe()
+                except google_errors.NotFound:
+                    missing.append(label)
+                except (google_errors.PermissionDenied, google_errors.Forbidden):
+                    log.warning("cannot check %s (no permission to read it); not verified at start", label)
+        if not missing:
+            if role == "coordinator":
+                self._warehouse.add_contract_columns(schema.PREDICTIONS)
+            return
+        fixes = []
+        if any(not label.startswith("Firestore") for label in missing):
+            fixes.append(
+                "run `nbaprops gcp setup` once (an account with roles/pubsub.editor and roles/bigquery.user) to "
+                "create the topics, subscriptions, dataset and tables"
+            )
+        if any(label.startswith("Firestore") for label in missing):
+            fixes.append("create the database with `gcloud firestore databases create --location=REGION`")
+        raise ConfigError(
+            f"missing on Google Cloud: {', '.join(missing)}; {' and '.join(fixes)} (docs/cloud.md)"
         )
 
     @property

@@ -72,17 +72,25 @@ def ensure_pubsub(
     subscriber: SubscriberClient,
     ack_deadline_seconds: int = 60,
     max_delivery_attempts: int = 5,
-) -> None:
+) -> list[str]:
     """Create the topic, the dead-letter topic, their subscriptions and the dead-letter policy; idempotent.
 
-    An existing topic or subscription is left as it is. ``max_delivery_attempts`` must be 5–100 (Pub/Sub's
-    range). On real Pub/Sub the service account ``service-PROJECT_NUMBER@gcp-sa-pubsub`` also needs the
-    publisher role on the dead-letter topic and the subscriber role on the workers' subscription.
+    Run once per deployment by ``nbaprops gcp setup`` (an account with ``roles/pubsub.editor``), never when a
+    process starts: real Pub/Sub answers a creation by an account with only the publisher or subscriber role
+    with permission denied, not already-exists. An existing topic or subscription is left as it is.
+    ``max_delivery_attempts`` must be 5–100 (Pub/Sub's range). On real Pub/Sub the service account
+    ``service-PROJECT_NUMBER@gcp-sa-pubsub`` also needs the publisher role on the dead-letter topic and the
+    subscriber role on the workers' subscription (docs/cloud.md).
+
+    Returns:
+        the paths of the topics and subscriptions this call created (those that existed are not listed).
     """
+    created: list[str] = []
     with gcp_errors(f"create Pub/Sub topics and subscriptions in {names.project}"):
         for topic in (names.topic_path, names.dead_letter_topic_path):
             with contextlib.suppress(google_errors.AlreadyExists):
                 publisher.create_topic(request={"name": topic})
+                created.append(topic)
         # The dead-letter topic needs a subscription of its own, or dead letters are dropped on arrival.
         subscriptions: list[dict[str, Any]] = [
             {"name": names.dead_letter_subscription_path, "topic": names.dead_letter_topic_path},
@@ -100,6 +108,8 @@ def ensure_pubsub(
         for request in subscriptions:
             with contextlib.suppress(google_errors.AlreadyExists):
                 subscriber.create_subscription(request=request)
+                created.append(request["name"])
+    return created
 
 
 def _encode(message: WorkMessage) -> bytes:
@@ -118,7 +128,7 @@ class PubSubQueue:
     """The :class:`~nbaprops.storage.seams.Queue` seam on a Pub/Sub topic and pull subscription.
 
     Args:
-        names: the topic and subscriptions (create them with :func:`ensure_pubsub`).
+        names: the topic and subscriptions (``nbaprops gcp setup`` creates them: :func:`ensure_pubsub`).
         publisher: a ``PublisherClient`` (honours ``PUBSUB_EMULATOR_HOST``); made when omitted.
         subscriber: a ``SubscriberClient``; made when omitted.
         pull_timeout_s: how long one pull waits for messages before ``stop()`` is looked at again.

@@ -191,10 +191,11 @@ class BigQueryWarehouse:
 
     Args:
         client: a ``google.cloud.bigquery.Client`` (the caller decides credentials and endpoint).
-        dataset: the dataset id (in the client's project), created when absent.
+        dataset: the dataset id (in the client's project).
         deadline_s: retry deadline of each API call (bounds how long a failing server is retried).
         timeout_s: timeout of each request and of waiting for a job.
-        ensure: create the dataset and the main table (or add the contract columns it lacks) now.
+        ensure: create the dataset and the main table (or add the contract columns it lacks) now. A process
+            of a deployment passes False (``nbaprops gcp setup`` creates them: :meth:`setup`).
     """
 
     capabilities = CAPABILITIES
@@ -298,12 +299,28 @@ class BigQueryWarehouse:
             lambda: self.client.create_table(table, exists_ok=True, retry=self.retry, timeout=self.timeout_s),
         )
 
-    def _ensure_table(self, contract: schema.Table) -> None:
-        """Create a contract table, or add the contract columns an older one lacks (never drop or retype)."""
+    def _ensure_table(self, contract: schema.Table) -> bool:
+        """Create a contract table, or add the contract columns an older one lacks (never drop or retype).
+        Returns whether it was created."""
         present = self._columns(contract.name)
         if present is None:
             self._create_table(contract)
-            return
+            return True
+        self._add_columns(contract, present)
+        return False
+
+    def add_contract_columns(self, contract: schema.Table) -> list[str]:
+        """Add the contract columns an existing table lacks (``ALTER TABLE … ADD COLUMN``: the dataEditor role
+        allows it; nothing is dropped or retyped). A table that does not exist is left alone.
+
+        Returns:
+            the columns added.
+        """
+        present = self._columns(contract.name)
+        return [] if present is None else self._add_columns(contract, present)
+
+    def _add_columns(self, contract: schema.Table, present: dict[str, str]) -> list[str]:
+        added: list[str] = []
         for column in contract.columns:
             if column.name not in present:
                 type_, repeated = bigquery_type(column.type)
@@ -313,21 +330,39 @@ class BigQueryWarehouse:
                     f"ALTER TABLE {self._quoted(contract.name)} ADD COLUMN IF NOT EXISTS `{column.name}` {sql_type}",
                     action=f"add column {column.name} to {contract.name}",
                 )
+                added.append(column.name)
+        return added
 
     def ensure_schema(self) -> None:
         """Create the dataset and the main predictions table (or add the contract columns it lacks)."""
+        self.setup(tables=(schema.PREDICTIONS,))
+
+    def setup(self, *, tables: Sequence[schema.Table] | None = None) -> list[str]:
+        """Create the dataset (in ``location``) and the main and input tables, or add the contract columns an
+        existing table lacks; what exists is left as it is. ``nbaprops gcp setup`` runs this once per deployment
+        (creating a dataset takes ``bigquery.datasets.create``, which no running process is granted).
+
+        Returns:
+            what this call created (``dataset p.d``, ``table p.d.t``).
+        """
+        from google.api_core import exceptions as gexc
         from google.cloud import bigquery
 
+        created: list[str] = []
         dataset = bigquery.Dataset(self.dataset)
         if self.location:
             dataset.location = self.location
-        self._call(
-            f"create dataset {self.dataset}",
-            lambda: self.client.create_dataset(
-                dataset, exists_ok=True, retry=self.retry, timeout=self.timeout_s
-            ),
-        )
-        self._ensure_table(schema.PREDICTIONS)
+
+        def create_dataset() -> None:
+            with contextlib.suppress(gexc.Conflict):
+                self.client.create_dataset(dataset, retry=self.retry, timeout=self.timeout_s)
+                created.append(f"dataset {self.dataset}")
+
+        self._call(f"create dataset {self.dataset}", create_dataset)
+        for contract in (schema.PREDICTIONS, *input_tables(None)) if tables is None else tables:
+            if self._ensure_table(contract):
+                created.append(f"table {self._ref(contract.name)}")
+        return created
 
     def _load_parquet(
         self,
