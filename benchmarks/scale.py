@@ -253,7 +253,9 @@ def measure(path: Path, runs: int) -> dict[str, Any]:
 
         grades = []
         for _ in range(runs):
-            storage.execute("DELETE FROM prediction_grades WHERE run_id = 'live' AND game_date = ?", [BOARD_DATE])
+            storage.execute(
+                "DELETE FROM prediction_grades WHERE run_id = 'live' AND game_date = ?", [BOARD_DATE]
+            )
             t = time.perf_counter()
             graded = grade_date(storage, BOARD_DATE, clock=SystemClock())
             grades.append(time.perf_counter() - t)
@@ -322,7 +324,9 @@ def main(argv: list[str] | None = None) -> int:
             figures = results[size]
             print(
                 f"{size} season(s): "
-                + " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()),
+                + " ".join(
+                    f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()
+                ),
                 flush=True,
             )
         small, large = min(sizes), max(sizes)
