@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,36 @@ def test_bad_lines_file_changes_nothing(db_path: Path, tmp_path: Path) -> None:
     assert code == 0, stderr
     after = database_fingerprint(db_path)
     assert {t for t in before if after[t] != before[t]} == {"prop_lines", "ingest_log"}
+
+
+@pytest.mark.parametrize(
+    ("args", "blocked", "expected"),
+    [
+        (["serve"], "nbaprops.service.server", "pip install 'nbaprops[service]'"),
+        (
+            ["fetch", "schedule", "--season", "2024-25"],
+            "nba_api.stats.endpoints",
+            "pip install 'nbaprops[live]'",
+        ),
+    ],
+)
+def test_install_hints_keep_the_extras_name(
+    args: list[str], blocked: str, expected: str, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18 item 4: on the core install (the extra's modules absent) the hint names the extra. Before: Rich
+    read ``[service]`` / ``[live]`` as markup and printed ``pip install 'nbaprops'``."""
+    monkeypatch.setitem(sys.modules, blocked, None)  # what `import` meets when the extra is not installed
+    code, stdout, stderr = run(*args, "--db", str(db_path))
+    assert code == 1, stdout + stderr
+    assert expected in stderr
+    assert stderr.startswith("Error: ") and len(stderr.strip().splitlines()) == 1
+
+
+def test_user_text_is_never_rich_markup(db_path: Path, tmp_path: Path) -> None:
+    """Issue 18 item 4: a file name is printed as given. Before: ``[bold]x[/bold].csv`` came out ``x.csv`` (Rich
+    markup), and ``[/nope]`` made Rich raise a MarkupError that the CLI reported as an internal error."""
+    for name in ("[bold]x[/bold].csv", "a[/nope]b.csv"):
+        missing = tmp_path / name
+        code, stdout, stderr = run("ingest", "lines", str(missing), "--db", str(db_path))
+        assert (code, stdout) == (1, ""), stderr
+        assert stderr == f"Error: no such file: {missing}\n"

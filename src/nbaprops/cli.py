@@ -25,6 +25,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from nbaprops import __version__
 from nbaprops.clock import SystemClock
@@ -59,8 +60,10 @@ fetch_app = typer.Typer(
 )
 app.add_typer(fetch_app, name="fetch")
 
-out = Console()
-err = Console(stderr=True)
+# markup=False: what is printed is the user's text (file names, player names, install hints such as
+# `pip install 'nbaprops[service]'`), never Rich markup, which would eat every [word] in it.
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
 T = TypeVar("T")
 
 # What the error boundary needs to know beyond the exception: --debug, and the batch a Ctrl-C interrupts.
@@ -150,7 +153,7 @@ def _fail(message: str, kind: str, as_json: bool, code: int) -> typer.Exit:
     if as_json:
         print(json.dumps({"error": message, "kind": kind}))
     else:
-        err.print(f"[red]Error:[/red] {message}", highlight=False, soft_wrap=True, markup=True)
+        err.print(Text.assemble(("Error:", "red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -379,7 +382,7 @@ def _render_summary(title: str, result: dict[str, Any]) -> None:
 # -- predict ---------------------------------------------------------------------------------------
 def _progress(as_json: bool) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -561,7 +564,7 @@ def train(
         with _storage(settings) as storage:
             ensure_boxscores(storage)
             for market in settings.markets:
-                with err.status(f"training {market} on games before {day}…", spinner="dots"):
+                with err.status(Text(f"training {market} on games before {day}…"), spinner="dots"):
                     bundle = train_market(
                         storage, market, day, system_ids=fit, train_days=settings.train_days
                     )
