@@ -13,6 +13,7 @@ import csv
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -1747,7 +1748,12 @@ def daily(
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app()
+    try:
+        app()
+    finally:
+        # The command has ended and said so: a Ctrl-C now would only kill the interpreter's teardown (exit -2,
+        # no message), after the work it could have stopped.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":
