@@ -200,3 +200,40 @@ def test_user_text_is_never_rich_markup(db_path: Path, tmp_path: Path) -> None:
         code, stdout, stderr = run("ingest", "lines", str(missing), "--db", str(db_path))
         assert (code, stdout) == (1, ""), stderr
         assert stderr == f"Error: no such file: {missing}\n"
+
+
+def test_batches_fit_80_columns_with_whole_ids(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18 item 12: ``nbaprops batches`` in an 80-column terminal. Before: every column was cut
+    (``batch_…``, ``2025-0…``, ``compl…``), so no id could be copied from it."""
+    from datetime import UTC, date, datetime
+
+    from nbaprops import cli
+    from nbaprops.clock import SystemClock
+    from nbaprops.pipeline import ledger
+    from nbaprops.storage.seams import PlayerRequest
+
+    request = PlayerRequest("jaysontatum", "Jayson Tatum", 1628369, "BOS", "NYK", "0022400001", True)
+    with open_storage(db_path) as storage:
+        ids = [
+            ledger.create_batch(
+                storage,
+                game_date=date(2025, 2, 12),
+                requests=[request],
+                markets=["points"],
+                systems=["moving_average"],
+                as_of=datetime(2025, 2, 12, 18, tzinfo=UTC),
+                deadline_minutes=30,
+                clock=SystemClock(),
+                kind=kind,
+            )
+            for kind in ("daily", "line_update")
+        ]
+    monkeypatch.setattr(cli.out, "width", 80)
+    code, stdout, stderr = run("batches", "--db", str(db_path))
+    assert code == 0, stderr
+    assert max(len(line) for line in stdout.splitlines()) <= 80 and "…" not in stdout
+    rows = [line.split() for line in stdout.splitlines() if line.startswith("2025")]
+    assert [r[:3] for r in rows] == [[ids[1], "line_update", "running"], [ids[0], "daily", "running"]]
+    assert rows[0][3:7] == ["0", "0", "0", "1"]  # done, skip, fail, open
+    code, stdout, _ = run("batches", "--db", str(db_path), "--json")
+    assert [b["batch_id"] for b in json.loads(stdout)["batches"]] == ids[::-1]

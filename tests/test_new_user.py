@@ -80,10 +80,30 @@ def test_ingest_boxscores_works_as_the_first_command_on_a_new_database(tmp_path:
         pytest.skip(f"shared data not found: {source}")
     head = tmp_path / "few.csv"
     head.write_text("".join(source.open().readlines()[:40]))
-    db = tmp_path / "new" / "fresh.duckdb"
+    db = tmp_path / "fresh.duckdb"
     proc = nbaprops("ingest", "boxscores", str(head), "--db", str(db), "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["rows_read"] == 39
+    assert f"creating a new database at {db}" in proc.stderr  # issue 18 item 8: before, nothing said so
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["predict", "--date", "2025-07-01"], ["ingest", "schedule", "sched.csv"], ["serve", "--port", "0"]],
+)
+def test_a_mistyped_db_folder_is_refused_and_nothing_is_created(tmp_path: Path, command: list[str]) -> None:
+    """Issue 18 item 8. Before: ``--db typo/dir/nb.duckdb`` created the folders, loaded the 252,621 shipped box
+    scores into a new store and went on (``predict`` trained models there; ``serve`` served it)."""
+    write_csv(tmp_path / "sched.csv", [{"game_date": "2025-07-01", "home_team": "BOS", "away_team": "NYK"}])
+    db = tmp_path / "typo" / "dir" / "nb.duckdb"
+    args = [str(tmp_path / a) if a.endswith(".csv") else a for a in command]
+    code, stdout, stderr = run(*args, "--db", str(db))
+    assert (code, stdout) == (1, ""), stderr
+    assert stderr == (
+        f"Error: no folder {db.parent} for a new database at {db}; create the folder first, or fix --db "
+        "(NBAPROPS_DB_PATH)\n"
+    )
+    assert not (tmp_path / "typo").exists()
 
 
 def test_a_line_never_shrinks_the_slate_and_its_player_is_predicted(db_path: Path, tmp_path: Path) -> None:

@@ -23,14 +23,15 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from nbaprops import __version__
 from nbaprops.clock import SystemClock
-from nbaprops.config import Settings, load_settings
+from nbaprops.config import DEFAULT_DB, Settings, load_settings
 from nbaprops.errors import DatabaseHeldError, InputError, NbapropsError, StorageBusyError
 from nbaprops.storage import open_gcp, open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
@@ -232,6 +233,8 @@ def _storage(settings: Settings, *, read_only: bool = False, answer: bool = True
         )
     from nbaprops.service import remote
 
+    if not read_only:
+        _announce_new_store(settings)
     storage = _open_waiting(settings, read_only=read_only)
     try:
         if read_only or not answer:
@@ -241,6 +244,23 @@ def _storage(settings: Settings, *, read_only: bool = False, answer: bool = True
                 yield storage
     finally:
         storage.close()
+
+
+def _announce_new_store(settings: Settings) -> None:
+    """Say that a new database is being created, and refuse one whose folder does not exist (as sqlite3 does).
+
+    A mistyped ``--db typo/dir/nb.duckdb`` used to create the folders, load every shipped box score and train,
+    silently. Only the default ``var/nbaprops.duckdb`` gets its folder created.
+    """
+    path = settings.db_path
+    if path.exists():
+        return
+    if not path.parent.is_dir() and path != DEFAULT_DB:
+        raise InputError(
+            f"no folder {path.parent} for a new database at {path}; create the folder first, or fix --db "
+            "(NBAPROPS_DB_PATH)"
+        )
+    err.print(f"creating a new database at {path}", highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -780,21 +800,33 @@ def batches(
         ]
 
         def render() -> None:
+            # Fits 80 columns with whole ids (an id starts with its game date): one space between columns,
+            # the request counts in four short ones, the creation time as MM-DD HH:MM. Every field: --json.
             table = Table(
-                "batch_id", "game_date", "kind", "state", "done", "skipped", "failed", "open", "created_at"
+                Column("batch", no_wrap=True),
+                Column("kind", no_wrap=True),
+                Column("state", no_wrap=True),
+                *(Column(h, justify="right", no_wrap=True) for h in ("done", "skip", "fail", "open")),
+                Column("created", no_wrap=True),
+                title=f"{len(rows)} batch(es), newest first (times UTC; every field: --json)",
+                title_justify="left",
+                box=box.SIMPLE_HEAD,
+                show_edge=False,
+                pad_edge=False,
+                padding=(0, 0),
             )
             for r in rows:
                 c = r["requests"]
+                created = str(r["created_at"] or "")
                 table.add_row(
                     r["batch_id"],
-                    r["game_date"],
                     r["kind"],
                     r["state"],
                     str(c["done"]),
                     str(c["skipped"]),
                     str(c["failed"]),
                     str(c["pending"] + c["leased"]),
-                    r["created_at"],
+                    created[5:16].replace("T", " ") if len(created) >= 16 else created,
                 )
             out.print(table)
 
@@ -971,6 +1003,7 @@ def serve(
                 f"nbaprops serve needs the service extra ({exc.name} is missing): "
                 "pip install 'nbaprops[service]'"
             ) from None
+        _announce_new_store(settings)
         logging.getLogger("nbaprops").setLevel(logging.INFO)
         run_server(
             settings,
