@@ -541,3 +541,48 @@ def test_a_command_waits_for_a_brief_read_instead_of_failing(tmp_path: Path) -> 
         holder.wait(10)
     assert refused.returncode == 1
     assert refused.stderr.startswith("Error: the database file is held by another process"), refused.stderr
+
+
+def test_status_while_the_holder_trains_says_what_it_does(db_path: Path, tmp_path: Path) -> None:
+    """Issue 18 item 11: ``status`` from a second terminal while ``predict`` trains its first models. Before:
+    ``Error: no batch yet; run `nbaprops predict --date YYYY-MM-DD` `` (exit 1), as if nothing were running."""
+    env = {**os.environ, "NBAPROPS_DATA_DIR": str(tmp_path / "artifacts")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nbaprops.cli",
+            "predict",
+            "--date",
+            "2025-02-12",
+            "--markets",
+            "points,pra",
+            "--train-days",
+            "365",
+            "--db",
+            str(db_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+    try:
+        assert proc.stderr is not None
+        while (line := proc.stderr.readline()) and "training on" not in line:
+            pass
+        assert "training on" in line, "predict did not train"
+        code, stdout, stderr = run("status", "--db", str(db_path))
+        as_json = json.loads(run("status", "--db", str(db_path), "--json")[1])
+    finally:
+        proc.kill()
+        proc.wait()
+    assert code == 0, stderr
+    assert stdout.startswith("no batch yet\n")
+    assert f"nbaprops predict (pid {proc.pid}) is training models for 2025-02-12, started at 20" in stdout
+    assert as_json["batch_id"] is None
+    assert (
+        as_json["holder"]["doing"] == "training models for 2025-02-12"
+        and as_json["holder"]["pid"] == proc.pid
+    )

@@ -69,7 +69,14 @@ err = Console(stderr=True, markup=False)
 T = TypeVar("T")
 
 # What the error boundary needs to know beyond the exception: --debug, and the batch a Ctrl-C interrupts.
-_state: dict[str, Any] = {"debug": False, "batch_id": None}
+_state: dict[str, Any] = {"debug": False, "batch_id": None, "endpoint": None}
+
+
+def _doing(what: str) -> None:
+    """Tell other terminals what this process, holding the database, is doing (``nbaprops status`` shows it)."""
+    if _state["endpoint"] is not None:
+        _state["endpoint"].doing(what)
+
 
 DbOpt = Annotated[
     Path | None,
@@ -240,8 +247,12 @@ def _storage(settings: Settings, *, read_only: bool = False, answer: bool = True
         if read_only or not answer:
             yield storage
         else:  # while this process holds the file, it answers the reads of other nbaprops commands
-            with remote.answer_reads(storage, settings, holder=_command_path()):
-                yield storage
+            with remote.answer_reads(storage, settings, holder=_command_path()) as endpoint:
+                _state["endpoint"] = endpoint
+                try:
+                    yield storage
+                finally:
+                    _state["endpoint"] = None
     finally:
         storage.close()
 
@@ -284,8 +295,12 @@ def _backend(
             if read_only:
                 yield backend
             else:  # other commands' reads (`status` in a second terminal) are the cloud ledger's, not the file's
-                with remote.answer_reads(backend, settings, holder=_command_path()):
-                    yield backend
+                with remote.answer_reads(backend, settings, holder=_command_path()) as endpoint:
+                    _state["endpoint"] = endpoint
+                    try:
+                        yield backend
+                    finally:
+                        _state["endpoint"] = None
         finally:
             backend.close()
 
@@ -464,10 +479,13 @@ def predict(
         task: list[Any] = []
 
         def on_message(message: str) -> None:
+            if "training on" in message:
+                _doing(f"training models for {game_date}")
             err.print(message, highlight=False, soft_wrap=True)
 
         def on_start(batch_id: str, total: int) -> None:
             _state["batch_id"] = batch_id
+            _doing(f"running batch {batch_id} for {game_date}")
             err.print(f"batch {batch_id}: {total} requests for {game_date}", highlight=False, soft_wrap=True)
             task.append(progress.add_task(f"batch {game_date}", total=total))
 
@@ -490,6 +508,7 @@ def predict(
                     )
 
             with _backend(settings, on_upload=uploaded) as backend, progress:
+                _doing(f"planning the batch for {game_date}")
                 try:
                     payload = run_batch(
                         backend,
@@ -772,10 +791,37 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """State, request counts and missing players of a batch (the newest by default)."""
+    from nbaprops.service import remote
+
     with _errors(as_json):
         settings = _settings(db)
-        summary = _run(settings, "status", batch_id=batch_id)
-        _emit(summary, as_json, lambda: _render_summary(f"Batch {summary['batch_id']}", summary))
+        try:
+            summary = _run(settings, "status", batch_id=batch_id)
+        except InputError:  # no batch yet: the process holding the file may be about to start one
+            activity = remote.holder_activity(settings.db_path) if batch_id is None else None
+            if activity is None or not activity.get("doing"):
+                raise
+            summary = {"batch_id": None, "state": "no batch yet"}
+        else:
+            activity = remote.holder_activity(settings.db_path) if batch_id is None else None
+        if activity is not None and activity.get("doing"):
+            summary["holder"] = activity
+        holder_line = (
+            f"{activity['holder']} (pid {activity['pid']}) is {activity['doing']}, started at {activity['since']}"
+            if activity is not None and activity.get("doing")
+            else None
+        )
+
+        def render() -> None:
+            if summary["batch_id"] is not None:
+                shown = {k: v for k, v in summary.items() if k != "holder"}
+                _render_summary(f"Batch {summary['batch_id']}", shown)
+            else:
+                out.print("no batch yet", highlight=False)
+            if holder_line:
+                out.print(holder_line, highlight=False, soft_wrap=True)
+
+        _emit(summary, as_json, render)
 
 
 @app.command()
@@ -1682,12 +1728,14 @@ def daily(
         game_date = _parse_date(date_)
         settings = _settings(db, markets=_split(markets), systems=_split(systems), train_days=train_days)
         with _backend(settings) as backend:
+            _doing(f"running the game day {game_date}")
             progress = _progress(as_json)
             task: list[Any] = []
             with progress:
 
                 def on_start(batch_id: str, total: int) -> None:
                     _state["batch_id"] = batch_id
+                    _doing(f"running batch {batch_id} for {game_date}")
                     task.append(progress.add_task(f"batch {game_date}", total=total))
 
                 def on_progress(counts: dict[str, int]) -> None:
@@ -1697,6 +1745,8 @@ def daily(
                         )
 
                 def say(message: str) -> None:
+                    if "training on" in message:
+                        _doing(f"training models for {game_date}")
                     if not as_json:
                         err.print(message, highlight=False)
 
