@@ -237,3 +237,57 @@ def test_batches_fit_80_columns_with_whole_ids(db_path: Path, monkeypatch: pytes
     assert rows[0][3:7] == ["0", "0", "0", "1"]  # done, skip, fail, open
     code, stdout, _ = run("batches", "--db", str(db_path), "--json")
     assert [b["batch_id"] for b in json.loads(stdout)["batches"]] == ids[::-1]
+
+
+def test_ingest_file_help_names_the_formats_every_kind_reads() -> None:
+    """Issue 18 item 16: ``ingest injuries --help`` said "CSV or Parquet files" where the command list said "CSV or
+    JSON"; every kind reads CSV, Parquet and JSON by the file's extension, and now each help says so."""
+    for kind in ("boxscores", "lines", "schedule", "injuries"):
+        code, stdout, _ = run("ingest", kind, "--help")
+        assert code == 0 and "CSV, Parquet or JSON files" in " ".join(stdout.split()), kind
+    assert "CSV or JSON" not in run("ingest", "--help")[1]
+
+
+def test_a_bare_report_name_lands_where_the_dashboard_lists_it_and_serve_takes_json(db_path: Path) -> None:
+    """Issue 18 item 16. Before: README's ``--report report.html`` was written to the current folder, which the
+    dashboard's ``/reports`` (the reports folder only) never lists; and ``serve --json`` was refused ("No such
+    option: --json") though every command is documented to take it."""
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    code, stdout, stderr = run(
+        *("backtest", "--market", "points", "--from", "2025-02-11", "--to", "2025-02-11"),
+        *("--systems", "moving_average", "--train-days", "30", "--report", "one-day.html"),
+        *("--db", str(db_path), "--json"),
+    )
+    assert code == 0, stderr
+    assert Path(json.loads(stdout)["report"]) == db_path.parent / "reports" / "one-day.html"
+    with socket.socket() as probe:  # a free port (with --port 0 the server would not say which one it got)
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nbaprops.cli", "serve", "--port", port, "--db", str(db_path), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        ready = json.loads(server.stdout.readline())
+        assert (ready["db"], ready["url"]) == (str(db_path), f"http://127.0.0.1:{port}/")
+        deadline = time.monotonic() + 60
+        while True:  # the line comes as the server starts listening
+            try:
+                with urllib.request.urlopen(f"{ready['url']}reports", timeout=30) as response:
+                    assert "one-day.html" in response.read().decode()
+                break
+            except urllib.error.URLError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=60)

@@ -224,6 +224,15 @@ def _errors(as_json: bool = False) -> Iterator[None]:
         ) from None
 
 
+def _report_path(report: Path, settings: Settings) -> Path:
+    """Where ``--report`` writes: a bare file name (``report.html``) into the reports folder, which the
+    dashboard's ``/reports`` lists (README's ``--report report.html`` never appeared there); a path as given."""
+    if report.is_absolute() or report.parent != Path("."):
+        return report
+    settings.reports_path.mkdir(parents=True, exist_ok=True)
+    return settings.reports_path / report.name
+
+
 def _settings(db: Path | None, **overrides: Any) -> Settings:
     return load_settings({"db_path": db, **overrides})
 
@@ -661,7 +670,12 @@ def backtest(
     systems: SystemsOpt = None,
     report: Annotated[
         Path | None,
-        typer.Option(metavar="HTML", show_default=False, help="Write a self-contained HTML report here."),
+        typer.Option(
+            metavar="HTML",
+            show_default=False,
+            help="Write a self-contained HTML report here; a bare file name goes into the reports folder "
+            "(reports_dir, default beside the database: reports/), where the dashboard's /reports lists it.",
+        ),
     ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -733,7 +747,9 @@ def backtest(
             "calibration": calibration_summary(result.models),
         }
         if report is not None:
-            payload["report"] = str(write_report(report, payload, cumulative_profit(result.grades)))
+            payload["report"] = str(
+                write_report(_report_path(report, settings), payload, cumulative_profit(result.grades))
+            )
 
         def render() -> None:
             def f(x: Any) -> str:
@@ -1034,13 +1050,19 @@ def serve(
         typer.Option(min=0, max=65535, show_default=False, help="Port [default: 8080, the port setting]."),
     ] = None,
     db: DbOpt = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help='Print {"url": ..., "db": ...} on stdout once listening (errors as JSON too).'
+        ),
+    ] = False,
 ) -> None:
     """Serve the /v1 API, the dashboard and /metrics over HTTP; batches run in this process (docs/service.md).
 
     Without an API key (NBAPROPS_API_KEYS) it only listens on loopback. SIGTERM stops it cleanly; running
     batches resume at the next start.
     """
-    with _errors():
+    with _errors(as_json):
         settings = _settings(db, host=host, port=port)
         try:
             from nbaprops.service.server import serve as run_server
@@ -1051,12 +1073,18 @@ def serve(
             ) from None
         _announce_new_store(settings)
         logging.getLogger("nbaprops").setLevel(logging.INFO)
-        run_server(
-            settings,
-            on_ready=lambda url: err.print(
-                f"serving {settings.db_path} at {url} (dashboard /, API /docs); Ctrl-C or SIGTERM stops"
-            ),
-        )
+
+        def on_ready(url: str) -> None:
+            if as_json:
+                print(json.dumps({"url": url, "db": str(settings.db_path)}), flush=True)
+            else:
+                err.print(
+                    f"serving {settings.db_path} at {url} (dashboard /, API /docs); Ctrl-C or SIGTERM stops",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+
+        run_server(settings, on_ready=on_ready)
 
 
 # -- worker (gcp) ------------------------------------------------------------------------------------
@@ -1224,7 +1252,12 @@ def accuracy(
     window: Annotated[int, typer.Option(min=1, help="Days of the rolling figures.")] = 7,
     report: Annotated[
         Path | None,
-        typer.Option(metavar="HTML", show_default=False, help="Write a self-contained HTML report here."),
+        typer.Option(
+            metavar="HTML",
+            show_default=False,
+            help="Write a self-contained HTML report here; a bare file name goes into the reports folder "
+            "(reports_dir, default beside the database: reports/), where the dashboard's /reports lists it.",
+        ),
     ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -1245,7 +1278,7 @@ def accuracy(
         if report is not None:
             payload["report"] = str(
                 write_report(
-                    report,
+                    _report_path(report, settings),
                     {
                         **payload,
                         "market": market or "all markets",
@@ -1494,7 +1527,10 @@ def picks(
 
 # -- ingest ----------------------------------------------------------------------------------------
 FilesArg = Annotated[
-    list[Path], typer.Argument(metavar="FILE...", help="CSV or Parquet files.", exists=False)
+    list[Path],
+    typer.Argument(
+        metavar="FILE...", help="CSV, Parquet or JSON files (read by their extension).", exists=False
+    ),
 ]
 
 
@@ -1545,7 +1581,7 @@ def ingest_schedule_cmd(files: FilesArg, db: DbOpt = None, as_json: JsonOpt = Fa
 
 @ingest_app.command("injuries")
 def ingest_injuries_cmd(files: FilesArg, db: DbOpt = None, as_json: JsonOpt = False) -> None:
-    """Add injury-report snapshots (CSV or JSON with the official columns plus Report Time)."""
+    """Add injury-report snapshots (the official report's columns plus Report Time)."""
     from nbaprops.ingest.injuries import ingest_injuries
 
     _ingest("injuries", files, db, as_json, ingest_injuries)
