@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,127 @@ def test_bad_lines_file_changes_nothing(db_path: Path, tmp_path: Path) -> None:
     assert code == 0, stderr
     after = database_fingerprint(db_path)
     assert {t for t in before if after[t] != before[t]} == {"prop_lines", "ingest_log"}
+
+
+@pytest.mark.parametrize(
+    ("args", "blocked", "expected"),
+    [
+        (["serve"], "nbaprops.service.server", "pip install 'nbaprops[service]'"),
+        (
+            ["fetch", "schedule", "--season", "2024-25"],
+            "nba_api.stats.endpoints",
+            "pip install 'nbaprops[live]'",
+        ),
+    ],
+)
+def test_install_hints_keep_the_extras_name(
+    args: list[str], blocked: str, expected: str, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18 item 4: on the core install (the extra's modules absent) the hint names the extra. Before: Rich
+    read ``[service]`` / ``[live]`` as markup and printed ``pip install 'nbaprops'``."""
+    monkeypatch.setitem(sys.modules, blocked, None)  # what `import` meets when the extra is not installed
+    code, stdout, stderr = run(*args, "--db", str(db_path))
+    assert code == 1, stdout + stderr
+    assert expected in stderr
+    assert stderr.startswith("Error: ") and len(stderr.strip().splitlines()) == 1
+
+
+def test_user_text_is_never_rich_markup(db_path: Path, tmp_path: Path) -> None:
+    """Issue 18 item 4: a file name is printed as given. Before: ``[bold]x[/bold].csv`` came out ``x.csv`` (Rich
+    markup), and ``[/nope]`` made Rich raise a MarkupError that the CLI reported as an internal error."""
+    for name in ("[bold]x[/bold].csv", "a[/nope]b.csv"):
+        missing = tmp_path / name
+        code, stdout, stderr = run("ingest", "lines", str(missing), "--db", str(db_path))
+        assert (code, stdout) == (1, ""), stderr
+        assert stderr == f"Error: no such file: {missing}\n"
+
+
+def test_batches_fit_80_columns_with_whole_ids(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18 item 12: ``nbaprops batches`` in an 80-column terminal. Before: every column was cut
+    (``batch_…``, ``2025-0…``, ``compl…``), so no id could be copied from it."""
+    from datetime import UTC, date, datetime
+
+    from nbaprops import cli
+    from nbaprops.clock import SystemClock
+    from nbaprops.pipeline import ledger
+    from nbaprops.storage.seams import PlayerRequest
+
+    request = PlayerRequest("jaysontatum", "Jayson Tatum", 1628369, "BOS", "NYK", "0022400001", True)
+    with open_storage(db_path) as storage:
+        ids = [
+            ledger.create_batch(
+                storage,
+                game_date=date(2025, 2, 12),
+                requests=[request],
+                markets=["points"],
+                systems=["moving_average"],
+                as_of=datetime(2025, 2, 12, 18, tzinfo=UTC),
+                deadline_minutes=30,
+                clock=SystemClock(),
+                kind=kind,
+            )
+            for kind in ("daily", "line_update")
+        ]
+    monkeypatch.setattr(cli.out, "width", 80)
+    code, stdout, stderr = run("batches", "--db", str(db_path))
+    assert code == 0, stderr
+    assert max(len(line) for line in stdout.splitlines()) <= 80 and "…" not in stdout
+    rows = [line.split() for line in stdout.splitlines() if line.startswith("2025")]
+    assert [r[:3] for r in rows] == [[ids[1], "line_update", "running"], [ids[0], "daily", "running"]]
+    assert rows[0][3:7] == ["0", "0", "0", "1"]  # done, skip, fail, open
+    code, stdout, _ = run("batches", "--db", str(db_path), "--json")
+    assert [b["batch_id"] for b in json.loads(stdout)["batches"]] == ids[::-1]
+
+
+def test_ingest_file_help_names_the_formats_every_kind_reads() -> None:
+    """Issue 18 item 16: ``ingest injuries --help`` said "CSV or Parquet files" where the command list said "CSV or
+    JSON"; every kind reads CSV, Parquet and JSON by the file's extension, and now each help says so."""
+    for kind in ("boxscores", "lines", "schedule", "injuries"):
+        code, stdout, _ = run("ingest", kind, "--help")
+        assert code == 0 and "CSV, Parquet or JSON files" in " ".join(stdout.split()), kind
+    assert "CSV or JSON" not in run("ingest", "--help")[1]
+
+
+def test_a_bare_report_name_lands_where_the_dashboard_lists_it_and_serve_takes_json(db_path: Path) -> None:
+    """Issue 18 item 16. Before: README's ``--report report.html`` was written to the current folder, which the
+    dashboard's ``/reports`` (the reports folder only) never lists; and ``serve --json`` was refused ("No such
+    option: --json") though every command is documented to take it."""
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    code, stdout, stderr = run(
+        *("backtest", "--market", "points", "--from", "2025-02-11", "--to", "2025-02-11"),
+        *("--systems", "moving_average", "--train-days", "30", "--report", "one-day.html"),
+        *("--db", str(db_path), "--json"),
+    )
+    assert code == 0, stderr
+    assert Path(json.loads(stdout)["report"]) == db_path.parent / "reports" / "one-day.html"
+    with socket.socket() as probe:  # a free port (with --port 0 the server would not say which one it got)
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nbaprops.cli", "serve", "--port", port, "--db", str(db_path), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        ready = json.loads(server.stdout.readline())
+        assert (ready["db"], ready["url"]) == (str(db_path), f"http://127.0.0.1:{port}/")
+        deadline = time.monotonic() + 60
+        while True:  # the line comes as the server starts listening
+            try:
+                with urllib.request.urlopen(f"{ready['url']}reports", timeout=30) as response:
+                    assert "one-day.html" in response.read().decode()
+                break
+            except urllib.error.URLError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=60)

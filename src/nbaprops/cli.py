@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -21,14 +22,15 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from nbaprops import __version__
 from nbaprops.clock import Clock, ReplayClock, SystemClock
-from nbaprops.config import Settings, load_settings
+from nbaprops.config import DEFAULT_DB, Settings, load_settings
 from nbaprops.errors import DatabaseHeldError, InputError, NbapropsError, StorageBusyError
 from nbaprops.storage import open_gcp, open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
@@ -59,12 +61,21 @@ fetch_app = typer.Typer(
 )
 app.add_typer(fetch_app, name="fetch")
 
-out = Console()
-err = Console(stderr=True)
+# markup=False: what is printed is the user's text (file names, player names, install hints such as
+# `pip install 'nbaprops[service]'`), never Rich markup, which would eat every [word] in it.
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
 T = TypeVar("T")
 
 # What the error boundary needs to know beyond the exception: --debug, and the batch a Ctrl-C interrupts.
-_state: dict[str, Any] = {"debug": False, "batch_id": None}
+_state: dict[str, Any] = {"debug": False, "batch_id": None, "endpoint": None}
+
+
+def _doing(what: str) -> None:
+    """Tell other terminals what this process, holding the database, is doing (``nbaprops status`` shows it)."""
+    if _state["endpoint"] is not None:
+        _state["endpoint"].doing(what)
+
 
 DbOpt = Annotated[
     Path | None,
@@ -239,6 +250,15 @@ def _errors(as_json: bool = False) -> Iterator[None]:
         ) from None
 
 
+def _report_path(report: Path, settings: Settings) -> Path:
+    """Where ``--report`` writes: a bare file name (``report.html``) into the reports folder, which the
+    dashboard's ``/reports`` lists (README's ``--report report.html`` never appeared there); a path as given."""
+    if report.is_absolute() or report.parent != Path("."):
+        return report
+    settings.reports_path.mkdir(parents=True, exist_ok=True)
+    return settings.reports_path / report.name
+
+
 def _settings(db: Path | None, **overrides: Any) -> Settings:
     return load_settings({"db_path": db, **overrides})
 
@@ -255,15 +275,38 @@ def _storage(settings: Settings, *, read_only: bool = False, answer: bool = True
         )
     from nbaprops.service import remote
 
+    if not read_only:
+        _announce_new_store(settings)
     storage = _open_waiting(settings, read_only=read_only)
     try:
         if read_only or not answer:
             yield storage
         else:  # while this process holds the file, it answers the reads of other nbaprops commands
-            with remote.answer_reads(storage, settings, holder=_command_path()):
-                yield storage
+            with remote.answer_reads(storage, settings, holder=_command_path()) as endpoint:
+                _state["endpoint"] = endpoint
+                try:
+                    yield storage
+                finally:
+                    _state["endpoint"] = None
     finally:
         storage.close()
+
+
+def _announce_new_store(settings: Settings) -> None:
+    """Say that a new database is being created, and refuse one whose folder does not exist (as sqlite3 does).
+
+    A mistyped ``--db typo/dir/nb.duckdb`` used to create the folders, load every shipped box score and train,
+    silently. Only the default ``var/nbaprops.duckdb`` gets its folder created.
+    """
+    path = settings.db_path
+    if path.exists():
+        return
+    if not path.parent.is_dir() and path != DEFAULT_DB:
+        raise InputError(
+            f"no folder {path.parent} for a new database at {path}; create the folder first, or fix --db "
+            "(NBAPROPS_DB_PATH)"
+        )
+    err.print(f"creating a new database at {path}", highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -287,8 +330,12 @@ def _backend(
             if read_only:
                 yield backend
             else:  # other commands' reads (`status` in a second terminal) are the cloud ledger's, not the file's
-                with remote.answer_reads(backend, settings, holder=_command_path()):
-                    yield backend
+                with remote.answer_reads(backend, settings, holder=_command_path()) as endpoint:
+                    _state["endpoint"] = endpoint
+                    try:
+                        yield backend
+                    finally:
+                        _state["endpoint"] = None
         finally:
             backend.close()
 
@@ -415,7 +462,7 @@ def _render_summary(title: str, result: dict[str, Any]) -> None:
 # -- predict ---------------------------------------------------------------------------------------
 def _progress(as_json: bool) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -476,10 +523,13 @@ def predict(
         task: list[Any] = []
 
         def on_message(message: str) -> None:
+            if "training on" in message:
+                _doing(f"training models for {game_date}")
             err.print(message, highlight=False, soft_wrap=True)
 
         def on_start(batch_id: str, total: int) -> None:
             _state["batch_id"] = batch_id
+            _doing(f"running batch {batch_id} for {game_date}")
             err.print(f"batch {batch_id}: {total} requests for {game_date}", highlight=False, soft_wrap=True)
             task.append(progress.add_task(f"batch {game_date}", total=total))
 
@@ -514,6 +564,7 @@ def predict(
                     )
 
             with _backend(settings, on_upload=uploaded) as backend, progress:
+                _doing(f"planning the batch for {game_date}")
                 try:
                     payload = run_batch(
                         backend,
@@ -615,7 +666,7 @@ def train(
         with _storage(settings) as storage:
             ensure_boxscores(storage)
             for market in settings.markets:
-                with err.status(f"training {market} on games before {day}…", spinner="dots"):
+                with err.status(Text(f"training {market} on games before {day}…"), spinner="dots"):
                     bundle = train_market(
                         storage, market, day, system_ids=fit, train_days=settings.train_days
                     )
@@ -672,7 +723,12 @@ def backtest(
     systems: SystemsOpt = None,
     report: Annotated[
         Path | None,
-        typer.Option(metavar="HTML", show_default=False, help="Write a self-contained HTML report here."),
+        typer.Option(
+            metavar="HTML",
+            show_default=False,
+            help="Write a self-contained HTML report here; a bare file name goes into the reports folder "
+            "(reports_dir, default beside the database: reports/), where the dashboard's /reports lists it.",
+        ),
     ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -744,7 +800,9 @@ def backtest(
             "calibration": calibration_summary(result.models),
         }
         if report is not None:
-            payload["report"] = str(write_report(report, payload, cumulative_profit(result.grades)))
+            payload["report"] = str(
+                write_report(_report_path(report, settings), payload, cumulative_profit(result.grades))
+            )
 
         def render() -> None:
             def f(x: Any) -> str:
@@ -802,10 +860,37 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """State, request counts and missing players of a batch (the newest by default)."""
+    from nbaprops.service import remote
+
     with _errors(as_json):
         settings = _settings(db)
-        summary = _run(settings, "status", batch_id=batch_id)
-        _emit(summary, as_json, lambda: _render_summary(f"Batch {summary['batch_id']}", summary))
+        try:
+            summary = _run(settings, "status", batch_id=batch_id)
+        except InputError:  # no batch yet: the process holding the file may be about to start one
+            activity = remote.holder_activity(settings.db_path) if batch_id is None else None
+            if activity is None or not activity.get("doing"):
+                raise
+            summary = {"batch_id": None, "state": "no batch yet"}
+        else:
+            activity = remote.holder_activity(settings.db_path) if batch_id is None else None
+        if activity is not None and activity.get("doing"):
+            summary["holder"] = activity
+        holder_line = (
+            f"{activity['holder']} (pid {activity['pid']}) is {activity['doing']}, started at {activity['since']}"
+            if activity is not None and activity.get("doing")
+            else None
+        )
+
+        def render() -> None:
+            if summary["batch_id"] is not None:
+                shown = {k: v for k, v in summary.items() if k != "holder"}
+                _render_summary(f"Batch {summary['batch_id']}", shown)
+            else:
+                out.print("no batch yet", highlight=False)
+            if holder_line:
+                out.print(holder_line, highlight=False, soft_wrap=True)
+
+        _emit(summary, as_json, render)
 
 
 @app.command()
@@ -830,21 +915,33 @@ def batches(
         ]
 
         def render() -> None:
+            # Fits 80 columns with whole ids (an id starts with its game date): one space between columns,
+            # the request counts in four short ones, the creation time as MM-DD HH:MM. Every field: --json.
             table = Table(
-                "batch_id", "game_date", "kind", "state", "done", "skipped", "failed", "open", "created_at"
+                Column("batch", no_wrap=True),
+                Column("kind", no_wrap=True),
+                Column("state", no_wrap=True),
+                *(Column(h, justify="right", no_wrap=True) for h in ("done", "skip", "fail", "open")),
+                Column("created", no_wrap=True),
+                title=f"{len(rows)} batch(es), newest first (times UTC; every field: --json)",
+                title_justify="left",
+                box=box.SIMPLE_HEAD,
+                show_edge=False,
+                pad_edge=False,
+                padding=(0, 0),
             )
             for r in rows:
                 c = r["requests"]
+                created = str(r["created_at"] or "")
                 table.add_row(
                     r["batch_id"],
-                    r["game_date"],
                     r["kind"],
                     r["state"],
                     str(c["done"]),
                     str(c["skipped"]),
                     str(c["failed"]),
                     str(c["pending"] + c["leased"]),
-                    r["created_at"],
+                    created[5:16].replace("T", " ") if len(created) >= 16 else created,
                 )
             out.print(table)
 
@@ -1022,13 +1119,19 @@ def serve(
         typer.Option(min=0, max=65535, show_default=False, help="Port [default: 8080, the port setting]."),
     ] = None,
     db: DbOpt = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help='Print {"url": ..., "db": ...} on stdout once listening (errors as JSON too).'
+        ),
+    ] = False,
 ) -> None:
     """Serve the /v1 API, the dashboard and /metrics over HTTP; batches run in this process (docs/service.md).
 
     Without an API key (NBAPROPS_API_KEYS) it only listens on loopback. SIGTERM stops it cleanly; running
     batches resume at the next start.
     """
-    with _errors():
+    with _errors(as_json):
         settings = _settings(db, host=host, port=port)
         try:
             from nbaprops.service.server import serve as run_server
@@ -1037,13 +1140,20 @@ def serve(
                 f"nbaprops serve needs the service extra ({exc.name} is missing): "
                 "pip install 'nbaprops[service]'"
             ) from None
+        _announce_new_store(settings)
         logging.getLogger("nbaprops").setLevel(logging.INFO)
-        run_server(
-            settings,
-            on_ready=lambda url: err.print(
-                f"serving {settings.db_path} at {url} (dashboard /, API /docs); Ctrl-C or SIGTERM stops"
-            ),
-        )
+
+        def on_ready(url: str) -> None:
+            if as_json:
+                print(json.dumps({"url": url, "db": str(settings.db_path)}), flush=True)
+            else:
+                err.print(
+                    f"serving {settings.db_path} at {url} (dashboard /, API /docs); Ctrl-C or SIGTERM stops",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+
+        run_server(settings, on_ready=on_ready)
 
 
 # -- worker (gcp) ------------------------------------------------------------------------------------
@@ -1211,7 +1321,12 @@ def accuracy(
     window: Annotated[int, typer.Option(min=1, help="Days of the rolling figures.")] = 7,
     report: Annotated[
         Path | None,
-        typer.Option(metavar="HTML", show_default=False, help="Write a self-contained HTML report here."),
+        typer.Option(
+            metavar="HTML",
+            show_default=False,
+            help="Write a self-contained HTML report here; a bare file name goes into the reports folder "
+            "(reports_dir, default beside the database: reports/), where the dashboard's /reports lists it.",
+        ),
     ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -1232,7 +1347,7 @@ def accuracy(
         if report is not None:
             payload["report"] = str(
                 write_report(
-                    report,
+                    _report_path(report, settings),
                     {
                         **payload,
                         "market": market or "all markets",
@@ -1501,7 +1616,10 @@ def picks(
 
 # -- ingest ----------------------------------------------------------------------------------------
 FilesArg = Annotated[
-    list[Path], typer.Argument(metavar="FILE...", help="CSV or Parquet files.", exists=False)
+    list[Path],
+    typer.Argument(
+        metavar="FILE...", help="CSV, Parquet or JSON files (read by their extension).", exists=False
+    ),
 ]
 
 
@@ -1572,7 +1690,7 @@ def ingest_schedule_cmd(files: FilesArg, db: DbOpt = None, as_json: JsonOpt = Fa
 
 @ingest_app.command("injuries")
 def ingest_injuries_cmd(files: FilesArg, db: DbOpt = None, as_json: JsonOpt = False) -> None:
-    """Add injury-report snapshots (CSV or JSON with the official columns plus Report Time)."""
+    """Add injury-report snapshots (the official report's columns plus Report Time)."""
     from nbaprops.ingest.injuries import ingest_injuries
 
     _ingest("injuries", files, db, as_json, ingest_injuries)
@@ -1765,12 +1883,14 @@ def daily(
             )
         settings = _settings(db, markets=_split(markets), systems=_split(systems), train_days=train_days)
         with _backend(settings) as backend:
+            _doing(f"running the game day {game_date}")
             progress = _progress(as_json)
             task: list[Any] = []
             with progress:
 
                 def on_start(batch_id: str, total: int) -> None:
                     _state["batch_id"] = batch_id
+                    _doing(f"running batch {batch_id} for {game_date}")
                     task.append(progress.add_task(f"batch {game_date}", total=total))
 
                 def on_progress(counts: dict[str, int]) -> None:
@@ -1780,6 +1900,8 @@ def daily(
                         )
 
                 def say(message: str) -> None:
+                    if "training on" in message:
+                        _doing(f"training models for {game_date}")
                     if not as_json:
                         err.print(message, highlight=False)
 
@@ -1917,7 +2039,12 @@ def gcp_setup(
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app()
+    try:
+        app()
+    finally:
+        # The command has ended and said so: a Ctrl-C now would only kill the interpreter's teardown (exit -2,
+        # no message), after the work it could have stopped.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

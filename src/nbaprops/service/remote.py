@@ -184,6 +184,19 @@ class Holder:
             raise HolderGoneError(f"holder pid {self.pid} is not answering: {exc}") from None
 
 
+def holder_activity(db_path: Path) -> dict[str, Any] | None:
+    """What the nbaprops process holding ``db_path`` says it is doing (see :meth:`Endpoint.doing`); None when
+    no live holder answers."""
+    holder = Holder.read(db_path)
+    if holder is None:
+        return None
+    try:
+        activity = holder.call("activity", timeout=5.0)
+    except NbapropsError:
+        return None
+    return activity if isinstance(activity, dict) else None
+
+
 class HolderGoneError(StorageBusyError):
     """The recorded holder stopped answering (it is closing, or died): open the file again."""
 
@@ -436,6 +449,22 @@ class Endpoint:
         self.refused: str | None = None  # why no record was written (the database's folder is not private)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._doing: tuple[str, float] | None = None
+        self.operations.setdefault("activity", self._activity)
+
+    def doing(self, what: str | None) -> None:
+        """Say what this holder is doing now (``training models for 2025-02-12``); ``nbaprops status`` in
+        another terminal shows it, with when it started and this pid, while no batch says more."""
+        self._doing = None if what is None else (what, time.time())
+
+    def _activity(self, storage: Backend, settings: Settings) -> dict[str, Any]:
+        doing = self._doing
+        return {
+            "holder": self.holder,
+            "pid": os.getpid(),
+            "doing": doing[0] if doing else None,
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(doing[1])) if doing else None,
+        }
 
     @property
     def url(self) -> str:
@@ -537,6 +566,7 @@ __all__ = [
     "answer_reads",
     "endpoint_file",
     "held_error",
+    "holder_activity",
     "rebuild_error",
     "run",
     "submit_batch",
