@@ -1,9 +1,16 @@
 """Batches run in the background of the serving process.
 
-:meth:`BatchRunner.submit` does what must be answered at once — plan the date, refuse a clash, create the
-batch (or find the running one) — and hands the rest to a thread: models ready (trained when missing), the
+:meth:`BatchRunner.submit` does what must be answered at once — refuse a clash, return the batch that stands
+when nothing it read has changed, else plan the date and create the batch (or find the running one) — and
+hands the rest to a thread: models ready (trained when missing), the
 in-process workers, consolidation. These are the steps of :func:`nbaprops.pipeline.daily.run_batch`, called in
 the order that lets the caller have the batch id before any training.
+
+A clash is refused before any planning, so a flood of submissions of one date costs a lookup each: a date
+with a batch running answers :class:`ConflictError` at once, and so does a date another submission is planning
+this moment (one lock per date, never waited for; only ``resume`` waits). A repeat once the batch has
+finished is answered with that batch when the inputs digest (:func:`nbaprops.gameday.inputs_digest`, what
+``nbaprops daily`` compares) is the one it ran with and no later batch replaced it; ``force`` starts anew.
 
 The ledger stays the truth: a job only remembers what the ledger cannot say (its phase, the messages of its
 training, a run's error). On :meth:`BatchRunner.stop` the workers commit their current chunk and claim no more,
@@ -19,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from types import TracebackType
 from typing import Any, Literal
 
 from nbaprops.alerts import batch_alert, send_alert
@@ -26,7 +34,7 @@ from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
 from nbaprops.errors import ConflictError, NbapropsError, StorageBusyError
 from nbaprops.pipeline import ledger
-from nbaprops.pipeline.coordinator import StartResult, process_owner
+from nbaprops.pipeline.coordinator import Coordinator, StartResult, default_as_of, process_owner
 from nbaprops.pipeline.daily import BatchPlan, BatchRun, complete_batch, plan_batch, start_batch
 from nbaprops.storage import retry_transient
 from nbaprops.storage.seams import Backend
@@ -35,6 +43,8 @@ from nbaprops.systems.training import ensure_bundles
 log = logging.getLogger(__name__)
 
 Phase = Literal["training", "running", "finished", "failed", "stopped"]
+# What makes two submissions the same batch: date, markets, systems, deadline.
+SubmissionKey = tuple[date, tuple[str, ...], tuple[str, ...], float | None]
 
 
 class ShuttingDownError(StorageBusyError):
@@ -56,6 +66,37 @@ class Job:
 
     def as_dict(self) -> dict[str, Any]:
         return {"phase": self.phase, "messages": list(self.messages), "error": self.error}
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What :meth:`BatchRunner.submit` did: the job and its start, and whether the batch stands unchanged."""
+
+    job: Job
+    start: StartResult
+    unchanged: bool = False
+
+
+class _DateGuard:
+    """One submission of a date at a time: the lock of the date, taken without waiting unless ``wait``."""
+
+    def __init__(
+        self, locks: dict[date, threading.Lock], guard: threading.Lock, day: date, wait: bool
+    ) -> None:
+        with guard:
+            self.lock = locks.setdefault(day, threading.Lock())
+        self.day = day
+        self.wait = wait
+
+    def __enter__(self) -> None:
+        if not self.lock.acquire(blocking=self.wait):
+            raise ConflictError(
+                f"a batch of {self.day} is being started by another request this moment; follow it with "
+                f"GET /v1/batches?date={self.day}"
+            )
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.lock.release()
 
 
 class BatchRunner:
@@ -82,8 +123,10 @@ class BatchRunner:
         self.clock = clock or SystemClock()
         self.on_finished = on_finished
         self.stopping = threading.Event()
-        self._submit_lock = threading.Lock()
+        self._guard = threading.Lock()
+        self._date_locks: dict[date, threading.Lock] = {}
         self._jobs: dict[str, Job] = {}
+        self._finished: dict[SubmissionKey, tuple[str, str]] = {}  # key -> (inputs digest, batch id)
 
     # -- submit ----------------------------------------------------------------------------------
     def submit(
@@ -109,10 +152,58 @@ class BatchRunner:
             InputError: bad markets or systems, no games on the date, no player expected.
             ShuttingDownError: the service is stopping.
         """
+        return self.submit_batch(
+            game_date,
+            markets=markets,
+            systems=systems,
+            force=force,
+            deadline_minutes=deadline_minutes,
+            train_days=train_days,
+            resume=resume,
+        )[:2]
+
+    def submit_batch(
+        self,
+        game_date: date,
+        *,
+        markets: Sequence[str] | None = None,
+        systems: Sequence[str] | None = None,
+        force: bool = False,
+        deadline_minutes: float | None = None,
+        train_days: int | None = None,
+        resume: bool = False,
+    ) -> tuple[Job, StartResult, bool]:
+        """:meth:`submit`, and whether the batch returned stands unchanged (nothing new since it ran).
+
+        Raises:
+            ConflictError: as :meth:`submit`, and also while another submission of the date is being
+                planned (without ``resume``, which waits for it).
+        """
+        from nbaprops.markets import validate_markets
+
         settings = self.settings.replace(batch_deadline_minutes=deadline_minutes)
-        with self._submit_lock:  # two submissions of one date must not create two batches
-            if self.stopping.is_set():
-                raise ShuttingDownError("the service is stopping; submit the batch again once it is back")
+        if self.stopping.is_set():
+            raise ShuttingDownError("the service is stopping; submit the batch again once it is back")
+        key: SubmissionKey = (
+            game_date,
+            tuple(validate_markets(markets or settings.markets)),
+            tuple(systems or settings.systems),
+            deadline_minutes,
+        )
+        with _DateGuard(self._date_locks, self._guard, game_date, wait=resume):
+            if not force and not resume:  # refuse a clash before any planning: a lookup, not a plan
+                running = retry_transient(
+                    lambda: Coordinator(self.backend, settings, clock=self.clock).running(game_date)
+                )
+                if running is not None:
+                    raise ConflictError(
+                        f"batch {running.batch_id} is running for {game_date}; follow it, or send force=true "
+                        f"to end it partial and start anew",
+                        batch_id=running.batch_id,
+                    )
+                standing = self._standing(key, settings)
+                if standing is not None:
+                    return standing.job, standing.start, True
             plan = retry_transient(
                 lambda: plan_batch(
                     self.backend,
@@ -124,7 +215,7 @@ class BatchRunner:
                     clock=self.clock,
                 )
             )
-            if plan.running is not None and not resume:
+            if plan.running is not None and not resume:  # started elsewhere since the lookup
                 raise ConflictError(
                     f"batch {plan.running.batch_id} is running for {game_date}; follow it, or send force=true "
                     f"to end it partial and start anew",
@@ -139,15 +230,47 @@ class BatchRunner:
                 self._jobs[start.batch_id] = job
                 job.thread = threading.Thread(
                     target=self._run,
-                    args=(job, settings, plan, start, train_days),
+                    args=(job, settings, plan, start, train_days, key),
                     name=f"nbaprops-batch-{start.batch_id}",
                     daemon=True,
                 )
                 job.thread.start()
-        return job, start
+        return job, start, False
+
+    def _digest(self, key: SubmissionKey, settings: Settings) -> str:
+        from nbaprops.gameday import inputs_digest
+
+        game_date, markets, systems, _ = key
+        return inputs_digest(
+            self.backend.features, settings, game_date, default_as_of(game_date, self.clock), markets, systems
+        )
+
+    def _standing(self, key: SubmissionKey, settings: Settings) -> Submitted | None:
+        """The batch this submission would repeat: it finished here with the same inputs digest, and it is
+        still the newest batch of the date and complete (nothing replaced it since)."""
+        finished = self._finished.get(key)
+        if finished is None:
+            return None
+        digest, batch_id = finished
+        job = self._jobs.get(batch_id)
+        if job is None or job.phase != "finished":
+            return None
+        newest = ledger.list_batches(self.backend, game_date=key[0])  # newest first
+        if not newest or newest[0].batch_id != batch_id or newest[0].state != "complete":
+            return None
+        if retry_transient(lambda: self._digest(key, settings)) != digest:
+            return None
+        requests = sum(ledger.progress(self.backend, batch_id).values())
+        return Submitted(job, StartResult(batch_id, False, requests))
 
     def _run(
-        self, job: Job, settings: Settings, plan: BatchPlan, start: StartResult, train_days: int | None
+        self,
+        job: Job,
+        settings: Settings,
+        plan: BatchPlan,
+        start: StartResult,
+        train_days: int | None,
+        key: SubmissionKey,
     ) -> None:
         try:
             bundles = ensure_bundles(
@@ -184,18 +307,22 @@ class BatchRunner:
                 job.phase = "stopped"
                 return
             job.result = run.as_dict()
+            if run.summary.state == "complete":  # what it read, models included: a repeat compares with it
+                self._finished[key] = (retry_transient(lambda: self._digest(key, settings)), job.batch_id)
             job.phase = "finished"
             batch_alert(settings, job.result)  # as `nbaprops predict` does: only a partial batch alerts
             log.info("batch %s finished %s in %.2fs", job.batch_id, run.summary.state, run.summary.duration_s)
             if self.on_finished is not None:
                 self.on_finished(run)
         except Exception as exc:  # a background thread has no caller to raise to: record, log, alert
-            if isinstance(exc, NbapropsError):
+            from nbaprops.service.errors import status_of
+
+            if isinstance(exc, NbapropsError) and status_of(exc) != 500:
                 log.warning("batch %s: %s: %s", job.batch_id, type(exc).__name__, exc)
                 job.error = {"error": str(exc), "kind": type(exc).__name__}
-            else:
+            else:  # its text may quote SQL, tables or stored values: the log has it, the API does not
                 log.exception("batch %s crashed", job.batch_id)
-                job.error = {"error": f"internal error: {type(exc).__name__}: {exc}", "kind": "InternalError"}
+                job.error = {"error": "internal error; the server logged it", "kind": "InternalError"}
             job.phase = "failed"
             send_alert(
                 settings,
