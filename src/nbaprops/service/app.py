@@ -111,7 +111,6 @@ class SameOrigin:
         if refusal is None:
             await self.app(scope, receive, send)
             return
-        access_log.warning("%s %s refused: %s", scope["method"], scope["path"], refusal[1].split(";")[0])
         response = errors.error_response(refusal[0], refusal[1], errors.kind_of(refusal[0]))
         await response(scope, receive, send)
 
@@ -184,9 +183,12 @@ class Observe:
         request_id = uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = request_id
 
+        started_response = False
+
         async def send_wrapped(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
+                started_response = True
                 status = message["status"]
                 headers = list(message.get("headers") or ())
                 names = {name.lower() for name, _ in headers}
@@ -208,6 +210,16 @@ class Observe:
 
         try:
             await self.app(scope, receive, send_wrapped)
+        except Exception as exc:
+            if started_response:
+                raise
+            # Answered here rather than by Starlette's outermost handler, which re-raises to the server (the
+            # client's keep-alive connection would be reset); the body never carries the exception's text.
+            if isinstance(exc, errors.ApiError):
+                response = errors.error_response(exc.status, str(exc), exc.kind)
+            else:
+                response = errors.internal_error(Request(scope), exc)
+            await response(scope, receive, send_wrapped)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -312,9 +324,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     )
     _openapi(app)
     _docs(app)
-    app.add_middleware(Observe, runtime=rt)
+    # The last added is the outermost: every request is observed (refusals included), then a foreign Host or
+    # a cross-site write is refused before the body is read or any route runs.
     app.add_middleware(BodyLimit, limit=int(settings.upload_limit_mb * 1_048_576))
-    app.add_middleware(SameOrigin, hosts=allowed_hosts(settings.host))  # outermost: refuses before all else
+    app.add_middleware(SameOrigin, hosts=allowed_hosts(settings.host))
+    app.add_middleware(Observe, runtime=rt)
     return app
 
 

@@ -307,9 +307,9 @@ class BatchRunner:
                 job.phase = "stopped"
                 return
             job.result = run.as_dict()
+            job.phase = "finished"
             if run.summary.state == "complete":  # what it read, models included: a repeat compares with it
                 self._finished[key] = (retry_transient(lambda: self._digest(key, settings)), job.batch_id)
-            job.phase = "finished"
             batch_alert(settings, job.result)  # as `nbaprops predict` does: only a partial batch alerts
             log.info("batch %s finished %s in %.2fs", job.batch_id, run.summary.state, run.summary.duration_s)
             if self.on_finished is not None:
