@@ -34,7 +34,7 @@ from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
 from nbaprops.errors import ConflictError, NbapropsError, StorageBusyError
 from nbaprops.pipeline import ledger
-from nbaprops.pipeline.coordinator import Coordinator, StartResult, default_as_of, process_owner
+from nbaprops.pipeline.coordinator import StartResult, default_as_of, process_owner
 from nbaprops.pipeline.daily import BatchPlan, BatchRun, complete_batch, plan_batch, start_batch
 from nbaprops.storage import retry_transient
 from nbaprops.storage.seams import Backend
@@ -43,6 +43,8 @@ from nbaprops.systems.training import ensure_bundles
 log = logging.getLogger(__name__)
 
 Phase = Literal["training", "running", "finished", "failed", "stopped"]
+# A flood of repeats computes the inputs digest once per this many seconds (an ingest here clears it at once).
+STANDING_MEMO_SECONDS = 1.0
 # What makes two submissions the same batch: date, markets, systems, deadline.
 SubmissionKey = tuple[date, tuple[str, ...], tuple[str, ...], float | None]
 
@@ -127,6 +129,7 @@ class BatchRunner:
         self._date_locks: dict[date, threading.Lock] = {}
         self._jobs: dict[str, Job] = {}
         self._finished: dict[SubmissionKey, tuple[str, str]] = {}  # key -> (inputs digest, batch id)
+        self._standing_memo: dict[SubmissionKey, tuple[float, Submitted | None]] = {}
 
     # -- submit ----------------------------------------------------------------------------------
     def submit(
@@ -190,18 +193,13 @@ class BatchRunner:
             tuple(systems or settings.systems),
             deadline_minutes,
         )
+        if not force and not resume:  # refuse a clash before any planning: lookups, not a plan
+            standing = self._clash_or_standing(key, settings)
+            if standing is not None:
+                return standing.job, standing.start, True
         with _DateGuard(self._date_locks, self._guard, game_date, wait=resume):
-            if not force and not resume:  # refuse a clash before any planning: a lookup, not a plan
-                running = retry_transient(
-                    lambda: Coordinator(self.backend, settings, clock=self.clock).running(game_date)
-                )
-                if running is not None:
-                    raise ConflictError(
-                        f"batch {running.batch_id} is running for {game_date}; follow it, or send force=true "
-                        f"to end it partial and start anew",
-                        batch_id=running.batch_id,
-                    )
-                standing = self._standing(key, settings)
+            if not force and not resume:  # again, now that the date is ours: one may have ended meanwhile
+                standing = self._clash_or_standing(key, settings)
                 if standing is not None:
                     return standing.job, standing.start, True
             plan = retry_transient(
@@ -244,6 +242,39 @@ class BatchRunner:
         return inputs_digest(
             self.backend.features, settings, game_date, default_as_of(game_date, self.clock), markets, systems
         )
+
+    def _clash_or_standing(self, key: SubmissionKey, settings: Settings) -> Submitted | None:
+        """Refuse a batch of the date in flight here or running in the ledger; else the batch that stands.
+
+        Raises:
+            ConflictError: naming the batch in the way.
+        """
+        game_date = key[0]
+        running_id = next(
+            (
+                job.batch_id
+                for job in list(self._jobs.values())
+                if job.game_date == game_date and job.thread is not None and job.thread.is_alive()
+            ),
+            None,
+        ) or retry_transient(lambda: ledger.running_batch(self.backend, game_date))
+        if running_id is not None:
+            raise ConflictError(
+                f"batch {running_id} is running for {game_date}; follow it, or send force=true to end it "
+                f"partial and start anew",
+                batch_id=running_id,
+            )
+        now = time.monotonic()
+        memo = self._standing_memo.get(key)
+        if memo is not None and now < memo[0]:
+            return memo[1]
+        standing = self._standing(key, settings)
+        self._standing_memo[key] = (now + STANDING_MEMO_SECONDS, standing)
+        return standing
+
+    def inputs_changed(self) -> None:
+        """Forget the verdicts on standing batches (after an ingest through the service)."""
+        self._standing_memo.clear()
 
     def _standing(self, key: SubmissionKey, settings: Settings) -> Submitted | None:
         """The batch this submission would repeat: it finished here with the same inputs digest, and it is
@@ -310,6 +341,7 @@ class BatchRunner:
             job.phase = "finished"
             if run.summary.state == "complete":  # what it read, models included: a repeat compares with it
                 self._finished[key] = (retry_transient(lambda: self._digest(key, settings)), job.batch_id)
+                self._standing_memo.pop(key, None)
             batch_alert(settings, job.result)  # as `nbaprops predict` does: only a partial batch alerts
             log.info("batch %s finished %s in %.2fs", job.batch_id, run.summary.state, run.summary.duration_s)
             if self.on_finished is not None:

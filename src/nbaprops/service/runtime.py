@@ -11,8 +11,10 @@ pools of threads, one for reads (:meth:`Runtime.db`, :meth:`Runtime.read`) and o
 cursors however many requests come, the event loop never waits on the database, and reads never queue behind
 writes (a flood of batch submissions or an upload being ingested does not delay a status read).
 
-The served database gets a memory limit (:data:`MEMORY_LIMIT`): DuckDB spills what does not fit (a large
-upload being ingested) to its temporary folder beside the file instead of growing the process without bound.
+An upload is ingested under a memory bound (:meth:`Runtime.bounded_memory`, :data:`UPLOAD_MEMORY_LIMIT`):
+DuckDB spills what does not fit to its temporary folder beside the file instead of growing the process by
+gigabytes for a large file (and keeping them); the bound is lifted when no ingest runs, so batches are not
+slowed by it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -47,9 +49,8 @@ log = logging.getLogger(__name__)
 READ_CACHE_SECONDS = 0.5  # how long a read is reused as it is (see Runtime.read)
 READ_STALE_SECONDS = 2.0  # how long after that it is still answered while a refresh runs
 WRITE_THREADS = 4  # writes serialise on DuckDB's single writer anyway; more threads would only queue
-MEMORY_LIMIT = (
-    "256MB"  # DuckDB's buffer pool in the service (1M uploaded rows peaked 650 MB above idle without)
-)
+# DuckDB's buffers while an upload is ingested (a 1M-row upload peaked 650 MB above idle without a bound).
+UPLOAD_MEMORY_LIMIT = "256MB"
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -96,6 +97,8 @@ class Runtime:
         self._endpoint: remote.Endpoint | None = None
         self._stopped = False
         self._reads: dict[Hashable, _Read] = {}
+        self._memory_lock = threading.Lock()
+        self._bounded = 0  # ingests running under the memory bound
 
     @property
     def storage(self) -> DuckDBStorage:
@@ -133,7 +136,6 @@ class Runtime:
 
         storage = self.open()
         ensure_boxscores(storage)
-        storage.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")  # a constant, not input
         backend: Backend = storage
         if self.settings.backend == "gcp":
             backend = self._backend = open_gcp(self.settings, features=storage)
@@ -231,6 +233,25 @@ class Runtime:
             return await self._on(self._write_pool, functools.partial(retry_transient, fn))
         finally:
             self.forget_reads()
+
+    @contextlib.contextmanager
+    def bounded_memory(self) -> Iterator[None]:
+        """DuckDB's memory limited to :data:`UPLOAD_MEMORY_LIMIT` while the block runs (an ingest of an upload
+        of any size); DuckDB's default is back once no such block runs. The limit is the database's, so a
+        batch running meanwhile is bounded too (it spills rather than fails)."""
+        storage = self.storage
+        with self._memory_lock:
+            if self._bounded == 0:
+                storage.execute(f"SET memory_limit = '{UPLOAD_MEMORY_LIMIT}'")  # a constant, not input
+            self._bounded += 1
+        try:
+            yield
+        finally:
+            with self._memory_lock:
+                self._bounded -= 1
+                if self._bounded == 0:
+                    with contextlib.suppress(Exception):  # stopping: the database may be closing
+                        storage.execute("RESET memory_limit")  # DuckDB's default (nothing else sets it)
 
     def forget_reads(self) -> None:
         """Clear the read cache (after a write)."""
