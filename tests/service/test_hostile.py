@@ -15,7 +15,15 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.service.conftest import KEYS, SLATE, LiveServer, copy_db, service_settings, wait_batch
+from tests.service.conftest import (
+    KEYS,
+    SLATE,
+    LiveServer,
+    copy_db,
+    service_settings,
+    wait_batch,
+    wait_for,
+)
 from typer.testing import CliRunner
 
 from nbaprops.config import load_settings
@@ -208,6 +216,7 @@ def test_a_repeat_with_nothing_new_returns_the_batch_that_stands_and_force_makes
     if running.status_code == 409:  # still running: named
         assert running.json()["batch_id"] == batch_id
     wait_batch(client, batch_id)
+    wait_for(lambda: client.get(f"/v1/batches/{batch_id}").json()["runner"]["phase"] == "finished", 30)
     for _ in range(3):
         again = client.post("/v1/batches", json={"game_date": SLATE})
         assert again.status_code == 200, again.text

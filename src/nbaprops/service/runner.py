@@ -254,7 +254,7 @@ class BatchRunner:
             (
                 job.batch_id
                 for job in list(self._jobs.values())
-                if job.game_date == game_date and job.thread is not None and job.thread.is_alive()
+                if job.game_date == game_date and job.phase in ("training", "running")
             ),
             None,
         ) or retry_transient(lambda: ledger.running_batch(self.backend, game_date))
@@ -316,6 +316,8 @@ class BatchRunner:
             if self.stopping.is_set():
                 job.phase = "stopped"
                 return
+            # What the batch reads, models included (now trained): a later submission compares with it.
+            digest = retry_transient(lambda: self._digest(key, settings))
             # Workers elsewhere (backend gcp) read their history from the warehouse: send it the inputs the
             # batch was planned from (on the embedded backend the file is the warehouse: nothing to copy).
             uploaded = self.backend.warehouse.upload_inputs(self.backend.features)
@@ -338,10 +340,10 @@ class BatchRunner:
                 job.phase = "stopped"
                 return
             job.result = run.as_dict()
-            job.phase = "finished"
-            if run.summary.state == "complete":  # what it read, models included: a repeat compares with it
-                self._finished[key] = (retry_transient(lambda: self._digest(key, settings)), job.batch_id)
+            if run.summary.state == "complete":  # a repeat with the same inputs gets this batch
+                self._finished[key] = (digest, job.batch_id)
                 self._standing_memo.pop(key, None)
+            job.phase = "finished"
             batch_alert(settings, job.result)  # as `nbaprops predict` does: only a partial batch alerts
             log.info("batch %s finished %s in %.2fs", job.batch_id, run.summary.state, run.summary.duration_s)
             if self.on_finished is not None:
