@@ -12,7 +12,8 @@ style).
 Then, for ``--seconds``: ``--clients`` clients each post ``{"game_date": "2025-02-12"}`` again as soon as
 their previous answer came (the same inputs every time), and ``--readers`` clients read the status of the
 date every 50 ms (``GET /v1/batches/{id}`` of the batch the first 202 named, ``GET /v1/batches?date=…`` before
-it). Clients are asyncio in this process, one keep-alive connection each, on the same cores as the server.
+it). Clients are asyncio in this process, one lean keep-alive connection each (a minimal HTTP/1.1 exchange,
+as in ``benchmarks/service.py``), on the same cores as the server.
 
 Last line::
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -36,6 +38,7 @@ import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -60,7 +63,12 @@ def build_seed(seed: Path, artifacts: Path) -> None:
     try:
         ensure_boxscores(storage)
         ensure_bundles(
-            storage, Settings(db_path=seed, data_dir=artifacts), GAME_DATE, MARKETS, SYSTEMS, on_message=progress
+            storage,
+            Settings(db_path=seed, data_dir=artifacts),
+            GAME_DATE,
+            MARKETS,
+            SYSTEMS,
+            on_message=progress,
         )
         storage.execute("CHECKPOINT")
     finally:
@@ -83,7 +91,18 @@ def start_server(db: Path, artifacts: Path, port: int, log: Path, src: Path) -> 
         "NBAPROPS_API_KEYS": "",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nbaprops.cli", "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "nbaprops.cli",
+            "serve",
+            "--db",
+            str(db),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -109,45 +128,89 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
-async def flood(base: str, *, clients: int, readers: int, seconds: float) -> dict[str, object]:
+class Connection:
+    """One keep-alive HTTP/1.1 connection on loopback, as lean as a load generator can be (this process shares
+    the cores with the server; an httpx client per caller would cost the server most of its CPU)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def send(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None or self.writer.is_closing():
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+        if body:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + body)
+        answer = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(answer.split(b" ", 2)[1])
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in answer.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def flood(port: int, *, clients: int, readers: int, seconds: float) -> dict[str, Any]:
     post_ms: list[float] = []
     status_ms: list[float] = []
     codes: Counter[str] = Counter()
     batch: dict[str, str] = {}
     end = time.monotonic() + seconds
-    body = {"game_date": GAME_DATE.isoformat()}
+    body = json.dumps({"game_date": GAME_DATE.isoformat()}).encode()
 
-    async def poster(client: httpx.AsyncClient) -> None:
-        while time.monotonic() < end:
-            started = time.perf_counter()
-            try:
-                response = await client.post("/v1/batches", json=body)
-            except httpx.HTTPError as exc:
-                codes[type(exc).__name__] += 1
-                continue
-            post_ms.append((time.perf_counter() - started) * 1000)
-            codes[str(response.status_code)] += 1
-            if response.status_code in (200, 202):
-                batch.setdefault("id", response.json()["batch_id"])
+    async def poster() -> None:
+        connection = Connection(port)
+        try:
+            while time.monotonic() < end:
+                started = time.perf_counter()
+                try:
+                    status, answer = await connection.send("POST", "/v1/batches", body)
+                except (OSError, asyncio.IncompleteReadError) as exc:
+                    codes[type(exc).__name__] += 1
+                    connection.close()
+                    continue
+                post_ms.append((time.perf_counter() - started) * 1000)
+                codes[str(status)] += 1
+                if status in (200, 202):
+                    batch.setdefault("id", json.loads(answer)["batch_id"])
+        finally:
+            connection.close()
 
-    async def reader(client: httpx.AsyncClient) -> None:
-        while time.monotonic() < end:
-            path = f"/v1/batches/{batch['id']}" if "id" in batch else f"/v1/batches?date={GAME_DATE}"
-            started = time.perf_counter()
-            try:
-                response = await client.get(path)
-                if response.status_code == 200:
+    async def reader() -> None:
+        connection = Connection(port)
+        try:
+            while time.monotonic() < end:
+                path = f"/v1/batches/{batch['id']}" if "id" in batch else f"/v1/batches?date={GAME_DATE}"
+                started = time.perf_counter()
+                try:
+                    status, _ = await connection.send("GET", path)
+                except (OSError, asyncio.IncompleteReadError) as exc:
+                    codes[f"read {type(exc).__name__}"] += 1
+                    connection.close()
+                    continue
+                if status == 200:
                     status_ms.append((time.perf_counter() - started) * 1000)
                 else:
-                    codes[f"read {response.status_code}"] += 1
-            except httpx.HTTPError as exc:
-                codes[f"read {type(exc).__name__}"] += 1
-            await asyncio.sleep(0.05)
+                    codes[f"read {status}"] += 1
+                await asyncio.sleep(0.05)
+        finally:
+            connection.close()
 
-    limits = httpx.Limits(max_connections=clients + readers, max_keepalive_connections=clients + readers)
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
-        await asyncio.gather(*(poster(client) for _ in range(clients)), *(reader(client) for _ in range(readers)))
-        listed = (await client.get("/v1/batches", params={"date": GAME_DATE.isoformat(), "limit": 1000})).json()
+    await asyncio.gather(*(poster() for _ in range(clients)), *(reader() for _ in range(readers)))
+    listed = httpx.get(
+        f"http://127.0.0.1:{port}/v1/batches",
+        params={"date": GAME_DATE.isoformat(), "limit": 1000},
+        timeout=60,
+    ).json()
     return {"post_ms": post_ms, "status_ms": status_ms, "codes": codes, "batches": len(listed["batches"])}
 
 
@@ -170,14 +233,8 @@ def main() -> None:
         port = free_port()
         proc = start_server(db, artifacts, port, folder / "serve.log", args.src.resolve())
         progress(f"server up on 127.0.0.1:{port}; {args.clients} posting clients for {args.seconds:g} s")
-        result = asyncio.run(
-            flood(f"http://127.0.0.1:{port}", clients=args.clients, readers=args.readers, seconds=args.seconds)
-        )
-        post_ms = result["post_ms"]
-        status_ms = result["status_ms"]
-        assert isinstance(post_ms, list) and isinstance(status_ms, list)
-        codes = result["codes"]
-        assert isinstance(codes, Counter)
+        result = asyncio.run(flood(port, clients=args.clients, readers=args.readers, seconds=args.seconds))
+        post_ms, status_ms, codes = result["post_ms"], result["status_ms"], result["codes"]
         print(
             f"posts={len(post_ms)} post_p50_ms={statistics.median(post_ms) if post_ms else float('nan'):.1f} "
             f"reads={len(status_ms)} status_max_ms={max(status_ms, default=float('nan')):.1f}"

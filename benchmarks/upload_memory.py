@@ -51,7 +51,16 @@ def write_lines(target: Path, rows: int) -> int:
     with target.open("w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(
-            ["game_date", "player_name", "market", "line", "bookmaker", "over_price", "under_price", "posted_at"]
+            [
+                "game_date",
+                "player_name",
+                "market",
+                "line",
+                "bookmaker",
+                "over_price",
+                "under_price",
+                "posted_at",
+            ]
         )
         round_ = 0
         while written < rows:
@@ -103,7 +112,18 @@ def start_server(db: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
         "NBAPROPS_UPLOAD_LIMIT_MB": "1024",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nbaprops.cli", "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "nbaprops.cli",
+            "serve",
+            "--db",
+            str(db),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
