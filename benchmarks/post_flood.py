@@ -162,6 +162,7 @@ class Connection:
 async def flood(port: int, *, clients: int, readers: int, seconds: float) -> dict[str, Any]:
     post_ms: list[float] = []
     status_ms: list[float] = []
+    after_ms: list[float] = []  # reads once the batch ended and stood (repeats answered 200)
     codes: Counter[str] = Counter()
     batch: dict[str, str] = {}
     end = time.monotonic() + seconds
@@ -182,6 +183,8 @@ async def flood(port: int, *, clients: int, readers: int, seconds: float) -> dic
                 codes[str(status)] += 1
                 if status in (200, 202):
                     batch.setdefault("id", json.loads(answer)["batch_id"])
+                if status == 200:
+                    batch.setdefault("standing_at", str(time.monotonic()))
         finally:
             connection.close()
 
@@ -199,6 +202,8 @@ async def flood(port: int, *, clients: int, readers: int, seconds: float) -> dic
                     continue
                 if status == 200:
                     status_ms.append((time.perf_counter() - started) * 1000)
+                    if "standing_at" in batch:
+                        after_ms.append(status_ms[-1])
                 else:
                     codes[f"read {status}"] += 1
                 await asyncio.sleep(0.05)
@@ -211,7 +216,13 @@ async def flood(port: int, *, clients: int, readers: int, seconds: float) -> dic
         params={"date": GAME_DATE.isoformat(), "limit": 1000},
         timeout=60,
     ).json()
-    return {"post_ms": post_ms, "status_ms": status_ms, "codes": codes, "batches": len(listed["batches"])}
+    return {
+        "post_ms": post_ms,
+        "status_ms": status_ms,
+        "after_ms": after_ms,
+        "codes": codes,
+        "batches": len(listed["batches"]),
+    }
 
 
 def main() -> None:
@@ -237,7 +248,9 @@ def main() -> None:
         post_ms, status_ms, codes = result["post_ms"], result["status_ms"], result["codes"]
         print(
             f"posts={len(post_ms)} post_p50_ms={statistics.median(post_ms) if post_ms else float('nan'):.1f} "
-            f"reads={len(status_ms)} status_max_ms={max(status_ms, default=float('nan')):.1f}"
+            f"reads={len(status_ms)} status_max_ms={max(status_ms, default=float('nan')):.1f} "
+            f"after_batch: reads={len(result['after_ms'])} status_p50_ms={percentile(result['after_ms'], 50):.1f} "
+            f"status_p99_ms={percentile(result['after_ms'], 99):.1f}"
         )
         print(
             f"batches={result['batches']} post_p50_ms={percentile(post_ms, 50):.1f} "

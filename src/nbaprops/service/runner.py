@@ -43,8 +43,10 @@ from nbaprops.systems.training import ensure_bundles
 log = logging.getLogger(__name__)
 
 Phase = Literal["training", "running", "finished", "failed", "stopped"]
-# A flood of repeats computes the inputs digest once per this many seconds (an ingest here clears it at once).
-STANDING_MEMO_SECONDS = 1.0
+# A flood of repeats computes the inputs digest once per this many seconds. The served file changes only through
+# this server, and an ingest or a finished batch here clears the verdicts at once; time alone (a line whose
+# posted_at passes meanwhile) is seen within this delay.
+STANDING_MEMO_SECONDS = 5.0
 # What makes two submissions the same batch: date, markets, systems, deadline.
 SubmissionKey = tuple[date, tuple[str, ...], tuple[str, ...], float | None]
 
@@ -182,17 +184,10 @@ class BatchRunner:
             ConflictError: as :meth:`submit`, and also while another submission of the date is being
                 planned (without ``resume``, which waits for it).
         """
-        from nbaprops.markets import validate_markets
-
         settings = self.settings.replace(batch_deadline_minutes=deadline_minutes)
         if self.stopping.is_set():
             raise ShuttingDownError("the service is stopping; submit the batch again once it is back")
-        key: SubmissionKey = (
-            game_date,
-            tuple(validate_markets(markets or settings.markets)),
-            tuple(systems or settings.systems),
-            deadline_minutes,
-        )
+        key = self.submission_key(game_date, markets, systems, deadline_minutes)
         if not force and not resume:  # refuse a clash before any planning: lookups, not a plan
             standing = self._clash_or_standing(key, settings)
             if standing is not None:
@@ -243,13 +238,44 @@ class BatchRunner:
             self.backend.features, settings, game_date, default_as_of(game_date, self.clock), markets, systems
         )
 
-    def _clash_or_standing(self, key: SubmissionKey, settings: Settings) -> Submitted | None:
-        """Refuse a batch of the date in flight here or running in the ledger; else the batch that stands.
+    def submission_key(
+        self,
+        game_date: date,
+        markets: Sequence[str] | None,
+        systems: Sequence[str] | None,
+        deadline_minutes: float | None,
+    ) -> SubmissionKey:
+        """What makes two submissions the same batch.
 
         Raises:
-            ConflictError: naming the batch in the way.
+            InputError: an unknown market.
         """
-        game_date = key[0]
+        from nbaprops.markets import validate_markets
+
+        return (
+            game_date,
+            tuple(validate_markets(markets or self.settings.markets)),
+            tuple(systems or self.settings.systems),
+            deadline_minutes,
+        )
+
+    def answer_from_memory(self, key: SubmissionKey) -> Submitted | None:
+        """A repeat answered without touching the database (cheap enough for the event loop): a batch of the
+        date training or running here is a :class:`ConflictError`; a standing batch judged less than
+        :data:`STANDING_MEMO_SECONDS` ago is returned. ``None``: ask :meth:`submit_batch`.
+
+        Raises:
+            ConflictError: naming the batch of the date this server is running.
+        """
+        if self.stopping.is_set():
+            return None  # submit_batch says so
+        self._refuse_in_flight(key[0])
+        memo = self._standing_memo.get(key)
+        if memo is not None and time.monotonic() < memo[0] and memo[1] is not None:
+            return memo[1]
+        return None
+
+    def _refuse_in_flight(self, game_date: date) -> None:
         running_id = next(
             (
                 job.batch_id
@@ -257,7 +283,23 @@ class BatchRunner:
                 if job.game_date == game_date and job.phase in ("training", "running")
             ),
             None,
-        ) or retry_transient(lambda: ledger.running_batch(self.backend, game_date))
+        )
+        if running_id is not None:
+            raise ConflictError(
+                f"batch {running_id} is running for {game_date}; follow it, or send force=true to end it "
+                f"partial and start anew",
+                batch_id=running_id,
+            )
+
+    def _clash_or_standing(self, key: SubmissionKey, settings: Settings) -> Submitted | None:
+        """Refuse a batch of the date in flight here or running in the ledger; else the batch that stands.
+
+        Raises:
+            ConflictError: naming the batch in the way.
+        """
+        game_date = key[0]
+        self._refuse_in_flight(game_date)
+        running_id = retry_transient(lambda: ledger.running_batch(self.backend, game_date))
         if running_id is not None:
             raise ConflictError(
                 f"batch {running_id} is running for {game_date}; follow it, or send force=true to end it "
@@ -342,7 +384,7 @@ class BatchRunner:
             job.result = run.as_dict()
             if run.summary.state == "complete":  # a repeat with the same inputs gets this batch
                 self._finished[key] = (digest, job.batch_id)
-                self._standing_memo.pop(key, None)
+            self._standing_memo.clear()  # its models may be what another submission reads
             job.phase = "finished"
             batch_alert(settings, job.result)  # as `nbaprops predict` does: only a partial batch alerts
             log.info("batch %s finished %s in %.2fs", job.batch_id, run.summary.state, run.summary.duration_s)

@@ -226,13 +226,15 @@ class Runtime:
         entry.expires = asyncio.get_running_loop().time() + READ_CACHE_SECONDS
         return value
 
-    async def write(self, fn: Callable[[], T]) -> T:
+    async def write(self, fn: Callable[[], T], *, forget_reads: bool = True) -> T:
         """``fn()`` on a write thread, retried on a transient conflict (the running batch writes too);
-        the read cache is cleared after it, so the writer reads its own write."""
+        the read cache is cleared after it, so the writer reads its own write (``forget_reads=False``: the
+        caller clears it when something changed, so refused writes cannot defeat the cache)."""
         try:
             return await self._on(self._write_pool, functools.partial(retry_transient, fn))
         finally:
-            self.forget_reads()
+            if forget_reads:
+                self.forget_reads()
 
     @contextlib.contextmanager
     def bounded_memory(self) -> Iterator[None]:
