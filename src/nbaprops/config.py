@@ -160,6 +160,7 @@ class Settings:
 
 
 BACKENDS = ("duckdb", "gcp")
+MIN_API_KEY_LENGTH = 16  # a key anyone can guess is no key
 
 
 def _instant(raw: Any) -> datetime:
@@ -264,6 +265,12 @@ def load_settings(
         raise ConfigError("max_delivery_attempts must be 5-100 (Pub/Sub's range)")
     if not 0 <= settings.port <= 65535:
         raise ConfigError(f"port {settings.port} is not a TCP port (0-65535)")
+    short = [i + 1 for i, key in enumerate(settings.api_keys) if len(key) < MIN_API_KEY_LENGTH]
+    if short:
+        raise ConfigError(
+            f"api_keys: key {', '.join(map(str, short))} is shorter than {MIN_API_KEY_LENGTH} characters; "
+            f"use long random keys (e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        )
     if settings.upload_limit_mb <= 0:
         raise ConfigError("upload_limit_mb must be positive")
     if settings.webhook_attempts < 1 or settings.webhook_timeout_seconds <= 0:

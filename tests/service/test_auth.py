@@ -93,9 +93,10 @@ def test_keys_never_reach_a_log(anonymous: httpx.Client, caplog: pytest.LogCaptu
 
 
 def test_keys_come_from_the_environment_comma_separated() -> None:
-    settings = load_settings(environ={"NBAPROPS_API_KEYS": " one , two,,"}, config_file=None)
-    assert settings.api_keys == ("one", "two")
-    assert key_matches("two", settings.api_keys) and not key_matches("tw", settings.api_keys)
+    one, two = "one-0123456789abcdef", "two-0123456789abcdef"
+    settings = load_settings(environ={"NBAPROPS_API_KEYS": f" {one} , {two},,"}, config_file=None)
+    assert settings.api_keys == (one, two)
+    assert key_matches(two, settings.api_keys) and not key_matches(two[:-1], settings.api_keys)
     assert not key_matches("", settings.api_keys)
 
 

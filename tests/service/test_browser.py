@@ -173,3 +173,99 @@ def test_progress_moves_live_and_the_board_shows_the_lines(
     assert browser.find_element("css selector", f"#batch-{batch_id} [data-field=state]").text == "complete"
     browser.save_screenshot(str(tmp_path / "batches.png"))
     assert (tmp_path / "board.png").stat().st_size > 10_000
+
+
+EVIL_PAGE = """<!doctype html><html><body>
+<form id="upload" method="post" enctype="multipart/form-data" action="{service}/v1/ingest/lines">
+  <input type="file" name="files" id="files">
+</form>
+<form id="stalled" method="post" action="{service}/v1/check-stalled">
+  <input type="hidden" name="stall_minutes" value="0">
+</form>
+<script>
+  const csv = {lines};
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([csv], "lines.csv", {{type: "text/csv"}}));
+  document.getElementById("files").files = transfer.files;
+  document.getElementById("{form}").submit();
+</script>
+</body></html>"""
+
+
+def answered(server: LiveServer, route: str, status: int) -> float:
+    """How many POSTs to ``route`` the server answered with ``status`` (its latency histogram's count)."""
+    import re
+
+    metrics = httpx.get(f"{server.url}/metrics").text
+    series = re.escape(f'{{method="POST",route="{route}",status="{status}"}}')
+    found = re.search(rf"nbaprops_http_request_duration_seconds_count{series} (\S+)", metrics)
+    return float(found.group(1)) if found else 0.0
+
+
+@pytest.fixture(scope="module")
+def open_live(
+    loaded_db_file: Path, artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A server without API keys (loopback only, every caller trusted): what a page elsewhere would attack."""
+    db = copy_db(loaded_db_file, tmp_path_factory.mktemp("browser-open"))
+    with LiveServer(service_settings(db, artifacts, api_keys=())) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def evil_site() -> Iterator[tuple[str, dict[str, str]]]:
+    """A web server on another loopback port (another origin) serving the pages of ``pages`` by name."""
+    import http.server
+    import threading
+
+    pages: dict[str, str] = {}
+
+    class Pages(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path.lstrip("/"), "").encode()
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", pages
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("form", ["upload", "stalled"])
+def test_a_page_on_another_origin_cannot_post_to_a_keyless_server(
+    browser: Any, open_live: LiveServer, evil_site: tuple[str, dict[str, str]], form: str
+) -> None:
+    """A real page on another origin (another loopback port) submits a form to the service: a multipart upload
+    of a lines file (set through DataTransfer, as a script can), or a form post to /v1/check-stalled.
+
+    Before: the upload stored its rows and check-stalled ran (200), since multipart and form posts need no
+    CORS preflight and the service never looked at ``Origin``. Now: 403 and nothing stored.
+    """
+    import json
+
+    origin, pages = evil_site
+    day_lines = lines_of(DAY)
+    pages[f"{form}.html"] = EVIL_PAGE.format(service=open_live.url, lines=json.dumps(day_lines), form=form)
+    storage = open_live.runtime.storage
+    before = storage.scalar("SELECT count(*) FROM prop_lines")
+    path = "/v1/ingest/{kind}" if form == "upload" else "/v1/check-stalled"
+    answered_before = answered(open_live, path, 200)
+
+    browser.get(f"{origin}/{form}.html")
+    wait_for(lambda: browser.current_url.startswith(open_live.url), timeout=30, interval=0.05)
+    wait_for(lambda: "cross-site request refused" in browser.page_source, timeout=30, interval=0.05)
+    assert "Forbidden" in browser.page_source
+    assert storage.scalar("SELECT count(*) FROM prop_lines") == before
+    assert answered(open_live, path, 200) == answered_before  # the route never answered 200
+    assert answered(open_live, "unmatched", 403) >= 1  # refused before any route ran

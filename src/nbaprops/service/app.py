@@ -1,5 +1,5 @@
-"""The FastAPI application: routers, error boundary, lifespan, and the three middlewares every request
-crosses (body size limit, timing and access log, security headers).
+"""The FastAPI application: routers, error boundary, lifespan, and the middlewares every request crosses
+(own Host and same-origin writes only, body size limit, request id, timing and access log, security headers).
 
 ``create_app(settings)`` builds one service over ``settings.db_path``. The database is opened by the lifespan
 (or before it, by :func:`nbaprops.service.server.serve`, so that a held file fails before anything listens)
@@ -8,22 +8,24 @@ and closed when the server stops.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from nbaprops import __version__
 from nbaprops.clock import Clock
 from nbaprops.config import Settings
-from nbaprops.service import errors
+from nbaprops.service import auth, errors
 from nbaprops.service.routers import batches, dashboard, health, ingest, operations, predictions
 from nbaprops.service.runtime import Runtime
 
@@ -49,6 +51,76 @@ finish, recover stalled work, clean staging, ingest files, read the board of a d
 Write endpoints need an API key in the `X-API-Key` header once any key is configured (`NBAPROPS_API_KEYS`);
 read endpoints need one when `read_auth` is set. Errors are `{"error": "...", "kind": "..."}`.
 """
+
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def allowed_hosts(listen_host: str) -> frozenset[str] | None:
+    """The ``Host`` names the service answers to when it listens on ``listen_host``; ``None`` for any.
+
+    On a specific address: the loopback names (``localhost``, ``127.0.0.1``, ``[::1]``) and that address, so a
+    name an attacker points at this machine (DNS rebinding) is refused. On a wildcard address (``0.0.0.0``,
+    ``::``) the service faces a network under names it cannot know; it then needs API keys
+    (:func:`nbaprops.service.server.check_bind`), and a rebound page has no key.
+    """
+    host = listen_host.strip().strip("[]").lower()
+    try:
+        if not host or ipaddress.ip_address(host).is_unspecified:
+            return None
+    except ValueError:
+        pass
+    return frozenset((*LOOPBACK_NAMES, host))
+
+
+def _host_name(host_header: str) -> str:
+    """The name of a ``Host`` header without its port: ``[::1]:8000`` → ``::1``, ``Example:80`` → ``example``."""
+    value = host_header.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class SameOrigin:
+    """Answer only this server's own ``Host``, and refuse unsafe methods sent by another origin's page.
+
+    The checks of Starlette's ``TrustedHostMiddleware`` and of Django's CSRF origin check, with errors in the
+    service's JSON shape: a request whose ``Host`` is not one the server listens under gets 400 (DNS
+    rebinding: the browser sends the attacker's name); a POST/PUT/PATCH/DELETE whose ``Origin`` is not
+    ``http(s)://<Host>`` (or is ``null``), or that has no ``Origin`` but a ``Sec-Fetch-Site`` of ``cross-site``
+    or ``same-site``, gets 403 before any route runs, keys or not. A client that is not a browser sends
+    neither header and is not concerned (the key is what stops it).
+    """
+
+    def __init__(self, app: ASGIApp, hosts: frozenset[str] | None) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name.lower(): value for name, value in scope.get("headers") or ()}
+        host = headers.get(b"host", b"").decode("latin-1")
+        refusal: tuple[int, str] | None = None
+        if self.hosts is not None and _host_name(host) not in self.hosts:
+            refusal = (400, "this server does not answer to that Host name; use 127.0.0.1 or localhost")
+        elif scope["method"] in UNSAFE_METHODS and not self._same_origin(headers, host):
+            refusal = (403, "cross-site request refused: only this server's own pages and clients may write")
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        response = errors.error_response(refusal[0], refusal[1], errors.kind_of(refusal[0]))
+        await response(scope, receive, send)
+
+    @staticmethod
+    def _same_origin(headers: dict[bytes, bytes], host: str) -> bool:
+        origin = headers.get(b"origin")
+        if origin is not None:
+            value = origin.decode("latin-1").strip().lower()
+            return bool(host) and value in (f"http://{host.lower()}", f"https://{host.lower()}")
+        return headers.get(b"sec-fetch-site", b"").lower() not in (b"cross-site", b"same-site")
 
 
 class BodyLimit:
@@ -94,8 +166,9 @@ class BodyLimit:
 
 
 class Observe:
-    """Per request: latency into the metrics (by route template), one access-log line (path without its
-    query string, so no key or token can reach a log), and the security headers."""
+    """Per request: a request id (``X-Request-ID`` on the response, ``request.state.request_id`` for the error
+    boundary), latency into the metrics (by route template), one access-log line with that id (path without
+    its query string, so no key or token can reach a log), and the security headers."""
 
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
@@ -107,10 +180,15 @@ class Observe:
             return
         started = time.perf_counter()
         status = 500
+        request_id = uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        started_response = False
 
         async def send_wrapped(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
+                started_response = True
                 status = message["status"]
                 headers = list(message.get("headers") or ())
                 names = {name.lower() for name, _ in headers}
@@ -123,6 +201,7 @@ class Observe:
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"),
                     (b"content-security-policy", policy.encode()),
+                    (b"x-request-id", request_id.encode()),
                 ):
                     if name not in names:
                         headers.append((name, value))
@@ -131,6 +210,16 @@ class Observe:
 
         try:
             await self.app(scope, receive, send_wrapped)
+        except Exception as exc:
+            if started_response:
+                raise
+            # Answered here rather than by Starlette's outermost handler, which re-raises to the server (the
+            # client's keep-alive connection would be reset); the body never carries the exception's text.
+            if isinstance(exc, errors.ApiError):
+                response = errors.error_response(exc.status, str(exc), exc.kind)
+            else:
+                response = errors.internal_error(Request(scope), exc)
+            await response(scope, receive, send_wrapped)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -139,7 +228,35 @@ class Observe:
                 self.runtime.metrics.latency.labels(scope["method"], template, str(status)).observe(elapsed)
             # One line per write or error; a successful read (a dashboard polling) only at debug level.
             level = logging.DEBUG if scope["method"] in ("GET", "HEAD") and status < 400 else logging.INFO
-            access_log.log(level, "%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed * 1000)
+            access_log.log(
+                level,
+                "%s %s %d %.1fms request %s",
+                scope["method"],
+                scope["path"],
+                status,
+                elapsed * 1000,
+                request_id,
+            )
+
+
+class ReadGuard:
+    """A mounted app (static files) behind the same rule as the read routes: a key when ``read_auth`` is set."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await auth.read_access(Request(scope))  # raises ApiError, answered by the error boundary
+        await self.app(scope, receive, send)
+
+
+def _openapi(app: FastAPI) -> None:
+    """``/openapi.json``: the document, behind the read rule (``read_auth``) like every read."""
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(auth.read_access)])
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
 
 
 def _docs(app: FastAPI) -> None:
@@ -147,9 +264,9 @@ def _docs(app: FastAPI) -> None:
     import importlib.resources
 
     assets = importlib.resources.files("fastapi_offline") / "static"
-    app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
+    app.mount(DOCS_ASSETS, ReadGuard(StaticFiles(directory=str(assets))), name="docs-assets")
 
-    @app.get("/docs", include_in_schema=False)
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(auth.read_access)])
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url="/openapi.json",
@@ -187,7 +304,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url="/openapi.json",
+        openapi_url=None,  # served by _openapi, behind read_access
     )
     app.state.runtime = rt
     errors.install(app)
@@ -200,10 +317,18 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
         dashboard.router,
     ):
         app.include_router(router)
-    app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
+    app.mount(
+        "/static",
+        ReadGuard(StaticFiles(directory=Path(__file__).resolve().parent / "static")),
+        name="static",
+    )
+    _openapi(app)
     _docs(app)
-    app.add_middleware(Observe, runtime=rt)
+    # The last added is the outermost: every request is observed (refusals included), then a foreign Host or
+    # a cross-site write is refused before the body is read or any route runs.
     app.add_middleware(BodyLimit, limit=int(settings.upload_limit_mb * 1_048_576))
+    app.add_middleware(SameOrigin, hosts=allowed_hosts(settings.host))
+    app.add_middleware(Observe, runtime=rt)
     return app
 
 

@@ -1,13 +1,18 @@
 """Errors as JSON: ``{"error": "...", "kind": "..."}`` with the status that says what happened.
 
 One boundary, like the CLI's: the nbaprops exception tree maps onto statuses here and nowhere else, and no
-response ever carries a traceback (an unexpected error is logged on the server and answered with 500).
+response ever carries a traceback. A 500 (an unexpected exception, or an nbaprops error that is no fault of
+the caller's, such as a storage failure) is logged on the server with its request id and answered with
+``{"error": "internal error; the server logged it (request <id>)", "kind": "InternalError", "request_id":
+"<id>"}``: never the exception's text, which may quote SQL, table names, paths or stored values.
 
 =========================  ======
 error                      status
 =========================  ======
 malformed request (JSON)   400
+Host not this server's     400
 no key / Bearer / query    401
+cross-site write           403
 wrong key                  403
 UnknownBatchError, route   404
 ConflictError              409
@@ -81,6 +86,33 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def kind_of(status: int) -> str:
+    """The ``kind`` of an HTTP-layer error with this status."""
+    return _HTTP_KINDS.get(status, "Error")
+
+
+def internal_error(request: Request, exc: BaseException, *, traceback: bool = True) -> JSONResponse:
+    """Log ``exc`` under the request's id and answer 500 without a word of its text."""
+    request_id = getattr(request.state, "request_id", None) or "unknown"
+    log.error(
+        "request %s: %s %s failed: %s: %s",
+        request_id,
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc,
+        exc_info=exc if traceback else None,
+    )
+    return error_response(
+        500,
+        f"internal error; the server logged it (request {request_id})",
+        "InternalError",
+        # set here too: an unexpected exception is answered outside the middleware that adds it
+        headers={"X-Request-ID": request_id},
+        request_id=request_id,
+    )
+
+
 def status_of(exc: NbapropsError) -> int:
     """The HTTP status of an nbaprops error."""
     if isinstance(exc, UnknownBatchError):
@@ -110,8 +142,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(NbapropsError)
     async def nbaprops_error(request: Request, exc: NbapropsError) -> JSONResponse:
         status = status_of(exc)
-        if status == 500:
-            log.error("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+        if status == 500:  # not the caller's fault: its text is for the log only
+            return internal_error(request, exc, traceback=False)
         return error_response(
             status,
             str(exc),
@@ -144,8 +176,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return error_response(500, "internal error; the server logged it", "InternalError")
+        return internal_error(request, exc)
 
 
 def _allowed_methods(request: Request) -> list[str]:

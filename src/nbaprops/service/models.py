@@ -29,6 +29,9 @@ class ErrorBody(BaseModel):
     error: str = Field(description="What went wrong and what to do about it.")
     kind: str = Field(description="The error's class, e.g. InputError, ConflictError, Unauthorized.")
     batch_id: str | None = Field(default=None, description="The batch in the way (409 only).")
+    request_id: str | None = Field(
+        default=None, description="500 only: the id under which the server logged the error."
+    )
 
 
 class BatchRequest(BaseModel):
@@ -63,8 +66,12 @@ class Links(BaseModel):
 class BatchAccepted(BaseModel):
     batch_id: str
     game_date: date
-    created: bool = Field(description="False when an existing batch was resumed.")
+    created: bool = Field(description="False when an existing batch was resumed or stands unchanged.")
     requests: int = Field(description="Players requested.")
+    unchanged: bool = Field(
+        default=False,
+        description="True (status 200): nothing the batch reads changed since this batch, which stands.",
+    )
     links: Links
 
 

@@ -1,9 +1,16 @@
 """Batches run in the background of the serving process.
 
-:meth:`BatchRunner.submit` does what must be answered at once — plan the date, refuse a clash, create the
-batch (or find the running one) — and hands the rest to a thread: models ready (trained when missing), the
+:meth:`BatchRunner.submit` does what must be answered at once — refuse a clash, return the batch that stands
+when nothing it read has changed, else plan the date and create the batch (or find the running one) — and
+hands the rest to a thread: models ready (trained when missing), the
 in-process workers, consolidation. These are the steps of :func:`nbaprops.pipeline.daily.run_batch`, called in
 the order that lets the caller have the batch id before any training.
+
+A clash is refused before any planning, so a flood of submissions of one date costs a lookup each: a date
+with a batch running answers :class:`ConflictError` at once, and so does a date another submission is planning
+this moment (one lock per date, never waited for; only ``resume`` waits). A repeat once the batch has
+finished is answered with that batch when the inputs digest (:func:`nbaprops.gameday.inputs_digest`, what
+``nbaprops daily`` compares) is the one it ran with and no later batch replaced it; ``force`` starts anew.
 
 The ledger stays the truth: a job only remembers what the ledger cannot say (its phase, the messages of its
 training, a run's error). On :meth:`BatchRunner.stop` the workers commit their current chunk and claim no more,
@@ -23,6 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from types import TracebackType
 from typing import Any, Literal
 
 from nbaprops.alerts import batch_alert, send_alert
@@ -30,7 +38,7 @@ from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
 from nbaprops.errors import ConflictError, NbapropsError, StorageBusyError, StorageFullError
 from nbaprops.pipeline import ledger
-from nbaprops.pipeline.coordinator import StartResult, process_owner
+from nbaprops.pipeline.coordinator import StartResult, default_as_of, process_owner
 from nbaprops.pipeline.daily import BatchPlan, BatchRun, complete_batch, plan_batch, start_batch
 from nbaprops.storage import retry_transient
 from nbaprops.storage.seams import Backend
@@ -39,6 +47,12 @@ from nbaprops.systems.training import ensure_bundles
 log = logging.getLogger(__name__)
 
 Phase = Literal["training", "running", "finished", "failed", "stopped"]
+# A flood of repeats computes the inputs digest once per this many seconds. The served file changes only through
+# this server, and an ingest or a finished batch here clears the verdicts at once; time alone (a line whose
+# posted_at passes meanwhile) is seen within this delay.
+STANDING_MEMO_SECONDS = 5.0
+# What makes two submissions the same batch: date, markets, systems, deadline.
+SubmissionKey = tuple[date, tuple[str, ...], tuple[str, ...], float | None]
 
 
 def _storage_full(exc: Exception) -> StorageFullError | None:
@@ -75,6 +89,37 @@ class Job:
         return {"phase": self.phase, "messages": list(self.messages), "error": self.error}
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """What :meth:`BatchRunner.submit` did: the job and its start, and whether the batch stands unchanged."""
+
+    job: Job
+    start: StartResult
+    unchanged: bool = False
+
+
+class _DateGuard:
+    """One submission of a date at a time: the lock of the date, taken without waiting unless ``wait``."""
+
+    def __init__(
+        self, locks: dict[date, threading.Lock], guard: threading.Lock, day: date, wait: bool
+    ) -> None:
+        with guard:
+            self.lock = locks.setdefault(day, threading.Lock())
+        self.day = day
+        self.wait = wait
+
+    def __enter__(self) -> None:
+        if not self.lock.acquire(blocking=self.wait):
+            raise ConflictError(
+                f"a batch of {self.day} is being started by another request this moment; follow it with "
+                f"GET /v1/batches?date={self.day}"
+            )
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.lock.release()
+
+
 class BatchRunner:
     """Runs submitted batches on background threads over one open database.
 
@@ -99,8 +144,11 @@ class BatchRunner:
         self.clock = clock or SystemClock()
         self.on_finished = on_finished
         self.stopping = threading.Event()
-        self._submit_lock = threading.Lock()
+        self._guard = threading.Lock()
+        self._date_locks: dict[date, threading.Lock] = {}
         self._jobs: dict[str, Job] = {}
+        self._finished: dict[SubmissionKey, tuple[str, str]] = {}  # key -> (inputs digest, batch id)
+        self._standing_memo: dict[SubmissionKey, tuple[float, Submitted | None]] = {}
 
     # -- submit ----------------------------------------------------------------------------------
     def submit(
@@ -126,10 +174,46 @@ class BatchRunner:
             InputError: bad markets or systems, no games on the date, no player expected.
             ShuttingDownError: the service is stopping.
         """
+        return self.submit_batch(
+            game_date,
+            markets=markets,
+            systems=systems,
+            force=force,
+            deadline_minutes=deadline_minutes,
+            train_days=train_days,
+            resume=resume,
+        )[:2]
+
+    def submit_batch(
+        self,
+        game_date: date,
+        *,
+        markets: Sequence[str] | None = None,
+        systems: Sequence[str] | None = None,
+        force: bool = False,
+        deadline_minutes: float | None = None,
+        train_days: int | None = None,
+        resume: bool = False,
+    ) -> tuple[Job, StartResult, bool]:
+        """:meth:`submit`, and whether the batch returned stands unchanged (nothing new since it ran).
+
+        Raises:
+            ConflictError: as :meth:`submit`, and also while another submission of the date is being
+                planned (without ``resume``, which waits for it).
+        """
         settings = self.settings.replace(batch_deadline_minutes=deadline_minutes)
-        with self._submit_lock:  # two submissions of one date must not create two batches
-            if self.stopping.is_set():
-                raise ShuttingDownError("the service is stopping; submit the batch again once it is back")
+        if self.stopping.is_set():
+            raise ShuttingDownError("the service is stopping; submit the batch again once it is back")
+        key = self.submission_key(game_date, markets, systems, deadline_minutes)
+        if not force and not resume:  # refuse a clash before any planning: lookups, not a plan
+            standing = self._clash_or_standing(key, settings)
+            if standing is not None:
+                return standing.job, standing.start, True
+        with _DateGuard(self._date_locks, self._guard, game_date, wait=resume):
+            if not force and not resume:  # again, now that the date is ours: one may have ended meanwhile
+                standing = self._clash_or_standing(key, settings)
+                if standing is not None:
+                    return standing.job, standing.start, True
             plan = retry_transient(
                 lambda: plan_batch(
                     self.backend,
@@ -141,7 +225,7 @@ class BatchRunner:
                     clock=self.clock,
                 )
             )
-            if plan.running is not None and not resume:
+            if plan.running is not None and not resume:  # started elsewhere since the lookup
                 raise ConflictError(
                     f"batch {plan.running.batch_id} is running for {game_date}; follow it, or send force=true "
                     f"to end it partial and start anew",
@@ -156,15 +240,127 @@ class BatchRunner:
                 self._jobs[start.batch_id] = job
                 job.thread = threading.Thread(
                     target=self._run,
-                    args=(job, settings, plan, start, train_days),
+                    args=(job, settings, plan, start, train_days, key),
                     name=f"nbaprops-batch-{start.batch_id}",
                     daemon=True,
                 )
                 job.thread.start()
-        return job, start
+        return job, start, False
+
+    def _digest(self, key: SubmissionKey, settings: Settings) -> str:
+        from nbaprops.gameday import inputs_digest
+
+        game_date, markets, systems, _ = key
+        return inputs_digest(
+            self.backend.features, settings, game_date, default_as_of(game_date, self.clock), markets, systems
+        )
+
+    def submission_key(
+        self,
+        game_date: date,
+        markets: Sequence[str] | None,
+        systems: Sequence[str] | None,
+        deadline_minutes: float | None,
+    ) -> SubmissionKey:
+        """What makes two submissions the same batch.
+
+        Raises:
+            InputError: an unknown market.
+        """
+        from nbaprops.markets import validate_markets
+
+        return (
+            game_date,
+            tuple(validate_markets(markets or self.settings.markets)),
+            tuple(systems or self.settings.systems),
+            deadline_minutes,
+        )
+
+    def answer_from_memory(self, key: SubmissionKey) -> Submitted | None:
+        """A repeat answered without touching the database (cheap enough for the event loop): a batch of the
+        date training or running here is a :class:`ConflictError`; a standing batch judged less than
+        :data:`STANDING_MEMO_SECONDS` ago is returned. ``None``: ask :meth:`submit_batch`.
+
+        Raises:
+            ConflictError: naming the batch of the date this server is running.
+        """
+        if self.stopping.is_set():
+            return None  # submit_batch says so
+        self._refuse_in_flight(key[0])
+        memo = self._standing_memo.get(key)
+        if memo is not None and time.monotonic() < memo[0] and memo[1] is not None:
+            return memo[1]
+        return None
+
+    def _refuse_in_flight(self, game_date: date) -> None:
+        running_id = next(
+            (
+                job.batch_id
+                for job in list(self._jobs.values())
+                if job.game_date == game_date and job.phase in ("training", "running")
+            ),
+            None,
+        )
+        if running_id is not None:
+            raise ConflictError(
+                f"batch {running_id} is running for {game_date}; follow it, or send force=true to end it "
+                f"partial and start anew",
+                batch_id=running_id,
+            )
+
+    def _clash_or_standing(self, key: SubmissionKey, settings: Settings) -> Submitted | None:
+        """Refuse a batch of the date in flight here or running in the ledger; else the batch that stands.
+
+        Raises:
+            ConflictError: naming the batch in the way.
+        """
+        game_date = key[0]
+        self._refuse_in_flight(game_date)
+        running_id = retry_transient(lambda: ledger.running_batch(self.backend, game_date))
+        if running_id is not None:
+            raise ConflictError(
+                f"batch {running_id} is running for {game_date}; follow it, or send force=true to end it "
+                f"partial and start anew",
+                batch_id=running_id,
+            )
+        now = time.monotonic()
+        memo = self._standing_memo.get(key)
+        if memo is not None and now < memo[0]:
+            return memo[1]
+        standing = self._standing(key, settings)
+        self._standing_memo[key] = (now + STANDING_MEMO_SECONDS, standing)
+        return standing
+
+    def inputs_changed(self) -> None:
+        """Forget the verdicts on standing batches (after an ingest through the service)."""
+        self._standing_memo.clear()
+
+    def _standing(self, key: SubmissionKey, settings: Settings) -> Submitted | None:
+        """The batch this submission would repeat: it finished here with the same inputs digest, and it is
+        still the newest batch of the date and complete (nothing replaced it since)."""
+        finished = self._finished.get(key)
+        if finished is None:
+            return None
+        digest, batch_id = finished
+        job = self._jobs.get(batch_id)
+        if job is None or job.phase != "finished":
+            return None
+        newest = ledger.list_batches(self.backend, game_date=key[0])  # newest first
+        if not newest or newest[0].batch_id != batch_id or newest[0].state != "complete":
+            return None
+        if retry_transient(lambda: self._digest(key, settings)) != digest:
+            return None
+        requests = sum(ledger.progress(self.backend, batch_id).values())
+        return Submitted(job, StartResult(batch_id, False, requests))
 
     def _run(
-        self, job: Job, settings: Settings, plan: BatchPlan, start: StartResult, train_days: int | None
+        self,
+        job: Job,
+        settings: Settings,
+        plan: BatchPlan,
+        start: StartResult,
+        train_days: int | None,
+        key: SubmissionKey,
     ) -> None:
         try:
             bundles = ensure_bundles(
@@ -179,6 +375,8 @@ class BatchRunner:
             if self.stopping.is_set():
                 job.phase = "stopped"
                 return
+            # What the batch reads, models included (now trained): a later submission compares with it.
+            digest = retry_transient(lambda: self._digest(key, settings))
             # Workers elsewhere (backend gcp) read their history from the warehouse: send it the inputs the
             # batch was planned from (on the embedded backend the file is the warehouse: nothing to copy).
             uploaded = self.backend.warehouse.upload_inputs(self.backend.features)
@@ -201,19 +399,24 @@ class BatchRunner:
                 job.phase = "stopped"
                 return
             job.result = run.as_dict()
+            if run.summary.state == "complete":  # a repeat with the same inputs gets this batch
+                self._finished[key] = (digest, job.batch_id)
+            self._standing_memo.clear()  # its models may be what another submission reads
             job.phase = "finished"
             batch_alert(settings, job.result)  # as `nbaprops predict` does: only a partial batch alerts
             log.info("batch %s finished %s in %.2fs", job.batch_id, run.summary.state, run.summary.duration_s)
             if self.on_finished is not None:
                 self.on_finished(run)
         except Exception as exc:  # a background thread has no caller to raise to: record, log, alert
+            from nbaprops.service.errors import status_of
+
             exc = _storage_full(exc) or exc
-            if isinstance(exc, NbapropsError):
+            if isinstance(exc, NbapropsError) and status_of(exc) != 500:
                 log.warning("batch %s: %s: %s", job.batch_id, type(exc).__name__, exc)
                 job.error = {"error": str(exc), "kind": type(exc).__name__}
-            else:
+            else:  # its text may quote SQL, tables or stored values: the log has it, the API does not
                 log.exception("batch %s crashed", job.batch_id)
-                job.error = {"error": f"internal error: {type(exc).__name__}: {exc}", "kind": "InternalError"}
+                job.error = {"error": "internal error; the server logged it", "kind": "InternalError"}
             job.phase = "failed"
             send_alert(
                 settings,

@@ -5,9 +5,16 @@ inputs the coordinator plans from (and uploads to BigQuery before each batch), a
 predictions are Firestore's and BigQuery's: every operation runs on :attr:`Runtime.backend`, the seams of
 whichever backend the settings name, and ``nbaprops worker`` processes do the work.
 
-:meth:`Runtime.start` and :meth:`Runtime.stop` are the service's lifespan. Database work runs on a fixed pool
-of threads (:meth:`Runtime.db`): each thread keeps its own DuckDB cursor, so a bounded pool means a bounded
-number of cursors however many requests come, and the event loop never waits on the database.
+:meth:`Runtime.start` and :meth:`Runtime.stop` are the service's lifespan. Database work runs on two fixed
+pools of threads, one for reads (:meth:`Runtime.db`, :meth:`Runtime.read`) and one for writes
+(:meth:`Runtime.write`): each thread keeps its own DuckDB cursor, so bounded pools mean a bounded number of
+cursors however many requests come, the event loop never waits on the database, and reads never queue behind
+writes (a flood of batch submissions or an upload being ingested does not delay a status read).
+
+An upload is ingested under a memory bound (:meth:`Runtime.bounded_memory`, :data:`UPLOAD_MEMORY_LIMIT`):
+DuckDB spills what does not fit to its temporary folder beside the file instead of growing the process by
+gigabytes for a large file (and keeping them); the bound is lifted when no ingest runs, so batches are not
+slowed by it.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -41,6 +48,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 READ_CACHE_SECONDS = 0.5  # how long a read is reused as it is (see Runtime.read)
 READ_STALE_SECONDS = 2.0  # how long after that it is still answered while a refresh runs
+WRITE_THREADS = 4  # writes serialise on DuckDB's single writer anyway; more threads would only queue
+# DuckDB's buffers while an upload is ingested (a 1M-row upload peaked 650 MB above idle without a bound).
+UPLOAD_MEMORY_LIMIT = "256MB"
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -79,13 +89,16 @@ class Runtime:
         self.stopping = threading.Event()
         self.draining = threading.Event()  # set on SIGTERM: event streams end so the server can stop
         self._db_threads = db_threads or min(8, 2 * (os.cpu_count() or 2))
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: ThreadPoolExecutor | None = None  # reads
+        self._write_pool: ThreadPoolExecutor | None = None
         self._storage: DuckDBStorage | None = None
         self._backend: GcpBackend | None = None  # backend gcp: the cloud seams, else the file is all
         self._runner: BatchRunner | None = None
         self._endpoint: remote.Endpoint | None = None
         self._stopped = False
         self._reads: dict[Hashable, _Read] = {}
+        self._memory_lock = threading.Lock()
+        self._bounded = 0  # ingests running under the memory bound
 
     @property
     def storage(self) -> DuckDBStorage:
@@ -127,6 +140,7 @@ class Runtime:
         if self.settings.backend == "gcp":
             backend = self._backend = open_gcp(self.settings, features=storage)
         self._pool = ThreadPoolExecutor(max_workers=self._db_threads, thread_name_prefix="nbaprops-db")
+        self._write_pool = ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="nbaprops-write")
         self.metrics.watch(backend)
         self._runner = BatchRunner(backend, self.settings, clock=self.clock, on_finished=self._observe)
         self._endpoint = remote.Endpoint(
@@ -135,7 +149,7 @@ class Runtime:
         self._runner.resume_running()
         log.info(
             "serving %s%s",
-            self.settings.db_path,
+            self.settings.db_path,  # the server's own log, not a response
             f" (backend gcp: project {self.settings.gcp_project}, dataset {self.settings.bigquery_dataset})"
             if self._backend is not None
             else "",
@@ -158,8 +172,9 @@ class Runtime:
         finally:
             if self._endpoint is not None:
                 self._endpoint.close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in (self._pool, self._write_pool):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         if self._backend is not None:
             with contextlib.suppress(Exception):
                 self._backend.close()
@@ -172,11 +187,13 @@ class Runtime:
         log.info("stopped; the database is closed")
 
     async def db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``fn`` on a database thread and wait for it without blocking the event loop."""
-        if self._pool is None or self.stopping.is_set():
+        """Run the read ``fn`` on a read thread and wait for it without blocking the event loop."""
+        return await self._on(self._pool, functools.partial(fn, *args, **kwargs))
+
+    async def _on(self, pool: ThreadPoolExecutor | None, call: Callable[[], T]) -> T:
+        if pool is None or self.stopping.is_set():
             raise StorageBusyError("the service is starting or stopping; retry")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        return await asyncio.get_running_loop().run_in_executor(pool, call)
 
     async def read(self, key: Hashable, fn: Callable[[], T]) -> T:
         """``fn()`` on a database thread, shared by every identical read for :data:`READ_CACHE_SECONDS`.
@@ -215,13 +232,34 @@ class Runtime:
         entry.expires = asyncio.get_running_loop().time() + READ_CACHE_SECONDS
         return value
 
-    async def write(self, fn: Callable[[], T]) -> T:
-        """``fn()`` on a database thread, retried on a transient conflict (the running batch writes too);
-        the read cache is cleared after it, so the writer reads its own write."""
+    async def write(self, fn: Callable[[], T], *, forget_reads: bool = True) -> T:
+        """``fn()`` on a write thread, retried on a transient conflict (the running batch writes too);
+        the read cache is cleared after it, so the writer reads its own write (``forget_reads=False``: the
+        caller clears it when something changed, so refused writes cannot defeat the cache)."""
         try:
-            return await self.db(retry_transient, fn)
+            return await self._on(self._write_pool, functools.partial(retry_transient, fn))
         finally:
-            self.forget_reads()
+            if forget_reads:
+                self.forget_reads()
+
+    @contextlib.contextmanager
+    def bounded_memory(self) -> Iterator[None]:
+        """DuckDB's memory limited to :data:`UPLOAD_MEMORY_LIMIT` while the block runs (an ingest of an upload
+        of any size); DuckDB's default is back once no such block runs. The limit is the database's, so a
+        batch running meanwhile is bounded too (it spills rather than fails)."""
+        storage = self.storage
+        with self._memory_lock:
+            if self._bounded == 0:
+                storage.execute(f"SET memory_limit = '{UPLOAD_MEMORY_LIMIT}'")  # a constant, not input
+            self._bounded += 1
+        try:
+            yield
+        finally:
+            with self._memory_lock:
+                self._bounded -= 1
+                if self._bounded == 0:
+                    with contextlib.suppress(Exception):  # stopping: the database may be closing
+                        storage.execute("RESET memory_limit")  # DuckDB's default (nothing else sets it)
 
     def forget_reads(self) -> None:
         """Clear the read cache (after a write)."""
@@ -253,9 +291,9 @@ class Runtime:
         try:
             storage = self.storage
             storage.scalar("SELECT 1")
-            checks["database"] = {"ok": True, "detail": f"{self.settings.db_path} is open"}
+            checks["database"] = {"ok": True, "detail": f"{self.settings.db_path.name} is open"}
         except Exception as exc:  # readiness reports, it never raises
-            checks["database"] = {"ok": False, "detail": str(exc)}
+            checks["database"] = {"ok": False, "detail": self.without_paths(str(exc))}
             return checks
         missing = [
             f"{t.name}.{c}"
@@ -272,7 +310,7 @@ class Runtime:
         box_scores = int(storage.scalar("SELECT count(*) FROM box_scores") or 0)
         checks["models"] = {
             "ok": artifacts > 0 or box_scores > 0,
-            "detail": f"{artifacts} trained artifact(s) in {self.settings.artifacts_dir}"
+            "detail": f"{artifacts} trained artifact(s)"
             if artifacts
             else f"none trained yet; trainable from {box_scores} box-score rows"
             if box_scores
@@ -287,8 +325,25 @@ class Runtime:
                     "detail": f"Firestore and BigQuery answer ({running} batch(es) running)",
                 }
             except Exception as exc:  # readiness reports, it never raises
-                checks["cloud"] = {"ok": False, "detail": str(exc)}
+                checks["cloud"] = {"ok": False, "detail": self.without_paths(str(exc))}
         return checks
+
+    def without_paths(self, text: str) -> str:
+        """``text`` with the server's folders cut from every path it names (readiness is not authenticated:
+        it says which file, never where it lives)."""
+        for folder in sorted(
+            {
+                str(self.settings.db_path.resolve().parent),
+                str(self.settings.db_path.parent),
+                str(self.settings.artifacts_dir),
+                str(self.settings.artifacts_dir.resolve()),
+            },
+            key=len,
+            reverse=True,
+        ):
+            if folder not in ("", "."):
+                text = text.replace(folder + os.sep, "").replace(folder, "<data folder>")
+        return text
 
 
 __all__ = ["Runtime"]

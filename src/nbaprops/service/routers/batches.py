@@ -43,26 +43,59 @@ HEARTBEAT_SECONDS = 15.0
     status_code=202,
     response_model=BatchAccepted,
     dependencies=[Depends(require_key)],
-    responses=responses(400, 401, 403, 409, 413, 422, 503),
+    responses={
+        200: {
+            "model": BatchAccepted,
+            "description": "Nothing the batch reads changed since the last one of the date: it stands.",
+        },
+        **responses(400, 401, 403, 409, 413, 422, 503),
+    },
     summary="Start the batch of a date",
 )
 async def start(body: BatchRequest, request: Request, response: Response) -> BatchAccepted:
-    """Create the batch of a game date and run it in the background; 409 names the batch running for the date
-    (send ``force`` to end it partial and start anew)."""
+    """Create the batch of a game date and run it in the background (202).
+
+    409 at once while a batch of the date runs (naming it) or is being started; send ``force`` to end it
+    partial and start anew. A repeat after the batch finished, with nothing new since (same games, lines,
+    injuries, box scores, models and options), answers 200 with that batch (``unchanged``), as ``nbaprops
+    daily`` does; ``force`` makes a new one.
+    """
     rt = runtime(request)
     day = resolve_day(body.game_date, rt.clock, "game_date")
-    job, started = await rt.write(
-        lambda: rt.runner.submit(
-            day, markets=body.markets, systems=body.systems, force=body.force, deadline_minutes=body.deadline
+    # A flood of repeats is answered from memory on the event loop (a running date's 409, a standing batch),
+    # and a refused or unchanged submission leaves the read cache alone: reads stay cheap meanwhile.
+    known = (
+        None
+        if body.force
+        else rt.runner.answer_from_memory(
+            rt.runner.submission_key(day, body.markets, body.systems, body.deadline)
         )
     )
+    if known is not None:
+        job, started, unchanged = known.job, known.start, True
+    else:
+        job, started, unchanged = await rt.write(
+            lambda: rt.runner.submit_batch(
+                day,
+                markets=body.markets,
+                systems=body.systems,
+                force=body.force,
+                deadline_minutes=body.deadline,
+            ),
+            forget_reads=False,
+        )
+        if not unchanged:
+            rt.forget_reads()
     url = f"/v1/batches/{job.batch_id}"
     response.headers["Location"] = url
+    if unchanged:
+        response.status_code = 200
     return BatchAccepted(
         batch_id=job.batch_id,
         game_date=day,
         created=started.created,
         requests=started.requests,
+        unchanged=unchanged,
         links=Links(self=url, events=f"{url}/events"),
     )
 

@@ -19,6 +19,7 @@ from nbaprops.service.deps import runtime
 from nbaprops.service.errors import ApiError, responses
 from nbaprops.service.models import IngestReport, Market
 from nbaprops.service.remote import rebuild_error
+from nbaprops.service.runtime import Runtime
 from nbaprops.storage.duckdb import DuckDBStorage
 
 router = APIRouter(prefix="/v1/ingest", tags=["ingest"], dependencies=[Depends(require_key)])
@@ -45,6 +46,11 @@ def _ingest(
     else:
         report = ingest_schedule(storage, paths)
     return report.as_dict()
+
+
+def _bounded_ingest(rt: Runtime, kind: IngestKind, paths: list[Path], market: str | None) -> dict[str, Any]:
+    with rt.bounded_memory():  # an upload of any size: DuckDB spills rather than grows the server
+        return _ingest(rt.storage, kind, paths, market)
 
 
 def _safe_name(index: int, filename: str | None) -> str:
@@ -85,7 +91,8 @@ async def ingest(
                 shutil.copyfileobj(upload.file, target)
             paths.append(path)
         try:
-            report = await rt.write(lambda: _ingest(rt.storage, kind, paths, market))
+            report = await rt.write(lambda: _bounded_ingest(rt, kind, paths, market))
+            rt.runner.inputs_changed()  # a repeated batch submission must see the new inputs
         except NbapropsError as exc:  # its message names the file: name the one the client sent
             message = str(exc)
             for index, path in enumerate(paths):
