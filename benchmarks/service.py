@@ -35,10 +35,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _serve import free_port, start_serve  # benchmarks/_serve.py (run from the repository root)
 
 from nbaprops.config import Settings
 from nbaprops.ingest import ensure_boxscores
@@ -84,50 +83,13 @@ def build_seed(seed: Path, artifacts: Path) -> None:
         storage.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server(db: Path, artifacts: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO / "src"),
+    settings = {
         "NBAPROPS_DATA_DIR": str(artifacts),
         "NBAPROPS_SYSTEMS": ",".join(SYSTEMS),
         "NBAPROPS_MARKETS": ",".join(MARKETS),
-        "NBAPROPS_API_KEYS": "",
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nbaprops.cli",
-            "serve",
-            "--db",
-            str(db),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the server did not become ready within 120 s")
+    return start_serve(db, port, log, settings=settings)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import time
 from pathlib import Path
 
 import httpx
+from _serve import free_port, start_serve  # benchmarks/_serve.py (run from the repository root)
 
 REPO = Path(__file__).resolve().parents[1]
 LINES = REPO.parent.parent / "shared" / "data" / "prop-lines-pra" / "2024-25" / "pra_odds.csv"
@@ -95,51 +95,9 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server(db: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO / "src"),
-        "NBAPROPS_DATA_DIR": str(db.parent / "artifacts"),
-        "NBAPROPS_API_KEYS": "",
-        "NBAPROPS_UPLOAD_LIMIT_MB": "1024",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nbaprops.cli",
-            "serve",
-            "--db",
-            str(db),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the server did not become ready within 180 s")
+    settings = {"NBAPROPS_DATA_DIR": str(db.parent / "artifacts"), "NBAPROPS_UPLOAD_LIMIT_MB": "1024"}
+    return start_serve(db, port, log, settings=settings, ready_within_s=180)
 
 
 def main() -> None:
