@@ -8,7 +8,8 @@ For each size N a store is built holding the N seasons that end with 2023-24 (fr
 generated in SQL, not by running N real seasons), shaped like a user who ran ``daily`` and ``refresh`` every
 night: every player-game × the five markets × the seven systems, one ``daily`` batch per game day, a
 ``line_update`` batch that supersedes a tenth of the players' rows on every other day, every active row graded
-(run ``live``), and two books' lines per player-game and market. On each store, in a fresh process (so its peak
+(run ``live``), and two books' lines per player-game and market, stored date after date as nightly use appends
+them (the line_update rows after all the daily ones: a slightly worse order than real use). On each store, in a fresh process (so its peak
 memory is its own), medians of ``--runs``:
 
 - ``consolidate``: a 15-game slate (2025-02-12, every player expected that day × 5 markets × 7 systems staged)
@@ -145,7 +146,8 @@ def build_store(seed: Path, path: Path, seasons: tuple[str, ...]) -> dict[str, i
                                      '|' || p.game_id || '|' || p.player_lookup || '|' || m.market || '|'
                                          || s.system_id AS key,
                                      floor({stat_case} * 0.9 + (hash(p.player_id, m.market) % 5)) + 0.5 AS line
-                              FROM __pg p, ({_market_rows()}) m, ({_system_rows()}) s WHERE {where})"""
+                              FROM __pg p, ({_market_rows()}) m, ({_system_rows()}) s WHERE {where})
+                        ORDER BY game_date, game_id, player_lookup, market, system_id"""
                 )
             tx.execute(
                 f"""INSERT INTO prediction_grades BY NAME
@@ -154,7 +156,7 @@ def build_store(seed: Path, path: Path, seasons: tuple[str, ...]) -> dict[str, i
                            recommendation, NULL AS outcome, NULL AS profit, 0.5 AS p_win, 'over' AS side,
                            p_over_raw, true AS side_won, predicted_std, sportsbook, over_price, under_price,
                            model_version, {t0} + INTERVAL 1 DAY AS graded_at, calibration_method
-                    FROM player_prop_predictions WHERE is_active"""
+                    FROM player_prop_predictions WHERE is_active ORDER BY game_date"""
             )
             tx.execute(
                 f"""INSERT INTO prop_lines BY NAME
@@ -165,7 +167,8 @@ def build_store(seed: Path, path: Path, seasons: tuple[str, ...]) -> dict[str, i
                            CASE WHEN p.is_home THEN p.opponent ELSE p.team END AS away_team,
                            {t0} - INTERVAL 2 HOUR AS posted_at, 'bench' AS source
                     FROM __pg p, ({_market_rows()}) m,
-                         (SELECT 'BookA' AS bookmaker, 0.0 AS shift UNION ALL SELECT 'BookB', 1.0) k"""
+                         (SELECT 'BookA' AS bookmaker, 0.0 AS shift UNION ALL SELECT 'BookB', 1.0) k
+                    ORDER BY p.game_date"""
             )
             tx.execute("DROP TABLE __pg")
         storage.execute("CHECKPOINT")
