@@ -1,4 +1,5 @@
-"""Starting ``nbaprops serve`` on loopback for the service benchmarks (service.py, post_flood.py, upload_memory.py)."""
+"""What the service benchmarks (service.py, post_flood.py, upload_memory.py) share: a seed database with trained
+models, a free loopback port, and ``nbaprops serve`` started on it."""
 
 from __future__ import annotations
 
@@ -7,12 +8,44 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date
 from pathlib import Path
 
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def build_seed(
+    seed: Path,
+    artifacts: Path,
+    *,
+    game_date: date,
+    markets: Sequence[str],
+    systems: Sequence[str],
+    progress: Callable[[str], None],
+) -> None:
+    """The shipped box scores loaded into ``seed`` and the models of ``game_date`` trained into ``artifacts``."""
+    from nbaprops.config import Settings
+    from nbaprops.ingest import ensure_boxscores
+    from nbaprops.storage import open_storage
+    from nbaprops.systems.training import ensure_bundles
+
+    storage = open_storage(seed)
+    try:
+        ensure_boxscores(storage)
+        ensure_bundles(
+            storage,
+            Settings(db_path=seed, data_dir=artifacts),
+            game_date,
+            list(markets),
+            list(systems),
+            on_message=progress,
+        )
+        storage.execute("CHECKPOINT")
+    finally:
+        storage.close()
 
 
 def free_port() -> int:

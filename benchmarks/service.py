@@ -47,12 +47,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _serve import build_seed as seed_with_models
 from _serve import free_port, start_serve  # benchmarks/_serve.py (run from the repository root)
-
-from nbaprops.config import Settings
-from nbaprops.ingest import ensure_boxscores
-from nbaprops.storage import open_storage
-from nbaprops.systems.training import ensure_bundles
 
 GAME_DATE = date(2025, 2, 12)
 SYSTEMS = ("moving_average",)
@@ -67,20 +63,9 @@ def progress(msg: str) -> None:
 
 
 def build_seed(seed: Path, artifacts: Path) -> None:
-    storage = open_storage(seed)
-    try:
-        ensure_boxscores(storage)
-        ensure_bundles(
-            storage,
-            Settings(db_path=seed, data_dir=artifacts),
-            GAME_DATE,
-            MARKETS,
-            SYSTEMS,
-            on_message=progress,
-        )
-        storage.execute("CHECKPOINT")
-    finally:
-        storage.close()
+    seed_with_models(
+        seed, artifacts, game_date=GAME_DATE, markets=MARKETS, systems=SYSTEMS, progress=progress
+    )
 
 
 def start_server(db: Path, artifacts: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
