@@ -1,5 +1,5 @@
 """What the service benchmarks (service.py, post_flood.py, upload_memory.py) share: a seed database with trained
-models, a free loopback port, and ``nbaprops serve`` started on it."""
+models, a free loopback port, and ``nbaprops serve`` started on it and stopped."""
 
 from __future__ import annotations
 
@@ -82,3 +82,14 @@ def start_serve(
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError(f"the server did not become ready within {ready_within_s:g} s")
+
+
+def stop_serve(proc: subprocess.Popen[bytes] | None) -> None:
+    """Stop a server :func:`start_serve` started (SIGTERM, then SIGKILL after 60 s); nothing if it has exited."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -40,7 +40,7 @@ from typing import Any
 
 import httpx
 from _serve import build_seed as seed_with_models
-from _serve import free_port, start_serve  # benchmarks/_serve.py (run from the repository root)
+from _serve import free_port, start_serve, stop_serve  # benchmarks/_serve.py (run from the repository root)
 
 REPO = Path(__file__).resolve().parents[1]
 GAME_DATE = date(2025, 2, 12)
@@ -206,12 +206,7 @@ def main() -> None:
             f"statuses={','.join(f'{k}:{v}' for k, v in sorted(codes.items()))} goal_status_p99_ms={P99_GOAL_MS:g}"
         )
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_serve(proc)
         shutil.rmtree(folder, ignore_errors=True)
 
 

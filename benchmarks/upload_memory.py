@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _serve import free_port, start_serve  # benchmarks/_serve.py (run from the repository root)
+from _serve import free_port, start_serve, stop_serve  # benchmarks/_serve.py (run from the repository root)
 
 REPO = Path(__file__).resolve().parents[1]
 LINES = REPO.parent.parent / "shared" / "data" / "prop-lines-pra" / "2024-25" / "pra_odds.csv"
@@ -146,12 +146,7 @@ def main() -> None:
             f"seconds={elapsed:.1f} goal_mb={GOAL_MB:.0f}"
         )
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_serve(proc)
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
 
