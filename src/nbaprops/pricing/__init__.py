@@ -14,12 +14,14 @@ from nbaprops.pricing.distribution import LineDistribution, line_probabilities
 from nbaprops.pricing.fair import (
     DEFAULT_DISPERSION,
     Consensus,
+    Dispersion,
     Offers,
     before,
     fit_consensus,
     learn_book_weights,
     learn_dispersion,
     settle,
+    walk_forward_days,
 )
 from nbaprops.pricing.ladder import ladder
 from nbaprops.pricing.offers import (
@@ -38,6 +40,7 @@ __all__ = [
     "METHODS",
     "BestOffers",
     "Consensus",
+    "Dispersion",
     "LineDistribution",
     "Method",
     "OfferPrices",
@@ -60,4 +63,5 @@ __all__ = [
     "price_offers",
     "price_slate",
     "settle",
+    "walk_forward_days",
 ]

@@ -6,17 +6,21 @@ space, weighted by how sharp each book has been:
 
     sum_b w_b · (logit P_mu(over L_b) − logit p_b) = 0
 
-For a fixed dispersion the NB2 family is stochastically increasing in its mean, so the left side increases
-in ``mu`` and one vectorized bisection (in log ``mu``) solves every player-market of a slate at once.
+The NB2 family with a dispersion that does not grow faster than 1/mu is stochastically increasing in its
+mean, so the left side increases in ``mu`` and one vectorized bisection (in log ``mu``) solves every
+player-market of a slate at once.
 
 Two things are learned, both walk-forward (only on rows dated strictly before the date they price, see
 :func:`before`):
 
-- the **dispersion** of each market (:func:`learn_dispersion`): the NB2 ``dispersion`` that maximises the
-  likelihood of past outcomes under the market-implied means — a proper score of the whole distribution, so
-  it is what calibrates lines away from the consensus;
-- the **book weights** (:func:`learn_book_weights`): each book's skill over a coin, ``ln 2 − log loss`` of
-  its fair probability at its own line, shrunk towards the average book by its number of graded offers.
+- the **spread** of each market (:func:`learn_dispersion`, a :class:`Dispersion`): the NB2 dispersion as a
+  function of the mean, ``exp(intercept + slope · log mean)`` (on real PRA the variance grows about linearly
+  with the mean, not quadratically: slope ≈ −1), and an optional ``shift`` of the log mean (the market's
+  over bias: PRA outcomes came in 0.8 below the books' implied means), all three minimising the log loss of
+  the past player-markets at their consensus line and at ±1, ±2, ±3 from it — a proper score of the
+  probabilities the board sells;
+- the **book weights** (:func:`learn_book_weights`): a softmax of each book's past log loss at its own line
+  (shrunk towards the median book by its number of graded offers).
 
 The **consensus line** is the median of the books' main lines (the rule of ``nbaprops.ingest.select_lines``);
 the **consensus book** is the book whose main line is closest to it (ties: smaller overround, then the book
@@ -26,7 +30,7 @@ is kept, reported and neither fitted nor bet.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -41,10 +45,29 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
-DEFAULT_DISPERSION = 0.05
-"""NB2 dispersion used before any outcome is known (PRA's is about 0.02–0.03 once learned)."""
+
+@dataclass(frozen=True)
+class Dispersion:
+    """A market's learned spread: NB2 dispersion ``exp(intercept + slope · log mean)`` and a log-mean shift.
+
+    ``shift`` moves the fitted market mean to ``mean · exp(shift)`` (0: the market's own centre).
+    """
+
+    intercept: float = float(np.log(2.5))
+    slope: float = -1.0
+    shift: float = 0.0
+
+    def at(self, mean: ArrayLike) -> FloatArray:
+        """The NB2 dispersion at ``mean``."""
+        return np.asarray(np.exp(self.intercept + self.slope * np.log(mean)), dtype=np.float64)
+
+
+DEFAULT_DISPERSION = Dispersion()
+"""Used before any outcome is known: dispersion 2.5 / mean (variance 3.5 × mean, about what PRA shows), no
+shift. Also where :func:`learn_dispersion` starts: a warm start from an early fit on few rows can sit on a
+bound and stay there."""
 _MEAN_RANGE = (0.05, 250.0)
-_HALVINGS = 48
+_HALVINGS = 32  # log-mean interval of 8.5 halved 32 times: 2e-9, far below a line's tick
 _P_CLIP = 1e-6
 
 
@@ -79,7 +102,8 @@ class Consensus:
         p_under, p_push: the other two outcomes there.
         n_books: distinct books with a usable offer.
         spread: max − min of the books' main lines.
-        distribution: the fitted NB2 (``mean``, ``dispersion``) per group.
+        distribution: the fitted NB2 (``mean``, ``dispersion``) per group, shift applied.
+        market_mean: the mean the books imply (before the shift): what :func:`learn_dispersion` learns from.
         consensus_offer: index (into the offers) of the consensus book's main offer.
         fair: each offer's de-vigged P(over | settled) (NaN where a price is missing).
         outlier: each offer farther than ``max_gap`` from its consensus line.
@@ -92,6 +116,7 @@ class Consensus:
     n_books: IntArray
     spread: FloatArray
     distribution: LineDistribution
+    market_mean: FloatArray
     consensus_offer: IntArray
     fair: FloatArray
     outlier: BoolArray
@@ -102,6 +127,15 @@ def before(dates: ArrayLike, day: date | np.datetime64 | str) -> BoolArray:
     stamps = np.asarray(dates, dtype="datetime64[D]")
     cutoff = np.asarray(day, dtype="datetime64[D]")
     return np.asarray(stamps < cutoff, dtype=np.bool_)
+
+
+def walk_forward_days(dates: ArrayLike) -> Iterator[tuple[np.datetime64, BoolArray, BoolArray]]:
+    """Each distinct date in order with its ``(train, test)`` masks: train = rows strictly before it (what may
+    be learned to price it: :func:`before`), test = its own rows. Like ``TimeSeriesSplit`` with one fold per
+    date and an expanding window."""
+    stamps = np.asarray(dates, dtype="datetime64[D]")
+    for day in np.unique(stamps):
+        yield day, before(stamps, day), stamps == day
 
 
 def _logit(p: FloatArray) -> FloatArray:
@@ -139,7 +173,8 @@ def fit_means(
     line: FloatArray,
     fair: FloatArray,
     weight: FloatArray,
-    dispersion: FloatArray,
+    intercept: FloatArray,
+    slope: FloatArray,
     n_groups: int,
 ) -> FloatArray:
     """The mean of each group's NB2 that makes its P(over | settled) meet the books' fair probabilities.
@@ -147,7 +182,7 @@ def fit_means(
     Args:
         group: group of each offer.
         line, fair, weight: each offer's line, fair P(over | settled) and weight (0 drops it).
-        dispersion: the NB2 dispersion of each offer's group (per offer).
+        intercept, slope: the :class:`Dispersion` of each offer's group (per offer).
         n_groups: number of groups; a group without a weighted offer gets NaN.
     """
     usable = (weight > 0) & np.isfinite(fair)
@@ -157,7 +192,8 @@ def fit_means(
     hi = np.full(n_groups, np.log(_MEAN_RANGE[1]))
     for _ in range(_HALVINGS):
         mid = 0.5 * (lo + hi)
-        model = _logit(over_given_settled(np.exp(mid[group]), dispersion, line))
+        log_mean = mid[group]
+        model = _logit(over_given_settled(np.exp(log_mean), np.exp(intercept + slope * log_mean), line))
         excess = np.bincount(group, weights=w * (model - target), minlength=n_groups)
         above = excess > 0.0
         hi = np.where(above, mid, hi)
@@ -170,7 +206,7 @@ def fit_means(
 def fit_consensus(
     offers: Offers,
     *,
-    dispersion: float | FloatArray,
+    dispersion: Dispersion | Sequence[Dispersion] = DEFAULT_DISPERSION,
     book_weight: Mapping[str, float] | None = None,
     method: Method = "multiplicative",
     max_gap: float = np.inf,
@@ -179,7 +215,7 @@ def fit_consensus(
 
     Args:
         offers: the slate's offers (quarantined lines and excluded-from-consensus books left out by the caller).
-        dispersion: the market's NB2 dispersion (one number, or one per group), learned on earlier dates.
+        dispersion: the market's :class:`Dispersion` (one, or one per group), learned on earlier dates.
         book_weight: weight of each book by name (earlier dates' :func:`learn_book_weights`); a book not in
             it, or no mapping at all, weighs the average of the known books (1.0 when none is known).
         method: de-vig method for each offer's fair probability.
@@ -206,9 +242,15 @@ def fit_consensus(
         np.minimum.at(lo, group[main_usable], lines_main[main_usable])
         spread = np.where(np.isfinite(hi), hi - lo, np.nan)
     weights = _offer_weights(offers, book_weight)
-    per_group = np.broadcast_to(np.asarray(dispersion, dtype=np.float64), (n,))
-    mean = fit_means(group, offers.line, fair, np.where(usable, weights, 0.0), per_group[group], n)
-    distribution = LineDistribution(mean, np.array(per_group, dtype=np.float64))
+    models = [dispersion] * n if isinstance(dispersion, Dispersion) else list(dispersion)
+    intercept = np.array([d.intercept for d in models], dtype=np.float64)
+    slope = np.array([d.slope for d in models], dtype=np.float64)
+    shift = np.array([d.shift for d in models], dtype=np.float64)
+    market_mean = fit_means(
+        group, offers.line, fair, np.where(usable, weights, 0.0), intercept[group], slope[group], n
+    )
+    mean = market_mean * np.exp(shift)
+    distribution = LineDistribution(mean, np.exp(intercept + slope * np.log(mean)))
     p_over, p_under, p_push = distribution.probabilities(line)
     pair = (
         np.unique(np.stack([group[usable], offers.book[usable]]), axis=1)
@@ -228,6 +270,7 @@ def fit_consensus(
         n_books=n_books,
         spread=spread,
         distribution=distribution,
+        market_mean=market_mean,
         consensus_offer=consensus_offer,
         fair=fair,
         outlier=outlier,
@@ -242,34 +285,56 @@ def _offer_weights(offers: Offers, book_weight: Mapping[str, float] | None) -> F
 
 
 def learn_dispersion(
-    mean: ArrayLike, outcome: ArrayLike, *, bounds: tuple[float, float] = (1e-4, 1.0)
-) -> float:
-    """NB2 dispersion maximising the likelihood of ``outcome`` given the market-implied ``mean`` (1-d search).
+    market_mean: ArrayLike,
+    outcome: ArrayLike,
+    line: ArrayLike,
+    *,
+    offsets: Sequence[float] = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0),
+    shift: bool = True,
+    start: Dispersion = DEFAULT_DISPERSION,
+    min_rows: int = 500,
+) -> Dispersion:
+    """The :class:`Dispersion` that best prices past player-markets at and around their consensus lines.
 
-    Rows with a missing mean or outcome are ignored; with none left, :data:`DEFAULT_DISPERSION`.
+    The objective is the mean binary log loss of P(over L | settled) at ``L = line + k`` for every offset
+    ``k``: a proper score of exactly the probabilities the board sells. (The full count likelihood was tried
+    first: it fits the mean outcome, which early exits and blowouts pull below the middle of the distribution,
+    and priced the consensus line worse.)
+
+    Args:
+        market_mean: the books' implied mean of each past player-market (``Consensus.market_mean``).
+        outcome: what each settled at (NaN: voided, ignored).
+        line: each one's consensus line.
+        offsets: the lines around the consensus line that are scored.
+        shift: also learn the log-mean shift (else it stays 0: the market's own centre).
+        start: where the search starts, and the answer while there are too few rows.
+        min_rows: with fewer usable rows, ``start`` is returned unchanged.
     """
-    mu = np.asarray(mean, dtype=np.float64)
+    mu = np.asarray(market_mean, dtype=np.float64)
     counts = np.asarray(outcome, dtype=np.float64)
-    keep = np.isfinite(mu) & np.isfinite(counts) & (mu > 0)
-    mu, counts = mu[keep], counts[keep]
-    if mu.size == 0:
-        return DEFAULT_DISPERSION
+    centre = np.asarray(line, dtype=np.float64)
+    keep = np.isfinite(mu) & np.isfinite(counts) & np.isfinite(centre) & (mu > 0)
+    if int(keep.sum()) < min_rows:
+        return start
+    at = (centre[keep][:, None] + np.asarray(offsets, dtype=np.float64)[None, :]).ravel()
+    log_mu = np.repeat(np.log(mu[keep]), len(offsets))
+    went_over = settle(np.repeat(counts[keep], len(offsets)), at)
+    scored = np.isfinite(went_over)
+    at, log_mu, went_over = at[scored], log_mu[scored], went_over[scored]
 
-    def negative_log_likelihood(log_dispersion: float) -> float:
-        size = np.exp(-log_dispersion)
-        loglik = (
-            special.gammaln(counts + size)
-            - special.gammaln(size)
-            - special.gammaln(counts + 1.0)
-            + size * np.log(size / (size + mu))
-            + counts * np.log(mu / (size + mu))
-        )
-        return float(-loglik.sum())
+    def loss(theta: FloatArray) -> float:
+        log_mean = log_mu + (theta[2] if shift else 0.0)
+        p = over_given_settled(np.exp(log_mean), np.exp(theta[0] + theta[1] * log_mean), at)
+        p = np.clip(p, _P_CLIP, 1.0 - _P_CLIP)
+        return float(-np.mean(went_over * np.log(p) + (1.0 - went_over) * np.log1p(-p)))
 
-    found = optimize.minimize_scalar(
-        negative_log_likelihood, bounds=(np.log(bounds[0]), np.log(bounds[1])), method="bounded"
+    found = optimize.minimize(
+        loss,
+        np.array([start.intercept, start.slope, start.shift if shift else 0.0]),
+        method="L-BFGS-B",
+        bounds=[(-12.0, 5.0), (-3.0, 1.0), (-0.5, 0.5)],
     )
-    return float(np.exp(found.x))
+    return Dispersion(float(found.x[0]), float(found.x[1]), float(found.x[2]) if shift else 0.0)
 
 
 def learn_book_weights(
@@ -278,14 +343,14 @@ def learn_book_weights(
     went_over: ArrayLike,
     *,
     prior_offers: float = 200.0,
-    floor: float = 0.05,
+    temperature: float = 0.01,
 ) -> dict[str, float]:
     """Each book's weight from its past fair probabilities at its own lines and how they settled.
 
-    Weight = the book's skill over a coin (``ln 2 − log loss``) shrunk towards the average book's skill as if
-    ``prior_offers`` average offers were added, divided by the average skill (so the average book weighs 1),
-    and kept above ``floor``. Rows with a NaN probability or outcome (pushes, players who did not play) are
-    ignored.
+    A book's log loss is shrunk towards the median book's as if ``prior_offers`` offers of the median book
+    were added (a book seen 20 times is mostly the median book), then ``weight = exp(-(loss - best) /
+    temperature)``: the sharpest book weighs 1, a book 0.01 nat per offer worse weighs 1/e. Rows with a NaN
+    probability or outcome (pushes, players who did not play) are ignored.
 
     Args:
         books: book of each graded offer.
@@ -302,11 +367,11 @@ def learn_book_weights(
     loss = -(y * np.log(p) + (1.0 - y) * np.log1p(-p))
     labels, index = np.unique(names, return_inverse=True)
     count = np.bincount(index, minlength=labels.size).astype(np.float64)
-    skill = np.log(2.0) - np.bincount(index, weights=loss, minlength=labels.size) / count
-    average = float(np.log(2.0) - loss.mean())
-    shrunk = (count * skill + prior_offers * average) / (count + prior_offers)
-    scale = average if average > 0 else 1.0
-    return {str(b): float(max(s / scale, floor)) for b, s in zip(labels, shrunk, strict=True)}
+    book_loss = np.bincount(index, weights=loss, minlength=labels.size) / count
+    median = float(np.median(book_loss))
+    shrunk = (count * book_loss + prior_offers * median) / (count + prior_offers)
+    weight = np.exp(-(shrunk - shrunk.min()) / temperature)
+    return {str(b): float(w) for b, w in zip(labels, weight, strict=True)}
 
 
 def settle(outcome: ArrayLike, line: ArrayLike) -> FloatArray:
@@ -317,7 +382,9 @@ def settle(outcome: ArrayLike, line: ArrayLike) -> FloatArray:
 
 
 __all__ = [
+    "DEFAULT_DISPERSION",
     "Consensus",
+    "Dispersion",
     "Offers",
     "before",
     "fit_consensus",
@@ -327,4 +394,5 @@ __all__ = [
     "learn_dispersion",
     "line_probabilities",
     "settle",
+    "walk_forward_days",
 ]

@@ -22,7 +22,16 @@ import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from nbaprops.pricing.devig import Method, decimal_odds, implied_probability, overround
-from nbaprops.pricing.fair import BoolArray, Consensus, FloatArray, IntArray, Offers, fit_consensus
+from nbaprops.pricing.fair import (
+    DEFAULT_DISPERSION,
+    BoolArray,
+    Consensus,
+    Dispersion,
+    FloatArray,
+    IntArray,
+    Offers,
+    fit_consensus,
+)
 
 GROUP_KEYS: tuple[str, ...] = ("game_date", "player_lookup", "market")
 
@@ -160,7 +169,7 @@ class SlatePricing:
 def price_slate(
     table: pa.Table,
     *,
-    dispersion: float | Mapping[str, float],
+    dispersion: Dispersion | Mapping[str, Dispersion] = DEFAULT_DISPERSION,
     book_weight: Mapping[str, float] | None = None,
     method: Method = "multiplicative",
     max_gap: float | Mapping[str, float] = np.inf,
@@ -171,7 +180,8 @@ def price_slate(
     Args:
         table: offers as Arrow (``game_date``, ``player_lookup``, ``market``, ``bookmaker``, ``line``,
             ``over_price``, ``under_price``, optionally ``is_main``); quarantined rows already left out.
-        dispersion: NB2 dispersion, one number or per market (learned on earlier dates).
+        dispersion: the :class:`~nbaprops.pricing.fair.Dispersion`, one or per market (learned on earlier
+            dates; a market missing from the mapping gets the default).
         book_weight: weight per book (learned on earlier dates); None weighs books equally.
         method: de-vig method.
         max_gap: outlier distance from the consensus line, one number or per market
@@ -180,13 +190,17 @@ def price_slate(
 
     Returns:
         ``board`` columns: the keys, consensus_line, p_over, p_under, p_push, n_books, spread, mean,
-        dispersion, consensus_book, then best_over_/best_under_ + book, line, price, ev, saving.
+        dispersion, market_mean, consensus_book, then best_over_/best_under_ + book, line, price, ev, saving.
         ``offers`` columns: the input columns plus group, p_over, p_under, p_push, ev_over, ev_under,
         overround, fair (de-vigged), outlier, eligible.
     """
     offers, board_keys = offers_from_arrow(table)
     market = np.asarray(board_keys["market"].to_pylist(), dtype=object)
-    per_group_dispersion = _per_market(dispersion, market)
+    per_group_dispersion = (
+        [dispersion.get(str(m), DEFAULT_DISPERSION) for m in market]
+        if isinstance(dispersion, Mapping)
+        else dispersion
+    )
     per_group_gap = _per_market(max_gap, market)
     consensus = fit_consensus(
         offers,
@@ -213,6 +227,7 @@ def price_slate(
         "spread": consensus.spread,
         "mean": consensus.distribution.mean,
         "dispersion": consensus.distribution.dispersion,
+        "market_mean": consensus.market_mean,
         "consensus_book": at(consensus.consensus_offer, book_names[offers.book]),
     }
     for side, index, ev, saving, price in (
