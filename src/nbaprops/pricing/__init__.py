@@ -24,6 +24,7 @@ from nbaprops.pricing.fair import (
     walk_forward_days,
 )
 from nbaprops.pricing.ladder import ladder
+from nbaprops.pricing.learn import MarketModel, learn_market
 from nbaprops.pricing.offers import (
     BestOffers,
     OfferPrices,
@@ -42,6 +43,7 @@ __all__ = [
     "Consensus",
     "Dispersion",
     "LineDistribution",
+    "MarketModel",
     "Method",
     "OfferPrices",
     "Offers",
@@ -57,6 +59,7 @@ __all__ = [
     "ladder",
     "learn_book_weights",
     "learn_dispersion",
+    "learn_market",
     "line_probabilities",
     "offers_from_arrow",
     "overround",

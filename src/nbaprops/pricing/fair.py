@@ -209,7 +209,7 @@ def fit_consensus(
     dispersion: Dispersion | Sequence[Dispersion] = DEFAULT_DISPERSION,
     book_weight: Mapping[str, float] | None = None,
     method: Method = "multiplicative",
-    max_gap: float = np.inf,
+    max_gap: float | FloatArray = np.inf,
 ) -> Consensus:
     """Fair consensus of every player-market of ``offers`` (module docstring for each rule).
 
@@ -220,7 +220,7 @@ def fit_consensus(
             it, or no mapping at all, weighs the average of the known books (1.0 when none is known).
         method: de-vig method for each offer's fair probability.
         max_gap: an offer farther than this from its consensus line is an outlier (e.g.
-            ``nbaprops.markets.BOOK_GAP[market]``).
+            ``nbaprops.markets.BOOK_GAP[market]``); one number or one per offer.
     """
     n = offers.n_groups
     group = offers.group

@@ -207,7 +207,7 @@ def price_slate(
         dispersion=per_group_dispersion,
         book_weight=book_weight,
         method=method,
-        max_gap=per_group_gap[offers.group] if per_group_gap.size else np.inf,  # type: ignore[arg-type]
+        max_gap=per_group_gap[offers.group] if per_group_gap.size else np.inf,
     )
     prices = price_offers(offers, consensus, excluded_books=excluded_books)
     best = best_offers(offers, prices, consensus)
