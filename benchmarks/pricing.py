@@ -66,6 +66,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NBAPROPS_SHARED_DATA", REPO.parent / "shared" / "data"))
 SEASONS = ("2023-24", "2024-25")
 OFFSETS = (-3, -2, -1, 0, 1, 2, 3)
+PRICE_GAP = 0.1
+"""The 'price guard' rows bet only offers whose own fair P(over) is within this of the consensus at their line."""
 SHARP_ENOUGH = 0.1
 """A book whose walk-forward weight is below this (log loss > 0.023 nat per offer worse than the sharpest) is
 not bet at in the 'reliable books' rows."""
@@ -168,6 +170,10 @@ def walk_forward(
     ev_over = np.full(n, np.nan)
     ev_under = np.full(n, np.nan)
     best_over_sharp = np.full(n, -1)
+    best_over_guard = np.full(n, -1)
+    best_under_guard = np.full(n, -1)
+    ev_over_guard = np.full(n, np.nan)
+    ev_under_guard = np.full(n, np.nan)
     best_under_sharp = np.full(n, -1)
     ev_over_sharp = np.full(n, np.nan)
     ev_under_sharp = np.full(n, np.nan)
@@ -211,6 +217,13 @@ def walk_forward(
         sharp = best_offers(
             day_offers, price_offers(day_offers, consensus, excluded_books=unreliable), consensus
         )
+        guarded = best_offers(
+            day_offers, price_offers(day_offers, consensus, max_price_gap=PRICE_GAP), consensus
+        )
+        best_over_guard[groups_today] = np.where(guarded.over >= 0, rows[guarded.over], -1)
+        best_under_guard[groups_today] = np.where(guarded.under >= 0, rows[guarded.under], -1)
+        ev_over_guard[groups_today] = guarded.ev_over
+        ev_under_guard[groups_today] = guarded.ev_under
         best_over_sharp[groups_today] = np.where(sharp.over >= 0, rows[sharp.over], -1)
         best_under_sharp[groups_today] = np.where(sharp.under >= 0, rows[sharp.under], -1)
         ev_over_sharp[groups_today] = sharp.ev_over
@@ -248,6 +261,10 @@ def walk_forward(
         "best_under": best_under,
         "ev_over": ev_over,
         "ev_under": ev_under,
+        "best_over_guard": best_over_guard,
+        "best_under_guard": best_under_guard,
+        "ev_over_guard": ev_over_guard,
+        "ev_under_guard": ev_under_guard,
         "best_over_sharp": best_over_sharp,
         "best_under_sharp": best_under_sharp,
         "ev_over_sharp": ev_over_sharp,
@@ -305,7 +322,8 @@ def betting(
     reps: int,
     books: str = "",
 ) -> dict[str, Any]:
-    """The bets of one margin and season; ``books="_sharp"`` uses the offers of the reliable books only."""
+    """The bets of one margin and season; ``books="_sharp"`` uses the offers of the reliable books only,
+    ``"_guard"`` those that pass the price guard."""
     rng = np.random.default_rng(20)
     ev_over, ev_under = per_group["ev_over" + books], per_group["ev_under" + books]
     take_over = np.nan_to_num(ev_over, nan=-np.inf) >= np.nan_to_num(ev_under, nan=-np.inf)
@@ -476,8 +494,13 @@ def main() -> None:
         f"{'hit best':>9}{'hit cons':>9}{'vig best':>9}{'vig cons':>9}"
     )
     bets: dict[str, dict[str, Any]] = {}
-    for books in ("", "_sharp"):
-        print("all books" if not books else f"reliable books only (walk-forward weight >= {SHARP_ENOUGH})")
+    labels = {
+        "": "all books",
+        "_guard": f"all books, price guard (own fair P(over) within {PRICE_GAP} of the consensus at its line)",
+        "_sharp": f"reliable books only (walk-forward weight >= {SHARP_ENOUGH})",
+    }
+    for books, label in labels.items():
+        print(label)
         for margin in sorted({0.0, args.margin, 0.05}):
             for season in (*SEASONS, None):
                 b = betting(offers, per_group, margin, season, args.boot, books)
@@ -490,7 +513,12 @@ def main() -> None:
                 )
     main_bets = bets[f"{args.margin}:both"]
     sharp_bets = bets[f"{args.margin}:both_sharp"]
-    for label, chosen in (("all books", main_bets), ("reliable books", sharp_bets)):
+    guard_bets = bets[f"{args.margin}:both_guard"]
+    for label, chosen in (
+        ("all books", main_bets),
+        ("price guard", guard_bets),
+        ("reliable books", sharp_bets),
+    ):
         print(
             f"\n## Hit rate by book of the best-EV bets ({label}, EV > {args.margin}, both seasons): bets, hit rate"
         )
@@ -510,6 +538,7 @@ def main() -> None:
         f"ece2={max(both[2][0], both[-2][0]):.4f} ece3={max(both[3][0], both[-3][0]):.4f} "
         f"roi_best={main_bets['roi_best']:.4f} roi_consensus={main_bets['roi_ref']:.4f} bets={main_bets['bets']} "
         f"vig_best={main_bets['overround_best']:.4f} vig_consensus={main_bets['overround_ref']:.4f} "
+        f"roi_best_guard={guard_bets['roi_best']:.4f} bets_guard={guard_bets['bets']} "
         f"roi_best_reliable={sharp_bets['roi_best']:.4f} roi_consensus_reliable={sharp_bets['roi_ref']:.4f} "
         f"bets_reliable={sharp_bets['bets']} vig_best_reliable={sharp_bets['overround_best']:.4f} ms_slate={ms:.1f} cpu_ms_slate={cpu_ms:.1f}"
     )

@@ -132,3 +132,15 @@ def test_a_real_slate_is_priced_consistently_with_select_lines(
             ]
             settled = row["p_over"] / (row["p_over"] + row["p_under"])
             assert min(own) - 1e-9 <= settled <= max(own) + 1e-9
+
+
+def test_the_price_guard_leaves_out_a_price_far_from_the_consensus_at_its_line() -> None:
+    rows = [*ROWS, ("jokic", "stale", 50.5, 250.0, -400.0)]  # fair P(over) 0.27 where the others say ~0.5
+    assert price_slate(slate(rows), max_gap=BOOK_GAP).board.to_pylist()[0]["best_over_book"] == "stale"
+    guarded = price_slate(slate(rows), max_gap=BOOK_GAP, max_price_gap=0.1)
+    eligible = {
+        o["bookmaker"]: o["eligible"] for o in guarded.offers.to_pylist() if o["player_lookup"] == "jokic"
+    }
+    assert eligible["a"] and eligible["b"] and eligible["c"]
+    assert not eligible["stale"] and not eligible["typo"]
+    assert guarded.board.to_pylist()[0]["best_over_book"] == "c"

@@ -66,8 +66,19 @@ def expected_value(p_win: FloatArray, p_lose: FloatArray, american: FloatArray) 
     return np.asarray(p_win * (decimal_odds(american) - 1.0) - p_lose, dtype=np.float64)
 
 
-def price_offers(offers: Offers, consensus: Consensus, *, excluded_books: Iterable[str] = ()) -> OfferPrices:
-    """EV of both sides of every offer at its own line; ``eligible`` leaves out excluded books and outliers."""
+def price_offers(
+    offers: Offers,
+    consensus: Consensus,
+    *,
+    excluded_books: Iterable[str] = (),
+    max_price_gap: float | None = None,
+) -> OfferPrices:
+    """EV of both sides of every offer at its own line.
+
+    ``eligible`` leaves out excluded books, outlier lines and, with ``max_price_gap``, suspect prices: an offer
+    whose own fair P(over) sits more than ``max_price_gap`` from the consensus distribution's P(over | settled)
+    at the same line (a stale price, or a price paired with the wrong line, looks like a gift).
+    """
     p_over, p_under, p_push = consensus.distribution.at(offers.group).probabilities(offers.line)
     excluded = np.isin(np.asarray(offers.books, dtype=object), list(excluded_books))
     eligible = (
@@ -75,6 +86,10 @@ def price_offers(offers: Offers, consensus: Consensus, *, excluded_books: Iterab
         & ~(excluded[offers.book] if excluded.size else np.zeros(len(offers), dtype=bool))
         & np.isfinite(p_over)
     )
+    if max_price_gap is not None:
+        settled = p_over / (p_over + p_under)
+        own = np.where(np.isfinite(consensus.fair), consensus.fair, settled)  # no price pair: nothing to compare
+        eligible &= ~(np.abs(own - settled) > max_price_gap)
     return OfferPrices(
         p_over=p_over,
         p_under=p_under,
@@ -174,6 +189,7 @@ def price_slate(
     method: Method = "multiplicative",
     max_gap: float | Mapping[str, float] = np.inf,
     excluded_books: Iterable[str] = (),
+    max_price_gap: float | None = None,
 ) -> SlatePricing:
     """Price every offer of a slate and pick the best over and under of each player-market.
 
@@ -187,6 +203,8 @@ def price_slate(
         max_gap: outlier distance from the consensus line, one number or per market
             (``nbaprops.markets.BOOK_GAP``).
         excluded_books: books the user cannot bet at (still part of the consensus: their prices inform it).
+        max_price_gap: leave out offers whose own fair probability is this far from the consensus at their
+            line (:func:`price_offers`); None keeps every price.
 
     Returns:
         ``board`` columns: the keys, consensus_line, p_over, p_under, p_push, n_books, spread, mean,
@@ -209,7 +227,7 @@ def price_slate(
         method=method,
         max_gap=per_group_gap[offers.group] if per_group_gap.size else np.inf,
     )
-    prices = price_offers(offers, consensus, excluded_books=excluded_books)
+    prices = price_offers(offers, consensus, excluded_books=excluded_books, max_price_gap=max_price_gap)
     best = best_offers(offers, prices, consensus)
     book_names = np.asarray(offers.books, dtype=object)
 
