@@ -16,7 +16,9 @@ play, a playoff game, an unmatched name) is voided, an integer line equal to the
    (fewer than ``--min-history`` graded player-games before them) are priced but not scored.
    ECE of the fair P(over | settled) at the consensus line and at ±1, ±2, ±3 from it.
 3. **Betting**: per player-game, the best-EV eligible offer (either side, any book, any line) when its EV
-   exceeds ``--margin``, against the same side at the consensus book (``select_lines``' book). ROI per unit
+   exceeds ``--margin``, against the same side at the consensus book (``select_lines``' book), three ways: every
+   book; every book with the price guard (``max_price_gap``, ``PRICE_GAP``); the books whose weight learned on
+   earlier dates is at least ``SHARP_ENOUGH``. ROI per unit
    staked with 95% intervals from a bootstrap over game dates (bets of one date move together), bets, hit rate,
    the average overround of the offers taken, and hit rate by book.
 4. **Cost**: ``price_slate`` on a 15-game slate made of the 15 real events with the most offers (median of

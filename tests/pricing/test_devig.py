@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from nbaprops.pricing import METHODS, american_odds, fair_over, implied_probability, overround
@@ -68,7 +68,9 @@ def test_a_shorter_over_price_means_a_likelier_over(
     offer: tuple[float, float], method: str, cut: float
 ) -> None:
     over, under = offer
-    shorter = american(min(float(implied_probability(over)) + cut, 0.99))
+    q_over = float(implied_probability(over))
+    assume(q_over + cut < 0.999)
+    shorter = american(q_over + cut)
     assert fair_over(shorter, under, method) >= fair_over(over, under, method) - 1e-12  # type: ignore[arg-type]
 
 

@@ -46,8 +46,9 @@ def test_agrees_with_scipy_nbinom(mean: float, dispersion: float, line: float) -
 def test_over_falls_and_under_rises_with_the_line(mean: float, dispersion: float) -> None:
     steps = np.arange(0.0, 80.5, 0.5)
     over, under, _ = line_probabilities(mean, dispersion, steps)
-    assert np.all(np.diff(over) <= 1e-15)
-    assert np.all(np.diff(under) >= -1e-15)
+    # Within rounding: the two incomplete-beta tails agree to a few 1e-16.
+    assert np.all(np.diff(over) <= 1e-13)
+    assert np.all(np.diff(under) >= -1e-13)
 
 
 @settings(max_examples=30, deadline=None)

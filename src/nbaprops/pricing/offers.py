@@ -88,7 +88,8 @@ def price_offers(
     )
     if max_price_gap is not None:
         settled = p_over / (p_over + p_under)
-        own = np.where(np.isfinite(consensus.fair), consensus.fair, settled)  # no price pair: nothing to compare
+        # An offer without both prices has no fair probability of its own: nothing to compare, kept.
+        own = np.where(np.isfinite(consensus.fair), consensus.fair, settled)
         eligible &= ~(np.abs(own - settled) > max_price_gap)
     return OfferPrices(
         p_over=p_over,
