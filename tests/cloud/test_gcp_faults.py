@@ -17,6 +17,7 @@ import importlib
 import shutil
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from google.api_core import exceptions as google_errors
 from tests.cloud.conftest import (
     SMALL_SLATE,
     Deployment,
@@ -38,6 +40,7 @@ from tests.service.conftest import wait_for
 from nbaprops import schema
 from nbaprops.clock import ManualClock, SystemClock
 from nbaprops.config import Settings
+from nbaprops.errors import StorageBusyError
 from nbaprops.pipeline import daily, janitor
 from nbaprops.pipeline.coordinator import BatchSummary, Coordinator
 from nbaprops.pipeline.queue_worker import QueueWorker
@@ -46,6 +49,7 @@ from nbaprops.pipeline.worker import ChunkPrediction, ChunkPredictor
 from nbaprops.storage import open_gcp, open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.storage.gcp.backend import GcpBackend
+from nbaprops.storage.gcp.retry import Backoff
 from nbaprops.storage.seams import Lease, WorkMessage
 from nbaprops.systems.training import ensure_bundles
 
@@ -263,8 +267,8 @@ def test_a_lost_ack_redelivers_a_committed_chunk_which_changes_nothing(
     delivery_of: dict[str, int] = {}
     pull, settle = queue._pull, queue._settle
 
-    def recording_pull(subscription: str, max_messages: int) -> list[Any]:
-        received = pull(subscription, max_messages)
+    def recording_pull(subscription: str, max_messages: int, timeout: float | None = None) -> list[Any]:
+        received = pull(subscription, max_messages, timeout)
         for item in received:
             delivery_of[item.ack_id] = int(item.delivery_attempt or 1)
         return received
@@ -537,4 +541,150 @@ def test_staging_left_by_a_dead_attempt_is_never_merged_and_is_removed(
     assert slate.backend.warehouse.staging_tables() == [orphan]  # the batch's own staging went with the merge
     cleaned = janitor.cleanup_staging(slate.backend, older_than_hours=24, clock=slate.clock)
     assert cleaned.dropped == (orphan,)
+    assert_cloud_invariants(slate.backend, slate.batch_id)
+
+
+# -- Pub/Sub as it really behaves (issue 22, items 3 and 4) -----------------------------------------------------
+
+
+class FlakySubscriber:
+    """The real ``SubscriberClient``, its first ``failures[method]`` calls of a method answered with a transient
+    error before they reach the emulator (the injected fault; everything else goes through)."""
+
+    def __init__(self, inner: Any, failures: dict[str, int]) -> None:
+        self._inner = inner
+        self.left = dict(failures)
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+        if name not in self.left:
+            return method
+
+        def flaky(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                fail = self.left[name] > 0
+                self.left[name] -= fail
+            if fail:
+                raise google_errors.ServiceUnavailable(f"injected: {name} unavailable")
+            return method(*args, **kwargs)
+
+        return flaky
+
+
+def no_failed_requests(slate: Slate) -> None:
+    """Nothing dead-lettered, every request done (a passing error never ends a request ``failed``)."""
+    assert slate.coordinator().fail_dead_letters(slate.batch_id) == 0
+    counts = slate.progress()
+    assert counts["failed"] == 0 and counts["done"] == len(slate.players), counts
+
+
+def test_transient_pull_and_ack_errors_are_waited_out_and_the_worker_keeps_pulling(slate: Slate) -> None:
+    """The first three pulls and the first two acks answer ``UNAVAILABLE``: the consumer backs off, pulls again
+    and retries the acks; its thread never dies, every chunk is delivered once, every request ends done.
+
+    Would catch: a pull or ack error escaping ``consume()`` (the worker thread dies silently and nothing more is
+    done). Mutation tried: ``consume`` without its ``except TransientError`` around the pull → red (the thread
+    dies on the first pull, the wait for the batch times out).
+    """
+    queue = slate.backend.queue
+    queue.backoff = Backoff(initial_s=0.05, maximum_s=0.2)
+    queue.subscriber = FlakySubscriber(queue.subscriber, {"pull": 3, "acknowledge": 2})  # type: ignore[assignment]
+    chunks = slate.chunks()
+    worker = slate.worker("a")
+    with consuming([worker]):
+        wait_for(lambda: slate.open_requests() == 0 and len(worker.deliveries) == len(chunks), timeout=60)
+        with contextlib.suppress(AssertionError):  # a redelivery of an ack that was lost would come now
+            wait_for(lambda: len(worker.deliveries) > len(chunks), timeout=1.5)
+
+    assert queue.subscriber.left == {"pull": 0, "acknowledge": 0}  # type: ignore[attr-defined]
+    assert queue.transient_errors == 5
+    assert Counter(m.players for m, _ in worker.deliveries) == {c.players: 1 for c in chunks}
+    assert all(answer for _, answer in worker.deliveries)
+    no_failed_requests(slate)
+    assert slate.finish().state == "complete"
+    assert_cloud_invariants(slate.backend, slate.batch_id)
+
+
+@dataclass
+class SlowPredictor:
+    """Predicts like ``inner`` after ``seconds``: a chunk longer than the ack deadline."""
+
+    inner: ChunkPredictor
+    seconds: float
+
+    def predict_chunk(self, storage: DuckDBStorage, leases: Sequence[Lease]) -> ChunkPrediction:
+        threading.Event().wait(self.seconds)
+        return self.inner.predict_chunk(storage, leases)
+
+
+def test_a_chunk_longer_than_its_ack_deadline_is_kept_and_acked_once(slate: Slate) -> None:
+    """The queue keeps held messages at a 1 s ack deadline and each chunk takes 2.5 s, with a second worker
+    pulling: the deadline is renewed while the chunk runs, so no chunk is redelivered; each is acked once.
+
+    Would catch: nothing extending the ack deadline (a long chunk comes back to another worker mid-way, counts
+    an attempt, and after enough of them is dead-lettered while it was being done). Mutation tried: the lease
+    keeper setting the deadline once and never renewing it → red (every chunk delivered twice).
+    """
+    queue = slate.backend.queue
+    queue.ack_deadline_s = 1.0
+    chunks = slate.chunks()
+    slow = SlowPredictor(slate.predictor, 2.5)
+    workers = [slate.worker("a", slow), slate.worker("b", slow)]
+    with consuming(workers):
+        wait_for(lambda: slate.open_requests() == 0, timeout=60)
+        with contextlib.suppress(AssertionError):  # a redelivery would come within a deadline or two
+            wait_for(lambda: sum(len(w.deliveries) for w in workers) > len(chunks), timeout=2)
+
+    deliveries = [d for w in workers for d in w.deliveries]
+    assert Counter(m.players for m, _ in deliveries) == {c.players: 1 for c in chunks}
+    assert all(answer and m.delivery_attempt == 1 for m, answer in deliveries)
+    assert set(attempts(slate).values()) == {1}
+    no_failed_requests(slate)
+    assert slate.finish().state == "complete"
+    assert_cloud_invariants(slate.backend, slate.batch_id)
+
+
+@dataclass
+class PassingErrorPredictor:
+    """Fails every chunk with a transient error for ``seconds`` from its first call, then predicts like
+    ``inner`` (a dependency restarting while chunks load)."""
+
+    inner: ChunkPredictor
+    seconds: float
+    ends: list[float] = field(default_factory=list)
+
+    def predict_chunk(self, storage: DuckDBStorage, leases: Sequence[Lease]) -> ChunkPrediction:
+        now = time.monotonic()
+        if not self.ends:
+            self.ends.append(now + self.seconds)
+        if now < self.ends[0]:
+            raise StorageBusyError("injected: history unavailable while BigQuery restarts")
+        return self.inner.predict_chunk(storage, leases)
+
+
+def test_a_nack_storm_from_a_passing_error_ends_done_not_dead_lettered(slate: Slate) -> None:
+    """For its first second every chunk fails to load (the passing error of a restarting dependency): every
+    delivery is nacked (its leases released), by two workers at once. The subscription's retry policy
+    spaces the redeliveries, so the error has passed before the fifth attempt: no dead letter, every request
+    done, the invariants hold.
+
+    Would catch: a subscription without a retry policy — a nack comes back at once, the five attempts are spent
+    in a fraction of a second, the chunks are dead-lettered and their requests end ``failed`` for good. Mutation
+    tried: ``ensure_pubsub`` ignoring ``redelivery`` → red (both chunks dead-lettered, 31 requests failed).
+    """
+    storm = PassingErrorPredictor(slate.predictor, seconds=1.0)
+    workers = [slate.worker("a", storm), slate.worker("b", storm)]
+    chunks = slate.chunks()
+    with consuming(workers):
+        wait_for(lambda: slate.open_requests() == 0, timeout=60)
+
+    deliveries = [d for w in workers for d in w.deliveries]
+    refused = [m for m, answer in deliveries if not answer]
+    assert refused and {m.players for m in refused} == {
+        c.players for c in chunks
+    }  # the storm hit every chunk
+    assert max(m.delivery_attempt for m, _ in deliveries) < slate.settings.max_delivery_attempts
+    no_failed_requests(slate)
+    assert slate.finish().state == "complete"
     assert_cloud_invariants(slate.backend, slate.batch_id)
