@@ -688,3 +688,131 @@ def test_a_nack_storm_from_a_passing_error_ends_done_not_dead_lettered(slate: Sl
     no_failed_requests(slate)
     assert slate.finish().state == "complete"
     assert_cloud_invariants(slate.backend, slate.batch_id)
+
+
+# -- BigQuery and Firestore for production (issue 22, item 6) ------------------------------------------------------
+
+
+class FlakyBigQuery:
+    """The real ``bigquery.Client``, the first calls of some methods answered with the given errors (the
+    injected fault) before they reach the emulator."""
+
+    def __init__(self, inner: Any, errors: dict[str, list[Exception]]) -> None:
+        self._inner = inner
+        self.errors = {name: list(queue) for name, queue in errors.items()}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+        if name not in self.errors:
+            return method
+
+        def flaky(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                error = self.errors[name].pop(0) if self.errors[name] else None
+            if error is not None:
+                raise error
+            return method(*args, **kwargs)
+
+        return flaky
+
+
+def test_warehouse_writes_wait_out_conflicts_rate_limits_and_outages(slate: Slate) -> None:
+    """A staging load answered 503, the merge's transaction cancelled by a concurrent update (as BigQuery
+    reports it), the batch's invalidation answered ``403 rateLimitExceeded``: each write is retried after the
+    warehouse's backoff (milliseconds here, seconds in production) and lands once; the invariants hold.
+
+    Would catch: a write not retried by class (the load, the merge or the invalidation fails the batch), a 403
+    for a rate limit reported as a permission problem. Mutation tried: ``translate`` treating every 403 as a
+    ``ConfigError`` → red (the invalidation fails with "permission denied").
+    """
+    warehouse = slate.backend.warehouse
+    warehouse.backoff = Backoff(initial_s=0.01, maximum_s=0.05, attempts=4)
+    rate_limited = google_errors.Forbidden(
+        "Exceeded rate limits: too many table update operations for this table",
+        errors=[{"reason": "rateLimitExceeded", "message": "Exceeded rate limits"}],
+    )
+    conflict = google_errors.BadRequest(
+        "Transaction is aborted due to concurrent update against table main",
+        errors=[{"reason": "invalidQuery"}],
+    )
+    flaky = FlakyBigQuery(
+        warehouse.client,
+        {
+            "load_table_from_file": [google_errors.ServiceUnavailable("injected: load unavailable")],
+            "query": [],
+        },
+    )
+    warehouse.client = flaky  # type: ignore[assignment]
+    worker = slate.worker("a")
+    for message in slate.chunks():
+        assert worker.handle(message)
+    assert flaky.errors["load_table_from_file"] == []
+    flaky.errors["query"] = [conflict]  # the next query is the merge
+    assert slate.finish().state == "complete"
+    assert flaky.errors["query"] == []
+    assert_cloud_invariants(slate.backend, slate.batch_id)
+
+    ruled_out = sorted({r["player_lookup"] for r in slate.main_rows()})[:1]
+    flaky.errors["query"] = [rate_limited]
+    postponed, per_player = warehouse.invalidate(
+        GAME_DATE, games=[], players=[(ruled_out[0], datetime(2030, 1, 1, tzinfo=UTC))], at=slate.clock.now()
+    )
+    assert flaky.errors["query"] == [] and postponed == 0 and per_player[ruled_out[0]] > 0
+
+
+def test_a_403_for_quota_is_transient_and_one_for_permission_is_a_config_error() -> None:
+    """BigQuery answers both a quota and a missing role with 403; only the first passes."""
+    from nbaprops.errors import ConfigError
+    from nbaprops.storage.gcp.warehouse import translate
+
+    for reason in ("quotaExceeded", "rateLimitExceeded"):
+        quota = google_errors.Forbidden("Quota exceeded", errors=[{"reason": reason}])
+        assert isinstance(translate(quota, action="merge"), StorageBusyError)
+    denied = google_errors.Forbidden("Access Denied", errors=[{"reason": "accessDenied"}])
+    error = translate(denied, action="merge")
+    assert isinstance(error, ConfigError) and "permission denied" in str(error)
+
+
+def test_the_sweep_reads_only_expired_leases(slate: Slate, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One chunk's leases expire while the other chunk's are fresh: the sweep reads (and reclaims) only the
+    expired ones — a query on ``lease_expires_at`` — not one document per leased request.
+
+    Would catch: the sweep reading every leased request each pass (~400k Firestore reads an hour per running
+    batch at the coordinator's polling rate). Mutation tried: ``_leased`` without the ``lease_expires_at <``
+    filter → red (31 documents read).
+    """
+    ledger = slate.backend.ledger
+    first, second = slate.chunks()
+    ledger.claim(
+        slate.batch_id,
+        owner="test:old",
+        limit=16,
+        lease_seconds=LEASE_S,
+        clock=slate.clock,
+        players=first.players,
+    )
+    slate.clock.advance(LEASE_S + 1)
+    ledger.claim(
+        slate.batch_id,
+        owner="test:new",
+        limit=16,
+        lease_seconds=LEASE_S,
+        clock=slate.clock,
+        players=second.players,
+    )
+    read: list[int] = []
+    change_many = ledger._change_many
+
+    def counting(items: Any, decide: Any) -> Any:
+        work = list(items)
+        read.append(len(work))
+        return change_many(work, decide)
+
+    monkeypatch.setattr(ledger, "_change_many", counting)
+    for batch_id in (slate.batch_id, None):  # one batch's requests, and every batch's (collection group)
+        swept = ledger.sweep(clock=slate.clock, max_attempts=3, batch_id=batch_id)
+        slate.clock.advance(0.001)
+        assert swept.reclaimed == (len(first.players) if batch_id else 0)
+    assert read == [len(first.players), 0]
+    assert slate.progress()["leased"] == len(second.players)
