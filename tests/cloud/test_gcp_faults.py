@@ -50,7 +50,7 @@ from nbaprops.storage import open_gcp, open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.storage.gcp.backend import GcpBackend
 from nbaprops.storage.gcp.retry import Backoff
-from nbaprops.storage.seams import Lease, WorkMessage
+from nbaprops.storage.seams import BatchInfo, Lease, WorkMessage
 from nbaprops.systems.training import ensure_bundles
 
 pytestmark = [pytest.mark.cloud]
@@ -645,27 +645,26 @@ def test_a_chunk_longer_than_its_ack_deadline_is_kept_and_acked_once(slate: Slat
     assert_cloud_invariants(slate.backend, slate.batch_id)
 
 
-@dataclass
-class PassingErrorPredictor:
-    """Fails every chunk with a transient error for ``seconds`` from its first call, then predicts like
-    ``inner`` (a dependency restarting while chunks load)."""
+def load_failing_for(worker: RecordingWorker, seconds: list[float]) -> RecordingWorker:
+    """``worker``, loading a batch's models and history (before it claims anything) failing with a transient
+    error until ``seconds[0]`` on the monotonic clock, set at its first call (shared by the workers given it)."""
+    load = worker._predictor
 
-    inner: ChunkPredictor
-    seconds: float
-    ends: list[float] = field(default_factory=list)
-
-    def predict_chunk(self, storage: DuckDBStorage, leases: Sequence[Lease]) -> ChunkPrediction:
+    def failing(info: BatchInfo) -> tuple[ChunkPredictor, DuckDBStorage]:
         now = time.monotonic()
-        if not self.ends:
-            self.ends.append(now + self.seconds)
-        if now < self.ends[0]:
+        if len(seconds) == 1:
+            seconds.append(now + seconds[0])
+        if now < seconds[1]:
             raise StorageBusyError("injected: history unavailable while BigQuery restarts")
-        return self.inner.predict_chunk(storage, leases)
+        return load(info)
+
+    worker._predictor = failing  # type: ignore[method-assign]
+    return worker
 
 
 def test_a_nack_storm_from_a_passing_error_ends_done_not_dead_lettered(slate: Slate) -> None:
-    """For its first second every chunk fails to load (the passing error of a restarting dependency): every
-    delivery is nacked (its leases released), by two workers at once. The subscription's retry policy
+    """For its first second every chunk fails to load its history (the passing error of a restarting
+    dependency): every delivery is nacked, by two workers at once. The subscription's retry policy
     spaces the redeliveries, so the error has passed before the fifth attempt: no dead letter, every request
     done, the invariants hold.
 
@@ -673,8 +672,8 @@ def test_a_nack_storm_from_a_passing_error_ends_done_not_dead_lettered(slate: Sl
     in a fraction of a second, the chunks are dead-lettered and their requests end ``failed`` for good. Mutation
     tried: ``ensure_pubsub`` ignoring ``redelivery`` → red (both chunks dead-lettered, 31 requests failed).
     """
-    storm = PassingErrorPredictor(slate.predictor, seconds=1.0)
-    workers = [slate.worker("a", storm), slate.worker("b", storm)]
+    storm = [1.0]
+    workers = [load_failing_for(slate.worker(name), storm) for name in ("a", "b")]
     chunks = slate.chunks()
     with consuming(workers):
         wait_for(lambda: slate.open_requests() == 0, timeout=60)
