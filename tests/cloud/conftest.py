@@ -29,12 +29,15 @@ from tests.service.conftest import REPO
 
 from nbaprops import schema
 from nbaprops.config import Settings, load_settings
-from nbaprops.storage import setup_gcp
 from nbaprops.storage.gcp.backend import GcpBackend
+from nbaprops.storage.gcp.queue import Redelivery
 
 __all__ = ["bigquery_emulator", "firestore_emulator", "pubsub_emulator"]
 
 OUTPUTS: dict[int, Path] = {}  # pid -> the file its stdout went to
+# The workers' subscription's retry policy in tests: redeliveries spaced like production's (10-600 s), in
+# fractions of a second (on the emulator the second delivery comes at once, the later ones after the maximum).
+FAST_REDELIVERY = Redelivery(minimum_backoff_s=0.2, maximum_backoff_s=0.6)
 SMALL_SLATE = "2025-01-26"  # one game, 31 players: the slate of the fault tests (SLATE has 15 games, ~470)
 
 
@@ -100,9 +103,15 @@ def bare_deployment(
 
 @pytest.fixture
 def deployment(bare_deployment: Deployment) -> Deployment:
-    """A deployment whose resources ``nbaprops gcp setup`` created (as an account allowed to)."""
+    """A deployment whose resources ``nbaprops gcp setup`` created (as an account allowed to), its retry policy
+    :data:`FAST_REDELIVERY`."""
     with creation_allowed():
-        setup_gcp(bare_deployment.settings)
+        backend = GcpBackend(bare_deployment.settings)
+        backend.redelivery = FAST_REDELIVERY
+        try:
+            backend.setup()
+        finally:
+            backend.close()
     return bare_deployment
 
 

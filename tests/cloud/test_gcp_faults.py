@@ -17,6 +17,7 @@ import importlib
 import shutil
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from google.api_core import exceptions as google_errors
 from tests.cloud.conftest import (
     SMALL_SLATE,
     Deployment,
@@ -38,6 +40,7 @@ from tests.service.conftest import wait_for
 from nbaprops import schema
 from nbaprops.clock import ManualClock, SystemClock
 from nbaprops.config import Settings
+from nbaprops.errors import StorageBusyError
 from nbaprops.pipeline import daily, janitor
 from nbaprops.pipeline.coordinator import BatchSummary, Coordinator
 from nbaprops.pipeline.queue_worker import QueueWorker
@@ -46,7 +49,8 @@ from nbaprops.pipeline.worker import ChunkPrediction, ChunkPredictor
 from nbaprops.storage import open_gcp, open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.storage.gcp.backend import GcpBackend
-from nbaprops.storage.seams import Lease, WorkMessage
+from nbaprops.storage.gcp.retry import Backoff
+from nbaprops.storage.seams import BatchInfo, Lease, WorkMessage
 from nbaprops.systems.training import ensure_bundles
 
 pytestmark = [pytest.mark.cloud]
@@ -263,8 +267,8 @@ def test_a_lost_ack_redelivers_a_committed_chunk_which_changes_nothing(
     delivery_of: dict[str, int] = {}
     pull, settle = queue._pull, queue._settle
 
-    def recording_pull(subscription: str, max_messages: int) -> list[Any]:
-        received = pull(subscription, max_messages)
+    def recording_pull(subscription: str, max_messages: int, timeout: float | None = None) -> list[Any]:
+        received = pull(subscription, max_messages, timeout)
         for item in received:
             delivery_of[item.ack_id] = int(item.delivery_attempt or 1)
         return received
@@ -538,3 +542,276 @@ def test_staging_left_by_a_dead_attempt_is_never_merged_and_is_removed(
     cleaned = janitor.cleanup_staging(slate.backend, older_than_hours=24, clock=slate.clock)
     assert cleaned.dropped == (orphan,)
     assert_cloud_invariants(slate.backend, slate.batch_id)
+
+
+# -- Pub/Sub as it really behaves (issue 22, items 3 and 4) -----------------------------------------------------
+
+
+class FlakySubscriber:
+    """The real ``SubscriberClient``, its first ``failures[method]`` calls of a method answered with a transient
+    error before they reach the emulator (the injected fault; everything else goes through)."""
+
+    def __init__(self, inner: Any, failures: dict[str, int]) -> None:
+        self._inner = inner
+        self.left = dict(failures)
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+        if name not in self.left:
+            return method
+
+        def flaky(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                fail = self.left[name] > 0
+                self.left[name] -= fail
+            if fail:
+                raise google_errors.ServiceUnavailable(f"injected: {name} unavailable")
+            return method(*args, **kwargs)
+
+        return flaky
+
+
+def no_failed_requests(slate: Slate) -> None:
+    """Nothing dead-lettered, every request done (a passing error never ends a request ``failed``)."""
+    assert slate.coordinator().fail_dead_letters(slate.batch_id) == 0
+    counts = slate.progress()
+    assert counts["failed"] == 0 and counts["done"] == len(slate.players), counts
+
+
+def test_transient_pull_and_ack_errors_are_waited_out_and_the_worker_keeps_pulling(slate: Slate) -> None:
+    """The first three pulls and the first two acks answer ``UNAVAILABLE``: the consumer backs off, pulls again
+    and retries the acks; its thread never dies, every chunk is delivered once, every request ends done.
+
+    Would catch: a pull or ack error escaping ``consume()`` (the worker thread dies silently and nothing more is
+    done). Mutation tried: ``consume`` without its ``except TransientError`` around the pull → red (the thread
+    dies on the first pull, the wait for the batch times out).
+    """
+    queue = slate.backend.queue
+    queue.backoff = Backoff(initial_s=0.05, maximum_s=0.2)
+    queue.subscriber = FlakySubscriber(queue.subscriber, {"pull": 3, "acknowledge": 2})  # type: ignore[assignment]
+    chunks = slate.chunks()
+    worker = slate.worker("a")
+    with consuming([worker]):
+        wait_for(lambda: slate.open_requests() == 0 and len(worker.deliveries) == len(chunks), timeout=60)
+        with contextlib.suppress(AssertionError):  # a redelivery of an ack that was lost would come now
+            wait_for(lambda: len(worker.deliveries) > len(chunks), timeout=1.5)
+
+    assert queue.subscriber.left == {"pull": 0, "acknowledge": 0}  # type: ignore[attr-defined]
+    assert queue.transient_errors == 5
+    assert Counter(m.players for m, _ in worker.deliveries) == {c.players: 1 for c in chunks}
+    assert all(answer for _, answer in worker.deliveries)
+    no_failed_requests(slate)
+    assert slate.finish().state == "complete"
+    assert_cloud_invariants(slate.backend, slate.batch_id)
+
+
+@dataclass
+class SlowPredictor:
+    """Predicts like ``inner`` after ``seconds``: a chunk longer than the ack deadline."""
+
+    inner: ChunkPredictor
+    seconds: float
+
+    def predict_chunk(self, storage: DuckDBStorage, leases: Sequence[Lease]) -> ChunkPrediction:
+        threading.Event().wait(self.seconds)
+        return self.inner.predict_chunk(storage, leases)
+
+
+def test_a_chunk_longer_than_its_ack_deadline_is_kept_and_acked_once(slate: Slate) -> None:
+    """The queue keeps held messages at a 1 s ack deadline and each chunk takes 2.5 s, with a second worker
+    pulling: the deadline is renewed while the chunk runs, so no chunk is redelivered; each is acked once.
+
+    Would catch: nothing extending the ack deadline (a long chunk comes back to another worker mid-way, counts
+    an attempt, and after enough of them is dead-lettered while it was being done). Mutation tried: the lease
+    keeper setting the deadline once and never renewing it → red (every chunk delivered twice).
+    """
+    queue = slate.backend.queue
+    queue.ack_deadline_s = 1.0
+    chunks = slate.chunks()
+    slow = SlowPredictor(slate.predictor, 2.5)
+    workers = [slate.worker("a", slow), slate.worker("b", slow)]
+    with consuming(workers):
+        wait_for(lambda: slate.open_requests() == 0, timeout=60)
+        with contextlib.suppress(AssertionError):  # a redelivery would come within a deadline or two
+            wait_for(lambda: sum(len(w.deliveries) for w in workers) > len(chunks), timeout=2)
+
+    deliveries = [d for w in workers for d in w.deliveries]
+    assert Counter(m.players for m, _ in deliveries) == {c.players: 1 for c in chunks}
+    assert all(answer and m.delivery_attempt == 1 for m, answer in deliveries)
+    assert set(attempts(slate).values()) == {1}
+    no_failed_requests(slate)
+    assert slate.finish().state == "complete"
+    assert_cloud_invariants(slate.backend, slate.batch_id)
+
+
+def load_failing_for(worker: RecordingWorker, seconds: list[float]) -> RecordingWorker:
+    """``worker``, loading a batch's models and history (before it claims anything) failing with a transient
+    error until ``seconds[0]`` on the monotonic clock, set at its first call (shared by the workers given it)."""
+    load = worker._predictor
+
+    def failing(info: BatchInfo) -> tuple[ChunkPredictor, DuckDBStorage]:
+        now = time.monotonic()
+        if len(seconds) == 1:
+            seconds.append(now + seconds[0])
+        if now < seconds[1]:
+            raise StorageBusyError("injected: history unavailable while BigQuery restarts")
+        return load(info)
+
+    worker._predictor = failing  # type: ignore[method-assign]
+    return worker
+
+
+def test_a_nack_storm_from_a_passing_error_ends_done_not_dead_lettered(slate: Slate) -> None:
+    """For its first second every chunk fails to load its history (the passing error of a restarting
+    dependency): every delivery is nacked, by two workers at once. The subscription's retry policy
+    spaces the redeliveries, so the error has passed before the fifth attempt: no dead letter, every request
+    done, the invariants hold.
+
+    Would catch: a subscription without a retry policy — a nack comes back at once, the five attempts are spent
+    in a fraction of a second, the chunks are dead-lettered and their requests end ``failed`` for good. Mutation
+    tried: ``ensure_pubsub`` ignoring ``redelivery`` → red (both chunks dead-lettered, 31 requests failed).
+    """
+    storm = [1.0]
+    workers = [load_failing_for(slate.worker(name), storm) for name in ("a", "b")]
+    chunks = slate.chunks()
+    with consuming(workers):
+        wait_for(lambda: slate.open_requests() == 0, timeout=60)
+
+    deliveries = [d for w in workers for d in w.deliveries]
+    refused = [m for m, answer in deliveries if not answer]
+    assert refused and {m.players for m in refused} == {
+        c.players for c in chunks
+    }  # the storm hit every chunk
+    assert max(m.delivery_attempt for m, _ in deliveries) < slate.settings.max_delivery_attempts
+    no_failed_requests(slate)
+    assert slate.finish().state == "complete"
+    assert_cloud_invariants(slate.backend, slate.batch_id)
+
+
+# -- BigQuery and Firestore for production (issue 22, item 6) ------------------------------------------------------
+
+
+class FlakyBigQuery:
+    """The real ``bigquery.Client``, the first calls of some methods answered with the given errors (the
+    injected fault) before they reach the emulator."""
+
+    def __init__(self, inner: Any, errors: dict[str, list[Exception]]) -> None:
+        self._inner = inner
+        self.errors = {name: list(queue) for name, queue in errors.items()}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+        if name not in self.errors:
+            return method
+
+        def flaky(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                error = self.errors[name].pop(0) if self.errors[name] else None
+            if error is not None:
+                raise error
+            return method(*args, **kwargs)
+
+        return flaky
+
+
+def test_warehouse_writes_wait_out_conflicts_rate_limits_and_outages(slate: Slate) -> None:
+    """A staging load answered 503, the merge's transaction cancelled by a concurrent update (as BigQuery
+    reports it), the batch's invalidation answered ``403 rateLimitExceeded``: each write is retried after the
+    warehouse's backoff (milliseconds here, seconds in production) and lands once; the invariants hold.
+
+    Would catch: a write not retried by class (the load, the merge or the invalidation fails the batch), a 403
+    for a rate limit reported as a permission problem. Mutation tried: ``translate`` treating every 403 as a
+    ``ConfigError`` → red (the invalidation fails with "permission denied").
+    """
+    warehouse = slate.backend.warehouse
+    warehouse.backoff = Backoff(initial_s=0.01, maximum_s=0.05, attempts=4)
+    rate_limited = google_errors.Forbidden(
+        "Exceeded rate limits: too many table update operations for this table",
+        errors=[{"reason": "rateLimitExceeded", "message": "Exceeded rate limits"}],
+    )
+    conflict = google_errors.BadRequest(
+        "Transaction is aborted due to concurrent update against table main",
+        errors=[{"reason": "invalidQuery"}],
+    )
+    flaky = FlakyBigQuery(
+        warehouse.client,
+        {
+            "load_table_from_file": [google_errors.ServiceUnavailable("injected: load unavailable")],
+            "query": [],
+        },
+    )
+    warehouse.client = flaky  # type: ignore[assignment]
+    worker = slate.worker("a")
+    for message in slate.chunks():
+        assert worker.handle(message)
+    assert flaky.errors["load_table_from_file"] == []
+    flaky.errors["query"] = [conflict]  # the next query is the merge
+    assert slate.finish().state == "complete"
+    assert flaky.errors["query"] == []
+    assert_cloud_invariants(slate.backend, slate.batch_id)
+
+    ruled_out = sorted({r["player_lookup"] for r in slate.main_rows()})[:1]
+    flaky.errors["query"] = [rate_limited]
+    postponed, per_player = warehouse.invalidate(
+        GAME_DATE, games=[], players=[(ruled_out[0], datetime(2030, 1, 1, tzinfo=UTC))], at=slate.clock.now()
+    )
+    assert flaky.errors["query"] == [] and postponed == 0 and per_player[ruled_out[0]] > 0
+
+
+def test_a_403_for_quota_is_transient_and_one_for_permission_is_a_config_error() -> None:
+    """BigQuery answers both a quota and a missing role with 403; only the first passes."""
+    from nbaprops.errors import ConfigError
+    from nbaprops.storage.gcp.warehouse import translate
+
+    for reason in ("quotaExceeded", "rateLimitExceeded"):
+        quota = google_errors.Forbidden("Quota exceeded", errors=[{"reason": reason}])
+        assert isinstance(translate(quota, action="merge"), StorageBusyError)
+    denied = google_errors.Forbidden("Access Denied", errors=[{"reason": "accessDenied"}])
+    error = translate(denied, action="merge")
+    assert isinstance(error, ConfigError) and "permission denied" in str(error)
+
+
+def test_the_sweep_reads_only_expired_leases(slate: Slate, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One chunk's leases expire while the other chunk's are fresh: the sweep reads (and reclaims) only the
+    expired ones — a query on ``lease_expires_at`` — not one document per leased request.
+
+    Would catch: the sweep reading every leased request each pass (~400k Firestore reads an hour per running
+    batch at the coordinator's polling rate). Mutation tried: ``_leased`` without the ``lease_expires_at <``
+    filter → red (31 documents read).
+    """
+    ledger = slate.backend.ledger
+    first, second = slate.chunks()
+    ledger.claim(
+        slate.batch_id,
+        owner="test:old",
+        limit=16,
+        lease_seconds=LEASE_S,
+        clock=slate.clock,
+        players=first.players,
+    )
+    slate.clock.advance(LEASE_S + 1)
+    ledger.claim(
+        slate.batch_id,
+        owner="test:new",
+        limit=16,
+        lease_seconds=LEASE_S,
+        clock=slate.clock,
+        players=second.players,
+    )
+    read: list[int] = []
+    change_many = ledger._change_many
+
+    def counting(items: Any, decide: Any) -> Any:
+        work = list(items)
+        read.append(len(work))
+        return change_many(work, decide)
+
+    monkeypatch.setattr(ledger, "_change_many", counting)
+    for batch_id in (slate.batch_id, None):  # one batch's requests, and every batch's (collection group)
+        swept = ledger.sweep(clock=slate.clock, max_attempts=3, batch_id=batch_id)
+        slate.clock.advance(0.001)
+        assert swept.reclaimed == (len(first.players) if batch_id else 0)
+    assert read == [len(first.players), 0]
+    assert slate.progress()["leased"] == len(second.players)

@@ -174,3 +174,39 @@ def test_a_resource_the_account_may_not_read_is_left_to_its_first_use(
         f"cannot check Pub/Sub subscription projects/{deployment.env['NBAPROPS_GCP_PROJECT']}/{subscription} "
         "(no permission to read it); not verified at start"
     ]
+
+
+def test_a_subscription_without_the_retry_policy_is_named_at_start_and_setup_brings_it_up_to_date(
+    deployment: Deployment, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The deployment's subscription has the tests' fast retry policy; a process expecting production's
+    (10-600 s) starts, warning what differs and the gcloud line that fixes it; `gcp setup` run again updates the
+    subscription in place, and the warning is gone.
+
+    Would catch: a subscription made before the retry policy (a nack comes back at once: a passing error burns
+    every delivery attempt) going unnoticed, or `gcp setup` leaving it as it was.
+    """
+    import logging
+
+    from nbaprops.storage import open_gcp
+    from nbaprops.storage.gcp.queue import REDELIVERY
+
+    with caplog.at_level(logging.WARNING, logger="nbaprops.storage.gcp.backend"):
+        backend = open_gcp(deployment.settings)
+    try:
+        assert backend.redelivery == REDELIVERY
+        subscription = backend.names.subscription
+        warning = next(r.getMessage() for r in caplog.records if "retry backoff" in r.getMessage())
+        assert "retry backoff 0.2-0.6 s (want 10-600 s)" in warning
+        assert f"gcloud pubsub subscriptions update {subscription}" in warning
+        assert "--min-retry-delay=10s --max-retry-delay=600s" in warning
+        with creation_allowed():
+            assert backend.setup() == [f"subscription {backend.names.subscription_path}"]
+            assert backend.setup() == []  # up to date: nothing to change
+        found = backend._subscriber.get_subscription(
+            request={"subscription": backend.names.subscription_path}
+        )
+        assert backend.warn_subscription_drift(found) == []
+        assert found.retry_policy.maximum_backoff.total_seconds() == 600  # type: ignore[attr-defined]
+    finally:
+        backend.close()

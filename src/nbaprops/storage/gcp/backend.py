@@ -25,7 +25,14 @@ from nbaprops.storage._base import Capabilities
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.storage.gcp.errors import gcp_errors
 from nbaprops.storage.gcp.ledger import FirestoreLedger
-from nbaprops.storage.gcp.queue import PubSubNames, PubSubQueue, ensure_pubsub
+from nbaprops.storage.gcp.queue import (
+    REDELIVERY,
+    PubSubNames,
+    PubSubQueue,
+    Redelivery,
+    ensure_pubsub,
+    subscription_drift,
+)
 from nbaprops.storage.gcp.warehouse import BigQueryWarehouse
 
 if TYPE_CHECKING:
@@ -109,17 +116,30 @@ class GcpBackend:
         self._warehouse = BigQueryWarehouse(
             self._bigquery, settings.bigquery_dataset, read_client=read_client, ensure=False
         )
-        self._queue = PubSubQueue(self.names, publisher=self._publisher, subscriber=self._subscriber)
+        # The workers' subscription's retry policy `setup` makes and `check` expects (tests pass a fast one).
+        self.redelivery: Redelivery = REDELIVERY
+        self._queue = PubSubQueue(
+            self.names,
+            publisher=self._publisher,
+            subscriber=self._subscriber,
+            ack_deadline_s=self.ack_deadline_seconds,
+        )
         self._features = features
         self._history: dict[tuple[date, date], DuckDBStorage] = {}
         self._history_lock = threading.Lock()
+
+    @property
+    def ack_deadline_seconds(self) -> int:
+        """The workers' subscription's ack deadline: the lease, within Pub/Sub's 10–600 s."""
+        return max(10, min(600, int(self.settings.lease_seconds)))
 
     def setup(self, *, location: str | None = None) -> list[str]:
         """Create what the deployment needs and a running process may not create (``nbaprops gcp setup``, run
         once by an account with ``roles/pubsub.editor`` and ``roles/bigquery.user``): the work topic, the
         dead-letter topic, their subscriptions with the dead-letter policy, the BigQuery dataset (in
         ``location``), the main and input tables. Idempotent: what exists is left as it is (tables gain the
-        contract columns they lack). The Firestore database and its index are gcloud's (docs/cloud.md).
+        contract columns they lack; the workers' subscription gets the retry policy, ack deadline and delivery
+        attempts it should have). The Firestore database and its index are gcloud's (docs/cloud.md).
 
         Returns:
             what this call created, one ``kind name`` per item.
@@ -130,8 +150,9 @@ class GcpBackend:
                 self.names,
                 publisher=self._publisher,
                 subscriber=self._subscriber,
-                ack_deadline_seconds=max(10, min(600, int(self.settings.lease_seconds))),
+                ack_deadline_seconds=self.ack_deadline_seconds,
                 max_delivery_attempts=self.settings.max_delivery_attempts,
+                redelivery=self.redelivery,
             )
         ]
         if location:
@@ -202,11 +223,14 @@ class GcpBackend:
         for label, probe in self.required(role):
             with gcp_errors(f"check {label}"):
                 try:
-                    probe()
+                    found = probe()
                 except google_errors.NotFound:
                     missing.append(label)
                 except (google_errors.PermissionDenied, google_errors.Forbidden):
                     log.warning("cannot check %s (no permission to read it); not verified at start", label)
+                else:
+                    if label.endswith(self.names.subscription_path):
+                        self.warn_subscription_drift(found)
         if not missing:
             if role == "coordinator":
                 self._warehouse.add_contract_columns(schema.PREDICTIONS)
@@ -222,6 +246,31 @@ class GcpBackend:
         raise ConfigError(
             f"missing on Google Cloud: {', '.join(missing)}; {' and '.join(fixes)} (docs/cloud.md)"
         )
+
+    def warn_subscription_drift(self, subscription: Any) -> list[str]:
+        """Log a warning naming how the workers' subscription differs from what ``nbaprops gcp setup`` makes and
+        the command that fixes it (a process does not change it: it may not). Returns the differences."""
+        drift = subscription_drift(
+            subscription,
+            ack_deadline_seconds=self.ack_deadline_seconds,
+            max_delivery_attempts=self.settings.max_delivery_attempts,
+            redelivery=self.redelivery,
+        )
+        if drift:
+            policy = self.redelivery
+            log.warning(
+                "Pub/Sub subscription %s: %s; run `nbaprops gcp setup` again, or `gcloud pubsub subscriptions "
+                "update %s --ack-deadline=%d --max-delivery-attempts=%d --min-retry-delay=%gs "
+                "--max-retry-delay=%gs` (docs/cloud.md)",
+                self.names.subscription_path,
+                "; ".join(drift),
+                self.names.subscription,
+                self.ack_deadline_seconds,
+                self.settings.max_delivery_attempts,
+                policy.minimum_backoff_s,
+                policy.maximum_backoff_s,
+            )
+        return drift
 
     @property
     def ledger(self) -> FirestoreLedger:

@@ -8,11 +8,15 @@ Layout (``prefix`` keeps deployments and tests apart in one database)::
 Requests live under their batch: a batch's queries (by state for progress and claims, its open requests at the
 deadline) read only that batch's documents, however many batches are kept (the emulator has no indexes and
 scans the collection it is asked about).
-The two cross-batch queries (the sweeper's leased requests of every batch, an owner's leases when a process
-stops) are collection-group queries on ``{prefix}_requests`` — the group name carries the prefix because group
-names are global to a database. On real Firestore they need the single-field index on ``state`` of that group
-with collection-group scope (an index exemption, not automatic); every other query is served by the automatic
-indexes. (The emulator needs no index, so this was not exercised.)
+The sweep reads only **expired** leases: ``state == "leased" AND lease_expires_at < cutoff`` (a released
+request has no expiry, and a range filter never matches a null), not one document per leased request each pass.
+The cross-batch queries (the sweep over every batch, an owner's leases when a process stops: ``state ==
+"leased" AND lease_expires_at >= 1970-01-01``, which every lease matches) are collection-group queries on
+``{prefix}_requests`` — the group name carries the prefix because group names are global to a database. On real
+Firestore an equality and a range filter need a **composite index** ``(state ASC, lease_expires_at ASC)`` on that
+group, with collection-group scope for the cross-batch queries and collection scope for one batch's (the two
+``gcloud firestore indexes composite create`` lines of docs/cloud.md); every other query is served by the
+automatic single-field indexes. The emulator needs no index, so the index itself was not exercised here.
 
 **Every state change is a compare-and-set on ONE document**: read it, decide, and write it with Firestore's
 ``last_update_time`` precondition, so the write lands only if nothing changed the document since it was read
@@ -71,6 +75,7 @@ CAS_ATTEMPTS = 8  # re-reads after a lost race before a change gives up with a t
 CLAIM_ROUNDS = 10  # queries for more pending requests when other claimers took the candidates
 PARALLEL_CHANGES = 8  # concurrent single-document changes of one call (sweep, fail_requests, complete)
 OPEN_STATES = ("pending", "leased")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # every lease expires after it: the range filter that uses the index
 
 Snapshot = DocumentSnapshot[DocumentReference]
 Decide = Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -487,13 +492,20 @@ class FirestoreLedger:
             snapshots = self._snapshots(batch_id, [lease.player_lookup for lease in leases])
             return len(self._change_many(((s.reference, s) for s in snapshots), decide))
 
-    def _leased(self, batch_id: str | None) -> list[Snapshot]:
+    def _leased(self, batch_id: str | None, *, expired_before: datetime | None = None) -> list[Snapshot]:
+        """Leased requests of one batch (or of all: a collection-group query), only those whose lease expires
+        before ``expired_before`` when given (the composite index of the module's notes serves both)."""
         requests = (
             self.client.collection_group(self._requests_group)
             if batch_id is None
             else self._batch_requests(batch_id)
         )
-        return list(requests.where(filter=FieldFilter("state", "==", "leased")).stream())
+        query = requests.where(filter=FieldFilter("state", "==", "leased"))
+        if expired_before is not None:
+            query = query.where(filter=FieldFilter("lease_expires_at", "<", expired_before))
+        else:
+            query = query.where(filter=FieldFilter("lease_expires_at", ">=", EPOCH))
+        return list(query.stream())
 
     def release_owned(self, *, owner_prefix: str, clock: Clock) -> int:
         now = clock.now()
@@ -518,7 +530,8 @@ class FirestoreLedger:
         batch_id: str | None = None,
         foreign_owner_prefix_not: str | None = None,
     ) -> SweepResult:
-        """Reclaim expired leases document by document (the leased requests are queried, expiry checked here)."""
+        """Reclaim expired leases document by document: only the expired ones are read (a query on
+        ``lease_expires_at``), unless ``foreign_owner_prefix_not`` asks for every lease of another owner."""
         now = clock.now()
         cutoff = now - timedelta(seconds=grace_seconds)
 
@@ -558,7 +571,8 @@ class FirestoreLedger:
             return _released(now)
 
         with gcp_errors("sweep"):
-            snapshots = self._leased(batch_id)
+            expired_before = None if foreign_owner_prefix_not is not None else cutoff
+            snapshots = self._leased(batch_id, expired_before=expired_before)
             written = self._change_many(((s.reference, s) for s in snapshots), decide)
         counts = {"reclaimed": 0, "failed": 0, "released_foreign": 0}
         for doc in written:

@@ -48,6 +48,7 @@ from nbaprops.clock import Clock
 from nbaprops.errors import ConfigError, ContractError, NbapropsError, StorageBusyError, TerminalError
 from nbaprops.storage._base import Capabilities
 from nbaprops.storage._warehouse import INPUT_TABLES, check_staged_rows, input_tables
+from nbaprops.storage.gcp.retry import WAREHOUSE_BACKOFF, Backoff, retry
 from nbaprops.storage.seams import MergeResult
 
 if TYPE_CHECKING:
@@ -147,12 +148,23 @@ def _struct_array(
     return bigquery.ArrayQueryParameter(name, struct_type, values)
 
 
+QUOTA_REASONS = frozenset({"quotaExceeded", "rateLimitExceeded"})
+
+
+def _reasons(exc: BaseException) -> set[str]:
+    """The ``reason`` of each error in a Google API error's payload (BigQuery: ``errors[].reason``)."""
+    reasons = {str(e.get("reason")) for e in getattr(exc, "errors", None) or () if isinstance(e, dict)}
+    reason = getattr(exc, "reason", None)
+    return reasons | ({reason} if isinstance(reason, str) else set())
+
+
 def translate(exc: BaseException, *, action: str) -> NbapropsError:
     """Map a google.api_core / transport error onto the nbaprops tree.
 
-    Transient (retry with a cap): 429, 5xx, timeouts, lost connections, and transactions aborted by a
-    concurrent update. Terminal: bad requests (our SQL or data), missing objects, permissions (a
-    :class:`ConfigError`: the credentials or the project are wrong). The duplicate-key guard of the merge
+    Transient (retry with a cap): 429, 5xx, timeouts, lost connections, transactions aborted by a concurrent
+    update, and a 403 whose reason is ``quotaExceeded`` or ``rateLimitExceeded``. Terminal: bad requests (our SQL
+    or data), missing objects, any other 403 or 401 (a :class:`ConfigError`: permission denied, the credentials
+    or the account's roles are wrong). The duplicate-key guard of the merge
     script is a :class:`ContractError`.
     """
     from google.api_core import exceptions as gexc
@@ -161,8 +173,13 @@ def translate(exc: BaseException, *, action: str) -> NbapropsError:
     where = f"BigQuery {action}: {text}"
     if DUPLICATE_KEYS_MARKER in str(exc):
         return ContractError(f"{where}; nothing was changed")
+    if isinstance(exc, gexc.Forbidden) and QUOTA_REASONS & _reasons(exc):
+        # BigQuery answers a quota or rate limit with 403 too; it passes, a missing role does not.
+        return StorageBusyError(f"{where}; a BigQuery quota or rate limit was hit, try again later")
     if isinstance(exc, gexc.Forbidden | gexc.Unauthorized):
-        return ConfigError(f"{where}; check the credentials and the project's BigQuery roles")
+        return ConfigError(
+            f"{where}; permission denied: check the credentials and the account's BigQuery roles (docs/cloud.md)"
+        )
     # "Failed to commit … transaction" is how the emulator (local-bigquery on DuckLake) reports the conflict that
     # BigQuery reports as "Transaction is aborted due to concurrent update".
     concurrent = re.search(
@@ -196,6 +213,10 @@ class BigQueryWarehouse:
         timeout_s: timeout of each request and of waiting for a job.
         ensure: create the dataset and the main table (or add the contract columns it lacks) now. A process
             of a deployment passes False (``nbaprops gcp setup`` creates them: :meth:`setup`).
+        location: where jobs run; None: the dataset's own location, read once (a job in another location
+            than its dataset's fails, and ``get_job`` of a regional job without its location is a 404).
+        backoff: the waits between tries of a write answered with a transient error (every write is retried
+            by error class: conflicts, rate limits and quotas, 5xx, timeouts).
     """
 
     capabilities = CAPABILITIES
@@ -210,13 +231,16 @@ class BigQueryWarehouse:
         location: str | None = None,
         ensure: bool = True,
         read_client: BigQueryReadClient | None = None,
+        backoff: Backoff = WAREHOUSE_BACKOFF,
     ) -> None:
         from google.cloud import bigquery
 
         self.client = client
+        self.backoff = backoff
         self.read_client = read_client
         self.dataset = f"{client.project}.{dataset}"
         self.location = location
+        self._location_read = False
         self.timeout_s = timeout_s
         self.retry = bigquery.DEFAULT_RETRY.with_deadline(deadline_s)
         if ensure:
@@ -235,6 +259,24 @@ class BigQueryWarehouse:
                 raise translate(exc, action=action) from exc
             raise
 
+    def _retried(self, what: str, fn: Callable[[], T]) -> T:
+        """``fn`` (which raises nbaprops errors) with transient errors retried after :attr:`backoff`'s waits."""
+        return retry(fn, backoff=self.backoff, what=f"BigQuery {what}")
+
+    @property
+    def job_location(self) -> str | None:
+        """The location jobs run in: ``location``, else the dataset's (read once; None if it cannot be read)."""
+        if self.location is None and not self._location_read:
+            from google.api_core import exceptions as gexc
+
+            self._location_read = True
+            try:
+                found = self.client.get_dataset(self.dataset, retry=self.retry, timeout=self.timeout_s)
+                self.location = found.location
+            except gexc.GoogleAPIError as exc:  # the job then runs where BigQuery infers
+                log.warning("could not read the location of %s: %s", self.dataset, exc)
+        return self.location
+
     def _ref(self, table: str) -> str:
         return f"{self.dataset}.{table}"
 
@@ -251,7 +293,7 @@ class BigQueryWarehouse:
             job = self.client.query(
                 sql,
                 job_config=config,
-                location=self.location,
+                location=self.job_location,
                 retry=self.retry,
                 job_retry=None,
                 timeout=self.timeout_s,
@@ -285,12 +327,24 @@ class BigQueryWarehouse:
         return None if found is None else {field.name: _sql_type(field) for field in found.schema}
 
     def _create_table(
-        self, contract: schema.Table, name: str | None = None, *, expires_hours: float | None = None
+        self,
+        contract: schema.Table,
+        name: str | None = None,
+        *,
+        expires_hours: float | None = None,
+        partitioned: bool = True,
     ) -> None:
         from google.cloud import bigquery
 
         table = bigquery.Table(self._ref(name or contract.name), schema=bigquery_schema(contract))
         table.description = contract.description
+        if partitioned and contract is schema.PREDICTIONS:
+            # A merge, a read or an invalidation names one game_date: BigQuery reads that day's partition only,
+            # and within it the blocks of the keys it matches, instead of every season stored.
+            table.time_partitioning = bigquery.TimePartitioning(
+                type_=bigquery.TimePartitioningType.DAY, field="game_date"
+            )
+            table.clustering_fields = list(schema.PREDICTION_KEY)
         if expires_hours is not None:
             # The server expires the table by its own clock, so this is wall-clock time, not the pipeline's.
             table.expires = datetime.now(UTC) + timedelta(hours=expires_hours)
@@ -316,8 +370,12 @@ class BigQueryWarehouse:
         Returns:
             the columns added.
         """
-        present = self._columns(contract.name)
-        return [] if present is None else self._add_columns(contract, present)
+
+        def add() -> list[str]:
+            present = self._columns(contract.name)
+            return [] if present is None else self._add_columns(contract, present)
+
+        return self._retried(f"add columns to {contract.name}", add)
 
     def _add_columns(self, contract: schema.Table, present: dict[str, str]) -> list[str]:
         added: list[str] = []
@@ -362,7 +420,25 @@ class BigQueryWarehouse:
         for contract in (schema.PREDICTIONS, *input_tables(None)) if tables is None else tables:
             if self._ensure_table(contract):
                 created.append(f"table {self._ref(contract.name)}")
+        self._warn_unpartitioned()
         return created
+
+    def _warn_unpartitioned(self) -> None:
+        """A main table made before it was partitioned stays so (BigQuery cannot partition a table in place):
+        say how to rebuild it, since every merge then scans the whole table."""
+        main = self._table(schema.PREDICTIONS.name)
+        if main is None or main.time_partitioning is not None:
+            return
+        m = self._quoted(schema.PREDICTIONS.name)
+        log.warning(
+            "%s is not partitioned: each merge reads the whole table. Rebuild it once, with no batch running: "
+            "CREATE TABLE %s PARTITION BY game_date CLUSTER BY %s AS SELECT * FROM %s; then drop the old table "
+            "and rename the new one (docs/cloud.md)",
+            self._ref(schema.PREDICTIONS.name),
+            m.replace(schema.PREDICTIONS.name, schema.PREDICTIONS.name + "_partitioned"),
+            ", ".join(schema.PREDICTION_KEY),
+            m,
+        )
 
     def _load_parquet(
         self,
@@ -389,7 +465,7 @@ class BigQueryWarehouse:
                     source,
                     self._ref(table),
                     job_id=job_id,
-                    location=self.location,
+                    location=self.job_location,
                     job_config=config,
                     num_retries=2,
                     timeout=self.timeout_s,
@@ -406,7 +482,7 @@ class BigQueryWarehouse:
 
         def wait() -> bool:
             earlier = self.client.get_job(
-                job_id, location=self.location, retry=self.retry, timeout=self.timeout_s
+                job_id, location=self.job_location, retry=self.retry, timeout=self.timeout_s
             )
             if earlier.state != "DONE":  # a concurrent writer's load of the same rows: wait for it
                 with contextlib.suppress(gexc.GoogleAPICallError):  # its failure is read below
@@ -422,7 +498,12 @@ class BigQueryWarehouse:
     def create_staging(self, batch_id: str, *, expires_hours: float) -> str:
         """Create the batch's staging table (the staging contract) expiring after ``expires_hours``."""
         name = schema.staging_table_name(batch_id)
-        self._create_table(schema.PREDICTIONS, name, expires_hours=expires_hours)
+        self._retried(
+            f"create {name}",
+            lambda: self._create_table(
+                schema.PREDICTIONS, name, expires_hours=expires_hours, partitioned=False
+            ),
+        )
         return name
 
     def load_job_id(self, staging_table: str, load_id: str, retry: int = 0) -> str:
@@ -431,7 +512,8 @@ class BigQueryWarehouse:
         return f"nbaprops_stage_{digest}" + (f"_r{retry}" if retry else "")
 
     def stage(self, staging_table: str, rows: pa.Table, *, load_id: str, max_retries: int = 5) -> int:
-        """Load ``rows`` by a Parquet load job; a ``load_id`` loaded before changes nothing.
+        """Load ``rows`` by a Parquet load job; a ``load_id`` loaded before changes nothing. A transient error is
+        retried (the deterministic job id makes a load that did land a no-op).
 
         Returns:
             the rows of this load (also when it had been loaded before).
@@ -439,6 +521,12 @@ class BigQueryWarehouse:
         Raises:
             ContractError: the staging table does not exist or cannot hold the rows.
         """
+        return self._retried(
+            f"load {load_id} into {staging_table}",
+            lambda: self._stage_once(staging_table, rows, load_id=load_id, max_retries=max_retries),
+        )
+
+    def _stage_once(self, staging_table: str, rows: pa.Table, *, load_id: str, max_retries: int) -> int:
         from google.api_core import exceptions as gexc
 
         table = self._table(staging_table)
@@ -471,10 +559,13 @@ class BigQueryWarehouse:
         return sorted(t.table_id for t in tables if t.table_id.startswith(schema.STAGING_PREFIX))
 
     def drop_staging(self, name: str) -> None:
-        self._call(
+        self._retried(
             f"drop {name}",
-            lambda: self.client.delete_table(
-                self._ref(name), not_found_ok=True, retry=self.retry, timeout=self.timeout_s
+            lambda: self._call(
+                f"drop {name}",
+                lambda: self.client.delete_table(
+                    self._ref(name), not_found_ok=True, retry=self.retry, timeout=self.timeout_s
+                ),
             ),
         )
 
@@ -490,9 +581,23 @@ class BigQueryWarehouse:
     ) -> MergeResult:
         """Consolidate ``staging_table`` in one multi-statement script (see the module docstring).
 
+        A transient error (BigQuery cancels one of two transactions deleting from one table; rate limits) is
+        retried after :attr:`backoff`'s waits in seconds, planning again: a merge that did commit before its
+        answer was lost finds its staging gone (``staging_found=False``).
+
         Raises:
             ContractError: two active rows per key would remain (the transaction rolled back).
         """
+        return self._retried(
+            f"merge {staging_table}",
+            lambda: self._merge_once(
+                batch_id=batch_id, staging_table=staging_table, game_date=game_date, done=done, clock=clock
+            ),
+        )
+
+    def _merge_once(
+        self, *, batch_id: str, staging_table: str, game_date: date, done: pa.Table, clock: Clock
+    ) -> MergeResult:
         from google.cloud import bigquery
 
         main = schema.PREDICTIONS.name
@@ -515,6 +620,8 @@ class BigQueryWarehouse:
             f"CAST(n.`{c}` AS {mismatched[c]})" if c in mismatched else f"n.`{c}`"
             for c in plan.insert_columns
         )
+        # Every statement on main names @game_date (a batch's rows are one date's; a prediction_id hashes its
+        # game_id), so on the partitioned main table it reads one day's partition, not every season.
         # An old staging table without attempt can only be fenced by the request's state.
         fence = "d.attempt = s.attempt" if "attempt" in staging_cols else "TRUE"
         script = f"""
@@ -538,17 +645,18 @@ SET n_unique = (SELECT COUNT(*) FROM __selected);
 DELETE FROM {s} WHERE TRUE;
 SET n_superseded = (
   SELECT COUNT(*) FROM {m} m JOIN __selected n USING ({key})
-  WHERE m.is_active AND m.prediction_id <> n.prediction_id);
+  WHERE m.game_date = @game_date AND m.is_active AND m.prediction_id <> n.prediction_id);
 UPDATE {m} m SET is_active = FALSE, superseded_by = n.prediction_id, invalidated_at = @now,
        invalidation_reason = CONCAT('superseded by batch ', @batch_id), updated_at = @now
   FROM __selected n
-  WHERE m.is_active AND m.game_id = n.game_id AND m.player_lookup = n.player_lookup
+  WHERE m.game_date = @game_date AND m.is_active AND m.game_id = n.game_id AND m.player_lookup = n.player_lookup
     AND m.market = n.market AND m.system_id = n.system_id AND m.prediction_id <> n.prediction_id;
 SET n_inserted = (
-  SELECT COUNT(*) FROM __selected n WHERE NOT EXISTS (SELECT 1 FROM {m} m WHERE m.prediction_id = n.prediction_id));
+  SELECT COUNT(*) FROM __selected n
+  WHERE NOT EXISTS (SELECT 1 FROM {m} m WHERE m.game_date = @game_date AND m.prediction_id = n.prediction_id));
 INSERT INTO {m} ({insert_cols})
   SELECT {select_cols} FROM __selected n
-  WHERE NOT EXISTS (SELECT 1 FROM {m} m WHERE m.prediction_id = n.prediction_id);
+  WHERE NOT EXISTS (SELECT 1 FROM {m} m WHERE m.game_date = @game_date AND m.prediction_id = n.prediction_id);
 SET n_duplicates = (
   SELECT COUNT(*) FROM (SELECT {key} FROM {m} WHERE is_active AND game_date = @game_date
                         GROUP BY {key} HAVING COUNT(*) > 1));
@@ -601,7 +709,22 @@ SELECT n_staged, n_fenced_in, n_unique, n_superseded, n_inserted;
         at: datetime,
     ) -> tuple[int, dict[str, int]]:
         """One multi-statement transaction: the rows to deactivate (postponed games first, then ruled-out
-        players' rows not already among them), one UPDATE, the counts."""
+        players' rows not already among them), one UPDATE, the counts. Retried on a transient error like
+        :meth:`merge` (it only deactivates rows still active, so a second run after a lost answer changes
+        nothing more)."""
+        return self._retried(
+            f"invalidate rows of {game_date}",
+            lambda: self._invalidate_once(game_date, games=games, players=players, at=at),
+        )
+
+    def _invalidate_once(
+        self,
+        game_date: date,
+        *,
+        games: Sequence[tuple[str | None, str, str]],
+        players: Sequence[tuple[str, datetime]],
+        at: datetime,
+    ) -> tuple[int, dict[str, int]]:
         from google.cloud import bigquery
 
         if not games and not players:
@@ -624,7 +747,7 @@ INSERT INTO __hit (prediction_id, player_lookup, reason)
                 WHERE p.player_lookup = m.player_lookup AND m.created_at < p.report_at)
     AND NOT EXISTS (SELECT 1 FROM __hit h WHERE h.prediction_id = m.prediction_id);
 UPDATE {m} m SET is_active = FALSE, invalidated_at = @now, invalidation_reason = h.reason, updated_at = @now
-  FROM __hit h WHERE m.prediction_id = h.prediction_id AND m.is_active;
+  FROM __hit h WHERE m.game_date = @game_date AND m.prediction_id = h.prediction_id AND m.is_active;
 COMMIT TRANSACTION;
 SELECT reason, player_lookup, COUNT(*) AS n FROM __hit GROUP BY reason, player_lookup;
 """
@@ -742,31 +865,38 @@ SELECT reason, player_lookup, COUNT(*) AS n FROM __hit GROUP BY reason, player_l
         """Replace BigQuery's input tables with ``source``'s (one Parquet load job each, ``WRITE_TRUNCATE``),
         creating them from the contracts when absent; seeds a GCP deployment from the ingest path.
 
+        Each table's load is retried on a transient error (``WRITE_TRUNCATE`` makes a second load the same).
+
         Returns:
             rows loaded per table.
         """
-        from google.api_core import exceptions as gexc
-
         counts: dict[str, int] = {}
         for contract in input_tables(tables):
-            self._ensure_table(contract)
-            # The table's own schema, not the contract's: WRITE_TRUNCATE replaces the schema with the load's, and
-            # an input table only ever gains columns.
-            table = self._table(contract.name)
-            fields = list(table.schema) if table is not None else bigquery_schema(contract)
-            rows = source.arrow(f'SELECT * FROM "{contract.name}"')
-            rows = rows.select([name for name in rows.column_names if name in {f.name for f in fields}])
-            for field in fields:  # a Parquet file lacking a column of the schema is refused: send it NULL
-                if field.name not in rows.column_names:
-                    rows = rows.append_column(field.name, pa.nulls(rows.num_rows, _arrow_type(field)))
-            try:
-                self._load_parquet(
-                    contract.name,
-                    rows,
-                    schema_fields=fields,
-                    write_disposition="WRITE_TRUNCATE",
-                )
-            except (gexc.GoogleAPIError, TimeoutError, ConnectionError, OSError) as exc:
-                raise translate(exc, action=f"load {contract.name}") from exc
-            counts[contract.name] = rows.num_rows
+            counts[contract.name] = self._retried(
+                f"load {contract.name}", functools.partial(self._upload_input, source, contract)
+            )
         return counts
+
+    def _upload_input(self, source: DuckDBStorage, contract: schema.Table) -> int:
+        from google.api_core import exceptions as gexc
+
+        self._ensure_table(contract)
+        # The table's own schema, not the contract's: WRITE_TRUNCATE replaces the schema with the load's, and
+        # an input table only ever gains columns.
+        table = self._table(contract.name)
+        fields = list(table.schema) if table is not None else bigquery_schema(contract)
+        rows = source.arrow(f'SELECT * FROM "{contract.name}"')
+        rows = rows.select([name for name in rows.column_names if name in {f.name for f in fields}])
+        for field in fields:  # a Parquet file lacking a column of the schema is refused: send it NULL
+            if field.name not in rows.column_names:
+                rows = rows.append_column(field.name, pa.nulls(rows.num_rows, _arrow_type(field)))
+        try:
+            self._load_parquet(
+                contract.name,
+                rows,
+                schema_fields=fields,
+                write_disposition="WRITE_TRUNCATE",
+            )
+        except (gexc.GoogleAPIError, TimeoutError, ConnectionError, OSError) as exc:
+            raise translate(exc, action=f"load {contract.name}") from exc
+        return int(rows.num_rows)
