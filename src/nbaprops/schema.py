@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 
 @dataclass(frozen=True)
@@ -310,6 +311,13 @@ PREDICTIONS = Table(
 )
 
 PREDICTION_KEY = ("game_id", "player_lookup", "market", "system_id")
+
+VoidReason = Literal["did_not_play", "game_postponed", "player_ruled_out"]
+"""Why a graded row is void (refunded, never a loss): its player has no box score for the date, or the row was
+invalidated because its game was postponed or its player ruled out after it was made."""
+VOID_REASONS: tuple[VoidReason, ...] = get_args(VoidReason)
+VOID_INVALIDATIONS: tuple[VoidReason, ...] = ("game_postponed", "player_ruled_out")
+"""Invalidations that void a row when graded (a superseded row is not graded: its replacement is)."""
 
 PREDICTION_GRADES = Table(
     "prediction_grades",
