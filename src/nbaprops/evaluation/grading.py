@@ -59,12 +59,12 @@ def _actual_sql(stat: str | None) -> str:
     return "CASE r.market " + " ".join(f"WHEN '{m}' THEN {one(s)}" for m, s in MARKET_STAT.items()) + " END"
 
 
-def grade_sql(source: str, *, run_id: str, stat: str | None = None, voided: bool = False) -> str:
-    """``SELECT`` of the grades of the prediction rows in ``source`` (``prediction_grades`` columns).
+def grade_sql(source: str, *, stat: str | None = None, voided: bool = False) -> str:
+    """``SELECT`` of the grades of the prediction rows in ``source`` (``prediction_grades`` columns); binds
+    ``$run_id``, the run the grades belong to.
 
     Args:
         source: a table or view of prediction rows.
-        run_id: the run the grades belong to.
         stat: the stat every row settles on; ``None`` settles each row on its market's stat.
         voided: ``source`` has ``invalidation_reason``; rows invalidated by :data:`VOID_INVALIDATIONS` are void.
     """
@@ -88,7 +88,7 @@ def grade_sql(source: str, *, run_id: str, stat: str | None = None, voided: bool
                            WHEN recommendation = 'UNDER' THEN under_price END AS price
             FROM g
         )
-        SELECT prediction_id, '{run_id}' AS run_id, system_id, market, game_date, player_lookup,
+        SELECT prediction_id, CAST($run_id AS VARCHAR) AS run_id, system_id, market, game_date, player_lookup,
                predicted_value, line_value, actual AS actual_value,
                CASE WHEN __void IS NOT NULL THEN __void WHEN actual IS NULL THEN '{DID_NOT_PLAY}' END AS void_reason,
                recommendation,
@@ -115,7 +115,9 @@ def grade(storage: Inputs, rows: pa.Table, *, run_id: str, stat: str | None = No
     with storage.session() as session:
         name = session.temp_name("grade_rows")
         session.register(name, rows)
-        session.execute(f"INSERT INTO prediction_grades BY NAME {grade_sql(name, run_id=run_id, stat=stat)}")
+        session.execute(
+            f"INSERT INTO prediction_grades BY NAME {grade_sql(name, stat=stat)}", {"run_id": run_id}
+        )
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ def grade_date(backend: Backend, game_date: date, *, clock: Clock | None = None)
         current = tx.temp_name("current")
         fresh = tx.temp_name("fresh")
         tx.register(current, predicted)
-        tx.execute(f"CREATE TEMP TABLE {fresh} AS {grade_sql(current, run_id=LIVE_RUN, voided=True)}")
+        tx.execute(f"CREATE TEMP TABLE {fresh} AS {grade_sql(current, voided=True)}", {"run_id": LIVE_RUN})
         counts = tx.execute(
             f"""SELECT count(*) FILTER (WHERE o.prediction_id IS NULL),
                        count(*) FILTER (WHERE o.prediction_id IS NOT NULL AND ({values})),
