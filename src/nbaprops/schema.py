@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from nbaprops.errors import ContractError
+
 
 @dataclass(frozen=True)
 class Column:
@@ -484,8 +486,6 @@ def plan_drift(
     Raises:
         ContractError: a required column is missing from staging.
     """
-    from nbaprops.errors import ContractError
-
     missing_required = [name for name in required if name not in staging]
     if missing_required:
         raise ContractError(f"staging lacks required column(s) {', '.join(missing_required)}")

@@ -54,6 +54,7 @@ def figure(
     The title is a figure-level text drawn first, so it is the SVG's first ``<text>`` element. Call
     :func:`svg` inside the ``with`` block.
     """
+    # Heavy library (matplotlib): imported on the first chart, so commands that draw none do not pay for it.
     import matplotlib
     from matplotlib.figure import Figure
 
@@ -94,7 +95,7 @@ def svg(fig: Figure, *, label: str | None = None) -> str:
         label: accessible name (``aria-label``) of the chart; its title when omitted.
     """
     buffer = io.StringIO()
-    import matplotlib
+    import matplotlib  # heavy library, imported on first use (see figure)
 
     with _LOCK, matplotlib.rc_context(_RC):
         fig.savefig(
