@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal, get_args
+
+from nbaprops.errors import ContractError
 
 
 @dataclass(frozen=True)
@@ -311,6 +314,13 @@ PREDICTIONS = Table(
 
 PREDICTION_KEY = ("game_id", "player_lookup", "market", "system_id")
 
+VoidReason = Literal["did_not_play", "game_postponed", "player_ruled_out"]
+"""Why a graded row is void (refunded, never a loss): its player has no box score for the date, or the row was
+invalidated because its game was postponed or its player ruled out after it was made."""
+VOID_REASONS: tuple[VoidReason, ...] = get_args(VoidReason)
+VOID_INVALIDATIONS: tuple[VoidReason, ...] = ("game_postponed", "player_ruled_out")
+"""Invalidations that void a row when graded (a superseded row is not graded: its replacement is)."""
+
 PREDICTION_GRADES = Table(
     "prediction_grades",
     (
@@ -476,8 +486,6 @@ def plan_drift(
     Raises:
         ContractError: a required column is missing from staging.
     """
-    from nbaprops.errors import ContractError
-
     missing_required = [name for name in required if name not in staging]
     if missing_required:
         raise ContractError(f"staging lacks required column(s) {', '.join(missing_required)}")

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from tests.conftest import PRA_LINES
 
-from nbaprops.backtest import calibration_summary, compute_metrics, run_backtest
-from nbaprops.backtest.metrics import ece, wilson
+from nbaprops.backtest import calibration_summary, run_backtest
 from nbaprops.config import Settings
+from nbaprops.evaluation import compute_metrics
+from nbaprops.evaluation.metrics import ece, wilson
 from nbaprops.ingest.lines import ingest_lines
 from nbaprops.storage import open_storage
 
@@ -123,7 +124,7 @@ def test_interval_and_calibration_helpers() -> None:
 def test_report_is_one_self_contained_html_with_four_plots(graded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import xml.etree.ElementTree as ET
 
-    from nbaprops.backtest import cumulative_profit, write_report
+    from nbaprops.evaluation import cumulative_profit, write_report
 
     _, result = graded
     payload = {

@@ -12,7 +12,7 @@ Who is requested is asked for all the days at once (the daily batch's own querie
 date's answer is the one it gets alone), and the features of all targets are built in one query; each row is
 as of its own date (the leakage tests prove it equals a per-day build).
 
-Grading (:func:`nbaprops.grading.grade`, shared with the live ``nbaprops grade``) joins the real box score: a
+Grading (:func:`nbaprops.evaluation.grading.grade`, shared with the live ``nbaprops grade``) joins the real box score: a
 player without one did not play and his rows are void (never a loss). A bet wins, loses or pushes against the
 line it was made at, and its profit is at the offered price.
 """
@@ -33,12 +33,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from nbaprops.backtest._fitting import StepFitter
+from nbaprops.backtest.split import WalkForwardSplit
 from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
+from nbaprops.evaluation.grading import grade
 from nbaprops.features.builder import build_features, build_training_set
 from nbaprops.features.market import with_availability
-from nbaprops.grading import grade
 from nbaprops.ingest import ensure_boxscores
 from nbaprops.ingest.lines import line_players_by_date, select_lines_by_date
 from nbaprops.ingest.schedule import games_for_dates
@@ -46,12 +47,13 @@ from nbaprops.markets import MARKET_STAT, validate_market
 from nbaprops.pipeline.coordinator import default_as_of, expected_players_by_date
 from nbaprops.pipeline.ledger import Lease, PlayerRequest
 from nbaprops.pipeline.rows import prediction_rows, with_market_columns
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 from nbaprops.systems.base import SystemOutput
 from nbaprops.systems.calibration import MIN_ROWS, Calibrator, standardized_edge
 from nbaprops.systems.ensemble import predict_shared
 from nbaprops.systems.training import (
     DEFAULT_TRAIN_DAYS,
+    ModelBundle,
     calibrate_holdout,
     systems_to_fit,
     train_market,
@@ -74,7 +76,7 @@ class BacktestResult:
     models: list[dict[str, Any]]
 
 
-def season_range(storage: DuckDBStorage, season: str) -> tuple[date, date]:
+def season_range(storage: Inputs, season: str) -> tuple[date, date]:
     """First and last box-score date of a season label (``2024-25``)."""
     row = storage.fetchone("SELECT min(game_date), max(game_date) FROM box_scores WHERE season = ?", [season])
     if row is None or row[0] is None:
@@ -91,7 +93,7 @@ def _as_of(day: date) -> datetime:
 
 
 def _requests(
-    storage: DuckDBStorage, days: Sequence[date], market: str, recent_days: int
+    storage: Inputs, days: Sequence[date], market: str, recent_days: int
 ) -> dict[date, list[PlayerRequest]]:
     """Who the daily batch would request on each of ``days`` (three queries for all of them)."""
     return expected_players_by_date(
@@ -108,8 +110,137 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
+@dataclass(frozen=True)
+class _Targets:
+    """Who the batch would request on each day, their features (one build for the whole range) and which of
+    them each day predicts (those with enough games); rows of ``feats`` for ``day`` start at ``first[day]``."""
+
+    per_day: dict[date, list[PlayerRequest]]
+    feats: pa.Table
+    first: dict[date, int]
+    kept: dict[date, list[int]]
+
+
+def _targets(storage: Inputs, days: list[date], market: str, settings: Settings) -> _Targets:
+    per_day = {
+        day: [
+            r
+            for r in requests
+            if r.player_id is not None and r.game_id is not None and r.opponent is not None
+        ]
+        for day, requests in _requests(storage, days, market, settings.recent_days).items()
+    }
+    targets = pa.table(
+        {
+            "player_id": pa.array([r.player_id for d in days for r in per_day[d]], pa.int64()),
+            "player_lookup": pa.array([r.player_lookup for d in days for r in per_day[d]], pa.string()),
+            "game_date": pa.array([d for d in days for _ in per_day[d]], pa.date32()),
+            "team": pa.array([r.team for d in days for r in per_day[d]], pa.string()),
+            "opponent": pa.array([r.opponent for d in days for r in per_day[d]], pa.string()),
+            "is_home": pa.array([r.is_home for d in days for r in per_day[d]], pa.bool_()),
+        }
+    )
+    feats = build_features(storage, targets)
+    offsets = np.cumsum([0] + [len(per_day[d]) for d in days])
+    games_total = np.asarray(feats.column("games_total").to_numpy(zero_copy_only=False), dtype=np.float64)
+    first = {day: int(offsets[i]) for i, day in enumerate(days)}
+    kept = {
+        day: [j for j in range(int(offsets[i]), int(offsets[i + 1])) if games_total[j] >= settings.min_games]
+        for i, day in enumerate(days)
+    }
+    return _Targets(per_day, feats, first, kept)
+
+
+def _step_rows(
+    storage: Inputs,
+    settings: Settings,
+    bundle: ModelBundle,
+    *,
+    systems: Sequence[str],
+    market: str,
+    run_id: str,
+    step_days: list[date],
+    found: _Targets,
+    season_lines: pa.Table,
+    shared: bool,
+) -> list[pa.Table]:
+    """The rows the daily batch would stage on each of ``step_days`` with the step's models.
+
+    Args:
+        shared: predict the step's rows at once, each system once (the parallel path; row by row the same
+            values), instead of day by day.
+    """
+    # Each day's rows with what the market said by its prediction time (line, prices, availability).
+    day_lines = {
+        day: season_lines.filter(pc.equal(season_lines.column("game_date"), pa.scalar(day, pa.date32())))
+        for day in step_days
+    }
+    day_feats = {
+        day: with_market_columns(
+            with_availability(
+                storage, found.feats.take(pa.array(found.kept[day], pa.int64())), day_lines[day], [market]
+            ),
+            day_lines[day],
+            market,
+            [found.per_day[day][j - found.first[day]].player_lookup for j in found.kept[day]],
+        )
+        for day in step_days
+    }
+    outputs = (
+        predict_shared(bundle.systems, list(systems), pa.concat_tables([day_feats[d] for d in step_days]))
+        if shared and step_days
+        else None
+    )
+    tables: list[pa.Table] = []
+    done = 0
+    for day in step_days:
+        keep = found.kept[day]
+        leases = [
+            Lease(
+                run_id,
+                r.player_lookup,
+                1,
+                "backtest",
+                r.player_name,
+                r.player_id,
+                r.team,
+                r.opponent,
+                r.game_id,
+                r.is_home,
+            )
+            for r in (found.per_day[day][j - found.first[day]] for j in keep)
+        ]
+        day_outputs = (
+            None
+            if outputs is None
+            else {
+                sid: SystemOutput(
+                    o.predicted_value[done : done + len(keep)],
+                    o.predicted_std[done : done + len(keep)],
+                    o.model_version,
+                )
+                for sid, o in outputs.items()
+            }
+        )
+        done += len(keep)
+        tables += prediction_rows(
+            bundle=bundle,
+            systems=list(systems),
+            feats=day_feats[day],
+            leases=leases,
+            lines=day_lines[day],
+            market=market,
+            batch_id=run_id,
+            game_date=day,
+            ev_margin=settings.ev_margin,
+            now=datetime.now(UTC),
+            outputs=day_outputs,
+        )
+    return tables
+
+
 def run_backtest(
-    storage: DuckDBStorage,
+    storage: Inputs,
     settings: Settings,
     *,
     market: str,
@@ -122,6 +253,8 @@ def run_backtest(
     workers: int | None = None,
 ) -> BacktestResult:
     """Walk forward over the game days in ``[start, end]`` and store the grades under a new ``run_id``.
+
+    The steps are the folds of :class:`~nbaprops.backtest.split.WalkForwardSplit` over those days.
 
     Args:
         workers: processes fitting the steps' models in parallel (default: one per core). ``0`` runs the
@@ -147,166 +280,79 @@ def run_backtest(
     if not days:
         raise InputError(f"no games with results between {start} and {end}")
     run_id = f"bt_{market}_{start:%Y%m%d}_{end:%Y%m%d}_{uuid.uuid4().hex[:8]}"
-    stat = MARKET_STAT[market]
+    splitter = WalkForwardSplit(retrain_days=retrain_days, train_days=train_days)
+    folds = list(splitter.split(days))
     with contextlib.ExitStack() as stack:
         # Parallel path: the fitting processes start now (their imports overlap with the training set's build),
         # then every step's models start fitting while the requests and features are built.
         fitter = stack.enter_context(StepFitter(workers=workers)) if workers > 0 else None
-        training = build_training_set(
-            storage, days[0] - timedelta(days=train_days), days[-1] + timedelta(days=1)
-        )
-        step_starts = days[::retrain_days]
+        training = build_training_set(storage, splitter.history_start(days), days[-1] + timedelta(days=1))
         training = with_market_history(storage, training, market)
         if fitter is not None:
-            fitter.submit(training, market, step_starts, system_ids=system_ids, train_days=train_days)
-
-        # Who the batch would request each day, and their features (one query for the whole range).
-        per_day = {
-            day: [
-                r
-                for r in requests
-                if r.player_id is not None and r.game_id is not None and r.opponent is not None
-            ]
-            for day, requests in _requests(storage, days, market, settings.recent_days).items()
-        }
-        targets = pa.table(
-            {
-                "player_id": pa.array([r.player_id for d in days for r in per_day[d]], pa.int64()),
-                "player_lookup": pa.array([r.player_lookup for d in days for r in per_day[d]], pa.string()),
-                "game_date": pa.array([d for d in days for _ in per_day[d]], pa.date32()),
-                "team": pa.array([r.team for d in days for r in per_day[d]], pa.string()),
-                "opponent": pa.array([r.opponent for d in days for r in per_day[d]], pa.string()),
-                "is_home": pa.array([r.is_home for d in days for r in per_day[d]], pa.bool_()),
-            }
-        )
-        feats = build_features(storage, targets)
-        offsets = np.cumsum([0] + [len(per_day[d]) for d in days])
-        games_total = np.asarray(feats.column("games_total").to_numpy(zero_copy_only=False), dtype=np.float64)
-        # Rows each day predicts: its requested players with enough games.
-        kept = {
-            day: [
-                j for j in range(int(offsets[i]), int(offsets[i + 1])) if games_total[j] >= settings.min_games
-            ]
-            for i, day in enumerate(days)
-        }
-
+            fitter.submit(
+                training, market, [f.train_end for f in folds], system_ids=system_ids, train_days=train_days
+            )
+        found = _targets(storage, days, market, settings)
         # The consensus line of every day as of its own prediction time (one query; each day's as if alone).
         season_lines = select_lines_by_date(storage, {day: _as_of(day) for day in days}, [market])
-
         models: list[dict[str, Any]] = []
         graded_steps = 0
-        for k, step_start in enumerate(step_starts):
+        for fold in folds:
             if on_step:
-                on_step(k, len(step_starts), step_start)
+                on_step(fold.step, len(folds), fold.train_end)
             if fitter is None:
                 bundle = train_market(
                     storage,
                     market,
-                    step_start,
+                    fold.train_end,
                     system_ids=system_ids,
                     train_days=train_days,
                     training=training,
                 )
             else:
-                window = training_window(training, step_start - timedelta(days=train_days), step_start)
-                bundle = calibrate_holdout(storage, fitter.bundle(k), window)
-            # Calibrate on this run's own graded rows of earlier steps (out of time) once there are enough.
-            for sid in systems:
-                cal = graded_calibrator(storage, run_id, sid, before=step_start)
-                if cal is not None:
-                    bundle.calibrators[sid] = cal
-            bundle.meta = {
-                **bundle.meta,
-                "calibration_used": {sid: bundle.calibrators[sid].summary() for sid in systems},
-            }
-            models.append(bundle.meta)
-            step_days = [d for d in days[k * retrain_days : (k + 1) * retrain_days] if kept[d]]
-            # Each day's rows with what the market said by its prediction time (line, prices, availability).
-            day_lines = {
-                day: season_lines.filter(
-                    pc.equal(season_lines.column("game_date"), pa.scalar(day, pa.date32()))
-                )
-                for day in step_days
-            }
-            day_feats = {
-                day: with_market_columns(
-                    with_availability(
-                        storage, feats.take(pa.array(kept[day], pa.int64())), day_lines[day], [market]
-                    ),
-                    day_lines[day],
-                    market,
-                    [per_day[day][j - int(offsets[days.index(day)])].player_lookup for j in kept[day]],
-                )
-                for day in step_days
-            }
-            # Parallel path: the step's rows predicted at once, each system once (row by row the same values).
-            outputs = (
-                predict_shared(
-                    bundle.systems, list(systems), pa.concat_tables([day_feats[d] for d in step_days])
-                )
-                if fitter is not None and step_days
-                else None
+                window = training_window(training, fold.train_start, fold.train_end)
+                bundle = calibrate_holdout(storage, fitter.bundle(fold.step), window)
+            models.append(_calibrate_on_run(storage, bundle, run_id, systems, before=fold.train_end))
+            tables = _step_rows(
+                storage,
+                settings,
+                bundle,
+                systems=systems,
+                market=market,
+                run_id=run_id,
+                step_days=[d for d in fold.test_dates if found.kept[d]],
+                found=found,
+                season_lines=season_lines,
+                shared=fitter is not None,
             )
-            tables: list[pa.Table] = []
-            done = 0
-            for day in step_days:
-                keep = kept[day]
-                lo = int(offsets[days.index(day)])
-                leases = [
-                    Lease(
-                        run_id,
-                        r.player_lookup,
-                        1,
-                        "backtest",
-                        r.player_name,
-                        r.player_id,
-                        r.team,
-                        r.opponent,
-                        r.game_id,
-                        r.is_home,
-                    )
-                    for r in (per_day[day][j - lo] for j in keep)
-                ]
-                day_outputs = (
-                    None
-                    if outputs is None
-                    else {
-                        sid: SystemOutput(
-                            o.predicted_value[done : done + len(keep)],
-                            o.predicted_std[done : done + len(keep)],
-                            o.model_version,
-                        )
-                        for sid, o in outputs.items()
-                    }
-                )
-                done += len(keep)
-                tables += prediction_rows(
-                    bundle=bundle,
-                    systems=list(systems),
-                    feats=day_feats[day],
-                    leases=leases,
-                    lines=day_lines[day],
-                    market=market,
-                    batch_id=run_id,
-                    game_date=day,
-                    ev_margin=settings.ev_margin,
-                    now=datetime.now(UTC),
-                    outputs=day_outputs,
-                )
-            if (
-                tables
-            ):  # grade the step now: its results may calibrate the next steps (they are in the past then)
-                grade(storage, pa.concat_tables(tables), run_id=run_id, stat=stat)
+            if tables:  # graded now: its results may calibrate the next steps (they are in the past then)
+                grade(storage, pa.concat_tables(tables), run_id=run_id, stat=MARKET_STAT[market])
                 graded_steps += 1
     if on_step:
-        on_step(len(step_starts), len(step_starts), days[-1])
+        on_step(len(folds), len(folds), days[-1])
     if not graded_steps:
         raise InputError(f"nothing to predict between {start} and {end}")
     grades = storage.arrow(
         "SELECT * FROM prediction_grades WHERE run_id = ? ORDER BY game_date, system_id, player_lookup",
         [run_id],
     )
-    return BacktestResult(run_id, market, days[0], days[-1], len(step_starts), len(days), grades, models)
+    return BacktestResult(run_id, market, days[0], days[-1], len(folds), len(days), grades, models)
+
+
+def _calibrate_on_run(
+    storage: Inputs, bundle: ModelBundle, run_id: str, systems: Sequence[str], *, before: date
+) -> dict[str, Any]:
+    """Calibrate on this run's own graded rows of earlier steps (out of time) once there are enough; returns
+    the bundle's meta with the calibration each system uses."""
+    for sid in systems:
+        cal = graded_calibrator(storage, run_id, sid, before=before)
+        if cal is not None:
+            bundle.calibrators[sid] = cal
+    bundle.meta = {
+        **bundle.meta,
+        "calibration_used": {sid: bundle.calibrators[sid].summary() for sid in systems},
+    }
+    return bundle.meta
 
 
 def calibration_summary(models: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -321,9 +367,7 @@ def calibration_summary(models: Sequence[dict[str, Any]]) -> dict[str, dict[str,
     return out
 
 
-def graded_calibrator(
-    storage: DuckDBStorage, run_id: str, system_id: str, *, before: date
-) -> Calibrator | None:
+def graded_calibrator(storage: Inputs, run_id: str, system_id: str, *, before: date) -> Calibrator | None:
     """A calibrator fitted on the run's graded rows dated before ``before`` (None below ``MIN_ROWS``)."""
     rows = storage.fetchall(
         """SELECT predicted_value, predicted_std, line_value, CAST(actual_value > line_value AS DOUBLE)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from nbaprops.errors import InputError
-from nbaprops.storage.duckdb import Session
+from nbaprops.storage.inputs import InputSession
 
 Kind = Literal["text", "date", "int", "number", "nonneg_number", "timestamp"]
 
@@ -124,7 +124,7 @@ def _unreadable(path: Path, cause: BaseException | None) -> str:
     return f"cannot be read as CSV{where}: check its quoting and that every line has as many fields as the header"
 
 
-def read_text_table(con: Session, path: Path, table: str) -> list[str]:
+def read_text_table(con: InputSession, path: Path, table: str) -> list[str]:
     """Create temp table ``table`` over a CSV, Parquet or JSON file: every column as text plus ``__line``.
 
     The file's headers never reach SQL: the path is a bound parameter and the columns are renamed by position
@@ -170,7 +170,7 @@ def _unglobbed(path: Path) -> Iterator[Path]:
         yield link
 
 
-def _read(con: Session, path: Path, readable: Path, reader: str, table: str) -> list[str]:
+def _read(con: InputSession, path: Path, readable: Path, reader: str, table: str) -> list[str]:
     params = {"path": str(readable)}
     try:
         header = [
@@ -231,7 +231,7 @@ _EXPECTED: Mapping[Kind, str] = {
 
 
 def check_values(
-    con: Session,
+    con: InputSession,
     table: str,
     fields: Iterable[Field],
     columns: Mapping[str, Column | None],

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from nbaprops.errors import InputError
-from nbaprops.ingest._report import IngestReport, file_sha256
+from nbaprops.ingest._loader import IngestSpec, Merged, SourceFile, load
+from nbaprops.ingest._report import IngestReport
 from nbaprops.ingest._validate import (
     Column,
     Field,
@@ -23,12 +24,10 @@ from nbaprops.ingest._validate import (
     column_label,
     column_sql,
     parse_sql,
-    read_text_table,
-    resolve_columns,
     shown,
 )
 from nbaprops.ingest.names import KNOWN_ALIASES, lookup_sql
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs, InputSession
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +98,8 @@ _STAT_COLUMNS = (
     "tov",
     "pf",
 )
+_KEY = ("player_id", "game_id")
+_KEY_SQL = ", ".join(_KEY)
 # Values compared when the same (player_id, game_id) arrives again.
 _COMPARED = ("game_date", "team", "minutes", "pts", "reb", "ast", "fg3m")
 
@@ -144,8 +145,133 @@ def _select_sql(view: str, cols: dict[str, Column | None]) -> str:
     """
 
 
+def _check(cur: InputSession, file: SourceFile) -> None:
+    check_values(cur, file.view, FIELDS, file.columns, path=file.path)
+
+
+def _stage(file: SourceFile) -> tuple[str, dict[str, Any]]:
+    return _select_sql(file.view, file.columns), {}
+
+
+def _check_staged(cur: InputSession, file: SourceFile) -> None:
+    """A matchup names the opponent; a (player, game) is one row in the file and agrees with the stored one."""
+    typed, path = file.typed, file.path
+    bad = cur.execute(
+        f"SELECT __line, matchup FROM {typed} WHERE opponent = '' OR opponent IS NULL LIMIT 1"
+    ).fetchone()
+    if bad:
+        raise InputError(
+            f"value {shown(bad[1])} is not a matchup like 'CLE vs. IND' or 'WAS @ MEM'",
+            path=str(path),
+            row=bad[0],
+            column=column_label(file.columns["MATCHUP"]),
+        )
+    dup = cur.execute(
+        f"""SELECT max(__line) FROM {typed} GROUP BY {_KEY_SQL}
+            HAVING count(DISTINCT ({", ".join(_COMPARED)})) > 1 LIMIT 1"""
+    ).fetchone()
+    if dup:
+        raise InputError(
+            "the same PLAYER_ID and GAME_ID appear earlier in the file with different values",
+            path=str(path),
+            row=dup[0],
+            column="GAME_ID",
+        )
+    conflict = cur.execute(
+        f"""SELECT t.__line FROM {typed} t JOIN box_scores b USING ({_KEY_SQL})
+            WHERE ({", ".join("t." + c for c in _COMPARED)}) IS DISTINCT FROM ({", ".join("b." + c for c in _COMPARED)})
+            ORDER BY t.__line LIMIT 1"""
+    ).fetchone()
+    if conflict:
+        raise InputError(
+            "PLAYER_ID and GAME_ID are already stored with different values",
+            path=str(path),
+            row=conflict[0],
+            column="GAME_ID",
+        )
+
+
+def _combine(cur: InputSession, files: Sequence[SourceFile]) -> dict[str, Any]:
+    """Two files of one call may share rows; the first wins only if identical, else refuse."""
+    if len(files) > 1:
+        union = " UNION ALL ".join(f"SELECT *, {i} AS __file FROM {f.typed}" for i, f in enumerate(files))
+        dup = cur.execute(
+            f"""SELECT any_value(__file), max(__line) FROM ({union}) GROUP BY {_KEY_SQL}
+                HAVING count(DISTINCT ({", ".join(_COMPARED)})) > 1 LIMIT 1"""
+        ).fetchone()
+        if dup:
+            raise InputError(
+                "a row disagrees with another file of this call",
+                path=str(files[int(dup[0])].path),
+                row=dup[1],
+                column="GAME_ID",
+            )
+    return {}
+
+
+_STORED = (
+    "season",
+    "season_id",
+    "player_id",
+    "player_name",
+    "player_lookup",
+    "team_id",
+    "team",
+    "team_name",
+    "game_id",
+    "game_date",
+    "matchup",
+    "opponent",
+    "is_home",
+    "wl",
+    "minutes",
+    "pts",
+    *_STAT_COLUMNS,
+    "plus_minus",
+)
+
+
+def _merge(tx: InputSession, files: Sequence[SourceFile], combined: dict[str, Any]) -> Merged:
+    """File by file, the rows of a (player, game) not stored yet (the first of the file's identical rows), and
+    the teams' full names."""
+    columns = ", ".join(_STORED)
+    added: list[int] = []
+    for file in files:
+        before = int(tx.scalar("SELECT count(*) FROM box_scores"))
+        tx.execute(
+            f"""INSERT INTO box_scores ({columns})
+                SELECT {columns} FROM (
+                    SELECT *, row_number() OVER (PARTITION BY {_KEY_SQL} ORDER BY __line) AS __n FROM {file.typed}
+                ) t WHERE __n = 1 AND NOT EXISTS (
+                    SELECT 1 FROM box_scores b WHERE b.player_id = t.player_id AND b.game_id = t.game_id)"""
+        )
+        added.append(int(tx.scalar("SELECT count(*) FROM box_scores")) - before)
+        tx.execute(
+            f"""INSERT INTO teams (team, team_name, team_id)
+                SELECT team, team_name, any_value(team_id) FROM {file.typed} t WHERE team_name IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM teams x WHERE x.team = t.team AND x.team_name = t.team_name)
+                GROUP BY team, team_name"""
+        )
+    return Merged(added_by_file=tuple(added))
+
+
+BOXSCORES = IngestSpec(
+    kind="boxscores",
+    table="box_scores",
+    noun="box-score",
+    key=_KEY,
+    fields=FIELDS,
+    check=_check,
+    stage=_stage,
+    check_staged=_check_staged,
+    combine=_combine,
+    merge=_merge,
+)
+"""Box scores as an ingest kind (:mod:`nbaprops.ingest._loader`)."""
+
+
 def ingest_boxscores(
-    storage: DuckDBStorage, paths: Sequence[Path | str], *, kind: str = "boxscores"
+    storage: Inputs, paths: Sequence[Path | str], *, kind: str = "boxscores"
 ) -> IngestReport:
     """Validate and store box-score files (CSV or Parquet, NBA.com LeagueGameLog player format).
 
@@ -154,135 +280,16 @@ def ingest_boxscores(
     Raises:
         InputError: naming the file, line and column of the first problem.
     """
-    with storage.session() as cur:
-        staged: list[tuple[Path, str, int]] = []
-        for index, raw_path in enumerate(paths):
-            path = Path(raw_path)
-            view = cur.temp_name(f"box_in_{index}")
-            header = read_text_table(cur, path, view)
-            cols = resolve_columns(header, FIELDS, path=path)
-            check_values(cur, view, FIELDS, cols, path=path)
-            typed = cur.temp_name(f"box_typed_{index}")
-            cur.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS {_select_sql(view, cols)}")
-            bad = cur.execute(
-                f"SELECT __line, matchup FROM {typed} WHERE opponent = '' OR opponent IS NULL LIMIT 1"
-            ).fetchone()
-            if bad:
-                raise InputError(
-                    f"value {shown(bad[1])} is not a matchup like 'CLE vs. IND' or 'WAS @ MEM'",
-                    path=str(path),
-                    row=bad[0],
-                    column=column_label(cols["MATCHUP"]),
-                )
-            dup = cur.execute(
-                f"""SELECT max(__line) FROM {typed} GROUP BY player_id, game_id
-                    HAVING count(DISTINCT ({", ".join(_COMPARED)})) > 1 LIMIT 1"""
-            ).fetchone()
-            if dup:
-                raise InputError(
-                    "the same PLAYER_ID and GAME_ID appear earlier in the file with different values",
-                    path=str(path),
-                    row=dup[0],
-                    column="GAME_ID",
-                )
-            conflict = cur.execute(
-                f"""SELECT t.__line FROM {typed} t JOIN box_scores b USING (player_id, game_id)
-                    WHERE ({", ".join("t." + c for c in _COMPARED)}) IS DISTINCT FROM ({", ".join("b." + c for c in _COMPARED)})
-                    ORDER BY t.__line LIMIT 1"""
-            ).fetchone()
-            if conflict:
-                raise InputError(
-                    "PLAYER_ID and GAME_ID are already stored with different values",
-                    path=str(path),
-                    row=conflict[0],
-                    column="GAME_ID",
-                )
-            count = cur.execute(f"SELECT count(*) FROM {typed}").fetchone()
-            staged.append((path, typed, int(count[0]) if count else 0))
-
-        # Two files of one call may share rows; the first wins only if identical, else refuse.
-        if len(staged) > 1:
-            union = " UNION ALL ".join(
-                f"SELECT *, {i} AS __file FROM {t}" for i, (_, t, _) in enumerate(staged)
-            )
-            dup = cur.execute(
-                f"""SELECT any_value(__file), max(__line) FROM ({union}) GROUP BY player_id, game_id
-                    HAVING count(DISTINCT ({", ".join(_COMPARED)})) > 1 LIMIT 1"""
-            ).fetchone()
-            if dup:
-                raise InputError(
-                    "a row disagrees with another file of this call",
-                    path=str(staged[int(dup[0])][0]),
-                    row=dup[1],
-                    column="GAME_ID",
-                )
-
-        added = 0
-        columns = ", ".join(
-            c
-            for c in (
-                "season",
-                "season_id",
-                "player_id",
-                "player_name",
-                "player_lookup",
-                "team_id",
-                "team",
-                "team_name",
-                "game_id",
-                "game_date",
-                "matchup",
-                "opponent",
-                "is_home",
-                "wl",
-                "minutes",
-                "pts",
-                *_STAT_COLUMNS,
-                "plus_minus",
-            )
-        )
-        now = datetime.now(UTC)
-        with storage.transaction() as tx:
-            for path, typed, rows in staged:
-                before = tx.execute("SELECT count(*) FROM box_scores").fetchone()
-                tx.execute(
-                    f"""INSERT INTO box_scores ({columns})
-                        SELECT {columns} FROM (
-                            SELECT *, row_number() OVER (PARTITION BY player_id, game_id ORDER BY __line) AS __n FROM {typed}
-                        ) t WHERE __n = 1 AND NOT EXISTS (
-                            SELECT 1 FROM box_scores b WHERE b.player_id = t.player_id AND b.game_id = t.game_id)"""
-                )
-                after = tx.execute("SELECT count(*) FROM box_scores").fetchone()
-                file_added = int(after[0]) - int(before[0]) if after and before else 0
-                added += file_added
-                tx.execute(
-                    f"""INSERT INTO teams (team, team_name, team_id)
-                        SELECT team, team_name, any_value(team_id) FROM {typed} t WHERE team_name IS NOT NULL
-                        AND NOT EXISTS (SELECT 1 FROM teams x WHERE x.team = t.team AND x.team_name = t.team_name)
-                        GROUP BY team, team_name"""
-                )
-                tx.execute(
-                    "INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
-                    [kind, str(path), file_sha256(path), rows, file_added, now],
-                )
-        for _, typed, _ in staged:
-            cur.execute(f"DROP TABLE IF EXISTS {typed}")
-        log.info(
-            "ingested %d box-score rows (%d new) from %d file(s)",
-            sum(n for *_, n in staged),
-            added,
-            len(staged),
-        )
-        return IngestReport(kind, tuple(str(p) for p, _, _ in staged), sum(n for *_, n in staged), added)
+    return load(storage, BOXSCORES, paths, kind=kind)
 
 
-def ensure_aliases(storage: DuckDBStorage) -> None:
+def ensure_aliases(storage: Inputs) -> None:
     """Insert :data:`~nbaprops.ingest.names.KNOWN_ALIASES` that are not stored yet."""
     values = ", ".join(f"('{a}', '{p}')" for a, p in sorted(KNOWN_ALIASES.items()))
     storage.execute(f"INSERT INTO player_aliases SELECT * FROM (VALUES {values}) ON CONFLICT DO NOTHING")
 
 
-def ensure_boxscores(storage: DuckDBStorage) -> int:
+def ensure_boxscores(storage: Inputs) -> int:
     """Load the shipped seasons when the database holds no box scores yet; returns rows added.
 
     Also seeds ``player_aliases`` with the known sportsbook spellings (existing aliases are kept).

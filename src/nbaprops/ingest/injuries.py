@@ -32,26 +32,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from nbaprops.errors import InputError
-from nbaprops.ingest._report import IngestReport, file_sha256
+from nbaprops.ingest._loader import IngestSpec, Merged, SourceFile, load
+from nbaprops.ingest._report import IngestReport
 from nbaprops.ingest._validate import (
     Column,
     Field,
     check_values,
     column_label,
     column_sql,
-    read_text_table,
-    resolve_columns,
     shown,
 )
 from nbaprops.ingest.names import lookup_sql
 from nbaprops.ingest.teams import check_teams, resolve_team_sql
 from nbaprops.schema import INJURY_STATUSES
-from nbaprops.storage.duckdb import DuckDBStorage, Session
+from nbaprops.storage.inputs import Inputs, InputSession
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +71,8 @@ FIELDS: tuple[Field, ...] = (
     Field("Reason", required=False, aliases=("reason",)),
 )
 _KEY = ("report_at", "game_date", "team", "player_lookup")
+_KEY_SQL = ", ".join(_KEY)
+_ON = " AND ".join(f"s.{k} = n.{k}" for k in _KEY)
 _STORED = (
     "report_at",
     "game_date",
@@ -111,7 +112,7 @@ def first_last_sql(expr: str) -> str:
 
 
 def _check_parsed(
-    cur: Session, view: str, col: Column | None, parse: Callable[[str], str], path: Path, expected: str
+    cur: InputSession, view: str, col: Column | None, parse: Callable[[str], str], path: Path, expected: str
 ) -> None:
     raw = column_sql(col)
     bad = cur.execute(
@@ -150,66 +151,55 @@ def _typed_sql(view: str, cols: dict[str, Column | None], index: int) -> str:
     """
 
 
-def ingest_injuries(storage: DuckDBStorage, paths: Sequence[Path | str]) -> IngestReport:
-    """Validate and store injury-report files; atomic across all files (see the module docstring).
-
-    Raises:
-        InputError: naming the file, line and column of the first problem.
-    """
-    with storage.session() as cur:
-        return _ingest(storage, cur, [Path(p) for p in paths])
-
-
-def _ingest(storage: DuckDBStorage, cur: Session, paths: list[Path]) -> IngestReport:
-    files: list[tuple[Path, str, int]] = []
-    not_submitted = 0
-    for index, path in enumerate(paths):
-        view, kept = cur.temp_name(f"inj_in_{index}"), cur.temp_name(f"inj_kept_{index}")
-        header = read_text_table(cur, path, view)
-        cols = resolve_columns(header, FIELDS, path=path)
-        reason = column_sql(cols["Reason"])
-        player = column_sql(cols["Player Name"])
-        # A team that has not submitted yet is a row without a player: nothing to store for it.
-        skip = f"nullif(trim({player}), '') IS NULL AND lower(trim(coalesce({reason}, ''))) = 'not yet submitted'"
-        not_submitted += int(cur.scalar(f"SELECT count(*) FROM {view} WHERE {skip}"))
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE {kept} AS SELECT * FROM {view} WHERE NOT ({skip})")
-        check_values(cur, kept, FIELDS, cols, path=path)
-        _check_parsed(
-            cur,
-            kept,
-            cols["Report Time"],
-            report_time_sql,
-            path,
-            "a report time (ISO 8601, e.g. 2025-02-12T17:00:00-05:00; no zone means US Eastern)",
+def _check(cur: InputSession, file: SourceFile) -> None:
+    """Leave out the teams that have not submitted yet, then check every value of the rows kept."""
+    cols, path = file.columns, file.path
+    reason = column_sql(cols["Reason"])
+    player = column_sql(cols["Player Name"])
+    kept = cur.temp_name(f"inj_kept_{file.index}")
+    # A team that has not submitted yet is a row without a player: nothing to store for it.
+    skip = f"nullif(trim({player}), '') IS NULL AND lower(trim(coalesce({reason}, ''))) = 'not yet submitted'"
+    file.facts["not_yet_submitted"] = int(cur.scalar(f"SELECT count(*) FROM {file.view} WHERE {skip}"))
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {kept} AS SELECT * FROM {file.view} WHERE NOT ({skip})")
+    file.view = kept
+    check_values(cur, kept, FIELDS, cols, path=path)
+    _check_parsed(
+        cur,
+        kept,
+        cols["Report Time"],
+        report_time_sql,
+        path,
+        "a report time (ISO 8601, e.g. 2025-02-12T17:00:00-05:00; no zone means US Eastern)",
+    )
+    _check_parsed(cur, kept, cols["Game Date"], game_date_sql, path, "a game date (MM/DD/YYYY)")
+    check_teams(cur, kept, {"Team": cols["Team"]}, path=path, stored=True)
+    bad = cur.execute(
+        f"SELECT __line, {player} FROM {kept} WHERE {lookup_sql(first_last_sql(player))} = '' ORDER BY __line LIMIT 1"
+    ).fetchone()
+    if bad:
+        raise InputError(
+            f"value {shown(bad[1])} is not a player name",
+            path=str(path),
+            row=int(bad[0]),
+            column=column_label(cols["Player Name"]),
         )
-        _check_parsed(cur, kept, cols["Game Date"], game_date_sql, path, "a game date (MM/DD/YYYY)")
-        check_teams(cur, kept, {"Team": cols["Team"]}, path=path, stored=True)
-        bad = cur.execute(
-            f"SELECT __line, {player} FROM {kept} WHERE {lookup_sql(first_last_sql(player))} = '' ORDER BY __line LIMIT 1"
-        ).fetchone()
-        if bad:
-            raise InputError(
-                f"value {shown(bad[1])} is not a player name",
-                path=str(path),
-                row=int(bad[0]),
-                column=column_label(cols["Player Name"]),
-            )
-        typed = cur.temp_name(f"inj_typed_{index}")
-        cur.execute(
-            f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(kept, cols, index)}", {"source": str(path)}
-        )
-        files.append((path, typed, int(cur.scalar(f"SELECT count(*) FROM {typed}"))))
-    if not files:
-        return IngestReport("injuries", (), 0, 0)
-    key = ", ".join(_KEY)
+
+
+def _stage(file: SourceFile) -> tuple[str, dict[str, Any]]:
+    return _typed_sql(file.view, file.columns, file.index), {"source": str(file.path)}
+
+
+def _combine(cur: InputSession, files: Sequence[SourceFile]) -> dict[str, Any]:
+    """The call's rows in one table; a row given twice agrees, and agrees with the stored one (a published
+    report does not change)."""
     new = cur.temp_name("inj_all")
     cur.execute(
         f"CREATE OR REPLACE TEMP TABLE {new} AS "
-        + " UNION ALL ".join(f"SELECT * FROM {t}" for _, t, _ in files)
+        + " UNION ALL ".join(f"SELECT * FROM {f.typed}" for f in files)
     )
     clash = cur.execute(
         f"""SELECT any_value(source ORDER BY __file DESC, __line DESC), max(__line ORDER BY __file)
-            FROM {new} GROUP BY {key} HAVING count(DISTINCT (status, reason)) > 1 ORDER BY 2 LIMIT 1"""
+            FROM {new} GROUP BY {_KEY_SQL} HAVING count(DISTINCT (status, reason)) > 1 ORDER BY 2 LIMIT 1"""
     ).fetchone()
     if clash:
         raise InputError(
@@ -218,9 +208,8 @@ def _ingest(storage: DuckDBStorage, cur: Session, paths: list[Path]) -> IngestRe
             row=int(clash[1]),
             column="Current Status",
         )
-    on = " AND ".join(f"s.{k} = n.{k}" for k in _KEY)
     clash = cur.execute(
-        f"""SELECT n.source, n.__line FROM {new} n JOIN injury_reports s ON {on}
+        f"""SELECT n.source, n.__line FROM {new} n JOIN injury_reports s ON {_ON}
             WHERE (n.status, n.reason) IS DISTINCT FROM (s.status, s.reason) ORDER BY n.__file, n.__line LIMIT 1"""
     ).fetchone()
     if clash:
@@ -231,46 +220,64 @@ def _ingest(storage: DuckDBStorage, cur: Session, paths: list[Path]) -> IngestRe
             row=int(clash[1]),
             column="Current Status",
         )
-    rows_read = sum(n for *_, n in files)
+    return {"new": new}
+
+
+def _merge(tx: InputSession, files: Sequence[SourceFile], combined: dict[str, Any]) -> Merged:
+    """Rows not stored yet are added (the first of identical ones); the report's figures."""
+    new = combined["new"]
     stored = ", ".join(_STORED)
-    now = datetime.now(UTC)
-    with storage.transaction() as tx:
-        before = int(tx.scalar("SELECT count(*) FROM injury_reports"))
-        tx.execute(
-            f"""INSERT INTO injury_reports ({stored})
-                SELECT {stored} FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY __file, __line) AS __n
-                                      FROM {new}) n
-                WHERE __n = 1 AND NOT EXISTS (SELECT 1 FROM injury_reports s WHERE {on})"""
-        )
-        added = int(tx.scalar("SELECT count(*) FROM injury_reports")) - before
-        reports = [
-            r[0].isoformat()
-            for r in tx.execute(f"SELECT DISTINCT report_at FROM {new} ORDER BY 1").fetchall()
-        ]
-        statuses = dict(tx.execute(f"SELECT status, count(*) FROM {new} GROUP BY 1 ORDER BY 1").fetchall())
-        unmatched = [
-            r[0]
-            for r in tx.execute(
-                f"""SELECT DISTINCT player_name FROM {new}
-                WHERE player_lookup NOT IN (SELECT DISTINCT player_lookup FROM box_scores) ORDER BY 1"""
-            ).fetchall()
-        ]
-        for path, _typed, rows in files:
-            tx.execute(
-                "INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
-                ["injuries", str(path), file_sha256(path), rows, None, now],
-            )
-    log.info("ingested %d injury-report rows (%d new) from %d file(s)", rows_read, added, len(files))
-    details: dict[str, Any] = {
-        "reports": reports,
-        "statuses": statuses,
-        "not_yet_submitted": not_submitted,
-        "unmatched": unmatched,
-    }
-    return IngestReport("injuries", tuple(str(p) for p, _, _ in files), rows_read, added, details)
+    tx.execute(
+        f"""INSERT INTO injury_reports ({stored})
+            SELECT {stored} FROM (SELECT *, row_number() OVER (PARTITION BY {_KEY_SQL} ORDER BY __file, __line) AS __n
+                                  FROM {new}) n
+            WHERE __n = 1 AND NOT EXISTS (SELECT 1 FROM injury_reports s WHERE {_ON})"""
+    )
+    reports = [
+        r[0].isoformat() for r in tx.execute(f"SELECT DISTINCT report_at FROM {new} ORDER BY 1").fetchall()
+    ]
+    statuses = dict(tx.execute(f"SELECT status, count(*) FROM {new} GROUP BY 1 ORDER BY 1").fetchall())
+    unmatched = [
+        r[0]
+        for r in tx.execute(
+            f"""SELECT DISTINCT player_name FROM {new}
+            WHERE player_lookup NOT IN (SELECT DISTINCT player_lookup FROM box_scores) ORDER BY 1"""
+        ).fetchall()
+    ]
+    return Merged(
+        {
+            "reports": reports,
+            "statuses": statuses,
+            "not_yet_submitted": sum(f.facts["not_yet_submitted"] for f in files),
+            "unmatched": unmatched,
+        }
+    )
 
 
-def injury_snapshot(storage: DuckDBStorage, game_date: date, as_of: datetime) -> Any:
+INJURIES = IngestSpec(
+    kind="injuries",
+    table="injury_reports",
+    noun="injury-report",
+    key=_KEY,
+    fields=FIELDS,
+    check=_check,
+    stage=_stage,
+    combine=_combine,
+    merge=_merge,
+)
+"""Injury reports as an ingest kind (:mod:`nbaprops.ingest._loader`)."""
+
+
+def ingest_injuries(storage: Inputs, paths: Sequence[Path | str]) -> IngestReport:
+    """Validate and store injury-report files; atomic across all files (see the module docstring).
+
+    Raises:
+        InputError: naming the file, line and column of the first problem.
+    """
+    return load(storage, INJURIES, paths)
+
+
+def injury_snapshot(storage: Inputs, game_date: date, as_of: datetime) -> Any:
     """The injury report a batch of ``game_date`` predicted at ``as_of`` reads, as a ``pyarrow.Table``.
 
     The rows for ``game_date`` of the latest report published at or before ``as_of`` that lists the date;

@@ -46,14 +46,16 @@ lower line. It is recomputed over stored and new rows in the ingest transaction.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from nbaprops.errors import InputError
-from nbaprops.ingest._report import IngestReport, file_sha256
+from nbaprops.ingest._loader import IngestSpec, Merged, SourceFile, load
+from nbaprops.ingest._report import IngestReport
 from nbaprops.ingest._validate import (
     Column,
     Field,
@@ -61,8 +63,6 @@ from nbaprops.ingest._validate import (
     column_label,
     column_sql,
     parse_sql,
-    read_text_table,
-    resolve_columns,
     shown,
 )
 from nbaprops.ingest.names import lookup_sql
@@ -78,7 +78,7 @@ from nbaprops.markets import (
     validate_market,
     validate_markets,
 )
-from nbaprops.storage.duckdb import DuckDBStorage, Session
+from nbaprops.storage.inputs import Inputs, InputSession
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,10 @@ _TEAM_FIELDS = ("team", "opponent", "home_team", "away_team")
 _KEY = ("game_date", "player_lookup", "market", "bookmaker", "line")
 _GROUP = ("game_date", "player_lookup", "market", "bookmaker")
 _VALUES = ("over_price", "under_price", "posted_at")
+_ON = " AND ".join(f"s.{k} = n.{k}" for k in _KEY)
+_DIFFERS = (
+    f"({', '.join('n.' + v for v in _VALUES)}) IS DISTINCT FROM ({', '.join('s.' + v for v in _VALUES)})"
+)
 _DATA = (
     "game_date",
     "player_name",
@@ -166,17 +170,15 @@ def _file_market(path: Path, cols: dict[str, Column | None], market: str | None)
     )
 
 
-def _validate(
-    cur: Session, path: Path, view: str, market: str | None
-) -> tuple[dict[str, Column | None], str | None]:
-    header = read_text_table(cur, path, view)
-    cols = resolve_columns(header, FIELDS, path=path)
+def _check(cur: InputSession, file: SourceFile, *, market: str | None = None) -> None:
+    """Check a file's values; a file without a market column takes ``market`` (kept in ``file.facts``)."""
+    cols, path, view = file.columns, file.path, file.view
     for name in ("over_price", "under_price"):
         if cols[name] is None:
             field = next(f for f in FIELDS if f.name == name)
             names = " or ".join(repr(n) for n in (field.name, *field.aliases))
             raise InputError(f"missing required column {names}", path=str(path), column=name)
-    fixed_market = _file_market(path, cols, market)
+    fixed_market = file.facts["market"] = _file_market(path, cols, market)
     checked = [dataclasses.replace(f, required=True) if f.name == "market" else f for f in FIELDS]
     check_values(cur, view, checked, cols, path=path, normalise={"market": _MARKET_SQL})
     _check_line_range(cur, view, cols, fixed_market, path)
@@ -204,11 +206,10 @@ def _validate(
             row=int(bad[0]),
             column=column_label(cols["player_name"]),
         )
-    return cols, fixed_market
 
 
 def _check_line_range(
-    cur: Session, view: str, cols: dict[str, Column | None], fixed_market: str | None, path: Path
+    cur: InputSession, view: str, cols: dict[str, Column | None], fixed_market: str | None, path: Path
 ) -> None:
     """Refuse the first line that is not finite or outside its market's plausible range (LINE_RANGE)."""
     # Qualified with v.: no column of the range table can capture a file's column.
@@ -239,7 +240,7 @@ def _check_line_range(
         )
 
 
-def _quarantine(tx: Session) -> None:
+def _quarantine(tx: InputSession) -> None:
     """Set ``quarantine_reason`` on every stored row of the (game, player, market) groups in ``__lines_new``
     (NULL for a line in use; the module docstring has the rules)."""
     stat = " ".join(
@@ -330,7 +331,7 @@ TEAM_DAYS = 240
 off-season: the 2022-23 regular season ended 200 days before 2023-24 began)."""
 
 
-def _match_sportsbook_names(cur: Session, table: str) -> list[dict[str, Any]]:
+def _match_sportsbook_names(cur: InputSession, table: str) -> list[dict[str, Any]]:
     """Give the player to sportsbook spellings that matched none: "M. McBride", "G Antetokounmpo",
     "D. Jones Jr.", "Mil. Bridges" (an initial or a short first-name prefix), "Love Kevin" (surname first) and
     "Kyle Lowry (Phi)" (a team in brackets).
@@ -389,14 +390,191 @@ def _match_sportsbook_names(cur: Session, table: str) -> list[dict[str, Any]]:
     return [{"player_name": n, "player_lookup": target, "rows": int(rows)} for n, target, rows in matched]
 
 
-def _scalar(cur: Session, sql: str) -> int:
+def _scalar(cur: InputSession, sql: str) -> int:
     row = cur.execute(sql).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def ingest_lines(
-    storage: DuckDBStorage, paths: Sequence[Path | str], *, market: str | None = None
-) -> IngestReport:
+def _stage(file: SourceFile) -> tuple[str, dict[str, Any]]:
+    fixed_market = file.facts["market"]
+    params = {"source": str(file.path), **({"market": fixed_market} if fixed_market else {})}
+    return _typed_sql(file.view, file.columns, fixed_market, file.index), params
+
+
+def _combine(cur: InputSession, files: Sequence[SourceFile]) -> dict[str, Any]:
+    """One row per key in ``__lines_new`` (the module docstring's rules), checked against the stored rows."""
+    rows_read = sum(f.rows for f in files)
+    union = " UNION ALL ".join(f"SELECT * FROM {f.typed}" for f in files)
+    data = ", ".join(_DATA)
+    # 1. exact duplicates (every parsed column equal) go; the first occurrence stays.
+    cur.execute(
+        f"""CREATE OR REPLACE TEMP TABLE __lines_dedup AS SELECT * EXCLUDE (__n) FROM (
+                SELECT *, row_number() OVER (PARTITION BY {data} ORDER BY __file, __line) AS __n FROM ({union}))
+            WHERE __n = 1"""
+    )
+    exact_duplicates = rows_read - _scalar(cur, "SELECT count(*) FROM __lines_dedup")
+    # 2. one key, different prices: the unique latest posted_at wins, else refuse.
+    key = ", ".join(_KEY)
+    values = ", ".join(_VALUES)
+    clash = cur.execute(
+        f"""WITH g AS (
+                SELECT {key}, count(DISTINCT ({values})) AS nv, count(posted_at) AS nknown, count(*) AS n,
+                       max(posted_at) AS top FROM __lines_dedup GROUP BY {key})
+            SELECT any_value(d.source ORDER BY d.__file DESC, d.__line DESC), max(d.__line ORDER BY d.__file)
+            FROM __lines_dedup d JOIN g USING ({key})
+            WHERE g.nv > 1 GROUP BY {key}
+            HAVING any_value(g.nknown) < any_value(g.n)
+                OR count(DISTINCT (d.player_name, d.over_price, d.under_price)) FILTER (WHERE d.posted_at = g.top)
+                   > count(DISTINCT d.player_name) FILTER (WHERE d.posted_at = g.top)
+            ORDER BY 2 LIMIT 1"""
+    ).fetchone()
+    if clash:
+        raise InputError(
+            "the same game, player, market, bookmaker and line appear with different prices and no later "
+            "posted_at to choose between them",
+            path=clash[0],
+            row=int(clash[1]),
+            column="over_price",
+        )
+    name_collisions = _scalar(
+        cur,
+        f"""SELECT count(*) FROM (SELECT {key} FROM __lines_dedup d
+                    WHERE posted_at = (SELECT max(posted_at) FROM __lines_dedup x WHERE {" AND ".join(f"x.{k} = d.{k}" for k in _KEY)})
+                    GROUP BY {key} HAVING count(DISTINCT (over_price, under_price)) > 1)""",
+    )
+    cur.execute(
+        f"""CREATE OR REPLACE TEMP TABLE __lines_win AS SELECT * EXCLUDE (__n) FROM (
+                SELECT *, row_number() OVER (PARTITION BY {key}
+                                             ORDER BY posted_at DESC NULLS LAST, {MAIN_ORDER_SQL}, __file, __line)
+                       AS __n FROM __lines_dedup) WHERE __n = 1"""
+    )
+    superseded = rows_read - exact_duplicates - _scalar(cur, "SELECT count(*) FROM __lines_win")
+    spellings = _match_sportsbook_names(cur, "__lines_win")
+    # 3. teams from box scores where the file gives none.
+    cur.execute(
+        """CREATE OR REPLACE TEMP TABLE __lines_new AS
+           SELECT w.* REPLACE (
+                      coalesce(w.team, CASE WHEN b.team IN (w.home_team, w.away_team) THEN b.team END) AS team,
+                      coalesce(w.opponent, CASE coalesce(w.team, b.team) WHEN w.home_team THEN w.away_team
+                                                WHEN w.away_team THEN w.home_team END) AS opponent)
+           FROM __lines_win w
+           ASOF LEFT JOIN (SELECT player_lookup, game_date, team FROM box_scores) b
+             ON b.player_lookup = w.player_lookup AND w.game_date > b.game_date"""
+    )
+    # 4. against stored rows: identical → nothing; newer → update; older → ignored; else refuse.
+    clash = cur.execute(
+        f"""SELECT n.source, n.__line FROM __lines_new n JOIN prop_lines s ON {_ON}
+            WHERE {_DIFFERS} AND (n.posted_at IS NULL OR s.posted_at IS NULL OR n.posted_at = s.posted_at)
+            ORDER BY n.__file, n.__line LIMIT 1"""
+    ).fetchone()
+    if clash:
+        raise InputError(
+            "this line is already stored with different prices and no later posted_at to choose between them",
+            path=clash[0],
+            row=int(clash[1]),
+            column="over_price",
+        )
+    return {
+        "exact_duplicates": exact_duplicates,
+        "superseded_rows": superseded,
+        "name_collisions": name_collisions,
+        "matched_spellings": spellings,
+    }
+
+
+def _merge(tx: InputSession, files: Sequence[SourceFile], combined: dict[str, Any]) -> Merged:
+    """New keys are added, a newer posting replaces the stored one; then quarantine and the main lines of the
+    groups touched are set again."""
+    stored_cols = ", ".join(_STORED)
+    tx.execute(
+        f"""INSERT INTO prop_lines ({stored_cols}, is_main)
+            SELECT {", ".join("n." + c for c in _STORED)}, false FROM __lines_new n
+            WHERE NOT EXISTS (SELECT 1 FROM prop_lines s WHERE {_ON})"""
+    )
+    replaced = _scalar(
+        tx,
+        f"SELECT count(*) FROM __lines_new n JOIN prop_lines s ON {_ON} WHERE {_DIFFERS} "
+        "AND n.posted_at > s.posted_at",
+    )
+    if replaced:
+        non_key = [c for c in _STORED if c not in _KEY]
+        tx.execute(
+            f"""UPDATE prop_lines s SET {", ".join(f"{c} = n.{c}" for c in non_key)}
+                FROM __lines_new n WHERE {_ON} AND {_DIFFERS} AND n.posted_at > s.posted_at"""
+        )
+    _quarantine(tx)
+    key = ", ".join(_KEY)
+    group = ", ".join(_GROUP)
+    tx.execute(
+        f"""UPDATE prop_lines s SET is_main = (r.__rn = 1)
+            FROM (SELECT {key}, row_number() OVER (PARTITION BY {group}
+                                                   ORDER BY quarantine_reason IS NOT NULL, {MAIN_ORDER_SQL})
+                                AS __rn
+                  FROM prop_lines p SEMI JOIN (SELECT DISTINCT {group} FROM __lines_new) g USING ({group})) r
+            WHERE {" AND ".join(f"s.{k} = r.{k}" for k in _KEY)}"""
+    )
+    alternate = _scalar(
+        tx, f"SELECT count(*) FROM __lines_new n JOIN prop_lines s ON {_ON} WHERE NOT s.is_main"
+    )
+    markets = dict(
+        tx.execute("SELECT market, count(*) FROM __lines_new GROUP BY market ORDER BY market").fetchall()
+    )
+    unmatched = [
+        {"player_name": name, "rows": int(rows)}
+        for name, rows in tx.execute(
+            """SELECT player_name, count(*) AS rows FROM __lines_new
+               WHERE player_lookup NOT IN (SELECT DISTINCT player_lookup FROM box_scores)
+               GROUP BY player_name ORDER BY rows DESC, player_name"""
+        ).fetchall()
+    ]
+    quarantined = [
+        {
+            "game_date": day.isoformat(),
+            "player_name": name,
+            "market": mkt,
+            "bookmaker": book,
+            "line": line,
+            "reason": reason,
+        }
+        for day, name, mkt, book, line, reason in tx.execute(
+            f"""SELECT s.game_date, n.player_name, s.market, s.bookmaker, s.line, s.quarantine_reason
+                FROM __lines_new n JOIN prop_lines s ON {_ON}
+                WHERE s.quarantine_reason IS NOT NULL
+                ORDER BY s.game_date, n.player_name, s.market, s.bookmaker, s.line"""
+        ).fetchall()
+    ]
+    return Merged(
+        {
+            "exact_duplicates": combined["exact_duplicates"],
+            "superseded_rows": combined["superseded_rows"],
+            "name_collisions": combined["name_collisions"],
+            "replaced": replaced,
+            "markets": markets,
+            "alternate_lines": alternate,
+            "unmatched": unmatched,
+            "unmatched_rows": sum(u["rows"] for u in unmatched),
+            "matched_spellings": combined["matched_spellings"],
+            "quarantined": quarantined,
+        }
+    )
+
+
+LINES = IngestSpec(
+    kind="lines",
+    table="prop_lines",
+    noun="line",
+    key=_KEY,
+    fields=FIELDS,
+    check=_check,
+    stage=_stage,
+    combine=_combine,
+    merge=_merge,
+    scratch=("__lines_dedup", "__lines_win", "__lines_new"),
+)
+"""Prop lines as an ingest kind (:mod:`nbaprops.ingest._loader`); files without a market column take none."""
+
+
+def ingest_lines(storage: Inputs, paths: Sequence[Path | str], *, market: str | None = None) -> IngestReport:
     """Validate and store prop-line files; atomic across all files (see the module docstring for the rules).
 
     Args:
@@ -405,182 +583,7 @@ def ingest_lines(
     Raises:
         InputError: naming the file, line and column of the first problem.
     """
-    with storage.session() as cur:
-        files: list[tuple[Path, str, int]] = []
-        for index, raw_path in enumerate(paths):
-            path = Path(raw_path)
-            view = cur.temp_name(f"lines_in_{index}")
-            cols, fixed_market = _validate(cur, path, view, market)
-            typed = cur.temp_name(f"lines_typed_{index}")
-            cur.execute(
-                f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(view, cols, fixed_market, index)}",
-                {"source": str(path), "market": fixed_market} if fixed_market else {"source": str(path)},
-            )
-            files.append((path, typed, _scalar(cur, f"SELECT count(*) FROM {typed}")))
-            cur.execute(f"DROP TABLE IF EXISTS {view}")
-        if not files:
-            return IngestReport("lines", (), 0, 0)
-        rows_read = sum(n for *_, n in files)
-
-        union = " UNION ALL ".join(f"SELECT * FROM {t}" for _, t, _ in files)
-        data = ", ".join(_DATA)
-        # 1. exact duplicates (every parsed column equal) go; the first occurrence stays.
-        cur.execute(
-            f"""CREATE OR REPLACE TEMP TABLE __lines_dedup AS SELECT * EXCLUDE (__n) FROM (
-                    SELECT *, row_number() OVER (PARTITION BY {data} ORDER BY __file, __line) AS __n FROM ({union}))
-                WHERE __n = 1"""
-        )
-        exact_duplicates = rows_read - _scalar(cur, "SELECT count(*) FROM __lines_dedup")
-        # 2. one key, different prices: the unique latest posted_at wins, else refuse.
-        key = ", ".join(_KEY)
-        values = ", ".join(_VALUES)
-        clash = cur.execute(
-            f"""WITH g AS (
-                    SELECT {key}, count(DISTINCT ({values})) AS nv, count(posted_at) AS nknown, count(*) AS n,
-                           max(posted_at) AS top FROM __lines_dedup GROUP BY {key})
-                SELECT any_value(d.source ORDER BY d.__file DESC, d.__line DESC), max(d.__line ORDER BY d.__file)
-                FROM __lines_dedup d JOIN g USING ({key})
-                WHERE g.nv > 1 GROUP BY {key}
-                HAVING any_value(g.nknown) < any_value(g.n)
-                    OR count(DISTINCT (d.player_name, d.over_price, d.under_price)) FILTER (WHERE d.posted_at = g.top)
-                       > count(DISTINCT d.player_name) FILTER (WHERE d.posted_at = g.top)
-                ORDER BY 2 LIMIT 1"""
-        ).fetchone()
-        if clash:
-            raise InputError(
-                "the same game, player, market, bookmaker and line appear with different prices and no later "
-                "posted_at to choose between them",
-                path=clash[0],
-                row=int(clash[1]),
-                column="over_price",
-            )
-        name_collisions = _scalar(
-            cur,
-            f"""SELECT count(*) FROM (SELECT {key} FROM __lines_dedup d
-                        WHERE posted_at = (SELECT max(posted_at) FROM __lines_dedup x WHERE {" AND ".join(f"x.{k} = d.{k}" for k in _KEY)})
-                        GROUP BY {key} HAVING count(DISTINCT (over_price, under_price)) > 1)""",
-        )
-        cur.execute(
-            f"""CREATE OR REPLACE TEMP TABLE __lines_win AS SELECT * EXCLUDE (__n) FROM (
-                    SELECT *, row_number() OVER (PARTITION BY {key}
-                                                 ORDER BY posted_at DESC NULLS LAST, {MAIN_ORDER_SQL}, __file, __line)
-                           AS __n FROM __lines_dedup) WHERE __n = 1"""
-        )
-        superseded = rows_read - exact_duplicates - _scalar(cur, "SELECT count(*) FROM __lines_win")
-        spellings = _match_sportsbook_names(cur, "__lines_win")
-        # 3. teams from box scores where the file gives none.
-        cur.execute(
-            """CREATE OR REPLACE TEMP TABLE __lines_new AS
-               SELECT w.* REPLACE (
-                          coalesce(w.team, CASE WHEN b.team IN (w.home_team, w.away_team) THEN b.team END) AS team,
-                          coalesce(w.opponent, CASE coalesce(w.team, b.team) WHEN w.home_team THEN w.away_team
-                                                    WHEN w.away_team THEN w.home_team END) AS opponent)
-               FROM __lines_win w
-               ASOF LEFT JOIN (SELECT player_lookup, game_date, team FROM box_scores) b
-                 ON b.player_lookup = w.player_lookup AND w.game_date > b.game_date"""
-        )
-        # 4. against stored rows: identical → nothing; newer → update; older → ignored; else refuse.
-        on = " AND ".join(f"s.{k} = n.{k}" for k in _KEY)
-        differs = f"({', '.join('n.' + v for v in _VALUES)}) IS DISTINCT FROM ({', '.join('s.' + v for v in _VALUES)})"
-        clash = cur.execute(
-            f"""SELECT n.source, n.__line FROM __lines_new n JOIN prop_lines s ON {on}
-                WHERE {differs} AND (n.posted_at IS NULL OR s.posted_at IS NULL OR n.posted_at = s.posted_at)
-                ORDER BY n.__file, n.__line LIMIT 1"""
-        ).fetchone()
-        if clash:
-            raise InputError(
-                "this line is already stored with different prices and no later posted_at to choose between them",
-                path=clash[0],
-                row=int(clash[1]),
-                column="over_price",
-            )
-
-        stored_cols = ", ".join(_STORED)
-        now = datetime.now(UTC)
-        with storage.transaction() as tx:
-            before = _scalar(tx, "SELECT count(*) FROM prop_lines")
-            tx.execute(
-                f"""INSERT INTO prop_lines ({stored_cols}, is_main)
-                    SELECT {", ".join("n." + c for c in _STORED)}, false FROM __lines_new n
-                    WHERE NOT EXISTS (SELECT 1 FROM prop_lines s WHERE {on})"""
-            )
-            added = _scalar(tx, "SELECT count(*) FROM prop_lines") - before
-            replaced = _scalar(
-                tx,
-                f"SELECT count(*) FROM __lines_new n JOIN prop_lines s ON {on} WHERE {differs} "
-                "AND n.posted_at > s.posted_at",
-            )
-            if replaced:
-                non_key = [c for c in _STORED if c not in _KEY]
-                tx.execute(
-                    f"""UPDATE prop_lines s SET {", ".join(f"{c} = n.{c}" for c in non_key)}
-                        FROM __lines_new n WHERE {on} AND {differs} AND n.posted_at > s.posted_at"""
-                )
-            _quarantine(tx)
-            group = ", ".join(_GROUP)
-            tx.execute(
-                f"""UPDATE prop_lines s SET is_main = (r.__rn = 1)
-                    FROM (SELECT {key}, row_number() OVER (PARTITION BY {group}
-                                                           ORDER BY quarantine_reason IS NOT NULL, {MAIN_ORDER_SQL})
-                                        AS __rn
-                          FROM prop_lines p SEMI JOIN (SELECT DISTINCT {group} FROM __lines_new) g USING ({group})) r
-                    WHERE {" AND ".join(f"s.{k} = r.{k}" for k in _KEY)}"""
-            )
-            alternate = _scalar(
-                tx, f"SELECT count(*) FROM __lines_new n JOIN prop_lines s ON {on} WHERE NOT s.is_main"
-            )
-            markets = dict(
-                tx.execute(
-                    "SELECT market, count(*) FROM __lines_new GROUP BY market ORDER BY market"
-                ).fetchall()
-            )
-            unmatched = [
-                {"player_name": name, "rows": int(rows)}
-                for name, rows in tx.execute(
-                    """SELECT player_name, count(*) AS rows FROM __lines_new
-                       WHERE player_lookup NOT IN (SELECT DISTINCT player_lookup FROM box_scores)
-                       GROUP BY player_name ORDER BY rows DESC, player_name"""
-                ).fetchall()
-            ]
-            quarantined = [
-                {
-                    "game_date": day.isoformat(),
-                    "player_name": name,
-                    "market": mkt,
-                    "bookmaker": book,
-                    "line": line,
-                    "reason": reason,
-                }
-                for day, name, mkt, book, line, reason in tx.execute(
-                    f"""SELECT s.game_date, n.player_name, s.market, s.bookmaker, s.line, s.quarantine_reason
-                        FROM __lines_new n JOIN prop_lines s ON {on}
-                        WHERE s.quarantine_reason IS NOT NULL
-                        ORDER BY s.game_date, n.player_name, s.market, s.bookmaker, s.line"""
-                ).fetchall()
-            ]
-            for path, _typed, rows in files:
-                tx.execute(
-                    "INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
-                    ["lines", str(path), file_sha256(path), rows, None, now],
-                )
-        for _, typed, _ in files:
-            cur.execute(f"DROP TABLE IF EXISTS {typed}")
-        for table in ("__lines_dedup", "__lines_win", "__lines_new"):
-            cur.execute(f"DROP TABLE IF EXISTS {table}")
-        details: dict[str, Any] = {
-            "exact_duplicates": exact_duplicates,
-            "superseded_rows": superseded,
-            "name_collisions": name_collisions,
-            "replaced": replaced,
-            "markets": markets,
-            "alternate_lines": alternate,
-            "unmatched": unmatched,
-            "unmatched_rows": sum(u["rows"] for u in unmatched),
-            "matched_spellings": spellings,
-            "quarantined": quarantined,
-        }
-        log.info("ingested %d line rows (%d new) from %d file(s)", rows_read, added, len(files))
-        return IngestReport("lines", tuple(str(p) for p, _, _ in files), rows_read, added, details)
+    return load(storage, dataclasses.replace(LINES, check=functools.partial(_check, market=market)), paths)
 
 
 def _dates(value: date | datetime | str | Iterable[date | datetime | str]) -> list[str]:
@@ -598,7 +601,7 @@ def _dates(value: date | datetime | str | Iterable[date | datetime | str]) -> li
 
 
 def select_lines(
-    storage: DuckDBStorage,
+    storage: Inputs,
     game_date_or_dates: date | datetime | str | Iterable[date | datetime | str],
     markets: str | Iterable[str],
     *,
@@ -619,7 +622,7 @@ def select_lines(
 
 
 def select_lines_by_date(
-    storage: DuckDBStorage, as_of: Mapping[date, datetime | None], markets: str | Iterable[str]
+    storage: Inputs, as_of: Mapping[date, datetime | None], markets: str | Iterable[str]
 ) -> Any:
     """:func:`select_lines` of several dates in one query, each date with its own prediction time (``as_of``
     maps a date to it; None: every row counts). Each date's lines are the ones it gets alone: every choice is
@@ -656,15 +659,13 @@ def select_lines_by_date(
     )
 
 
-def line_players(storage: DuckDBStorage, game_date: date, markets: Sequence[str], as_of: datetime) -> Any:
+def line_players(storage: Inputs, game_date: date, markets: Sequence[str], as_of: datetime) -> Any:
     """Players with a line in ``markets`` on ``game_date`` posted by ``as_of`` (their latest row's teams);
     quarantined lines do not count."""
     return line_players_by_date(storage, {game_date: as_of}, markets).drop_columns(["game_date"])
 
 
-def line_players_by_date(
-    storage: DuckDBStorage, as_of: Mapping[date, datetime], markets: Sequence[str]
-) -> Any:
+def line_players_by_date(storage: Inputs, as_of: Mapping[date, datetime], markets: Sequence[str]) -> Any:
     """:func:`line_players` of several dates in one query, each date with its own prediction time (``as_of``
     maps a date to it), after a ``game_date`` column.
 

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from nbaprops.errors import InputError
-from nbaprops.ingest._report import IngestReport, file_sha256
+from nbaprops.ingest._loader import IngestSpec, Merged, SourceFile, load
+from nbaprops.ingest._report import IngestReport
 from nbaprops.ingest._validate import (
     Column,
     Field,
@@ -39,11 +40,9 @@ from nbaprops.ingest._validate import (
     column_label,
     column_sql,
     parse_sql,
-    read_text_table,
-    resolve_columns,
 )
 from nbaprops.ingest.teams import check_teams, resolve_team_sql
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs, InputSession
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +54,8 @@ FIELDS: tuple[Field, ...] = (
     Field("commence_time", "timestamp", required=False, aliases=("start_time", "tipoff")),
     Field("status", required=False, choices=("scheduled", "final", "postponed", "cancelled")),
 )
+_KEY = ("game_date", "home_team", "away_team")
+_KEY_SQL = ", ".join(_KEY)
 GONE = ("postponed", "cancelled")
 """Schedule statuses of a game that is not played on its date."""
 
@@ -98,148 +99,150 @@ def _typed_sql(view: str, cols: dict[str, Column | None]) -> str:
     """
 
 
-def ingest_schedule(storage: DuckDBStorage, paths: Sequence[Path | str]) -> IngestReport:
+def _check(cur: InputSession, file: SourceFile) -> None:
+    check_values(cur, file.view, FIELDS, file.columns, path=file.path)
+    teams = {k: file.columns[k] for k in ("home_team", "away_team")}
+    check_teams(cur, file.view, teams, path=file.path, stored=True)
+
+
+def _stage(file: SourceFile) -> tuple[str, dict[str, Any]]:
+    return _typed_sql(file.view, file.columns), {"source": str(file.path)}
+
+
+def _check_staged(cur: InputSession, file: SourceFile) -> None:
+    """A game is between two teams, and given once in a file (or again with the same values)."""
+    cols, path = file.columns, file.path
+    same = cur.execute(
+        f"SELECT __line FROM {file.typed} WHERE home_team = away_team ORDER BY __line LIMIT 1"
+    ).fetchone()
+    if same:
+        raise InputError(
+            "home and away team are the same team",
+            path=str(path),
+            row=same[0],
+            column=column_label(cols["away_team"]),
+        )
+    dup = cur.execute(
+        f"""SELECT max(__line) FROM {file.typed} GROUP BY {_KEY_SQL}
+            HAVING count(DISTINCT (given_id, commence_time, status)) > 1 ORDER BY 1 LIMIT 1"""
+    ).fetchone()
+    if dup:
+        raise InputError(
+            "the same game (date, home, away) appears earlier in the file with different values",
+            path=str(path),
+            row=dup[0],
+            column=column_label(cols["game_id"] or cols["commence_time"] or cols["game_date"]),
+        )
+
+
+def _combine(cur: InputSession, files: Sequence[SourceFile]) -> dict[str, Any]:
+    """The call's games with their ids (``__sched_new``); a game given twice agrees, a stored one keeps its id."""
+    union = " UNION ALL ".join(f"SELECT *, {i} AS __file FROM {f.typed}" for i, f in enumerate(files))
+    cur.execute(
+        f"""CREATE OR REPLACE TEMP TABLE __sched_new AS
+            SELECT n.game_date, n.home_team, n.away_team,
+                   coalesce(n.given_id, b.game_id,
+                            {synthetic_game_id_sql("n.game_date", "n.home_team", "n.away_team")}) AS game_id,
+                   n.given_id, n.commence_time, n.status, n.source, n.__line, n.__file
+            FROM ({union}) n
+            LEFT JOIN ({BOX_GAMES_SQL.format(where="")}) b
+              ON b.game_date = n.game_date AND b.home_team = n.home_team AND b.away_team = n.away_team"""
+    )
+    dup = cur.execute(
+        f"""SELECT any_value(source ORDER BY __file DESC), max(__line ORDER BY __file) FROM __sched_new
+           GROUP BY {_KEY_SQL} HAVING count(DISTINCT (given_id, commence_time, status)) > 1
+           LIMIT 1"""
+    ).fetchone()
+    if dup:
+        raise InputError("a game disagrees with another file of this call", path=dup[0], row=dup[1])
+    clash = cur.execute(
+        f"""SELECT n.source, n.__line FROM __sched_new n JOIN schedule s USING ({_KEY_SQL})
+           WHERE n.given_id IS NOT NULL AND n.given_id <> s.game_id ORDER BY n.__file, n.__line LIMIT 1"""
+    ).fetchone()
+    if clash:
+        raise InputError(
+            "this game is already stored with another game_id",
+            path=clash[0],
+            row=clash[1],
+            column="game_id",
+        )
+    return {}
+
+
+def _merge(tx: InputSession, files: Sequence[SourceFile], combined: dict[str, Any]) -> Merged:
+    """New games are added (the first of a file's identical rows); a stored game takes a new commence_time or
+    status; a game id given at another date moves the game (its old date's row is marked postponed)."""
+    on = " AND ".join(f"s.{k} = n.{k}" for k in _KEY)
+    tx.execute(
+        f"""INSERT INTO schedule (game_id, game_date, home_team, away_team, commence_time, source, status)
+           SELECT game_id, game_date, home_team, away_team, commence_time, source, status FROM (
+               SELECT *, row_number() OVER (PARTITION BY {_KEY_SQL} ORDER BY __file, __line) AS __n
+               FROM __sched_new) n
+           WHERE __n = 1 AND NOT EXISTS (SELECT 1 FROM schedule s WHERE {on})"""
+    )
+    updated = int(
+        tx.scalar(
+            f"""SELECT count(*) FROM schedule s JOIN __sched_new n USING ({_KEY_SQL})
+               WHERE n.commence_time IS NOT NULL AND n.commence_time IS DISTINCT FROM s.commence_time"""
+        )
+        or 0
+    )
+    if updated:
+        tx.execute(
+            f"""UPDATE schedule s SET commence_time = n.commence_time, source = n.source
+               FROM (SELECT DISTINCT {_KEY_SQL}, commence_time, source FROM __sched_new
+                     WHERE commence_time IS NOT NULL) n
+               WHERE {on} AND n.commence_time IS DISTINCT FROM s.commence_time"""
+        )
+    status_changed = int(
+        tx.scalar(
+            f"""SELECT count(*) FROM schedule s JOIN __sched_new n USING ({_KEY_SQL})
+               WHERE n.status IS NOT NULL AND n.status IS DISTINCT FROM s.status"""
+        )
+        or 0
+    )
+    if status_changed:
+        updated += status_changed
+        tx.execute(
+            f"""UPDATE schedule s SET status = n.status
+               FROM (SELECT DISTINCT {_KEY_SQL}, status FROM __sched_new WHERE status IS NOT NULL) n
+               WHERE {on} AND n.status IS DISTINCT FROM s.status"""
+        )
+    # A game id now given at another date: the game moved, its old date no longer has it.
+    moved_row = tx.execute(
+        f"""UPDATE schedule s SET status = 'postponed'
+           WHERE coalesce(s.status, '') <> 'postponed'
+             AND s.game_id IN (SELECT given_id FROM __sched_new WHERE given_id IS NOT NULL)
+             AND NOT EXISTS (SELECT 1 FROM __sched_new n WHERE n.given_id = s.game_id AND {on})"""
+    ).fetchone()
+    moved = int(moved_row[0]) if moved_row else 0
+    return Merged({"updated": updated, "moved": moved})
+
+
+SCHEDULE = IngestSpec(
+    kind="schedule",
+    table="schedule",
+    noun="schedule",
+    key=_KEY,
+    fields=FIELDS,
+    check=_check,
+    stage=_stage,
+    check_staged=_check_staged,
+    combine=_combine,
+    merge=_merge,
+    scratch=("__sched_new",),
+)
+"""Schedules as an ingest kind (:mod:`nbaprops.ingest._loader`)."""
+
+
+def ingest_schedule(storage: Inputs, paths: Sequence[Path | str]) -> IngestReport:
     """Validate and store schedule CSV files; atomic across all files.
 
     Raises:
         InputError: naming the file, line and column of the first problem (unknown team, bad date or time,
             home team equal to away team, one game twice with different values, a stored game with another id).
     """
-    with storage.session() as cur:
-        staged: list[tuple[Path, str, int]] = []
-        for index, raw_path in enumerate(paths):
-            path = Path(raw_path)
-            view = cur.temp_name(f"sched_in_{index}")
-            header = read_text_table(cur, path, view)
-            cols = resolve_columns(header, FIELDS, path=path)
-            check_values(cur, view, FIELDS, cols, path=path)
-            check_teams(cur, view, {k: cols[k] for k in ("home_team", "away_team")}, path=path, stored=True)
-            typed = cur.temp_name(f"sched_typed_{index}")
-            cur.execute(
-                f"CREATE OR REPLACE TEMP TABLE {typed} AS {_typed_sql(view, cols)}", {"source": str(path)}
-            )
-            same = cur.execute(
-                f"SELECT __line FROM {typed} WHERE home_team = away_team ORDER BY __line LIMIT 1"
-            ).fetchone()
-            if same:
-                raise InputError(
-                    "home and away team are the same team",
-                    path=str(path),
-                    row=same[0],
-                    column=column_label(cols["away_team"]),
-                )
-            dup = cur.execute(
-                f"""SELECT max(__line) FROM {typed} GROUP BY game_date, home_team, away_team
-                    HAVING count(DISTINCT (given_id, commence_time, status)) > 1 ORDER BY 1 LIMIT 1"""
-            ).fetchone()
-            if dup:
-                raise InputError(
-                    "the same game (date, home, away) appears earlier in the file with different values",
-                    path=str(path),
-                    row=dup[0],
-                    column=column_label(cols["game_id"] or cols["commence_time"] or cols["game_date"]),
-                )
-            staged.append((path, typed, int(cur.execute(f"SELECT count(*) FROM {typed}").fetchone()[0])))  # type: ignore[index]
-
-        union = " UNION ALL ".join(f"SELECT *, {i} AS __file FROM {t}" for i, (_, t, _) in enumerate(staged))
-        if not staged:
-            return IngestReport("schedule", (), 0, 0)
-        cur.execute(
-            f"""CREATE OR REPLACE TEMP TABLE __sched_new AS
-                SELECT n.game_date, n.home_team, n.away_team,
-                       coalesce(n.given_id, b.game_id,
-                                {synthetic_game_id_sql("n.game_date", "n.home_team", "n.away_team")}) AS game_id,
-                       n.given_id, n.commence_time, n.status, n.source, n.__line, n.__file
-                FROM ({union}) n
-                LEFT JOIN ({BOX_GAMES_SQL.format(where="")}) b
-                  ON b.game_date = n.game_date AND b.home_team = n.home_team AND b.away_team = n.away_team"""
-        )
-        dup = cur.execute(
-            """SELECT any_value(source ORDER BY __file DESC), max(__line ORDER BY __file) FROM __sched_new
-               GROUP BY game_date, home_team, away_team HAVING count(DISTINCT (given_id, commence_time, status)) > 1
-               LIMIT 1"""
-        ).fetchone()
-        if dup:
-            raise InputError("a game disagrees with another file of this call", path=dup[0], row=dup[1])
-        clash = cur.execute(
-            """SELECT n.source, n.__line FROM __sched_new n JOIN schedule s USING (game_date, home_team, away_team)
-               WHERE n.given_id IS NOT NULL AND n.given_id <> s.game_id ORDER BY n.__file, n.__line LIMIT 1"""
-        ).fetchone()
-        if clash:
-            raise InputError(
-                "this game is already stored with another game_id",
-                path=clash[0],
-                row=clash[1],
-                column="game_id",
-            )
-
-        now = datetime.now(UTC)
-        added = updated = moved = 0
-        with storage.transaction() as tx:
-            before = tx.execute("SELECT count(*) FROM schedule").fetchone()[0]  # type: ignore[index]
-            tx.execute(
-                """INSERT INTO schedule (game_id, game_date, home_team, away_team, commence_time, source, status)
-                   SELECT game_id, game_date, home_team, away_team, commence_time, source, status FROM (
-                       SELECT *, row_number() OVER (PARTITION BY game_date, home_team, away_team
-                                                    ORDER BY __file, __line) AS __n FROM __sched_new) n
-                   WHERE __n = 1 AND NOT EXISTS (
-                       SELECT 1 FROM schedule s WHERE s.game_date = n.game_date AND s.home_team = n.home_team
-                       AND s.away_team = n.away_team)"""
-            )
-            added = int(tx.execute("SELECT count(*) FROM schedule").fetchone()[0]) - int(before)  # type: ignore[index]
-            changed = tx.execute(
-                """SELECT count(*) FROM schedule s JOIN __sched_new n USING (game_date, home_team, away_team)
-                   WHERE n.commence_time IS NOT NULL AND n.commence_time IS DISTINCT FROM s.commence_time"""
-            ).fetchone()
-            updated = int(changed[0]) if changed else 0
-            if updated:
-                tx.execute(
-                    """UPDATE schedule s SET commence_time = n.commence_time, source = n.source
-                       FROM (SELECT DISTINCT game_date, home_team, away_team, commence_time, source FROM __sched_new
-                             WHERE commence_time IS NOT NULL) n
-                       WHERE s.game_date = n.game_date AND s.home_team = n.home_team AND s.away_team = n.away_team
-                         AND n.commence_time IS DISTINCT FROM s.commence_time"""
-                )
-            status_changed = tx.execute(
-                """SELECT count(*) FROM schedule s JOIN __sched_new n USING (game_date, home_team, away_team)
-                   WHERE n.status IS NOT NULL AND n.status IS DISTINCT FROM s.status"""
-            ).fetchone()
-            if status_changed and status_changed[0]:
-                updated += int(status_changed[0])
-                tx.execute(
-                    """UPDATE schedule s SET status = n.status
-                       FROM (SELECT DISTINCT game_date, home_team, away_team, status FROM __sched_new
-                             WHERE status IS NOT NULL) n
-                       WHERE s.game_date = n.game_date AND s.home_team = n.home_team AND s.away_team = n.away_team
-                         AND n.status IS DISTINCT FROM s.status"""
-                )
-            # A game id now given at another date: the game moved, its old date no longer has it.
-            moved_row = tx.execute(
-                """UPDATE schedule s SET status = 'postponed'
-                   WHERE coalesce(s.status, '') <> 'postponed'
-                     AND s.game_id IN (SELECT given_id FROM __sched_new WHERE given_id IS NOT NULL)
-                     AND NOT EXISTS (SELECT 1 FROM __sched_new n WHERE n.given_id = s.game_id
-                                     AND n.game_date = s.game_date AND n.home_team = s.home_team
-                                     AND n.away_team = s.away_team)"""
-            ).fetchone()
-            moved = int(moved_row[0]) if moved_row else 0
-            for path, _typed, rows in staged:
-                tx.execute(
-                    "INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
-                    ["schedule", str(path), file_sha256(path), rows, None, now],
-                )
-        for _, typed, _ in staged:
-            cur.execute(f"DROP TABLE IF EXISTS {typed}")
-        cur.execute("DROP TABLE IF EXISTS __sched_new")
-        rows_read = sum(n for *_, n in staged)
-        log.info("ingested %d schedule rows (%d new, %d updated)", rows_read, added, updated)
-        return IngestReport(
-            "schedule",
-            tuple(str(p) for p, _, _ in staged),
-            rows_read,
-            added,
-            {"updated": updated, "moved": moved},
-        )
+    return load(storage, SCHEDULE, paths)
 
 
 def _as_date(value: date | datetime | str) -> date:
@@ -253,7 +256,7 @@ def _as_date(value: date | datetime | str) -> date:
         raise InputError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
 
 
-def games_for_date(storage: DuckDBStorage, game_date: date | datetime | str) -> Any:
+def games_for_date(storage: Inputs, game_date: date | datetime | str) -> Any:
     """The games of one date as a ``pyarrow.Table`` (see the module docstring for how sources combine).
 
     Columns: ``game_id`` (string), ``game_date``, ``home_team``, ``away_team``, ``commence_time`` (may be
@@ -262,7 +265,7 @@ def games_for_date(storage: DuckDBStorage, game_date: date | datetime | str) -> 
     return games_for_dates(storage, [game_date])
 
 
-def games_for_dates(storage: DuckDBStorage, game_dates: Sequence[date | datetime | str]) -> Any:
+def games_for_dates(storage: Inputs, game_dates: Sequence[date | datetime | str]) -> Any:
     """The games of several dates in one query (the backtest asks for a season's dates at once): each date's
     games exactly as :func:`games_for_date` gives them, the dates in order."""
     days = sorted({_as_date(d) for d in game_dates})

@@ -18,7 +18,7 @@ from types import MappingProxyType
 
 from nbaprops.errors import InputError
 from nbaprops.ingest._validate import Column, shown
-from nbaprops.storage.duckdb import Session
+from nbaprops.storage.inputs import InputSession
 
 # abbreviation, NBA.com name, other names (full names of odds feeds, nicknames, other abbreviations)
 _TEAMS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -108,7 +108,7 @@ def team_map_sql(*, stored: bool = False) -> str:
 
 
 def check_teams(
-    con: Session, view: str, columns: Mapping[str, Column | None], *, path: Path, stored: bool = False
+    con: InputSession, view: str, columns: Mapping[str, Column | None], *, path: Path, stored: bool = False
 ) -> None:
     """Raise :class:`InputError` at the first non-empty team value in ``columns`` that names no known team.
 
