@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from nbaprops.cli import app
 from nbaprops.config import Settings
+from nbaprops.errors import UnknownBatchError
 from nbaprops.holder import Endpoint, Holder, Holding, bind, endpoint_file
 from nbaprops.holder import endpoint as holder_endpoint
 from nbaprops.holder.record import private_group
@@ -185,6 +186,15 @@ def test_predict_on_a_served_database_runs_the_batch_in_the_server(served: Serve
     assert code == 1 and "no games on 2025-07-15" in err  # the server's error, as predict prints it
     code, _, err = cli("ingest", "schedule", db, "--db", db)  # not a read: a clear refusal naming the holder
     assert code == 1 and "held by `nbaprops serve`" in err and f"pid {served.proc.pid}" in err  # type: ignore[union-attr]
+
+
+def test_an_error_in_the_server_reaches_the_cli_with_its_class_and_attributes(served: ServeProcess) -> None:
+    """Before: the error was rebuilt with ``__new__`` from its message alone: ``batch_id`` was gone."""
+    holder = Holder.read(served.db)
+    assert holder is not None and holder.url == served.url and "status" in holder.commands
+    with pytest.raises(UnknownBatchError) as raised:
+        holder.call("status", {"batch_id": "nope"})
+    assert raised.value.batch_id == "nope" and "no batch 'nope'" in str(raised.value)
 
 
 def test_reads_through_the_server_print_what_they_print_locally(served: ServeProcess) -> None:
