@@ -123,13 +123,20 @@ def held_error(db_path: Path, exc: StorageBusyError) -> StorageBusyError:
     that recorded its endpoint; the reason no holder answers when its folder is not private; otherwise ``exc``
     itself (a foreign holder: DuckDB's message names its pid).
     """
+    return _diagnose(db_path, exc)[0]
+
+
+def _diagnose(db_path: Path, exc: StorageBusyError) -> tuple[StorageBusyError, Holder | None]:
+    """:func:`held_error`, and the holder when it is a recorded nbaprops process holding the lock."""
     pid = _lock_pid(exc)
     holder = Holder.read(db_path)
     if pid is not None and holder is not None and holder.pid == pid:
-        return _held(db_path, holder)
+        return _held(db_path, holder), holder
     if pid is not None and holder is None and (why := unsafe_folder(db_path.parent)) is not None:
-        return StorageBusyError(f"{exc}; an nbaprops holder answers no reads for this database because {why}")
-    return exc
+        return StorageBusyError(
+            f"{exc}; an nbaprops holder answers no reads for this database because {why}"
+        ), None
+    return exc, None
 
 
 @dataclass(frozen=True)
@@ -169,10 +176,9 @@ def open_or_reach(
         try:
             return open_here()
         except StorageBusyError as exc:
-            failure = held_error(db_path, exc)
-            if isinstance(failure, DatabaseHeldError):
-                holder = Holder.read(db_path)
-                if reach is None or holder is None:
+            failure, holder = _diagnose(db_path, exc)
+            if holder is not None:
+                if reach is None:
                     raise failure from exc
                 try:
                     return Answered(reach(holder))

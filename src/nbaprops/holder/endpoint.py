@@ -1,8 +1,9 @@
 """The holder's side: answer other processes' operations on the database this process holds.
 
 :class:`Holding` is what every holder has: a token, the operations it answers (already bound to its open
-database), what it is doing, and its record. It admits a request (token, operation, arguments) and turns any
-failure into the protocol's answer, the same way whichever server carries it:
+database), what it is doing, and its record. It admits a request (token, operation, arguments checked against
+the operation's signature), and :func:`failure_answer` turns any failure into the protocol's answer, the same
+way whichever server carries it:
 
 - ``nbaprops serve`` records uvicorn's own URL and answers on an internal route of its app
   (:mod:`nbaprops.service.routers.holder`);
