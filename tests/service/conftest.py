@@ -121,11 +121,13 @@ def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.1) -> An
 
 
 def wait_batch(client: httpx.Client, batch_id: str, timeout: float = 120.0) -> dict[str, Any]:
-    """The batch once it is consolidated."""
+    """The batch once it is consolidated and, when this server runs it, its run has ended (the ledger says
+    ``complete`` a moment before the runner says ``finished``: under load a test read between the two)."""
 
     def done() -> dict[str, Any] | None:
         body: dict[str, Any] = client.get(f"/v1/batches/{batch_id}").json()
-        return body if body["consolidated_at"] else None
+        running = (body.get("runner") or {}).get("phase") in ("training", "running")
+        return body if body["consolidated_at"] and not running else None
 
     return dict(wait_for(done, timeout))
 
