@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -28,10 +27,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 from rich.text import Text
 
-from nbaprops import __version__
+from nbaprops import __version__, holder
 from nbaprops.clock import Clock, ReplayClock, SystemClock
 from nbaprops.config import DEFAULT_DB, Settings, load_settings
-from nbaprops.errors import DatabaseHeldError, InputError, NbapropsError, StorageBusyError
+from nbaprops.errors import DatabaseHeldError, InputError, NbapropsError
+from nbaprops.service.operations import OPERATIONS
 from nbaprops.storage import open_gcp, open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.storage.seams import Backend
@@ -264,26 +264,22 @@ def _settings(db: Path | None, **overrides: Any) -> Settings:
 
 
 @contextmanager
-def _storage(settings: Settings, *, read_only: bool = False, answer: bool = True) -> Iterator[DuckDBStorage]:
-    """Open the database; a read-only command refuses a missing file instead of creating one. Opened for
-    writing, the process answers other commands' reads for it (``answer=False``: the caller does, on the
-    backend it builds over the file)."""
-    if read_only and not settings.db_path.exists():
-        raise InputError(
-            f"no database at {settings.db_path}; run `nbaprops predict --date YYYY-MM-DD` or an "
-            f"ingest to create it, or pass the right --db"
-        )
-    from nbaprops.service import remote
-
-    if not read_only:
-        _announce_new_store(settings)
-    storage = _open_waiting(settings, read_only=read_only)
+def _storage(
+    settings: Settings, *, read_only: bool = False, answer: bool = True, opened: DuckDBStorage | None = None
+) -> Iterator[DuckDBStorage]:
+    """Open the database (``opened``: already opened by :func:`_open_waiting`). Opened for writing, the process
+    answers other commands' operations on it (``answer=False``: the caller does, on the backend it builds over
+    the file)."""
+    storage = opened if opened is not None else _open_waiting(settings, read_only=read_only)
+    assert not isinstance(storage, holder.Answered)  # no work to hand over: opened here, or raised
     try:
         if read_only or not answer:
             yield storage
         else:  # while this process holds the file, it answers the reads of other nbaprops commands
-            with remote.answer_reads(storage, settings, holder=_command_path()) as endpoint:
-                _state["endpoint"] = endpoint
+            with holder.answer_reads(
+                settings.db_path, holder=_command_path(), commands=holder.bind(OPERATIONS, storage, settings)
+            ) as holding:
+                _state["endpoint"] = holding
                 try:
                     yield storage
                 finally:
@@ -311,18 +307,21 @@ def _announce_new_store(settings: Settings) -> None:
 
 @contextmanager
 def _backend(
-    settings: Settings, *, read_only: bool = False, on_upload: Callable[[dict[str, int]], None] | None = None
+    settings: Settings,
+    *,
+    read_only: bool = False,
+    on_upload: Callable[[dict[str, int]], None] | None = None,
+    opened: DuckDBStorage | None = None,
 ) -> Iterator[Backend]:
     """The seams a command runs on: the database file itself (embedded), or — ``backend = "gcp"`` — Firestore,
     BigQuery and Pub/Sub, with the file as the inputs the coordinator plans from. ``on_upload`` set: the inputs
-    are first uploaded to the warehouse (workers elsewhere read their history there) and reported to it."""
+    are first uploaded to the warehouse (workers elsewhere read their history there) and reported to it.
+    ``opened``: the file, already opened by :func:`_open_waiting`."""
     if settings.backend == "duckdb":
-        with _storage(settings, read_only=read_only) as storage:
+        with _storage(settings, read_only=read_only, opened=opened) as storage:
             yield storage
         return
-    from nbaprops.service import remote
-
-    with _storage(settings, read_only=read_only, answer=False) as storage:
+    with _storage(settings, read_only=read_only, answer=False, opened=opened) as storage:
         backend = open_gcp(settings, features=storage)
         try:
             if on_upload is not None:
@@ -330,8 +329,12 @@ def _backend(
             if read_only:
                 yield backend
             else:  # other commands' reads (`status` in a second terminal) are the cloud ledger's, not the file's
-                with remote.answer_reads(backend, settings, holder=_command_path()) as endpoint:
-                    _state["endpoint"] = endpoint
+                with holder.answer_reads(
+                    settings.db_path,
+                    holder=_command_path(),
+                    commands=holder.bind(OPERATIONS, backend, settings),
+                ) as holding:
+                    _state["endpoint"] = holding
                     try:
                         yield backend
                     finally:
@@ -340,28 +343,30 @@ def _backend(
             backend.close()
 
 
-def _open_waiting(settings: Settings, *, read_only: bool) -> DuckDBStorage:
-    """Open the database, waiting up to ``lock_wait_seconds`` while another process holds its lock briefly.
+def _open_waiting(
+    settings: Settings, *, read_only: bool, reach: Callable[[holder.Holder], Any] | None = None
+) -> DuckDBStorage | holder.Answered:
+    """Open the database, or hand the work to the nbaprops process holding it: the one retry loop
+    (:func:`nbaprops.holder.open_or_reach`), bounded by ``lock_wait_seconds`` in all.
 
-    A second terminal's read holds the file for a moment; a command started in that moment waits for it
-    instead of failing (a `predict` racing a `status` once failed with "database busy"). A database held by a
-    running nbaprops command (it recorded its endpoint) fails at once, naming that command.
+    A read-only command refuses a missing file instead of creating one. A second terminal's read holds the
+    file for a moment; a command started in that moment waits for it instead of failing (a `predict` racing a
+    `status` once failed with "database busy"). A database held by a running nbaprops command (it recorded its
+    endpoint) answers ``reach``, or without it fails at once, naming that command.
     """
-    from nbaprops.service import remote
-
-    deadline = time.monotonic() + settings.lock_wait_seconds
-    delay = 0.05
-    while True:
-        try:
-            return open_storage(settings.db_path, read_only=read_only)
-        except StorageBusyError as exc:
-            held = remote.held_error(settings.db_path, exc)
-            if held is not exc:
-                raise held from exc
-            if time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+    if read_only and not settings.db_path.exists():
+        raise InputError(
+            f"no database at {settings.db_path}; run `nbaprops predict --date YYYY-MM-DD` or an "
+            f"ingest to create it, or pass the right --db"
+        )
+    if not read_only:
+        _announce_new_store(settings)
+    return holder.open_or_reach(
+        settings.db_path,
+        lambda: open_storage(settings.db_path, read_only=read_only),
+        wait_seconds=settings.lock_wait_seconds,
+        reach=reach,
+    )
 
 
 def _command_path() -> str:
@@ -374,9 +379,11 @@ def _command_path() -> str:
 def _run(settings: Settings, op: str, *, read_only: bool = True, **args: Any) -> Any:
     """Run one operation of :data:`nbaprops.service.operations.OPERATIONS` here, or in the nbaprops process
     holding the database (it answers for it, with the same function)."""
-    from nbaprops.service import remote
-
-    return remote.run(settings, op, args, open_local=lambda: _backend(settings, read_only=read_only))
+    opened = _open_waiting(settings, read_only=read_only, reach=lambda h: h.call(op, args))
+    if isinstance(opened, holder.Answered):
+        return opened.result
+    with _backend(settings, read_only=read_only, opened=opened) as backend:
+        return OPERATIONS[op](backend, settings, **args)
 
 
 def _operate_shared(db: Path | None, as_json: bool, title: str, op: str, **args: Any) -> None:
@@ -585,13 +592,11 @@ def predict(
         except (
             DatabaseHeldError
         ) as held:  # `nbaprops serve` holds the file: the batch runs (and alerts) there
-            from nbaprops.service import remote
-
-            if held.holder != remote.SERVE or lines or _replaying():  # serve runs on its own clock
+            if held.holder != holder.SERVE or lines or _replaying():  # serve runs on its own clock
                 raise
             with progress:
-                payload = remote.submit_batch(
-                    settings,
+                payload = holder.submit_batch(
+                    settings.db_path,
                     {
                         "game_date": game_date.isoformat(),
                         "markets": list(settings.markets),
@@ -860,19 +865,17 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """State, request counts and missing players of a batch (the newest by default)."""
-    from nbaprops.service import remote
-
     with _errors(as_json):
         settings = _settings(db)
         try:
             summary = _run(settings, "status", batch_id=batch_id)
         except InputError:  # no batch yet: the process holding the file may be about to start one
-            activity = remote.holder_activity(settings.db_path) if batch_id is None else None
+            activity = holder.holder_activity(settings.db_path) if batch_id is None else None
             if activity is None or not activity.get("doing"):
                 raise
             summary = {"batch_id": None, "state": "no batch yet"}
         else:
-            activity = remote.holder_activity(settings.db_path) if batch_id is None else None
+            activity = holder.holder_activity(settings.db_path) if batch_id is None else None
         if activity is not None and activity.get("doing"):
             summary["holder"] = activity
         holder_line = (

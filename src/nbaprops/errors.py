@@ -22,13 +22,32 @@
 Driver errors are translated into this tree in one place per backend
 (``storage/duckdb.py``) with ``raise … from``; HTTP errors of the live sources in one place too
 (``sources/_http.py``).
+
+An error crosses a process boundary (a command answered by the process holding the database) as a record,
+:func:`to_wire`, and is rebuilt on the other side through its own constructor, :func:`from_wire`: same class,
+same message, same attributes (``batch_id``, ``path``, ``pid``...).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any, Self
+
 
 class NbapropsError(Exception):
-    """Base class of every error nbaprops raises on purpose."""
+    """Base class of every error nbaprops raises on purpose.
+
+    The arguments an error was constructed with are kept (``_arguments``): they are what :func:`to_wire` sends,
+    so that :func:`from_wire` can call the same constructor in another process.
+    """
+
+    _arguments: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        error = super().__new__(cls, *args)
+        error._arguments = (args, dict(kwargs))
+        return error
 
 
 class TerminalError(NbapropsError):
@@ -175,3 +194,72 @@ class SourceUnavailableError(TransientError):
         self.status = status
         prefix = f"{source}: HTTP {status}" if status is not None else source
         super().__init__(f"{prefix}: {message}")
+
+
+# -- errors between processes ------------------------------------------------------------------------------------
+_WIRE_SCALARS = (str, int, float, bool, type(None))
+UNKNOWN_ERROR = "internal error in the nbaprops process holding the database; its log has the details"
+
+
+def _wire_value(value: Any) -> Any:
+    if isinstance(value, _WIRE_SCALARS):
+        return value
+    return str(value) if isinstance(value, PurePath) else repr(value)
+
+
+def _own_class(error: NbapropsError) -> type[NbapropsError]:
+    """The nearest class of ``error`` defined in this module (a subclass defined elsewhere is unknown to a
+    process that did not import its module)."""
+    return next(c for c in type(error).__mro__ if c.__module__ == __name__ and issubclass(c, NbapropsError))
+
+
+def to_wire(error: NbapropsError) -> dict[str, Any]:
+    """``error`` as a JSON-ready record: ``{"kind", "error", "args", "fields"}``.
+
+    ``kind`` is the nearest class of this module, ``error`` the message, ``args`` and ``fields`` the positional
+    and keyword arguments of its constructor. A subclass defined elsewhere with a constructor of its own is sent
+    as its base class with its message alone.
+    """
+    cls = _own_class(error)
+    args, fields = error._arguments
+    if cls is not type(error) and type(error).__init__ is not cls.__init__:
+        args, fields = (str(error),), {}
+    return {
+        "kind": cls.__name__,
+        "error": str(error),
+        "args": [_wire_value(a) for a in args],
+        "fields": {str(k): _wire_value(v) for k, v in fields.items()},
+    }
+
+
+def from_wire(record: Mapping[str, Any]) -> NbapropsError:
+    """The error :func:`to_wire` described, rebuilt through its class's constructor.
+
+    A kind this module does not define (another version, or not an nbaprops error at all) becomes a plain
+    :class:`NbapropsError` that says only where to look: the text that came with it is not repeated. A known
+    kind whose arguments are missing or do not rebuild the same message (an older record, ``{"error", "kind"}``
+    only) keeps its message under the nearest class of its tree that takes a message alone, so that it stays
+    terminal or transient.
+    """
+    kind = record.get("kind")
+    cls = globals().get(kind) if isinstance(kind, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, NbapropsError) and cls.__module__ == __name__):
+        return NbapropsError(UNKNOWN_ERROR)
+    message = record.get("error")
+    message = message if isinstance(message, str) else UNKNOWN_ERROR
+    args, fields = record.get("args", [message]), record.get("fields", {})
+    if (
+        isinstance(args, list)
+        and isinstance(fields, dict)
+        and all(isinstance(a, _WIRE_SCALARS) for a in args)
+        and all(isinstance(k, str) and isinstance(v, _WIRE_SCALARS) for k, v in fields.items())
+    ):
+        try:
+            error = cls(*args, **fields)
+        except TypeError:  # not this constructor's arguments
+            pass
+        else:
+            if str(error) == message:
+                return error
+    plain = next(c for c in cls.__mro__ if issubclass(c, NbapropsError) and "__init__" not in vars(c))
+    return plain(message)

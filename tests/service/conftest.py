@@ -26,6 +26,7 @@ import uvicorn
 from nbaprops.config import Settings
 from nbaprops.service.app import create_app
 from nbaprops.service.runtime import Runtime
+from nbaprops.service.server import Server
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = ("first-key-3f9a1c7e5b", "second-key-8d2e6b4a0c")
@@ -66,7 +67,7 @@ def copy_db(source: Path, folder: Path) -> Path:
 
 
 class LiveServer:
-    """The app served by uvicorn on a loopback port from a thread of this process."""
+    """The app served by uvicorn on a loopback port from a thread of this process, as ``nbaprops serve`` serves it."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -81,7 +82,7 @@ class LiveServer:
             lifespan="on",
             timeout_graceful_shutdown=5,
         )
-        self.server = uvicorn.Server(config)
+        self.server = Server(config, self.runtime)  # serve's own: it records its URL for other commands
         self.thread = threading.Thread(target=self.server.run, name="test-uvicorn", daemon=True)
 
     @property
@@ -120,11 +121,13 @@ def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.1) -> An
 
 
 def wait_batch(client: httpx.Client, batch_id: str, timeout: float = 120.0) -> dict[str, Any]:
-    """The batch once it is consolidated."""
+    """The batch once it is consolidated and, when this server runs it, its run has ended (the ledger says
+    ``complete`` a moment before the runner says ``finished``: under load a test read between the two)."""
 
     def done() -> dict[str, Any] | None:
         body: dict[str, Any] = client.get(f"/v1/batches/{batch_id}").json()
-        return body if body["consolidated_at"] else None
+        running = (body.get("runner") or {}).get("phase") in ("training", "running")
+        return body if body["consolidated_at"] and not running else None
 
     return dict(wait_for(done, timeout))
 

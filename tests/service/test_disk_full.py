@@ -28,8 +28,8 @@ from tests.service.conftest import SLATE, LiveServer, copy_db, service_settings,
 from typer.testing import CliRunner
 
 from nbaprops.cli import app
+from nbaprops.holder import endpoint_file
 from nbaprops.pipeline import coordinator, ledger
-from nbaprops.service.remote import endpoint_file
 from nbaprops.storage import open_storage
 
 # The slate of the other service tests (its models are trained once per session); its batch writes about

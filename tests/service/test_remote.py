@@ -15,13 +15,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.service.conftest import REPO, SLATE, ServeProcess, copy_db, wait_batch, wait_for
+from tests.service.conftest import KEYS, REPO, SLATE, ServeProcess, copy_db, wait_batch, wait_for
 from typer.testing import CliRunner
 
 from nbaprops.cli import app
 from nbaprops.config import Settings
-from nbaprops.service import remote
-from nbaprops.service.remote import Endpoint, Holder, endpoint_file
+from nbaprops.errors import UnknownBatchError
+from nbaprops.holder import Endpoint, Holder, Holding, bind, endpoint_file
+from nbaprops.holder import endpoint as holder_endpoint
+from nbaprops.holder.record import private_group
+from nbaprops.service.operations import OPERATIONS
 from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
 
@@ -121,19 +124,52 @@ def served(
         server.stop()
 
 
-def test_the_endpoint_is_recorded_for_its_owner_and_refuses_a_wrong_token(served: ServeProcess) -> None:
+def test_serve_records_its_own_url_for_its_owner_and_refuses_a_wrong_token(served: ServeProcess) -> None:
+    """Before: ``serve`` ran a second HTTP server (the standard library's) on another port for the record. Now
+    the record names uvicorn's own URL, and the app answers the protocol with the same checks."""
     record = json.loads(endpoint_file(served.db).read_text())
     assert oct(endpoint_file(served.db).stat().st_mode & 0o777) == "0o600"
-    assert record["url"].startswith("http://127.0.0.1:") and record["pid"] == served.proc.pid  # type: ignore[union-attr]
+    assert record["url"] == served.url and record["pid"] == served.proc.pid  # type: ignore[union-attr]
+    route = f"{record['url']}/_holder"
     for token in ("", "wrong", record["token"][:-1]):
-        response = httpx.post(f"{record['url']}/v1/status", json={}, headers={"X-Nbaprops-Token": token})
-        assert response.status_code == 403
+        # an API key of the service does not replace the record's token
+        response = httpx.post(
+            f"{route}/status", json={}, headers={"X-Nbaprops-Token": token, "X-API-Key": KEYS[0]}
+        )
+        assert response.status_code == 403 and response.json()["kind"] == "Forbidden"
     ok = httpx.post(
-        f"{record['url']}/v1/batches",
-        json={"game_date": "2025-01-01"},
-        headers={"X-Nbaprops-Token": record["token"]},
+        f"{route}/batches", json={"game_date": "2025-01-01"}, headers={"X-Nbaprops-Token": record["token"]}
     )
     assert ok.status_code == 200 and ok.json() == {"result": {"batches": []}}
+    unknown = httpx.post(f"{route}/drop-everything", json={}, headers={"X-Nbaprops-Token": record["token"]})
+    assert unknown.status_code == 404
+    wrong_args = httpx.post(
+        f"{route}/batches", json={"sql": "DROP TABLE x"}, headers={"X-Nbaprops-Token": record["token"]}
+    )
+    assert wrong_args.status_code == 400 and wrong_args.json()["kind"] == "InputError"
+    assert "batch_records" not in wrong_args.text and "Traceback" not in wrong_args.text
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Host": "evil.example"},
+    ],
+)
+def test_the_holder_route_refuses_other_origins_even_with_the_token(
+    served: ServeProcess, headers: dict[str, str]
+) -> None:
+    """A page on another origin (or a rebound name) never reaches the operations, token or not."""
+    record = json.loads(endpoint_file(served.db).read_text())
+    response = httpx.post(
+        f"{record['url']}/_holder/cleanup-staging",
+        json={"dry_run": True},
+        headers={"X-Nbaprops-Token": record["token"], **headers},
+    )
+    assert response.status_code in (400, 403) and "result" not in response.json()
 
 
 def test_predict_on_a_served_database_runs_the_batch_in_the_server(served: ServeProcess) -> None:
@@ -150,6 +186,15 @@ def test_predict_on_a_served_database_runs_the_batch_in_the_server(served: Serve
     assert code == 1 and "no games on 2025-07-15" in err  # the server's error, as predict prints it
     code, _, err = cli("ingest", "schedule", db, "--db", db)  # not a read: a clear refusal naming the holder
     assert code == 1 and "held by `nbaprops serve`" in err and f"pid {served.proc.pid}" in err  # type: ignore[union-attr]
+
+
+def test_an_error_in_the_server_reaches_the_cli_with_its_class_and_attributes(served: ServeProcess) -> None:
+    """Before: the error was rebuilt with ``__new__`` from its message alone: ``batch_id`` was gone."""
+    holder = Holder.read(served.db)
+    assert holder is not None and holder.url == served.url and "status" in holder.commands
+    with pytest.raises(UnknownBatchError) as raised:
+        holder.call("status", {"batch_id": "nope"})
+    assert raised.value.batch_id == "nope" and "no batch 'nope'" in str(raised.value)
 
 
 def test_reads_through_the_server_print_what_they_print_locally(served: ServeProcess) -> None:
@@ -212,7 +257,8 @@ def test_reads_of_a_missing_database_still_say_so(tmp_path: Path, command: list[
 def _holding(db: Path) -> tuple[DuckDBStorage, Endpoint]:
     """This process holds ``db`` and answers reads for it (other processes meet its lock)."""
     storage = open_storage(db)
-    return storage, Endpoint(storage, Settings(db_path=db), holder="nbaprops predict").start()
+    commands = bind(OPERATIONS, storage, Settings(db_path=db))
+    return storage, Endpoint(Holding(db, holder="nbaprops predict", commands=commands)).start()
 
 
 def test_the_record_is_never_written_through_a_name_planted_in_advance(db_path: Path, tmp_path: Path) -> None:
@@ -231,7 +277,7 @@ def test_the_record_is_never_written_through_a_name_planted_in_advance(db_path: 
         assert stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid()
         assert stat.S_IMODE(info.st_mode) == 0o600
         holder = Holder.read(db_path)
-        assert holder is not None and holder.token == endpoint.token and holder.pid == os.getpid()
+        assert holder is not None and holder.token == endpoint.holding.token and holder.pid == os.getpid()
     finally:
         endpoint.close()
         storage.close()
@@ -249,7 +295,9 @@ def test_no_record_where_other_users_can_write_and_the_other_terminal_is_told_wh
         storage, endpoint = _holding(db_path)
         try:
             assert not endpoint_file(db_path).exists()
-            assert endpoint.refused is not None and "writable by other users" in endpoint.refused
+            assert (
+                endpoint.holding.refused is not None and "writable by other users" in endpoint.holding.refused
+            )
             proc = subprocess.run(
                 [sys.executable, "-m", "nbaprops.cli", "batches", "--db", str(db_path)],
                 capture_output=True,
@@ -281,13 +329,13 @@ def test_a_folder_writable_by_a_shared_group_is_refused_and_by_the_users_private
         written = endpoint_file(db_path).exists()
         endpoint.close()
         storage.close()
-        assert not written and endpoint.refused is not None
+        assert not written and endpoint.holding.refused is not None
         os.chown(folder, -1, os.getegid())
-        if not remote._private_group(os.getegid()):
+        if not private_group(os.getegid()):
             pytest.skip("this user's primary group has other members here")
         storage, endpoint = _holding(db_path)
         try:
-            assert endpoint.refused is None and Holder.read(db_path) is not None
+            assert endpoint.holding.refused is None and Holder.read(db_path) is not None
         finally:
             endpoint.close()
             storage.close()
@@ -319,11 +367,11 @@ def test_idle_connections_do_not_block_the_holders_answers(db_path: Path) -> Non
     batches` from another terminal hung until killed. Now 40 idle connections (past the connection cap, some
     with half a request) leave it answering at once."""
     storage, endpoint = _holding(db_path)
-    port = int(endpoint.url.rsplit(":", 1)[1])
+    port = int(str(endpoint.holding.url).rsplit(":", 1)[1])
     idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
     try:
         for sock in idle[::2]:
-            sock.sendall(b"POST /v1/batches HTTP/1.0\r\nContent-Length: 99\r\n")
+            sock.sendall(b"POST /_holder/batches HTTP/1.0\r\nContent-Length: 99\r\n")
         started = time.monotonic()
         proc = subprocess.run(
             [sys.executable, "-m", "nbaprops.cli", "batches", "--db", str(db_path), "--json"],
@@ -345,11 +393,13 @@ def test_idle_connections_do_not_block_the_holders_answers(db_path: Path) -> Non
 def test_a_silent_connection_is_let_go(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before: no socket timeout (``None``): a connection that never sent its request stayed open and held one
     of the four threads. The timeout is shortened here to keep the test fast."""
-    assert remote._Handler.timeout is not None and 0 < remote._Handler.timeout <= 10
-    monkeypatch.setattr(remote._Handler, "timeout", 0.3)
+    assert holder_endpoint._Handler.timeout is not None and 0 < holder_endpoint._Handler.timeout <= 10
+    monkeypatch.setattr(holder_endpoint._Handler, "timeout", 0.3)
     storage, endpoint = _holding(db_path)
     try:
-        with socket.create_connection(("127.0.0.1", int(endpoint.url.rsplit(":", 1)[1]))) as sock:
+        with socket.create_connection(
+            ("127.0.0.1", int(str(endpoint.holding.url).rsplit(":", 1)[1]))
+        ) as sock:
             sock.settimeout(5)
             assert sock.recv(1) == b""  # closed by the server, not by our timeout (which would raise)
     finally:

@@ -8,8 +8,8 @@ from pathlib import Path
 from tests.pipeline.helpers import assert_invariants
 from tests.service.conftest import SLATE, ServeProcess, copy_db, wait_batch, wait_for
 
+from nbaprops.holder import endpoint_file
 from nbaprops.pipeline import ledger
-from nbaprops.service.remote import endpoint_file
 from nbaprops.storage import open_storage
 
 # One worker claiming 2 requests at a time: the slate takes a few seconds, so it can be stopped midway.

@@ -1,7 +1,7 @@
 """The service: the coordinator's operations over HTTP, a live dashboard, and reads while work runs.
 
-- :mod:`nbaprops.service.remote` — the process holding a database answers reads for it (standard library
-  only, so the CLI uses it without the ``service`` extra).
+- :mod:`nbaprops.service.routers.holder` — this process holds the database: other commands reach it (the
+  protocol is :mod:`nbaprops.holder`'s, below the CLI and this package).
 - :mod:`nbaprops.service.runner` — batches run in the background of the serving process.
 - :mod:`nbaprops.service.app` — the FastAPI application (``/v1`` API, dashboard, health, metrics); needs the
   ``service`` extra (``pip install 'nbaprops[service]'``).

@@ -22,11 +22,12 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from nbaprops import __version__
+from nbaprops import __version__, holder
 from nbaprops.clock import Clock
 from nbaprops.config import Settings
 from nbaprops.service import auth, errors
 from nbaprops.service.routers import batches, dashboard, health, ingest, operations, predictions
+from nbaprops.service.routers import holder as holder_route
 from nbaprops.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -226,8 +227,10 @@ class Observe:
             template = getattr(route, "path", None) or "unmatched"
             if not template.endswith("/events"):  # a stream's duration is not a latency
                 self.runtime.metrics.latency.labels(scope["method"], template, str(status)).observe(elapsed)
-            # One line per write or error; a successful read (a dashboard polling) only at debug level.
-            level = logging.DEBUG if scope["method"] in ("GET", "HEAD") and status < 400 else logging.INFO
+            # One line per write or error; a successful read (a dashboard polling, another terminal's command
+            # answered through the holder route) only at debug level.
+            quiet = scope["method"] in ("GET", "HEAD") or scope["path"].startswith(holder.ROUTE)
+            level = logging.DEBUG if quiet and status < 400 else logging.INFO
             access_log.log(
                 level,
                 "%s %s %d %.1fms request %s",
@@ -315,6 +318,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
         ingest.router,
         health.router,
         dashboard.router,
+        holder_route.router,
     ):
         app.include_router(router)
     app.mount(

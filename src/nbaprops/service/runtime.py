@@ -1,4 +1,5 @@
-"""What one serving process holds: the database (opened once), the batch runner, the reads endpoint.
+"""What one serving process holds: the database (opened once), the batch runner, the holding (other commands'
+operations on the database, answered at the service's own URL: :mod:`nbaprops.holder`).
 
 On the embedded backend the database is the whole deployment. With ``backend = "gcp"`` the file holds the
 inputs the coordinator plans from (and uploads to BigQuery before each batch), and the batches, requests and
@@ -30,13 +31,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from nbaprops import holder
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
 from nbaprops.errors import NbapropsError, StorageBusyError
 from nbaprops.pipeline import ledger
 from nbaprops.pipeline.daily import BatchRun
-from nbaprops.service import remote
 from nbaprops.service.metrics import Metrics
+from nbaprops.service.operations import OPERATIONS
 from nbaprops.service.runner import BatchRunner
 from nbaprops.storage import open_gcp, open_storage, retry_transient
 from nbaprops.storage.duckdb import DuckDBStorage
@@ -94,7 +96,7 @@ class Runtime:
         self._storage: DuckDBStorage | None = None
         self._backend: GcpBackend | None = None  # backend gcp: the cloud seams, else the file is all
         self._runner: BatchRunner | None = None
-        self._endpoint: remote.Endpoint | None = None
+        self.holding: holder.Holding | None = None  # set once started; published once the server listens
         self._stopped = False
         self._reads: dict[Hashable, _Read] = {}
         self._memory_lock = threading.Lock()
@@ -124,14 +126,15 @@ class Runtime:
             try:
                 self._storage = open_storage(self.settings.db_path)
             except StorageBusyError as exc:
-                held = remote.held_error(self.settings.db_path, exc)
+                held = holder.held_error(self.settings.db_path, exc)
                 if held is exc:
                     raise
                 raise held from exc
         return self._storage
 
     def start(self) -> None:
-        """Open the database, load the shipped box scores if new, answer reads, resume running batches."""
+        """Open the database, load the shipped box scores if new, resume running batches. Other commands reach
+        it once the server listens and :meth:`publish` recorded where."""
         from nbaprops.ingest import ensure_boxscores
 
         storage = self.open()
@@ -143,9 +146,12 @@ class Runtime:
         self._write_pool = ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="nbaprops-write")
         self.metrics.watch(backend)
         self._runner = BatchRunner(backend, self.settings, clock=self.clock, on_finished=self._observe)
-        self._endpoint = remote.Endpoint(
-            backend, self.settings, holder=remote.SERVE, operations=self._runner.endpoint_operations()
-        ).start()
+        self.holding = holder.Holding(
+            self.settings.db_path,
+            holder=holder.SERVE,
+            commands=holder.bind(OPERATIONS, backend, self.settings),
+            internal=holder.bind(self._runner.endpoint_operations(), backend, self.settings),
+        )
         self._runner.resume_running()
         log.info(
             "serving %s%s",
@@ -154,6 +160,11 @@ class Runtime:
             if self._backend is not None
             else "",
         )
+
+    def publish(self, url: str) -> None:
+        """Record ``url`` (the server's own, listening now) as where other commands reach this database."""
+        if self.holding is not None and not self.stopping.is_set():
+            self.holding.publish(url)
 
     def stop(self) -> None:
         """Stop claiming, give back leases, stop answering reads, close the database (once)."""
@@ -170,8 +181,8 @@ class Runtime:
         ) as exc:  # a full disk refuses the lease release: still stop, and remove the record
             log.warning("stopping: leases not released (%s: %s); they expire", type(exc).__name__, exc)
         finally:
-            if self._endpoint is not None:
-                self._endpoint.close()
+            if self.holding is not None:
+                self.holding.withdraw()
         for pool in (self._pool, self._write_pool):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -51,17 +53,33 @@ def check_bind(settings: Settings) -> None:
         )
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, telling the runtime to end its event streams as soon as a stop signal arrives
-    (uvicorn waits for open connections before the lifespan's shutdown runs)."""
+class Server(uvicorn.Server):
+    """uvicorn's server, which records its own URL for other commands once it listens (the endpoint record of
+    :mod:`nbaprops.holder`: the database's holder answers them on an internal route of the app, no second
+    server), and tells the runtime to end its event streams as soon as a stop signal arrives (uvicorn waits for
+    open connections before the lifespan's shutdown runs)."""
 
     def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
         super().__init__(config)
         self.runtime = runtime
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.servers and self.servers[0].sockets:
+            self.runtime.publish(local_url(self.servers[0].sockets[0].getsockname()))
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.runtime.draining.set()
         super().handle_exit(sig, frame)
+
+
+def local_url(address: tuple[Any, ...]) -> str:
+    """The URL a process of this machine reaches a socket bound to ``address`` at (a wildcard address through
+    loopback)."""
+    host, port = str(address[0]), int(address[1])
+    if ipaddress.ip_address(host).is_unspecified:
+        host = "::1" if ":" in host else "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def serve(
@@ -93,7 +111,7 @@ def serve(
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         lifespan="on",
     )
-    server = _Server(config, runtime)
+    server = Server(config, runtime)
     if on_ready is not None:
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         on_ready(f"http://{host}:{settings.port}/")
@@ -103,4 +121,4 @@ def serve(
         runtime.stop()  # idempotent; closes the database if the lifespan never ran (a port already in use)
 
 
-__all__ = ["check_bind", "is_loopback", "serve"]
+__all__ = ["Server", "check_bind", "is_loopback", "local_url", "serve"]

@@ -13,12 +13,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
-from nbaprops.errors import NbapropsError
+from nbaprops.errors import NbapropsError, from_wire, to_wire
 from nbaprops.service.auth import require_key
 from nbaprops.service.deps import runtime
 from nbaprops.service.errors import ApiError, responses
 from nbaprops.service.models import IngestReport, Market
-from nbaprops.service.remote import rebuild_error
 from nbaprops.service.runtime import Runtime
 from nbaprops.storage.duckdb import DuckDBStorage
 
@@ -94,10 +93,10 @@ async def ingest(
             report = await rt.write(lambda: _bounded_ingest(rt, kind, paths, market))
             rt.runner.inputs_changed()  # a repeated batch submission must see the new inputs
         except NbapropsError as exc:  # its message names the file: name the one the client sent
-            message = str(exc)
+            record = to_wire(exc)
             for index, path in enumerate(paths):
-                message = message.replace(str(path), names[index])
-            raise rebuild_error(type(exc).__name__, message.replace(str(workdir), "upload")) from None
+                record = _replace_paths(record, str(path), names[index])
+            raise from_wire(_replace_paths(record, str(workdir), "upload")) from None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     # Report the names the client sent, never the server's temporary paths (in messages as well).
