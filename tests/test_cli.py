@@ -207,7 +207,7 @@ def test_batches_fit_80_columns_with_whole_ids(db_path: Path, monkeypatch: pytes
     (``batch_…``, ``2025-0…``, ``compl…``), so no id could be copied from it."""
     from datetime import UTC, date, datetime
 
-    from nbaprops import cli
+    from nbaprops.cli import render
     from nbaprops.clock import SystemClock
     from nbaprops.pipeline import ledger
     from nbaprops.storage.seams import PlayerRequest
@@ -228,7 +228,7 @@ def test_batches_fit_80_columns_with_whole_ids(db_path: Path, monkeypatch: pytes
             )
             for kind in ("daily", "line_update")
         ]
-    monkeypatch.setattr(cli.out, "width", 80)
+    monkeypatch.setattr(render.out, "width", 80)
     code, stdout, stderr = run("batches", "--db", str(db_path))
     assert code == 0, stderr
     assert max(len(line) for line in stdout.splitlines()) <= 80 and "…" not in stdout

@@ -408,9 +408,9 @@ def test_an_unexpected_error_is_one_line_exit_2_and_debug_reraises(
     traceback; with --debug it propagates. Mutation tried: dropping the ``except Exception`` branch → traceback."""
     import typer
 
-    from nbaprops import cli
+    from nbaprops.cli import boundary
 
-    with pytest.raises(typer.Exit) as stopped, cli._errors(as_json):
+    with pytest.raises(typer.Exit) as stopped, boundary.errors(as_json):
         raise ZeroDivisionError("boom")
     assert stopped.value.exit_code == 2
     captured = capsys.readouterr()
@@ -421,12 +421,12 @@ def test_an_unexpected_error_is_one_line_exit_2_and_debug_reraises(
         }
     else:
         assert captured.err.startswith("Error: internal error: ZeroDivisionError: boom (rerun with --debug")
-    cli._state["debug"] = True
+    boundary.state["debug"] = True
     try:
-        with pytest.raises(ZeroDivisionError), cli._errors(as_json):
+        with pytest.raises(ZeroDivisionError), boundary.errors(as_json):
             raise ZeroDivisionError("boom")
     finally:
-        cli._state["debug"] = False
+        boundary.state["debug"] = False
 
 
 def test_the_board_is_readable_sorted_by_expected_value(db_path: Path, pra_lines: dict[str, Path]) -> None:

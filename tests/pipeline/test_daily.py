@@ -10,7 +10,7 @@ from tests.pipeline.helpers import assert_invariants
 from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
 from nbaprops.ingest import ingest_schedule
-from nbaprops.pipeline.daily import run_batch
+from nbaprops.pipeline.run import run_batch
 from nbaprops.storage.duckdb import DuckDBStorage
 
 TONIGHT = date(2025, 4, 15)  # after the last shipped box score (2025-04-13)
