@@ -555,7 +555,9 @@ def test_a_command_waits_for_a_brief_read_instead_of_failing(tmp_path: Path) -> 
 
 def test_status_while_the_holder_trains_says_what_it_does(db_path: Path, tmp_path: Path) -> None:
     """Issue 18 item 11: ``status`` from a second terminal while ``predict`` trains its first models. Before:
-    ``Error: no batch yet; run `nbaprops predict --date YYYY-MM-DD` `` (exit 1), as if nothing were running."""
+    ``Error: no batch yet; run `nbaprops predict --date YYYY-MM-DD` `` (exit 1), as if nothing were running.
+    Since issue 19 the batch starts before its models train (pipeline/run.py), so status shows it, all pending,
+    with what the holder is doing."""
     env = {**os.environ, "NBAPROPS_DATA_DIR": str(tmp_path / "artifacts")}
     proc = subprocess.Popen(
         [
@@ -589,9 +591,10 @@ def test_status_while_the_holder_trains_says_what_it_does(db_path: Path, tmp_pat
         proc.kill()
         proc.wait()
     assert code == 0, stderr
-    assert stdout.startswith("no batch yet\n")
+    assert stdout.startswith("Batch 20250212_") and "pending" in stdout
     assert f"nbaprops predict (pid {proc.pid}) is training models for 2025-02-12, started at 20" in stdout
-    assert as_json["batch_id"] is None
+    assert as_json["batch_id"].startswith("20250212_") and as_json["state"] == "running"
+    assert as_json["requests"]["done"] == 0
     assert (
         as_json["holder"]["doing"] == "training models for 2025-02-12"
         and as_json["holder"]["pid"] == proc.pid
