@@ -5,7 +5,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/slate.py [--runs 5] [--warmup 0] [--keep]
 
 (a) **slate** — the 15-game slate of 2025-02-12 with the ``moving_average`` system and the ``points``
-    market: wall time of :func:`nbaprops.pipeline.daily.run_batch` on a fresh copy of a seed database per
+    market: wall time of :func:`nbaprops.pipeline.run.run_batch` on a fresh copy of a seed database per
     run (schedule, expected players, feature query, workers, staging, consolidation, summary). The model is
     trained once before timing and every run reads the same artifacts dir, so training is not timed.
 
@@ -39,7 +39,7 @@ from nbaprops.config import Settings
 from nbaprops.ingest import ensure_boxscores
 from nbaprops.pipeline import Coordinator, consolidate, expected_players, ledger
 from nbaprops.pipeline.coordinator import default_as_of
-from nbaprops.pipeline.daily import run_batch
+from nbaprops.pipeline.run import run_batch
 from nbaprops.pipeline.slate import SlatePredictor, request_targets
 from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage

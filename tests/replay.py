@@ -20,9 +20,9 @@ from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
 from nbaprops.grading import grade_date
 from nbaprops.ingest.lines import ingest_lines
-from nbaprops.pipeline.daily import run_batch
 from nbaprops.pipeline.invalidate import invalidate
 from nbaprops.pipeline.refresh import refresh
+from nbaprops.pipeline.run import run_batch
 from nbaprops.storage.duckdb import DuckDBStorage
 
 

@@ -130,3 +130,43 @@ def test_the_commands_alert_when_consolidation_refuses_and_work_stalled(db_path:
     assert stalled.exit_code == 0 and json.loads(stalled.output)["released_from_dead_processes"] == 2
     assert [b["event"] for b in hook.bodies] == ["consolidation_refused", "stalled"]
     assert batch_id in hook.bodies[0]["text"] and "2 released from dead processes" in hook.bodies[1]["text"]
+
+
+def test_a_failure_alerts_by_what_failed_and_an_interrupt_never(receiver: Receiver) -> None:
+    """The failure policy (alerts.failure_alert, written once for the CLI, the runner and the game day): a live
+    source's error is ``fetch_failed``, anything else ``batch_failed``, Ctrl-C (also when DuckDB wrapped it)
+    nothing."""
+    from nbaprops.alerts import failure_alert
+    from nbaprops.errors import SourceError
+
+    settings = _settings(receiver.url)
+    wrapped = RuntimeError("Query interrupted")
+    assert failure_alert(settings, "fetch lines", SourceError("odds_api", "quota exhausted"))
+    assert failure_alert(settings, "the batch of 2025-02-12", ValueError("boom"), batch_id="b1")
+    assert not failure_alert(settings, "predict", KeyboardInterrupt())
+    assert not failure_alert(settings, "predict", wrapped)
+    assert [(b["event"], b["details"]["kind"], b["details"]["batch_id"]) for b in receiver.bodies] == [
+        ("fetch_failed", "SourceError", None),
+        ("batch_failed", "ValueError", "b1"),
+    ]
+    assert receiver.bodies[1]["text"] == "nbaprops: the batch of 2025-02-12 failed: ValueError: boom"
+
+
+def test_a_batch_alerts_from_the_library_whoever_runs_it(db_path: Path, receiver: Receiver) -> None:
+    """Alerts left the CLI: run_batch itself alerts a failed batch (here: a summer date, no games), so predict,
+    daily, refresh and the service alert alike; a caller alerting for a larger run of its own turns it off."""
+    from datetime import date
+
+    from nbaprops.errors import InputError
+    from nbaprops.pipeline.run import run_batch
+    from nbaprops.storage import open_storage
+
+    settings = _settings(receiver.url, db_path=db_path)
+    with open_storage(db_path) as storage:
+        for alerts in (True, False):
+            with pytest.raises(InputError, match="no games on 2024-07-01"):
+                run_batch(storage, settings, date(2024, 7, 1), alerts=alerts)
+    assert [b["event"] for b in receiver.bodies] == ["batch_failed"]
+    assert receiver.bodies[0]["text"].startswith(
+        "nbaprops: the batch of 2024-07-01 failed: InputError: no games"
+    )

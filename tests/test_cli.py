@@ -7,6 +7,7 @@ import io
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -207,7 +208,7 @@ def test_batches_fit_80_columns_with_whole_ids(db_path: Path, monkeypatch: pytes
     (``batch_…``, ``2025-0…``, ``compl…``), so no id could be copied from it."""
     from datetime import UTC, date, datetime
 
-    from nbaprops import cli
+    from nbaprops.cli import render
     from nbaprops.clock import SystemClock
     from nbaprops.pipeline import ledger
     from nbaprops.storage.seams import PlayerRequest
@@ -228,7 +229,7 @@ def test_batches_fit_80_columns_with_whole_ids(db_path: Path, monkeypatch: pytes
             )
             for kind in ("daily", "line_update")
         ]
-    monkeypatch.setattr(cli.out, "width", 80)
+    monkeypatch.setattr(render.out, "width", 80)
     code, stdout, stderr = run("batches", "--db", str(db_path))
     assert code == 0, stderr
     assert max(len(line) for line in stdout.splitlines()) <= 80 and "…" not in stdout
@@ -291,3 +292,32 @@ def test_a_bare_report_name_lands_where_the_dashboard_lists_it_and_serve_takes_j
     finally:
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=60)
+
+
+def test_the_cli_stays_a_thin_skin_small_files_short_commands() -> None:
+    """Issue 19: the CLI only parses, calls one library function and renders: no file of cli/ over 500 lines, no
+    command body (after its docstring) over 40. Before: one 2,051-line cli.py, predict's body 147 lines."""
+    import ast
+    import inspect
+
+    import typer
+
+    from nbaprops import cli
+
+    folder = Path(cli.__file__).parent
+    sizes = {f.name: len(f.read_text().splitlines()) for f in folder.glob("*.py")}
+    assert sizes and max(sizes.values()) <= 500, sizes
+
+    def callbacks(command: Any) -> list[Any]:
+        if hasattr(command, "commands"):  # a group: its commands
+            return [cb for sub in command.commands.values() for cb in callbacks(sub)]
+        return [command.callback]
+
+    lengths = {}
+    for callback in callbacks(typer.main.get_command(cli.app)):
+        function = inspect.unwrap(callback)
+        node = ast.parse(inspect.getsource(function)).body[0]
+        assert isinstance(node, ast.FunctionDef)
+        body = node.body[1:] if ast.get_docstring(node) else node.body
+        lengths[function.__name__] = node.end_lineno - body[0].lineno + 1  # type: ignore[operator]
+    assert len(lengths) == 27 and max(lengths.values()) <= 40, lengths

@@ -408,9 +408,9 @@ def test_an_unexpected_error_is_one_line_exit_2_and_debug_reraises(
     traceback; with --debug it propagates. Mutation tried: dropping the ``except Exception`` branch → traceback."""
     import typer
 
-    from nbaprops import cli
+    from nbaprops.cli import boundary
 
-    with pytest.raises(typer.Exit) as stopped, cli._errors(as_json):
+    with pytest.raises(typer.Exit) as stopped, boundary.errors(as_json):
         raise ZeroDivisionError("boom")
     assert stopped.value.exit_code == 2
     captured = capsys.readouterr()
@@ -421,12 +421,12 @@ def test_an_unexpected_error_is_one_line_exit_2_and_debug_reraises(
         }
     else:
         assert captured.err.startswith("Error: internal error: ZeroDivisionError: boom (rerun with --debug")
-    cli._state["debug"] = True
+    boundary.state["debug"] = True
     try:
-        with pytest.raises(ZeroDivisionError), cli._errors(as_json):
+        with pytest.raises(ZeroDivisionError), boundary.errors(as_json):
             raise ZeroDivisionError("boom")
     finally:
-        cli._state["debug"] = False
+        boundary.state["debug"] = False
 
 
 def test_the_board_is_readable_sorted_by_expected_value(db_path: Path, pra_lines: dict[str, Path]) -> None:
@@ -555,7 +555,9 @@ def test_a_command_waits_for_a_brief_read_instead_of_failing(tmp_path: Path) -> 
 
 def test_status_while_the_holder_trains_says_what_it_does(db_path: Path, tmp_path: Path) -> None:
     """Issue 18 item 11: ``status`` from a second terminal while ``predict`` trains its first models. Before:
-    ``Error: no batch yet; run `nbaprops predict --date YYYY-MM-DD` `` (exit 1), as if nothing were running."""
+    ``Error: no batch yet; run `nbaprops predict --date YYYY-MM-DD` `` (exit 1), as if nothing were running.
+    Since issue 19 the batch starts before its models train (pipeline/run.py), so status shows it, all pending,
+    with what the holder is doing."""
     env = {**os.environ, "NBAPROPS_DATA_DIR": str(tmp_path / "artifacts")}
     proc = subprocess.Popen(
         [
@@ -589,9 +591,10 @@ def test_status_while_the_holder_trains_says_what_it_does(db_path: Path, tmp_pat
         proc.kill()
         proc.wait()
     assert code == 0, stderr
-    assert stdout.startswith("no batch yet\n")
+    assert stdout.startswith("Batch 20250212_") and "pending" in stdout
     assert f"nbaprops predict (pid {proc.pid}) is training models for 2025-02-12, started at 20" in stdout
-    assert as_json["batch_id"] is None
+    assert as_json["batch_id"].startswith("20250212_") and as_json["state"] == "running"
+    assert as_json["requests"]["done"] == 0
     assert (
         as_json["holder"]["doing"] == "training models for 2025-02-12"
         and as_json["holder"]["pid"] == proc.pid

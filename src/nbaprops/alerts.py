@@ -10,6 +10,11 @@ Events: ``batch_partial`` (a batch ended partial), ``batch_failed`` (a batch rai
 (check-stalled reclaimed leases or finished batches past their deadline), ``consolidation_refused``,
 ``fetch_failed`` (a live source failed in ``fetch`` or ``daily``) and ``grade_summary`` (the morning
 summary after ``grade``).
+
+This module is the whole alert policy: which event, when and with what text. The library sends them where the
+work happens (:func:`nbaprops.pipeline.run.run_batch` for every batch, whoever started it; the shared
+operations for ``finish``, ``consolidate`` and ``check-stalled``; the game day; fetches; grading), so a batch
+alerts the same way from ``predict``, ``daily``, ``refresh`` and the service; the CLI sends none.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import urllib.request
 from typing import Any
 
 from nbaprops.config import Settings
+from nbaprops.errors import SourceError, SourceUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +81,42 @@ def send_alert(
             time.sleep(backoff_seconds * attempt)
     log.error("alert %s not delivered to the webhook: %s", event, text)
     return False
+
+
+def is_interrupt(exc: BaseException | None) -> bool:
+    """Ctrl-C, also when DuckDB caught the signal inside a query and raised its own "Query interrupted"."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:  # a cause chain can loop back on itself
+        if (
+            isinstance(exc, KeyboardInterrupt)
+            or "query interrupted" in str(exc).lower()
+            or type(exc).__name__ == "InterruptException"
+        ):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__
+    return False
+
+
+def failure_alert(settings: Settings, what: str, exc: BaseException, *, batch_id: str | None = None) -> bool:
+    """``fetch_failed`` when a live source failed, else ``batch_failed``; nothing for an interrupt (Ctrl-C is
+    the operator's own doing)."""
+    if is_interrupt(exc):
+        return False
+    event = "fetch_failed" if isinstance(exc, SourceError | SourceUnavailableError) else "batch_failed"
+    return send_alert(
+        settings,
+        event,
+        f"{what} failed: {type(exc).__name__}: {exc}",
+        {"batch_id": batch_id, "error": str(exc), "kind": type(exc).__name__},
+    )
+
+
+def consolidation_refused_alert(settings: Settings, batch_id: str, exc: BaseException) -> bool:
+    """A consolidation was refused (requests still open, a latched batch...)."""
+    return send_alert(
+        settings, "consolidation_refused", f"consolidate {batch_id} refused: {exc}", {"batch_id": batch_id}
+    )
 
 
 def batch_alert(settings: Settings, summary: dict[str, Any]) -> bool:
@@ -142,4 +184,13 @@ def grade_summary_alert(settings: Settings, game_date: str, metrics: list[dict[s
     )
 
 
-__all__ = ["EVENTS", "batch_alert", "grade_summary_alert", "send_alert", "stalled_alert"]
+__all__ = [
+    "EVENTS",
+    "batch_alert",
+    "consolidation_refused_alert",
+    "failure_alert",
+    "grade_summary_alert",
+    "is_interrupt",
+    "send_alert",
+    "stalled_alert",
+]

@@ -1,11 +1,22 @@
-"""Time source for leases and deadlines; tests pass a :class:`ManualClock` instead of sleeping."""
+"""Time: the source for leases and deadlines, and the NBA's calendar days.
+
+Tests pass a :class:`ManualClock` instead of sleeping; ``--as-of`` runs on a :class:`ReplayClock`. Days are US
+Eastern (the NBA's calendar), whatever the machine's zone: :func:`eastern_date` is "today",
+:func:`resolve_day` reads a ``--date`` (``YYYY-MM-DD``, ``TODAY``, ``TOMORROW``).
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from nbaprops.errors import InputError
+
+EASTERN = ZoneInfo("America/New_York")
+RELATIVE_DAYS = {"today": 0, "tomorrow": 1}
 
 
 class Clock(Protocol):
@@ -52,3 +63,34 @@ class ReplayClock:
 
     def now(self) -> datetime:
         return self._start + timedelta(seconds=time.monotonic() - self._origin)
+
+
+def eastern_date(clock: Clock) -> date:
+    """Today in US Eastern time (the NBA's calendar)."""
+    return clock.now().astimezone(EASTERN).date()
+
+
+def resolve_day(value: str, clock: Clock, option: str = "--date") -> date:
+    """``YYYY-MM-DD``, or TODAY / TOMORROW in US Eastern time.
+
+    Raises:
+        InputError: naming ``option``, when ``value`` is none of these.
+    """
+    offset = RELATIVE_DAYS.get(value.strip().lower())
+    if offset is not None:
+        return eastern_date(clock) + timedelta(days=offset)
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{option} {value!r} is not a date; use YYYY-MM-DD, TODAY or TOMORROW") from None
+
+
+__all__ = [
+    "EASTERN",
+    "Clock",
+    "ManualClock",
+    "ReplayClock",
+    "SystemClock",
+    "eastern_date",
+    "resolve_day",
+]

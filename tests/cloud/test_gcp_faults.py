@@ -41,7 +41,7 @@ from nbaprops import schema
 from nbaprops.clock import ManualClock, SystemClock
 from nbaprops.config import Settings
 from nbaprops.errors import StorageBusyError
-from nbaprops.pipeline import daily, janitor
+from nbaprops.pipeline import janitor, run
 from nbaprops.pipeline.coordinator import BatchSummary, Coordinator
 from nbaprops.pipeline.queue_worker import QueueWorker
 from nbaprops.pipeline.slate import SlatePredictor, request_targets
@@ -128,9 +128,9 @@ class Slate:
 
     def start(self) -> str:
         """Start the date's batch as ``nbaprops predict`` does (plan, models, batch, one message per chunk)."""
-        plan = daily.plan_batch(self.backend, self.settings, GAME_DATE, clock=self.clock)
+        plan = run.plan_batch(self.backend, self.settings, GAME_DATE, clock=self.clock)
         bundles = ensure_bundles(self.features, self.settings, GAME_DATE, plan.markets, plan.systems)
-        started = daily.start_batch(self.backend, self.settings, plan, clock=self.clock)
+        started = run.start_batch(self.backend, self.settings, plan, clock=self.clock)
         self.coordinator().publish_pending(started.batch_id)  # as the coordinator's run does, models ready
         info = self.backend.ledger.get_batch(started.batch_id)
         targets = request_targets(plan.requests, GAME_DATE)
@@ -383,7 +383,7 @@ def test_the_coordinator_restarted_mid_batch_resumes_the_same_batch(
             restarted = open_gcp(settings, features=inputs_of_the_killed)
             restarted.queue.pull_timeout_s = 0.5
             try:
-                summary = daily.run_batch(restarted, settings, GAME_DATE).summary
+                summary = run.run_batch(restarted, settings, GAME_DATE).summary
             finally:
                 restarted.close()
 

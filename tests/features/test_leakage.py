@@ -22,7 +22,7 @@ from nbaprops.ingest.injuries import injury_snapshot
 from nbaprops.ingest.lines import ingest_lines
 from nbaprops.ingest.schedule import games_for_date, ingest_schedule
 from nbaprops.pipeline.coordinator import default_as_of
-from nbaprops.pipeline.daily import run_batch
+from nbaprops.pipeline.run import run_batch
 from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
 

@@ -10,7 +10,7 @@ from tests.pipeline.helpers import assert_invariants
 from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
 from nbaprops.ingest import ingest_schedule
-from nbaprops.pipeline.daily import run_batch
+from nbaprops.pipeline.run import run_batch
 from nbaprops.storage.duckdb import DuckDBStorage
 
 TONIGHT = date(2025, 4, 15)  # after the last shipped box score (2025-04-13)
@@ -29,8 +29,21 @@ def test_tonight_is_predicted_from_the_schedule_alone(storage: DuckDBStorage, tm
     settings = Settings(
         db_path=tmp_path / "x.duckdb", data_dir=tmp_path / "artifacts", systems=("moving_average",)
     )
-    run = run_batch(storage, settings, TONIGHT, train_days=60, clock=clock)
+    events: list[str] = []
+    run = run_batch(
+        storage,
+        settings,
+        TONIGHT,
+        train_days=60,
+        clock=clock,
+        on_start=lambda batch_id, total: events.append(f"start {total}"),
+        on_message=events.append,
+        on_progress=lambda counts: events.append("progress"),
+    )
     summary = run.summary
+    # One order for every batch (pipeline/run.py): the batch exists before its models train, workers after.
+    assert events[0] == f"start {sum(summary.requests.values())}"
+    assert "training on" in events[1] and set(events[2:]) == {"progress"}
     assert run.games_source == {"schedule": 2} and run.games == 2
     assert summary.state == "complete" and summary.requests["done"] >= 40
     teams = {

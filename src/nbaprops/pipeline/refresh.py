@@ -3,7 +3,8 @@
 :func:`refresh` compares each player's consensus line now (:func:`~nbaprops.ingest.lines.select_lines` as of
 the refresh time) with the line his active predictions were made at. A move of at least ``refresh_threshold``
 (a setting, 1.0 by default) or a first line makes him a mover; the movers get a batch of kind ``line_update``
-with one request each, run through the same workers and consolidation as the daily batch, so consolidation
+with one request each, run through the same steps as every batch (:func:`nbaprops.pipeline.run.complete_batch`:
+models, upload, workers, consolidation, alerts), so consolidation
 supersedes exactly their rows (the same keys) and every other row stays as it was. A player whose game has
 started (tip-off known and past, or the date's evening cutoff past when it is not) is never re-predicted, and
 neither is one whose rows were invalidated (ruled out, game postponed).
@@ -22,12 +23,15 @@ from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
 from nbaprops.grading import VOID_INVALIDATIONS
+from nbaprops.ingest import ensure_boxscores
+from nbaprops.ingest.lines import line_players, select_lines
+from nbaprops.ingest.schedule import games_for_date
 from nbaprops.markets import validate_markets
 from nbaprops.pipeline import ledger
-from nbaprops.pipeline.coordinator import Coordinator, default_as_of, expected_players
-from nbaprops.pipeline.slate import SlatePredictor, request_targets
+from nbaprops.pipeline.coordinator import default_as_of, expected_players
+from nbaprops.pipeline.run import BatchPlan, complete_batch, start_batch
 from nbaprops.storage.seams import Backend
-from nbaprops.systems.training import ModelBundle, ensure_bundles, systems_to_fit
+from nbaprops.systems.training import ModelBundle, systems_to_fit
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +88,6 @@ def line_moves(
     backend: Backend, game_date: date, markets: Sequence[str], *, as_of: datetime, threshold: float
 ) -> list[LineMove]:
     """Players whose consensus line (as of ``as_of``) moved by at least ``threshold`` or is their first."""
-    from nbaprops.ingest.lines import select_lines
-
     storage = backend.features
     lines = select_lines(storage, game_date, markets, as_of=as_of)
     active = backend.warehouse.active_predictions(game_date).select(
@@ -161,10 +163,6 @@ def refresh(
     Raises:
         InputError: a bad threshold, a batch of the date still running, or no game on the date.
     """
-    from nbaprops.ingest import ensure_boxscores
-    from nbaprops.ingest.lines import line_players, select_lines
-    from nbaprops.ingest.schedule import games_for_date
-
     started_at = time.perf_counter()
     clock = clock or SystemClock()
     storage = backend.features  # the inputs: lines, schedule, box scores
@@ -225,22 +223,31 @@ def refresh(
             requests.append(request)
     if not requests:
         return result
-    if bundles is None:
-        bundles = ensure_bundles(storage, settings, game_date, markets, systems, on_message=on_message)
-    if backend.queue is not None:  # workers elsewhere read the new lines from the warehouse
-        backend.warehouse.upload_inputs(storage)
-    coordinator = Coordinator(backend, settings, clock=clock)
-    start = coordinator.start(
-        game_date, requests, markets=markets, systems=systems, as_of=as_of, kind=LINE_UPDATE
+    plan = BatchPlan(
+        game_date,
+        tuple(markets),
+        systems,
+        as_of,
+        tuple(requests),
+        games.num_rows,
+        {},
+        select_lines(storage, game_date, markets, as_of=as_of),
+        None,  # a refresh re-prices line moves; the injury report is the daily batch's and invalidate's
+        None,
+        kind=LINE_UPDATE,
     )
-    info = ledger.get_batch(backend, start.batch_id)
-    lines = select_lines(storage, game_date, markets, as_of=as_of)
-    predictor = SlatePredictor(
-        info, bundles, lines, settings, clock, targets=request_targets(requests, game_date)
+    start = start_batch(backend, settings, plan, clock=clock)
+    run = complete_batch(
+        backend,
+        settings,
+        plan,
+        start,
+        bundles=bundles,
+        clock=clock,
+        on_message=on_message,
+        started=started_at,
     )
-    coordinator.run(start.batch_id, predictor)
-    summary = coordinator.finish(start.batch_id, started=started_at)
-    result.batch = {**summary.as_dict(), "kind": LINE_UPDATE}
+    result.batch = {**run.summary.as_dict(), "kind": LINE_UPDATE}
     log.info("refresh %s: %d move(s), batch %s", game_date, len(moves), start.batch_id)
     return result
 

@@ -1,6 +1,7 @@
 """The operations the CLI and the service share, by name: each calls one library function on an open database.
 
-Alerts (:mod:`nbaprops.alerts`) go out from here, so an operation alerts the same way whoever asked for it.
+Alerts (:mod:`nbaprops.alerts`, which holds their policy) go out from here, so an operation alerts the same way
+whoever asked for it.
 The CLI runs them on its own connection or, when another nbaprops process holds the file, in that process
 (:mod:`nbaprops.service.remote`); the HTTP API runs them for its write routes. One function per operation is
 what makes "the same output" and "the same semantics" true by construction. Arguments and results are plain
@@ -11,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from nbaprops.alerts import batch_alert, consolidation_refused_alert, stalled_alert
+from nbaprops.clock import SystemClock
 from nbaprops.config import Settings
-
-if TYPE_CHECKING:
-    from nbaprops.storage.seams import Backend
+from nbaprops.errors import InputError
+from nbaprops.pipeline.coordinator import Coordinator
+from nbaprops.pipeline.janitor import cleanup_staging
+from nbaprops.storage.seams import Backend
 
 Operation = Callable[..., Any]
 
@@ -26,7 +30,9 @@ def _day(value: str | None) -> date | None:
 
 
 def _status(storage: Backend, settings: Settings, *, batch_id: str | None = None) -> dict[str, Any]:
-    from nbaprops.pipeline.reads import batch_status
+    from nbaprops.pipeline.reads import (
+        batch_status,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
+    )
 
     return batch_status(storage, settings, batch_id)
 
@@ -39,7 +45,9 @@ def _batches(
     state: str | None = None,
     limit: int | None = None,
 ) -> dict[str, Any]:
-    from nbaprops.pipeline.reads import batch_records
+    from nbaprops.pipeline.reads import (
+        batch_records,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
+    )
 
     return {"batches": batch_records(storage, game_date=_day(game_date), state=state, limit=limit)}
 
@@ -54,7 +62,9 @@ def _predictions(
     bets_only: bool = False,
     limit: int | None = None,
 ) -> dict[str, Any]:
-    from nbaprops.pipeline.reads import active_predictions
+    from nbaprops.pipeline.reads import (
+        active_predictions,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
+    )
 
     day = _day(game_date)
     assert day is not None
@@ -68,7 +78,9 @@ def _predictions(
     )
     no_bets: list[str] = []
     if bets_only and not total:  # say why the board of bets is empty
-        from nbaprops.picks import no_bet_reasons
+        from nbaprops.picks import (
+            no_bet_reasons,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
+        )
 
         no_bets = no_bet_reasons(storage, day, system=system, market=market)
     return {"names": names, "rows": [list(r) for r in rows], "total": total, "no_bets": no_bets}
@@ -77,35 +89,20 @@ def _predictions(
 def _check_stalled(
     storage: Backend, settings: Settings, *, stall_minutes: float | None = None
 ) -> dict[str, Any]:
-    from nbaprops.alerts import stalled_alert
-    from nbaprops.pipeline import Coordinator
-
     report = Coordinator(storage, settings).check_stalled(stall_minutes=stall_minutes)
     stalled_alert(settings, report)
     return report
 
 
 def _consolidate(storage: Backend, settings: Settings, *, batch_id: str) -> dict[str, Any]:
-    from nbaprops.alerts import send_alert
-    from nbaprops.errors import InputError
-    from nbaprops.pipeline import Coordinator
-
     try:
         return Coordinator(storage, settings).consolidate(batch_id).as_dict()
     except InputError as exc:
-        send_alert(
-            settings,
-            "consolidation_refused",
-            f"consolidate {batch_id} refused: {exc}",
-            {"batch_id": batch_id},
-        )
+        consolidation_refused_alert(settings, batch_id, exc)
         raise
 
 
 def _finish(storage: Backend, settings: Settings, *, batch_id: str) -> dict[str, Any]:
-    from nbaprops.alerts import batch_alert
-    from nbaprops.pipeline import Coordinator
-
     summary = Coordinator(storage, settings).finish(batch_id, force_partial=True).as_dict()
     batch_alert(settings, summary)
     return summary
@@ -118,9 +115,6 @@ def _cleanup_staging(
     older_than_hours: float | None = None,
     dry_run: bool = False,
 ) -> dict[str, Any]:
-    from nbaprops.clock import SystemClock
-    from nbaprops.pipeline import cleanup_staging
-
     hours = settings.staging_ttl_hours if older_than_hours is None else older_than_hours
     return cleanup_staging(storage, older_than_hours=hours, clock=SystemClock(), dry_run=dry_run).as_dict()
 

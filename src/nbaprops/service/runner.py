@@ -2,14 +2,14 @@
 
 :meth:`BatchRunner.submit` does what must be answered at once — refuse a clash, return the batch that stands
 when nothing it read has changed, else plan the date and create the batch (or find the running one) — and
-hands the rest to a thread: models ready (trained when missing), the
-in-process workers, consolidation. These are the steps of :func:`nbaprops.pipeline.daily.run_batch`, called in
-the order that lets the caller have the batch id before any training.
+hands the rest to a thread: :func:`nbaprops.pipeline.run.complete_batch` (models ready, trained when missing;
+the in-process workers; consolidation; alerts). These are the steps of :func:`nbaprops.pipeline.run.run_batch`
+in its order, split where the caller has the batch id and before any training.
 
 A clash is refused before any planning, so a flood of submissions of one date costs a lookup each: a date
 with a batch running answers :class:`ConflictError` at once, and so does a date another submission is planning
 this moment (one lock per date, never waited for; only ``resume`` waits). A repeat once the batch has
-finished is answered with that batch when the inputs digest (:func:`nbaprops.gameday.inputs_digest`, what
+finished is answered with that batch when the inputs digest (:func:`nbaprops.pipeline.day.inputs_digest`, what
 ``nbaprops daily`` compares) is the one it ran with and no later batch replaced it; ``force`` starts anew.
 
 The ledger stays the truth: a job only remembers what the ledger cannot say (its phase, the messages of its
@@ -33,16 +33,18 @@ from datetime import date
 from types import TracebackType
 from typing import Any, Literal
 
-from nbaprops.alerts import batch_alert, send_alert
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
 from nbaprops.errors import ConflictError, NbapropsError, StorageBusyError, StorageFullError
+from nbaprops.markets import validate_markets
 from nbaprops.pipeline import ledger
 from nbaprops.pipeline.coordinator import StartResult, default_as_of, process_owner
-from nbaprops.pipeline.daily import BatchPlan, BatchRun, complete_batch, plan_batch, start_batch
+from nbaprops.pipeline.day import inputs_digest
+from nbaprops.pipeline.run import BatchPlan, BatchRun, complete_batch, plan_batch, start_batch
+from nbaprops.service.errors import status_of
 from nbaprops.storage import retry_transient
 from nbaprops.storage.seams import Backend
-from nbaprops.systems.training import ensure_bundles
+from nbaprops.systems.training import ModelBundle
 
 log = logging.getLogger(__name__)
 
@@ -248,8 +250,6 @@ class BatchRunner:
         return job, start, False
 
     def _digest(self, key: SubmissionKey, settings: Settings) -> str:
-        from nbaprops.gameday import inputs_digest
-
         game_date, markets, systems, _ = key
         return inputs_digest(
             self.backend.features, settings, game_date, default_as_of(game_date, self.clock), markets, systems
@@ -267,8 +267,6 @@ class BatchRunner:
         Raises:
             InputError: an unknown market.
         """
-        from nbaprops.markets import validate_markets
-
         return (
             game_date,
             tuple(validate_markets(markets or self.settings.markets)),
@@ -362,36 +360,26 @@ class BatchRunner:
         train_days: int | None,
         key: SubmissionKey,
     ) -> None:
-        try:
-            bundles = ensure_bundles(
-                self.backend.features,
-                settings,
-                plan.game_date,
-                plan.markets,
-                plan.systems,
-                train_days=train_days,
-                on_message=job.messages.append,
-            )
-            if self.stopping.is_set():
-                job.phase = "stopped"
-                return
+        digest: list[str] = []
+
+        def models_ready(_bundles: dict[str, ModelBundle]) -> None:
             # What the batch reads, models included (now trained): a later submission compares with it.
-            digest = retry_transient(lambda: self._digest(key, settings))
-            # Workers elsewhere (backend gcp) read their history from the warehouse: send it the inputs the
-            # batch was planned from (on the embedded backend the file is the warehouse: nothing to copy).
-            uploaded = self.backend.warehouse.upload_inputs(self.backend.features)
-            if self.backend.queue is not None:
-                job.messages.append(
-                    "inputs uploaded to the warehouse: " + ", ".join(f"{t} {n}" for t, n in uploaded.items())
-                )
+            digest.append(retry_transient(lambda: self._digest(key, settings)))
             job.phase = "running"
+
+        try:
             run = complete_batch(
                 self.backend,
                 settings,
                 plan,
                 start,
-                bundles,
+                train_days=train_days,
                 clock=self.clock,
+                on_message=job.messages.append,
+                on_models=models_ready,
+                on_upload=lambda uploaded: job.messages.append(
+                    "inputs uploaded to the warehouse: " + ", ".join(f"{t} {n}" for t, n in uploaded.items())
+                ),
                 stop=self.stopping,
                 started=job.started,
             )
@@ -400,16 +388,13 @@ class BatchRunner:
                 return
             job.result = run.as_dict()
             if run.summary.state == "complete":  # a repeat with the same inputs gets this batch
-                self._finished[key] = (digest, job.batch_id)
+                self._finished[key] = (digest[0], job.batch_id)
             self._standing_memo.clear()  # its models may be what another submission reads
             job.phase = "finished"
-            batch_alert(settings, job.result)  # as `nbaprops predict` does: only a partial batch alerts
             log.info("batch %s finished %s in %.2fs", job.batch_id, run.summary.state, run.summary.duration_s)
             if self.on_finished is not None:
                 self.on_finished(run)
-        except Exception as exc:  # a background thread has no caller to raise to: record, log, alert
-            from nbaprops.service.errors import status_of
-
+        except Exception as exc:  # a background thread has no caller to raise to: record and log (it alerted)
             exc = _storage_full(exc) or exc
             if isinstance(exc, NbapropsError) and status_of(exc) != 500:
                 log.warning("batch %s: %s: %s", job.batch_id, type(exc).__name__, exc)
@@ -418,12 +403,6 @@ class BatchRunner:
                 log.exception("batch %s crashed", job.batch_id)
                 job.error = {"error": "internal error; the server logged it", "kind": "InternalError"}
             job.phase = "failed"
-            send_alert(
-                settings,
-                "batch_failed",
-                f"batch {job.batch_id} of {job.game_date} failed: {job.error['kind']}: {exc}",
-                {"batch_id": job.batch_id, **job.error},
-            )
 
     # -- read ------------------------------------------------------------------------------------
     def job(self, batch_id: str) -> Job | None:

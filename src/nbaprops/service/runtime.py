@@ -36,7 +36,7 @@ from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
 from nbaprops.errors import NbapropsError, StorageBusyError
 from nbaprops.pipeline import ledger
-from nbaprops.pipeline.daily import BatchRun
+from nbaprops.pipeline.run import BatchRun
 from nbaprops.service.metrics import Metrics
 from nbaprops.service.operations import OPERATIONS
 from nbaprops.service.runner import BatchRunner

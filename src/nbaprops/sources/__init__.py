@@ -7,7 +7,8 @@
 ``nba_api`` and ``nbainjuries`` come with the optional extra ``live``; the clients import them only when used.
 """
 
-from nbaprops.sources._common import FetchReport, eastern_date, season_of
+from nbaprops.clock import eastern_date
+from nbaprops.sources._common import FetchReport, season_of
 from nbaprops.sources._http import RetryPolicy
 
 __all__ = ["FetchReport", "RetryPolicy", "eastern_date", "season_of"]

@@ -25,8 +25,6 @@ from nbaprops.config import Settings
 from nbaprops.errors import ConfigError
 from nbaprops.storage.duckdb import DuckDBStorage
 
-EASTERN = ZoneInfo("America/New_York")
-
 
 @dataclass(frozen=True)
 class FetchReport:
@@ -63,11 +61,6 @@ class FetchReport:
             "message": self.message,
             **self.details,
         }
-
-
-def eastern_date(clock: Clock) -> date:
-    """Today in US Eastern time (the NBA's calendar)."""
-    return clock.now().astimezone(EASTERN).date()
 
 
 def season_of(day: date) -> str:

@@ -23,11 +23,11 @@ from typing import Any
 
 import httpx
 
-from nbaprops.clock import Clock
+from nbaprops.clock import EASTERN, Clock
 from nbaprops.config import Settings
 from nbaprops.errors import ConfigError, SourceError
 from nbaprops.ingest.injuries import ingest_injuries
-from nbaprops.sources._common import EASTERN, FetchReport, json_text, land
+from nbaprops.sources._common import FetchReport, json_text, land
 from nbaprops.sources._http import Reply, RetryPolicy, call
 from nbaprops.sources.nba_stats import policy_from
 from nbaprops.storage.duckdb import DuckDBStorage

@@ -19,7 +19,7 @@ import logging
 from datetime import date, timedelta
 from typing import Any
 
-from nbaprops.clock import Clock
+from nbaprops.clock import Clock, eastern_date
 from nbaprops.config import Settings
 from nbaprops.errors import ConfigError, SourceError
 from nbaprops.ingest.boxscores import ingest_boxscores
@@ -29,7 +29,6 @@ from nbaprops.sources._common import (
     FetchReport,
     check_season,
     csv_text,
-    eastern_date,
     get_cursor,
     land,
     set_cursor,

@@ -24,11 +24,11 @@ from typing import Any
 
 import httpx
 
-from nbaprops.clock import Clock
+from nbaprops.clock import EASTERN, Clock
 from nbaprops.config import Settings
 from nbaprops.errors import ConfigError, SourceError
 from nbaprops.ingest.lines import ingest_lines
-from nbaprops.sources._common import EASTERN, FetchReport, csv_text, land, stamp, utc
+from nbaprops.sources._common import FetchReport, csv_text, land, stamp, utc
 from nbaprops.sources._http import Reply, RetryPolicy, call
 from nbaprops.sources.nba_stats import policy_from
 from nbaprops.storage.duckdb import DuckDBStorage

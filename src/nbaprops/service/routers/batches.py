@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from nbaprops.gameday import resolve_day
+from nbaprops.clock import resolve_day
 from nbaprops.pipeline import ledger
 from nbaprops.pipeline.reads import batch_detail
 from nbaprops.service.auth import read_access, require_key

@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from nbaprops import charts
-from nbaprops.gameday import resolve_day
+from nbaprops.clock import resolve_day
 from nbaprops.markets import MARKETS
 from nbaprops.pipeline.reads import batch_detail
 from nbaprops.schema import REQUEST_STATES

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from nbaprops.clock import resolve_day
 from nbaprops.exports import csv_text
-from nbaprops.gameday import resolve_day
 from nbaprops.service.auth import read_access
 from nbaprops.service.deps import runtime
 from nbaprops.service.errors import responses

@@ -1,4 +1,4 @@
-"""One command for a game day: fetch → retrain if stale → predict → summary and best bets.
+"""The game day, ``nbaprops daily``: fetch → retrain if stale → predict → summary and best bets.
 
 :func:`run_day` is what ``nbaprops daily`` runs (from cron, say — docs/operations.md):
 
@@ -13,12 +13,12 @@
    compared with the last run of the date. Equal, and that run's batch still stands: nothing is predicted
    again (outcome ``unchanged``); the standing batch's summary and best bets are shown. So a second run the
    same day changes nothing unless new lines, a new injury report or new box scores arrived.
-4. **predict** — :func:`~nbaprops.pipeline.daily.run_batch`, which retrains a market whose newest model is
+4. **predict** — :func:`~nbaprops.pipeline.run.run_batch`, which retrains a market whose newest model is
    older than ``model_max_age_days`` first and says so; Out players are skipped ``injured_out``.
 5. **record** — one ``daily_runs`` row (what was fetched, the digest, the batch, the outcome).
 
-Dates: ``TODAY`` and ``TOMORROW`` are US Eastern days (the NBA's calendar), whatever the
-machine's zone.
+A failed source alerts ``fetch_failed``, any other failure ``batch_failed``, a partial batch ``batch_partial``
+(:mod:`nbaprops.alerts`). Dates (``TODAY``, ``TOMORROW``) are read by :func:`nbaprops.clock.resolve_day`.
 """
 
 from __future__ import annotations
@@ -32,29 +32,24 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from nbaprops.clock import Clock, SystemClock
+from nbaprops.alerts import batch_alert, failure_alert
+from nbaprops.clock import Clock, SystemClock, eastern_date
 from nbaprops.config import Settings
-from nbaprops.errors import InputError
+from nbaprops.ingest import ensure_boxscores
+from nbaprops.ingest.injuries import injury_snapshot
+from nbaprops.ingest.lines import select_lines
+from nbaprops.ingest.schedule import games_for_date
 from nbaprops.markets import validate_markets
+from nbaprops.pipeline.coordinator import Coordinator, default_as_of
+from nbaprops.pipeline.reads import active_predictions
+from nbaprops.pipeline.run import run_batch
+from nbaprops.sources import injury_report, nba_stats, odds_api, season_of
 from nbaprops.storage.duckdb import DuckDBStorage
 from nbaprops.storage.seams import Backend
+from nbaprops.systems import validate_systems
+from nbaprops.systems.training import load_latest
 
 log = logging.getLogger(__name__)
-
-RELATIVE_DAYS = {"today": 0, "tomorrow": 1}
-
-
-def resolve_day(value: str, clock: Clock, option: str = "--date") -> date:
-    """``YYYY-MM-DD``, or TODAY / TOMORROW in US Eastern time."""
-    from nbaprops.sources._common import eastern_date
-
-    offset = RELATIVE_DAYS.get(value.strip().lower())
-    if offset is not None:
-        return eastern_date(clock) + timedelta(days=offset)
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"{option} {value!r} is not a date; use YYYY-MM-DD, TODAY or TOMORROW") from None
 
 
 @dataclass(frozen=True)
@@ -101,9 +96,6 @@ def _fetch_all(
     markets: tuple[str, ...],
     say: Callable[[str], None],
 ) -> list[dict[str, Any]]:
-    from nbaprops.sources import injury_report, nba_stats, odds_api
-    from nbaprops.sources._common import eastern_date, season_of
-
     season = season_of(game_date)
     reports = []
     until = min(game_date, eastern_date(clock)) - timedelta(days=1)
@@ -159,10 +151,6 @@ def inputs_digest(
     systems: tuple[str, ...],
 ) -> str:
     """A digest of everything a batch of ``game_date`` at ``as_of`` would read (see the module docstring)."""
-    from nbaprops.ingest.injuries import injury_snapshot
-    from nbaprops.ingest.lines import select_lines
-    from nbaprops.ingest.schedule import games_for_date
-    from nbaprops.systems.training import load_latest
 
     games = games_for_date(storage, game_date)
     lines = select_lines(storage, game_date, markets, as_of=as_of)
@@ -214,7 +202,6 @@ def best_bets(
 
     The ensemble's rows when it ran (it combines the others), else every system's.
     """
-    from nbaprops.pipeline.reads import active_predictions
 
     system = "ensemble" if "ensemble" in systems else None
     names, rows = active_predictions(storage, game_date, system=system, bets_only=True)
@@ -266,13 +253,48 @@ def run_day(
     its predictions are the backend's (the same file, or — backend gcp — Firestore and BigQuery, the inputs
     uploaded first for the workers).
     """
-    from nbaprops.ingest import ensure_boxscores
-    from nbaprops.ingest.schedule import games_for_date
-    from nbaprops.pipeline.coordinator import default_as_of
-    from nbaprops.pipeline.daily import run_batch
-    from nbaprops.systems import validate_systems
+    batch_ids: list[str] = []
 
-    clock = clock or SystemClock()
+    def started(batch_id: str, total: int) -> None:
+        batch_ids.append(batch_id)
+        if on_start is not None:
+            on_start(batch_id, total)
+
+    try:
+        run = _run_day(
+            backend,
+            settings,
+            game_date,
+            clock=clock or SystemClock(),
+            fetch=fetch,
+            best=best,
+            on_message=on_message,
+            on_start=started,
+            on_progress=on_progress,
+        )
+    except BaseException as exc:
+        failure_alert(
+            settings, f"the game day {game_date}", exc, batch_id=batch_ids[-1] if batch_ids else None
+        )
+        raise
+    if run.outcome == "predicted" and run.batch is not None:
+        batch_alert(settings, run.batch)
+    return run
+
+
+def _run_day(
+    backend: Backend,
+    settings: Settings,
+    game_date: date,
+    *,
+    clock: Clock,
+    fetch: bool,
+    best: int,
+    on_message: Callable[[str], None] | None,
+    on_start: Callable[[str, int], None],
+    on_progress: Callable[[dict[str, int]], None] | None,
+) -> DayRun:
+
     storage = backend.features
     say = on_message or (lambda _m: None)
     markets = validate_markets(settings.markets)
@@ -317,8 +339,6 @@ def run_day(
     )
     standing = _standing_batch(backend, game_date, last[1]) if last and last[0] == digest else None
     if standing is not None:
-        from nbaprops.pipeline import Coordinator
-
         summary = Coordinator(backend, settings, clock=clock).summary(standing).as_dict()
         return record(
             "unchanged",
@@ -328,9 +348,6 @@ def run_day(
             summary,
             best_bets(backend, game_date, systems, limit=best),
         )
-    if backend.queue is not None:  # workers elsewhere read their history from the warehouse
-        uploaded = backend.warehouse.upload_inputs(storage)
-        say("inputs uploaded to the warehouse: " + ", ".join(f"{t} {n}" for t, n in uploaded.items()))
     result = run_batch(
         backend,
         settings,
@@ -340,7 +357,11 @@ def run_day(
         clock=clock,
         on_message=say,
         on_start=on_start,
+        on_upload=lambda uploaded: say(
+            "inputs uploaded to the warehouse: " + ", ".join(f"{t} {n}" for t, n in uploaded.items())
+        ),
         on_progress=on_progress,
+        alerts=False,  # run_day alerts for the whole day
     )
     batch_id = result.summary.batch_id
     after = inputs_digest(storage, settings, game_date, as_of, markets, systems)  # with the models it trained
@@ -359,4 +380,4 @@ def run_day(
     )
 
 
-__all__ = ["DayRun", "best_bets", "inputs_digest", "resolve_day", "run_day"]
+__all__ = ["DayRun", "best_bets", "inputs_digest", "run_day"]

@@ -1,0 +1,5 @@
+"""``python -m nbaprops.cli``: the ``nbaprops`` console script."""
+
+from nbaprops.cli.app import main
+
+main()

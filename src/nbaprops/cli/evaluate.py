@@ -1,0 +1,397 @@
+"""The commands that train and judge: ``train``, ``backtest``, ``grade``, ``accuracy`` and ``picks``.
+
+Each runs one library function (:func:`nbaprops.pipeline.run.train_models`, :mod:`nbaprops.reports`,
+:func:`nbaprops.picks.picks`) and prints its payload.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from nbaprops.cli import render
+from nbaprops.cli.boundary import clock, errors, existing_files, parse_date, report_path, settings, split
+from nbaprops.cli.opening import _backend, _storage
+from nbaprops.cli.options import (
+    DateOpt,
+    DbOpt,
+    JsonOpt,
+    LinesOpt,
+    MarketsOpt,
+    ReportOpt,
+    SystemsOpt,
+    TrainDaysOpt,
+)
+from nbaprops.cli.render import err, f2, f3, out, pct
+from nbaprops.errors import InputError
+from nbaprops.exports import write_csv
+from nbaprops.markets import validate_market
+
+
+def train(
+    through: Annotated[str, typer.Option(metavar="YYYY-MM-DD", help="Train on games before this date.")],
+    markets: MarketsOpt = None,
+    systems: SystemsOpt = None,
+    train_days: TrainDaysOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit the trainable systems on games before --through and store versioned artifacts."""
+    from nbaprops.pipeline.run import (
+        train_models,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
+    )
+
+    with errors(as_json):
+        day = parse_date(through, "--through")
+        current = settings(db, markets=split(markets), systems=split(systems), train_days=train_days)
+        with _storage(current) as storage, err.status(Text(""), spinner="dots") as spinner:
+            results = train_models(
+                storage,
+                current,
+                day,
+                on_market=lambda market: spinner.update(Text(f"training {market} on games before {day}…")),
+            )
+        render.emit({"artifacts": results}, as_json, lambda: _render_trained(results))
+
+
+def _render_trained(results: list[dict[str, Any]]) -> None:
+    for meta in results:
+        table = Table(
+            title=f"{meta['market']}: trained on {meta['train_start']} .. {meta['through']} "
+            f"({meta['training_rows']} rows) → {meta['path']}",
+            title_justify="left",
+        )
+        for col in ("system", "model_version", "holdout MAE", "calibration"):
+            table.add_column(col)
+        for sid, info in meta["systems"].items():
+            mae = info["holdout_mae"]
+            table.add_row(
+                sid,
+                info["model_version"],
+                "-" if mae is None else f"{mae:.3f}",
+                f"{info['calibration']['method']}: {info['calibration']['reason']}",
+            )
+        out.print(table)
+
+
+def backtest(
+    market: Annotated[
+        str, typer.Option("--market", "--markets", help="points, rebounds, assists, threes or pra.")
+    ] = "points",
+    season: Annotated[
+        str | None,
+        typer.Option(show_default=False, help="A whole season, e.g. 2024-25 (or use --from/--to)."),
+    ] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", metavar="YYYY-MM-DD", show_default=False, help="First game date.")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="YYYY-MM-DD", show_default=False, help="Last game date.")
+    ] = None,
+    lines: LinesOpt = None,
+    retrain_days: Annotated[int, typer.Option(min=1, help="Game days between retrainings.")] = 7,
+    train_days: TrainDaysOpt = None,
+    systems: SystemsOpt = None,
+    report: ReportOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Walk-forward backtest: retrain on the past only, predict each game day as the batch would, grade."""
+    from nbaprops.reports import (
+        backtest_report,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
+    )
+
+    with errors(as_json):
+        validate_market(market)
+        if (season is None) == (from_ is None and to is None):
+            raise InputError("give either --season or --from and --to")
+        if season is None and (from_ is None or to is None):
+            raise InputError("--from and --to go together")
+        files = existing_files(lines or ())
+        current = settings(db, systems=split(systems), train_days=train_days)
+        start = parse_date(from_, "--from") if from_ else None
+        end = parse_date(to, "--to") if to else None
+        progress = render.progress(as_json)
+        with _storage(current) as storage, progress:
+            task = progress.add_task(f"backtest {market}", total=None)
+            payload = backtest_report(
+                storage,
+                current,
+                market=market,
+                season=season,
+                start=start,
+                end=end,
+                lines=files,
+                retrain_days=retrain_days,
+                report=report_path(report, current) if report is not None else None,
+                on_step=lambda k, n, day: progress.update(
+                    task, total=n, completed=k, description=f"backtest {market} {day}"
+                ),
+            )
+        render.emit(payload, as_json, lambda: _render_backtest(payload))
+
+
+def _render_backtest(payload: dict[str, Any]) -> None:
+    table = Table(
+        *("system", "n", "MAE", "RMSE", "w/ line", "MAE on them", "line MAE", "bets"),
+        *("hit rate (95% CI)", "ROI", "ECE"),
+        title=f"{payload['market']} {payload['start']}..{payload['end']}: {payload['days']} game days, "
+        f"{payload['steps']} models ({payload['run_id']})",
+        title_justify="left",
+    )
+    for m in payload["metrics"]:
+        table.add_row(
+            m["system_id"],
+            str(m["n"]),
+            f3(m["mae"]),
+            f3(m["rmse"]),
+            str(m["n_lined"]),
+            f3(m["mae_lined"]),
+            f3(m["line_mae"]),
+            str(m["n_bets"]),
+            f"{f3(m['hit_rate'])} ({f3(m['hit_rate_ci'][0])}-{f3(m['hit_rate_ci'][1])})",
+            f3(m["roi"]),
+            f3(m["ece"]),
+        )
+    out.print(table)
+    for sid, cal in payload["calibration"].items():
+        if cal["last"] is not None and not cal["last"]["allows_bets"]:
+            out.print(f"{sid}: {cal['last']['reason']} (last step; steps by calibration: {cal['steps']})")
+    if "report" in payload:
+        out.print(f"report: {payload['report']}")
+
+
+def grade(
+    date_: Annotated[
+        str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date whose box scores are stored.")
+    ],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Grade every current prediction of a past date (run_id live); idempotent, regrades only what changed.
+
+    Void when the player did not play or the row was invalidated; profit at the offered price. Posts the
+    day's hit rate and ROI per system to the webhook, when one is set.
+    """
+    from nbaprops.reports import grade_day  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
+
+    with errors(as_json):
+        day = parse_date(date_)
+        current = settings(db)
+        with _backend(current) as backend:
+            payload = grade_day(backend, current, day, clock=clock())
+        render.emit(payload, as_json, lambda: _render_graded(day, payload))
+
+
+def _render_graded(day: date, payload: dict[str, Any]) -> None:
+    out.print(render.kv_table(f"Graded {day}", {k: v for k, v in payload.items() if k != "metrics"}))
+    table = Table(
+        *("system", "market", "n", "MAE", "line MAE", "bets", "hit rate", "ROI"),
+        title=f"{day}: accuracy",
+        title_justify="left",
+    )
+    for m in payload["metrics"]:
+        table.add_row(
+            m["system_id"],
+            m["market"],
+            str(m["n"]),
+            f3(m["mae"]),
+            f3(m["line_mae"]),
+            str(m["n_bets"]),
+            f3(m["hit_rate"]),
+            f3(m["roi"]),
+        )
+    out.print(table)
+
+
+def accuracy(
+    since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YYYY-MM-DD", show_default=False, help="First game date [default: the first graded]."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YYYY-MM-DD", show_default=False, help="Last game date [default: the last graded]."
+        ),
+    ] = None,
+    market: Annotated[str | None, typer.Option(show_default=False, help="Only this market.")] = None,
+    system: Annotated[str | None, typer.Option(show_default=False, help="Only this system.")] = None,
+    window: Annotated[int, typer.Option(min=1, help="Days of the rolling figures.")] = 7,
+    report: ReportOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accuracy of the graded live predictions per system and market: the backtest's metrics, and day by day."""
+    from nbaprops.reports import (
+        accuracy_report,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
+    )
+
+    with errors(as_json):
+        first = parse_date(since, "--since") if since else None
+        last = parse_date(until, "--until") if until else None
+        current = settings(db)
+        with _storage(current, read_only=True) as storage:
+            payload = accuracy_report(
+                storage,
+                since=first,
+                until=last,
+                market=market,
+                system=system,
+                window=window,
+                report=report_path(report, current) if report is not None else None,
+            )
+        render.emit(payload, as_json, lambda: _render_accuracy(payload, window))
+
+
+def _render_accuracy(payload: dict[str, Any], window: int) -> None:
+    table = Table(
+        *("system", "market", "n", "void", "MAE", "lined: MAE/line", "bets", "hit rate", "ROI", "ECE"),
+        title=f"live {payload['start']}..{payload['end']}: {payload['days']} game day(s)",
+        title_justify="left",
+    )
+    for m in payload["metrics"]:
+        table.add_row(
+            m["system_id"],
+            m["market"],
+            str(m["n"]),
+            str(m["void"]),
+            f2(m["mae"]),
+            f"{f2(m['mae_lined'])}/{f2(m['line_mae'])} ({m['n_lined']})",
+            str(m["n_bets"]),
+            pct(m["hit_rate"], m["hit_rate_ci"]),
+            pct(m["roi"], m["roi_ci"]),
+            f2(m["ece"], 3),
+        )
+    out.print(table)
+    daily = Table(
+        *("date", "system", "n", "MAE", "bets", "hit", "ROI"),
+        *(f"MAE {window}d", f"hit {window}d", f"ROI {window}d"),
+        title="day by day",
+        title_justify="left",
+    )
+    for d in payload["daily"]:
+        r = d[f"rolling_{window}d"]
+        daily.add_row(
+            d["game_date"],
+            f"{d['system_id']} {d['market']}",
+            str(d["n"]),
+            f2(d["mae"]),
+            str(d["n_bets"]),
+            pct(d["hit_rate"]),
+            pct(d["roi"]),
+            f2(r["mae"]),
+            pct(r["hit_rate"]),
+            pct(r["roi"]),
+        )
+    out.print(daily)
+    if "report" in payload:
+        out.print(f"report: {payload['report']}")
+
+
+_PICKS = (
+    ("player_name", "player"),
+    ("market", "market"),
+    ("recommendation", "bet"),
+    ("line_value", "line"),
+    ("price", "price"),
+    ("p_win", "P(win)"),
+    ("expected_value", "EV"),
+    ("stake", "stake"),
+)
+
+
+def picks(
+    date_: DateOpt,
+    system: Annotated[str, typer.Option(help="System whose bets are picked.")] = "ensemble",
+    market: Annotated[str | None, typer.Option(show_default=False, help="Only this market.")] = None,
+    min_ev: Annotated[float, typer.Option(help="Least expected profit per unit.")] = 0.0,
+    bankroll: Annotated[
+        float | None,
+        typer.Option(show_default=False, help="Units to stake from [default: 100, the bankroll setting]."),
+    ] = None,
+    correlated: Annotated[
+        bool,
+        typer.Option("--correlated", help="Allow one pick per player and market (default: one per player)."),
+    ] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The night's bets by expected value, staked by fractional Kelly with caps per bet and per night."""
+    from nbaprops.picks import (
+        picks as night_picks,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
+    )
+
+    with errors(as_json):
+        day = parse_date(date_)
+        current = settings(db)
+        with _backend(current, read_only=True) as backend:
+            result = night_picks(
+                backend,
+                current,
+                day,
+                system=system,
+                market=market,
+                min_ev=min_ev,
+                bankroll=bankroll,
+                correlated=correlated,
+            )
+        if as_csv:
+            names = list(result["picks"][0]) if result["picks"] else [c for c, _ in _PICKS]
+            write_csv(sys.stdout, names, ([pick.get(n) for n in names] for pick in result["picks"]))
+            return
+        render.emit(result, as_json, lambda: _render_picks(result, system, day))
+
+
+def _render_picks(result: dict[str, Any], system: str, day: date) -> None:
+    if not result["picks"]:
+        out.print(f"No picks of {system} for {day}.", markup=False, highlight=False)
+        for reason in result["no_bets"]:
+            out.print(reason, markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table(
+        *(label for _, label in _PICKS),
+        title_justify="left",
+        title=f"{result['count']} pick(s) of {system} for {day}: {result['staked']:.2f} of "
+        f"{result['bankroll']:.2f} units staked (cap {result['max_bet']:.2f} a bet, "
+        f"{result['max_night']:.2f} a night)",
+    )
+    for p in result["picks"]:
+        table.add_row(
+            *(
+                "" if p[c] is None else f"{p[c]:.2f}" if isinstance(p[c], float) else str(p[c])
+                for c, _ in _PICKS
+            )
+        )
+    out.print(table)
+    if result["dropped_night_cap"]:
+        out.print(
+            f"{result['dropped_night_cap']} more bet(s) left out: the nightly cap of "
+            f"{result['max_night']:.2f} units was reached.",
+            markup=False,
+            highlight=False,
+        )
+    if result["dropped_correlated"]:
+        out.print(
+            f"{result['dropped_correlated']} more bet(s) left out: one pick per player "
+            "(--correlated allows one per player and market).",
+            markup=False,
+            highlight=False,
+        )
+    sources = sorted({(p["batch_id"], p["train_start"], p["trained_through"]) for p in result["picks"]})
+    for batch_id, train_start, through in sources:
+        out.print(
+            f"from batch {batch_id}, model trained on {train_start or '?'} .. {through or '?'}",
+            highlight=False,
+        )
+
+
+__all__ = ["accuracy", "backtest", "grade", "picks", "train"]

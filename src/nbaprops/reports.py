@@ -1,0 +1,135 @@
+"""What ``backtest``, ``accuracy`` and ``grade`` report: each runs its evaluation and returns one plain payload.
+
+The CLI prints these payloads (a table, or ``--json``); the HTML reports are written from them. Each function is
+the one library call of its command: :func:`backtest_report` (walk forward, metrics, calibration, report),
+:func:`accuracy_report` (the graded live predictions, report) and :func:`grade_day` (grade a past date, its
+accuracy, the morning alert).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from nbaprops.alerts import grade_summary_alert
+from nbaprops.backtest import (
+    calibration_summary,
+    compute_metrics,
+    cumulative_profit,
+    run_backtest,
+    season_range,
+    write_report,
+)
+from nbaprops.clock import Clock
+from nbaprops.config import Settings
+from nbaprops.errors import InputError
+from nbaprops.grading import accuracy, grade_date
+from nbaprops.ingest import ensure_boxscores
+from nbaprops.ingest.lines import ingest_lines
+from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.seams import Backend
+
+
+def backtest_report(
+    storage: DuckDBStorage,
+    settings: Settings,
+    *,
+    market: str,
+    season: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    lines: Sequence[Path] = (),
+    retrain_days: int = 7,
+    report: Path | None = None,
+    on_step: Callable[[int, int, date], None] | None = None,
+) -> dict[str, Any]:
+    """Walk forward over a season (or ``start``..``end``) and return its metrics and calibration.
+
+    Args:
+        lines: lines files ingested first.
+        report: write the self-contained HTML report here (its path is in the payload).
+
+    Raises:
+        InputError: an unknown season, or ``end`` before ``start``.
+    """
+    ensure_boxscores(storage)
+    if lines:
+        ingest_lines(storage, lines)
+    if season is not None:
+        start, end = season_range(storage, season)
+    if start is None or end is None:
+        raise InputError("give either --season or --from and --to")
+    if end < start:
+        raise InputError(f"--to {end} is before --from {start}")
+    result = run_backtest(
+        storage,
+        settings,
+        market=market,
+        start=start,
+        end=end,
+        systems=settings.systems,
+        retrain_days=retrain_days,
+        train_days=settings.train_days,
+        on_step=on_step,
+    )
+    payload: dict[str, Any] = {
+        "run_id": result.run_id,
+        "market": market,
+        "start": result.start.isoformat(),
+        "end": result.end.isoformat(),
+        "days": result.days,
+        "steps": result.steps,
+        "retrain_days": retrain_days,
+        "train_days": settings.train_days,
+        "graded_rows": result.grades.num_rows,
+        "metrics": compute_metrics(result.grades),
+        "calibration": calibration_summary(result.models),
+    }
+    if report is not None:
+        payload["report"] = str(write_report(report, payload, cumulative_profit(result.grades)))
+    return payload
+
+
+def accuracy_report(
+    storage: DuckDBStorage,
+    *,
+    since: date | None = None,
+    until: date | None = None,
+    market: str | None = None,
+    system: str | None = None,
+    window: int = 7,
+    report: Path | None = None,
+) -> dict[str, Any]:
+    """The graded live predictions' metrics per system and market and day by day (``window``-day rolling);
+    ``report`` set: the HTML report written there too (its path is in the payload)."""
+    payload = accuracy(storage, since=since, until=until, market=market, system=system, window=window)
+    curves = payload.pop("cumulative_profit")
+    if report is not None:
+        payload["report"] = str(
+            write_report(
+                report,
+                {
+                    **payload,
+                    "market": market or "all markets",
+                    "heading": "Live accuracy",
+                    "description": f"Live grades (run_id live) of {payload['days']} game day(s); "
+                    "players who did not play or were ruled out voided.",
+                },
+                curves,
+            )
+        )
+    return payload
+
+
+def grade_day(backend: Backend, settings: Settings, game_date: date, *, clock: Clock) -> dict[str, Any]:
+    """Grade every current prediction of ``game_date``, return the grading and the day's accuracy per system
+    and market, and post that summary to the webhook (``grade_summary``, when one is set)."""
+    result = grade_date(backend, game_date, clock=clock).as_dict()
+    metrics = accuracy(backend.features, since=game_date, until=game_date)["metrics"]
+    grade_summary_alert(settings, game_date.isoformat(), metrics)
+    return {**result, "metrics": metrics}
+
+
+__all__ = ["accuracy_report", "backtest_report", "grade_day"]
