@@ -31,8 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nbaprops.backtest import BacktestResult, compute_metrics, run_backtest, season_range
+from nbaprops.backtest import BacktestResult, run_backtest, season_range
 from nbaprops.config import Settings
+from nbaprops.evaluation.metrics import compute_metrics
 from nbaprops.ingest import ensure_boxscores
 from nbaprops.ingest.lines import ingest_lines
 from nbaprops.storage import open_storage

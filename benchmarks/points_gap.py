@@ -35,8 +35,9 @@ import lightgbm as lgb
 import numpy as np
 import pyarrow as pa
 
-from nbaprops.backtest import compute_metrics, run_backtest, season_range
+from nbaprops.backtest import run_backtest, season_range
 from nbaprops.config import Settings
+from nbaprops.evaluation.metrics import compute_metrics
 from nbaprops.features.columns import COMMON_FEATURES, FEATURE_COLUMNS, stat_features
 from nbaprops.ingest import ensure_boxscores
 from nbaprops.storage import open_storage

@@ -28,9 +28,10 @@ sys.path.insert(0, str(REPO))
 
 from tests.replay import replay  # noqa: E402
 
-from nbaprops.backtest import compute_metrics, run_backtest  # noqa: E402
+from nbaprops.backtest import run_backtest  # noqa: E402
 from nbaprops.config import Settings  # noqa: E402
-from nbaprops.grading import accuracy  # noqa: E402
+from nbaprops.evaluation.accuracy import accuracy  # noqa: E402
+from nbaprops.evaluation.metrics import compute_metrics  # noqa: E402
 from nbaprops.ingest import ensure_boxscores  # noqa: E402
 from nbaprops.storage import open_storage  # noqa: E402
 

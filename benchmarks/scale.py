@@ -231,7 +231,8 @@ def _stage_slate(storage: DuckDBStorage, settings: Settings) -> str:
 
 
 def measure(path: Path, runs: int) -> dict[str, Any]:
-    from nbaprops.grading import accuracy, grade_date
+    from nbaprops.evaluation.accuracy import accuracy
+    from nbaprops.evaluation.grading import grade_date
     from nbaprops.pipeline import consolidate
     from nbaprops.service.operations import OPERATIONS
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
-from nbaprops.grading import grade_date
+from nbaprops.evaluation.grading import grade_date
 from nbaprops.ingest.lines import ingest_lines
 from nbaprops.pipeline.invalidate import invalidate
 from nbaprops.pipeline.refresh import refresh

@@ -22,11 +22,13 @@ from tests.replay import Replay, at, inject_moved_line, replay
 from tests.webhook import Receiver
 from typer.testing import CliRunner
 
-from nbaprops.backtest import compute_metrics, run_backtest
+from nbaprops.backtest import run_backtest
 from nbaprops.cli import app
 from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
-from nbaprops.grading import accuracy, grade_date
+from nbaprops.evaluation.accuracy import accuracy
+from nbaprops.evaluation.grading import grade_date
+from nbaprops.evaluation.metrics import compute_metrics
 from nbaprops.ingest.lines import ingest_lines
 from nbaprops.pipeline.invalidate import invalidate
 from nbaprops.pipeline.refresh import refresh
@@ -421,7 +423,7 @@ def test_accuracy_report_over_two_markets_names_each_market(replayed: Replayed, 
 def test_profit_chart_draws_a_single_day_and_slants_its_dates() -> None:
     """One game day of bets. Before: a line through one point draws nothing (its legend entry showed a name
     with no line beside it), and five dates under a 6-inch chart overlapped."""
-    from nbaprops.backtest.report import profit_svg
+    from nbaprops.evaluation.report import profit_svg
 
     one_day = profit_svg({"gbm": [("2024-01-15", -1.0)], "moving_average": []})
     lines = one_day.split('<g id="line2d_')[1:]
@@ -439,7 +441,7 @@ def test_daily_figures_equal_compute_metrics_of_each_day_and_window(storage: Duc
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from nbaprops.grading import live_grades
+    from nbaprops.evaluation.grading import live_grades
 
     window = 2
     grades = live_grades(storage)

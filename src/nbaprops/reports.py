@@ -14,18 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from nbaprops.alerts import grade_summary_alert
-from nbaprops.backtest import (
-    calibration_summary,
-    compute_metrics,
-    cumulative_profit,
-    run_backtest,
-    season_range,
-    write_report,
-)
+from nbaprops.backtest import calibration_summary, run_backtest, season_range
 from nbaprops.clock import Clock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
-from nbaprops.grading import accuracy, grade_date
+from nbaprops.evaluation.accuracy import accuracy
+from nbaprops.evaluation.grading import grade_date
+from nbaprops.evaluation.metrics import compute_metrics, cumulative_profit
+from nbaprops.evaluation.report import write_report
 from nbaprops.ingest import ensure_boxscores
 from nbaprops.ingest.lines import ingest_lines
 from nbaprops.storage.duckdb import DuckDBStorage

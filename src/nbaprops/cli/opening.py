@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
+from nbaprops import holder
 from nbaprops.cli.boundary import replaying
 from nbaprops.cli.boundary import state as _state
 from nbaprops.cli.render import err
 from nbaprops.config import DEFAULT_DB, Settings
-from nbaprops import holder
 from nbaprops.errors import DatabaseHeldError, InputError
 from nbaprops.service.operations import OPERATIONS
 from nbaprops.storage import open_gcp, open_storage

@@ -214,7 +214,7 @@ def submit_batch(
 ) -> dict[str, Any]:
     """Run a batch in the ``nbaprops serve`` holding ``db_path`` and follow it to its end.
 
-    Returns what :func:`nbaprops.pipeline.daily.run_batch` would have returned here (``BatchRun.as_dict``).
+    Returns what :func:`nbaprops.pipeline.run.run_batch` would have returned here (``BatchRun.as_dict``).
 
     Raises:
         StorageBusyError: the server went away, or stopped before the batch ended (rerun to resume it).

@@ -22,7 +22,6 @@ from typing import Any
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
-from nbaprops.grading import VOID_INVALIDATIONS
 from nbaprops.ingest import ensure_boxscores
 from nbaprops.ingest.lines import line_players, select_lines
 from nbaprops.ingest.schedule import games_for_date
@@ -30,6 +29,7 @@ from nbaprops.markets import validate_markets
 from nbaprops.pipeline import ledger
 from nbaprops.pipeline.coordinator import default_as_of, expected_players
 from nbaprops.pipeline.run import BatchPlan, complete_batch, start_batch
+from nbaprops.schema import VOID_INVALIDATIONS
 from nbaprops.storage.seams import Backend
 from nbaprops.systems.training import ModelBundle, systems_to_fit
 

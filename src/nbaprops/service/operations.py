@@ -3,7 +3,7 @@
 Alerts (:mod:`nbaprops.alerts`, which holds their policy) go out from here, so an operation alerts the same way
 whoever asked for it.
 The CLI runs them on its own connection or, when another nbaprops process holds the file, in that process
-(:mod:`nbaprops.service.remote`); the HTTP API runs them for its write routes. One function per operation is
+(:mod:`nbaprops.holder`); the HTTP API runs them for its write routes. One function per operation is
 what makes "the same output" and "the same semantics" true by construction. Arguments and results are plain
 JSON-friendly values (dates as ISO strings), so they cross a process boundary unchanged.
 """

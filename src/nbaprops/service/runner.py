@@ -457,7 +457,7 @@ class BatchRunner:
             log.info("released %d lease(s) on the way out", released)
         return released
 
-    # -- the operations the CLI reaches through the reads endpoint (nbaprops.service.remote) -------------
+    # -- the operations the CLI reaches through the reads endpoint (nbaprops.holder) -------------
     def endpoint_operations(self) -> dict[str, Callable[..., Any]]:
         def submit(storage: Backend, settings: Settings, *, game_date: str, **options: Any) -> dict[str, Any]:
             # The CLI's predict: a batch running for the date is followed, --force starts anew.

@@ -3,7 +3,7 @@
 ``/`` lists batches (live progress bars while running), ``/batches/{id}`` shows one (requests by state, the
 players not predicted and why, drift, consolidation), ``/board/{date}`` the predictions of a date (sortable,
 filtered by market, system and bets only, the line and P(over) beside each), ``/reports`` the backtest
-reports. Charts are matplotlib SVG inline (:mod:`nbaprops.charts`); scripts and styles ship in the package.
+reports. Charts are matplotlib SVG inline (:mod:`nbaprops.evaluation.charts`); scripts and styles ship in the package.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from nbaprops import charts
 from nbaprops.clock import resolve_day
+from nbaprops.evaluation import charts
 from nbaprops.markets import MARKETS
 from nbaprops.pipeline.reads import batch_detail
 from nbaprops.schema import REQUEST_STATES
