@@ -36,7 +36,7 @@ LEASE_S = 60.0
 @pytest.fixture(params=["duckdb", pytest.param("firestore", marks=pytest.mark.cloud)])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
     if request.param == "duckdb":
-        from nbaprops.storage.duckdb_ledger import DuckDBLedger
+        from nbaprops.storage.duckdb.ledger import DuckDBLedger
 
         storage = open_storage(tmp_path / "ledger.duckdb")
         yield DuckDBLedger(storage)

@@ -30,7 +30,7 @@ from nbaprops.errors import ContractError, TerminalError
 from nbaprops.pipeline.rows import staging_rows
 from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
-from nbaprops.storage.duckdb_warehouse import DuckDBWarehouse
+from nbaprops.storage.duckdb.warehouse import DuckDBWarehouse
 from nbaprops.storage.seams import Lease
 
 GAME_DATE = date(2025, 2, 12)

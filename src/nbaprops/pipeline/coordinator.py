@@ -33,7 +33,7 @@ from nbaprops.pipeline.consolidate import consolidate
 from nbaprops.pipeline.injuries import LINE_PLAYER_COLUMNS
 from nbaprops.pipeline.ledger import PlayerRequest
 from nbaprops.pipeline.worker import ChunkPredictor, WorkerStats, run_worker
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 from nbaprops.storage.seams import Backend, WorkMessage
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ class BatchSummary:
 
 
 def expected_players(
-    storage: DuckDBStorage,
+    storage: Inputs,
     game_date: date,
     games: pa.Table,
     *,
@@ -179,7 +179,7 @@ def _dated(table: pa.Table, columns: Sequence[str], game_date: date) -> pa.Table
 
 
 def expected_players_by_date(
-    storage: DuckDBStorage,
+    storage: Inputs,
     game_dates: Sequence[date],
     games: pa.Table,
     *,

@@ -32,7 +32,7 @@ from nbaprops.pipeline.coordinator import process_owner
 from nbaprops.pipeline.injuries import tonight_injuries
 from nbaprops.pipeline.slate import SlatePredictor
 from nbaprops.pipeline.worker import ChunkPredictor, WorkerStats, process_leases
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 from nbaprops.storage.seams import Backend, BatchInfo, WorkMessage
 from nbaprops.systems.training import ModelBundle, load_latest
 
@@ -51,17 +51,17 @@ class QueueWorker:
     settings: Settings
     clock: Clock
     owner: str
-    history: Callable[[date], DuckDBStorage]
+    history: Callable[[date], Inputs]
     stats: WorkerStats = field(init=False)
     last_message: float = field(default=0.0, init=False)
     busy: bool = field(default=False, init=False)
-    _predictors: dict[str, tuple[ChunkPredictor, DuckDBStorage]] = field(default_factory=dict, init=False)
+    _predictors: dict[str, tuple[ChunkPredictor, Inputs]] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         self.stats = WorkerStats(self.owner)
 
-    def use(self, batch_id: str, predictor: ChunkPredictor, features: DuckDBStorage) -> None:
+    def use(self, batch_id: str, predictor: ChunkPredictor, features: Inputs) -> None:
         """Predict ``batch_id`` with ``predictor`` on ``features`` (the coordinator's own in-process workers
         share its slate-wide predictor instead of building one per batch)."""
         with self._lock:
@@ -101,7 +101,7 @@ class QueueWorker:
             features=features,
         )
 
-    def _predictor(self, info: BatchInfo) -> tuple[ChunkPredictor, DuckDBStorage]:
+    def _predictor(self, info: BatchInfo) -> tuple[ChunkPredictor, Inputs]:
         with self._lock:
             cached = self._predictors.get(info.batch_id)
             if cached is None:
@@ -178,7 +178,7 @@ def run_queue_workers(
 class HistoryBackend(Backend, Protocol):
     """A backend that loads history windows for workers (GCP)."""
 
-    def history(self, since: date, until: date) -> DuckDBStorage: ...
+    def history(self, since: date, until: date) -> Inputs: ...
 
 
 def worker_bundles(settings: Settings, info: BatchInfo) -> dict[str, ModelBundle]:

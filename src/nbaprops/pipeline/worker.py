@@ -24,7 +24,7 @@ from nbaprops.errors import NbapropsError, StorageFullError, TerminalError, Tran
 from nbaprops.pipeline import ledger
 from nbaprops.pipeline.ledger import Lease, RequestOutcome
 from nbaprops.storage import retry_transient
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 from nbaprops.storage.seams import Backend
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class ChunkPrediction:
 class ChunkPredictor(Protocol):
     """Turns leased requests into staged prediction rows (see :mod:`nbaprops.pipeline.slate`)."""
 
-    def predict_chunk(self, storage: DuckDBStorage, leases: Sequence[Lease]) -> ChunkPrediction: ...
+    def predict_chunk(self, storage: Inputs, leases: Sequence[Lease]) -> ChunkPrediction: ...
 
 
 @dataclass
@@ -115,7 +115,7 @@ def process_leases(
     predictor: ChunkPredictor,
     clock: Clock,
     stats: WorkerStats,
-    features: DuckDBStorage | None = None,
+    features: Inputs | None = None,
 ) -> bool:
     """Predict one claimed chunk, stage its rows and end its requests; False when it was given back.
 
