@@ -503,7 +503,7 @@ def test_a_deadline_passing_while_the_workers_run_stops_them(
     coordinator: Coordinator, clock: ManualClock
 ) -> None:
     """The deadline passes during the first chunk of a single ``run``: no worker claims another chunk, and the
-    batch ends ``partial`` with everything open failed ``deadline_exceeded``. Mutation tried: ``run_worker``
+    batch ends ``partial`` with everything open failed ``deadline_exceeded``. Mutation tried: ``QueueWorker.handle``
     without its deadline check — the workers run the slate to the end and the batch ends ``complete``."""
     batch_id = start_slate(coordinator, teams=4)
 
