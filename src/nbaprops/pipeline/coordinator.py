@@ -29,7 +29,9 @@ from nbaprops.pipeline import janitor, ledger
 from nbaprops.pipeline.consolidate import consolidate
 from nbaprops.pipeline.injuries import LINE_PLAYER_COLUMNS
 from nbaprops.pipeline.ledger import PlayerRequest
-from nbaprops.pipeline.owner import process_owner
+from nbaprops.pipeline.owner import (
+    process_owner as process_owner,  # re-exported: service/runner.py imports it here
+)
 from nbaprops.pipeline.queue_worker import QueueWorker
 from nbaprops.pipeline.worker import ChunkPredictor, WorkerStats
 from nbaprops.storage.inputs import Inputs
