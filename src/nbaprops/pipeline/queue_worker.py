@@ -1,4 +1,4 @@
-"""Workers of a queued backend (GCP: ``nbaprops worker``, any number of processes on any machines).
+"""Queue workers: the coordinator's own threads on every backend, and (GCP) ``nbaprops worker`` processes.
 
 Each message names a chunk of a batch's players. A worker claims those requests in the ledger (a request
 already leased, done or failed is simply not claimed again, so a message delivered twice does no harm),
@@ -157,9 +157,8 @@ class QueueWorker:
         except Exception as exc:
             if not (self.fail_fast and _fatal(exc)):
                 raise
-            if isinstance(
-                exc, StorageFullError
-            ):  # the caller reports it (one line, what to do): no traceback
+            # A full disk is reported by the caller (one line, what to do): no traceback for it.
+            if isinstance(exc, StorageFullError):
                 log.info("worker %s stopped: %s", self.owner, exc)
             else:
                 log.exception("worker %s crashed", self.owner)
