@@ -20,7 +20,7 @@
         └── SourceUnavailableError a live source timed out or kept answering 429/5xx after the retries
 
 Driver errors are translated into this tree in one place per backend
-(``storage/duckdb.py``) with ``raise … from``; HTTP errors of the live sources in one place too
+(``storage/duckdb/connection.py``) with ``raise … from``; HTTP errors of the live sources in one place too
 (``sources/_http.py``).
 
 An error crosses a process boundary (a command answered by the process holding the database) as a record,

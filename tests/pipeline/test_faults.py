@@ -503,7 +503,7 @@ def test_a_deadline_passing_while_the_workers_run_stops_them(
     coordinator: Coordinator, clock: ManualClock
 ) -> None:
     """The deadline passes during the first chunk of a single ``run``: no worker claims another chunk, and the
-    batch ends ``partial`` with everything open failed ``deadline_exceeded``. Mutation tried: ``run_worker``
+    batch ends ``partial`` with everything open failed ``deadline_exceeded``. Mutation tried: ``QueueWorker.handle``
     without its deadline check — the workers run the slate to the end and the batch ends ``complete``."""
     batch_id = start_slate(coordinator, teams=4)
 
@@ -519,4 +519,39 @@ def test_a_deadline_passing_while_the_workers_run_stops_them(
     assert predictor.chunks <= SETTINGS.workers  # each worker finished at most the chunk it held
     assert summary.state == "partial"
     assert any(m["error_code"] == "deadline_exceeded" for m in summary.missing)
+    assert_invariants(coordinator.storage, batch_id, clock=clock)
+
+
+def test_a_bug_in_a_chunk_stops_the_run_loudly_and_a_rerun_resumes(
+    coordinator: Coordinator, clock: ManualClock
+) -> None:
+    """An error that is not an nbaprops error (a bug) in a coordinator's own worker ends ``run`` with that error
+    — not five redeliveries and a dead letter — and leaves the batch resumable: the rerun finishes it.
+    Mutation tried: the coordinator's workers without ``fail_fast`` — the run goes on until stopped, never raising."""
+    batch_id = start_slate(coordinator, teams=4)
+
+    class BuggyPredictor(Last10Predictor):
+        def predict_chunk(self, storage: DuckDBStorage, leases: Sequence[Lease]) -> ChunkPrediction:
+            if self.chunks == 0:
+                self.chunks += 1
+                raise ZeroDivisionError("a bug")
+            return super().predict_chunk(storage, leases)
+
+    give_up = (
+        threading.Event()
+    )  # without fail-fast the run would wait for leases the manual clock never expires
+    timer = threading.Timer(30.0, give_up.set)
+    timer.start()
+    try:
+        with pytest.raises(ZeroDivisionError):
+            coordinator.run(
+                batch_id, BuggyPredictor(SLATE_DATE, clock, batch_id), poll_seconds=0.0, stop=give_up
+            )
+    finally:
+        timer.cancel()
+    assert ledger.get_batch(coordinator.storage, batch_id).state == "running"
+    clock.advance(SETTINGS.lease_seconds + 1)  # the buggy chunk's leases expire: the rerun's sweep takes them
+    run_to_end(coordinator, batch_id)
+    summary = coordinator.summary(batch_id)
+    assert summary.state == "complete" and summary.requests["failed"] == 0
     assert_invariants(coordinator.storage, batch_id, clock=clock)

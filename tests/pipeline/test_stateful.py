@@ -8,7 +8,7 @@ end the batch is finished and :func:`tests.pipeline.helpers.assert_invariants` r
 
 Workers 0 and 1 carry the coordinator's owner prefix (threads of this process); worker 2 carries a foreign prefix,
 i.e. a process that died holding the file, whose leases the sweeper releases at once (single-writer DuckDB).
-A worker commits chunk by chunk, each chunk being exactly what one ``claim`` returned, as ``run_worker``
+A worker commits chunk by chunk, each chunk being exactly what one ``claim`` returned, as ``QueueWorker.handle``
 does; its leases may be stale by then, and a stale commit must change nothing and report the lease ``lost``.
 """
 

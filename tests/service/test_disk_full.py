@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 
 from nbaprops.cli import app
 from nbaprops.holder import endpoint_file
-from nbaprops.pipeline import coordinator, ledger
+from nbaprops.pipeline import ledger, owner
 from nbaprops.storage import open_storage
 
 # The slate of the other service tests (its models are trained once per session); its batch writes about
@@ -81,7 +81,7 @@ def test_predict_on_a_full_disk_says_so_in_one_line_and_the_same_command_resumes
 
     # Space freed, the same command: in a new process, whose lease owner differs (here: a new owner token),
     # so it takes back at once the leases the stopped run could not give back on the full disk.
-    monkeypatch.setattr(coordinator, "_PROCESS_OWNER", None)
+    monkeypatch.setattr(owner, "_PROCESS_OWNER", None)
     result = CliRunner().invoke(app, [*predict, "--json"], env=env)
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -121,7 +121,7 @@ def test_serve_on_a_full_disk_turns_not_ready_ends_the_run_and_a_restart_resumes
 
     # Space freed: the next start resumes the batch. A restart is a new process, whose lease owner differs
     # (here: a new owner token), so it takes back at once the leases the full disk kept it from giving back.
-    monkeypatch.setattr(coordinator, "_PROCESS_OWNER", None)
+    monkeypatch.setattr(owner, "_PROCESS_OWNER", None)
     with (
         LiveServer(settings) as server,
         httpx.Client(base_url=server.url, timeout=60) as client,

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import pytest
 from tests.emulators.google import firestore_emulator, unique_project  # noqa: F401
+from tests.storage.backends import registered_backends, unknown_backend
 
 from nbaprops.clock import ManualClock
 from nbaprops.errors import UnknownBatchError
@@ -33,15 +34,15 @@ AS_OF = datetime(2025, 2, 12, 16, 0, tzinfo=UTC)
 LEASE_S = 60.0
 
 
-@pytest.fixture(params=["duckdb", pytest.param("firestore", marks=pytest.mark.cloud)])
+@pytest.fixture(params=registered_backends())
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
     if request.param == "duckdb":
-        from nbaprops.storage.duckdb_ledger import DuckDBLedger
+        from nbaprops.storage.duckdb.ledger import DuckDBLedger
 
         storage = open_storage(tmp_path / "ledger.duckdb")
         yield DuckDBLedger(storage)
         storage.close()
-    else:
+    elif request.param == "gcp":
         request.getfixturevalue("firestore_emulator")
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import firestore
@@ -51,6 +52,8 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
         client = firestore.Client(project=unique_project(), credentials=AnonymousCredentials())
         yield FirestoreLedger(client, prefix="contract")
         client.close()
+    else:
+        unknown_backend("ledger", request.param)
 
 
 @pytest.fixture

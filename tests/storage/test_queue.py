@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from tests.emulators.google import pubsub_emulator, unique_project  # noqa: F401
+from tests.storage.backends import registered_backends, unknown_backend
 
 from nbaprops.storage.queue import InProcessQueue
 from nbaprops.storage.seams import Queue, WorkMessage
@@ -27,10 +28,12 @@ MAX_DELIVERIES = 5  # Pub/Sub's minimum for a dead-letter policy
 TIMEOUT_S = 30.0
 
 
-@pytest.fixture(params=["in_process", pytest.param("pubsub", marks=pytest.mark.cloud)])
+@pytest.fixture(params=registered_backends())
 def queue(request: pytest.FixtureRequest) -> Queue:
-    if request.param == "in_process":
+    if request.param == "duckdb":  # the embedded backend's queue
         return InProcessQueue(max_delivery_attempts=MAX_DELIVERIES)
+    if request.param != "gcp":
+        unknown_backend("queue", request.param)
     request.getfixturevalue("pubsub_emulator")
     from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from tests.emulators.bigquery import BigQueryEmulator
+from tests.storage.backends import registered_backends, unknown_backend
 
 from nbaprops import schema
 from nbaprops.clock import ManualClock
@@ -30,7 +31,7 @@ from nbaprops.errors import ContractError, TerminalError
 from nbaprops.pipeline.rows import staging_rows
 from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
-from nbaprops.storage.duckdb_warehouse import DuckDBWarehouse
+from nbaprops.storage.duckdb.warehouse import DuckDBWarehouse
 from nbaprops.storage.seams import Lease
 
 GAME_DATE = date(2025, 2, 12)
@@ -140,13 +141,15 @@ class BigQueryBackend:
 Backend = DuckDBBackend | BigQueryBackend
 
 
-@pytest.fixture(params=["duckdb", pytest.param("bigquery", marks=pytest.mark.cloud)])
+@pytest.fixture(params=registered_backends())
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     made: Backend
     if request.param == "duckdb":
         made = DuckDBBackend(tmp_path / "warehouse.duckdb")
-    else:
+    elif request.param == "gcp":
         made = BigQueryBackend(request.getfixturevalue("bigquery_emulator"))
+    else:
+        unknown_backend("warehouse", request.param)
     yield made
     made.close()
 

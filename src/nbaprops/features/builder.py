@@ -57,7 +57,7 @@ from nbaprops.features.columns import (
     TARGET_COLUMNS,
 )
 from nbaprops.markets import MARKET_STAT
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 
 __all__ = ["FEATURE_VERSION", "build_features", "build_training_set", "features_sql"]
 
@@ -272,7 +272,7 @@ def _cast(table: pa.Table) -> pa.Table:
 
 
 def build_features(
-    storage: DuckDBStorage, targets: pa.Table, *, box: str = "box_scores", out_players: pa.Table | None = None
+    storage: Inputs, targets: pa.Table, *, box: str = "box_scores", out_players: pa.Table | None = None
 ) -> pa.Table:
     """Features of every target row, as of its own game date (strictly earlier box scores only).
 
@@ -333,7 +333,7 @@ def _empty(targets: pa.Table) -> pa.Table:
 
 
 def build_training_set(
-    storage: DuckDBStorage,
+    storage: Inputs,
     start: date,
     end: date,
     *,

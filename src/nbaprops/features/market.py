@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 
 MARKET_COLUMNS: tuple[str, ...] = ("market_line", "market_p_over", "unlined_regulars_min")
 MIN_TEAM_LINES = 3
@@ -69,7 +69,7 @@ def availability_column(market: str) -> str:
     return f"unlined_regulars_min:{market}"
 
 
-def with_availability(storage: DuckDBStorage, feats: pa.Table, lines: Any, markets: Any) -> pa.Table:
+def with_availability(storage: Inputs, feats: pa.Table, lines: Any, markets: Any) -> pa.Table:
     """``feats`` plus :func:`availability_column` of each market, from ``lines`` (a ``select_lines`` table)."""
     for market in markets:
         mine = lines.filter(pa.compute.equal(lines.column("market"), market)) if lines.num_rows else lines
@@ -79,7 +79,7 @@ def with_availability(storage: DuckDBStorage, feats: pa.Table, lines: Any, marke
     return feats
 
 
-def with_stored_lines(feats: pa.Table, lines: Any | None, storage: DuckDBStorage | None = None) -> pa.Table:
+def with_stored_lines(feats: pa.Table, lines: Any | None, storage: Inputs | None = None) -> pa.Table:
     """``feats`` (rows with ``game_date`` and ``player_lookup``) with the market columns of the stored lines.
 
     Args:
@@ -115,7 +115,7 @@ def with_stored_lines(feats: pa.Table, lines: Any | None, storage: DuckDBStorage
     return with_market(feats, line, over, under, unlined)
 
 
-def unlined_regulars_min(storage: DuckDBStorage, rows: pa.Table, lined: pa.Table) -> np.ndarray:
+def unlined_regulars_min(storage: Inputs, rows: pa.Table, lined: pa.Table) -> np.ndarray:
     """``unlined_regulars_min`` of each row (see the module docstring), from box scores before each date.
 
     Aggregates are ordered, so the same inputs give bit-identical values run to run.

@@ -5,7 +5,7 @@ from nbaprops.pipeline.consolidate import ConsolidationResult, consolidate
 from nbaprops.pipeline.coordinator import BatchSummary, Coordinator, StartResult, expected_players
 from nbaprops.pipeline.janitor import CleanupResult, cleanup_staging, staging_tables
 from nbaprops.pipeline.ledger import Lease, PlayerRequest, RequestOutcome
-from nbaprops.pipeline.worker import ChunkPrediction, ChunkPredictor, run_worker
+from nbaprops.pipeline.worker import ChunkPrediction, ChunkPredictor
 
 __all__ = [
     "BatchSummary",
@@ -21,6 +21,5 @@ __all__ = [
     "cleanup_staging",
     "consolidate",
     "expected_players",
-    "run_worker",
     "staging_tables",
 ]

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -27,31 +24,20 @@ import pyarrow.compute as pc
 
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
-from nbaprops.errors import ConflictError, StorageFullError
+from nbaprops.errors import ConflictError
 from nbaprops.pipeline import janitor, ledger
 from nbaprops.pipeline.consolidate import consolidate
 from nbaprops.pipeline.injuries import LINE_PLAYER_COLUMNS
 from nbaprops.pipeline.ledger import PlayerRequest
-from nbaprops.pipeline.worker import ChunkPredictor, WorkerStats, run_worker
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.pipeline.owner import (
+    process_owner as process_owner,  # re-exported: service/runner.py imports it here
+)
+from nbaprops.pipeline.queue_worker import QueueWorker
+from nbaprops.pipeline.worker import ChunkPredictor, WorkerStats
+from nbaprops.storage.inputs import Inputs
 from nbaprops.storage.seams import Backend, WorkMessage
 
 log = logging.getLogger(__name__)
-
-_PROCESS_OWNER: tuple[int, str] | None = None
-
-
-def process_owner() -> str:
-    """The lease-owner prefix of this process: host, pid and a random token (new after a fork).
-
-    Every coordinator of one process shares it, so a sweep from one (say the service's check-stalled) never
-    mistakes the leases of another (the service's running batch) for those of a dead process.
-    """
-    global _PROCESS_OWNER
-    if _PROCESS_OWNER is None or _PROCESS_OWNER[0] != os.getpid():
-        _PROCESS_OWNER = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
-    return _PROCESS_OWNER[1]
-
 
 ProgressCallback = Callable[[dict[str, int]], None]
 
@@ -143,7 +129,7 @@ class BatchSummary:
 
 
 def expected_players(
-    storage: DuckDBStorage,
+    storage: Inputs,
     game_date: date,
     games: pa.Table,
     *,
@@ -179,7 +165,7 @@ def _dated(table: pa.Table, columns: Sequence[str], game_date: date) -> pa.Table
 
 
 def expected_players_by_date(
-    storage: DuckDBStorage,
+    storage: Inputs,
     game_dates: Sequence[date],
     games: pa.Table,
     *,
@@ -309,14 +295,12 @@ class Coordinator:
         return StartResult(batch_id, True, len(requests))
 
     def publish(self, batch_id: str, players: Sequence[str]) -> int:
-        """Queue ``players`` of the batch in chunks (a backend without a queue: nothing to do — in-process
-        workers claim from the ledger)."""
-        queue = self.storage.queue
-        if queue is None or not players:
+        """Queue ``players`` of the batch in chunks of ``chunk_size``."""
+        if not players:
             return 0
         size = self.settings.chunk_size
         ordered = sorted(players)
-        return queue.publish(
+        return self.storage.queue.publish(
             [WorkMessage(batch_id, tuple(ordered[i : i + size])) for i in range(0, len(ordered), size)]
         )
 
@@ -346,24 +330,27 @@ class Coordinator:
         poll_seconds: float = 0.2,
         stop: threading.Event | None = None,
     ) -> list[WorkerStats]:
-        """Run in-process workers until every request of the batch is terminal or the deadline passes.
+        """Dispatch the batch until every request is terminal or the deadline passes (the one dispatch loop).
 
-        Setting ``stop`` (or a ``KeyboardInterrupt`` in the calling thread) makes the workers finish their
-        current chunk, commit it and claim no more, so a rerun resumes where this one stopped.
+        ``settings.workers`` queue workers run in this process, consuming the backend's queue (in memory on the
+        embedded backend; Pub/Sub on GCP, where any number more may run as ``nbaprops worker`` elsewhere),
+        while this loop sweeps expired leases, publishes what returned to ``pending`` again and ends
+        dead-lettered requests ``failed``. Setting ``stop`` (or a ``KeyboardInterrupt`` in the calling thread)
+        makes the workers finish their current chunk, commit it and take no more, so a rerun resumes where this
+        one stopped.
+
+        Raises:
+            StorageFullError: (or any error a worker of this process cannot go on after, see
+                :attr:`QueueWorker.fail_fast`) once every worker has stopped; the batch stays resumable.
         """
         stop = stop or threading.Event()
         with _ctrl_c_stops(stop) as interrupted:
-            if self.storage.queue is not None:
-                stats = self._run_queued(
-                    batch_id, predictor, on_progress=on_progress, poll_seconds=poll_seconds, stop=stop
-                )
-            else:
-                stats = self._run_in_process(batch_id, predictor, on_progress, poll_seconds, stop)
+            stats = self._dispatch(batch_id, predictor, on_progress, poll_seconds, stop)
         if interrupted.is_set():
             raise KeyboardInterrupt  # now that no worker uses the database: the caller may close it
         return stats
 
-    def _run_in_process(
+    def _dispatch(
         self,
         batch_id: str,
         predictor: ChunkPredictor,
@@ -371,49 +358,9 @@ class Coordinator:
         poll_seconds: float,
         stop: threading.Event,
     ) -> list[WorkerStats]:
-        stats: list[WorkerStats] = []
-        self.sweep(batch_id)  # resume: reclaim leases of a process that died holding this file
-        lock = threading.Lock()
-
-        def report(_: object = None) -> None:
-            if on_progress is not None:
-                with lock:
-                    on_progress(ledger.progress(self.storage, batch_id))
-
-        report()
-        while not stop.is_set():
-            info = ledger.get_batch(self.storage, batch_id)
-            if info.consolidated_at is not None or self.clock.now() >= info.deadline_at:
-                break
-            counts = ledger.progress(self.storage, batch_id)
-            if counts["pending"] == 0 and counts["leased"] == 0:
-                break
-            if counts["pending"] > 0:
-                stats.extend(self._run_workers(batch_id, predictor, report, stop))
-            else:
-                time.sleep(poll_seconds)  # leases held elsewhere: wait for them to finish or expire
-            self.sweep(batch_id)
-            report()
-        return stats
-
-    def _run_queued(
-        self,
-        batch_id: str,
-        predictor: ChunkPredictor,
-        *,
-        on_progress: ProgressCallback | None,
-        poll_seconds: float,
-        stop: threading.Event,
-    ) -> list[WorkerStats]:
-        """A queued backend: ``settings.workers`` queue workers in this process (any number more may run as
-        ``nbaprops worker`` elsewhere) while this loop sweeps expired leases, publishes what they returned to
-        ``pending`` again and ends dead-lettered requests ``failed``, until every request is terminal, the
-        deadline passes or ``stop`` is set."""
-        from nbaprops.pipeline.queue_worker import QueueWorker
-
-        queue = self.storage.queue
-        assert queue is not None
         features = self.storage.features
+        # Set when a worker has handled a message: the loop looks at the batch at once, not at the next poll.
+        handled = threading.Event()
         workers = []
         for i in range(self.settings.workers):
             worker = QueueWorker(
@@ -422,6 +369,8 @@ class Coordinator:
                 self.clock,
                 f"{self.owner_prefix}:q{i}",
                 history=lambda _: features,
+                fail_fast=True,
+                on_handled=handled.set,
             )
             worker.use(batch_id, predictor, features)
             workers.append(worker)
@@ -432,14 +381,16 @@ class Coordinator:
             )
             for i, w in enumerate(workers)
         ]
+        self.sweep(batch_id)  # resume: reclaim leases of a process that died holding this batch
+        self.publish_pending(batch_id)  # a resumed batch: pending requests may have no message in flight
         for thread in threads:
             thread.start()
-        self.sweep(batch_id)
-        self.publish_pending(batch_id)  # a resumed batch: pending requests may have no message in flight
         last_done = -1
         idle_since = time.monotonic()
+        next_sweep = idle_since + poll_seconds  # just swept and published
         try:
             while not stop.is_set():
+                handled.clear()  # before looking: a message handled from now on wakes the wait below
                 info = ledger.get_batch(self.storage, batch_id)
                 counts = ledger.progress(self.storage, batch_id)
                 if on_progress is not None:
@@ -448,19 +399,28 @@ class Coordinator:
                     break
                 if counts["pending"] == 0 and counts["leased"] == 0:
                     break
-                self.fail_dead_letters(batch_id)
-                swept = self.sweep(batch_id)
+                if any(w.failure is not None for w in workers):
+                    break
                 finished = counts["done"] + counts["skipped"] + counts["failed"]
                 if finished != last_done:
                     last_done, idle_since = finished, time.monotonic()
-                if swept.reclaimed or time.monotonic() - idle_since > self.settings.lease_seconds:
-                    self.publish_pending(batch_id)
-                    idle_since = time.monotonic()
-                time.sleep(poll_seconds)
+                # A handled message wakes the loop to see the batch end at once; the upkeep runs once a poll.
+                if time.monotonic() >= next_sweep:
+                    self.fail_dead_letters(batch_id)
+                    swept = self.sweep(batch_id)
+                    if swept.reclaimed or time.monotonic() - idle_since > self.settings.lease_seconds:
+                        self.publish_pending(batch_id)
+                        idle_since = time.monotonic()
+                    next_sweep = time.monotonic() + poll_seconds
+                handled.wait(max(poll_seconds, 0.005))
         finally:
             halt.set()
             for thread in threads:
                 thread.join(timeout=self.settings.lease_seconds)
+        failures = [w.failure for w in workers if w.failure is not None]
+        if failures:
+            # Fail loudly; the batch stays resumable (a new process releases this one's leases at once).
+            raise failures[0]
         return [w.stats for w in workers]
 
     def publish_pending(self, batch_id: str) -> int:
@@ -472,9 +432,6 @@ class Coordinator:
     def fail_dead_letters(self, batch_id: str | None = None) -> int:
         """End the requests of dead-lettered messages ``failed`` (``dead_lettered``) — those of other batches
         too, whoever reads them first."""
-        queue = self.storage.queue
-        if queue is None:
-            return 0
         failed = 0
 
         def end(message: WorkMessage) -> bool:
@@ -489,57 +446,8 @@ class Coordinator:
             )
             return True
 
-        queue.dead_letters(end)
+        self.storage.queue.dead_letters(end)
         return failed
-
-    def _run_workers(
-        self, batch_id: str, predictor: ChunkPredictor, report: Callable[..., None], stop: threading.Event
-    ) -> list[WorkerStats]:
-        results: list[WorkerStats] = []
-        errors: list[BaseException] = []
-        deadline = ledger.get_batch(self.storage, batch_id).deadline_at
-
-        def work(index: int) -> None:
-            try:
-                results.append(
-                    run_worker(
-                        self.storage,
-                        batch_id,
-                        owner=f"{self.owner_prefix}:w{index}",
-                        predictor=predictor,
-                        clock=self.clock,
-                        chunk_size=self.settings.chunk_size,
-                        lease_seconds=self.settings.lease_seconds,
-                        on_commit=report,
-                        stop=stop,
-                        deadline=deadline,
-                    )
-                )
-            except StorageFullError as exc:  # the caller reports it (one line, what to do): no traceback
-                log.info("worker %d stopped: %s", index, exc)
-                errors.append(exc)
-            except BaseException as exc:  # a crashed thread must not hang the batch; its leases expire
-                log.exception("worker %d crashed", index)
-                errors.append(exc)
-
-        threads = [
-            threading.Thread(target=work, args=(i,), name=f"nbaprops-worker-{i}")
-            for i in range(self.settings.workers)
-        ]
-        for thread in threads:
-            thread.start()
-        try:
-            for thread in threads:
-                thread.join()
-        except KeyboardInterrupt:  # outside the main thread's Ctrl-C guard (:func:`_ctrl_c_stops`)
-            stop.set()
-            for thread in threads:
-                thread.join()
-            raise
-        if errors:
-            # Fail loudly; the batch stays resumable (a new process releases this one's leases at once).
-            raise errors[0]
-        return results
 
     # -- finish --------------------------------------------------------------------------------
     def consolidate(self, batch_id: str) -> BatchSummary:

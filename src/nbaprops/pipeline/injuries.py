@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 
 OUT = "Out"
 SKIP_CODE = "injured_out"
@@ -109,7 +109,7 @@ class TonightInjuries:
         }
 
 
-def tonight_injuries(storage: DuckDBStorage, game_date: date, as_of: datetime) -> TonightInjuries:
+def tonight_injuries(storage: Inputs, game_date: date, as_of: datetime) -> TonightInjuries:
     """The snapshot a batch of ``game_date`` predicted at ``as_of`` reads."""
     from nbaprops.ingest.injuries import injury_snapshot
 

@@ -20,7 +20,7 @@ from datetime import date, datetime
 from typing import Any
 
 from nbaprops.clock import Clock, SystemClock
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 from nbaprops.storage.seams import Backend
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class RuledOut:
     reason: str | None
 
 
-def ruled_out(storage: DuckDBStorage, game_date: date, at: datetime) -> list[RuledOut]:
+def ruled_out(storage: Inputs, game_date: date, at: datetime) -> list[RuledOut]:
     """Players the newest injury report for ``game_date`` published by ``at`` lists Out."""
     from nbaprops.ingest.injuries import injury_snapshot
 
@@ -50,7 +50,7 @@ def ruled_out(storage: DuckDBStorage, game_date: date, at: datetime) -> list[Rul
     ]
 
 
-def postponed_games(storage: DuckDBStorage, game_date: date) -> list[dict[str, Any]]:
+def postponed_games(storage: Inputs, game_date: date) -> list[dict[str, Any]]:
     """Games of ``game_date`` whose schedule status is postponed or cancelled."""
     from nbaprops.ingest.schedule import GONE
 

@@ -1,4 +1,4 @@
-"""Workers of a queued backend (GCP: ``nbaprops worker``, any number of processes on any machines).
+"""Queue workers: the coordinator's own threads on every backend, and (GCP) ``nbaprops worker`` processes.
 
 Each message names a chunk of a batch's players. A worker claims those requests in the ledger (a request
 already leased, done or failed is simply not claimed again, so a message delivered twice does no harm),
@@ -15,6 +15,7 @@ implementation for both backends.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -26,13 +27,19 @@ from typing import Protocol
 
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
-from nbaprops.errors import ArtifactError, UnknownBatchError
+from nbaprops.errors import (
+    ArtifactError,
+    DatabaseInvalidatedError,
+    NbapropsError,
+    StorageFullError,
+    UnknownBatchError,
+)
 from nbaprops.pipeline import ledger
-from nbaprops.pipeline.coordinator import process_owner
 from nbaprops.pipeline.injuries import tonight_injuries
+from nbaprops.pipeline.owner import process_owner
 from nbaprops.pipeline.slate import SlatePredictor
 from nbaprops.pipeline.worker import ChunkPredictor, WorkerStats, process_leases
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 from nbaprops.storage.seams import Backend, BatchInfo, WorkMessage
 from nbaprops.systems.training import ModelBundle, load_latest
 
@@ -43,25 +50,41 @@ log = logging.getLogger(__name__)
 HISTORY_DAYS = 800
 
 
+def _fatal(exc: BaseException) -> bool:
+    """An error this process cannot go on after: its storage is full or unusable, or a bug (not an nbaprops
+    error: redelivering the chunk would only meet it again)."""
+    return isinstance(exc, StorageFullError | DatabaseInvalidatedError) or not isinstance(exc, NbapropsError)
+
+
 @dataclass
 class QueueWorker:
-    """Handles queued chunks for one owner id (see the module docstring)."""
+    """Handles queued chunks for one owner id (see the module docstring).
+
+    Attributes:
+        fail_fast: a coordinator's own worker: an error the process cannot go on after (a full disk, a bug)
+            stops this worker and is kept in :attr:`failure` for the coordinator to raise, instead of letting the
+            message come back (``nbaprops worker`` processes leave that to redelivery).
+        on_handled: called after every message (the coordinator looks at the batch at once).
+    """
 
     backend: Backend
     settings: Settings
     clock: Clock
     owner: str
-    history: Callable[[date], DuckDBStorage]
+    history: Callable[[date], Inputs]
+    fail_fast: bool = False
+    on_handled: Callable[[], None] | None = None
+    failure: BaseException | None = field(default=None, init=False)
     stats: WorkerStats = field(init=False)
     last_message: float = field(default=0.0, init=False)
     busy: bool = field(default=False, init=False)
-    _predictors: dict[str, tuple[ChunkPredictor, DuckDBStorage]] = field(default_factory=dict, init=False)
+    _predictors: dict[str, tuple[ChunkPredictor, Inputs]] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         self.stats = WorkerStats(self.owner)
 
-    def use(self, batch_id: str, predictor: ChunkPredictor, features: DuckDBStorage) -> None:
+    def use(self, batch_id: str, predictor: ChunkPredictor, features: Inputs) -> None:
         """Predict ``batch_id`` with ``predictor`` on ``features`` (the coordinator's own in-process workers
         share its slate-wide predictor instead of building one per batch)."""
         with self._lock:
@@ -90,18 +113,25 @@ class QueueWorker:
         )
         if not leases:
             return True  # another delivery (or the sweep's re-publish) already took these requests
-        return process_leases(
-            self.backend,
-            info.batch_id,
-            leases,
-            owner=self.owner,
-            predictor=predictor,
-            clock=self.clock,
-            stats=self.stats,
-            features=features,
-        )
+        try:
+            return process_leases(
+                self.backend,
+                info.batch_id,
+                leases,
+                owner=self.owner,
+                predictor=predictor,
+                clock=self.clock,
+                stats=self.stats,
+                features=features,
+            )
+        except StorageFullError:
+            # Give the chunk back if the disk still takes that small write, so that this very process (the
+            # service) can resume the batch once space is freed instead of waiting for the leases to expire.
+            with contextlib.suppress(NbapropsError):
+                ledger.release(self.backend, info.batch_id, leases, clock=self.clock)
+            raise
 
-    def _predictor(self, info: BatchInfo) -> tuple[ChunkPredictor, DuckDBStorage]:
+    def _predictor(self, info: BatchInfo) -> tuple[ChunkPredictor, Inputs]:
         with self._lock:
             cached = self._predictors.get(info.batch_id)
             if cached is None:
@@ -116,20 +146,29 @@ class QueueWorker:
             return cached
 
     def run(self, *, stop: threading.Event) -> WorkerStats:
-        """Consume messages until ``stop`` is set."""
-        queue = self.backend.queue
-        if queue is None:
-            raise ArtifactError("this backend has no queue: its workers run inside `nbaprops predict`")
-        queue.consume(self._timed, stop=stop.is_set)
+        """Consume messages until ``stop`` is set (or, :attr:`fail_fast`, a fatal error)."""
+        self.backend.queue.consume(self._timed, stop=lambda: stop.is_set() or self.failure is not None)
         return self.stats
 
     def _timed(self, message: WorkMessage) -> bool:
         self.busy = True
         try:
             return self.handle(message)
+        except Exception as exc:
+            if not (self.fail_fast and _fatal(exc)):
+                raise
+            # A full disk is reported by the caller (one line, what to do): no traceback for it.
+            if isinstance(exc, StorageFullError):
+                log.info("worker %s stopped: %s", self.owner, exc)
+            else:
+                log.exception("worker %s crashed", self.owner)
+            self.failure = exc
+            return False  # the message comes back: a rerun (a resumed batch) takes it
         finally:
             self.last_message = time.monotonic()
             self.busy = False
+            if self.on_handled is not None:
+                self.on_handled()
 
 
 def run_queue_workers(
@@ -178,7 +217,7 @@ def run_queue_workers(
 class HistoryBackend(Backend, Protocol):
     """A backend that loads history windows for workers (GCP)."""
 
-    def history(self, since: date, until: date) -> DuckDBStorage: ...
+    def history(self, since: date, until: date) -> Inputs: ...
 
 
 def worker_bundles(settings: Settings, info: BatchInfo) -> dict[str, ModelBundle]:

@@ -8,12 +8,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import duckdb
-
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
 from nbaprops.markets import validate_market
 from nbaprops.pipeline import ledger
+from nbaprops.storage import query_rows
 from nbaprops.storage.seams import Backend
 from nbaprops.systems import validate_systems
 
@@ -48,21 +47,14 @@ def active_predictions(
     if limit is not None and limit < 1:
         raise InputError("--limit must be at least 1")
     rows = storage.warehouse.active_predictions(game_date)  # one date's active rows, from either backend
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.register("__active", rows)
-        cursor = con.execute(
-            """SELECT * FROM __active WHERE (? IS NULL OR system_id = ?) AND (? IS NULL OR market = ?)
-                 AND (NOT ? OR recommendation IN ('OVER', 'UNDER'))
-               ORDER BY expected_value DESC NULLS LAST, predicted_value DESC NULLS LAST, market, system_id, player_lookup
-               LIMIT ?""",
-            [system, system, market, market, bets_only, limit if limit is not None else 2**62],
-        )
-        names = [d[0] for d in cursor.description or ()]
-        return names, cursor.fetchall()
-    finally:
-        con.close()
+    return query_rows(
+        rows,
+        """SELECT * FROM __rows WHERE (? IS NULL OR system_id = ?) AND (? IS NULL OR market = ?)
+             AND (NOT ? OR recommendation IN ('OVER', 'UNDER'))
+           ORDER BY expected_value DESC NULLS LAST, predicted_value DESC NULLS LAST, market, system_id, player_lookup
+           LIMIT ?""",
+        [system, system, market, market, bets_only, limit if limit is not None else 2**62],
+    )
 
 
 def batch_records(

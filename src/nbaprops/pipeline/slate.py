@@ -24,7 +24,7 @@ from nbaprops.pipeline.injuries import OUT, SKIP_CODE, TonightInjuries, injury_c
 from nbaprops.pipeline.ledger import BatchInfo, Lease, PlayerRequest, RequestOutcome
 from nbaprops.pipeline.rows import prediction_rows
 from nbaprops.pipeline.worker import ChunkPrediction
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 from nbaprops.systems.training import ModelBundle
 
 
@@ -43,9 +43,7 @@ class SlatePredictor:
     _table: pa.Table | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
-    def _slate_features(
-        self, storage: DuckDBStorage, leases: Sequence[Lease]
-    ) -> tuple[pa.Table, dict[str, int]]:
+    def _slate_features(self, storage: Inputs, leases: Sequence[Lease]) -> tuple[pa.Table, dict[str, int]]:
         """Features of the whole slate once (``targets`` given: the coordinator's in-process workers), else of
         this chunk's players (a queue worker knows only its chunk)."""
         with self._lock:
@@ -56,14 +54,14 @@ class SlatePredictor:
             assert self._features is not None
             return self._table, self._features
 
-    def _features_of(self, storage: DuckDBStorage, targets: pa.Table) -> tuple[pa.Table, dict[str, int]]:
+    def _features_of(self, storage: Inputs, targets: pa.Table) -> tuple[pa.Table, dict[str, int]]:
         out = self.injuries.out_players() if self.injuries is not None else None
         table = with_availability(
             storage, build_features(storage, targets, out_players=out), self.lines, self.batch.markets
         )
         return table, {k: i for i, k in enumerate(table.column("player_lookup").to_pylist())}
 
-    def predict_chunk(self, storage: DuckDBStorage, leases: Sequence[Lease]) -> ChunkPrediction:
+    def predict_chunk(self, storage: Inputs, leases: Sequence[Lease]) -> ChunkPrediction:
         table, index = self._slate_features(storage, leases)
         outcomes: list[RequestOutcome] = []
         done: list[Lease] = []

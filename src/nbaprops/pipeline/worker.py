@@ -1,6 +1,7 @@
 """Workers: claim a chunk, predict it in one vectorised pass, stage + complete atomically.
 
-A worker never holds state the ledger does not: if it dies anywhere, its leases expire (or, on a
+What a worker does with a claimed chunk (:func:`process_leases`; the queue workers of :mod:`.queue_worker` claim
+it). A worker never holds state the ledger does not: if it dies anywhere, its leases expire (or, on a
 single-writer backend, are released when the file is reopened) and another worker redoes the chunk. A
 terminal error on a chunk ends its requests ``failed`` with the error's class as code; a transient one gives
 the leases back for another attempt.
@@ -8,23 +9,20 @@ the leases back for another attempt.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import partial
 from typing import Protocol
 
 import pyarrow as pa
 
 from nbaprops.clock import Clock
-from nbaprops.errors import NbapropsError, StorageFullError, TerminalError, TransientError
+from nbaprops.errors import StorageFullError, TerminalError, TransientError
 from nbaprops.pipeline import ledger
 from nbaprops.pipeline.ledger import Lease, RequestOutcome
 from nbaprops.storage import retry_transient
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 from nbaprops.storage.seams import Backend
 
 log = logging.getLogger(__name__)
@@ -41,7 +39,7 @@ class ChunkPrediction:
 class ChunkPredictor(Protocol):
     """Turns leased requests into staged prediction rows (see :mod:`nbaprops.pipeline.slate`)."""
 
-    def predict_chunk(self, storage: DuckDBStorage, leases: Sequence[Lease]) -> ChunkPrediction: ...
+    def predict_chunk(self, storage: Inputs, leases: Sequence[Lease]) -> ChunkPrediction: ...
 
 
 @dataclass
@@ -55,57 +53,6 @@ class WorkerStats:
     last: ledger.CommitResult | None = field(default=None, repr=False)
 
 
-def run_worker(
-    backend: Backend,
-    batch_id: str,
-    *,
-    owner: str,
-    predictor: ChunkPredictor,
-    clock: Clock,
-    chunk_size: int,
-    lease_seconds: float,
-    stop: threading.Event | None = None,
-    deadline: datetime | None = None,
-    on_commit: Callable[[ledger.CommitResult], None] | None = None,
-    max_transient: int = 5,
-) -> WorkerStats:
-    """Claim and process chunks of ``batch_id`` until none is pending, ``stop`` is set or ``deadline`` passes.
-
-    Past the batch's deadline nothing more is claimed: what is still open ends ``failed`` when the coordinator
-    finishes the batch ``partial``.
-    """
-    stats = WorkerStats(owner)
-    while (stop is None or not stop.is_set()) and (deadline is None or clock.now() < deadline):
-        leases = retry_transient(
-            partial(
-                ledger.claim,
-                backend,
-                batch_id,
-                owner=owner,
-                limit=chunk_size,
-                lease_seconds=lease_seconds,
-                clock=clock,
-            )
-        )
-        if not leases:
-            break
-        try:
-            process_leases(
-                backend, batch_id, leases, owner=owner, predictor=predictor, clock=clock, stats=stats
-            )
-        except StorageFullError:
-            # Give the chunk back if the disk still takes that small write, so that this very process (the
-            # service) can resume the batch once space is freed instead of waiting for the leases to expire.
-            with contextlib.suppress(NbapropsError):
-                ledger.release(backend, batch_id, leases, clock=clock)
-            raise
-        if on_commit is not None and stats.last is not None:
-            on_commit(stats.last)
-        if stats.transient_errors >= max_transient:
-            break
-    return stats
-
-
 def process_leases(
     backend: Backend,
     batch_id: str,
@@ -115,7 +62,7 @@ def process_leases(
     predictor: ChunkPredictor,
     clock: Clock,
     stats: WorkerStats,
-    features: DuckDBStorage | None = None,
+    features: Inputs | None = None,
 ) -> bool:
     """Predict one claimed chunk, stage its rows and end its requests; False when it was given back.
 

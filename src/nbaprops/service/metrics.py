@@ -33,7 +33,7 @@ class _LedgerCollector(Collector):
 
     def _counts(self) -> tuple[dict[str, int], dict[str, int]]:
         """Batches by state, requests by state."""
-        if self.backend.capabilities.name == "duckdb":  # the ledger is a table: two GROUP BYs
+        if self.backend.capabilities.ledger_in_inputs:  # the ledger is a table: two GROUP BYs
             db = self.backend.features
             return (
                 dict(db.fetchall("SELECT state, count(*) FROM prediction_batches GROUP BY state")),

@@ -1,15 +1,18 @@
 """Storage behind a small interface with a capabilities record.
 
-Generic code reads :class:`Capabilities`, never ``isinstance``. DuckDB is the embedded default; drivers are
-imported lazily so that a backend's absence only matters when it is used.
+Generic code reads :class:`Capabilities`, never ``isinstance``; a backend is picked by name in
+:mod:`nbaprops.storage.registry` (:func:`open_backend`). DuckDB is the embedded default; drivers are imported
+lazily so that a backend's absence only matters when it is used.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nbaprops.storage._base import Capabilities, retry_transient
+from nbaprops.storage.registry import backend_module, open_backend
 
 if TYPE_CHECKING:
     from nbaprops.config import Settings
@@ -24,16 +27,14 @@ def open_storage(path: Path | str, *, read_only: bool = False) -> DuckDBStorage:
     return DuckDBStorage(Path(path), read_only=read_only)
 
 
-def _gcp_backend(settings: Settings, features: DuckDBStorage | None) -> GcpBackend:
-    try:
-        from nbaprops.storage.gcp.backend import GcpBackend
-    except ImportError as exc:
-        from nbaprops.errors import ConfigError
+def query_rows(
+    rows: Any, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run ``sql`` over the Arrow table ``rows`` (named ``__rows`` in it; DuckDB's dialect) in a scratch
+    in-memory store, whatever the backend: the column names and rows of the result."""
+    from nbaprops.storage.duckdb.connection import query_rows as run
 
-        raise ConfigError(
-            f"backend 'gcp' needs the Google Cloud clients: pip install 'nbaprops[gcp]' ({exc})"
-        ) from exc
-    return GcpBackend(settings, features=features)
+    return run(rows, sql, params)
 
 
 def open_gcp(settings: Settings, *, features: DuckDBStorage | None = None) -> GcpBackend:
@@ -47,12 +48,7 @@ def open_gcp(settings: Settings, *, features: DuckDBStorage | None = None) -> Gc
         ConfigError: the Google Cloud clients are not installed (the ``gcp`` extra), or a topic, subscription,
             dataset or table is missing (named, with ``nbaprops gcp setup`` to create it).
     """
-    backend = _gcp_backend(settings, features)
-    try:
-        backend.check("worker" if features is None else "coordinator")
-    except BaseException:
-        backend.close()
-        raise
+    backend: GcpBackend = backend_module("gcp").open_gcp(settings, features=features)
     return backend
 
 
@@ -62,11 +58,16 @@ def setup_gcp(settings: Settings, *, location: str | None = None) -> list[str]:
     Returns:
         what was created (what existed is left as it is).
     """
-    backend = _gcp_backend(settings, None)
-    try:
-        return backend.setup(location=location)
-    finally:
-        backend.close()
+    created: list[str] = backend_module("gcp").setup_gcp(settings, location=location)
+    return created
 
 
-__all__ = ["Capabilities", "open_gcp", "open_storage", "retry_transient", "setup_gcp"]
+__all__ = [
+    "Capabilities",
+    "open_backend",
+    "open_gcp",
+    "open_storage",
+    "query_rows",
+    "retry_transient",
+    "setup_gcp",
+]

@@ -23,10 +23,16 @@ class Capabilities:
         name: backend name.
         multi_process_writers: other processes may write concurrently (DuckDB: no, threads only), so a lease
             owned by another process is not necessarily dead.
+        remote_workers: workers may run in other processes (``nbaprops worker``) and read their inputs from the
+            warehouse: the coordinator uploads its inputs before it dispatches, and may run no worker itself.
+        ledger_in_inputs: the ledger is tables of the inputs store (``backend.features``): one ``GROUP BY``
+            counts every request, instead of a count per running batch.
     """
 
     name: str
     multi_process_writers: bool
+    remote_workers: bool = False
+    ledger_in_inputs: bool = False
 
 
 def retry_transient(fn: Callable[[], T], *, attempts: int = 8, base_delay: float = 0.01) -> T:

@@ -1,16 +1,17 @@
 """The three seams every backend implements: **ledger**, **warehouse** and **queue** (DESIGN.md, "Where it runs").
 
 Pipeline code talks to these protocols only; each backend keeps its own dialect in its own package
-(``storage/duckdb*`` embedded, ``storage/gcp`` for Firestore, BigQuery and Pub/Sub). One contract battery
-(``tests/storage/test_contract.py``) runs every operation below against every backend.
+(``storage/duckdb/`` embedded, ``storage/gcp/`` for Firestore, BigQuery and Pub/Sub). One contract battery
+(``tests/storage/test_*_contract.py``, ``test_queue.py``) runs every operation below against every registered backend.
 
 - **Ledger** — batches and requests. One record per request; every state change is fenced by ``attempt`` (and the
   lease owner); progress is a count over the records, never a counter (I4).
 - **Warehouse** — staging and the main predictions table: staging tables with a lifetime, idempotent loads per
   chunk and attempt, consolidation as one transaction (supersede, insert by name over the column intersection,
   duplicate check, drop staging), and the janitor's listing.
-- **Queue** — how work reaches workers: in-process for DuckDB (workers claim from the ledger), Pub/Sub on GCP
-  (one message per chunk; redelivery is the retry; the sweeper re-publishes what expired).
+- **Queue** — how work reaches workers: one message per chunk; redelivery is the retry; the sweeper re-publishes
+  what expired. In memory for DuckDB (:class:`~nbaprops.storage.queue.InProcessQueue`, the coordinator's own
+  worker threads), Pub/Sub on GCP.
 
 The records the seams exchange are defined here, below the pipeline, so that backends never import it.
 """
@@ -28,7 +29,7 @@ from nbaprops.clock import Clock
 from nbaprops.storage._base import Capabilities
 
 if TYPE_CHECKING:
-    from nbaprops.storage.duckdb import DuckDBStorage
+    from nbaprops.storage.inputs import Inputs
 
 TerminalState = Literal["done", "skipped", "failed"]
 
@@ -316,7 +317,7 @@ class Warehouse(Protocol):
         rows per ruled-out player (every player of ``players`` present)."""
         ...
 
-    def upload_inputs(self, source: DuckDBStorage, *, tables: Iterable[str] | None = None) -> dict[str, int]:
+    def upload_inputs(self, source: Inputs, *, tables: Iterable[str] | None = None) -> dict[str, int]:
         """Make the warehouse's input tables (box scores, lines, schedule, injuries) ``source``'s, for workers
         that read their history there; rows per table. Nothing to copy when ``source`` is the warehouse."""
         ...
@@ -353,7 +354,8 @@ class Backend(Protocol):
 
     ``features`` is where the point-in-time feature query runs: the embedded DuckDB file itself, or (GCP) an
     in-memory DuckDB holding the slice of history a worker loaded from the warehouse — one feature
-    implementation for both. ``queue`` is None where in-process workers claim straight from the ledger.
+    implementation for both. ``queue`` is how work reaches workers: in memory for the embedded backend's
+    in-process workers, Pub/Sub on GCP — one dispatch loop for both (:mod:`nbaprops.pipeline.coordinator`).
     """
 
     @property
@@ -366,7 +368,7 @@ class Backend(Protocol):
     def warehouse(self) -> Warehouse: ...
 
     @property
-    def queue(self) -> Queue | None: ...
+    def queue(self) -> Queue: ...
 
     @property
-    def features(self) -> DuckDBStorage: ...
+    def features(self) -> Inputs: ...

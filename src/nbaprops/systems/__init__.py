@@ -7,16 +7,15 @@ from typing import Any
 
 from nbaprops.errors import InputError
 from nbaprops.systems.base import PredictionSystem, SystemOutput
-from nbaprops.systems.baselines import Matchup, MovingAverage
+from nbaprops.systems.components import COMPONENT_SYSTEMS
 from nbaprops.systems.ensemble import Ensemble
-from nbaprops.systems.gbm import GradientBoosting
 from nbaprops.systems.market_blend import MarketBlend
 from nbaprops.systems.minutes import MinutesRate
-from nbaprops.systems.similarity import Similarity
 
+# The components first, in the order ``system_id``s have always been listed (SYSTEM_IDS is user-facing).
 REGISTRY: dict[str, type[PredictionSystem]] = {
-    cls.system_id: cls
-    for cls in (MovingAverage, Matchup, Similarity, GradientBoosting, Ensemble, MinutesRate, MarketBlend)
+    **COMPONENT_SYSTEMS,
+    **{cls.system_id: cls for cls in (Ensemble, MinutesRate, MarketBlend)},
 }
 SYSTEM_IDS: tuple[str, ...] = tuple(REGISTRY)
 

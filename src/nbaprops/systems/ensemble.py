@@ -17,6 +17,7 @@ from scipy.optimize import nnls
 
 from nbaprops.errors import ContractError
 from nbaprops.systems.base import PredictionSystem, SystemOutput, clip_counts, holdout_mask
+from nbaprops.systems.components import make_component
 from nbaprops.systems.spread import TierSpread
 
 COMPONENTS = ("moving_average", "matchup", "similarity", "gbm")
@@ -40,13 +41,11 @@ class Ensemble(PredictionSystem):
         self.components = components
 
     def fit(self, features: pa.Table, actual: np.ndarray, *, version: str | None = None) -> Self:
-        from nbaprops.systems import make
-
         y = np.asarray(actual, dtype=np.float64)
         comps = dict(self.components or {})
         for name in COMPONENTS:
             if name not in comps or not comps[name].is_fitted():
-                comps[name] = make(name, self.market).fit(features, y)
+                comps[name] = make_component(name, self.market).fit(features, y)
         mask = holdout_mask(features)
         if not mask.any():
             raise ContractError("ensemble needs a holdout: training rows must span at least 5 dates")

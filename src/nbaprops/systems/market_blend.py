@@ -32,6 +32,7 @@ from sklearn.linear_model import QuantileRegressor
 from nbaprops.errors import ContractError
 from nbaprops.features.market import MARKET_COLUMNS
 from nbaprops.systems.base import PredictionSystem, column, holdout_mask
+from nbaprops.systems.components import make_component
 from nbaprops.systems.spread import TierSpread
 
 BASE = "gbm"
@@ -77,14 +78,12 @@ class MarketBlend(PredictionSystem):
         return np.where(np.isfinite(line), line + shift, base)
 
     def fit(self, features: pa.Table, actual: np.ndarray, *, version: str | None = None) -> Self:
-        from nbaprops.systems import make
-
         y = np.asarray(actual, dtype=np.float64)
         if features.num_rows != y.size:
             raise ContractError(f"{features.num_rows} feature rows but {y.size} actual values")
         base = (self.components or {}).get(BASE)
         if base is None or not base.is_fitted():
-            base = make(BASE, self.market).fit(features, y)
+            base = make_component(BASE, self.market).fit(features, y)
         mask = holdout_mask(features)
         if base.holdout_pred_.size != int(mask.sum()):
             raise ContractError(f"component {BASE} was fitted on other rows than {self.system_id}")

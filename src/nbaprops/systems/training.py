@@ -30,7 +30,7 @@ from nbaprops.errors import ArtifactError
 from nbaprops.features.builder import FEATURE_VERSION, build_training_set
 from nbaprops.features.market import with_stored_lines
 from nbaprops.markets import MARKET_STAT, validate_market
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 from nbaprops.systems import REGISTRY, SYSTEM_IDS, PredictionSystem, make, validate_systems
 from nbaprops.systems.calibration import CALIBRATION_VERSION, Calibrator, standardized_edge
 from nbaprops.systems.ensemble import COMPONENTS
@@ -64,7 +64,7 @@ def systems_to_fit(system_ids: tuple[str, ...] | list[str]) -> list[str]:
     return [s for s in SYSTEM_IDS if s in wanted]
 
 
-def _holdout_lines(storage: DuckDBStorage, rows: pa.Table, market: str) -> pa.Table | None:
+def _holdout_lines(storage: Inputs, rows: pa.Table, market: str) -> pa.Table | None:
     """Lines posted for the dates of ``rows`` (consensus main line per player and date), if any are stored."""
     from nbaprops.ingest.lines import select_lines
 
@@ -84,7 +84,7 @@ def training_window(training: pa.Table, start: date, through: date) -> pa.Table:
 
 
 def train_market(
-    storage: DuckDBStorage,
+    storage: Inputs,
     market: str,
     through: date,
     *,
@@ -109,7 +109,7 @@ def train_market(
     return calibrate_holdout(storage, bundle, training)
 
 
-def with_market_history(storage: DuckDBStorage, training: pa.Table, market: str) -> pa.Table:
+def with_market_history(storage: Inputs, training: pa.Table, market: str) -> pa.Table:
     """Training rows with what the market said before each game (:mod:`nbaprops.features.market`; NaN without
     a line), for systems that start from the line. Rows that already have the columns are returned as they are
     (the backtest adds them once to its whole range)."""
@@ -148,7 +148,7 @@ def fit_market(
     return ModelBundle(market, through, start, fitted, {}, {"digest": digest, "train_days": train_days})
 
 
-def calibrate_holdout(storage: DuckDBStorage, bundle: ModelBundle, training: pa.Table) -> ModelBundle:
+def calibrate_holdout(storage: Inputs, bundle: ModelBundle, training: pa.Table) -> ModelBundle:
     """Calibrate each system of ``bundle`` (fitted on ``training``) on its held-out rows that had a real line,
     and write the bundle's meta."""
     market, through, start = bundle.market, bundle.through, bundle.train_start
@@ -305,7 +305,7 @@ def load_latest(
 
 
 def ensure_bundles(
-    storage: DuckDBStorage,
+    storage: Inputs,
     settings: Settings,
     game_date: date,
     markets: Sequence[str],

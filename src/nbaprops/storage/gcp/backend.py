@@ -40,7 +40,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CAPABILITIES = Capabilities(name="gcp", multi_process_writers=True)
+CAPABILITIES = Capabilities(
+    name="gcp", multi_process_writers=True, remote_workers=True, ledger_in_inputs=False
+)
 # What a process does decides what it must find at start (GcpBackend.required).
 Role = Literal["coordinator", "worker"]
 

@@ -802,7 +802,7 @@ SELECT reason, player_lookup, COUNT(*) AS n FROM __hit GROUP BY reason, player_l
         """
         from google.cloud import bigquery
 
-        from nbaprops.storage.duckdb_warehouse import _insert_or_replace
+        from nbaprops.storage.duckdb.warehouse import _insert_or_replace
 
         counts: dict[str, int] = {}
         for contract in input_tables(tables):

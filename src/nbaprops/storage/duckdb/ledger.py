@@ -20,7 +20,7 @@ from nbaprops import schema
 from nbaprops.clock import Clock
 from nbaprops.errors import UnknownBatchError
 from nbaprops.storage._base import Capabilities
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.duckdb.connection import CAPABILITIES, Database
 from nbaprops.storage.seams import (
     REQUEST_FIELDS,
     BatchInfo,
@@ -60,12 +60,12 @@ class DuckDBLedger:
     """Batches and requests in the DuckDB file (threads with their own cursors; one writing process).
 
     Args:
-        storage: the open file; its ``capabilities`` are the ledger's.
+        storage: the open file.
     """
 
-    def __init__(self, storage: DuckDBStorage) -> None:
+    def __init__(self, storage: Database) -> None:
         self.storage = storage
-        self.capabilities: Capabilities = storage.capabilities
+        self.capabilities: Capabilities = CAPABILITIES
 
     # -- batches -------------------------------------------------------------------------------
     def create_batch(

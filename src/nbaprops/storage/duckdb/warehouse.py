@@ -20,7 +20,8 @@ from nbaprops import schema
 from nbaprops.clock import Clock
 from nbaprops.errors import ContractError
 from nbaprops.storage._warehouse import INPUT_TABLES, check_staged_rows, input_tables
-from nbaprops.storage.duckdb import DuckDBStorage, Session
+from nbaprops.storage.duckdb.connection import Database, Session
+from nbaprops.storage.inputs import Inputs
 from nbaprops.storage.seams import MergeResult
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class DuckDBWarehouse:
         storage: the open file (its contract tables exist).
     """
 
-    def __init__(self, storage: DuckDBStorage) -> None:
+    def __init__(self, storage: Database) -> None:
         self.storage = storage
 
     # -- staging -------------------------------------------------------------------------------
@@ -224,7 +225,7 @@ class DuckDBWarehouse:
     # -- inputs and history --------------------------------------------------------------------
     def load_history_into(
         self,
-        target: DuckDBStorage,
+        target: Database,
         *,
         since: date,
         until: date,
@@ -248,7 +249,7 @@ class DuckDBWarehouse:
             counts[contract.name] = _insert_or_replace(target, contract.name, rows)
         return counts
 
-    def upload_inputs(self, source: DuckDBStorage, *, tables: Iterable[str] | None = None) -> dict[str, int]:
+    def upload_inputs(self, source: Inputs, *, tables: Iterable[str] | None = None) -> dict[str, int]:
         """Copy ``source``'s input tables into this file (rows with a stored key replace it).
 
         Returns:
@@ -271,7 +272,7 @@ def _window(column: str | None, since: date, until: date) -> tuple[str, list[dat
     return f" WHERE {column} BETWEEN ? AND ?", [since, until]
 
 
-def _insert_or_replace(target: DuckDBStorage, table: str, rows: pa.Table) -> int:
+def _insert_or_replace(target: Database, table: str, rows: pa.Table) -> int:
     """Insert ``rows`` into ``target.table`` by name; a row whose key is stored replaces it. Columns the
     target lacks (the warehouse gained them) stay behind: the feature query reads the contract's."""
     with target.transaction() as tx:

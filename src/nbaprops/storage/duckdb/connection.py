@@ -1,18 +1,18 @@
-"""The embedded DuckDB backend: one file, threads with their own cursors.
+"""The embedded backend's connection: one DuckDB file, threads with their own cursors.
 
-This is the one place where DuckDB's exceptions become nbaprops errors (:func:`translate`).
+This is the one place where DuckDB's exceptions become nbaprops errors (:func:`translate`). The seams on top
+of it (ledger, warehouse, queue) are in :mod:`nbaprops.storage.duckdb.backend`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Self
 
 import duckdb
 
@@ -28,15 +28,15 @@ from nbaprops.errors import (
 )
 from nbaprops.storage._base import Capabilities
 
-if TYPE_CHECKING:
-    from nbaprops.storage.duckdb_ledger import DuckDBLedger
-    from nbaprops.storage.duckdb_warehouse import DuckDBWarehouse
-
 log = logging.getLogger(__name__)
 
+# What one DuckDB file allows: threads of one process write, another process cannot open it meanwhile, so the
+# workers run in this process and read the file itself.
 CAPABILITIES = Capabilities(
     name="duckdb",
     multi_process_writers=False,
+    remote_workers=False,
+    ledger_in_inputs=True,
 )
 
 
@@ -104,6 +104,26 @@ def translate(
     if isinstance(exc, duckdb.ConstraintException):
         return ContractError(f"constraint violated: {text}{where}")
     return TerminalError(f"database error: {text}{where}")
+
+
+def query_rows(
+    rows: Any, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run ``sql`` over the Arrow table ``rows`` (named ``__rows``) in a scratch in-memory database.
+
+    Returns:
+        the result's column names and rows.
+    """
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("__rows", rows)
+        cursor = con.execute(sql, params)
+        return [d[0] for d in cursor.description or ()], cursor.fetchall()
+    except duckdb.Error as exc:
+        raise translate(exc, statement=sql) from exc
+    finally:
+        con.close()
 
 
 class Session:
@@ -214,13 +234,11 @@ class Session:
         self._temp.clear()
 
 
-class DuckDBStorage:
-    """A DuckDB file with the nbaprops tables.
+class Database:
+    """A DuckDB file with the nbaprops tables (the inputs seam, :class:`~nbaprops.storage.inputs.Inputs`).
 
     Each thread gets its own cursor (:meth:`cursor`); DuckDB connections are not shared across threads.
     """
-
-    capabilities = CAPABILITIES
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = path
@@ -239,29 +257,6 @@ class DuckDBStorage:
         self._cursors_lock = threading.Lock()
         if not read_only:
             self.ensure_schema()
-
-    # -- seams (the embedded backend: ledger and warehouse on this file, workers in this process) ----------
-    @functools.cached_property
-    def ledger(self) -> DuckDBLedger:
-        from nbaprops.storage.duckdb_ledger import DuckDBLedger
-
-        return DuckDBLedger(self)
-
-    @functools.cached_property
-    def warehouse(self) -> DuckDBWarehouse:
-        from nbaprops.storage.duckdb_warehouse import DuckDBWarehouse
-
-        return DuckDBWarehouse(self)
-
-    @property
-    def queue(self) -> None:
-        """No queue: in-process workers claim straight from the ledger."""
-        return None
-
-    @property
-    def features(self) -> DuckDBStorage:
-        """The feature query runs on this file itself."""
-        return self
 
     # -- connections ---------------------------------------------------------------------------
     def _cursor(self) -> duckdb.DuckDBPyConnection:
@@ -302,7 +297,7 @@ class DuckDBStorage:
             self._cursors.clear()
         self._con.close()
 
-    def __enter__(self) -> DuckDBStorage:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
