@@ -1,8 +1,7 @@
 """The shape issue 19 asks of the code: no import cycles, backends only behind ``storage/``, one dispatch loop.
 
 The import graph is ``tools/import_graph.py``'s (every import: module level, in functions, under
-``TYPE_CHECKING``). Checks marked ``xfail`` fail on files other issue-19 branches are rewriting; they pass once
-those branches merge (then the marks go).
+``TYPE_CHECKING``).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "nbaprops"
-UNTIL_MERGED = "until the issue-19 branches merge"
 
 
 def _tool() -> ModuleType:
@@ -73,7 +71,6 @@ def test_no_module_imports_another_that_imports_it_back() -> None:
     assert import_graph.cycles(import_graph.graph(REPO / "src")) == []
 
 
-@pytest.mark.xfail(strict=False, reason=f"{UNTIL_MERGED}: grading -> backtest (the evaluation package)")
 def test_no_package_imports_another_that_imports_it_back() -> None:
     edges = import_graph.graph(REPO / "src")
     assert import_graph.cycles(import_graph.package_graph(edges)) == []
@@ -92,7 +89,6 @@ def test_the_pipeline_features_and_systems_type_against_the_seams_not_a_backend(
     assert _naming("DuckDBStorage", paths) == []
 
 
-@pytest.mark.xfail(strict=False, reason=f"{UNTIL_MERGED}: cli, ingest, sources, service, backtest, grading")
 def test_no_module_outside_storage_names_a_backend_class() -> None:
     assert _naming("DuckDBStorage", _sources()) == []
     assert _naming("GcpBackend", _sources()) == []
@@ -104,6 +100,5 @@ def test_the_coordinator_and_its_workers_have_one_dispatch_loop() -> None:
     assert _naming(r"queue is (not )?None", paths) == []
 
 
-@pytest.mark.xfail(strict=False, reason=f"{UNTIL_MERGED}: gameday, pipeline/refresh, service/runner")
 def test_no_code_asks_whether_a_backend_has_a_queue() -> None:
     assert _naming(r"queue is (not )?None", list(PACKAGE.rglob("*.py"))) == []

@@ -24,12 +24,12 @@ from nbaprops.evaluation.metrics import compute_metrics, cumulative_profit
 from nbaprops.evaluation.report import write_report
 from nbaprops.ingest import ensure_boxscores
 from nbaprops.ingest.lines import ingest_lines
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 from nbaprops.storage.seams import Backend
 
 
 def backtest_report(
-    storage: DuckDBStorage,
+    storage: Inputs,
     settings: Settings,
     *,
     market: str,
@@ -89,7 +89,7 @@ def backtest_report(
 
 
 def accuracy_report(
-    storage: DuckDBStorage,
+    storage: Inputs,
     *,
     since: date | None = None,
     until: date | None = None,

@@ -22,8 +22,8 @@ from nbaprops.cli.render import err
 from nbaprops.config import DEFAULT_DB, Settings
 from nbaprops.errors import DatabaseHeldError, InputError
 from nbaprops.service.operations import OPERATIONS
-from nbaprops.storage import open_gcp, open_storage
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage import open_backend, open_storage
+from nbaprops.storage.inputs import Inputs
 from nbaprops.storage.seams import Backend
 
 
@@ -35,8 +35,8 @@ def _doing(what: str) -> None:
 
 @contextmanager
 def _storage(
-    settings: Settings, *, read_only: bool = False, answer: bool = True, opened: DuckDBStorage | None = None
-) -> Iterator[DuckDBStorage]:
+    settings: Settings, *, read_only: bool = False, answer: bool = True, opened: Inputs | None = None
+) -> Iterator[Inputs]:
     """Open the database (``opened``: already opened by :func:`_open_waiting`). Opened for writing, the process
     answers other commands' operations on it (``answer=False``: the caller does, on the backend it builds over
     the file)."""
@@ -77,23 +77,20 @@ def _announce_new_store(settings: Settings) -> None:
 
 @contextmanager
 def _backend(
-    settings: Settings, *, read_only: bool = False, opened: DuckDBStorage | None = None
+    settings: Settings, *, read_only: bool = False, opened: Inputs | None = None
 ) -> Iterator[Backend]:
-    """The seams a command runs on: the database file itself (embedded), or — ``backend = "gcp"`` — Firestore,
-    BigQuery and Pub/Sub, with the file as the inputs the coordinator plans from (a batch uploads them to the
-    warehouse for the workers: :func:`nbaprops.pipeline.run.complete_batch`). ``opened``: the file, already
-    opened by :func:`_open_waiting`."""
-    if settings.backend == "duckdb":
-        with _storage(settings, read_only=read_only, opened=opened) as storage:
-            yield storage
-        return
-
+    """The seams a command runs on, opened by :func:`nbaprops.storage.open_backend` over the database file: the
+    file itself (embedded), or — ``backend = "gcp"`` — Firestore, BigQuery and Pub/Sub, with the file as the
+    inputs the coordinator plans from (a batch uploads them to the warehouse for the workers:
+    :func:`nbaprops.pipeline.run.complete_batch`). ``opened``: the file, already opened by
+    :func:`_open_waiting`. Opened for writing, the process answers other commands' operations on these seams
+    (`status` in a second terminal reads the cloud ledger on GCP, not the file)."""
     with _storage(settings, read_only=read_only, answer=False, opened=opened) as storage:
-        backend = open_gcp(settings, features=storage)
+        backend = open_backend(settings, read_only=read_only, inputs=storage)
         try:
             if read_only:
                 yield backend
-            else:  # other commands' reads (`status` in a second terminal) are the cloud ledger's, not the file's
+            else:
                 with holder.answer_reads(
                     settings.db_path,
                     holder=_command_path(),
@@ -105,12 +102,15 @@ def _backend(
                     finally:
                         _state["endpoint"] = None
         finally:
-            backend.close()
+            if (
+                not backend.capabilities.ledger_in_inputs
+            ):  # the embedded backend is the file, closed by _storage
+                backend.close()
 
 
 def _open_waiting(
     settings: Settings, *, read_only: bool, reach: Callable[[holder.Holder], Any] | None = None
-) -> DuckDBStorage | holder.Answered:
+) -> Inputs | holder.Answered:
     """Open the database, or hand the work to the nbaprops process holding it: the one retry loop
     (:func:`nbaprops.holder.open_or_reach`), bounded by ``lock_wait_seconds`` in all.
 

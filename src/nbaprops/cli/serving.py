@@ -14,7 +14,7 @@ from nbaprops.cli.opening import _announce_new_store
 from nbaprops.cli.options import DbOpt, JsonOpt
 from nbaprops.cli.render import err, out
 from nbaprops.errors import InputError
-from nbaprops.storage import open_gcp, setup_gcp
+from nbaprops.storage import capabilities, open_gcp, setup_gcp
 
 
 def serve(
@@ -90,7 +90,7 @@ def worker(
 
     with errors(as_json):
         current = settings(db)
-        if current.backend != "gcp":
+        if not capabilities(current.backend).remote_workers:
             raise InputError(
                 "nbaprops worker pulls work from Pub/Sub (backend gcp); on the embedded backend the workers "
                 "run inside `nbaprops predict` and `nbaprops serve` (set NBAPROPS_BACKEND=gcp, docs/cloud.md)"

@@ -44,7 +44,7 @@ from nbaprops.pipeline.coordinator import Coordinator, default_as_of
 from nbaprops.pipeline.reads import active_predictions
 from nbaprops.pipeline.run import run_batch
 from nbaprops.sources import injury_report, nba_stats, odds_api, season_of
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 from nbaprops.storage.seams import Backend
 from nbaprops.systems import validate_systems
 from nbaprops.systems.training import load_latest
@@ -88,7 +88,7 @@ class DayRun:
 
 
 def _fetch_all(
-    storage: DuckDBStorage,
+    storage: Inputs,
     settings: Settings,
     game_date: date,
     as_of: datetime,
@@ -143,7 +143,7 @@ def _fetch_all(
 
 
 def inputs_digest(
-    storage: DuckDBStorage,
+    storage: Inputs,
     settings: Settings,
     game_date: date,
     as_of: datetime,

@@ -55,7 +55,7 @@ from nbaprops.pipeline.coordinator import (
 from nbaprops.pipeline.injuries import SKIP_CODE, TonightInjuries, tonight_injuries, with_line_players
 from nbaprops.pipeline.ledger import PlayerRequest
 from nbaprops.pipeline.slate import SlatePredictor, request_targets
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 from nbaprops.storage.seams import Backend
 from nbaprops.systems.training import (
     ModelBundle,
@@ -359,7 +359,7 @@ def run_batch(
 
 
 def train_models(
-    storage: DuckDBStorage,
+    storage: Inputs,
     settings: Settings,
     through: date,
     *,

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from nbaprops import holder
 from nbaprops.clock import Clock, SystemClock
@@ -40,12 +40,9 @@ from nbaprops.pipeline.run import BatchRun
 from nbaprops.service.metrics import Metrics
 from nbaprops.service.operations import OPERATIONS
 from nbaprops.service.runner import BatchRunner
-from nbaprops.storage import open_gcp, open_storage, retry_transient
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage import open_backend, open_storage, retry_transient
+from nbaprops.storage.inputs import Store
 from nbaprops.storage.seams import Backend
-
-if TYPE_CHECKING:
-    from nbaprops.storage.gcp.backend import GcpBackend
 
 log = logging.getLogger(__name__)
 READ_CACHE_SECONDS = 0.5  # how long a read is reused as it is (see Runtime.read)
@@ -93,8 +90,8 @@ class Runtime:
         self._db_threads = db_threads or min(8, 2 * (os.cpu_count() or 2))
         self._pool: ThreadPoolExecutor | None = None  # reads
         self._write_pool: ThreadPoolExecutor | None = None
-        self._storage: DuckDBStorage | None = None
-        self._backend: GcpBackend | None = None  # backend gcp: the cloud seams, else the file is all
+        self._storage: Store | None = None
+        self._backend: Backend | None = None  # the file itself (embedded), or the cloud seams beside it (gcp)
         self._runner: BatchRunner | None = None
         self.holding: holder.Holding | None = None  # set once started; published once the server listens
         self._stopped = False
@@ -103,7 +100,7 @@ class Runtime:
         self._bounded = 0  # ingests running under the memory bound
 
     @property
-    def storage(self) -> DuckDBStorage:
+    def storage(self) -> Store:
         if self._storage is None or self.stopping.is_set():
             raise StorageBusyError("the service is not holding its database (starting or stopping); retry")
         return self._storage
@@ -111,8 +108,10 @@ class Runtime:
     @property
     def backend(self) -> Backend:
         """The seams batches and reads run on: the database itself, or (gcp) Firestore, BigQuery, Pub/Sub."""
-        storage = self.storage
-        return storage if self._backend is None else self._backend
+        self.storage  # noqa: B018 -- raises while starting or stopping
+        if self._backend is None:
+            raise StorageBusyError("the service is starting; retry")
+        return self._backend
 
     @property
     def runner(self) -> BatchRunner:
@@ -120,7 +119,7 @@ class Runtime:
             raise StorageBusyError("the service is starting; retry")
         return self._runner
 
-    def open(self) -> DuckDBStorage:
+    def open(self) -> Store:
         """Open the database (once): a held file fails here, before anything listens."""
         if self._storage is None:
             try:
@@ -139,9 +138,7 @@ class Runtime:
 
         storage = self.open()
         ensure_boxscores(storage)
-        backend: Backend = storage
-        if self.settings.backend == "gcp":
-            backend = self._backend = open_gcp(self.settings, features=storage)
+        backend = self._backend = open_backend(self.settings, inputs=storage)
         self._pool = ThreadPoolExecutor(max_workers=self._db_threads, thread_name_prefix="nbaprops-db")
         self._write_pool = ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="nbaprops-write")
         self.metrics.watch(backend)
@@ -157,7 +154,7 @@ class Runtime:
             "serving %s%s",
             self.settings.db_path,  # the server's own log, not a response
             f" (backend gcp: project {self.settings.gcp_project}, dataset {self.settings.bigquery_dataset})"
-            if self._backend is not None
+            if not backend.capabilities.ledger_in_inputs
             else "",
         )
 
@@ -186,10 +183,12 @@ class Runtime:
         for pool in (self._pool, self._write_pool):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-        if self._backend is not None:
-            with contextlib.suppress(Exception):
+        if self._backend is not None and not self._backend.capabilities.ledger_in_inputs:
+            with contextlib.suppress(
+                Exception
+            ):  # the cloud seams; the embedded backend is the file, closed below
                 self._backend.close()
-            self._backend = None
+        self._backend = None
         if self._storage is not None:
             with contextlib.suppress(Exception):
                 self._storage.execute("CHECKPOINT")
@@ -327,7 +326,7 @@ class Runtime:
             if box_scores
             else "no artifact and no box score to train on",
         }
-        if self._backend is not None:
+        if self._backend is not None and not self._backend.capabilities.ledger_in_inputs:
             try:
                 running = len(self._backend.ledger.list_batches(state="running"))
                 self._backend.warehouse.staging_tables()

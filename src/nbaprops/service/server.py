@@ -25,6 +25,7 @@ from nbaprops.config import Settings
 from nbaprops.errors import ConfigError
 from nbaprops.service.app import create_app
 from nbaprops.service.runtime import Runtime
+from nbaprops.storage import open_backend
 
 log = logging.getLogger(__name__)
 GRACEFUL_SECONDS = 10
@@ -96,11 +97,10 @@ def serve(
     check_bind(settings)
     runtime = Runtime(settings, clock=clock)
     storage = runtime.open()
-    if settings.backend == "gcp":
-        # A missing topic or dataset stops the start in one line here, not in a traceback from uvicorn's lifespan.
-        from nbaprops.storage import open_gcp
-
-        open_gcp(settings, features=storage).close()
+    # A missing topic or dataset (GCP) stops the start in one line here, not in a traceback from uvicorn's lifespan.
+    backend = open_backend(settings, inputs=storage)
+    if not backend.capabilities.ledger_in_inputs:  # the embedded backend is the file, which the runtime keeps
+        backend.close()
     app = create_app(settings, runtime=runtime)
     config = uvicorn.Config(
         app,

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from nbaprops.clock import Clock
 from nbaprops.config import Settings
 from nbaprops.errors import ConfigError
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 
 
 @dataclass(frozen=True)
@@ -112,14 +112,14 @@ def stamp(clock: Clock) -> str:
 
 
 # -- cursors ---------------------------------------------------------------------------------------------
-def get_cursor(storage: DuckDBStorage, source: str, resource: str) -> str | None:
+def get_cursor(storage: Inputs, source: str, resource: str) -> str | None:
     value = storage.scalar(
         "SELECT cursor FROM source_state WHERE source = ? AND resource = ?", [source, resource]
     )
     return None if value is None else str(value)
 
 
-def set_cursor(storage: DuckDBStorage, source: str, resource: str, cursor: str, *, clock: Clock) -> None:
+def set_cursor(storage: Inputs, source: str, resource: str, cursor: str, *, clock: Clock) -> None:
     storage.execute(
         "INSERT OR REPLACE INTO source_state (source, resource, cursor, updated_at) VALUES (?, ?, ?, ?)",
         [source, resource, cursor, clock.now()],

@@ -12,14 +12,14 @@ from nbaprops.ingest import ensure_boxscores
 from nbaprops.markets import MARKETS
 from nbaprops.sources import injury_report, nba_stats, odds_api
 from nbaprops.sources._common import FetchReport, season_of
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 
 FetchKind = Literal["boxscores", "schedule", "injuries", "lines"]
 
 
 def fetch(
     kind: FetchKind,
-    storage: DuckDBStorage,
+    storage: Inputs,
     settings: Settings,
     *,
     clock: Clock,

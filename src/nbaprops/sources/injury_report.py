@@ -30,7 +30,7 @@ from nbaprops.ingest.injuries import ingest_injuries
 from nbaprops.sources._common import FetchReport, json_text, land
 from nbaprops.sources._http import Reply, RetryPolicy, call
 from nbaprops.sources.nba_stats import policy_from
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def _records(frame: Any, report_time: datetime) -> list[dict[str, Any]]:
 
 
 def fetch_injuries(
-    storage: DuckDBStorage,
+    storage: Inputs,
     settings: Settings,
     *,
     clock: Clock,

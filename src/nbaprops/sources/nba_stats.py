@@ -35,7 +35,7 @@ from nbaprops.sources._common import (
     stamp,
 )
 from nbaprops.sources._http import Reply, RetryPolicy, call
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def _date_param(day: date | None) -> str:
 
 
 def fetch_boxscores(
-    storage: DuckDBStorage,
+    storage: Inputs,
     settings: Settings,
     *,
     season: str,
@@ -227,7 +227,7 @@ def schedule_rows(headers: list[str], data: list[list[Any]]) -> tuple[list[list[
 
 
 def fetch_schedule(
-    storage: DuckDBStorage,
+    storage: Inputs,
     settings: Settings,
     *,
     season: str,

@@ -31,7 +31,7 @@ from nbaprops.ingest.lines import ingest_lines
 from nbaprops.sources._common import FetchReport, csv_text, land, stamp, utc
 from nbaprops.sources._http import Reply, RetryPolicy, call
 from nbaprops.sources.nba_stats import policy_from
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ class OddsApiClient:
 
 
 def fetch_lines(
-    storage: DuckDBStorage,
+    storage: Inputs,
     settings: Settings,
     *,
     game_date: date,

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbaprops.storage._base import Capabilities, retry_transient
-from nbaprops.storage.registry import backend_module, open_backend
+from nbaprops.storage.registry import backend_module, capabilities, open_backend
 
 if TYPE_CHECKING:
     from nbaprops.config import Settings
     from nbaprops.storage.duckdb import DuckDBStorage
     from nbaprops.storage.gcp.backend import GcpBackend
+    from nbaprops.storage.inputs import Inputs
 
 
 def open_storage(path: Path | str, *, read_only: bool = False) -> DuckDBStorage:
@@ -37,7 +38,7 @@ def query_rows(
     return run(rows, sql, params)
 
 
-def open_gcp(settings: Settings, *, features: DuckDBStorage | None = None) -> GcpBackend:
+def open_gcp(settings: Settings, *, features: Inputs | None = None) -> GcpBackend:
     """The GCP backend of ``settings`` (Firestore, BigQuery, Pub/Sub), its resources found, none created.
 
     Args:
@@ -64,6 +65,7 @@ def setup_gcp(settings: Settings, *, location: str | None = None) -> list[str]:
 
 __all__ = [
     "Capabilities",
+    "capabilities",
     "open_backend",
     "open_gcp",
     "open_storage",

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from nbaprops.errors import NbapropsError
 
 Params = Sequence[Any] | dict[str, Any] | None
 
@@ -77,5 +80,20 @@ class Inputs(Protocol):
 
     def tables_with_prefix(self, prefix: str) -> list[str]: ...
 
+    def close(self) -> None: ...
 
-__all__ = ["InputSession", "Inputs", "Params", "Result"]
+
+class Store(Inputs, Protocol):
+    """The database file a process holds (``nbaprops serve``, a command): the inputs store, and its health."""
+
+    @property
+    def failure(self) -> NbapropsError | None:
+        """The disk-full or fatal error the file last met (None: writes go through)."""
+        ...
+
+    def writes_resumed(self) -> None:
+        """Forget a disk-full failure once a whole unit of work (a batch) was written since."""
+        ...
+
+
+__all__ = ["InputSession", "Inputs", "Params", "Result", "Store"]

@@ -372,3 +372,7 @@ class Backend(Protocol):
 
     @property
     def features(self) -> Inputs: ...
+
+    def close(self) -> None:
+        """Release the backend's connections and clients."""
+        ...

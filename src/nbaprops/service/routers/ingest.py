@@ -19,7 +19,7 @@ from nbaprops.service.deps import runtime
 from nbaprops.service.errors import ApiError, responses
 from nbaprops.service.models import IngestReport, Market
 from nbaprops.service.runtime import Runtime
-from nbaprops.storage.duckdb import DuckDBStorage
+from nbaprops.storage.inputs import Inputs
 
 router = APIRouter(prefix="/v1/ingest", tags=["ingest"], dependencies=[Depends(require_key)])
 _SUFFIXES = (".csv", ".parquet", ".txt")
@@ -32,9 +32,7 @@ class IngestKind(StrEnum):
     schedule = "schedule"
 
 
-def _ingest(
-    storage: DuckDBStorage, kind: IngestKind, paths: list[Path], market: str | None
-) -> dict[str, Any]:
+def _ingest(storage: Inputs, kind: IngestKind, paths: list[Path], market: str | None) -> dict[str, Any]:
     from nbaprops.ingest import ensure_boxscores, ingest_boxscores, ingest_lines, ingest_schedule
 
     ensure_boxscores(storage)  # as the CLI: lines and schedules join players and teams of the box scores

@@ -34,6 +34,7 @@ from nbaprops.storage.gcp.queue import (
     subscription_drift,
 )
 from nbaprops.storage.gcp.warehouse import BigQueryWarehouse
+from nbaprops.storage.inputs import Inputs
 
 if TYPE_CHECKING:
     from google.cloud.bigquery_storage_v1 import BigQueryReadClient
@@ -81,7 +82,7 @@ class GcpBackend:
 
     capabilities = CAPABILITIES
 
-    def __init__(self, settings: Settings, *, features: DuckDBStorage | None = None) -> None:
+    def __init__(self, settings: Settings, *, features: Inputs | None = None) -> None:
         from google.api_core.client_options import ClientOptions
         from google.cloud import bigquery, firestore
         from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
@@ -287,7 +288,7 @@ class GcpBackend:
         return self._queue
 
     @property
-    def features(self) -> DuckDBStorage:
+    def features(self) -> Inputs:
         """The coordinator's inputs (a worker has none: it reads :meth:`history` per date)."""
         if self._features is None:
             raise RuntimeError("a GCP worker has no local inputs; use history(game_date)")

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from nbaprops.storage.gcp.backend import CAPABILITIES, GcpBackend
 
 if TYPE_CHECKING:
     from nbaprops.config import Settings
-    from nbaprops.storage.duckdb import DuckDBStorage
     from nbaprops.storage.inputs import Inputs
 
 
-def open_gcp(settings: Settings, *, features: DuckDBStorage | None = None) -> GcpBackend:
+def open_gcp(settings: Settings, *, features: Inputs | None = None) -> GcpBackend:
     """The GCP backend of ``settings`` (Firestore, BigQuery, Pub/Sub), its resources found, none created.
 
     Args:
@@ -35,7 +34,7 @@ def open_gcp(settings: Settings, *, features: DuckDBStorage | None = None) -> Gc
 def open_backend(settings: Settings, *, read_only: bool = False, inputs: Inputs | None = None) -> GcpBackend:
     """The registry's opener: ``inputs`` is the coordinator's planning file (none in a worker); the cloud seams
     take no read-only mode."""
-    return open_gcp(settings, features=cast("DuckDBStorage | None", inputs))
+    return open_gcp(settings, features=inputs)
 
 
 def setup_gcp(settings: Settings, *, location: str | None = None) -> list[str]:

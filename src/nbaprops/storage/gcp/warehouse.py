@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from google.cloud.bigquery_storage_v1 import BigQueryReadClient
 
     from nbaprops.storage.duckdb import DuckDBStorage
+    from nbaprops.storage.inputs import Inputs
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -861,7 +862,7 @@ SELECT reason, player_lookup, COUNT(*) AS n FROM __hit GROUP BY reason, player_l
         ]
         return pa.Table.from_batches(batches, schema=schema)
 
-    def upload_inputs(self, source: DuckDBStorage, *, tables: Iterable[str] | None = None) -> dict[str, int]:
+    def upload_inputs(self, source: Inputs, *, tables: Iterable[str] | None = None) -> dict[str, int]:
         """Replace BigQuery's input tables with ``source``'s (one Parquet load job each, ``WRITE_TRUNCATE``),
         creating them from the contracts when absent; seeds a GCP deployment from the ingest path.
 
@@ -877,7 +878,7 @@ SELECT reason, player_lookup, COUNT(*) AS n FROM __hit GROUP BY reason, player_l
             )
         return counts
 
-    def _upload_input(self, source: DuckDBStorage, contract: schema.Table) -> int:
+    def _upload_input(self, source: Inputs, contract: schema.Table) -> int:
         from google.api_core import exceptions as gexc
 
         self._ensure_table(contract)
