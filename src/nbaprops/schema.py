@@ -406,6 +406,30 @@ DAILY_RUNS = Table(
     description="Every `nbaprops daily` run: a rerun with unchanged inputs predicts nothing anew.",
 )
 
+BOARD_MARKET_COLUMNS: tuple[Column, ...] = (
+    _c(
+        "consensus_line",
+        "DOUBLE",
+        "median of the books' main lines (market only, quarantined lines left out)",
+    ),
+    _c("fair_p_over", "DOUBLE", "fair P(over) at the consensus line: every book de-vigged, one distribution"),
+    _c("n_books", "INTEGER", "books with a usable offer for the player and market"),
+    _c("book_spread", "DOUBLE", "max - min of the books' main lines"),
+    _c("consensus_book", "VARCHAR", "the book whose main line is closest to the consensus line"),
+    _c("best_over_book", "VARCHAR", "book of the highest-EV over among the offers you can take"),
+    _c("best_over_line", "DOUBLE", "its line"),
+    _c("best_over_price", "DOUBLE", "its American odds"),
+    _c("best_over_ev", "DOUBLE", "its expected profit per unit at the fair probability of its line"),
+    _c("best_over_saving", "DOUBLE", "its EV minus the EV of the over at the consensus book"),
+    _c("best_under_book", "VARCHAR", "book of the highest-EV under among the offers you can take"),
+    _c("best_under_line", "DOUBLE", "its line"),
+    _c("best_under_price", "DOUBLE", "its American odds"),
+    _c("best_under_ev", "DOUBLE", "its expected profit per unit at the fair probability of its line"),
+    _c("best_under_saving", "DOUBLE", "its EV minus the EV of the under at the consensus book"),
+)
+"""What the board adds to each row of the main table: its player-market's every offer, priced (not stored:
+computed when the board is read, :mod:`nbaprops.pipeline.board`)."""
+
 STAGING_LOADS = Table(
     "staging_loads",
     (

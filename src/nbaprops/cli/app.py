@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from nbaprops import __version__
-from nbaprops.cli import batch, data, evaluate, operate, serving
+from nbaprops.cli import batch, data, evaluate, market, operate, serving
 from nbaprops.cli.boundary import state
 
 _CONTEXT = {"help_option_names": ["--help", "-h"], "show_default": True}
@@ -55,6 +55,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("status", operate.status),
     ("batches", operate.batches),
     ("predictions", operate.predictions),
+    ("ladder", market.ladder),
     ("consolidate", operate.consolidate),
     ("finish", operate.finish),
     ("check-stalled", operate.check_stalled),

@@ -15,11 +15,13 @@ from typing import Annotated, Any
 import typer
 from rich import box
 from rich.table import Column, Table
+from rich.text import Text
 
 from nbaprops.cli import render
 from nbaprops.cli.boundary import errors, parse_date, settings
+from nbaprops.cli.market import show_offers
 from nbaprops.cli.opening import _run, _status_with_holder
-from nbaprops.cli.options import DateOpt, DbOpt, JsonOpt
+from nbaprops.cli.options import BooksOpt, DateOpt, DbOpt, JsonOpt, book_list
 from nbaprops.cli.render import out
 from nbaprops.exports import write_csv
 
@@ -136,15 +138,22 @@ def predictions(
     as_csv: Annotated[
         bool, typer.Option("--csv", help="Write CSV (every column of the main table) to stdout.")
     ] = False,
+    offers: Annotated[
+        bool, typer.Option("--offers", help="List every offer of the date with its fair probability and EV.")
+    ] = False,
+    books: BooksOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The board of a date: active predictions, best expected value first (then highest prediction).
+    """The board of a date: active predictions, best expected value first (then highest prediction), each
+    lined row with its market: consensus line, fair P(over), books, and the best over and under offers.
 
     EV is shown for a recommended side only; a row whose system strays far from the other systems and the line
     shows "stray" as its bet and is not priced. An empty ``--bets`` board says why there is no bet."""
     with errors(as_json):
         day = parse_date(date_)
+        if offers:
+            return show_offers(settings(db), day, market, books, as_csv, as_json)
         table_limit = limit if limit is not None else (None if as_csv or as_json else 40)
         board = _run(
             settings(db),
@@ -154,6 +163,7 @@ def predictions(
             system=system,
             bets_only=bets,
             limit=table_limit,
+            books=book_list(books),
         )
         if as_csv:
             write_csv(sys.stdout, board["names"], board["rows"])
@@ -179,16 +189,17 @@ def _render_board(
     table = Table(
         *(label for _, label in _BOARD),
         title_justify="left",
-        title=f"{shown} active prediction(s) for {day}{' (bets only)' if bets else ''}, best expected value first",
+        title=f"{shown} active prediction(s) for {day}{' (bets only)' if bets else ''}, best expected value first "
+        "(the market's fair P(over) and best offers: --json, --csv, --offers)",
     )
     for r in records:
         cells = {
-            c: "" if r[c] is None else f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c])
+            c: "" if r.get(c) is None else f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c])
             for c, _ in _BOARD
         }
         if r.get("prediction_error_code") == "stray":  # far from the other systems and the line: not bet
             cells["recommendation"] = "stray"
-        table.add_row(*(cells[c] for c, _ in _BOARD))
+        table.add_row(*(Text(cells[c]) for c, _ in _BOARD))
     out.print(table)
     if total > len(records):
         out.print(

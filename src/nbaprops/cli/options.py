@@ -82,3 +82,18 @@ SeasonOpt = Annotated[
         help="Season, e.g. 2025-26 [default: the current season].",
     ),
 ]
+BooksOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--books",
+        metavar="LIST",
+        show_default=False,
+        help="Comma-separated books you can bet at: best offers come from these only (every book still "
+        "informs the fair price) [default: every book, or the books setting].",
+    ),
+]
+
+
+def book_list(books: str | None) -> list[str] | None:
+    """``--books a,b`` as a list (None: not given, the setting applies)."""
+    return [b.strip() for b in books.split(",") if b.strip()] if books else None

@@ -659,6 +659,57 @@ def select_lines_by_date(
     )
 
 
+def date_offers(
+    storage: Inputs,
+    game_date: date,
+    *,
+    as_of: Mapping[tuple[str, str], datetime | None] | None = None,
+    players: Sequence[str] | None = None,
+    markets: Sequence[str] | None = None,
+) -> Any:
+    """Every book's offer of ``game_date`` (each line and alternate line), as a ``pyarrow.Table``: the rows
+    :func:`select_lines` chooses from, before anything collapses them.
+
+    Quarantined rows and rows posted at or after tip-off never count. With ``as_of`` (a prediction time per
+    (player_lookup, market)), a listed player-market keeps only the rows posted by then (rows with unknown
+    ``posted_at`` always count) and an unlisted one keeps every row. ``is_main`` is the main-line rule (module
+    docstring) applied to the rows kept, so a book's main line is the one :func:`select_lines` would use.
+
+    Args:
+        players, markets: only these player lookups / markets (None: all).
+
+    Columns: game_date, player_lookup, player_name, market, bookmaker, line, over_price, under_price,
+    posted_at, is_main.
+    """
+    keys = list(as_of or {})
+    group = ", ".join(_GROUP)
+    return storage.arrow(
+        f"""WITH cut AS (SELECT unnest(CAST($who AS VARCHAR[])) AS player_lookup,
+                                unnest(CAST($what AS VARCHAR[])) AS market,
+                                unnest(CAST($when AS TIMESTAMPTZ[])) AS as_of),
+            eligible AS (
+                SELECT p.game_date, p.player_lookup, p.player_name, p.market, p.bookmaker, p.line,
+                       p.over_price, p.under_price, p.posted_at
+                FROM prop_lines p LEFT JOIN cut c USING (player_lookup, market)
+                WHERE p.game_date = $day AND p.quarantine_reason IS NULL
+                  AND ($players IS NULL OR list_contains($players, p.player_lookup))
+                  AND ($markets IS NULL OR list_contains($markets, p.market))
+                  AND (c.as_of IS NULL OR p.posted_at IS NULL OR p.posted_at <= c.as_of)
+                  AND (p.posted_at IS NULL OR p.commence_time IS NULL OR p.posted_at < p.commence_time))
+            SELECT *, row_number() OVER (PARTITION BY {group} ORDER BY {MAIN_ORDER_SQL}) = 1 AS is_main
+            FROM eligible
+            ORDER BY player_lookup, market, bookmaker, line""",
+        {
+            "day": game_date,
+            "who": [k[0] for k in keys],
+            "what": [k[1] for k in keys],
+            "when": [(as_of or {})[k] for k in keys],
+            "players": None if players is None else list(players),
+            "markets": None if markets is None else list(markets),
+        },
+    )
+
+
 def line_players(storage: Inputs, game_date: date, markets: Sequence[str], as_of: datetime) -> Any:
     """Players with a line in ``markets`` on ``game_date`` posted by ``as_of`` (their latest row's teams);
     quarantined lines do not count."""

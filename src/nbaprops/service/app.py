@@ -26,7 +26,7 @@ from nbaprops import __version__, holder
 from nbaprops.clock import Clock
 from nbaprops.config import Settings
 from nbaprops.service import auth, errors
-from nbaprops.service.routers import batches, dashboard, health, ingest, operations, predictions
+from nbaprops.service.routers import batches, dashboard, health, ingest, market, operations, predictions
 from nbaprops.service.routers import holder as holder_route
 from nbaprops.service.runtime import Runtime
 
@@ -314,6 +314,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     for router in (
         batches.router,
         predictions.router,
+        market.router,
         operations.router,
         ingest.router,
         health.router,

@@ -208,12 +208,16 @@ _PYTHON_TYPES: dict[str, Any] = {
 
 def _prediction_model() -> type[BaseModel]:
     fields: dict[str, Any] = {}
-    for column in schema.PREDICTIONS.columns:
+    for column in (*schema.PREDICTIONS.columns, *schema.BOARD_MARKET_COLUMNS):
         kind = _PYTHON_TYPES[column.type]
         # Every value may be missing in JSON: a NaN the database holds is sent as null.
         annotation = kind | None if column.nullable or kind is float else kind
         fields[column.name] = (annotation, Field(description=column.description))
-    return create_model("Prediction", __doc__="One active row of player_prop_predictions.", **fields)
+    return create_model(
+        "Prediction",
+        __doc__="One active row of player_prop_predictions, with its player-market's offers priced.",
+        **fields,
+    )
 
 
 Prediction = _prediction_model()
@@ -224,6 +228,67 @@ class PredictionList(BaseModel):
     count: int = Field(description="Rows in this answer.")
     total: int = Field(description="Rows matching the filters (more than count when limited).")
     predictions: list[Prediction]  # type: ignore[valid-type]
+
+
+class Offer(BaseModel):
+    """One book's offer at one line, priced against the fair distribution."""
+
+    player_name: str | None
+    player_lookup: str
+    market: str
+    bookmaker: str
+    line: float
+    is_main: bool = Field(description="the book's main line (the most balanced of its lines)")
+    over_price: float | None
+    under_price: float | None
+    book_p_over: float | None = Field(description="the book's own de-vigged P(over | the bet settles)")
+    fair_p_over: float | None = Field(description="fair P(over) at this line")
+    fair_p_push: float | None = Field(description="fair P(push) at this line")
+    ev_over: float | None = Field(description="expected profit per unit of the over at this price")
+    ev_under: float | None = Field(description="expected profit per unit of the under at this price")
+    overround: float | None
+    outlier: bool = Field(description="farther than the market's book gap from the consensus line: never bet")
+    eligible: bool = Field(description="may be bet: a book you bet at, no outlier, price near the consensus")
+
+
+class OfferList(BaseModel):
+    game_date: date
+    count: int
+    offers: list[Offer]
+
+
+class LadderOffer(BaseModel):
+    bookmaker: str
+    over_price: float | None
+    under_price: float | None
+    ev_over: float | None
+    ev_under: float | None
+    eligible: bool
+
+
+class LadderLine(BaseModel):
+    line: float
+    p_over: float | None
+    p_under: float | None
+    p_push: float | None
+    fair_over_odds: float | None = Field(description="American odds of the over with no vig")
+    fair_under_odds: float | None = Field(description="American odds of the under with no vig")
+    offers: list[LadderOffer] = Field(description="every offer posted at this line")
+
+
+class Ladder(BaseModel):
+    """Fair probability and fair odds of one player-market at every half-point line of a range."""
+
+    game_date: date
+    player_name: str | None
+    player_lookup: str
+    market: str
+    consensus_line: float
+    fair_p_over: float | None
+    fair_over_odds: float | None
+    n_books: int
+    mean: float | None = Field(description="mean of the fair count distribution")
+    lines: list[LadderLine]
 
 
 class Health(BaseModel):

@@ -61,7 +61,9 @@ def _predictions(
     system: str | None = None,
     bets_only: bool = False,
     limit: int | None = None,
+    books: list[str] | None = None,
 ) -> dict[str, Any]:
+    from nbaprops.pipeline.board import with_market
     from nbaprops.pipeline.reads import (
         active_predictions,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
     )
@@ -83,7 +85,47 @@ def _predictions(
         )
 
         no_bets = no_bet_reasons(storage, day, system=system, market=market)
-    return {"names": names, "rows": [list(r) for r in rows], "total": total, "no_bets": no_bets}
+    names, priced = with_market(storage, day, names, [list(r) for r in rows], books=_books(settings, books))
+    return {"names": names, "rows": priced, "total": total, "no_bets": no_bets}
+
+
+def _books(settings: Settings, books: list[str] | None) -> tuple[str, ...]:
+    """The books the user can bet at: the request's, else the ``books`` setting (empty: every book)."""
+    return tuple(books) if books else settings.books
+
+
+def _offers(
+    storage: Backend,
+    settings: Settings,
+    *,
+    game_date: str,
+    market: str | None = None,
+    books: list[str] | None = None,
+) -> dict[str, Any]:
+    from nbaprops.pipeline.board import offer_rows
+
+    day = _day(game_date)
+    assert day is not None
+    names, rows = offer_rows(storage, day, market=market, books=_books(settings, books))
+    return {"names": names, "rows": rows}
+
+
+def _ladder(
+    storage: Backend,
+    settings: Settings,
+    *,
+    game_date: str,
+    player: str,
+    market: str,
+    low: float | None = None,
+    high: float | None = None,
+    books: list[str] | None = None,
+) -> dict[str, Any]:
+    from nbaprops.pipeline.board import ladder_of
+
+    day = _day(game_date)
+    assert day is not None
+    return ladder_of(storage, day, player, market, low=low, high=high, books=_books(settings, books))
 
 
 def _check_stalled(
@@ -123,6 +165,8 @@ OPERATIONS: Mapping[str, Operation] = {
     "status": _status,
     "batches": _batches,
     "predictions": _predictions,
+    "offers": _offers,
+    "ladder": _ladder,
     "check-stalled": _check_stalled,
     "consolidate": _consolidate,
     "finish": _finish,

@@ -20,7 +20,7 @@ from nbaprops.errors import StorageBusyError
 from nbaprops.service.deps import runtime
 
 router = APIRouter(include_in_schema=False)
-READS = frozenset({"status", "batches", "predictions", "follow", "activity"})
+READS = frozenset({"status", "batches", "predictions", "offers", "ladder", "follow", "activity"})
 
 
 @router.post(holder.ROUTE + "{op}")

@@ -17,6 +17,7 @@ from nbaprops.service.deps import runtime
 from nbaprops.service.errors import responses
 from nbaprops.service.models import GAME_DATE_PATTERN, Market, PredictionList, SystemId
 from nbaprops.service.operations import OPERATIONS
+from nbaprops.service.routers.market import BooksQuery, book_list
 
 router = APIRouter(prefix="/v1", tags=["predictions"], dependencies=[Depends(read_access)])
 
@@ -68,9 +69,11 @@ async def predictions(
     system: Annotated[SystemId | None, Query(description="Only this system.")] = None,
     bets_only: Annotated[bool, Query(description="Only rows recommending OVER or UNDER.")] = False,
     limit: Annotated[int | None, Query(ge=1, le=100_000, description="At most this many rows.")] = None,
+    books: BooksQuery = None,
 ) -> Response:
     """Best expected value first: the line, P(over), the recommendation and its expected value beside each
-    prediction."""
+    prediction, and its player-market's offers priced (consensus line, fair P(over), books, spread, the best
+    over and under offers at the books you bet at, and what they save against the consensus book)."""
     rt = runtime(request)
     day = resolve_day(date, rt.clock, "date")
     as_csv = "text/csv" in request.headers.get("accept", "")
@@ -84,8 +87,9 @@ async def predictions(
             system=system,
             bets_only=bets_only,
             limit=limit,
+            books=book_list(books),
         )
         return board_csv(board).encode() if as_csv else board_json(day, board)
 
-    body = await rt.read(("predictions", day, market, system, bets_only, limit, as_csv), render)
+    body = await rt.read(("predictions", day, market, system, bets_only, limit, books, as_csv), render)
     return Response(body, media_type="text/csv" if as_csv else "application/json")

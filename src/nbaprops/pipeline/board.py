@@ -1,0 +1,266 @@
+"""The market on the board: every offer of a date priced, the best over and under per player-market, the
+list of offers with their EV, and the ladder of one player-market (issue 20, part 1).
+
+One function per view, shared by the CLI and the API. Each reads the date's offers from ``prop_lines``
+(:func:`nbaprops.ingest.lines.date_offers`: quarantined lines and lines posted after tip-off left out; for a
+player-market the board holds a prediction of, only the lines posted by that prediction's time) and prices
+them all in one vectorized :func:`nbaprops.pricing.price_slate` call.
+
+The spread and the book weights are pricing's defaults (:data:`~nbaprops.pricing.DEFAULT_DISPERSION`, every
+book weighted alike): learning them (:func:`~nbaprops.pricing.learn_market`) takes about half a minute over
+two seasons of offers, which belongs to a nightly step, not to a read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import pyarrow.compute as pc
+
+from nbaprops.errors import InputError, UnknownBatchError
+from nbaprops.ingest.lines import date_offers, normalise_market
+from nbaprops.ingest.names import player_lookup
+from nbaprops.markets import BOOK_GAP, LINE_RANGE, validate_market
+from nbaprops.pricing import SlatePricing, american_odds, ladder, price_slate
+from nbaprops.schema import BOARD_MARKET_COLUMNS
+from nbaprops.storage.seams import Backend
+
+MARKET_NAMES: tuple[str, ...] = tuple(c.name for c in BOARD_MARKET_COLUMNS)
+_FROM_PRICING = {"fair_p_over": "p_over", "book_spread": "spread"}  # board name -> price_slate's
+OFFER_COLUMNS: tuple[str, ...] = (
+    "player_name",
+    "player_lookup",
+    "market",
+    "bookmaker",
+    "line",
+    "is_main",
+    "over_price",
+    "under_price",
+    "book_p_over",
+    "fair_p_over",
+    "fair_p_push",
+    "ev_over",
+    "ev_under",
+    "overround",
+    "outlier",
+    "eligible",
+)
+"""``predictions --offers``: each offer, the book's own de-vigged P(over | settled) (``book_p_over``), the fair
+distribution's P(over) and P(push) at its line, the EV of each side, and whether it may be bet."""
+PRICE_GUARD = 0.1
+"""An offer whose own fair P(over) is this far from the consensus at its line is not bet (docs/market.md's
+price guard: with every book weighted alike, the stale or mispaired prices of two books looked like gifts)."""
+LADDER_SPAN = 5.0
+_MAX_RUNGS = 401
+
+
+def _clean(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def excluded_books(present: Iterable[str], allowed: Sequence[str]) -> list[str]:
+    """The books of ``present`` the user cannot bet at: every one not in ``allowed`` (case-insensitive);
+    nothing when ``allowed`` is empty (every book allowed)."""
+    wanted = {b.strip().lower() for b in allowed if b.strip()}
+    return [b for b in present if wanted and b.lower() not in wanted]
+
+
+def price_offers_of(
+    backend: Backend,
+    game_date: date,
+    *,
+    as_of: dict[tuple[str, str], datetime | None] | None = None,
+    players: Sequence[str] | None = None,
+    markets: Sequence[str] | None = None,
+    books: Sequence[str] = (),
+) -> SlatePricing | None:
+    """Every offer of ``game_date`` (of ``players`` / ``markets`` when given) priced; None without an offer.
+
+    Args:
+        as_of: prediction time per (player_lookup, market): only lines posted by then count.
+        books: the books the user can bet at (empty: all); the others still inform the fair price.
+    """
+    table = date_offers(backend.features, game_date, as_of=as_of, players=players, markets=markets)
+    if table.num_rows == 0:
+        return None
+    present = pc.unique(table["bookmaker"]).to_pylist()
+    return price_slate(
+        table,
+        max_gap=dict(BOOK_GAP),
+        excluded_books=excluded_books([str(b) for b in present], books),
+        max_price_gap=PRICE_GUARD,
+    )
+
+
+def _prediction_times(
+    backend: Backend, names: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> dict[tuple[str, str], datetime | None]:
+    """(player_lookup, market) -> the prediction time of its newest batch among ``rows``."""
+    column = {n: i for i, n in enumerate(names)}
+    batch_times: dict[str, datetime | None] = {}
+    times: dict[tuple[str, str], datetime | None] = {}
+    for row in rows:
+        batch = str(row[column["batch_id"]])
+        if batch not in batch_times:
+            try:
+                batch_times[batch] = backend.ledger.get_batch(batch).as_of
+            except UnknownBatchError:  # a row whose batch was cleaned up: every line posted before tip-off
+                batch_times[batch] = None
+        key = (str(row[column["player_lookup"]]), str(row[column["market"]]))
+        when, seen = batch_times[batch], times.get(key)
+        times[key] = when if key not in times else (None if when is None or seen is None else max(when, seen))
+    return times
+
+
+def with_market(
+    backend: Backend,
+    game_date: date,
+    names: list[str],
+    rows: list[list[Any]],
+    *,
+    books: Sequence[str] = (),
+) -> tuple[list[str], list[list[Any]]]:
+    """The board's rows with :data:`MARKET_NAMES` appended: their player-market's consensus, fair P(over),
+    books and spread, and best over and under offers (None where the player-market has no offer)."""
+    times = _prediction_times(backend, names, rows)
+    pricing = (
+        price_offers_of(
+            backend,
+            game_date,
+            as_of=times,
+            players=sorted({p for p, _ in times}),
+            markets=sorted({m for _, m in times}),
+            books=books,
+        )
+        if times
+        else None
+    )
+    by_key: dict[tuple[str, str], list[Any]] = {}
+    if pricing is not None:
+        board = pricing.board
+        columns = [board[_FROM_PRICING.get(n, n)].to_pylist() for n in MARKET_NAMES]
+        keys = zip(board["player_lookup"].to_pylist(), board["market"].to_pylist(), strict=True)
+        for i, key in enumerate(keys):
+            if key in times:  # a player-market priced for another row's time is not this one's
+                by_key[key] = [_clean(c[i]) for c in columns]
+    column = {n: i for i, n in enumerate(names)}
+    empty = [None] * len(MARKET_NAMES)
+    out = [[*row, *by_key.get((row[column["player_lookup"]], row[column["market"]]), empty)] for row in rows]
+    return [*names, *MARKET_NAMES], out
+
+
+def offer_rows(
+    backend: Backend, game_date: date, *, market: str | None = None, books: Sequence[str] = ()
+) -> tuple[list[str], list[list[Any]]]:
+    """Every offer of ``game_date`` (of ``market``) with its fair probability and EV (:data:`OFFER_COLUMNS`),
+    by player, market, line and book. Lines posted after the newest prediction time of the date's active
+    rows of the player-market do not count (as on the board)."""
+    if market is not None:
+        market = validate_market(normalise_market(market))
+    active = backend.warehouse.active_predictions(game_date)
+    names = list(active.column_names)
+    rows = [list(r.values()) for r in active.to_pylist()]
+    pricing = price_offers_of(
+        backend,
+        game_date,
+        as_of=_prediction_times(backend, names, rows) if rows else None,
+        markets=None if market is None else [market],
+        books=books,
+    )
+    if pricing is None:
+        return list(OFFER_COLUMNS), []
+    table = pricing.offers.rename_columns(
+        [{"fair": "book_p_over", "p_over": "fair_p_over", "p_push": "fair_p_push"}.get(n, n)
+         for n in pricing.offers.column_names]
+    )  # fmt: skip
+    records = table.select(list(OFFER_COLUMNS)).to_pylist()
+    return list(OFFER_COLUMNS), [[_clean(r[c]) for c in OFFER_COLUMNS] for r in records]
+
+
+def _resolve(backend: Backend, player: str) -> str:
+    lookup = player_lookup(player)
+    alias = backend.features.fetchone(
+        "SELECT player_lookup FROM player_aliases WHERE alias_lookup = ?", [lookup]
+    )
+    return str(alias[0]) if alias else lookup
+
+
+def ladder_of(
+    backend: Backend,
+    game_date: date,
+    player: str,
+    market: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    books: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Fair probability and fair American odds at every half point from ``low`` to ``high`` (default: the
+    consensus line ± 5) of one player-market, each with the offers posted at that line (book, prices, EV).
+
+    Raises:
+        InputError: an unknown market, no line that date, no line for the player, or a bad range.
+    """
+    market = validate_market(normalise_market(market))
+    lookup = _resolve(backend, player)
+    if not lookup:
+        raise InputError(f"{player!r} is not a player name")
+    active = backend.warehouse.active_predictions(game_date)
+    mine = [r for r in active.to_pylist() if r["player_lookup"] == lookup and r["market"] == market]
+    times = _prediction_times(backend, list(active.column_names), [list(r.values()) for r in mine])
+    pricing = price_offers_of(
+        backend, game_date, as_of=times, players=[lookup], markets=[market], books=books
+    )
+    if pricing is None:
+        if backend.features.scalar("SELECT count(*) FROM prop_lines WHERE game_date = ?", [game_date]) == 0:
+            raise InputError(f"no lines on {game_date}: ingest or fetch lines for that date first")
+        raise InputError(
+            f"no {market} line for {player!r} on {game_date} (nbaprops predictions --offers lists them)"
+        )
+    board = pricing.board.to_pylist()[0]
+    consensus = float(board["consensus_line"])
+    floor_line = LINE_RANGE[market][0]
+    lo = max(floor_line, math.floor((consensus - LADDER_SPAN) * 2) / 2) if low is None else low
+    hi = math.ceil((consensus + LADDER_SPAN) * 2) / 2 if high is None else high
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi or (hi - lo) * 2 + 1 > _MAX_RUNGS:
+        raise InputError(
+            f"--low {lo:g} and --high {hi:g} are not a range of at most {_MAX_RUNGS} half points"
+        )
+    rungs = ladder(pricing.consensus.distribution, 0, lo, hi).to_pylist()
+    offers = pricing.offers.to_pylist()
+    for rung in rungs:
+        rung["offers"] = [
+            {
+                "bookmaker": o["bookmaker"],
+                "over_price": _clean(o["over_price"]),
+                "under_price": _clean(o["under_price"]),
+                "ev_over": _clean(o["ev_over"]),
+                "ev_under": _clean(o["ev_under"]),
+                "eligible": bool(o["eligible"]),
+            }
+            for o in offers
+            if o["line"] == rung["line"]
+        ]
+        for key in ("p_over", "p_under", "p_push", "fair_over_odds", "fair_under_odds"):
+            rung[key] = _clean(rung[key])
+    return {
+        "game_date": game_date.isoformat(),
+        "player_name": offers[0]["player_name"],
+        "player_lookup": lookup,
+        "market": market,
+        "consensus_line": consensus,
+        "fair_p_over": _clean(board["p_over"]),
+        "fair_over_odds": _clean(
+            float(american_odds(board["p_over"] / (board["p_over"] + board["p_under"])))
+        ),
+        "n_books": int(board["n_books"]),
+        "mean": _clean(board["mean"]),
+        "lines": rungs,
+    }
+
+
+__all__ = ["LADDER_SPAN", "MARKET_NAMES", "OFFER_COLUMNS", "excluded_books", "ladder_of", "offer_rows",
+           "price_offers_of", "with_market"]  # fmt: skip
