@@ -663,16 +663,16 @@ def date_offers(
     storage: Inputs,
     game_date: date,
     *,
-    as_of: Mapping[tuple[str, str], datetime | None] | None = None,
+    as_of: datetime | Mapping[tuple[str, str], datetime | None] | None = None,
     players: Sequence[str] | None = None,
     markets: Sequence[str] | None = None,
 ) -> Any:
     """Every book's offer of ``game_date`` (each line and alternate line), as a ``pyarrow.Table``: the rows
     :func:`select_lines` chooses from, before anything collapses them.
 
-    Quarantined rows and rows posted at or after tip-off never count. With ``as_of`` (a prediction time per
-    (player_lookup, market)), a listed player-market keeps only the rows posted by then (rows with unknown
-    ``posted_at`` always count) and an unlisted one keeps every row. ``is_main`` is the main-line rule (module
+    Quarantined rows and rows posted at or after tip-off never count. With ``as_of``, only the rows posted by
+    then count (rows with unknown ``posted_at`` always do): one prediction time for every row, or one per
+    (player_lookup, market), where an unlisted player-market keeps every row. ``is_main`` is the main-line rule (module
     docstring) applied to the rows kept, so a book's main line is the one :func:`select_lines` would use.
 
     Args:
@@ -681,7 +681,8 @@ def date_offers(
     Columns: game_date, player_lookup, player_name, market, bookmaker, line, over_price, under_price,
     posted_at, is_main.
     """
-    keys = list(as_of or {})
+    per = as_of if isinstance(as_of, Mapping) else {}
+    keys = list(per)
     group = ", ".join(_GROUP)
     return storage.arrow(
         f"""WITH cut AS (SELECT unnest(CAST($who AS VARCHAR[])) AS player_lookup,
@@ -695,6 +696,7 @@ def date_offers(
                   AND ($players IS NULL OR list_contains($players, p.player_lookup))
                   AND ($markets IS NULL OR list_contains($markets, p.market))
                   AND (c.as_of IS NULL OR p.posted_at IS NULL OR p.posted_at <= c.as_of)
+                  AND (CAST($cutoff AS TIMESTAMPTZ) IS NULL OR p.posted_at IS NULL OR p.posted_at <= $cutoff)
                   AND (p.posted_at IS NULL OR p.commence_time IS NULL OR p.posted_at < p.commence_time))
             SELECT *, row_number() OVER (PARTITION BY {group} ORDER BY {MAIN_ORDER_SQL}) = 1 AS is_main
             FROM eligible
@@ -703,7 +705,8 @@ def date_offers(
             "day": game_date,
             "who": [k[0] for k in keys],
             "what": [k[1] for k in keys],
-            "when": [(as_of or {})[k] for k in keys],
+            "when": [per[k] for k in keys],
+            "cutoff": None if isinstance(as_of, Mapping) else as_of,
             "players": None if players is None else list(players),
             "markets": None if markets is None else list(markets),
         },
