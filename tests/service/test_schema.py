@@ -50,6 +50,8 @@ def test_the_schema_documents_every_route_and_its_errors(live: LiveServer) -> No
         ("POST", "/v1/check-stalled"),
         ("POST", "/v1/cleanup-staging"),
         ("GET", "/v1/predictions"),
+        ("GET", "/v1/offers"),
+        ("GET", "/v1/ladder"),
         ("POST", "/v1/ingest/{kind}"),
         ("GET", "/health"),
         ("GET", "/health/ready"),
