@@ -428,6 +428,7 @@ def test_the_api_serves_the_market_of_the_board_the_offers_and_the_ladder(
         offers = client.get("/v1/offers", params={"date": DAY, "market": "pra"}).json()
         unknown = client.get("/v1/ladder", params={"date": DAY, "player": "Nobody Atall", "market": "pra"})
         anonymous = httpx.get(f"{server.url}/v1/ladder", params={"date": DAY, "player": "x", "market": "pra"})
+        page = client.get(f"/board/{DAY}", params={"market": "pra", "limit": "all"}).text
     lined = [r for r in board["predictions"] if r["line_value"] is not None]
     assert lined and {r["best_over_book"] for r in lined} <= {"BetMGM", None}
     assert all(r["fair_p_over"] is not None for r in lined)
@@ -435,6 +436,12 @@ def test_the_api_serves_the_market_of_the_board_the_offers_and_the_ladder(
     assert offers["count"] == len(offers["offers"]) > 500
     assert unknown.status_code == 422 and unknown.json()["error"].startswith("no pra line for 'Nobody Atall'")
     assert anonymous.status_code == 401  # reads need a key when read_auth is set, like every read route
+    # the dashboard's board shows the fair probability and the best offers beside each lined row
+    kyrie = next(r for r in page.split("<tr") if "<td>Kyrie Irving</td>" in r)
+    cells = re.findall(r"<td>(.*?)</td>", kyrie)
+    assert cells[12] == f"{ladder.json()['fair_p_over']:.3f}" and re.fullmatch(
+        r"\S.* \d+\.\d [+-]\d+ \(-?0\.\d+\)", cells[13]
+    )
 
 
 def test_hostile_book_and_player_names_stay_text(two_days: Path, tmp_path: Path) -> None:

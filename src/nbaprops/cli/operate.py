@@ -136,7 +136,10 @@ def predictions(
         ),
     ] = None,
     as_csv: Annotated[
-        bool, typer.Option("--csv", help="Write CSV (every column of the main table) to stdout.")
+        bool,
+        typer.Option(
+            "--csv", help="Write CSV (every column of the main table, then the market's) to stdout."
+        ),
     ] = False,
     offers: Annotated[
         bool, typer.Option("--offers", help="List every offer of the date with its fair probability and EV.")

@@ -45,8 +45,8 @@ def board_json(day: date, board: dict[str, Any]) -> bytes:
 
 
 def board_csv(board: dict[str, Any]) -> str:
-    """Every column of the main table, as ``nbaprops predictions --csv`` writes it (formula cells
-    neutralised, :mod:`nbaprops.exports`)."""
+    """Every column of the main table and the market's, as ``nbaprops predictions --csv`` writes it (formula
+    cells neutralised, :mod:`nbaprops.exports`)."""
     return csv_text(board["names"], board["rows"])
 
 
