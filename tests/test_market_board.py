@@ -455,10 +455,17 @@ def test_hostile_book_and_player_names_stay_text(two_days: Path, tmp_path: Path)
         dict(zip(FIELDS, [DAY, player, "pra", line, book, "-110", "-110", f"{DAY}T18:00:00Z"], strict=True))
         for line in ("20.5", "21.5")
     ]
+    # and a line with one price only: nothing to de-vig, so nothing to price
+    only = [DAY, "Only Over", "pra", "20.5", "MyBook", "-110", "", f"{DAY}T18:00:00Z"]
+    rows.append(dict(zip(FIELDS, only, strict=True)))
     code, _, stderr = run(
         "ingest", "lines", str(write_csv(tmp_path / "hostile.csv", rows, FIELDS)), "--db", str(db)
     )
     assert code == 0, stderr
+    code, _, stderr = run(
+        "ladder", "--date", DAY, "--player", "only over", "--market", "pra", "--db", str(db)
+    )
+    assert code == 1 and stderr.startswith("Error: no pra line for 'only over' on 2024-01-15 has both prices")
     code, stdout, stderr = run("ladder", "--date", DAY, "--player", player, "--market", "pra", "--db", str(db),
                                "--json")  # fmt: skip
     assert code == 0, stderr

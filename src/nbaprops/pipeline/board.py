@@ -226,7 +226,9 @@ def ladder_of(
             f"no {market} line for {player!r} on {game_date} (nbaprops predictions --offers lists them)"
         )
     board = pricing.board.to_pylist()[0]
-    consensus = float(board["consensus_line"])
+    consensus = _clean(board["consensus_line"])
+    if consensus is None or board["mean"] is None or not math.isfinite(board["mean"]):
+        raise InputError(f"no {market} line for {player!r} on {game_date} has both prices: nothing to price")
     floor_line = LINE_RANGE[market][0]
     lo = max(floor_line, math.floor((consensus - LADDER_SPAN) * 2) / 2) if low is None else low
     hi = math.ceil((consensus + LADDER_SPAN) * 2) / 2 if high is None else high
