@@ -200,6 +200,12 @@ def _coerce(name: str, raw: Any, like: Any) -> Any:
     return raw
 
 
+def book_list(books: str | None) -> list[str] | None:
+    """``--books a,b`` / ``books=a,b`` as a list (None when absent or empty: the ``books`` setting applies)."""
+    items = [b.strip() for b in (books or "").split(",") if b.strip()]
+    return items or None
+
+
 def load_settings(
     overrides: Mapping[str, Any] | None = None,
     *,

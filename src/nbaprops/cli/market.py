@@ -17,8 +17,9 @@ from rich.text import Text
 from nbaprops.cli import render
 from nbaprops.cli.boundary import errors, parse_date, settings
 from nbaprops.cli.opening import _run
-from nbaprops.cli.options import BooksOpt, DateOpt, DbOpt, JsonOpt, book_list
+from nbaprops.cli.options import BooksOpt, DateOpt, DbOpt, JsonOpt
 from nbaprops.cli.render import out
+from nbaprops.config import book_list
 from nbaprops.exports import write_csv
 
 _COMPACT: dict[str, Any] = {

@@ -21,8 +21,9 @@ from nbaprops.cli import render
 from nbaprops.cli.boundary import errors, parse_date, settings
 from nbaprops.cli.market import show_offers
 from nbaprops.cli.opening import _run, _status_with_holder
-from nbaprops.cli.options import BooksOpt, DateOpt, DbOpt, JsonOpt, book_list
+from nbaprops.cli.options import BooksOpt, DateOpt, DbOpt, JsonOpt
 from nbaprops.cli.render import out
+from nbaprops.config import book_list
 from nbaprops.exports import write_csv
 
 

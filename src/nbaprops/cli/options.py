@@ -92,8 +92,3 @@ BooksOpt = Annotated[
         "informs the fair price) [default: every book, or the books setting].",
     ),
 ]
-
-
-def book_list(books: str | None) -> list[str] | None:
-    """``--books a,b`` as a list (None: not given, the setting applies)."""
-    return [b.strip() for b in books.split(",") if b.strip()] if books else None

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from nbaprops.clock import resolve_day
+from nbaprops.config import book_list
 from nbaprops.service.auth import read_access
 from nbaprops.service.deps import runtime
 from nbaprops.service.errors import responses
@@ -24,12 +25,6 @@ BooksQuery = Annotated[
         description="Comma-separated books you can bet at [default: the server's books setting, else all].",
     ),
 ]
-
-
-def book_list(books: str | None) -> list[str] | None:
-    """``a,b`` as a list (None when absent or empty: the setting applies)."""
-    items = [b.strip() for b in (books or "").split(",") if b.strip()]
-    return items or None
 
 
 @router.get(

@@ -11,13 +11,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from nbaprops.clock import resolve_day
+from nbaprops.config import book_list
 from nbaprops.exports import csv_text
 from nbaprops.service.auth import read_access
 from nbaprops.service.deps import runtime
 from nbaprops.service.errors import responses
 from nbaprops.service.models import GAME_DATE_PATTERN, Market, PredictionList, SystemId
 from nbaprops.service.operations import OPERATIONS
-from nbaprops.service.routers.market import BooksQuery, book_list
+from nbaprops.service.routers.market import BooksQuery
 
 router = APIRouter(prefix="/v1", tags=["predictions"], dependencies=[Depends(read_access)])
 
