@@ -104,6 +104,8 @@ READS = [
     ["predictions", "--date", SLATE, "--csv"],
     ["predictions", "--date", SLATE, "--json"],
     ["predictions", "--date", SLATE, "--limit", "5"],
+    ["predictions", "--date", SLATE, "--offers", "--json"],
+    ["ladder", "--date", SLATE, "--player", "Jayson Tatum", "--market", "points"],
     ["check-stalled", "--json"],
     ["status", "nope"],
 ]
