@@ -86,7 +86,8 @@ class Settings:
         firestore_prefix: prefix of the ledger's Firestore collections (``{prefix}_batches``).
         pubsub_topic: the work topic; its pull subscription is ``{topic}-workers`` and the dead-letter topic
             ``{topic}-dead-letter``.
-        max_delivery_attempts: deliveries of one work message before it is dead-lettered (Pub/Sub: 5–100).
+        max_delivery_attempts: deliveries of one work message before it is dead-lettered (Pub/Sub: 5–100; 10,
+            with the retry policy, spread a message over about 20 minutes).
         as_of: replay the day commands as of this instant (``--as-of``, ``NBAPROPS_AS_OF``; ISO 8601 with a
             UTC offset, e.g. ``2024-03-12T17:00:00-05:00``): data posted after it stays invisible, and the
             clock runs on from it. None: now.
@@ -138,7 +139,7 @@ class Settings:
     bigquery_read_endpoint: str | None = None
     firestore_prefix: str = "nbaprops"
     pubsub_topic: str = "nbaprops-work"
-    max_delivery_attempts: int = 5
+    max_delivery_attempts: int = 10
     as_of: datetime | None = None
 
     @property
