@@ -104,7 +104,7 @@ async def start(body: BatchRequest, request: Request, response: Response) -> Bat
     "",
     response_model=BatchList,
     dependencies=[Depends(read_access)],
-    responses=responses(401, 403, 422, 503),
+    responses=responses(401, 403, 422, 429, 503),
     summary="List batches, newest first",
 )
 async def list_batches(
@@ -133,7 +133,7 @@ def _detail(rt: Runtime, batch_id: str) -> dict[str, Any]:
     "/{batch_id}",
     response_model=BatchDetail,
     dependencies=[Depends(read_access)],
-    responses=responses(401, 403, 404, 503),
+    responses=responses(401, 403, 404, 429, 503),
     summary="One batch in full",
 )
 async def get_batch(batch_id: BatchId, request: Request) -> Response:

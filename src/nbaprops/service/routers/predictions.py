@@ -58,7 +58,7 @@ def board_csv(board: dict[str, Any]) -> str:
             "content": {"text/csv": {"schema": {"type": "string"}}},
             "description": "JSON, or CSV of every column with Accept: text/csv.",
         },
-        **responses(401, 403, 422, 503),
+        **responses(401, 403, 422, 429, 503),
     },
 )
 async def predictions(
