@@ -8,7 +8,9 @@ Run from the repository root::
 Setup (untimed): a seed database with the shipped box scores and the ``moving_average`` model of the
 ``points`` market trained for 2025-02-12. Then, for each source tree (each ``--src`` given, in order, then this
 repository's ``src``; pass an older checkout's ``src`` to compare before and after in one invocation), one
-``nbaprops serve`` process of that tree over a copy of the seed on 127.0.0.1 (a free port; loopback only).
+``nbaprops serve`` process of that tree over a copy of the seed on 127.0.0.1 (a free port; loopback only). The
+trees take turns within each run (old alone, old loaded, new alone, new loaded, ...), so that what else the
+machine does weighs on each alike.
 
 Each run starts the slate of 2025-02-12 with ``POST /v1/batches`` (``force``: a new batch every run) and
 measures ``slate_s``, the batch's own wall time from its creation to its consolidation (the server's clock,
@@ -52,6 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -222,73 +225,82 @@ async def run_slate(
     return batch_id, slate_seconds(batch), status_ms, board_ms, refused, errors
 
 
-def one_tree(src: Path, seed: Path, artifacts: Path, tmp: Path, args: argparse.Namespace) -> list[str]:
-    """Every profile against a server of the tree ``src``; returns one summary line per profile."""
+@dataclass
+class Tree:
+    """One source tree's server and what its runs measured, per profile."""
+
+    src: Path
+    port: int
+    server: subprocess.Popen[bytes]
+    previous: str = ""
+    alone: dict[str, list[float]] = field(default_factory=dict)
+    loaded: dict[str, list[float]] = field(default_factory=dict)
+    status_ms: dict[str, list[float]] = field(default_factory=dict)
+    board_ms: dict[str, list[float]] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def summary(self, profile: str) -> str:
+        alone, loaded = statistics.median(self.alone[profile]), statistics.median(self.loaded[profile])
+        status, board = self.status_ms[profile], self.board_ms[profile]
+        return (
+            f"tree={self.src} profile={profile} slate_alone_s={alone:.3f} slate_loaded_s={loaded:.3f} "
+            f"slowdown={loaded / alone:.2f} status_p50_ms={percentile(status, 50):.1f} "
+            f"status_p99_ms={percentile(status, 99):.1f} predictions_p99_ms={percentile(board, 99):.1f} "
+            f"answered={len(status) + len(board)} refused_429={self.refused[profile]} errors={self.errors[profile]}"
+        )
+
+
+def start_tree(src: Path, seed: Path, artifacts: Path, tmp: Path, args: argparse.Namespace) -> Tree:
+    """A server of the tree ``src`` over its own copy of the seed, after a warm-up slate."""
     folder = Path(tempfile.mkdtemp(prefix="tree-", dir=tmp))
     db = folder / "service.duckdb"
     shutil.copyfile(seed, db)
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = start_server(db, artifacts, port, folder / "serve.log", src)
-    summaries = []
-    try:
-        progress(f"{src}: server ready at {base}; warm-up slate")
-        previous = asyncio.run(
+    tree = Tree(src, port, start_server(db, artifacts, port, folder / "serve.log", src))
+    progress(f"{src}: server ready on port {port}; warm-up slate")
+    tree.previous = asyncio.run(
+        run_slate(
+            f"http://127.0.0.1:{port}",
+            port,
+            clients=0,
+            profile="interval",
+            interval=args.interval,
+            max_seconds=args.max_seconds,
+            previous="",
+        )
+    )[0]
+    return tree
+
+
+def measure(tree: Tree, profile: str, run: int, args: argparse.Namespace) -> None:
+    """One run of ``profile`` on ``tree``'s server: the slate alone, then under load."""
+    for clients, sink in ((0, tree.alone), (args.clients, tree.loaded)):
+        tree.previous, slate_s, status_ms, board_ms, refused, errors = asyncio.run(
             run_slate(
-                base,
-                port,
-                clients=0,
-                profile="interval",
+                f"http://127.0.0.1:{tree.port}",
+                tree.port,
+                clients=clients,
+                profile=profile,
                 interval=args.interval,
                 max_seconds=args.max_seconds,
-                previous="",
+                previous=tree.previous,
             )
-        )[0]
-        for profile in args.profile:
-            alone: list[float] = []
-            loaded: list[float] = []
-            status_all: list[float] = []
-            board_all: list[float] = []
-            refused_all = errors_all = 0
-            for i in range(args.runs):
-                for clients, sink in ((0, alone), (args.clients, loaded)):
-                    previous, slate_s, status_ms, board_ms, refused, errors = asyncio.run(
-                        run_slate(
-                            base,
-                            port,
-                            clients=clients,
-                            profile=profile,
-                            interval=args.interval,
-                            max_seconds=args.max_seconds,
-                            previous=previous,
-                        )
-                    )
-                    sink.append(slate_s)
-                    line = f"tree={src} profile={profile} run={i + 1} clients={clients} slate_s={slate_s:.3f}"
-                    if clients:
-                        status_all += status_ms
-                        board_all += board_ms
-                        refused_all += refused
-                        errors_all += errors
-                        line += (
-                            f" status_n={len(status_ms)} status_p50_ms={percentile(status_ms, 50):.1f} "
-                            f"status_p99_ms={percentile(status_ms, 99):.1f} "
-                            f"predictions_p99_ms={percentile(board_ms, 99):.1f} refused_429={refused} "
-                            f"errors={errors}"
-                        )
-                    print(line, flush=True)
-                    progress(line)
-            alone_med, loaded_med = statistics.median(alone), statistics.median(loaded)
-            summaries.append(
-                f"tree={src} profile={profile} slate_alone_s={alone_med:.3f} slate_loaded_s={loaded_med:.3f} "
-                f"slowdown={loaded_med / alone_med:.2f} status_p50_ms={percentile(status_all, 50):.1f} "
-                f"status_p99_ms={percentile(status_all, 99):.1f} "
-                f"predictions_p99_ms={percentile(board_all, 99):.1f} answered={len(status_all) + len(board_all)} "
-                f"refused_429={refused_all} errors={errors_all}"
+        )
+        sink.setdefault(profile, []).append(slate_s)
+        line = f"tree={tree.src} profile={profile} run={run} clients={clients} slate_s={slate_s:.3f}"
+        if clients:
+            tree.status_ms.setdefault(profile, []).extend(status_ms)
+            tree.board_ms.setdefault(profile, []).extend(board_ms)
+            tree.refused[profile] = tree.refused.get(profile, 0) + refused
+            tree.errors[profile] = tree.errors.get(profile, 0) + errors
+            line += (
+                f" status_n={len(status_ms)} status_p50_ms={percentile(status_ms, 50):.1f} "
+                f"status_p99_ms={percentile(status_ms, 99):.1f} "
+                f"predictions_p99_ms={percentile(board_ms, 99):.1f} refused_429={refused} errors={errors}"
             )
-    finally:
-        stop_serve(server)
-    return summaries
+        print(line, flush=True)
+        progress(line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -318,15 +330,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
     tmp = Path(tempfile.mkdtemp(prefix="nbaprops-service-bench-"))
+    trees: list[Tree] = []
     try:
         seed, artifacts = tmp / "seed.duckdb", tmp / "artifacts"
         progress("seed: box scores and the model of the date")
         build_seed(seed, artifacts)
-        summaries = [
-            line
-            for src in [*args.src, REPO / "src"]
-            for line in one_tree(src.resolve(), seed, artifacts, tmp, args)
-        ]
+        # Every tree's server stands at once (an idle one costs nothing) and the trees take turns within each
+        # run, so that a change in what else the machine runs weighs on every tree alike.
+        for src in [*args.src, REPO / "src"]:
+            trees.append(start_tree(src.resolve(), seed, artifacts, tmp, args))
+        for profile in args.profile:
+            for run in range(1, args.runs + 1):
+                for tree in trees:
+                    measure(tree, profile, run, args)
+        summaries = [tree.summary(profile) for profile in args.profile for tree in trees]
         print(
             f"# slate {GAME_DATE}: systems={','.join(SYSTEMS)} markets={','.join(MARKETS)}; {args.clients} clients, "
             f"interval {args.interval:g}s; goals: status p99 <= {P99_GOAL_MS:.0f} ms, slowdown <= x{SLOWDOWN_GOAL}"
@@ -334,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in summaries:
             print(line, flush=True)
     finally:
+        for tree in trees:
+            stop_serve(tree.server)
         if args.keep:
             progress(f"kept {tmp}")
         else:
