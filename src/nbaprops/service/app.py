@@ -12,10 +12,9 @@ import ipaddress
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -26,19 +25,13 @@ from nbaprops import __version__, holder
 from nbaprops.clock import Clock
 from nbaprops.config import Settings
 from nbaprops.service import auth, errors
-from nbaprops.service.limits import PollLimit
+from nbaprops.service.limits import ASGIApp, Message, PollLimit, Receive, Scope, Send
 from nbaprops.service.routers import batches, dashboard, health, ingest, operations, predictions
 from nbaprops.service.routers import holder as holder_route
 from nbaprops.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("nbaprops.service.access")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DOCS_ASSETS = "/docs-assets"
 # The dashboard loads nothing but its own files; /docs needs Swagger UI's inline start-up script.

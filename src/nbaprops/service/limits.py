@@ -26,6 +26,7 @@ from nbaprops.config import Settings
 from nbaprops.service import errors
 from nbaprops.service.auth import key_matches
 
+# The ASGI shapes (app.py's middlewares use them too).
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
