@@ -53,6 +53,8 @@ class Settings:
         host: address ``nbaprops serve`` listens on.
         port: port ``nbaprops serve`` listens on.
         upload_limit_mb: largest request body the service accepts (an upload beyond it gets 413).
+        poll_interval_seconds: a client reading the same ``/v1`` URL again sooner than this gets 429 with
+            ``Retry-After`` (a client is its API key, else its address); 0 turns the limit off.
         reports_dir: backtest HTML reports the dashboard links to (default: beside the database, ``reports/``).
         refresh_threshold: ``refresh`` re-predicts a player whose consensus line moved by at least this much.
         kelly_fraction: picks stake this fraction of the full Kelly stake.
@@ -115,6 +117,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     upload_limit_mb: float = 64.0
+    poll_interval_seconds: float = 0.5
     reports_dir: Path | None = None
     refresh_threshold: float = 1.0
     kelly_fraction: float = 0.25
@@ -274,6 +277,8 @@ def load_settings(
         )
     if settings.upload_limit_mb <= 0:
         raise ConfigError("upload_limit_mb must be positive")
+    if not 0 <= settings.poll_interval_seconds <= 3600:
+        raise ConfigError("poll_interval_seconds must be 0-3600 (0: no limit)")
     if settings.webhook_attempts < 1 or settings.webhook_timeout_seconds <= 0:
         raise ConfigError("webhook_attempts must be at least 1 and webhook_timeout_seconds positive")
     if (
