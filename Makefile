@@ -30,7 +30,7 @@ serve: $(VENV)/.service
 
 ## test: set up with the dev extras and run the whole test suite
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest -q -rs -n auto --dist loadgroup
+	$(BIN)/python -m pytest -q -rs -n auto --dist loadfile
 
 ## test-cloud: only the tests on the Google Cloud emulators (pytest marker `cloud`; they skip without gcloud/Java)
 test-cloud: $(VENV)/.dev

@@ -64,6 +64,8 @@ def start_server(db: Path, artifacts: Path, port: int, log: Path, src: Path) -> 
         "NBAPROPS_DATA_DIR": str(artifacts),
         "NBAPROPS_SYSTEMS": ",".join(SYSTEMS),
         "NBAPROPS_MARKETS": ",".join(MARKETS),
+        # The readers probe status every 50 ms to time it; the polling limit is service.py's to measure.
+        "NBAPROPS_POLL_INTERVAL_SECONDS": "0",
     }
     return start_serve(db, port, log, settings=settings, src=src)
 

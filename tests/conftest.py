@@ -28,17 +28,6 @@ PRA_LINES = {
 }
 
 
-# The Google Cloud emulators are session fixtures: under pytest-xdist (`make test` runs `-n auto --dist
-# loadgroup`) every test that uses one runs on the same worker, so they start once, not once per worker.
-EMULATOR_FIXTURES = frozenset({"pubsub_emulator", "firestore_emulator", "bigquery_emulator"})
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if EMULATOR_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("emulators"))
-
-
 @pytest.fixture(scope="session")
 def loaded_db_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DuckDB file with every shipped box score loaded (built once per session; do not write to it)."""

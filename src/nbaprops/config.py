@@ -53,6 +53,8 @@ class Settings:
         host: address ``nbaprops serve`` listens on.
         port: port ``nbaprops serve`` listens on.
         upload_limit_mb: largest request body the service accepts (an upload beyond it gets 413).
+        poll_interval_seconds: a client reading the same ``/v1`` URL again sooner than this gets 429 with
+            ``Retry-After`` (a client is its API key, else its address); 0 turns the limit off.
         reports_dir: backtest HTML reports the dashboard links to (default: beside the database, ``reports/``).
         refresh_threshold: ``refresh`` re-predicts a player whose consensus line moved by at least this much.
         kelly_fraction: picks stake this fraction of the full Kelly stake.
@@ -89,7 +91,8 @@ class Settings:
         firestore_prefix: prefix of the ledger's Firestore collections (``{prefix}_batches``).
         pubsub_topic: the work topic; its pull subscription is ``{topic}-workers`` and the dead-letter topic
             ``{topic}-dead-letter``.
-        max_delivery_attempts: deliveries of one work message before it is dead-lettered (Pub/Sub: 5–100).
+        max_delivery_attempts: deliveries of one work message before it is dead-lettered (Pub/Sub: 5–100; 10,
+            with the retry policy, spread a message over about 20 minutes).
         as_of: replay the day commands as of this instant (``--as-of``, ``NBAPROPS_AS_OF``; ISO 8601 with a
             UTC offset, e.g. ``2024-03-12T17:00:00-05:00``): data posted after it stays invisible, and the
             clock runs on from it. None: now.
@@ -117,6 +120,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     upload_limit_mb: float = 64.0
+    poll_interval_seconds: float = 0.5
     reports_dir: Path | None = None
     refresh_threshold: float = 1.0
     kelly_fraction: float = 0.25
@@ -142,7 +146,7 @@ class Settings:
     bigquery_read_endpoint: str | None = None
     firestore_prefix: str = "nbaprops"
     pubsub_topic: str = "nbaprops-work"
-    max_delivery_attempts: int = 5
+    max_delivery_attempts: int = 10
     as_of: datetime | None = None
 
     @property
@@ -283,6 +287,8 @@ def load_settings(
         )
     if settings.upload_limit_mb <= 0:
         raise ConfigError("upload_limit_mb must be positive")
+    if not 0 <= settings.poll_interval_seconds <= 3600:
+        raise ConfigError("poll_interval_seconds must be 0-3600 (0: no limit)")
     if settings.webhook_attempts < 1 or settings.webhook_timeout_seconds <= 0:
         raise ConfigError("webhook_attempts must be at least 1 and webhook_timeout_seconds positive")
     if (

@@ -28,7 +28,7 @@ ONE_GAME = SMALL_SLATE  # one game: 31 requests
 @pytest.fixture
 def server(deployment: Deployment) -> Iterator[LiveServer]:
     settings = deployment.settings.replace(
-        api_keys=KEYS, workers=0
+        api_keys=KEYS, workers=0, poll_interval_seconds=0.0
     )  # a coordinator: the work is the workers'
     with LiveServer(settings) as live:
         yield live

@@ -62,6 +62,9 @@ def test_the_schema_documents_every_route_and_its_errors(live: LiveServer) -> No
             if path.startswith("/v1/") and method == "post":
                 assert {"401", "403"} <= set(operation["responses"]), (method, path)
                 assert operation.get("security"), (method, path)
+            if path.startswith("/v1/") and method == "get" and not path.endswith("/events"):
+                too_many = operation["responses"]["429"]  # the polling limit
+                assert "Retry-After" in too_many["headers"], path
     assert set(document["components"]["schemas"]["BatchRequest"]["properties"]) == set(
         BatchRequest.model_fields
     )

@@ -92,7 +92,11 @@ def consolidate(
     """
     info = ledger.get_batch(backend, batch_id)
     with _date_lock(info.game_date):
-        return retry_transient(lambda: _consolidate_once(backend, batch_id, clock=clock, summary=summary))
+        # A warehouse that retries its own writes (seconds of backoff, GCP) is tried once more, not 8 times over.
+        attempts = 2 if backend.capabilities.retries_writes else 8
+        return retry_transient(
+            lambda: _consolidate_once(backend, batch_id, clock=clock, summary=summary), attempts=attempts
+        )
 
 
 def _consolidate_once(

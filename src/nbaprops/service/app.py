@@ -1,5 +1,5 @@
 """The FastAPI application: routers, error boundary, lifespan, and the middlewares every request crosses
-(own Host and same-origin writes only, body size limit, request id, timing and access log, security headers).
+(own Host and same-origin writes only, the polling limit, body size limit, request id, timing and access log, security headers).
 
 ``create_app(settings)`` builds one service over ``settings.db_path``. The database is opened by the lifespan
 (or before it, by :func:`nbaprops.service.server.serve`, so that a held file fails before anything listens)
@@ -12,10 +12,9 @@ import ipaddress
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -26,18 +25,13 @@ from nbaprops import __version__, holder
 from nbaprops.clock import Clock
 from nbaprops.config import Settings
 from nbaprops.service import auth, errors
+from nbaprops.service.limits import ASGIApp, Message, PollLimit, Receive, Scope, Send
 from nbaprops.service.routers import batches, dashboard, health, ingest, market, operations, predictions
 from nbaprops.service.routers import holder as holder_route
 from nbaprops.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("nbaprops.service.access")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DOCS_ASSETS = "/docs-assets"
 # The dashboard loads nothing but its own files; /docs needs Swagger UI's inline start-up script.
@@ -332,6 +326,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, runtime: Runti
     # The last added is the outermost: every request is observed (refusals included), then a foreign Host or
     # a cross-site write is refused before the body is read or any route runs.
     app.add_middleware(BodyLimit, limit=int(settings.upload_limit_mb * 1_048_576))
+    app.add_middleware(PollLimit, settings=settings)  # after the Host check, before any route or body
     app.add_middleware(SameOrigin, hosts=allowed_hosts(settings.host))
     app.add_middleware(Observe, runtime=rt)
     return app

@@ -17,6 +17,7 @@ wrong key                  403
 UnknownBatchError, route   404
 ConflictError              409
 body over the limit        413
+polling too fast           429
 InputError, ConfigError    422
 StorageBusyError (retry)   503
 StorageFullError           507
@@ -56,6 +57,7 @@ _HTTP_KINDS = {
     406: "NotAcceptable",
     413: "PayloadTooLarge",
     415: "UnsupportedMediaType",
+    429: "TooManyRequests",
     422: "InputError",
     503: "Unavailable",
 }
@@ -198,9 +200,20 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Clashes with a running batch",
         413: "Body over the upload limit",
         422: "Invalid input",
+        429: "Read again sooner than poll_interval_seconds; retry after Retry-After seconds",
         503: "Busy or stopping; retry",
     }
-    return {status: {"model": _error_body(), "description": descriptions[status]} for status in statuses}
+    documented: dict[int | str, dict[str, Any]] = {
+        status: {"model": _error_body(), "description": descriptions[status]} for status in statuses
+    }
+    if 429 in documented:
+        documented[429]["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before asking again.",
+                "schema": {"type": "integer"},
+            }
+        }
+    return documented
 
 
 def _error_body() -> Any:

@@ -41,6 +41,7 @@ from nbaprops.pipeline import ledger
 from nbaprops.pipeline.coordinator import StartResult, default_as_of, process_owner
 from nbaprops.pipeline.day import inputs_digest
 from nbaprops.pipeline.run import BatchPlan, BatchRun, complete_batch, plan_batch, start_batch
+from nbaprops.schema import REQUEST_STATES
 from nbaprops.service.errors import status_of
 from nbaprops.storage import retry_transient
 from nbaprops.storage.seams import Backend
@@ -86,9 +87,35 @@ class Job:
     error: dict[str, str] | None = None
     started: float = field(default_factory=time.perf_counter)
     thread: threading.Thread | None = None
+    # The snapshot the work keeps (issue 21): request counts as the dispatch loop last counted them in the
+    # ledger, on its own connection, and the batch's state once consolidated. ``version`` moves when they do.
+    requests: dict[str, int] | None = None
+    state: str = "running"
+    consolidated: bool = False
+    version: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"phase": self.phase, "messages": list(self.messages), "error": self.error}
+
+    def observe(self, counts: dict[str, int]) -> None:
+        """The dispatch loop's count of the batch's requests by state (called on the batch's thread)."""
+        if counts != self.requests:
+            self.requests = dict(counts)
+            self.version += 1
+
+    def progress(self) -> dict[str, Any] | None:
+        """Progress from the snapshot (``batch_id, state, requests, consolidated, phase``), or ``None`` when it
+        cannot answer: not counted yet, or a run that failed or stopped (the ledger answers then)."""
+        requests = self.requests
+        if requests is None or self.phase in ("failed", "stopped"):
+            return None
+        return {
+            "batch_id": self.batch_id,
+            "state": self.state,
+            "requests": dict(requests),
+            "consolidated": self.consolidated,
+            "phase": self.phase,
+        }
 
 
 @dataclass(frozen=True)
@@ -151,6 +178,9 @@ class BatchRunner:
         self._jobs: dict[str, Job] = {}
         self._finished: dict[SubmissionKey, tuple[str, str]] = {}  # key -> (inputs digest, batch id)
         self._standing_memo: dict[SubmissionKey, tuple[float, Submitted | None]] = {}
+        # Moves whenever a run here ends (its consolidation changed the board, staging, other batches' rows):
+        # reads that a run's end changes are versioned by it (Runtime.version_of).
+        self.generation = 0
 
     # -- submit ----------------------------------------------------------------------------------
     def submit(
@@ -239,6 +269,8 @@ class BatchRunner:
             job = self._jobs.get(start.batch_id)
             if job is None or job.phase in ("failed", "stopped"):
                 job = Job(start.batch_id, game_date)
+                if start.created:  # a new batch is all pending: the snapshot starts exact
+                    job.observe({**dict.fromkeys(REQUEST_STATES, 0), "pending": start.requests})
                 self._jobs[start.batch_id] = job
                 job.thread = threading.Thread(
                     target=self._run,
@@ -382,11 +414,16 @@ class BatchRunner:
                 ),
                 stop=self.stopping,
                 started=job.started,
+                on_progress=job.observe,
             )
             if self.stopping.is_set() and run.summary.state == "running":
                 job.phase = "stopped"
                 return
             job.result = run.as_dict()
+            # The final snapshot: the ledger's counts after consolidation, before the phase says finished.
+            job.state, job.consolidated = run.summary.state, run.summary.state != "running"
+            job.observe(run.summary.requests)
+            job.version += 1
             if run.summary.state == "complete":  # a repeat with the same inputs gets this batch
                 self._finished[key] = (digest[0], job.batch_id)
             self._standing_memo.clear()  # its models may be what another submission reads
@@ -403,6 +440,8 @@ class BatchRunner:
                 log.exception("batch %s crashed", job.batch_id)
                 job.error = {"error": "internal error; the server logged it", "kind": "InternalError"}
             job.phase = "failed"
+        finally:
+            self.generation += 1
 
     # -- read ------------------------------------------------------------------------------------
     def job(self, batch_id: str) -> Job | None:

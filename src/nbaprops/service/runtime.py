@@ -47,6 +47,8 @@ from nbaprops.storage.seams import Backend
 log = logging.getLogger(__name__)
 READ_CACHE_SECONDS = 0.5  # how long a read is reused as it is (see Runtime.read)
 READ_STALE_SECONDS = 2.0  # how long after that it is still answered while a refresh runs
+# A read whose version the work vouches for (see Runtime.read) is reused this long at most, as a safety net.
+READ_VERSIONED_SECONDS = 10.0
 WRITE_THREADS = 4  # writes serialise on DuckDB's single writer anyway; more threads would only queue
 # DuckDB's buffers while an upload is ingested (a 1M-row upload peaked 650 MB above idle without a bound).
 UPLOAD_MEMORY_LIMIT = "256MB"
@@ -62,6 +64,8 @@ class _Read:
     value: Any = None
     has_value: bool = False
     pending: asyncio.Future[Any] | None = None
+    version: Hashable = None  # the version the value was read at
+    read_at: float = 0.0
 
 
 def _consume_error(future: asyncio.Future[Any]) -> None:
@@ -205,7 +209,7 @@ class Runtime:
             raise StorageBusyError("the service is starting or stopping; retry")
         return await asyncio.get_running_loop().run_in_executor(pool, call)
 
-    async def read(self, key: Hashable, fn: Callable[[], T]) -> T:
+    async def read(self, key: Hashable, fn: Callable[[], T], *, version: Hashable = None) -> T:
         """``fn()`` on a database thread, shared by every identical read for :data:`READ_CACHE_SECONDS`.
 
         Two hundred dashboards polling one batch cost one query per period, not two hundred: concurrent calls
@@ -214,6 +218,10 @@ class Runtime:
         previous answer at once instead of queueing behind the refresh (stale-while-revalidate). A read may
         thus lag the ledger by a second or two; any write through the service clears the cache, so a client
         reads its own writes.
+
+        ``version``: what the work that changes this read says of it (:meth:`version_of`): while it is the
+        one the value was read at, the value is answered without any query, however old (up to
+        :data:`READ_VERSIONED_SECONDS`); once it moves, the rules above apply.
         """
         if self.stopping.is_set():
             raise StorageBusyError("the service is stopping; retry")
@@ -224,23 +232,44 @@ class Runtime:
             if len(self._reads) > 1024:  # many distinct queries: keep only those still fresh
                 self._reads = {k: v for k, v in self._reads.items() if now < v.expires or v.pending}
             entry = self._reads[key] = _Read()
-        if entry.has_value and now < entry.expires:
+        if entry.has_value and (
+            now < entry.expires
+            or (
+                version is not None
+                and version == entry.version
+                and now < entry.read_at + READ_VERSIONED_SECONDS
+            )
+        ):
             return entry.value  # type: ignore[no-any-return]
         if entry.pending is None:
-            entry.pending = asyncio.ensure_future(self._refresh(entry, fn))
+            entry.pending = asyncio.ensure_future(self._refresh(entry, fn, version))
             entry.pending.add_done_callback(_consume_error)
         if entry.has_value and now < entry.expires + READ_STALE_SECONDS:
             return entry.value  # type: ignore[no-any-return]
         return await asyncio.shield(entry.pending)
 
-    async def _refresh(self, entry: _Read, fn: Callable[[], Any]) -> Any:
+    async def _refresh(self, entry: _Read, fn: Callable[[], Any], version: Hashable) -> Any:
+        started = asyncio.get_running_loop().time()
         try:
             value = await self.db(fn)
         finally:
             entry.pending = None
-        entry.value, entry.has_value = value, True
+        entry.value, entry.has_value, entry.version, entry.read_at = value, True, version, started
         entry.expires = asyncio.get_running_loop().time() + READ_CACHE_SECONDS
         return value
+
+    def version_of(self, batch_id: str | None = None) -> Hashable:
+        """The version of the reads the batch runs here change (``batch_id``: the batch's own detail; None:
+        what any batch's end changes, such as a board): it moves whenever the work's snapshot of that batch
+        does or a run here ends. ``None`` (no version: time alone decides) for a batch not run here, or whose
+        run failed or stopped."""
+        runner = self.runner
+        if batch_id is None:
+            return ("runs", runner.generation)
+        job = runner.job(batch_id)
+        if job is None or job.phase in ("failed", "stopped"):
+            return None
+        return ("batch", job.phase, job.version, runner.generation)
 
     async def write(self, fn: Callable[[], T], *, forget_reads: bool = True) -> T:
         """``fn()`` on a write thread, retried on a transient conflict (the running batch writes too);

@@ -27,12 +27,15 @@ class Capabilities:
             warehouse: the coordinator uploads its inputs before it dispatches, and may run no worker itself.
         ledger_in_inputs: the ledger is tables of the inputs store (``backend.features``): one ``GROUP BY``
             counts every request, instead of a count per running batch.
+        retries_writes: the warehouse retries its own transient write errors with backoff in seconds (GCP), so
+            a caller retrying the whole operation again multiplies the wait; callers try again only once.
     """
 
     name: str
     multi_process_writers: bool
     remote_workers: bool = False
     ledger_in_inputs: bool = False
+    retries_writes: bool = False
 
 
 def retry_transient(fn: Callable[[], T], *, attempts: int = 8, base_delay: float = 0.01) -> T:

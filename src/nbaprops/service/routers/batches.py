@@ -104,7 +104,7 @@ async def start(body: BatchRequest, request: Request, response: Response) -> Bat
     "",
     response_model=BatchList,
     dependencies=[Depends(read_access)],
-    responses=responses(401, 403, 422, 503),
+    responses=responses(401, 403, 422, 429, 503),
     summary="List batches, newest first",
 )
 async def list_batches(
@@ -133,7 +133,7 @@ def _detail(rt: Runtime, batch_id: str) -> dict[str, Any]:
     "/{batch_id}",
     response_model=BatchDetail,
     dependencies=[Depends(read_access)],
-    responses=responses(401, 403, 404, 503),
+    responses=responses(401, 403, 404, 429, 503),
     summary="One batch in full",
 )
 async def get_batch(batch_id: BatchId, request: Request) -> Response:
@@ -144,7 +144,15 @@ async def get_batch(batch_id: BatchId, request: Request) -> Response:
     def render() -> bytes:  # validated and serialised once per moment, off the event loop (see Runtime.read)
         return BatchDetail.model_validate(_detail(rt, batch_id)).model_dump_json().encode()
 
-    return Response(await rt.read(("batch", batch_id), render), media_type="application/json")
+    # While this server runs the batch, the detail is read again only when the work's snapshot moved.
+    body = await rt.read(("batch", batch_id), render, version=rt.version_of(batch_id))
+    return Response(body, media_type="application/json")
+
+
+def _snapshot(rt: Runtime, batch_id: str) -> dict[str, Any] | None:
+    """Progress from the snapshot the work keeps, when this server runs the batch (no query at all)."""
+    job = rt.runner.job(batch_id)
+    return None if job is None else job.progress()
 
 
 def _progress(rt: Runtime, batch_id: str) -> dict[str, Any]:
@@ -159,11 +167,18 @@ def _progress(rt: Runtime, batch_id: str) -> dict[str, Any]:
     }
 
 
+def retry_ms(rt: Runtime) -> int:
+    """The reconnection delay an event stream gives browsers (ms): a second, or the polling limit if longer."""
+    return max(1000, round(rt.settings.poll_interval_seconds * 1000))
+
+
 async def _event_stream(rt: Runtime, batch_id: str, first: dict[str, Any]) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     last: dict[str, Any] | None = None
     current = first
     quiet_since = loop.time()
+    # A browser that loses the stream reconnects after this long: never sooner than the polling limit.
+    yield f"retry: {retry_ms(rt)}\n\n"
     while True:
         if current != last:
             yield f"event: progress\ndata: {json.dumps(current)}\n\n"
@@ -178,9 +193,12 @@ async def _event_stream(rt: Runtime, batch_id: str, first: dict[str, Any]) -> As
         if rt.draining.is_set():
             yield "event: closing\ndata: {}\n\n"
             return
-        current = await rt.read(
-            ("progress", batch_id), lambda: _progress(rt, batch_id)
-        )  # shared by all streams
+        snapshot = _snapshot(rt, batch_id)  # the work's own, else one ledger read shared by all streams
+        current = (
+            snapshot
+            if snapshot is not None
+            else await rt.read(("progress", batch_id), lambda: _progress(rt, batch_id))
+        )
 
 
 @router.get(
@@ -199,7 +217,9 @@ async def _event_stream(rt: Runtime, batch_id: str, first: dict[str, Any]) -> As
 )
 async def events(batch_id: BatchId, request: Request) -> StreamingResponse:
     rt = runtime(request)
-    first = await rt.db(_progress, rt, batch_id)  # 404 before any stream starts
+    first = _snapshot(rt, batch_id)
+    if first is None:
+        first = await rt.db(_progress, rt, batch_id)  # 404 before any stream starts
     return StreamingResponse(
         _event_stream(rt, batch_id, first),
         media_type="text/event-stream",

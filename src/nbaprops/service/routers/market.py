@@ -51,7 +51,8 @@ async def offers(
         rows = [dict(zip(result["names"], r, strict=True)) for r in result["rows"]]
         return {"game_date": day.isoformat(), "count": len(rows), "offers": rows}
 
-    result: dict[str, Any] = await rt.read(("offers", day, market, books), read)
+    # Like the board: what changes it is a run ending here (the prediction times) or a write (an ingest).
+    result: dict[str, Any] = await rt.read(("offers", day, market, books), read, version=rt.version_of())
     return result
 
 
@@ -88,7 +89,9 @@ async def ladder(
         )  # fmt: skip
         return result
 
-    result: dict[str, Any] = await rt.read(("ladder", day, player, market, low, high, books), read)
+    result: dict[str, Any] = await rt.read(
+        ("ladder", day, player, market, low, high, books), read, version=rt.version_of()
+    )
     return result
 
 

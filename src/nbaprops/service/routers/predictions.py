@@ -60,7 +60,7 @@ def board_csv(board: dict[str, Any]) -> str:
             "content": {"text/csv": {"schema": {"type": "string"}}},
             "description": "JSON, or CSV of every column with Accept: text/csv.",
         },
-        **responses(401, 403, 422, 503),
+        **responses(401, 403, 422, 429, 503),
     },
 )
 async def predictions(
@@ -92,5 +92,9 @@ async def predictions(
         )
         return board_csv(board).encode() if as_csv else board_json(day, board)
 
-    body = await rt.read(("predictions", day, market, system, bets_only, limit, books, as_csv), render)
+    # The board changes when a batch consolidates (a run here ends) or a write clears the cache (an ingest of
+    # lines through the API is a write: the market columns follow it).
+    body = await rt.read(
+        ("predictions", day, market, system, bets_only, limit, books, as_csv), render, version=rt.version_of()
+    )
     return Response(body, media_type="text/csv" if as_csv else "application/json")

@@ -42,7 +42,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CAPABILITIES = Capabilities(
-    name="gcp", multi_process_writers=True, remote_workers=True, ledger_in_inputs=False
+    name="gcp",
+    multi_process_writers=True,
+    remote_workers=True,
+    ledger_in_inputs=False,
+    retries_writes=True,
 )
 # What a process does decides what it must find at start (GcpBackend.required).
 Role = Literal["coordinator", "worker"]
