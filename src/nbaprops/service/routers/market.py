@@ -31,7 +31,7 @@ BooksQuery = Annotated[
     "/offers",
     response_model=OfferList,
     summary="Every offer of a date, priced",
-    responses=responses(401, 403, 422, 503),
+    responses=responses(401, 403, 422, 429, 503),
 )
 async def offers(
     request: Request,
@@ -60,7 +60,7 @@ async def offers(
     "/ladder",
     response_model=Ladder,
     summary="Fair odds of one player-market at every half point",
-    responses=responses(401, 403, 422, 503),
+    responses=responses(401, 403, 422, 429, 503),
 )
 async def ladder(
     request: Request,
