@@ -322,15 +322,22 @@ def _interrupt_at(
     if proc.returncode == 0 and f"Batch {batch_id}" in stdout and "complete" in stdout:
         return None, []  # the Ctrl-C came after the summary: the command had done its work
     problems = []
-    if proc.returncode != 130 or stderr.strip().splitlines() != [
-        f"interrupted; run the same command to resume batch {batch_id}"
-    ]:
-        problems.append(f"Ctrl-C {delay:.2f} s in: exit {proc.returncode}, stderr {stderr[-600:]!r}")
     with open_storage(db, read_only=True) as storage:
         left_open = storage.scalar(
             "SELECT count(*) FROM prediction_requests WHERE batch_id = ? AND state IN ('pending', 'leased')",
             [batch_id],
         )
+        batch_state = storage.scalar("SELECT state FROM prediction_batches WHERE batch_id = ?", [batch_id])
+    # A Ctrl-C after consolidation committed, before the summary printed: the batch finished, and the one line
+    # says so instead of offering a resume (a rerun then makes a new batch of the same slate).
+    finished = batch_state in ("complete", "partial")
+    said = (
+        f"interrupted after batch {batch_id} finished ({batch_state}); its predictions are stored"
+        if finished
+        else f"interrupted; run the same command to resume batch {batch_id}"
+    )
+    if proc.returncode != 130 or stderr.strip().splitlines() != [said]:
+        problems.append(f"Ctrl-C {delay:.2f} s in: exit {proc.returncode}, stderr {stderr[-600:]!r}")
     rerun = subprocess.run([*args, "--json"], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     if rerun.returncode != 0:
         return left_open, [
@@ -341,9 +348,13 @@ def _interrupt_at(
     got = (summary["batch_id"], summary["resumed"], summary["state"], summary["requests"]["failed"])
     # A Ctrl-C after the last request ended (consolidation, the summary) leaves a finished batch: the rerun
     # returns it as it stands ("resumed": false).
-    if got != (batch_id, True, "complete", 0) and not (
-        left_open == 0 and got == (batch_id, False, "complete", 0)
-    ):
+    if finished:  # nothing to resume: the rerun predicts the slate again, in a batch of its own
+        expected_ok = got[0] != batch_id and got[1:] == (False, "complete", 0)
+    else:
+        expected_ok = got == (batch_id, True, "complete", 0) or (
+            left_open == 0 and got == (batch_id, False, "complete", 0)
+        )
+    if not expected_ok:
         problems.append(f"rerun after {delay:.2f} s: (batch, resumed, state, failed) = {got}")
     return left_open, problems
 

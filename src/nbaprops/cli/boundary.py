@@ -25,6 +25,7 @@ from nbaprops.cli.render import err
 from nbaprops.clock import Clock, ReplayClock, SystemClock, resolve_day
 from nbaprops.config import Settings, load_settings
 from nbaprops.errors import InputError, NbapropsError
+from nbaprops.storage import capabilities, open_storage
 
 # What the error boundary needs to know beyond the exception: --debug, and the batch a Ctrl-C interrupts;
 # `endpoint` is the reads endpoint of a process holding the database (:mod:`nbaprops.cli.opening`).
@@ -66,7 +67,26 @@ def existing_files(paths: Sequence[Path]) -> list[Path]:
 
 
 def settings(db: Path | None, **overrides: Any) -> Settings:
-    return load_settings({"db_path": db, **overrides})
+    current = load_settings({"db_path": db, **overrides})
+    state["settings"] = current
+    return current
+
+
+def _finished(batch_id: str) -> str | None:
+    """The state of ``batch_id`` if it already finished (``complete``/``partial``): a Ctrl-C that lands after
+    consolidation committed, before the summary printed, leaves nothing to resume. Embedded backend only (the
+    ledger is in the file, closed by now and read again here); None when unknown."""
+    current: Settings | None = state.get("settings")
+    if current is None or not current.db_path.exists():
+        return None
+    try:
+        if not capabilities(current.backend).ledger_in_inputs:
+            return None
+        with open_storage(current.db_path, read_only=True) as storage:
+            found = storage.scalar("SELECT state FROM prediction_batches WHERE batch_id = ?", [batch_id])
+    except Exception:  # the file still held, or unreadable: say what a rerun does in general
+        return None
+    return str(found) if found in ("complete", "partial") else None
 
 
 def report_path(report: Path, current: Settings) -> Path:
@@ -105,11 +125,13 @@ def errors(as_json: bool = False) -> Iterator[None]:
         raise fail(str(exc), type(exc).__name__, as_json, 1) from None
     except KeyboardInterrupt:
         batch = state["batch_id"]
-        message = (
-            f"interrupted; run the same command to resume batch {batch}"
-            if batch
-            else "interrupted; nothing was changed that a rerun cannot redo"
-        )
+        finished = _finished(batch) if batch else None
+        if finished:
+            message = f"interrupted after batch {batch} finished ({finished}); its predictions are stored"
+        elif batch:
+            message = f"interrupted; run the same command to resume batch {batch}"
+        else:
+            message = "interrupted; nothing was changed that a rerun cannot redo"
         # Plain writes: the interrupt may have landed inside a Rich print, whose half-flushed buffer would be
         # written again by the next Rich print.
         if as_json:
