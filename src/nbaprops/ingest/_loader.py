@@ -9,7 +9,10 @@ for every kind, so the promises of an ingest are kept in one place:
   columns renamed by position: a header never reaches SQL) and checked before anything is stored;
 * all files of a call are merged in one transaction, so a bad row anywhere leaves the database unchanged;
 * each file read is recorded in ``ingest_log`` (its digest, rows read and, when the kind counts them, added);
-* the temporary tables of a call end with it.
+* the temporary tables of a call end with it;
+* memory is bounded whatever the files' size (:meth:`~nbaprops.storage.inputs.Inputs.bounded_memory`): every
+  step is SQL inside the store, which spills its temporary tables to disk rather than grow, and no row of a
+  file becomes a Python object.
 """
 
 from __future__ import annotations
@@ -123,7 +126,7 @@ def load(
         InputError: naming the file, line and column of the first problem; nothing stored changes.
     """
     kind = kind or spec.kind
-    with storage.session() as cur:
+    with storage.bounded_memory(), storage.session() as cur:
         files: list[SourceFile] = []
         for index, raw_path in enumerate(paths):
             path = Path(raw_path)
