@@ -104,3 +104,21 @@ def test_nested_bounds_lift_only_when_the_last_ends(storage: DuckDBStorage) -> N
             pass
         assert _memory_limit(storage) == bounded != default
     assert _memory_limit(storage) == default
+
+
+def test_a_call_that_does_not_fit_the_bound_runs_again_without_it_and_stores_once(
+    storage: DuckDBStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DuckDB cannot spill every part of a merge (the rows a transaction adds to a stored table): a file that
+    does not fit the bound is ingested as without the bound, never refused for it, and stored once."""
+    import nbaprops.storage.duckdb.connection as connection
+
+    monkeypatch.setattr(connection, "INGEST_MEMORY_LIMIT", "1MB")
+    default = _memory_limit(storage)
+    rows = _games(*((f"2030-01-{day:02d}", "BOS", "NYK") for day in range(2, 29)))
+    path = write_csv(tmp_path / "a.csv", rows)
+    report = ingest_schedule(storage, [path])
+    assert "running it again without the bound" in caplog.text
+    assert (report.rows_read, report.rows_added) == (27, 27)
+    assert storage.scalar("SELECT count(*) FROM ingest_log WHERE source = ?", [str(path)]) == 1
+    assert _memory_limit(storage) == default

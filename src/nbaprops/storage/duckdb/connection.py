@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import duckdb
 
@@ -29,6 +29,7 @@ from nbaprops.errors import (
 from nbaprops.storage._base import Capabilities
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # What one DuckDB file allows: threads of one process write, another process cannot open it meanwhile, so the
 # workers run in this process and read the file itself.
@@ -344,6 +345,25 @@ class Database:
                 if self._bounded == 0:
                     with contextlib.suppress(NbapropsError):  # stopping: the database may be closing
                         self.execute("RESET memory_limit")  # DuckDB's default (nothing else sets it)
+
+    def within_memory_bound(self, work: Callable[[], T]) -> T:
+        """``work()`` under :meth:`bounded_memory`; when DuckDB runs out of memory in it, ``work()`` again
+        without the bound (logged), so the bound never refuses work the default limit would do.
+
+        What does not fit: DuckDB spills temporary tables, sorts and joins, but not the rows a transaction adds
+        to a stored table nor its updates of them (a lines file of 1M offers new to the database needs more than
+        400 MB in its merge). ``work`` must leave nothing behind when it fails (one transaction).
+        """
+        try:
+            with self.bounded_memory():
+                return work()
+        except NbapropsError as exc:
+            if not isinstance(exc.__cause__, duckdb.OutOfMemoryException):
+                raise
+            log.warning(
+                "did not fit in %s of memory; running it again without the bound", INGEST_MEMORY_LIMIT
+            )
+        return work()
 
     # -- statements ----------------------------------------------------------------------------
     def execute(
