@@ -41,9 +41,10 @@ CAPABILITIES = Capabilities(
 )
 
 
-# DuckDB's buffers while a file is ingested: a 1M-row lines file took 700 MB above idle under DuckDB's default
-# limit (80% of the machine's memory) and 270 MB under this one, its temporary tables spilling to the
-# database's temporary folder (``<file>.tmp`` beside it) instead.
+# DuckDB's buffers while a file is ingested: `nbaprops ingest lines` of 1M snapshots (76 MB) peaked 743 MB above
+# idle under DuckDB's default limit (80% of the machine's memory) and 154 MB under this one, its temporary
+# tables spilling to the database's temporary folder (``<file>.tmp`` beside it) instead
+# (benchmarks/upload_memory.py --shape snapshots).
 INGEST_MEMORY_LIMIT = "200MB"
 
 
