@@ -364,7 +364,13 @@ class Database:
             log.warning(
                 "did not fit in %s of memory; running it again without the bound", INGEST_MEMORY_LIMIT
             )
-        return work()
+        try:
+            return work()
+        finally:
+            # Setting the bound again makes DuckDB give back what the unbounded run left cached (it keeps
+            # freed buffers up to its limit); best effort, the work is done.
+            with contextlib.suppress(NbapropsError), self.bounded_memory():
+                pass
 
     # -- statements ----------------------------------------------------------------------------
     def execute(
