@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -247,6 +248,21 @@ def test_ingest_file_help_names_the_formats_every_kind_reads() -> None:
         code, stdout, _ = run("ingest", kind, "--help")
         assert code == 0 and "CSV, Parquet or JSON files" in " ".join(stdout.split()), kind
     assert "CSV or JSON" not in run("ingest", "--help")[1]
+
+
+def test_backtest_prints_its_peak_memory(db_path: Path) -> None:
+    """Issue 21: the backtest says its peak memory, in text and in --json (this process's own high-water mark,
+    and its largest worker process's once the workers have ended)."""
+    one_day = ("backtest", "--market", "points", "--from", "2025-02-11", "--to", "2025-02-11")
+    options = ("--systems", "moving_average", "--train-days", "30", "--db", str(db_path))
+    code, stdout, stderr = run(*one_day, *options, "--json")
+    assert code == 0, stderr
+    payload = json.loads(stdout)
+    assert 50 < payload["peak_rss_mb"] < 100_000
+    assert payload["peak_worker_rss_mb"] is None or payload["peak_worker_rss_mb"] > 10
+    code, stdout, stderr = run(*one_day, *options)
+    assert code == 0, stderr
+    assert re.search(r"^peak memory: \d+ MB", stdout, re.MULTILINE), stdout
 
 
 def test_a_bare_report_name_lands_where_the_dashboard_lists_it_and_serve_takes_json(db_path: Path) -> None:

@@ -62,6 +62,7 @@ def test_daily_fetches_trains_predicts_and_skips_out_players_then_changes_nothin
         storage.execute("DELETE FROM box_scores WHERE game_date >= '2025-02-10'")
     run = _daily(db_path, live_services)
     assert run["outcome"] == "predicted"
+    assert 50 < run["peak_rss_mb"] < 100_000  # issue 21: the run says its peak memory
     fetched = {f["kind"]: f for f in run["fetches"]}
     assert fetched["boxscores"]["asked"] == {"season": "2024-25", "from": "2025-02-10", "to": "2025-02-11"}
     assert fetched["boxscores"]["rows_added"] == fetched["boxscores"]["records"] == 309
@@ -137,5 +138,6 @@ def test_daily_on_a_date_without_games_says_so_and_exits_0(
     )
     assert result.exit_code == 0, result.stderr
     assert "no games on 2025-02-15" in result.stdout
+    assert "peak memory: " in result.stdout
     result = runner.invoke(app, ["predict", "--date", "2025-02-15", "--db", str(db_path)])
     assert result.exit_code == 1 and "no games on 2025-02-15" in result.stderr

@@ -24,6 +24,7 @@ from nbaprops.evaluation.metrics import compute_metrics, cumulative_profit
 from nbaprops.evaluation.report import write_report
 from nbaprops.ingest import ensure_boxscores
 from nbaprops.ingest.lines import ingest_lines
+from nbaprops.memory import peak_memory
 from nbaprops.storage.inputs import Inputs
 from nbaprops.storage.seams import Backend
 
@@ -41,7 +42,8 @@ def backtest_report(
     report: Path | None = None,
     on_step: Callable[[int, int, date], None] | None = None,
 ) -> dict[str, Any]:
-    """Walk forward over a season (or ``start``..``end``) and return its metrics and calibration.
+    """Walk forward over a season (or ``start``..``end``) and return its metrics, calibration and peak memory
+    (:func:`~nbaprops.memory.peak_memory`).
 
     Args:
         lines: lines files ingested first.
@@ -82,6 +84,7 @@ def backtest_report(
         "graded_rows": result.grades.num_rows,
         "metrics": compute_metrics(result.grades),
         "calibration": calibration_summary(result.models),
+        **peak_memory(),  # the workers fitting the steps' models have ended: their peak is in
     }
     if report is not None:
         payload["report"] = str(write_report(report, payload, cumulative_profit(result.grades)))

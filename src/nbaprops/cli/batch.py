@@ -226,14 +226,12 @@ def daily(
                 on_start=shown.on_start,
                 on_progress=shown.on_progress,
             )
-        render.emit(
-            run.as_dict(), as_json, lambda: _render_day(game_date, run.message, run.batch, run.best_bets)
-        )
+        payload = run.as_dict()
+        render.emit(payload, as_json, lambda: _render_day(game_date, payload))
 
 
-def _render_day(
-    game_date: date, message: str, batch: dict[str, Any] | None, best_bets: list[dict[str, Any]]
-) -> None:
+def _render_day(game_date: date, payload: dict[str, Any]) -> None:
+    message, batch, best_bets = payload["message"], payload["batch"], payload["best_bets"]
     out.print(f"{game_date}: {message}", highlight=False)
     if batch is not None:
         shown: dict[str, Any] = {
@@ -255,6 +253,7 @@ def _render_day(
     elif batch is not None:
         out.print("No bet clears the expected-value margin tonight.")
         render.no_bets(batch.get("models", {}))
+    render.peak_memory(payload)
 
 
 def _best_bets_table(best_bets: list[dict[str, Any]]) -> Table:

@@ -164,6 +164,7 @@ def _render_backtest(payload: dict[str, Any]) -> None:
             out.print(f"{sid}: {cal['last']['reason']} (last step; steps by calibration: {cal['steps']})")
     if "report" in payload:
         out.print(f"report: {payload['report']}")
+    render.peak_memory(payload)
 
 
 def grade(

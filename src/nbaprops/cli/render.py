@@ -126,6 +126,15 @@ def no_bets(models: dict[str, Any]) -> None:
             out.print(f"{market} {sid}: no bets — {reason}", highlight=False, soft_wrap=True)
 
 
+def peak_memory(payload: dict[str, Any]) -> None:
+    """The run's peak memory (:func:`nbaprops.memory.peak_memory`'s figures in ``payload``)."""
+    if payload.get("peak_rss_mb") is None:
+        return
+    workers = payload.get("peak_worker_rss_mb")
+    largest = f" (largest worker process {workers:.0f} MB)" if workers else ""
+    out.print(f"peak memory: {payload['peak_rss_mb']:.0f} MB{largest}", highlight=False)
+
+
 def f3(x: Any) -> str:
     return "-" if x is None else f"{x:.3f}"
 

@@ -9,7 +9,10 @@ for every kind, so the promises of an ingest are kept in one place:
   columns renamed by position: a header never reaches SQL) and checked before anything is stored;
 * all files of a call are merged in one transaction, so a bad row anywhere leaves the database unchanged;
 * each file read is recorded in ``ingest_log`` (its digest, rows read and, when the kind counts them, added);
-* the temporary tables of a call end with it.
+* the temporary tables of a call end with it;
+* memory is bounded (:meth:`~nbaprops.storage.inputs.Inputs.within_memory_bound`): every step is SQL inside
+  the store, which spills its temporary tables to disk rather than grow, and no row of a file becomes a Python
+  object. (A call that does not fit the bound runs again without it: see that method.)
 """
 
 from __future__ import annotations
@@ -122,7 +125,10 @@ def load(
     Raises:
         InputError: naming the file, line and column of the first problem; nothing stored changes.
     """
-    kind = kind or spec.kind
+    return storage.within_memory_bound(lambda: _load(storage, spec, paths, kind or spec.kind))
+
+
+def _load(storage: Inputs, spec: IngestSpec, paths: Sequence[Path | str], kind: str) -> IngestReport:
     with storage.session() as cur:
         files: list[SourceFile] = []
         for index, raw_path in enumerate(paths):

@@ -23,6 +23,7 @@ A failed source alerts ``fetch_failed``, any other failure ``batch_failed``, a p
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -40,6 +41,7 @@ from nbaprops.ingest.injuries import injury_snapshot
 from nbaprops.ingest.lines import select_lines
 from nbaprops.ingest.schedule import games_for_date
 from nbaprops.markets import validate_markets
+from nbaprops.memory import peak_memory
 from nbaprops.pipeline.coordinator import Coordinator, default_as_of
 from nbaprops.pipeline.reads import active_predictions
 from nbaprops.pipeline.run import run_batch
@@ -63,6 +65,7 @@ class DayRun:
         fetches: each source's :class:`~nbaprops.sources.FetchReport` as a dict.
         batch: the summary of the batch that ran, or of the one standing for the date (``None`` without games).
         best_bets: the best recommended bets of the date (highest expected value first).
+        peak_memory: the process's peak memory by the end of the run (:func:`~nbaprops.memory.peak_memory`).
     """
 
     run_id: str
@@ -73,6 +76,7 @@ class DayRun:
     fetches: list[dict[str, Any]] = field(default_factory=list)
     batch: dict[str, Any] | None = None
     best_bets: list[dict[str, Any]] = field(default_factory=list)
+    peak_memory: dict[str, float | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +88,7 @@ class DayRun:
             "fetches": self.fetches,
             "batch": self.batch,
             "best_bets": self.best_bets,
+            **self.peak_memory,
         }
 
 
@@ -279,7 +284,7 @@ def run_day(
         raise
     if run.outcome == "predicted" and run.batch is not None:
         batch_alert(settings, run.batch)
-    return run
+    return dataclasses.replace(run, peak_memory=peak_memory())
 
 
 def _run_day(

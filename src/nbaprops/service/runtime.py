@@ -12,10 +12,10 @@ pools of threads, one for reads (:meth:`Runtime.db`, :meth:`Runtime.read`) and o
 cursors however many requests come, the event loop never waits on the database, and reads never queue behind
 writes (a flood of batch submissions or an upload being ingested does not delay a status read).
 
-An upload is ingested under a memory bound (:meth:`Runtime.bounded_memory`, :data:`UPLOAD_MEMORY_LIMIT`):
-DuckDB spills what does not fit to its temporary folder beside the file instead of growing the process by
-gigabytes for a large file (and keeping them); the bound is lifted when no ingest runs, so batches are not
-slowed by it.
+An upload is ingested under the store's memory bound, as every ingest is (the loader's,
+:meth:`~nbaprops.storage.inputs.Inputs.bounded_memory`): DuckDB spills what does not fit to its temporary
+folder beside the file instead of growing the process by gigabytes for a large file (and keeping them); the
+bound is lifted when no ingest runs, so batches are not slowed by it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -50,8 +50,6 @@ READ_STALE_SECONDS = 2.0  # how long after that it is still answered while a ref
 # A read whose version the work vouches for (see Runtime.read) is reused this long at most, as a safety net.
 READ_VERSIONED_SECONDS = 10.0
 WRITE_THREADS = 4  # writes serialise on DuckDB's single writer anyway; more threads would only queue
-# DuckDB's buffers while an upload is ingested (a 1M-row upload peaked 650 MB above idle without a bound).
-UPLOAD_MEMORY_LIMIT = "256MB"
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -100,8 +98,6 @@ class Runtime:
         self.holding: holder.Holding | None = None  # set once started; published once the server listens
         self._stopped = False
         self._reads: dict[Hashable, _Read] = {}
-        self._memory_lock = threading.Lock()
-        self._bounded = 0  # ingests running under the memory bound
 
     @property
     def storage(self) -> Store:
@@ -280,25 +276,6 @@ class Runtime:
         finally:
             if forget_reads:
                 self.forget_reads()
-
-    @contextlib.contextmanager
-    def bounded_memory(self) -> Iterator[None]:
-        """DuckDB's memory limited to :data:`UPLOAD_MEMORY_LIMIT` while the block runs (an ingest of an upload
-        of any size); DuckDB's default is back once no such block runs. The limit is the database's, so a
-        batch running meanwhile is bounded too (it spills rather than fails)."""
-        storage = self.storage
-        with self._memory_lock:
-            if self._bounded == 0:
-                storage.execute(f"SET memory_limit = '{UPLOAD_MEMORY_LIMIT}'")  # a constant, not input
-            self._bounded += 1
-        try:
-            yield
-        finally:
-            with self._memory_lock:
-                self._bounded -= 1
-                if self._bounded == 0:
-                    with contextlib.suppress(Exception):  # stopping: the database may be closing
-                        storage.execute("RESET memory_limit")  # DuckDB's default (nothing else sets it)
 
     def forget_reads(self) -> None:
         """Clear the read cache (after a write)."""

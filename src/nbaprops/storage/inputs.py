@@ -10,14 +10,15 @@ Every statement's error reaches callers as an nbaprops error (:mod:`nbaprops.err
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from nbaprops.errors import NbapropsError
 
 Params = Sequence[Any] | dict[str, Any] | None
+T = TypeVar("T")
 
 
 class Result(Protocol):
@@ -61,6 +62,15 @@ class Inputs(Protocol):
     def session(self) -> AbstractContextManager[InputSession]: ...
 
     def transaction(self) -> AbstractContextManager[InputSession]: ...
+
+    def bounded_memory(self) -> AbstractContextManager[None]:
+        """The store's memory bounded while the block runs (an ingest), spilling to disk beyond it."""
+        ...
+
+    def within_memory_bound(self, work: Callable[[], T]) -> T:
+        """``work()`` under :meth:`bounded_memory`; run again without the bound when it did not fit in it (so
+        ``work`` must leave nothing behind when it fails: one transaction)."""
+        ...
 
     def execute(self, sql: str, params: Params = None) -> Result: ...
 

@@ -18,7 +18,6 @@ from nbaprops.service.auth import require_key
 from nbaprops.service.deps import runtime
 from nbaprops.service.errors import ApiError, responses
 from nbaprops.service.models import IngestReport, Market
-from nbaprops.service.runtime import Runtime
 from nbaprops.storage.inputs import Inputs
 
 router = APIRouter(prefix="/v1/ingest", tags=["ingest"], dependencies=[Depends(require_key)])
@@ -35,7 +34,9 @@ class IngestKind(StrEnum):
 def _ingest(storage: Inputs, kind: IngestKind, paths: list[Path], market: str | None) -> dict[str, Any]:
     from nbaprops.ingest import ensure_boxscores, ingest_boxscores, ingest_lines, ingest_schedule
 
-    ensure_boxscores(storage)  # as the CLI: lines and schedules join players and teams of the box scores
+    # As the CLI: lines and schedules join players and teams of the box scores. An upload of any size is ingested
+    # under the store's memory bound (the loader's), so DuckDB spills rather than grows the server.
+    ensure_boxscores(storage)
     if kind is IngestKind.boxscores:
         report = ingest_boxscores(storage, paths)
     elif kind is IngestKind.lines:
@@ -43,11 +44,6 @@ def _ingest(storage: Inputs, kind: IngestKind, paths: list[Path], market: str | 
     else:
         report = ingest_schedule(storage, paths)
     return report.as_dict()
-
-
-def _bounded_ingest(rt: Runtime, kind: IngestKind, paths: list[Path], market: str | None) -> dict[str, Any]:
-    with rt.bounded_memory():  # an upload of any size: DuckDB spills rather than grows the server
-        return _ingest(rt.storage, kind, paths, market)
 
 
 def _safe_name(index: int, filename: str | None) -> str:
@@ -88,7 +84,7 @@ async def ingest(
                 shutil.copyfileobj(upload.file, target)
             paths.append(path)
         try:
-            report = await rt.write(lambda: _bounded_ingest(rt, kind, paths, market))
+            report = await rt.write(lambda: _ingest(rt.storage, kind, paths, market))
             rt.runner.inputs_changed()  # a repeated batch submission must see the new inputs
         except NbapropsError as exc:  # its message names the file: name the one the client sent
             record = to_wire(exc)

@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import duckdb
 
@@ -29,6 +29,7 @@ from nbaprops.errors import (
 from nbaprops.storage._base import Capabilities
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # What one DuckDB file allows: threads of one process write, another process cannot open it meanwhile, so the
 # workers run in this process and read the file itself.
@@ -38,6 +39,13 @@ CAPABILITIES = Capabilities(
     remote_workers=False,
     ledger_in_inputs=True,
 )
+
+
+# DuckDB's buffers while a file is ingested: `nbaprops ingest lines` of 1M snapshots (76 MB) peaked 743 MB above
+# idle under DuckDB's default limit (80% of the machine's memory) and 154 MB under this one, its temporary
+# tables spilling to the database's temporary folder (``<file>.tmp`` beside it) instead
+# (benchmarks/upload_memory.py --shape snapshots).
+INGEST_MEMORY_LIMIT = "200MB"
 
 
 def _statement_head(sql: str) -> str:
@@ -255,6 +263,8 @@ class Database:
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()
+        self._memory_lock = threading.Lock()
+        self._bounded = 0  # blocks running under bounded_memory
         if not read_only:
             self.ensure_schema()
 
@@ -311,6 +321,56 @@ class Database:
             yield session
         finally:
             session.close()
+
+    @contextlib.contextmanager
+    def bounded_memory(self) -> Iterator[None]:
+        """DuckDB's memory limited to :data:`INGEST_MEMORY_LIMIT` while the block runs (an ingest of a file of
+        any size), its temporary tables spilling to the temporary folder beside the file; DuckDB's default is
+        back once no such block runs, and what the block used is returned to the system.
+
+        The limit is the database's, so other work meanwhile (a batch in ``nbaprops serve``) is bounded too: it
+        spills rather than fails. An in-memory database has nowhere to spill, so it is never bounded.
+        """
+        if str(self.path) == ":memory:":
+            yield
+            return
+        with self._memory_lock:
+            if self._bounded == 0:
+                self.execute(f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'")  # a constant, not input
+            self._bounded += 1
+        try:
+            yield
+        finally:
+            with self._memory_lock:
+                self._bounded -= 1
+                if self._bounded == 0:
+                    with contextlib.suppress(NbapropsError):  # stopping: the database may be closing
+                        self.execute("RESET memory_limit")  # DuckDB's default (nothing else sets it)
+
+    def within_memory_bound(self, work: Callable[[], T]) -> T:
+        """``work()`` under :meth:`bounded_memory`; when DuckDB runs out of memory in it, ``work()`` again
+        without the bound (logged), so the bound never refuses work the default limit would do.
+
+        What does not fit: DuckDB spills temporary tables, sorts and joins, but not the rows a transaction adds
+        to a stored table nor its updates of them (a lines file of 1M offers new to the database needs more than
+        400 MB in its merge). ``work`` must leave nothing behind when it fails (one transaction).
+        """
+        try:
+            with self.bounded_memory():
+                return work()
+        except NbapropsError as exc:
+            if not isinstance(exc.__cause__, duckdb.OutOfMemoryException):
+                raise
+            log.warning(
+                "did not fit in %s of memory; running it again without the bound", INGEST_MEMORY_LIMIT
+            )
+        try:
+            return work()
+        finally:
+            # Setting the bound again makes DuckDB give back what the unbounded run left cached (it keeps
+            # freed buffers up to its limit); best effort, the work is done.
+            with contextlib.suppress(NbapropsError), self.bounded_memory():
+                pass
 
     # -- statements ----------------------------------------------------------------------------
     def execute(
