@@ -56,7 +56,7 @@ def figure(
     """
     # Heavy library (matplotlib): imported on the first chart, so commands that draw none do not pay for it.
     import matplotlib
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # heavy: matplotlib
 
     with _LOCK, matplotlib.rc_context(_RC):
         fig = Figure(figsize=size, layout="constrained")

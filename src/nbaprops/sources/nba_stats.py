@@ -77,8 +77,8 @@ def _endpoint(name: str) -> Any:
 def _request(settings: Settings, endpoint: Any, policy: RetryPolicy) -> Any:
     """Send an ``nba_api`` endpoint (built with ``get_request=False``) through its own HTTP layer."""
     try:
-        import requests
-        from nba_api.stats.library.http import NBAStatsHTTP
+        import requests  # the live extra
+        from nba_api.stats.library.http import NBAStatsHTTP  # the live extra
     except ImportError as exc:
         raise ConfigError(_MISSING) from exc
 

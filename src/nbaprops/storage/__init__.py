@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 def open_storage(path: Path | str, *, read_only: bool = False) -> DuckDBStorage:
     """Open (creating if needed) the embedded DuckDB store at ``path`` with every table of the contract."""
+    # the embedded driver (duckdb), imported when a backend is opened
     from nbaprops.storage.duckdb import DuckDBStorage
 
     return DuckDBStorage(Path(path), read_only=read_only)
@@ -33,6 +34,7 @@ def query_rows(
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run ``sql`` over the Arrow table ``rows`` (named ``__rows`` in it; DuckDB's dialect) in a scratch
     in-memory store, whatever the backend: the column names and rows of the result."""
+    # the embedded driver (duckdb), imported when a backend is opened
     from nbaprops.storage.duckdb.connection import query_rows as run
 
     return run(rows, sql, params)

@@ -193,7 +193,7 @@ async def report(name: str, request: Request) -> Response:
 # -- charts ------------------------------------------------------------------------------------------------
 def requests_chart(counts: dict[str, int]) -> str:
     """Requests of a batch by state, one horizontal bar each."""
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # heavy: matplotlib
 
     with charts.figure("Requests by state", xlabel="requests", size=(5.0, 2.6)) as (fig, ax):
         states = list(REQUEST_STATES)
@@ -211,7 +211,7 @@ def requests_chart(counts: dict[str, int]) -> str:
 
 def reasons_chart(missing: list[dict[str, Any]]) -> str:
     """Players not predicted, by error code."""
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # heavy: matplotlib
 
     with charts.figure("Not predicted, by reason", xlabel="players", size=(5.0, 2.6)) as (fig, ax):
         reasons: dict[str, int] = {}

@@ -56,7 +56,7 @@ def _anonymous_if_emulated(variable: str | None) -> Any:
     """Anonymous credentials against an emulator (no Google account on a test machine), else the default."""
     if variable is None:
         return None
-    from google.auth.credentials import AnonymousCredentials
+    from google.auth.credentials import AnonymousCredentials  # the gcp extra
 
     return AnonymousCredentials()  # type: ignore[no-untyped-call]
 
@@ -67,11 +67,13 @@ def _read_client(settings: Settings) -> BigQueryReadClient | None:
     against a BigQuery emulator that has no read endpoint set."""
     if settings.bigquery_endpoint and not settings.bigquery_read_endpoint:
         return None
-    from google.cloud.bigquery_storage_v1 import BigQueryReadClient
+    from google.cloud.bigquery_storage_v1 import BigQueryReadClient  # the gcp extra
 
     if not settings.bigquery_read_endpoint:  # unset or empty, as bigquery_endpoint is read
         return BigQueryReadClient()  # type: ignore[no-untyped-call]
     import grpc
+
+    # the gcp extra
     from google.cloud.bigquery_storage_v1.services.big_query_read.transports import BigQueryReadGrpcTransport
 
     # Google's own channels take messages of any size; a plain channel stops at 4 MB (one Arrow batch is more).
@@ -87,9 +89,9 @@ class GcpBackend:
     capabilities = CAPABILITIES
 
     def __init__(self, settings: Settings, *, features: Inputs | None = None) -> None:
-        from google.api_core.client_options import ClientOptions
-        from google.cloud import bigquery, firestore
-        from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+        from google.api_core.client_options import ClientOptions  # the gcp extra
+        from google.cloud import bigquery, firestore  # the gcp extra
+        from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient  # the gcp extra
 
         self.settings = settings
         project = settings.gcp_project
@@ -224,7 +226,7 @@ class GcpBackend:
         Raises:
             ConfigError: one line naming each missing resource and the command that creates it.
         """
-        from google.api_core import exceptions as google_errors
+        from google.api_core import exceptions as google_errors  # the gcp extra
 
         missing: list[str] = []
         for label, probe in self.required(role):

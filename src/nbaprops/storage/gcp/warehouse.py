@@ -95,7 +95,7 @@ def bigquery_type(duckdb_type: str) -> tuple[str, bool]:
 
 def bigquery_schema(table: schema.Table) -> list[bigquery.SchemaField]:
     """The BigQuery schema of a contract table (NOT NULL → REQUIRED, ``T[]`` → REPEATED)."""
-    from google.cloud import bigquery
+    from google.cloud import bigquery  # the gcp extra
 
     fields = []
     for column in table.columns:
@@ -130,7 +130,7 @@ def _struct_array(
     name: str, fields: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]
 ) -> bigquery.ArrayQueryParameter:
     """An ``ARRAY<STRUCT<...>>`` query parameter ``@name`` of ``rows``, each a tuple in ``fields``' order."""
-    from google.cloud import bigquery
+    from google.cloud import bigquery  # the gcp extra
 
     # The client leaves the struct constructors unannotated.
     struct_type = bigquery.StructQueryParameterType(  # type: ignore[no-untyped-call]
@@ -168,7 +168,7 @@ def translate(exc: BaseException, *, action: str) -> NbapropsError:
     or the account's roles are wrong). The duplicate-key guard of the merge
     script is a :class:`ContractError`.
     """
-    from google.api_core import exceptions as gexc
+    from google.api_core import exceptions as gexc  # the gcp extra
 
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     where = f"BigQuery {action}: {text}"
@@ -234,7 +234,7 @@ class BigQueryWarehouse:
         read_client: BigQueryReadClient | None = None,
         backoff: Backoff = WAREHOUSE_BACKOFF,
     ) -> None:
-        from google.cloud import bigquery
+        from google.cloud import bigquery  # the gcp extra
 
         self.client = client
         self.backoff = backoff
@@ -249,7 +249,7 @@ class BigQueryWarehouse:
 
     # -- plumbing ------------------------------------------------------------------------------
     def _call(self, action: str, fn: Callable[[], T]) -> T:
-        from google.api_core import exceptions as gexc
+        from google.api_core import exceptions as gexc  # the gcp extra
 
         try:
             return fn()
@@ -268,7 +268,7 @@ class BigQueryWarehouse:
     def job_location(self) -> str | None:
         """The location jobs run in: ``location``, else the dataset's (read once; None if it cannot be read)."""
         if self.location is None and not self._location_read:
-            from google.api_core import exceptions as gexc
+            from google.api_core import exceptions as gexc  # the gcp extra
 
             self._location_read = True
             try:
@@ -286,7 +286,7 @@ class BigQueryWarehouse:
 
     def _result(self, sql: str, params: Sequence[Any], *, action: str, as_arrow: bool) -> Any:
         """Run ``sql`` (a statement or a script); the rows of its last result, as a list or an Arrow table."""
-        from google.cloud import bigquery
+        from google.cloud import bigquery  # the gcp extra
 
         config = bigquery.QueryJobConfig(query_parameters=list(params))
 
@@ -313,7 +313,7 @@ class BigQueryWarehouse:
 
     def _table(self, name: str) -> bigquery.Table | None:
         """The table's metadata, or None when it does not exist."""
-        from google.api_core import exceptions as gexc
+        from google.api_core import exceptions as gexc  # the gcp extra
 
         try:
             return self.client.get_table(self._ref(name), retry=self.retry, timeout=self.timeout_s)
@@ -335,7 +335,7 @@ class BigQueryWarehouse:
         expires_hours: float | None = None,
         partitioned: bool = True,
     ) -> None:
-        from google.cloud import bigquery
+        from google.cloud import bigquery  # the gcp extra
 
         table = bigquery.Table(self._ref(name or contract.name), schema=bigquery_schema(contract))
         table.description = contract.description
@@ -404,8 +404,8 @@ class BigQueryWarehouse:
         Returns:
             what this call created (``dataset p.d``, ``table p.d.t``).
         """
-        from google.api_core import exceptions as gexc
-        from google.cloud import bigquery
+        from google.api_core import exceptions as gexc  # the gcp extra
+        from google.cloud import bigquery  # the gcp extra
 
         created: list[str] = []
         dataset = bigquery.Dataset(self.dataset)
@@ -451,7 +451,7 @@ class BigQueryWarehouse:
         job_id: str | None = None,
     ) -> bigquery.LoadJob:
         """One Parquet load job (written to a file first: Arrow can abort reading Parquet from memory)."""
-        from google.cloud import bigquery
+        from google.cloud import bigquery  # the gcp extra
 
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
@@ -479,7 +479,7 @@ class BigQueryWarehouse:
 
         A failed load job wrote nothing (load jobs are atomic), so False means: load again under the next id.
         """
-        from google.api_core import exceptions as gexc
+        from google.api_core import exceptions as gexc  # the gcp extra
 
         def wait() -> bool:
             earlier = self.client.get_job(
@@ -528,7 +528,7 @@ class BigQueryWarehouse:
         )
 
     def _stage_once(self, staging_table: str, rows: pa.Table, *, load_id: str, max_retries: int) -> int:
-        from google.api_core import exceptions as gexc
+        from google.api_core import exceptions as gexc  # the gcp extra
 
         table = self._table(staging_table)
         if table is None:
@@ -599,7 +599,7 @@ class BigQueryWarehouse:
     def _merge_once(
         self, *, batch_id: str, staging_table: str, game_date: date, done: pa.Table, clock: Clock
     ) -> MergeResult:
-        from google.cloud import bigquery
+        from google.cloud import bigquery  # the gcp extra
 
         main = schema.PREDICTIONS.name
         staging_cols = self._columns(staging_table)
@@ -726,7 +726,7 @@ SELECT n_staged, n_fenced_in, n_unique, n_superseded, n_inserted;
         players: Sequence[tuple[str, datetime]],
         at: datetime,
     ) -> tuple[int, dict[str, int]]:
-        from google.cloud import bigquery
+        from google.cloud import bigquery  # the gcp extra
 
         if not games and not players:
             return 0, {}
@@ -767,7 +767,7 @@ SELECT reason, player_lookup, COUNT(*) AS n FROM __hit GROUP BY reason, player_l
         return postponed, per_player
 
     def active_predictions(self, game_date: date, *, invalidated: Sequence[str] = ()) -> pa.Table:
-        from google.cloud import bigquery
+        from google.cloud import bigquery  # the gcp extra
 
         key = ", ".join(schema.PREDICTION_KEY)
         return self._arrow(
@@ -801,8 +801,9 @@ SELECT reason, player_lookup, COUNT(*) AS n FROM __hit GROUP BY reason, player_l
         Returns:
             rows copied per table.
         """
-        from google.cloud import bigquery
+        from google.cloud import bigquery  # the gcp extra
 
+        # the embedded driver (duckdb): workers load history into it
         from nbaprops.storage.duckdb.warehouse import _insert_or_replace
 
         counts: dict[str, int] = {}
@@ -836,7 +837,7 @@ SELECT reason, player_lookup, COUNT(*) AS n FROM __hit GROUP BY reason, player_l
     def _read_table(self, name: str, row_restriction: str) -> pa.Table:
         """The rows of ``name`` matching ``row_restriction`` through the Storage Read API (Arrow, one stream;
         no query job). A restriction that matches nothing gets a session without streams: the empty table."""
-        from google.cloud.bigquery_storage_v1 import types
+        from google.cloud.bigquery_storage_v1 import types  # the gcp extra
 
         assert self.read_client is not None
         project, dataset = self.dataset.split(".", 1)
@@ -879,7 +880,7 @@ SELECT reason, player_lookup, COUNT(*) AS n FROM __hit GROUP BY reason, player_l
         return counts
 
     def _upload_input(self, source: Inputs, contract: schema.Table) -> int:
-        from google.api_core import exceptions as gexc
+        from google.api_core import exceptions as gexc  # the gcp extra
 
         self._ensure_table(contract)
         # The table's own schema, not the contract's: WRITE_TRUNCATE replaces the schema with the load's, and
