@@ -11,7 +11,6 @@ Skips, saying why, where gcloud is absent.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import shlex
@@ -20,6 +19,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.emulators.google import gcloud_info
 
 pytestmark = [pytest.mark.cloud]
 
@@ -28,23 +28,10 @@ PARSER = Path(__file__).with_name("gcloud_parse.py")
 SAMPLE = "123456789"  # what a command substitution ($(...)) stands for
 
 
-@functools.cache
 def _sdk() -> tuple[str, Path] | None:
     """gcloud's Python and the SDK's ``lib`` folder, or None."""
-    gcloud = shutil.which("gcloud")
-    if gcloud is None:
-        return None
-    try:
-        out = subprocess.run(
-            [gcloud, "info", "--format=value(basic.python_location,installation.sdk_root)"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout.split()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (out[0], Path(out[1]) / "lib") if len(out) == 2 else None
+    info = gcloud_info("basic.python_location", "installation.sdk_root")
+    return (info[0], Path(info[1]) / "lib") if info else None
 
 
 def doc_lines(text: str) -> list[str]:

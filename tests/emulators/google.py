@@ -40,21 +40,27 @@ def unique_project(prefix: str = "test") -> str:
 
 
 @functools.cache
-def _sdk_root() -> Path | None:
+def gcloud_info(*fields: str) -> list[str] | None:
+    """The values of ``gcloud info``'s ``fields`` (e.g. ``installation.sdk_root``), or None without gcloud."""
     gcloud = shutil.which("gcloud")
     if gcloud is None:
         return None
     try:
         out = subprocess.run(
-            [gcloud, "info", "--format=value(installation.sdk_root)"],
+            [gcloud, "info", f"--format=value({','.join(fields)})"],
             capture_output=True,
             text=True,
             timeout=60,
             check=True,
-        ).stdout.strip()
+        ).stdout.split()
     except (OSError, subprocess.SubprocessError):
         return None
-    return Path(out) if out else None
+    return out if len(out) == len(fields) else None
+
+
+def _sdk_root() -> Path | None:
+    info = gcloud_info("installation.sdk_root")
+    return Path(info[0]) if info else None
 
 
 def _free_port() -> int:
