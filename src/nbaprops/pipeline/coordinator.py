@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
-from nbaprops.errors import ConflictError
+from nbaprops.errors import ConfigError, ConflictError
 from nbaprops.pipeline import janitor, ledger
 from nbaprops.pipeline.consolidate import consolidate
 from nbaprops.pipeline.injuries import LINE_PLAYER_COLUMNS
@@ -358,6 +358,8 @@ class Coordinator:
         poll_seconds: float,
         stop: threading.Event,
     ) -> list[WorkerStats]:
+        if self.settings.workers < 1 and not self.storage.capabilities.remote_workers:
+            raise ConfigError("workers must be at least 1 where the work runs only in this process")
         features = self.storage.features
         # Set when a worker has handled a message: the loop looks at the batch at once, not at the next poll.
         handled = threading.Event()
