@@ -10,7 +10,7 @@ protocol itself is :mod:`nbaprops.holder`, below the CLI and the service.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 from typing import Any
@@ -140,7 +140,7 @@ def _command_path() -> str:
     return f"nbaprops {command}" if command else "nbaprops"
 
 
-def _operations() -> dict[str, Any]:
+def _operations() -> Mapping[str, Callable[..., Any]]:
     """The shared operations, imported when a command first runs one."""
     from nbaprops.service.operations import (
         OPERATIONS,  # heavy: the prediction systems and the pricer (lightgbm, scikit-learn, scipy)
