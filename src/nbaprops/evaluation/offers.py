@@ -57,7 +57,7 @@ from nbaprops.ingest.lines import date_offers
 from nbaprops.markets import BOOK_GAP
 from nbaprops.pipeline.board import PRICE_GUARD, excluded_books
 from nbaprops.pipeline.coordinator import default_as_of
-from nbaprops.pricing import decimal_odds, overround, price_slate
+from nbaprops.pricing import SlatePricing, decimal_odds, implied_probability, overround, price_slate
 from nbaprops.pricing.distribution import line_probabilities
 from nbaprops.storage.inputs import Inputs
 
@@ -79,17 +79,21 @@ OFFER_GRADE_COLUMNS: tuple[str, ...] = (
     "consensus_line",
     "consensus_price",
     "consensus_overround",
+    "consensus_margin",
     "consensus_profit",
     "book",
     "line",
     "price",
     "overround",
+    "margin",
     "fair_p_win",
     "profit",
 )
-"""One row per bet of the scope that settled (not void): the consensus book's line, price, overround and
-profit, then the offer chosen (null without an eligible one), the fair P(side wins | settles) at its line and
-the profit there (0 on a push)."""
+"""One row per bet of the scope that settled (not void): the consensus book's line, price, overround, margin
+and profit, then the offer chosen (null without an eligible one): its book, line, price, overround, margin, the
+fair P(side wins | settles) at its line and the profit there (0 on a push). ``overround`` is the offer's two-way
+margin (``q_over + q_under − 1``); ``margin`` is what the side taken pays: its price's implied probability minus
+the fair P(side wins | settles) at its line (negative: a price the fair distribution calls generous)."""
 
 
 def backtest_as_of(day: date) -> datetime:
@@ -173,6 +177,44 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.asarray(special.logit(np.clip(p, _P_CLIP, 1.0 - _P_CLIP)), dtype=np.float64)
 
 
+def run_offers(
+    storage: Inputs,
+    grades: pa.Table,
+    *,
+    books: Sequence[str] = (),
+    max_price_gap: float | None = PRICE_GUARD,
+    as_of: Callable[[date], datetime | None] | Mapping[date, datetime | None] | None = None,
+) -> SlatePricing | None:
+    """Every offer of the lined rows' player-markets of ``grades``, posted by each date's prediction time,
+    priced in one :func:`~nbaprops.pricing.price_slate` call (None without an offer); what
+    :func:`grade_at_offers` chooses from, computed once for every scope and rule.
+
+    Args:
+        books: the books the user can bet at (empty: all); the others still inform the fair price.
+        max_price_gap: the price guard (None: off).
+        as_of: the prediction time of each game date (a function or a mapping; default: the backtest's,
+            00:00 UTC after the date). Offers posted later never count.
+    """
+    when: Callable[[date], datetime | None]
+    if as_of is None:
+        when = backtest_as_of
+    elif isinstance(as_of, Mapping):
+        when = as_of.__getitem__
+    else:
+        when = as_of
+    lined = grades.filter(pc.is_valid(grades["line_value"]))
+    offers = _day_offers(storage, lined, when) if lined.num_rows else None
+    if offers is None:
+        return None
+    present = [str(b) for b in pc.unique(offers["bookmaker"]).to_pylist()]
+    return price_slate(
+        offers,
+        max_gap=dict(BOOK_GAP),
+        excluded_books=excluded_books(present, books),
+        max_price_gap=max_price_gap,
+    )
+
+
 def grade_at_offers(
     storage: Inputs,
     grades: pa.Table,
@@ -182,6 +224,7 @@ def grade_at_offers(
     books: Sequence[str] = (),
     max_price_gap: float | None = PRICE_GUARD,
     as_of: Callable[[date], datetime | None] | Mapping[date, datetime | None] | None = None,
+    priced: SlatePricing | None = None,
 ) -> pa.Table:
     """Grade each bet of ``grades`` (``prediction_grades`` rows) at the offer ``rule`` chooses (module
     docstring); columns :data:`OFFER_GRADE_COLUMNS`.
@@ -190,25 +233,44 @@ def grade_at_offers(
         rule: ``price`` (best price at a line at least as good) or ``ev`` (best EV under the system's
             probability moved along the fair distribution).
         scope: ``bets`` (the recommended bets) or ``edge`` (every lined row on its edge's side).
-        books: the books the user can bet at (empty: all); the others still inform the fair price.
-        max_price_gap: the price guard (None: off).
-        as_of: the prediction time of each game date (a function or a mapping; default: the backtest's,
-            00:00 UTC after the date). Offers posted later never count.
+        books, max_price_gap, as_of: see :func:`run_offers`.
+        priced: :func:`run_offers` of these grades, already computed (then ``books``, ``max_price_gap`` and
+            ``as_of`` are those it was computed with).
     """
     if rule not in RULES:
         raise InputError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
-    when: Callable[[date], datetime | None]
-    if as_of is None:
-        when = backtest_as_of
-    elif isinstance(as_of, Mapping):
-        when = as_of.__getitem__
-    else:
-        when = as_of
+    if priced is None:
+        priced = run_offers(storage, grades, books=books, max_price_gap=max_price_gap, as_of=as_of)
     rows, over, p_over = _scope_rows(grades, scope)
     n = rows.num_rows
     actual = _floats(rows, "actual_value")
     line0 = _floats(rows, "line_value")
     ref_price = np.where(over, _floats(rows, "over_price"), _floats(rows, "under_price"))
+    chosen = np.full(n, -1, dtype=np.int64)
+    group = np.full(n, -1, dtype=np.int64)
+    fair_ref = np.full(n, np.nan)
+    if priced is not None and n:
+        board_index = pc.index_in(_key(rows), value_set=_key(priced.board))
+        group = np.asarray(pc.fill_null(board_index, -1), dtype=np.int64)
+        grouped = group >= 0
+        dist = priced.consensus.distribution.at(np.maximum(group, 0))
+        r_over, r_under, _ = line_probabilities(dist.mean, dist.dispersion, line0)
+        fair_ref = np.where(grouped, np.where(over, r_over, r_under) / (r_over + r_under), np.nan)
+        chosen = _choose(priced, rule, group, over, line0, p_over, _texts(rows, "sportsbook"))
+    has = chosen >= 0
+    pick = np.maximum(chosen, 0)
+    c_line = c_price = c_over_round = fair_win = np.full(n, np.nan)
+    c_book: list[str | None] = [None] * n
+    if priced is not None:
+        table = priced.offers
+        o_over, o_under = _floats(table, "over_price"), _floats(table, "under_price")
+        c_line = np.where(has, _floats(table, "line")[pick], np.nan)
+        c_price = np.where(has, np.where(over, o_over[pick], o_under[pick]), np.nan)
+        c_over_round = np.where(has, overround(o_over[pick], o_under[pick]), np.nan)
+        p_o, p_u = _floats(table, "p_over")[pick], _floats(table, "p_under")[pick]
+        fair_win = np.where(has, np.where(over, p_o, p_u) / (p_o + p_u), np.nan)
+        o_books = _texts(table, "bookmaker")
+        c_book = [str(o_books[i]) if h else None for i, h in zip(pick.tolist(), has.tolist(), strict=True)]
     out: dict[str, Any] = {
         "prediction_id": rows["prediction_id"],
         "system_id": rows["system_id"],
@@ -221,76 +283,64 @@ def grade_at_offers(
         "consensus_line": line0,
         "consensus_price": ref_price,
         "consensus_overround": overround(_floats(rows, "over_price"), _floats(rows, "under_price")),
+        "consensus_margin": implied_probability(ref_price) - fair_ref,
         "consensus_profit": _profit(over, line0, ref_price, actual),
-    }
-    chosen = np.full(n, -1, dtype=np.int64)
-    offers = _day_offers(storage, rows, when) if n else None
-    if offers is not None:
-        present = [str(b) for b in pc.unique(offers["bookmaker"]).to_pylist()]
-        priced = price_slate(
-            offers,
-            max_gap=dict(BOOK_GAP),
-            excluded_books=excluded_books(present, books),
-            max_price_gap=max_price_gap,
-        )
-        board_index = pc.index_in(_key(rows), value_set=_key(priced.board))
-        group = np.asarray(pc.fill_null(board_index, -1), dtype=np.int64)
-        table = priced.offers
-        o_group = np.asarray(table["group"], dtype=np.int64)
-        bet, offer = _pairs(group, o_group, priced.board.num_rows)
-        o_line = _floats(table, "line")
-        o_over, o_under = _floats(table, "over_price"), _floats(table, "under_price")
-        side_over = over[bet]
-        at = o_line[offer]
-        price = np.where(side_over, o_over[offer], o_under[offer])
-        ok = np.asarray(table["eligible"], dtype=bool)[offer] & np.isfinite(price)
-        # Better line for the side: lower for an over, higher for an under.
-        goodness = np.where(side_over, -at, at)
-        if rule == "price":
-            ok &= goodness >= np.where(side_over, -line0[bet], line0[bet])
-            score = decimal_odds(price)
-        else:
-            dist = priced.consensus.distribution.at(group[bet])
-            f_over, f_under, f_push = line_probabilities(dist.mean, dist.dispersion, at)
-            r_over, r_under, _ = line_probabilities(dist.mean, dist.dispersion, line0[bet])
-            shift = _logit(p_over[bet]) - _logit(r_over / (r_over + r_under))
-            p_cond = special.expit(_logit(f_over / (f_over + f_under)) + shift)
-            p_side = np.where(side_over, p_cond, 1.0 - p_cond)
-            score = (1.0 - f_push) * (p_side * (decimal_odds(price) - 1.0) - (1.0 - p_side))
-        books_of = _texts(table, "bookmaker")[offer]
-        is_ref = (books_of == _texts(rows, "sportsbook")[bet]) & (at == line0[bet])
-        score = np.where(ok & np.isfinite(score), score, -np.inf)
-        name_rank = np.unique(books_of, return_inverse=True)[1] if books_of.size else books_of
-        order = np.lexsort((name_rank, ~is_ref, -goodness, -score, bet))
-        first = np.ones(order.shape[0], dtype=bool)
-        first[1:] = bet[order][1:] != bet[order][:-1]
-        top = order[first]
-        top = top[np.isfinite(score[top])]
-        chosen[bet[top]] = offer[top]
-    has = chosen >= 0
-    pick = np.maximum(chosen, 0)
-    if offers is not None:
-        o_books = _texts(table, "bookmaker")
-        c_line = np.where(has, o_line[pick], np.nan)
-        c_price = np.where(has, np.where(over, o_over[pick], o_under[pick]), np.nan)
-        c_over_round = np.where(has, overround(o_over[pick], o_under[pick]), np.nan)
-        p_o, p_u = _floats(table, "p_over")[pick], _floats(table, "p_under")[pick]
-        fair_win = np.where(has, np.where(over, p_o, p_u) / (p_o + p_u), np.nan)
-        c_book = [str(o_books[i]) if h else None for i, h in zip(pick.tolist(), has.tolist(), strict=True)]
-    else:
-        c_line = c_price = c_over_round = fair_win = np.full(n, np.nan)
-        c_book = [None] * n
-    out |= {
         "book": pa.array(c_book, pa.string()),
         "line": c_line,
         "price": c_price,
         "overround": c_over_round,
+        "margin": implied_probability(c_price) - fair_win,
         "fair_p_win": fair_win,
         "profit": np.where(has, _profit(over, c_line, c_price, actual), np.nan),
     }
     return pa.table(
         {k: (pa.array(v, from_pandas=True) if isinstance(v, np.ndarray) else v) for k, v in out.items()}
     )
+
+
+def _choose(
+    priced: SlatePricing,
+    rule: Rule,
+    group: np.ndarray,
+    over: np.ndarray,
+    line0: np.ndarray,
+    p_over: np.ndarray,
+    consensus_book: np.ndarray,
+) -> np.ndarray:
+    """Index into ``priced.offers`` of the offer each bet takes (−1: none eligible), every bet at once."""
+    table = priced.offers
+    bet, offer = _pairs(group, np.asarray(table["group"], dtype=np.int64), priced.board.num_rows)
+    chosen = np.full(group.shape[0], -1, dtype=np.int64)
+    if not bet.size:
+        return chosen
+    side_over = over[bet]
+    at = _floats(table, "line")[offer]
+    price = np.where(side_over, _floats(table, "over_price")[offer], _floats(table, "under_price")[offer])
+    ok = np.asarray(table["eligible"], dtype=bool)[offer] & np.isfinite(price)
+    # Better line for the side: lower for an over, higher for an under.
+    goodness = np.where(side_over, -at, at)
+    if rule == "price":
+        ok &= goodness >= np.where(side_over, -line0[bet], line0[bet])
+        score = decimal_odds(price)
+    else:
+        dist = priced.consensus.distribution.at(group[bet])
+        f_over, f_under, f_push = line_probabilities(dist.mean, dist.dispersion, at)
+        r_over, r_under, _ = line_probabilities(dist.mean, dist.dispersion, line0[bet])
+        shift = _logit(p_over[bet]) - _logit(r_over / (r_over + r_under))
+        p_cond = special.expit(_logit(f_over / (f_over + f_under)) + shift)
+        p_side = np.where(side_over, p_cond, 1.0 - p_cond)
+        score = (1.0 - f_push) * (p_side * (decimal_odds(price) - 1.0) - (1.0 - p_side))
+    books_of = _texts(table, "bookmaker")[offer]
+    is_ref = (books_of == consensus_book[bet]) & (at == line0[bet])
+    score = np.where(ok & np.isfinite(score), score, -np.inf)
+    name_rank = np.unique(books_of, return_inverse=True)[1]
+    order = np.lexsort((name_rank, ~is_ref, -goodness, -score, bet))
+    first = np.ones(order.shape[0], dtype=bool)
+    first[1:] = bet[order][1:] != bet[order][:-1]
+    top = order[first]
+    top = top[np.isfinite(score[top])]
+    chosen[bet[top]] = offer[top]
+    return chosen
 
 
 def _interval(
@@ -338,8 +388,8 @@ def offer_metrics(table: pa.Table, *, reps: int = 2000, seed: int = 20) -> list[
 
     Keys: system_id, market, n (bets that settled), n_without_offer, n_moved (chosen offer not the consensus
     book's own), roi_consensus / roi_offer with ``_ci`` (95%), roi_gain_ci (the interval of their difference),
-    hit_consensus / hit_offer (pushes left out), overround_consensus / overround_offer (average over the
-    offers taken), ece_fair (the fair P(side wins) at the offer's line against the outcome, pushes left out),
+    hit_consensus / hit_offer (pushes left out), overround_consensus / overround_offer (average two-way margin
+    of the offers taken), margin_consensus / margin_offer (average margin paid on the side taken), ece_fair (the fair P(side wins) at the offer's line against the outcome, pushes left out),
     mean_fair_p, by_book ({book: {n, hit_rate, roi}}).
     """
     systems = _texts(table, "system_id")
@@ -380,6 +430,8 @@ def offer_metrics(table: pa.Table, *, reps: int = 2000, seed: int = 20) -> list[
                 "hit_offer": _hit(p),
                 "overround_consensus": _mean(_floats(table, "consensus_overround")[has]),
                 "overround_offer": _mean(_floats(table, "overround")[has]),
+                "margin_consensus": _mean(_floats(table, "consensus_margin")[has]),
+                "margin_offer": _mean(_floats(table, "margin")[has]),
                 "ece_fair": ece(fair[decided], (p[decided] > 0).astype(np.float64)),
                 "mean_fair_p": _mean(fair),
                 "by_book": by_book,
@@ -400,11 +452,10 @@ def offers_section(
     """The ``offers`` section of a graded run: :func:`offer_metrics` of every scope and rule (module
     docstring), each row tagged with its ``scope`` and ``rule``."""
     rows: list[dict[str, Any]] = []
+    priced = run_offers(storage, grades, books=books, max_price_gap=max_price_gap, as_of=as_of)
     for scope in SCOPES:
         for rule in RULES:
-            table = grade_at_offers(
-                storage, grades, rule=rule, scope=scope, books=books, max_price_gap=max_price_gap, as_of=as_of
-            )
+            table = grade_at_offers(storage, grades, rule=rule, scope=scope, priced=priced)
             rows += [{"scope": scope, "rule": rule, **m} for m in offer_metrics(table, reps=reps)]
     return {
         "price_guard": max_price_gap,
@@ -423,4 +474,5 @@ __all__ = [
     "grade_at_offers",
     "offer_metrics",
     "offers_section",
+    "run_offers",
 ]
