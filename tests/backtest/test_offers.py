@@ -197,3 +197,25 @@ def test_the_offers_section_compares_the_same_bets(store: DuckDBStorage) -> None
     # The price rule cannot do worse than the consensus book on the same bets.
     assert rows[("edge", "price")]["roi_offer"] >= rows[("edge", "price")]["roi_consensus"]
     assert rows[("edge", "price")]["roi_gain_ci"][0] >= 0
+
+
+def test_the_bets_scope_takes_the_recommended_side_only(store: DuckDBStorage) -> None:
+    """``bets`` grades the rows recommended OVER / UNDER on that side (here: two rows made bets against their
+    edge's side by hand, the rest PASS), with the consensus book's line and price as the backtest graded them."""
+    grades = _grades(store)
+    rows = grades.to_pylist()
+    picked = {"aaronnesmith": "UNDER", "alhorford": "OVER"}
+    rec = [picked.get(r["player_lookup"], "PASS") if r["game_date"] == START else "PASS" for r in rows]
+    as_bets = grades.set_column(grades.column_names.index("recommendation"), "recommendation", pa.array(rec))
+    graded = grade_at_offers(store, as_bets, rule="price", scope="bets", max_price_gap=None).to_pylist()
+    assert {(r["player_lookup"], r["side"]) for r in graded} == {
+        ("aaronnesmith", "under"),
+        ("alhorford", "over"),
+    }
+    nesmith = next(r for r in graded if r["player_lookup"] == "aaronnesmith")
+    assert (nesmith["consensus_book"], nesmith["consensus_price"], nesmith["consensus_profit"]) == (
+        "BetMGM",
+        -110.0,
+        -1.0,
+    )
+    assert nesmith["price"] == -110.0 and nesmith["profit"] == -1.0  # no under at 11.5 or higher pays more

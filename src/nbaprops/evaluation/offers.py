@@ -33,10 +33,11 @@ and nothing is bet. Players who did not play, and rows voided by an invalidation
 
 :func:`offer_metrics` gives per system and market: bets, ROI at the consensus book and at the chosen offer with
 95% intervals (percentile bootstrap over game dates with :func:`scipy.stats.bootstrap`; a date's bets move
-together) and the interval of their difference, hit rates, the average overround of the offers taken, hit rate
-by book, and the calibration (ECE) of the fair probability of the chosen side. :func:`offers_section` is the
-``offers`` section of ``nbaprops backtest --json``; it takes any graded run, the live one too, with the
-prediction times given per date.
+together) and the interval of their difference, hit rates, the average overround (two-way) and margin paid on
+the side taken of the offers taken, hit rate by book, and the calibration (ECE) of the fair probability of the
+chosen side. :func:`offers_section` is the ``offers`` section of ``nbaprops backtest --json``; it takes any
+graded run, the live one too (``live_grades``), with the prediction times given per date (``as_of``).
+:func:`run_offers` prices a run's offers once for several gradings.
 """
 
 from __future__ import annotations
