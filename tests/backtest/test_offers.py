@@ -219,3 +219,28 @@ def test_the_bets_scope_takes_the_recommended_side_only(store: DuckDBStorage) ->
         -1.0,
     )
     assert nesmith["price"] == -110.0 and nesmith["profit"] == -1.0  # no under at 11.5 or higher pays more
+
+
+def test_the_html_report_prints_the_offers_table(store: DuckDBStorage, tmp_path: Path) -> None:
+    from nbaprops.evaluation import compute_metrics, cumulative_profit, write_report
+
+    grades = _grades(store)
+    section = offers_section(store, grades, books=["DraftKings", "FanDuel"], reps=200)
+    payload = {
+        "run_id": "bt_test",
+        "market": "pra",
+        "start": str(START),
+        "end": str(END),
+        "days": 2,
+        "steps": 1,
+        "retrain_days": 4,
+        "metrics": compute_metrics(grades),
+        "offers": section,
+    }
+    text = write_report(tmp_path / "r.html", payload, cumulative_profit(grades)).read_text()
+    table = text.split("<h2>Graded at the offer taken</h2>")[1].split("</table>")[0]
+    assert "DraftKings, FanDuel" in table and table.count("<tr>") == 1 + len(section["metrics"]) == 3
+    edge_price = next(m for m in section["metrics"] if m["rule"] == "price")
+    assert f"{edge_price['roi_offer'] * 100:+.1f}%" in table
+    no_offers = write_report(tmp_path / "s.html", {**payload, "offers": None}, {}).read_text()
+    assert "Graded at the offer taken" not in no_offers
