@@ -347,8 +347,9 @@ def _choose(
 def _interval(
     values: Sequence[np.ndarray], dates: np.ndarray, reps: int, seed: int
 ) -> list[list[float | None]]:
-    """95% percentile-bootstrap intervals of the ROI of each profit array (and of nothing else), resampling
-    game dates with :func:`scipy.stats.bootstrap`; every array sees the same resamples."""
+    """95% percentile-bootstrap intervals of the ROI of each profit array, resampling game dates with
+    :func:`scipy.stats.bootstrap` (a date's bets together); every array sees the same resamples, so the interval
+    of a difference of two arrays is a paired one. Fewer than two dates: no interval."""
     labels, index = np.unique(dates, return_inverse=True)
     if labels.size < 2:
         return [[None, None] for _ in values]
@@ -360,13 +361,14 @@ def _interval(
         def roi(i: np.ndarray, axis: int = -1, sums: np.ndarray = sums) -> np.ndarray:
             return np.asarray(sums[i].sum(axis=axis) / counts[i].sum(axis=axis))
 
+        # random_state, not rng: SciPy 1.11-1.14 (which pyproject allows) have no rng keyword.
         res = stats.bootstrap(
             (np.arange(labels.size),),
             roi,
             vectorized=True,
             n_resamples=reps,
             method="percentile",
-            rng=np.random.default_rng(seed),
+            random_state=np.random.default_rng(seed),
         )
         low, high = res.confidence_interval
         out.append([float(low), float(high)])
