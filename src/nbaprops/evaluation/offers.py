@@ -145,14 +145,21 @@ def _scope_rows(grades: pa.Table, scope: Scope) -> tuple[pa.Table, np.ndarray, n
 
 def _day_offers(storage: Inputs, rows: pa.Table, as_of: Callable[[date], datetime | None]) -> pa.Table | None:
     """Every offer of the rows' player-markets posted by each date's prediction time (one query per date)."""
+    per_day = (
+        rows.group_by("game_date")
+        .aggregate([("player_lookup", "distinct"), ("market", "distinct")])
+        .sort_by("game_date")
+        .to_pylist()
+    )
     tables = []
-    days = rows["game_date"].to_pylist()
-    lookups = rows["player_lookup"].to_pylist()
-    markets = rows["market"].to_pylist()
-    for day in sorted(set(days)):
-        who = sorted({lk for d, lk in zip(days, lookups, strict=True) if d == day})
-        what = sorted({m for d, m in zip(days, markets, strict=True) if d == day})
-        table = date_offers(storage, day, as_of=as_of(day), players=who, markets=what)
+    for day in per_day:
+        table = date_offers(
+            storage,
+            day["game_date"],
+            as_of=as_of(day["game_date"]),
+            players=sorted(day["player_lookup_distinct"]),
+            markets=sorted(day["market_distinct"]),
+        )
         if table.num_rows:
             tables.append(table)
     return pa.concat_tables(tables) if tables else None
