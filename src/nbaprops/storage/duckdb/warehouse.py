@@ -157,15 +157,23 @@ class DuckDBWarehouse:
                     WHERE NOT EXISTS (SELECT 1 FROM {main} m WHERE {in_games} AND m.prediction_id = n.prediction_id)""",
                 games,
             ).fetchone()
-            duplicates = tx.scalar(
-                f"""SELECT count(*) FROM (SELECT {key} FROM {main} WHERE is_active AND game_date = ?
-                    GROUP BY {key} HAVING count(*) > 1)""",
-                [game_date],
-            )
+            # The table's keys, checked on the rows of the slate's date and games (the main table has no index
+            # over all the seasons stored: connection.CHECKED_KEYS): at most one active row per key (I3), and one
+            # row per prediction_id (the primary key; it hashes its game_id, so no other game can hold it).
+            duplicates, doubled = tx.execute(
+                f"""SELECT (SELECT count(*) FROM (SELECT {key} FROM {main} WHERE is_active AND game_date = ?
+                                                  GROUP BY {key} HAVING count(*) > 1)),
+                           (SELECT count(*) - count(DISTINCT prediction_id) FROM {main} m WHERE {in_games})""",
+                [game_date, *games],
+            ).fetchone() or (0, 0)
             if duplicates:
                 raise ContractError(
                     f"consolidation of {batch_id} would leave {duplicates} key(s) with two active rows; "
                     "nothing was changed"
+                )
+            if doubled:
+                raise ContractError(
+                    f"consolidation of {batch_id} would store {doubled} prediction_id(s) twice; nothing was changed"
                 )
             tx.execute(f"DROP TABLE {_quote(staging_table)}")
             tx.execute(f"DELETE FROM {LOADS_TABLE} WHERE staging_table = ?", [staging_table])
