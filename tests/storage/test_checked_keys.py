@@ -7,13 +7,16 @@ DuckDB keeps a PRIMARY KEY in an index over the whole table, whose upkeep grew w
 What each test would catch: a new file created with the index again; an older file left with it, or upgraded
 with rows, columns, their order or their NOT NULL constraints lost, or other tables' keys dropped, or upgraded at
 every open; consolidation storing one prediction_id twice, or changing anything when it refuses; grading storing
-a prediction's grade twice.
+a prediction's grade twice; a statement of consolidation or grading that scans the main table or the grades
+without a filter on the date (its cost would follow the seasons stored again: the plans are read, nothing timed).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from nbaprops.clock import ManualClock
 from nbaprops.errors import ContractError
 from nbaprops.evaluation.grading import grade_date
 from nbaprops.storage import open_storage
+from nbaprops.storage.duckdb import connection
 
 CHECKED = (schema.PREDICTIONS.name, schema.PREDICTION_GRADES.name)
 KEYS = {t.name: list(t.primary_key) for t in (schema.PREDICTIONS, schema.PREDICTION_GRADES)}
@@ -162,3 +166,70 @@ def test_grading_never_stores_a_prediction_twice(tmp_path: Path) -> None:
         assert backend.storage.scalar(grades) == 0
     finally:
         backend.close()
+
+
+def _scans(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    if plan.get("name", "").strip() in ("SEQ_SCAN", "TABLE_SCAN"):
+        yield plan.get("extra_info", {})
+    for child in plan.get("children", []):
+        yield from _scans(child)
+
+
+@pytest.fixture
+def plans(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    """Every statement run through a Session is explained first (its plan, on the same cursor and parameters):
+    the filters of each scan of the two tables, by table."""
+    seen: dict[str, list[Any]] = {t: [] for t in CHECKED}
+    execute = connection.Session.execute
+
+    def explained(self: connection.Session, sql: str, params: Any = None, **kw: Any) -> connection.Session:
+        if any(t in sql for t in CHECKED) and sql.lstrip().upper().startswith(
+            ("SELECT", "INSERT", "UPDATE", "DELETE")
+        ):
+            rows = self._cur.execute("EXPLAIN (FORMAT json) " + sql, params).fetchall()
+            for scan in _scans(json.loads(rows[0][1])[0]):
+                table = str(scan.get("Table", "")).rsplit(".", 1)[-1]
+                if table in seen:
+                    seen[table].append(scan.get("Filters", []))
+        return execute(self, sql, params, **kw)
+
+    monkeypatch.setattr(connection.Session, "execute", explained)
+    return seen
+
+
+def test_consolidation_and_grading_read_only_the_date(tmp_path: Path, plans: dict[str, list[Any]]) -> None:
+    backend = DuckDBBackend(tmp_path / "warehouse.duckdb")
+    clock = ManualClock()
+    try:
+        backend.storage.execute(
+            """INSERT INTO box_scores BY NAME SELECT '2024-25' AS season, 1000 AS player_id, 'Ann' AS player_name,
+                      'ann' AS player_lookup, 'BOS' AS team, '0022400777' AS game_id, ? AS game_date,
+                      'NYK' AS opponent, true AS is_home, 30.0 AS minutes, 25 AS pts, 5 AS reb, 4 AS ast""",
+            [GAME_DATE],
+        )
+        # History: the night before, graded; then the night's first batch; then a batch replacing it.
+        before = rows_for("b0", ["ann", "bob"], now=clock.now()).to_pylist()
+        for row in before:
+            row.update(game_date=GAME_DATE - timedelta(days=1), game_id="0022400700")
+        backend.insert_main(
+            pa.Table.from_pylist(before, schema=rows_for("b0", ["ann"], now=clock.now()).schema)
+        )
+        backend.storage.execute(
+            """INSERT INTO prediction_grades BY NAME SELECT prediction_id, 'live' AS run_id, system_id, market,
+                      game_date, player_lookup, now() AS graded_at FROM player_prop_predictions"""
+        )
+        for batch in ("b1", "b2"):
+            staging = backend.warehouse.create_staging(batch, expires_hours=6)
+            backend.warehouse.stage(staging, rows_for(batch, ["ann", "bob"], now=clock.now()), load_id=batch)
+            merged(backend, batch, staging, done(("ann", 1), ("bob", 1)), clock)
+            clock.advance(60)
+        grade_date(backend.storage, GAME_DATE, clock=ManualClock(NOON_AFTER))
+        grade_date(backend.storage, GAME_DATE, clock=ManualClock(NOON_AFTER))
+    finally:
+        backend.close()
+
+    # Enough scans seen that the test cannot pass on plans that read nothing.
+    assert len(plans[schema.PREDICTIONS.name]) >= 6 and len(plans[schema.PREDICTION_GRADES.name]) >= 6, plans
+    for table, scans in plans.items():
+        for filters in scans:
+            assert "game_date" in json.dumps(filters), (table, filters)
