@@ -51,8 +51,8 @@ INGEST_MEMORY_LIMIT = "200MB"
 # Tables whose primary key (schema.py) no index keeps: the statements that write them check it on the rows of the
 # date they write (consolidation: warehouse.DuckDBWarehouse.merge; grading: evaluation.grading.grade_date). DuckDB
 # keeps a PRIMARY KEY in an ART index over the whole table, and a write into it paid for the seasons stored, not for
-# the night written: loading the index from the file and inserting random keys into it took a 16k-row merge from
-# 0.2 s at one season to 1 s at five (benchmarks/scale.py).
+# the night written: a process loads the index from the file as the insert walks it with random keys (a hash), so
+# the INSERT of a 16k-row slate took 0.47 s at one season and 1.04 s at five (benchmarks/README.md, scale.py).
 CHECKED_KEYS = (schema.PREDICTIONS.name, schema.PREDICTION_GRADES.name)
 
 

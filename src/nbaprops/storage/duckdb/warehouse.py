@@ -138,9 +138,9 @@ class DuckDBWarehouse:
             ).fetchone()
             n_staged, n_fenced_in, n_unique = (int(c) for c in counts or (0, 0, 0))
             # The slate's dates and games as constants: the main table's scan skips every row group of other dates
-            # (its zone maps; DuckDB turns a long IN list into a join, which does not skip), so the cost follows
-            # the slate, not the history stored (benchmarks/scale.py). Exact: both statements match on game_id
-            # (a prediction_id is a hash of its game_id too), and a game has one date.
+            # (its zone maps; the games' IN list is only an optional filter of the scan, DuckDB joins it), so the
+            # cost follows the slate, not the history stored (benchmarks/scale.py). Exact: both statements match on
+            # game_id (a prediction_id is a hash of its game_id too), and a game has one date.
             slate = tx.execute(f"SELECT DISTINCT game_date, game_id FROM {selected}").fetchall()
             dates = sorted({r[0] for r in slate})
             games = sorted({str(r[1]) for r in slate})
