@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/scale.py [--sizes 1,2,5] [--runs 3] [--keep DIR]
+    .venv/bin/python benchmarks/scale.py [--sizes 1,2,5] [--runs 3] [--keep DIR] [--src OLD/src ...]
 
 For each size N a store is built holding the N seasons that end with 2023-24 (from the shipped box scores,
 generated in SQL, not by running N real seasons), shaped like a user who ran ``daily`` and ``refresh`` every
@@ -18,9 +18,16 @@ memory is its own), medians of ``--runs``:
 - ``grade``: ``grade_date`` of that night, its grades removed first so every run grades the whole night;
 - ``accuracy``: ``accuracy`` over the 2023-24 season, every market and system;
 - ``batches``: the ``batches`` operation (the 50 newest); ``status``: the ``status`` operation of the newest;
-- the file's size, and the process's peak resident memory (``ru_maxrss``).
+- the file's size, and the process's peak resident memory (``ru_maxrss``);
+- ``open_s``: the first open of the store's copy, in a process of its own before the measuring one: a tree whose
+  schema differs from the one the store was built with upgrades the file there (not timed in the others).
 
-Per-size lines go to stdout with the ratio of the largest size to the smallest; the last line is machine-readable::
+Each ``--src`` (an older checkout's ``src``, e.g. a worktree of main) is measured too, before this repository's
+``src``, on its own fresh copy of each store, size after size (every tree on one size before the next size, so the
+trees share the machine's load): the curves before and after come out of one invocation. Stores are built by this
+first tree given (the first ``--src``, else this repository's: an older tree's files are the ones its users hold, which a newer tree upgrades at ``open_s``); ``--keep DIR`` builds them once and reuses them. Per tree and size a line goes to stdout with
+the load average, then per tree each operation's curve with the ratio of the largest size to the smallest; the
+last line, of this repository's tree, is machine-readable::
 
     scale_max_ratio=<r> consolidate_5s_s=<x> board_5s_ms=<y> grade_5s_s=<z> accuracy_5s_s=<w> ...
 
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -280,6 +288,70 @@ def measure(path: Path, runs: int) -> dict[str, Any]:
 
 # -- main -------------------------------------------------------------------------------------------
 TIMED = ("consolidate_s", "board_ms", "grade_s", "accuracy_s", "batches_ms", "status_ms")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def build_missing(work: Path, sizes: list[int]) -> dict[str, Any]:
+    """The seed and the stores of ``sizes`` seasons in ``work`` that are not there yet."""
+    seed = work / "seed.duckdb"
+    if not seed.exists():
+        storage = open_storage(seed)
+        ensure_boxscores(storage)
+        storage.execute("CHECKPOINT")
+        storage.close()
+    built = {}
+    for size in sizes:
+        path = work / f"store_{size}s.duckdb"
+        if not path.exists():
+            t = time.perf_counter()
+            counts = build_store(seed, path, SEASONS[-size:])
+            progress(f"{size} season(s): built in {time.perf_counter() - t:.1f}s: {counts}")
+            built[str(size)] = counts
+    return built
+
+
+def open_once(path: Path) -> float:
+    """Seconds to open the file and close it again: the tree's schema upgrade of a file built before, if any."""
+    t = time.perf_counter()
+    open_storage(path).close()
+    return time.perf_counter() - t
+
+
+def _child(src: Path, *args: str, progress_shown: bool = False) -> dict[str, Any] | None:
+    """Run this script with ``args`` on the tree ``src``; its last line of output, or None when it failed."""
+    child = subprocess.run(
+        [sys.executable, __file__, *args],
+        stdout=subprocess.PIPE,
+        stderr=None if progress_shown else subprocess.PIPE,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(src)},
+    )
+    if child.returncode != 0:
+        progress(f"{src}: {args[0]} failed" + (f": {child.stderr[-3000:]}" if child.stderr else ""))
+        return None
+    figures: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def measure_in_child(store: Path, work: Path, src: Path, runs: int) -> dict[str, Any] | None:
+    """The figures of a fresh copy of ``store`` measured by the source tree ``src``: opened once in a process of
+    its own first (``open_s``: a tree that upgrades the schema does it there), then measured in another."""
+    run_copy = work / f"run_{store.name}"
+    shutil.copyfile(store, run_copy)
+    try:
+        opened = _child(src, "--open", str(run_copy))
+        figures = _child(src, "--measure", str(run_copy), "--runs", str(runs))
+    finally:
+        run_copy.unlink(missing_ok=True)
+        Path(f"{run_copy}.wal").unlink(missing_ok=True)
+    if opened is None or figures is None:
+        return None
+    return {"open_s": opened["open_s"], **figures}
+
+
+def _load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,8 +359,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1,2,5", help="seasons held by each store (default 1,2,5)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each measurement (default 3)")
     parser.add_argument("--keep", type=Path, help="build the stores in this folder and keep them")
-    parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # the child process
+    parser.add_argument(
+        "--src",
+        type=Path,
+        action="append",
+        default=[],
+        help="another tree's src measured too, before this repository's (repeatable): before and after",
+    )
+    parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # the child processes
+    parser.add_argument("--open", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.open is not None:
+        print(json.dumps({"open_s": open_once(args.open)}))
+        return 0
     if args.measure is not None:
         print(json.dumps(measure(args.measure, args.runs)))
         return 0
@@ -296,55 +380,53 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     if any(not 1 <= s <= len(SEASONS) for s in sizes):
         parser.error(f"sizes are 1..{len(SEASONS)} seasons")
+    if args.build is not None:
+        print(json.dumps(build_missing(args.build, sizes)))
+        return 0
+    trees = [src.resolve() for src in args.src] + [REPO / "src"]
     work = args.keep or Path(tempfile.mkdtemp(prefix="nbaprops-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        seed = work / "seed.duckdb"
-        if not seed.exists():
-            storage = open_storage(seed)
-            ensure_boxscores(storage)
-            storage.execute("CHECKPOINT")
-            storage.close()
-        results: dict[int, dict[str, Any]] = {}
+        # Built by the first tree: with a --src, the files an existing user of that tree holds.
+        if _child(trees[0], "--build", str(work), "--sizes", args.sizes, progress_shown=True) is None:
+            return 1
+        results: dict[Path, dict[int, dict[str, Any]]] = {tree: {} for tree in trees}
+        print(f"load average before: {_load()}", flush=True)
         for size in sizes:
             path = work / f"store_{size}s.duckdb"
-            if not path.exists():
-                t = time.perf_counter()
-                counts = build_store(seed, path, SEASONS[-size:])
-                progress(f"{size} season(s): built in {time.perf_counter() - t:.1f}s: {counts}")
-            run_copy = work / f"run_{size}s.duckdb"
-            shutil.copyfile(path, run_copy)
-            child = subprocess.run(
-                [sys.executable, __file__, "--measure", str(run_copy), "--runs", str(args.runs)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            run_copy.unlink(missing_ok=True)
-            if child.returncode != 0:
-                progress(child.stderr[-3000:])
-                return 1
-            results[size] = json.loads(child.stdout.strip().splitlines()[-1])
-            figures = results[size]
-            print(
-                f"{size} season(s): "
-                + " ".join(
-                    f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()
-                ),
-                flush=True,
-            )
+            for tree in trees:  # one size after the other, every tree on it: the same load for each
+                figures = measure_in_child(path, work, tree, args.runs)
+                if figures is None:
+                    return 1
+                results[tree][size] = figures
+                print(
+                    f"tree={tree} {size} season(s): "
+                    + " ".join(
+                        f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()
+                    )
+                    + f" load={_load()}",
+                    flush=True,
+                )
+        print(f"load average after: {_load()}", flush=True)
         small, large = min(sizes), max(sizes)
-        ratios = {k: results[large][k] / results[small][k] for k in TIMED if results[small][k] > 0}
-        print(f"ratio {large}/{small} seasons: " + " ".join(f"{k}={v:.2f}" for k, v in ratios.items()))
-        over = {k: v for k, v in results[large].items() if k in GOALS and v > GOALS[k]}
-        if over:
-            print(f"over the goal at {large} seasons: {over}")
+        for tree in trees:
+            curve = results[tree]
+            ratios = {k: curve[large][k] / curve[small][k] for k in TIMED if curve[small][k] > 0}
+            print(f"tree={tree}")
+            for k in TIMED:
+                points = " ".join(f"{curve[size][k]:.3f}" for size in sizes)
+                print(f"  {k:<14} {points}  ratio {large}/{small} = {ratios.get(k, float('nan')):.2f}")
+            over = {k: v for k, v in curve[large].items() if k in GOALS and v > GOALS[k]}
+            if over:
+                print(f"  over the goal at {large} seasons: {over}")
+        curve = results[trees[-1]]  # this repository's tree
+        ratios = {k: curve[large][k] / curve[small][k] for k in TIMED if curve[small][k] > 0}
         print(
             f"scale_max_ratio={max(ratios.values()):.2f} "
             + " ".join(
-                f"{k.rsplit('_', 1)[0]}_{large}s_{k.rsplit('_', 1)[1]}={results[large][k]:.3f}" for k in TIMED
+                f"{k.rsplit('_', 1)[0]}_{large}s_{k.rsplit('_', 1)[1]}={curve[large][k]:.3f}" for k in TIMED
             )
-            + f" size_{large}s_mb={results[large]['size_mb']} peak_rss_{large}s_mb={results[large]['peak_rss_mb']}"
+            + f" size_{large}s_mb={curve[large]['size_mb']} peak_rss_{large}s_mb={curve[large]['peak_rss_mb']}"
         )
         return 0
     finally:

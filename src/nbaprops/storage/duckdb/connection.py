@@ -48,6 +48,46 @@ CAPABILITIES = Capabilities(
 INGEST_MEMORY_LIMIT = "200MB"
 
 
+# Tables whose primary key (schema.py) no index keeps: the statements that write them check it on the rows of the
+# date they write (consolidation: warehouse.DuckDBWarehouse.merge; grading: evaluation.grading.grade_date). DuckDB
+# keeps a PRIMARY KEY in an ART index over the whole table, and a write into it paid for the seasons stored, not for
+# the night written: a process loads the index from the file as the insert walks it with random keys (a hash), so
+# the INSERT of a 16k-row slate took 0.47 s at one season and 1.04 s at five (benchmarks/README.md, scale.py).
+CHECKED_KEYS = (schema.PREDICTIONS.name, schema.PREDICTION_GRADES.name)
+
+
+def _drop_key_index(tx: Session, table: str) -> None:
+    """Rebuild ``table`` without its primary key (DuckDB cannot drop one), in the caller's transaction: the same
+    columns in the same order, types and NOT NULL constraints, the rows in their stored order. Nothing to do
+    when it has none."""
+    keyed = tx.scalar(
+        """SELECT count(*) FROM duckdb_constraints() WHERE database_name = current_database()
+           AND schema_name = 'main' AND table_name = ? AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')""",
+        [table],
+    )
+    if not keyed:
+        return
+    columns = tx.execute(
+        """SELECT column_name, data_type, is_nullable FROM duckdb_columns() WHERE database_name = current_database()
+           AND schema_name = 'main' AND table_name = ? ORDER BY column_index""",
+        [table],
+    ).fetchall()
+    log.warning("rebuilding %s without its key index (once; consolidation and grading check the key)", table)
+    rebuilt = _quote(f"__rebuild_{table}")
+    ddl = ", ".join(
+        f"{_quote(name)} {type_}{'' if nullable else ' NOT NULL'}" for name, type_, nullable in columns
+    )
+    tx.execute(f"DROP TABLE IF EXISTS {rebuilt}")
+    tx.execute(f"CREATE TABLE {rebuilt} ({ddl})")
+    tx.execute(f"INSERT INTO {rebuilt} SELECT * FROM {_quote(table)}")
+    tx.execute(f"DROP TABLE {_quote(table)}")
+    tx.execute(f"ALTER TABLE {rebuilt} RENAME TO {_quote(table)}")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _statement_head(sql: str) -> str:
     """The first words of a statement, to say where an error happened without printing a page of SQL."""
     words = " ".join(sql.split())
@@ -435,10 +475,17 @@ class Database:
 
     # -- schema --------------------------------------------------------------------------------
     def ensure_schema(self) -> None:
-        """Create every contract table; add contract columns an older file lacks (never drop or retype)."""
+        """Create every contract table; add contract columns an older file lacks (never drop or retype).
+
+        The tables of :data:`CHECKED_KEYS` are created without their primary key, and an older file's are
+        rebuilt once without it (:func:`_drop_key_index`).
+        """
         with self.transaction() as cur:
             for table in schema.ALL_TABLES:
-                cur.execute(table.create_sql())
+                keyed = table.name not in CHECKED_KEYS
+                cur.execute(table.create_sql(keys=keyed))
+                if not keyed:
+                    _drop_key_index(cur, table.name)
                 present = cur.columns(table.name)
                 for column in table.columns:
                     if column.name not in present:
