@@ -81,6 +81,28 @@ def _group(payload: dict[str, Any], book: str | None) -> dict[str, Any]:
     return groups[0]
 
 
+def _closing_fair(
+    player: str, lines: list[float], over: list[float], under: list[float], at: float
+) -> tuple[float, float]:
+    """Fair P(over) and P(under) at ``at``, given the bet settles, of the closing offers of DraftKings, FanDuel
+    and BetMGM (the fixtures' 20:15 snapshot), priced as the board prices them."""
+    close = pa.table(
+        {
+            "game_date": [DAY] * 3,
+            "player_lookup": [player] * 3,
+            "market": ["pra"] * 3,
+            "bookmaker": ["DraftKings", "FanDuel", "BetMGM"],
+            "line": lines,
+            "over_price": over,
+            "under_price": under,
+        }
+    )
+    dist = price_slate(close, max_gap=dict(BOOK_GAP), max_price_gap=0.1).consensus.distribution
+    p_over, p_under, _ = dist.probabilities(at)
+    settled = float(p_over[0] + p_under[0])
+    return float(p_over[0]) / settled, float(p_under[0]) / settled
+
+
 def test_accuracy_reports_the_closing_line_value_of_each_bet(graded: tuple[Path, dict[str, Any]]) -> None:
     _, payload = graded
     clv = payload["clv"]
@@ -92,22 +114,9 @@ def test_accuracy_reports_the_closing_line_value_of_each_bet(graded: tuple[Path,
         "moving_average", "pra", 1, 2.0,
     )  # fmt: skip
     assert zion["line"]["share_positive"] == 1.0
-    close = pa.table(
-        {
-            "game_date": [DAY] * 3,
-            "player_lookup": ["zionwilliamson"] * 3,
-            "market": ["pra"] * 3,
-            "bookmaker": ["DraftKings", "FanDuel", "BetMGM"],
-            "line": [36.5, 35.5, 36.5],
-            "over_price": [-115.0, -118.0, -110.0],
-            "under_price": [-115.0, -108.0, -120.0],
-        }
-    )
-    dist = price_slate(close, max_gap=dict(BOOK_GAP), max_price_gap=0.1).consensus.distribution
-    over, under, _ = dist.probabilities(34.5)
-    expected = (
-        float(over[0] / (over[0] + under[0])) - 110 / 210
-    )  # closing fair P(over 34.5) - break-even of -110
+    over, under = _closing_fair("zionwilliamson", [36.5, 35.5, 36.5], [-115.0, -118.0, -110.0],
+                                [-115.0, -108.0, -120.0], 34.5)  # fmt: skip
+    expected = over - 110 / 210  # closing fair P(over 34.5 | settles) - the break-even probability of -110
     assert zion["prob"]["n"] == 1 and zion["prob"]["mean"] == pytest.approx(expected, abs=1e-4)
     assert (
         0.02 < expected < 0.06
@@ -115,6 +124,9 @@ def test_accuracy_reports_the_closing_line_value_of_each_bet(graded: tuple[Path,
     # Kyrie under 46.5 at BetMGM: closed 45.5 / 44.5 / 45.5, one point in the under's favour.
     kyrie = _group(payload, "BetMGM")
     assert kyrie["line"]["mean"] == 1.0
+    _, under = _closing_fair("kyrieirving", [45.5, 44.5, 45.5], [-110.0, -115.0, -115.0],
+                             [-120.0, -111.0, -115.0], 46.5)  # fmt: skip
+    assert kyrie["prob"]["mean"] == pytest.approx(under - 120 / 220, abs=1e-4)  # the under's price: -120
     both = _group(payload, None)
     assert both["line"]["n"] == 2 and both["line"]["mean"] == 1.5
     assert both["line"]["mean_ci"] == pytest.approx(
