@@ -143,3 +143,35 @@ def test_accuracy_text_shows_a_clv_table(graded: tuple[Path, dict[str, Any]]) ->
     code, stdout, stderr = run("accuracy", "--db", str(db))
     assert code == 0, stderr
     assert "closing-line value" in stdout and "DraftKings" in stdout and "+2.00" in stdout
+
+
+def test_the_board_flags_a_bet_the_line_has_moved_against(
+    graded: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    db = tmp_path / "flip.duckdb"
+    shutil.copyfile(graded[0], db)
+    storage = open_storage(db)
+    storage.execute(
+        "UPDATE player_prop_predictions SET recommendation = 'UNDER' WHERE player_lookup = 'zionwilliamson'"
+    )
+    storage.close()
+
+    def board(env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+        code, stdout, stderr = run(
+            "predictions", "--date", DAY, "--market", "pra", "--json", "--db", str(db), env=env
+        )
+        assert code == 0, stderr
+        return {r["player_lookup"]: r for r in json.loads(stdout)["predictions"]}
+
+    rows = board()
+    # Zion under 34.5, closed 36.5: two points against (more than the default 1.0); Kyrie under 46.5, closed 45.5
+    assert (rows["zionwilliamson"]["line_move"], rows["zionwilliamson"]["moved_against"]) == (-2.0, True)
+    assert (rows["kyrieirving"]["line_move"], rows["kyrieirving"]["moved_against"]) == (1.0, False)
+    assert (rows["brandoningram"]["line_move"], rows["brandoningram"]["moved_against"]) == (
+        None,
+        None,
+    )  # PASS
+    assert board({"NBAPROPS_CLV_MOVED_AGAINST": "2.5"})["zionwilliamson"]["moved_against"] is False
+    # as of 19:00 (before the 20:10 move) nothing had moved yet
+    early = board({"NBAPROPS_AS_OF": "2024-01-15T19:00:00Z"})
+    assert (early["zionwilliamson"]["line_move"], early["zionwilliamson"]["moved_against"]) == (0.0, False)

@@ -253,4 +253,29 @@ def line_moves(
     return [by_id.get(id(r)) for r in rows]
 
 
-__all__ = ["bet_clv", "clv_summary", "consensus_at", "line_moves"]
+MOVE_COLUMNS = ("line_move", "moved_against")
+"""What the board adds to each row after its market columns: ``line_move``, the points the consensus has moved
+in the bet's favour since it was made (negative: against it; None for a row that is not a bet or has no
+snapshot), and ``moved_against``, true when it moved against the bet by more than the ``clv_moved_against``
+setting."""
+
+
+def with_line_moves(
+    storage: Inputs,
+    names: list[str],
+    rows: list[list[Any]],
+    *,
+    threshold: float,
+    now: datetime | None = None,
+) -> tuple[list[str], list[list[Any]]]:
+    """The board's rows with :data:`MOVE_COLUMNS` appended (:func:`line_moves` over every bet at once)."""
+    dicts = [dict(zip(names, row, strict=True)) for row in rows]
+    moves = line_moves(storage, dicts, now=now) if dicts else []
+    out = [
+        [*row, move, None if move is None else bool(move < -threshold - 1e-9)]
+        for row, move in zip(rows, moves, strict=True)
+    ]
+    return [*names, *MOVE_COLUMNS], out
+
+
+__all__ = ["MOVE_COLUMNS", "bet_clv", "clv_summary", "consensus_at", "line_moves", "with_line_moves"]

@@ -63,6 +63,7 @@ def _predictions(
     limit: int | None = None,
     books: list[str] | None = None,
 ) -> dict[str, Any]:
+    from nbaprops.evaluation.clv import with_line_moves  # heavy: pricing (scipy), as with_market
     from nbaprops.pipeline.board import with_market
     from nbaprops.pipeline.reads import (
         active_predictions,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
@@ -86,6 +87,9 @@ def _predictions(
 
         no_bets = no_bet_reasons(storage, day, system=system, market=market)
     names, priced = with_market(storage, day, names, [list(r) for r in rows], books=_books(settings, books))
+    names, priced = with_line_moves(
+        storage.features, names, priced, threshold=settings.clv_moved_against, now=settings.as_of
+    )
     return {"names": names, "rows": priced, "total": total, "no_bets": no_bets}
 
 
