@@ -457,6 +457,22 @@ BOARD_MARKET_COLUMNS: tuple[Column, ...] = (
 """What the board adds to each row of the main table: its player-market's every offer, priced (not stored:
 computed when the board is read, :mod:`nbaprops.pipeline.board`)."""
 
+BOARD_MOVE_COLUMNS: tuple[Column, ...] = (
+    _c(
+        "line_move",
+        "DOUBLE",
+        "points the consensus line has moved in the bet's favour since it was made (negative: against it), from "
+        "each book's latest snapshot before tip-off; NULL when the row is not a bet or has no snapshot",
+    ),
+    _c(
+        "moved_against",
+        "BOOLEAN",
+        "the line has moved against the bet by more than the clv_moved_against setting (1.0 point by default)",
+    ),
+)
+"""What the board adds after its market columns: how far the line has moved since each bet was made (not stored:
+computed when the board is read, :func:`nbaprops.evaluation.clv.with_line_moves`)."""
+
 STAGING_LOADS = Table(
     "staging_loads",
     (

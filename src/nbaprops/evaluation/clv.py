@@ -39,6 +39,7 @@ from nbaprops.evaluation.metrics import Z, wilson
 from nbaprops.ingest.snapshots import closing_offers
 from nbaprops.markets import BOOK_GAP, validate_market
 from nbaprops.pricing import decimal_odds, price_slate
+from nbaprops.schema import BOARD_MOVE_COLUMNS
 from nbaprops.storage.inputs import Inputs
 from nbaprops.systems import validate_systems
 
@@ -253,11 +254,8 @@ def line_moves(
     return [by_id.get(id(r)) for r in rows]
 
 
-MOVE_COLUMNS = ("line_move", "moved_against")
-"""What the board adds to each row after its market columns: ``line_move``, the points the consensus has moved
-in the bet's favour since it was made (negative: against it; None for a row that is not a bet or has no
-snapshot), and ``moved_against``, true when it moved against the bet by more than the ``clv_moved_against``
-setting."""
+MOVE_COLUMNS: tuple[str, ...] = tuple(c.name for c in BOARD_MOVE_COLUMNS)
+"""What the board adds to each row after its market columns (:data:`nbaprops.schema.BOARD_MOVE_COLUMNS`)."""
 
 
 def with_line_moves(
