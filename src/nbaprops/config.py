@@ -73,7 +73,6 @@ class Settings:
             …): more lines per book, twice the quota.
         clv_moved_against: a bet whose consensus line has moved against it by more than this many points since it
             was made is flagged (``moved_against`` in ``predictions --json``).
-        withdraw_moved_against: ``refresh`` withdraws such a bet (its row becomes PASS) and alerts.
         books: the books this user can bet at (``NBAPROPS_BOOKS``, comma-separated, any case; ``--books``
             overrides it). The board's best offers and the ladder's eligible offers come from these only; every
             book still informs the fair price. Empty: every book.
@@ -142,7 +141,6 @@ class Settings:
     odds_regions: str = "us"
     odds_alternates: bool = True
     clv_moved_against: float = 1.0
-    withdraw_moved_against: bool = False
     books: tuple[str, ...] = ()
     nba_stats_url: str = "https://stats.nba.com/stats"
     injury_report_url: str = "https://ak-static.cms.nba.com/referee/injury"
