@@ -48,10 +48,9 @@ PRICE_GUARD = 0.1
 
 _BETS_SQL = """
     SELECT g.system_id, g.market, g.game_date, g.player_lookup, g.recommendation, g.line_value,
-           g.sportsbook, g.over_price, g.under_price, p.team, p.opponent, b.as_of
+           g.sportsbook, g.over_price, g.under_price, p.team, p.opponent
     FROM prediction_grades g
     JOIN player_prop_predictions p USING (prediction_id)
-    LEFT JOIN prediction_batches b ON b.batch_id = p.batch_id
     WHERE g.run_id = $run AND g.recommendation IN ('OVER', 'UNDER') AND g.void_reason IS NULL
       AND g.line_value IS NOT NULL
       AND ($since IS NULL OR g.game_date >= $since) AND ($until IS NULL OR g.game_date <= $until)
