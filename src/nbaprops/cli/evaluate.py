@@ -230,7 +230,8 @@ def accuracy(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Accuracy of the graded live predictions per system and market: the backtest's metrics, and day by day."""
+    """Accuracy of the graded live predictions per system and market: the backtest's metrics, day by day, and
+    the bets' closing-line value per book (docs/market.md)."""
     from nbaprops.reports import (
         accuracy_report,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
     )
