@@ -13,6 +13,7 @@ import pytest
 
 from nbaprops.config import Settings, load_settings
 from nbaprops.errors import ConfigError, InputError
+from nbaprops.storage import open_backend
 
 DEFAULT_WORKERS = Settings().workers
 
@@ -78,7 +79,7 @@ def test_the_file_is_found_through_the_environment_or_the_working_directory(tmp_
         ("workers = [\n", {}, {}, ConfigError, "cannot read config file"),
         ("", {"NBAPROPS_WORKERS": "many"}, {}, ConfigError, "setting 'workers': cannot read 'many'"),
         ("", {}, {"wokers": 3}, ConfigError, "unknown setting 'wokers'"),
-        ("", {}, {"workers": 0}, ConfigError, "must be at least 1"),
+        ("", {}, {"workers": -1}, ConfigError, "must be at least 1"),
         (
             "",
             {"NBAPROPS_MARKETS": "steals"},
@@ -93,7 +94,7 @@ def test_the_file_is_found_through_the_environment_or_the_working_directory(tmp_
         "bad toml",
         "bad env value",
         "unknown flag",
-        "zero workers",
+        "negative workers",
         "unknown market in the environment",
         "unknown market as a flag",
     ],
@@ -115,3 +116,12 @@ def test_bad_settings_are_refused_with_what_is_wrong(
 def test_a_named_config_file_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(environ={}, config_file=tmp_path / "missing.toml")
+
+
+def test_zero_workers_are_refused_by_a_backend_whose_work_runs_only_here(tmp_path: Path) -> None:
+    """The registry, not the settings, knows which backend runs its work elsewhere: the embedded one refuses
+    workers 0 when it is opened (nothing would ever work the batch), naming the backend."""
+    settings = load_settings({"workers": 0, "db_path": tmp_path / "db.duckdb"}, environ={}, config_file=None)
+    with pytest.raises(ConfigError, match="workers must be at least 1 on backend 'duckdb'"):
+        open_backend(settings)
+    assert not (tmp_path / "db.duckdb").exists()

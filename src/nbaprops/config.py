@@ -175,7 +175,6 @@ class Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-BACKENDS = ("duckdb", "gcp")
 MIN_API_KEY_LENGTH = 16  # a key anyone can guess is no key
 
 
@@ -273,15 +272,12 @@ def load_settings(
         if (overrides or {}).get("markets") is not None:
             raise  # the user's own flag: bad input
         raise ConfigError(f"setting 'markets' (NBAPROPS_MARKETS or the config file): {exc}") from None
-    if settings.backend not in BACKENDS:
-        raise ConfigError(f"backend {settings.backend!r} is not one of: {', '.join(BACKENDS)}")
-    if (
-        settings.workers < (0 if settings.backend == "gcp" else 1)
-        or settings.chunk_size < 1
-        or settings.max_attempts < 1
-    ):
+    # the backend's name and whether it can run with no local worker are the registry's to say
+    # (nbaprops.storage.registry.open_backend), so a new backend is not named here
+    if settings.workers < 0 or settings.chunk_size < 1 or settings.max_attempts < 1:
         raise ConfigError(
-            "workers, chunk_size and max_attempts must be at least 1 (workers 0 only on the gcp backend)"
+            "workers, chunk_size and max_attempts must be at least 1 (workers 0 only on a backend whose "
+            "workers run elsewhere, as gcp's)"
         )
     if not 5 <= settings.max_delivery_attempts <= 100:
         raise ConfigError("max_delivery_attempts must be 5-100 (Pub/Sub's range)")

@@ -21,6 +21,7 @@ from nbaprops.errors import InputError
 from nbaprops.evaluation.accuracy import accuracy
 from nbaprops.evaluation.grading import grade_date
 from nbaprops.evaluation.metrics import compute_metrics, cumulative_profit
+from nbaprops.evaluation.offers import offers_section
 from nbaprops.evaluation.report import write_report
 from nbaprops.ingest import ensure_boxscores
 from nbaprops.ingest.lines import ingest_lines
@@ -41,13 +42,16 @@ def backtest_report(
     retrain_days: int = 7,
     report: Path | None = None,
     on_step: Callable[[int, int, date], None] | None = None,
+    books: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Walk forward over a season (or ``start``..``end``) and return its metrics, calibration and peak memory
+    """Walk forward over a season (or ``start``..``end``) and return its metrics, calibration, the bets graded
+    at the offer taken (``offers``: :func:`~nbaprops.evaluation.offers.offers_section`) and peak memory
     (:func:`~nbaprops.memory.peak_memory`).
 
     Args:
         lines: lines files ingested first.
         report: write the self-contained HTML report here (its path is in the payload).
+        books: the books the user can bet at for ``offers`` (None: the ``books`` setting; empty: every book).
 
     Raises:
         InputError: an unknown season, or ``end`` before ``start``.
@@ -84,6 +88,7 @@ def backtest_report(
         "graded_rows": result.grades.num_rows,
         "metrics": compute_metrics(result.grades),
         "calibration": calibration_summary(result.models),
+        "offers": offers_section(storage, result.grades, books=settings.books if books is None else books),
         **peak_memory(),  # the workers fitting the steps' models have ended: their peak is in
     }
     if report is not None:

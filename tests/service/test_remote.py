@@ -389,7 +389,9 @@ def test_idle_connections_do_not_block_the_holders_answers(db_path: Path) -> Non
         storage.close()
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"batches": []}
-    assert elapsed < 15, elapsed  # a cold CLI start; it hung for ever before
+    assert elapsed < 45, (
+        elapsed
+    )  # a cold CLI start (17 s seen at load 25 on 2 cores); it hung for ever before
 
 
 def test_a_silent_connection_is_let_go(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

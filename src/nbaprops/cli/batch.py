@@ -24,7 +24,6 @@ from nbaprops.cli.options import DateOpt, DbOpt, JsonOpt, LinesOpt, MarketsOpt, 
 from nbaprops.cli.render import err, out
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
-from nbaprops.pipeline.invalidate import invalidate as run_invalidate
 from nbaprops.storage.seams import Backend
 
 
@@ -344,6 +343,10 @@ def _render_refresh(day: date, result: dict[str, Any]) -> None:
 
 def invalidate(date_: DateOpt, db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """Deactivate predictions of postponed games and of players ruled out after they were predicted (idempotent)."""
+    from nbaprops.pipeline.invalidate import (
+        invalidate as run_invalidate,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
+    )
+
     with errors(as_json):
         day = parse_date(date_)
         current = settings(db)

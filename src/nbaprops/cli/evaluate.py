@@ -18,6 +18,7 @@ from nbaprops.cli import render
 from nbaprops.cli.boundary import clock, errors, existing_files, parse_date, report_path, settings, split
 from nbaprops.cli.opening import _backend, _storage
 from nbaprops.cli.options import (
+    BooksOpt,
     DateOpt,
     DbOpt,
     JsonOpt,
@@ -28,6 +29,7 @@ from nbaprops.cli.options import (
     TrainDaysOpt,
 )
 from nbaprops.cli.render import err, f2, f3, out, pct
+from nbaprops.config import book_list
 from nbaprops.errors import InputError
 from nbaprops.exports import write_csv
 from nbaprops.markets import validate_market
@@ -98,10 +100,15 @@ def backtest(
     train_days: TrainDaysOpt = None,
     systems: SystemsOpt = None,
     report: ReportOpt = None,
+    books: BooksOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Walk-forward backtest: retrain on the past only, predict each game day as the batch would, grade."""
+    """Walk-forward backtest: retrain on the past only, predict each game day as the batch would, grade.
+
+    Each bet is also graded at the offer a user would take (best price, or best EV, among the offers posted by
+    the prediction time at --books): ROI there beside ROI at the consensus book (--json: offers).
+    """
     from nbaprops.reports import (
         backtest_report,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
     )
@@ -132,6 +139,7 @@ def backtest(
                 on_step=lambda k, n, day: progress.update(
                     task, total=n, completed=k, description=f"backtest {market} {day}"
                 ),
+                books=book_list(books),
             )
         render.emit(payload, as_json, lambda: _render_backtest(payload))
 
@@ -162,9 +170,46 @@ def _render_backtest(payload: dict[str, Any]) -> None:
     for sid, cal in payload["calibration"].items():
         if cal["last"] is not None and not cal["last"]["allows_bets"]:
             out.print(f"{sid}: {cal['last']['reason']} (last step; steps by calibration: {cal['steps']})")
+    _render_offers(payload["offers"])
     if "report" in payload:
         out.print(f"report: {payload['report']}")
     render.peak_memory(payload)
+
+
+def _roi(x: float | None, ci: list[float | None]) -> str:
+    """``-4.4% [-7.2, -1.7]``: an ROI with its 95% interval, in percent with one decimal."""
+    if x is None:
+        return "-"
+    bounds = "" if ci[0] is None or ci[1] is None else f" [{ci[0] * 100:+.1f}, {ci[1] * 100:+.1f}]"
+    return f"{x * 100:+.1f}%{bounds}"
+
+
+def _render_offers(offers: dict[str, Any]) -> None:
+    """The bets graded at the consensus book and at the offer taken, side by side (same bets)."""
+    table = Table(
+        *("scope/rule", "system", "bets (moved)", "ROI consensus", "ROI offer", "gain"),
+        *("hit", "overround", "margin", "ECE"),
+        title=f"Graded at the offer taken (price guard {offers['price_guard']}, books: "
+        f"{', '.join(offers['books']) or 'all'})",
+        title_justify="left",
+    )
+    for m in offers["metrics"]:
+        gain = m["roi_gain_ci"]
+        table.add_row(
+            *(f"{m['scope']}/{m['rule']}", m["system_id"], f"{m['n']} ({m['n_moved']})"),
+            _roi(m["roi_consensus"], m["roi_consensus_ci"]),
+            _roi(m["roi_offer"], m["roi_offer_ci"]),
+            "-" if gain[0] is None else f"[{gain[0] * 100:+.1f}, {gain[1] * 100:+.1f}]",
+            f"{f3(m['hit_consensus'])}/{f3(m['hit_offer'])}",
+            f"{f3(m['overround_consensus'])}/{f3(m['overround_offer'])}",
+            f"{f3(m['margin_consensus'])}/{f3(m['margin_offer'])}",
+            f3(m["ece_fair"]),
+        )
+    out.print(table if offers["metrics"] else "Graded at the offer taken: no bet and no lined row to grade.")
+    out.print(
+        "Same bets in both columns (those with an eligible offer); gain: offer minus consensus. hit, overround"
+        " (two-way) and margin (paid on the side taken): consensus/offer. ECE: fair P(win) at the offer."
+    )
 
 
 def grade(

@@ -10,7 +10,7 @@ protocol itself is :mod:`nbaprops.holder`, below the CLI and the service.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 from typing import Any
@@ -21,7 +21,6 @@ from nbaprops.cli.boundary import state as _state
 from nbaprops.cli.render import err
 from nbaprops.config import DEFAULT_DB, Settings
 from nbaprops.errors import DatabaseHeldError, InputError
-from nbaprops.service.operations import OPERATIONS
 from nbaprops.storage import open_backend, open_storage
 from nbaprops.storage.inputs import Inputs
 from nbaprops.storage.seams import Backend
@@ -47,7 +46,7 @@ def _storage(
             yield storage
         else:  # while this process holds the file, it answers the reads of other nbaprops commands
             with holder.answer_reads(
-                settings.db_path, holder=_command_path(), commands=holder.bind(OPERATIONS, storage, settings)
+                settings.db_path, holder=_command_path(), commands=holder.bind(_operations(), storage, settings)
             ) as holding:
                 _state["endpoint"] = holding
                 try:
@@ -94,7 +93,7 @@ def _backend(
                 with holder.answer_reads(
                     settings.db_path,
                     holder=_command_path(),
-                    commands=holder.bind(OPERATIONS, backend, settings),
+                    commands=holder.bind(_operations(), backend, settings),
                 ) as holding:
                     _state["endpoint"] = holding
                     try:
@@ -141,6 +140,15 @@ def _command_path() -> str:
     return f"nbaprops {command}" if command else "nbaprops"
 
 
+def _operations() -> Mapping[str, Callable[..., Any]]:
+    """The shared operations, imported when a command first runs one."""
+    from nbaprops.service.operations import (
+        OPERATIONS,  # heavy: the prediction systems and the pricer (lightgbm, scikit-learn, scipy)
+    )
+
+    return OPERATIONS
+
+
 def _run(settings: Settings, op: str, *, read_only: bool = True, **args: Any) -> Any:
     """Run one operation of :data:`nbaprops.service.operations.OPERATIONS` here, or in the nbaprops process
     holding the database (it answers for it, with the same function)."""
@@ -149,7 +157,7 @@ def _run(settings: Settings, op: str, *, read_only: bool = True, **args: Any) ->
     if isinstance(opened, holder.Answered):
         return opened.result
     with _backend(settings, read_only=read_only, opened=opened) as backend:
-        return OPERATIONS[op](backend, settings, **args)
+        return _operations()[op](backend, settings, **args)
 
 
 def _run_batch_here_or_in_serve(

@@ -190,6 +190,76 @@ def _calibration_notes(calibration: dict[str, dict[str, Any]]) -> str:
     )
 
 
+def _percent(x: float | None, ci: list[float | None] | None = None) -> str:
+    if x is None:
+        return "–"
+    if not ci or ci[0] is None or ci[1] is None:
+        return f"{x * 100:+.1f}%"
+    return f"{x * 100:+.1f}% [{ci[0] * 100:+.1f}, {ci[1] * 100:+.1f}]"
+
+
+def offers_table(offers: dict[str, Any] | None) -> str:
+    """The bets graded at the consensus book and at the offer taken, side by side
+    (:func:`nbaprops.evaluation.offers.offers_section`); empty without that section."""
+    if not offers or not offers.get("metrics"):
+        return ""
+    head = (
+        "scope",
+        "rule",
+        "system",
+        "market",
+        "bets",
+        "moved",
+        "no offer",
+        "ROI consensus [95%]",
+        "ROI offer [95%]",
+        "gain [95%]",
+        "hit cons. / offer",
+        "overround cons. / offer",
+        "margin cons. / offer",
+        "ECE fair",
+    )
+
+    def f(x: Any) -> str:
+        return "–" if x is None else f"{x:.3f}"
+
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{c}</td>"
+            for c in (
+                html.escape(m["scope"]),
+                html.escape(m["rule"]),
+                html.escape(m["system_id"]),
+                html.escape(m["market"]),
+                m["n"],
+                m["n_moved"],
+                m["n_without_offer"],
+                _percent(m["roi_consensus"], m["roi_consensus_ci"]),
+                _percent(m["roi_offer"], m["roi_offer_ci"]),
+                "–"
+                if m["roi_gain_ci"][0] is None
+                else f"[{m['roi_gain_ci'][0] * 100:+.1f}, {m['roi_gain_ci'][1] * 100:+.1f}]",
+                f"{f(m['hit_consensus'])} / {f(m['hit_offer'])}",
+                f"{f(m['overround_consensus'])} / {f(m['overround_offer'])}",
+                f"{f(m['margin_consensus'])} / {f(m['margin_offer'])}",
+                f(m["ece_fair"]),
+            )
+        )
+        + "</tr>"
+        for m in offers["metrics"]
+    )
+    books = ", ".join(offers.get("books") or []) or "every book"
+    return (
+        f"<h2>Graded at the offer taken</h2><p>Each bet at the consensus book and at the offer a user would "
+        f"take among those posted by the prediction time ({html.escape(books)}; price guard "
+        f"{offers.get('price_guard')}), on the same bets. <i>bets</i>: the recommended bets; <i>edge</i>: every "
+        "lined row on the side of the system's edge. <i>price</i>: the best price at a line at least as good; "
+        "<i>ev</i>: the best EV under the system's probability moved along the fair distribution.</p>"
+        f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{rows}</table>"
+    )
+
+
 GLOSSARY: tuple[tuple[str, str], ...] = (
     (
         "MAE",
@@ -200,6 +270,11 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     ("ROI", "profit per unit staked over the bets, at the prices actually offered"),
     ("break-even", "the hit rate at which ROI is 0 at those prices (52.4% at -110)"),
     ("void", "the player did not play: the bet is refunded and the row is not graded"),
+    (
+        "overround / margin",
+        "an offer's two-way margin (implied over + implied under - 1), and what the side taken pays: its "
+        "implied probability minus the fair probability of winning at its line",
+    ),
     ("Brier", "mean squared error of the probability of winning (lower is better; 0.25 is a coin flip)"),
     (
         "ECE",
@@ -278,6 +353,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}.plots{{display:f
 <p>{intro}</p>
 <table><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{rows}</table>
 {_calibration_notes(result.get("calibration", {}))}
+{offers_table(result.get("offers"))}
 <div class="plots">{reliability_svg(metrics)}{edge_svg(metrics)}{"".join(tier_svgs(metrics))}{profit_svg(curves)}</div>
 {_glossary()}
 </body></html>"""

@@ -53,7 +53,7 @@ def private_group(gid: int) -> bool:
     """Whether group ``gid`` is this user's own (a user private group, as umask 002 systems make them: no other
     member, no other user's primary group), so that its write permission lets nobody else in."""
     import grp  # Unix only, and needed only for a group-writable folder
-    import pwd
+    import pwd  # Unix only, as grp above
 
     me = os.geteuid()
     try:

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
-from nbaprops.errors import ConflictError
+from nbaprops.errors import ConfigError, ConflictError
 from nbaprops.pipeline import janitor, ledger
 from nbaprops.pipeline.consolidate import consolidate
 from nbaprops.pipeline.injuries import LINE_PLAYER_COLUMNS
@@ -358,6 +358,8 @@ class Coordinator:
         poll_seconds: float,
         stop: threading.Event,
     ) -> list[WorkerStats]:
+        if self.settings.workers < 1 and not self.storage.capabilities.remote_workers:
+            raise ConfigError("workers must be at least 1 where the work runs only in this process")
         features = self.storage.features
         # Set when a worker has handled a message: the loop looks at the batch at once, not at the next poll.
         handled = threading.Event()
@@ -387,11 +389,14 @@ class Coordinator:
             thread.start()
         last_done = -1
         idle_since = time.monotonic()
-        next_sweep = idle_since + poll_seconds  # just swept and published
+        next_upkeep = next_sweep = idle_since + poll_seconds  # just swept and published
+        # A lease expires after lease_seconds: looking for expired ones more often than a tenth of that finds
+        # none sooner that matters, and each look is a ledger read the workers wait behind.
+        sweep_every = max(poll_seconds, self.settings.lease_seconds / 10)
+        info = ledger.get_batch(self.storage, batch_id)  # read again with each sweep (its deadline is fixed)
         try:
             while not stop.is_set():
                 handled.clear()  # before looking: a message handled from now on wakes the wait below
-                info = ledger.get_batch(self.storage, batch_id)
                 counts = ledger.progress(self.storage, batch_id)
                 if on_progress is not None:
                     on_progress(counts)
@@ -405,13 +410,16 @@ class Coordinator:
                 if finished != last_done:
                     last_done, idle_since = finished, time.monotonic()
                 # A handled message wakes the loop to see the batch end at once; the upkeep runs once a poll.
-                if time.monotonic() >= next_sweep:
+                if time.monotonic() >= next_upkeep:
                     self.fail_dead_letters(batch_id)
+                    next_upkeep = time.monotonic() + poll_seconds
+                if time.monotonic() >= next_sweep:
                     swept = self.sweep(batch_id)
                     if swept.reclaimed or time.monotonic() - idle_since > self.settings.lease_seconds:
                         self.publish_pending(batch_id)
                         idle_since = time.monotonic()
-                    next_sweep = time.monotonic() + poll_seconds
+                    info = ledger.get_batch(self.storage, batch_id)
+                    next_sweep = time.monotonic() + sweep_every
                 handled.wait(max(poll_seconds, 0.005))
         finally:
             halt.set()

@@ -24,6 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from nbaprops.ingest.injuries import injury_snapshot
 from nbaprops.storage.inputs import Inputs
 
 OUT = "Out"
@@ -111,7 +112,6 @@ class TonightInjuries:
 
 def tonight_injuries(storage: Inputs, game_date: date, as_of: datetime) -> TonightInjuries:
     """The snapshot a batch of ``game_date`` predicted at ``as_of`` reads."""
-    from nbaprops.ingest.injuries import injury_snapshot
 
     rows = injury_snapshot(storage, game_date, as_of)
     report_at = rows.column("report_at")[0].as_py() if rows.num_rows else None

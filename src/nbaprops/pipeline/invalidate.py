@@ -20,6 +20,8 @@ from datetime import date, datetime
 from typing import Any
 
 from nbaprops.clock import Clock, SystemClock
+from nbaprops.ingest.injuries import injury_snapshot
+from nbaprops.ingest.schedule import GONE
 from nbaprops.storage.inputs import Inputs
 from nbaprops.storage.seams import Backend
 
@@ -40,7 +42,6 @@ class RuledOut:
 
 def ruled_out(storage: Inputs, game_date: date, at: datetime) -> list[RuledOut]:
     """Players the newest injury report for ``game_date`` published by ``at`` lists Out."""
-    from nbaprops.ingest.injuries import injury_snapshot
 
     report = injury_snapshot(storage, game_date, at).to_pylist()
     return [
@@ -52,7 +53,6 @@ def ruled_out(storage: Inputs, game_date: date, at: datetime) -> list[RuledOut]:
 
 def postponed_games(storage: Inputs, game_date: date) -> list[dict[str, Any]]:
     """Games of ``game_date`` whose schedule status is postponed or cancelled."""
-    from nbaprops.ingest.schedule import GONE
 
     return storage.fetch_dicts(
         """SELECT game_id, home_team, away_team, status FROM schedule

@@ -34,6 +34,7 @@ from nbaprops.errors import (
     StorageFullError,
     UnknownBatchError,
 )
+from nbaprops.ingest.lines import select_lines
 from nbaprops.pipeline import ledger
 from nbaprops.pipeline.injuries import tonight_injuries
 from nbaprops.pipeline.owner import process_owner
@@ -135,8 +136,6 @@ class QueueWorker:
         with self._lock:
             cached = self._predictors.get(info.batch_id)
             if cached is None:
-                from nbaprops.ingest.lines import select_lines
-
                 features = self.history(info.game_date)
                 bundles = worker_bundles(self.settings, info)
                 lines = select_lines(features, info.game_date, info.markets, as_of=info.as_of)

@@ -12,6 +12,7 @@ from nbaprops.config import Settings
 from nbaprops.errors import InputError
 from nbaprops.markets import validate_market
 from nbaprops.pipeline import ledger
+from nbaprops.pipeline.coordinator import Coordinator
 from nbaprops.storage import query_rows
 from nbaprops.storage.seams import Backend
 from nbaprops.systems import validate_systems
@@ -90,7 +91,6 @@ def batch_status(storage: Backend, settings: Settings, batch_id: str | None = No
         InputError: no batch exists yet.
         UnknownBatchError: no batch has this id.
     """
-    from nbaprops.pipeline.coordinator import Coordinator
 
     if batch_id is None:
         newest = ledger.list_batches(storage, limit=1)

@@ -8,6 +8,7 @@ and closed when the server stops.
 
 from __future__ import annotations
 
+import importlib.resources
 import ipaddress
 import logging
 import time
@@ -258,7 +259,6 @@ def _openapi(app: FastAPI) -> None:
 
 def _docs(app: FastAPI) -> None:
     """``/docs``: Swagger UI from the files of the fastapi-offline package, never from a CDN."""
-    import importlib.resources
 
     assets = importlib.resources.files("fastapi_offline") / "static"
     app.mount(DOCS_ASSETS, ReadGuard(StaticFiles(directory=str(assets))), name="docs-assets")

@@ -45,6 +45,7 @@ from nbaprops.errors import (
     StorageFullError,
     UnknownBatchError,
 )
+from nbaprops.service.models import ErrorBody
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,4 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def _error_body() -> Any:
-    from nbaprops.service.models import ErrorBody
-
     return ErrorBody

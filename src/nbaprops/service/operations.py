@@ -18,8 +18,12 @@ from nbaprops.alerts import batch_alert, consolidation_refused_alert, stalled_al
 from nbaprops.clock import SystemClock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
+from nbaprops.evaluation.clv import with_line_moves
+from nbaprops.picks import no_bet_reasons
+from nbaprops.pipeline.board import ladder_of, offer_rows, with_market
 from nbaprops.pipeline.coordinator import Coordinator
 from nbaprops.pipeline.janitor import cleanup_staging
+from nbaprops.pipeline.reads import active_predictions, batch_records, batch_status
 from nbaprops.storage.seams import Backend
 
 Operation = Callable[..., Any]
@@ -30,10 +34,6 @@ def _day(value: str | None) -> date | None:
 
 
 def _status(storage: Backend, settings: Settings, *, batch_id: str | None = None) -> dict[str, Any]:
-    from nbaprops.pipeline.reads import (
-        batch_status,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
-    )
-
     return batch_status(storage, settings, batch_id)
 
 
@@ -45,10 +45,6 @@ def _batches(
     state: str | None = None,
     limit: int | None = None,
 ) -> dict[str, Any]:
-    from nbaprops.pipeline.reads import (
-        batch_records,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
-    )
-
     return {"batches": batch_records(storage, game_date=_day(game_date), state=state, limit=limit)}
 
 
@@ -63,12 +59,6 @@ def _predictions(
     limit: int | None = None,
     books: list[str] | None = None,
 ) -> dict[str, Any]:
-    from nbaprops.evaluation.clv import with_line_moves  # heavy: pricing (scipy), as with_market
-    from nbaprops.pipeline.board import with_market
-    from nbaprops.pipeline.reads import (
-        active_predictions,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
-    )
-
     day = _day(game_date)
     assert day is not None
     names, rows = active_predictions(
@@ -81,10 +71,6 @@ def _predictions(
     )
     no_bets: list[str] = []
     if bets_only and not total:  # say why the board of bets is empty
-        from nbaprops.picks import (
-            no_bet_reasons,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
-        )
-
         no_bets = no_bet_reasons(storage, day, system=system, market=market)
     names, priced = with_market(storage, day, names, [list(r) for r in rows], books=_books(settings, books))
     names, priced = with_line_moves(
@@ -106,7 +92,6 @@ def _offers(
     market: str | None = None,
     books: list[str] | None = None,
 ) -> dict[str, Any]:
-    from nbaprops.pipeline.board import offer_rows
 
     day = _day(game_date)
     assert day is not None
@@ -125,7 +110,6 @@ def _ladder(
     high: float | None = None,
     books: list[str] | None = None,
 ) -> dict[str, Any]:
-    from nbaprops.pipeline.board import ladder_of
 
     day = _day(game_date)
     assert day is not None

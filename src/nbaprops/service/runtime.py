@@ -31,10 +31,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-from nbaprops import holder
+from nbaprops import holder, schema
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
 from nbaprops.errors import NbapropsError, StorageBusyError
+from nbaprops.ingest import ensure_boxscores
 from nbaprops.pipeline import ledger
 from nbaprops.pipeline.run import BatchRun
 from nbaprops.service.metrics import Metrics
@@ -43,6 +44,7 @@ from nbaprops.service.runner import BatchRunner
 from nbaprops.storage import open_backend, open_storage, retry_transient
 from nbaprops.storage.inputs import Store
 from nbaprops.storage.seams import Backend
+from nbaprops.systems.training import BUNDLE_FILE
 
 log = logging.getLogger(__name__)
 READ_CACHE_SECONDS = 0.5  # how long a read is reused as it is (see Runtime.read)
@@ -134,7 +136,6 @@ class Runtime:
     def start(self) -> None:
         """Open the database, load the shipped box scores if new, resume running batches. Other commands reach
         it once the server listens and :meth:`publish` recorded where."""
-        from nbaprops.ingest import ensure_boxscores
 
         storage = self.open()
         ensure_boxscores(storage)
@@ -300,8 +301,6 @@ class Runtime:
     def readiness(self) -> dict[str, dict[str, Any]]:
         """Checks behind ``/health/ready``: database open, schema current, models present or trainable, and
         (backend gcp) Firestore and BigQuery reachable."""
-        from nbaprops import schema
-        from nbaprops.systems.training import BUNDLE_FILE
 
         checks: dict[str, dict[str, Any]] = {}
         try:

@@ -72,10 +72,16 @@ def open_backend(settings: Settings, *, read_only: bool = False, inputs: Inputs 
             file). None: the embedded backend opens ``settings.db_path``; a GCP worker loads history per date.
 
     Raises:
-        ConfigError: an unknown backend (the known ones are named), its drivers missing, or (GCP) a resource of
-            the deployment missing.
+        ConfigError: an unknown backend (the known ones are named), its drivers missing, no worker where the
+            work runs only in this process, or (GCP) a resource of the deployment missing.
     """
-    opened = backend_module(settings.backend).open_backend(settings, read_only=read_only, inputs=inputs)
+    module = backend_module(settings.backend)
+    if settings.workers < 1 and not cast(Capabilities, module.CAPABILITIES).remote_workers:
+        raise ConfigError(
+            f"workers must be at least 1 on backend {settings.backend!r}: its work runs only in this "
+            "process (workers 0 only on a backend whose workers run elsewhere, as gcp's)"
+        )
+    opened = module.open_backend(settings, read_only=read_only, inputs=inputs)
     return cast("Backend", opened)
 
 

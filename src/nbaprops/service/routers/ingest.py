@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
 from nbaprops.errors import NbapropsError, from_wire, to_wire
+from nbaprops.ingest import ensure_boxscores, ingest_boxscores, ingest_lines, ingest_schedule
 from nbaprops.service.auth import require_key
 from nbaprops.service.deps import runtime
 from nbaprops.service.errors import ApiError, responses
@@ -32,7 +33,6 @@ class IngestKind(StrEnum):
 
 
 def _ingest(storage: Inputs, kind: IngestKind, paths: list[Path], market: str | None) -> dict[str, Any]:
-    from nbaprops.ingest import ensure_boxscores, ingest_boxscores, ingest_lines, ingest_schedule
 
     # As the CLI: lines and schedules join players and teams of the box scores. An upload of any size is ingested
     # under the store's memory bound (the loader's), so DuckDB spills rather than grows the server.

@@ -71,7 +71,7 @@ def _read_client(settings: Settings) -> BigQueryReadClient | None:
 
     if not settings.bigquery_read_endpoint:  # unset or empty, as bigquery_endpoint is read
         return BigQueryReadClient()  # type: ignore[no-untyped-call]
-    import grpc
+    import grpc  # the gcp extra (grpcio comes with it)
 
     # the gcp extra
     from google.cloud.bigquery_storage_v1.services.big_query_read.transports import BigQueryReadGrpcTransport
