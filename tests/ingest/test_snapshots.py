@@ -85,6 +85,12 @@ def test_a_file_from_before_the_history_is_upgraded_in_place(db_path: Path, tmp_
     ingest_lines(storage, [path])
     storage.execute("DROP TABLE prop_line_snapshots")  # as a file written before the table existed
     storage.close()
+    reader = open_storage(db_path, read_only=True)  # `accuracy` reads it so: nothing creates the table
+    try:
+        assert reader.table_columns("prop_line_snapshots") == {}
+        assert _close(reader) == [("DraftKings", 34.5, datetime(2024, 1, 15, 15, 0, tzinfo=UTC))]
+    finally:
+        reader.close()
     storage = open_storage(db_path)
     try:
         assert storage.scalar("SELECT count(*) FROM prop_line_snapshots") == 0

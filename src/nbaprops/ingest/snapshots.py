@@ -13,8 +13,9 @@ that key and ``posted_at``, in the ingest's transaction:
 * the player is the one ``prop_lines`` resolved (aliases and matched sportsbook spellings).
 
 A database from before this table is upgraded in place: opening it creates the empty table (every contract table
-is created on open), and its stored ``prop_lines`` rows with a ``posted_at`` count as snapshots too when the
-close is read, so their history starts at the latest posting each key kept.
+is created on open; opened read-only, it is read without it), and its stored ``prop_lines`` rows with a
+``posted_at`` count as snapshots too when the close is read, so their history starts at the latest posting each
+key kept.
 
 **The close** (:func:`closing_offers`) of a (game_date, player_lookup, market): tip-off is the latest
 ``commence_time`` any of its snapshots gave, else the schedule's ``commence_time`` of the game between the
@@ -125,6 +126,8 @@ def closing_offers(
         "cutoff": cutoff,
     }
     cols = ", ".join(c for c in _COLUMNS if c not in ("event_id", "home_team", "away_team", "source"))
+    # A file from before the history, opened read-only (nothing created it yet): prop_lines alone.
+    history = f"SELECT {cols} FROM {TABLE} UNION " if storage.table_columns(TABLE) else ""
     wanted = f"""wanted AS (
                 SELECT DISTINCT * FROM (
                     SELECT unnest(CAST($days AS DATE[])) AS game_date,
@@ -133,8 +136,7 @@ def closing_offers(
                            unnest(CAST($teams AS VARCHAR[])) AS team,
                            unnest(CAST($opponents AS VARCHAR[])) AS opponent)),
             snaps AS (
-                SELECT s.* FROM (SELECT {cols} FROM {TABLE}
-                                 UNION SELECT {cols} FROM prop_lines WHERE posted_at IS NOT NULL) s
+                SELECT s.* FROM ({history}SELECT {cols} FROM prop_lines WHERE posted_at IS NOT NULL) s
                 SEMI JOIN (SELECT DISTINCT game_date, player_lookup, market FROM wanted) w
                   USING (game_date, player_lookup, market)
                 WHERE NOT EXISTS (SELECT 1 FROM prop_lines q
