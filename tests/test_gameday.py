@@ -74,8 +74,8 @@ def test_daily_fetches_trains_predicts_and_skips_out_players_then_changes_nothin
         "_05PM.pdf"
     )
     assert (
-        fetched["lines"]["rows_added"] > 20 and fetched["lines"]["quota_remaining"] == 500 - 2
-    )  # 2 events x 1 market (points)
+        fetched["lines"]["rows_added"] > 20 and fetched["lines"]["quota_remaining"] == 500 - 2 * 2
+    )  # 2 events x 2 markets (points and its alternates)
     batch = run["batch"]
     assert batch["state"] == "complete" and batch["games"] == 15
     out = {m["player_lookup"] for m in batch["missing"] if m["error_code"] == "injured_out"}

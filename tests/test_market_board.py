@@ -318,7 +318,7 @@ def test_every_lined_row_of_the_board_carries_its_market(night: tuple[Path, str,
     assert tatum and all(r["consensus_line"] is None and r["best_over_book"] is None for r in tatum)
     code, stdout, _ = run("predictions", "--date", DAY, "--market", "pra", "--db", str(db), "--csv")
     header = next(csv.reader(stdout.splitlines()))
-    assert code == 0 and header[-15:] == [
+    assert code == 0 and header[-17:-2] == [
         "consensus_line", "fair_p_over", "n_books", "book_spread", "consensus_book", "best_over_book",
         "best_over_line", "best_over_price", "best_over_ev", "best_over_saving", "best_under_book",
         "best_under_line", "best_under_price", "best_under_ev", "best_under_saving",

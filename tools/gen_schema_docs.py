@@ -20,7 +20,10 @@ def main(argv: list[str] | None = None) -> None:
     for table in (schema.PREDICTIONS, schema.PREDICTION_GRADES):
         rows = "\n".join(f"| `{c.name}` | {c.type} | {c.description} |" for c in table.columns)
         parts.append(f"### `{table.name}`\n\n| column | type | meaning |\n|---|---|---|\n{rows}\n")
-    rows = "\n".join(f"| `{c.name}` | {c.type} | {c.description} |" for c in schema.BOARD_MARKET_COLUMNS)
+    rows = "\n".join(
+        f"| `{c.name}` | {c.type} | {c.description} |"
+        for c in (*schema.BOARD_MARKET_COLUMNS, *schema.BOARD_MOVE_COLUMNS)
+    )
     parts.append(
         "### The board's market columns\n\nNot stored: `predictions --json`/`--csv` and `GET /v1/predictions` "
         "append them to each row, priced when the board is read (docs/market.md).\n\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,7 +67,12 @@ class Settings:
         webhook_attempts: attempts per alert before it is given up (logged, never raised).
         odds_api_key: The Odds API key (``NBAPROPS_ODDS_API_KEY``); ``fetch lines`` needs it.
         odds_api_url: base URL of The Odds API (tests point it at a local stand-in server).
-        odds_regions: bookmaker regions asked of The Odds API.
+        odds_regions: bookmaker regions asked of The Odds API (comma separated: us, us2, uk, eu, au); every
+            book they return is kept.
+        odds_alternates: ``fetch lines`` asks for the alternate player-prop markets too (``player_points_alternate``
+            …): more lines per book, twice the quota.
+        clv_moved_against: a bet whose consensus line has moved against it by more than this many points since it
+            was made is flagged (``moved_against`` in ``predictions --json``).
         books: the books this user can bet at (``NBAPROPS_BOOKS``, comma-separated, any case; ``--books``
             overrides it). The board's best offers and the ladder's eligible offers come from these only; every
             book still informs the fair price. Empty: every book.
@@ -133,6 +139,8 @@ class Settings:
     odds_api_key: str | None = field(default=None, repr=False)
     odds_api_url: str = "https://api.the-odds-api.com"
     odds_regions: str = "us"
+    odds_alternates: bool = True
+    clv_moved_against: float = 1.0
     books: tuple[str, ...] = ()
     nba_stats_url: str = "https://stats.nba.com/stats"
     injury_report_url: str = "https://ak-static.cms.nba.com/referee/injury"
@@ -294,6 +302,12 @@ def load_settings(
         raise ConfigError("need 0 < kelly_fraction <= 1 and 0 < max_bet_fraction <= max_night_fraction <= 1")
     if settings.refresh_threshold <= 0 or settings.bankroll <= 0:
         raise ConfigError("refresh_threshold and bankroll must be positive")
+    if settings.clv_moved_against <= 0:
+        raise ConfigError("clv_moved_against must be a positive number of points")
+    if not re.fullmatch(r"[a-z0-9]+(,[a-z0-9]+)*", settings.odds_regions):
+        raise ConfigError(
+            "odds_regions must be region keys separated by commas, e.g. us or us,us2,eu (lowercase, no spaces)"
+        )
     if settings.model_max_age_days < 0 or settings.http_retries < 0 or settings.http_timeout_seconds <= 0:
         raise ConfigError("model_max_age_days and http_retries must be >= 0, http_timeout_seconds > 0")
     return settings

@@ -156,6 +156,33 @@ PROP_LINES = Table(
     description="Sportsbook prop lines as posted.",
 )
 
+PROP_LINE_SNAPSHOTS = Table(
+    "prop_line_snapshots",
+    (
+        _c("game_date", "DATE", "local game date", nullable=False),
+        _c("player_lookup", "VARCHAR", "normalised player name (after aliases)", nullable=False),
+        _c("market", "VARCHAR", "points, rebounds, assists, threes or pra", nullable=False),
+        _c("bookmaker", "VARCHAR", "sportsbook", nullable=False),
+        _c("line", "DOUBLE", "the prop line", nullable=False),
+        _c(
+            "posted_at",
+            "TIMESTAMPTZ",
+            "when the book's line was captured (the snapshot's time)",
+            nullable=False,
+        ),
+        _c("over_price", "DOUBLE", "American odds of the over at that time"),
+        _c("under_price", "DOUBLE", "American odds of the under at that time"),
+        _c("commence_time", "TIMESTAMPTZ", "tip-off, when the file gave it"),
+        _c("event_id", "VARCHAR", "the odds feed's event id, when given"),
+        _c("home_team", "VARCHAR", "home abbreviation, when given"),
+        _c("away_team", "VARCHAR", "away abbreviation, when given"),
+        _c("source", "VARCHAR", "file the row came from"),
+    ),
+    primary_key=("game_date", "player_lookup", "market", "bookmaker", "line", "posted_at"),
+    description="Every posting of a prop line ever ingested, append-only (prop_lines keeps only the latest): "
+    "the close is the last one before tip-off. Rows without a posted_at are not kept here.",
+)
+
 PLAYER_ALIASES = Table(
     "player_aliases",
     (
@@ -430,6 +457,22 @@ BOARD_MARKET_COLUMNS: tuple[Column, ...] = (
 """What the board adds to each row of the main table: its player-market's every offer, priced (not stored:
 computed when the board is read, :mod:`nbaprops.pipeline.board`)."""
 
+BOARD_MOVE_COLUMNS: tuple[Column, ...] = (
+    _c(
+        "line_move",
+        "DOUBLE",
+        "points the consensus line has moved in the bet's favour since it was made (negative: against it), from "
+        "each book's latest snapshot before tip-off; NULL when the row is not a bet or has no snapshot",
+    ),
+    _c(
+        "moved_against",
+        "BOOLEAN",
+        "the line has moved against the bet by more than the clv_moved_against setting (1.0 point by default)",
+    ),
+)
+"""What the board adds after its market columns: how far the line has moved since each bet was made (not stored:
+computed when the board is read, :func:`nbaprops.evaluation.clv.with_line_moves`)."""
+
 STAGING_LOADS = Table(
     "staging_loads",
     (
@@ -461,6 +504,7 @@ ALL_TABLES: tuple[Table, ...] = (
     SOURCE_STATE,
     DAILY_RUNS,
     STAGING_LOADS,
+    PROP_LINE_SNAPSHOTS,
 )
 
 STAGING_PREFIX = "staging_predictions_"

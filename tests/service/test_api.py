@@ -247,12 +247,16 @@ def test_predictions_as_json_best_expected_value_first(
 def test_predictions_as_csv_are_the_cli_csv(
     client: httpx.Client, slate: dict[str, Any], live: LiveServer
 ) -> None:
-    from nbaprops.schema import BOARD_MARKET_COLUMNS, PREDICTIONS
+    from nbaprops.schema import BOARD_MARKET_COLUMNS, BOARD_MOVE_COLUMNS, PREDICTIONS
 
     response = client.get("/v1/predictions", params={"date": SLATE}, headers={"Accept": "text/csv"})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     table = list(csv.reader(io.StringIO(response.text)))
-    assert table[0] == [*PREDICTIONS.column_names, *(c.name for c in BOARD_MARKET_COLUMNS)]
+    assert table[0] == [
+        *PREDICTIONS.column_names,
+        *(c.name for c in BOARD_MARKET_COLUMNS),
+        *(c.name for c in BOARD_MOVE_COLUMNS),
+    ]
     assert len(table) - 1 == slate["final"]["active_predictions"]
 
 

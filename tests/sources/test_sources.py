@@ -73,7 +73,8 @@ def test_lines_keep_every_book_and_a_failure_midway_stores_nothing(
     assert storage.scalar("SELECT count(*) FROM prop_lines") == 0
     live_services.failures.clear()
     report = fetch_lines(storage, settings, game_date=date(2025, 2, 12), clock=CLOCK)
-    assert report.details["quota_remaining"] == 500 - 2 * 5 and report.rows_added == report.records
+    # 2 events x 10 markets (five and their alternates) x 1 region
+    assert report.details["quota_remaining"] == 500 - 2 * 10 and report.rows_added == report.records
     books = storage.fetchall("SELECT DISTINCT bookmaker, posted_at FROM prop_lines ORDER BY 1")
     assert [b for b, _ in books] == ["DraftKings", "FanDuel"] and all(p is not None for _, p in books)
     assert storage.scalar("SELECT count(DISTINCT market) FROM prop_lines") == 2

@@ -19,7 +19,7 @@ from nbaprops.cli.boundary import errors, parse_date, replaying, settings, split
 from nbaprops.cli.opening import _storage
 from nbaprops.cli.options import DbOpt, FilesArg, JsonOpt, MarketsOpt, SeasonOpt
 from nbaprops.cli.render import out
-from nbaprops.clock import SystemClock
+from nbaprops.clock import EASTERN, SystemClock
 from nbaprops.errors import InputError
 from nbaprops.ingest import ensure_boxscores, ingest_boxscores
 from nbaprops.ingest.injuries import ingest_injuries
@@ -154,14 +154,20 @@ def fetch_injuries_cmd(
 ) -> None:
     """The NBA's official injury report (PDF, parsed by nbainjuries with tabula-java)."""
     with errors(as_json):
-        when = None
-        if at is not None:
-            try:
-                when = datetime.fromisoformat(at)
-            except ValueError:
-                raise InputError(f"--at {at!r} is not a time; use ISO 8601, e.g. 2025-02-12T17:00") from None
+        when = _moment(at)
         game_date = parse_date(date_) if date_ else None
     _fetch("injuries", db, as_json, at=when, game_date=game_date)
+
+
+def _moment(at: str | None, *, eastern: bool = False) -> datetime | None:
+    """``--at`` as a time (None when not given); ``eastern``: a time without a zone is US Eastern."""
+    if at is None:
+        return None
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        raise InputError(f"--at {at!r} is not a time; use ISO 8601, e.g. 2025-02-12T17:00") from None
+    return when.replace(tzinfo=EASTERN) if eastern and when.tzinfo is None else when
 
 
 def fetch_lines_cmd(
@@ -169,14 +175,25 @@ def fetch_lines_cmd(
         str, typer.Option("--date", metavar="YYYY-MM-DD", help="Game date (or TODAY, TOMORROW).")
     ],
     markets: MarketsOpt = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TIME",
+            show_default=False,
+            help="The historical snapshot at or before this time, ISO 8601 (no zone: US Eastern); paid "
+            "plans only [default: the live lines].",
+        ),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Every book's player-prop lines from The Odds API v4 (needs NBAPROPS_ODDS_API_KEY)."""
+    """Every book's player-prop lines (and alternate lines) from The Odds API v4, in the odds_regions setting's
+    regions (needs NBAPROPS_ODDS_API_KEY). Each fetch adds to the line history the close is read from."""
     with errors(as_json):
         game_date = parse_date(date_)
         chosen = validate_markets(split(markets) or ()) if markets else None
-    _fetch("lines", db, as_json, game_date=game_date, markets=tuple(chosen) if chosen else None)
+        when = _moment(at, eastern=True)
+    _fetch("lines", db, as_json, game_date=game_date, markets=tuple(chosen) if chosen else None, at=when)
 
 
 __all__ = [

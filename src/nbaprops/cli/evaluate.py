@@ -275,7 +275,8 @@ def accuracy(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Accuracy of the graded live predictions per system and market: the backtest's metrics, and day by day."""
+    """Accuracy of the graded live predictions per system and market: the backtest's metrics, day by day, and
+    the bets' closing-line value per book (docs/market.md)."""
     from nbaprops.reports import (
         accuracy_report,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
     )
@@ -338,8 +339,39 @@ def _render_accuracy(payload: dict[str, Any], window: int) -> None:
             pct(r["roi"]),
         )
     out.print(daily)
+    _render_clv(payload["clv"])
     if "report" in payload:
         out.print(f"report: {payload['report']}")
+
+
+def _render_clv(clv: dict[str, Any]) -> None:
+    """The closing-line value table: per system, market and book ("all": every book together), each mean with
+    the half-width of its 95% interval."""
+    table = Table(
+        *("system", "book", "bets", "line CLV", "line>0", "prob CLV", "prob>0"),
+        title=f"closing-line value: {clv['with_close']} of {clv['bets']} bet(s) with a close"
+        + (f", {clv['tipoff_unknown']} tip-off unknown" if clv["tipoff_unknown"] else "")
+        + (f", {clv['no_close']} without a snapshot before tip-off" if clv["no_close"] else ""),
+        title_justify="left",
+    )
+
+    def mean(figures: dict[str, Any], digits: int) -> str:
+        value, (lo, hi) = figures["mean"], figures["mean_ci"]
+        if value is None:
+            return "-"
+        return f"{value:+.{digits}f}" + ("" if lo is None or hi is None else f"±{(hi - lo) / 2:.{digits}f}")
+
+    for g in clv["groups"]:
+        table.add_row(
+            f"{g['system_id']} {g['market']}",
+            g["bookmaker"] or "all",
+            str(g["line"]["n"]),
+            mean(g["line"], 2),
+            pct(g["line"]["share_positive"]),
+            mean(g["prob"], 3),
+            pct(g["prob"]["share_positive"]),
+        )
+    out.print(table)
 
 
 _PICKS = (

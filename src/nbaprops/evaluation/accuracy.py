@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from nbaprops.errors import InputError
+from nbaprops.evaluation.clv import bet_clv, clv_summary
 from nbaprops.evaluation.grading import LIVE_RUN, live_grades
 from nbaprops.evaluation.metrics import GradeColumns, compute_metrics, cumulative_profit, row_figures
 from nbaprops.storage.inputs import Inputs
@@ -83,6 +84,8 @@ def accuracy(
     ``metrics`` are :func:`nbaprops.evaluation.metrics.compute_metrics` of the period's grades (MAE, MAE against
     the line on the same rows, hit rate and ROI with their intervals, ECE and the reliability table), so they
     equal a backtest's over the same rows. ``daily`` has each day's figures and the rolling ``window`` days'.
+    ``clv`` is the closing-line value of the period's bets per system, market and book
+    (:mod:`nbaprops.evaluation.clv`).
 
     Raises:
         InputError: an unknown market or system, a bad window, or no graded row in the period.
@@ -107,6 +110,7 @@ def accuracy(
         "metrics": compute_metrics(columns := GradeColumns(grades)),
         "daily": _daily(columns, window),
         "cumulative_profit": cumulative_profit(grades),
+        "clv": clv_summary(bet_clv(storage, since=since, until=until, market=market, system=system)),
     }
 
 

@@ -66,6 +66,7 @@ from nbaprops.ingest._validate import (
     shown,
 )
 from nbaprops.ingest.names import lookup_sql
+from nbaprops.ingest.snapshots import record_snapshots
 from nbaprops.ingest.teams import check_teams, resolve_team_sql
 from nbaprops.markets import (
     BOOK_GAP,
@@ -484,7 +485,8 @@ def _combine(cur: InputSession, files: Sequence[SourceFile]) -> dict[str, Any]:
 
 def _merge(tx: InputSession, files: Sequence[SourceFile], combined: dict[str, Any]) -> Merged:
     """New keys are added, a newer posting replaces the stored one; then quarantine and the main lines of the
-    groups touched are set again."""
+    groups touched are set again. Every posting read is appended to the snapshot history first."""
+    snapshots = record_snapshots(tx)
     stored_cols = ", ".join(_STORED)
     tx.execute(
         f"""INSERT INTO prop_lines ({stored_cols}, is_main)
@@ -555,6 +557,7 @@ def _merge(tx: InputSession, files: Sequence[SourceFile], combined: dict[str, An
             "unmatched_rows": sum(u["rows"] for u in unmatched),
             "matched_spellings": combined["matched_spellings"],
             "quarantined": quarantined,
+            "snapshots_added": snapshots,
         }
     )
 

@@ -208,7 +208,7 @@ _PYTHON_TYPES: dict[str, Any] = {
 
 def _prediction_model() -> type[BaseModel]:
     fields: dict[str, Any] = {}
-    for column in (*schema.PREDICTIONS.columns, *schema.BOARD_MARKET_COLUMNS):
+    for column in (*schema.PREDICTIONS.columns, *schema.BOARD_MARKET_COLUMNS, *schema.BOARD_MOVE_COLUMNS):
         kind = _PYTHON_TYPES[column.type]
         # Every value may be missing in JSON: a NaN the database holds is sent as null.
         annotation = kind | None if column.nullable or kind is float else kind

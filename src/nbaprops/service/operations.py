@@ -18,6 +18,7 @@ from nbaprops.alerts import batch_alert, consolidation_refused_alert, stalled_al
 from nbaprops.clock import SystemClock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
+from nbaprops.evaluation.clv import with_line_moves
 from nbaprops.picks import no_bet_reasons
 from nbaprops.pipeline.board import ladder_of, offer_rows, with_market
 from nbaprops.pipeline.coordinator import Coordinator
@@ -72,6 +73,9 @@ def _predictions(
     if bets_only and not total:  # say why the board of bets is empty
         no_bets = no_bet_reasons(storage, day, system=system, market=market)
     names, priced = with_market(storage, day, names, [list(r) for r in rows], books=_books(settings, books))
+    names, priced = with_line_moves(
+        storage.features, names, priced, threshold=settings.clv_moved_against, now=settings.as_of
+    )
     return {"names": names, "rows": priced, "total": total, "no_bets": no_bets}
 
 

@@ -45,7 +45,7 @@ def fetch(
             return injury_report.fetch_injuries(storage, settings, clock=clock, at=at, game_date=game_date)
         assert game_date is not None, "fetch lines needs its game date"
         return odds_api.fetch_lines(
-            storage, settings, game_date=game_date, clock=clock, markets=markets or tuple(MARKETS)
+            storage, settings, game_date=game_date, clock=clock, markets=markets or tuple(MARKETS), at=at
         )
     except Exception as exc:
         failure_alert(settings, f"fetch {kind}", exc)

@@ -1,18 +1,27 @@
-"""The Odds API (v4) through ``httpx``: tonight's player-prop lines of every book.
+"""The Odds API (v4) through ``httpx``: the player-prop lines of every book, now or at a past moment.
 
 Two calls per game date: ``GET /v4/sports/basketball_nba/events`` (the date's events, between midnight and
 midnight US Eastern; this listing does not count against the quota) and, per event,
-``GET /v4/sports/basketball_nba/events/{id}/odds`` with the five prop markets (``player_points``,
-``player_rebounds``, ``player_assists``, ``player_threes``, ``player_points_rebounds_assists``), American odds.
-Each answer nests ``bookmakers[].markets[].outcomes[]``; an outcome is one side (``name`` Over/Under) of one
-player (``description``) at one line (``point``). Every book's line and both prices are kept, with the market's
-``last_update`` as the snapshot time (``posted_at``), so a batch sees only the lines posted by its as-of time.
-The remaining quota is read from the ``x-requests-remaining`` header of the last answer.
+``GET /v4/sports/basketball_nba/events/{id}/odds`` with the prop markets asked (``player_points``,
+``player_rebounds``, ``player_assists``, ``player_threes``, ``player_points_rebounds_assists``) and, with
+``odds_alternates`` on (the default), their alternate ladders (``player_points_alternate`` …
+``player_points_rebounds_assists_alternate``: the same outcomes at more lines, stored as the same market; the
+main-line rule picks each book's main line among them), American odds, for the bookmaker regions of the
+``odds_regions`` setting (comma separated: ``us``, ``us2``, ``uk``, ``eu``, ``au``; the quota cost is markets ×
+regions per event). Each answer nests ``bookmakers[].markets[].outcomes[]``; an outcome is one side (``name``
+Over/Under) of one player (``description``) at one line (``point``). Every book returned is kept with its line
+and both prices (a side the book does not offer stays empty), with the market's ``last_update`` as the
+snapshot time (``posted_at``), so a batch sees only the lines posted by its as-of time and each posting joins the
+snapshot history (:mod:`nbaprops.ingest.snapshots`).
+
+**A past moment** (``at``): the historical endpoints of paid plans, ``GET /v4/historical/sports/basketball_nba/
+events`` and ``.../events/{id}/odds`` with ``date=at``, answer the closest snapshot at or before ``at`` (5-minute
+snapshots of player props since 2023-05-03; 10 quota units per market and region), wrapped as
+``{"timestamp", "previous_timestamp", "next_timestamp", "data": ...}`` around the live shape. Fetching the same
+date at several moments builds its line history.
 
 All events are fetched before anything is stored: a failure on the seventh event stores nothing. The API key
 (``NBAPROPS_ODDS_API_KEY``) goes in the query string, so it never appears in a message or a landed file name.
-The live endpoints list upcoming and in-play events only; lines of a past date come from files (``ingest
-lines``) — the historical endpoints of paid plans are not used.
 """
 
 from __future__ import annotations
@@ -44,6 +53,8 @@ MARKET_KEYS: dict[str, str] = {
     "threes": "player_threes",
     "pra": "player_points_rebounds_assists",
 }
+ALTERNATE = "_alternate"
+"""Suffix of a market's alternate-lines key (``player_points`` → ``player_points_alternate``)."""
 LINE_HEADER = (
     "game_date",
     "player_name",
@@ -76,6 +87,7 @@ def line_rows(event: dict[str, Any], markets: dict[str, str]) -> list[list[Any]]
     commence = str(event.get("commence_time") or "")
     local_day = datetime.fromisoformat(commence.replace("Z", "+00:00")).astimezone(EASTERN).date().isoformat()
     ours = {key: market for market, key in markets.items()}
+    ours.update({key + ALTERNATE: market for market, key in markets.items()})
     rows: list[list[Any]] = []
     for book in event.get("bookmakers") or []:
         for market in book.get("markets") or []:
@@ -175,20 +187,30 @@ class OddsApiClient:
                 SOURCE, f"{what} answered something that is not JSON", status=response.status_code
             ) from exc
 
-    def events(self, game_date: date) -> list[dict[str, Any]]:
+    def _snapshot(self, path: str, what: str, params: dict[str, str], at: datetime | None) -> Any:
+        """The live answer, or (``at`` given) the ``data`` of the historical snapshot at or before ``at``."""
+        if at is None:
+            return self._get(f"/v4/sports/{SPORT}{path}", what, params)
+        answer = self._get(f"/v4/historical/sports/{SPORT}{path}", what, {**params, "date": _iso(at)})
+        if not isinstance(answer, dict) or "data" not in answer:
+            raise SourceError(SOURCE, f"{what}: expected a historical snapshot (timestamp, data)", status=200)
+        return answer["data"]
+
+    def events(self, game_date: date, *, at: datetime | None = None) -> list[dict[str, Any]]:
         start, end = day_window(game_date)
-        answer = self._get(
-            f"/v4/sports/{SPORT}/events",
+        answer = self._snapshot(
+            "/events",
             f"events of {game_date}",
             {"commenceTimeFrom": start, "commenceTimeTo": end, "dateFormat": "iso"},
+            at,
         )
         if not isinstance(answer, list):
             raise SourceError(SOURCE, f"events of {game_date}: expected a list of events", status=200)
         return answer
 
-    def event_odds(self, event_id: str, markets: list[str]) -> dict[str, Any]:
-        answer = self._get(
-            f"/v4/sports/{SPORT}/events/{event_id}/odds",
+    def event_odds(self, event_id: str, markets: list[str], *, at: datetime | None = None) -> dict[str, Any]:
+        answer = self._snapshot(
+            f"/events/{event_id}/odds",
             f"odds of event {event_id}",
             {
                 "regions": self._regions,
@@ -196,6 +218,7 @@ class OddsApiClient:
                 "oddsFormat": "american",
                 "dateFormat": "iso",
             },
+            at,
         )
         if not isinstance(answer, dict):
             raise SourceError(SOURCE, f"odds of event {event_id}: expected an event object", status=200)
@@ -209,23 +232,34 @@ def fetch_lines(
     game_date: date,
     clock: Clock,
     markets: tuple[str, ...] = tuple(MARKET_KEYS),
+    at: datetime | None = None,
     policy: RetryPolicy | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> FetchReport:
-    """Fetch every book's prop lines of ``game_date``'s events and ingest them (see the module docstring)."""
+    """Fetch every book's prop lines of ``game_date``'s events and ingest them (see the module docstring);
+    ``at``: the historical snapshot at or before that moment instead of the live lines."""
     wanted = {m: MARKET_KEYS[m] for m in markets}
+    keys = list(wanted.values())
+    if settings.odds_alternates:
+        keys += [key + ALTERNATE for key in wanted.values()]
     with OddsApiClient(settings, policy=policy, transport=transport) as client:
-        events = [e for e in client.events(game_date) if str(e.get("commence_time", ""))[:4]]
+        events = [e for e in client.events(game_date, at=at) if str(e.get("commence_time", ""))[:4]]
         rows: list[list[Any]] = []
         for event in events:
-            odds = client.event_odds(str(event["id"]), list(wanted.values()))
+            odds = client.event_odds(str(event["id"]), keys, at=at)
             rows.extend(line_rows(odds, wanted))
         quota = {
             "quota_remaining": client.quota_remaining,
             "quota_used": client.quota_used,
             "requests": client.requests,
         }
-    asked = {"game_date": game_date.isoformat(), "events": len(events), "markets": list(wanted.values())}
+    asked = {
+        "game_date": game_date.isoformat(),
+        "events": len(events),
+        "markets": keys,
+        "regions": settings.odds_regions,
+        **({"at": _iso(at)} if at is not None else {}),
+    }
     if not rows:
         return FetchReport(
             SOURCE,

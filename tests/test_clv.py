@@ -1,0 +1,177 @@
+"""Issue 20 part 4 end to end: four historical snapshots of one game fetched into the line history, a batch made
+at 17:30 UTC, graded, and ``accuracy --json`` reporting its closing-line value (the close: each book's last
+snapshot before the 20:30 tip-off), checked against values worked out from the fixtures' closing prices."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from tests.sources.historical import API_KEY, HistoricalOdds, fetch_all
+from typer.testing import CliRunner
+
+from nbaprops.cli import app
+from nbaprops.config import Settings
+from nbaprops.markets import BOOK_GAP
+from nbaprops.pricing import price_slate
+from nbaprops.storage import open_storage
+
+DAY = "2024-01-15"
+BET_TIME = "2024-01-15T17:30:00Z"  # after the 17:00 snapshot, before the 18:30 one
+runner = CliRunner()
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def graded(
+    loaded_db_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """The database after fetch (4 snapshots), predict at 17:30, grade; and ``accuracy --json``'s payload."""
+    folder = tmp_path_factory.mktemp("clv")
+    db = folder / "nb.duckdb"
+    shutil.copyfile(loaded_db_file, db)
+    storage = open_storage(db)
+    settings = Settings(db_path=db, odds_api_key=API_KEY, odds_api_url="http://odds.test")
+    fetch_all(storage, settings, HistoricalOdds())
+    storage.close()
+    env = {"NBAPROPS_DATA_DIR": str(folder / "artifacts")}
+    code, _, stderr = run(
+        "--as-of", BET_TIME, "predict", "--date", DAY, "--markets", "pra", "--systems", "moving_average",
+        "--train-days", "60", "--db", str(db), env=env,
+    )  # fmt: skip
+    assert code == 0, stderr
+    # moving_average has no graded history here to calibrate on (every row PASS): two rows become the bets a
+    # calibrated system would make at the lines and prices the batch chose.
+    storage = open_storage(db)
+    storage.execute(
+        """UPDATE player_prop_predictions SET recommendation = CASE player_lookup WHEN 'zionwilliamson' THEN 'OVER'
+                                                                                  ELSE 'UNDER' END
+           WHERE is_active AND player_lookup IN ('zionwilliamson', 'kyrieirving')"""
+    )
+    bets = storage.fetchall(
+        """SELECT player_lookup, line_value, sportsbook, over_price, under_price FROM player_prop_predictions
+           WHERE is_active AND recommendation IN ('OVER', 'UNDER') ORDER BY player_lookup"""
+    )
+    storage.close()
+    # the lines of 17:00 (posted 16:55), not the later ones: Kyrie 46.5 at BetMGM, Zion 34.5 at DraftKings
+    assert bets == [
+        ("kyrieirving", 46.5, "BetMGM", -110.0, -120.0),
+        ("zionwilliamson", 34.5, "DraftKings", -110.0, -120.0),
+    ]
+    code, _, stderr = run("grade", "--date", DAY, "--db", str(db))
+    assert code == 0, stderr
+    code, stdout, stderr = run("accuracy", "--json", "--db", str(db))
+    assert code == 0, stderr
+    yield db, json.loads(stdout)
+
+
+def _group(payload: dict[str, Any], book: str | None) -> dict[str, Any]:
+    groups = [g for g in payload["clv"]["groups"] if g["bookmaker"] == book]
+    assert len(groups) == 1, payload["clv"]
+    return groups[0]
+
+
+def _closing_fair(
+    player: str, lines: list[float], over: list[float], under: list[float], at: float
+) -> tuple[float, float]:
+    """Fair P(over) and P(under) at ``at``, given the bet settles, of the closing offers of DraftKings, FanDuel
+    and BetMGM (the fixtures' 20:15 snapshot), priced as the board prices them."""
+    close = pa.table(
+        {
+            "game_date": [DAY] * 3,
+            "player_lookup": [player] * 3,
+            "market": ["pra"] * 3,
+            "bookmaker": ["DraftKings", "FanDuel", "BetMGM"],
+            "line": lines,
+            "over_price": over,
+            "under_price": under,
+        }
+    )
+    dist = price_slate(close, max_gap=dict(BOOK_GAP), max_price_gap=0.1).consensus.distribution
+    p_over, p_under, _ = dist.probabilities(at)
+    settled = float(p_over[0] + p_under[0])
+    return float(p_over[0]) / settled, float(p_under[0]) / settled
+
+
+def test_accuracy_reports_the_closing_line_value_of_each_bet(graded: tuple[Path, dict[str, Any]]) -> None:
+    _, payload = graded
+    clv = payload["clv"]
+    assert (clv["bets"], clv["with_close"], clv["tipoff_unknown"], clv["no_close"]) == (2, 2, 0, 0)
+    # Zion over 34.5 at DraftKings -110; at 20:15 the books closed at 36.5 / 35.5 / 36.5 (median 36.5): +2 points.
+    # The in-play 20.5 (posted 20:58, after the 20:30 tip-off) would have made it -14.
+    zion = _group(payload, "DraftKings")
+    assert (zion["system_id"], zion["market"], zion["line"]["n"], zion["line"]["mean"]) == (
+        "moving_average", "pra", 1, 2.0,
+    )  # fmt: skip
+    assert zion["line"]["share_positive"] == 1.0
+    over, under = _closing_fair("zionwilliamson", [36.5, 35.5, 36.5], [-115.0, -118.0, -110.0],
+                                [-115.0, -108.0, -120.0], 34.5)  # fmt: skip
+    expected = over - 110 / 210  # closing fair P(over 34.5 | settles) - the break-even probability of -110
+    assert zion["prob"]["n"] == 1 and zion["prob"]["mean"] == pytest.approx(expected, abs=1e-4)
+    assert (
+        0.02 < expected < 0.06
+    )  # two points of a PRA line near 36 (sd about 11) is a few points of probability
+    # Kyrie under 46.5 at BetMGM: closed 45.5 / 44.5 / 45.5, one point in the under's favour.
+    kyrie = _group(payload, "BetMGM")
+    assert kyrie["line"]["mean"] == 1.0
+    _, under = _closing_fair("kyrieirving", [45.5, 44.5, 45.5], [-110.0, -115.0, -115.0],
+                             [-120.0, -111.0, -115.0], 46.5)  # fmt: skip
+    assert kyrie["prob"]["mean"] == pytest.approx(under - 120 / 220, abs=1e-4)  # the under's price: -120
+    both = _group(payload, None)
+    assert both["line"]["n"] == 2 and both["line"]["mean"] == 1.5
+    assert both["line"]["mean_ci"] == pytest.approx(
+        [
+            1.5 - 1.959964 * np.std([2, 1], ddof=1) / np.sqrt(2),
+            1.5 + 1.959964 * np.std([2, 1], ddof=1) / np.sqrt(2),
+        ],
+        abs=1e-3,
+    )
+
+
+def test_accuracy_text_shows_a_clv_table(graded: tuple[Path, dict[str, Any]]) -> None:
+    db, _ = graded
+    code, stdout, stderr = run("accuracy", "--db", str(db))
+    assert code == 0, stderr
+    assert "closing-line value" in stdout and "DraftKings" in stdout and "+2.00" in stdout
+
+
+def test_the_board_flags_a_bet_the_line_has_moved_against(
+    graded: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    db = tmp_path / "flip.duckdb"
+    shutil.copyfile(graded[0], db)
+    storage = open_storage(db)
+    storage.execute(
+        "UPDATE player_prop_predictions SET recommendation = 'UNDER' WHERE player_lookup = 'zionwilliamson'"
+    )
+    storage.close()
+
+    def board(env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+        code, stdout, stderr = run(
+            "predictions", "--date", DAY, "--market", "pra", "--json", "--db", str(db), env=env
+        )
+        assert code == 0, stderr
+        return {r["player_lookup"]: r for r in json.loads(stdout)["predictions"]}
+
+    rows = board()
+    # Zion under 34.5, closed 36.5: two points against (more than the default 1.0); Kyrie under 46.5, closed 45.5
+    assert (rows["zionwilliamson"]["line_move"], rows["zionwilliamson"]["moved_against"]) == (-2.0, True)
+    assert (rows["kyrieirving"]["line_move"], rows["kyrieirving"]["moved_against"]) == (1.0, False)
+    assert (rows["brandoningram"]["line_move"], rows["brandoningram"]["moved_against"]) == (
+        None,
+        None,
+    )  # PASS
+    assert board({"NBAPROPS_CLV_MOVED_AGAINST": "2.5"})["zionwilliamson"]["moved_against"] is False
+    # as of 19:00 (before the 20:10 move) nothing had moved yet
+    early = board({"NBAPROPS_AS_OF": "2024-01-15T19:00:00Z"})
+    assert (early["zionwilliamson"]["line_move"], early["zionwilliamson"]["moved_against"]) == (0.0, False)
