@@ -46,7 +46,9 @@ def _storage(
             yield storage
         else:  # while this process holds the file, it answers the reads of other nbaprops commands
             with holder.answer_reads(
-                settings.db_path, holder=_command_path(), commands=holder.bind(_operations(), storage, settings)
+                settings.db_path,
+                holder=_command_path(),
+                commands=holder.bind(_operations(), storage, settings),
             ) as holding:
                 _state["endpoint"] = holding
                 try:
