@@ -175,3 +175,41 @@ def test_the_board_flags_a_bet_the_line_has_moved_against(
     # as of 19:00 (before the 20:10 move) nothing had moved yet
     early = board({"NBAPROPS_AS_OF": "2024-01-15T19:00:00Z"})
     assert (early["zionwilliamson"]["line_move"], early["zionwilliamson"]["moved_against"]) == (0.0, False)
+
+
+def test_accuracy_grades_the_bets_at_the_best_offer_posted_by_their_batch(
+    graded: tuple[Path, dict[str, Any]],
+) -> None:
+    """``accuracy --offers``: the two bets also graded at the best offer on their side posted by 17:30 (the
+    batch's as_of), beside the consensus book's; the price rule never takes a worse line or price, so its ROI
+    is at least the consensus book's on the same bets. Without the flag the section is absent."""
+    db, plain = graded
+    assert "offers" not in plain
+    code, stdout, stderr = run("accuracy", "--json", "--offers", "--db", str(db))
+    assert code == 0, stderr
+    offers = json.loads(stdout)["offers"]
+    rows = [m for m in offers["metrics"] if m["scope"] == "bets" and m["rule"] == "price"]
+    assert len(rows) == 1 and rows[0]["n"] + rows[0]["n_without_offer"] == 2, offers
+    assert rows[0]["roi_offer"] >= rows[0]["roi_consensus"]
+    code, stdout, stderr = run("accuracy", "--offers", "--db", str(db))
+    assert code == 0, stderr
+    assert "Graded at the offer taken" in stdout
+
+
+def test_live_bets_are_priced_as_of_their_batchs_prediction_time(graded: tuple[Path, dict[str, Any]]) -> None:
+    """The offers a live bet may take are those posted by its date's earliest batch as_of (17:30 here), not by
+    the backtest's default of midnight after the date, when the 18:30 and 20:15 snapshots had come in."""
+    from datetime import UTC, date, datetime
+
+    from nbaprops.evaluation.grading import live_grades
+    from nbaprops.evaluation.offers import live_as_of
+
+    db, _ = graded
+    storage = open_storage(db, read_only=True)
+    try:
+        when = live_as_of(storage, live_grades(storage))
+    finally:
+        storage.close()
+    assert list(when) == [date(2024, 1, 15)]
+    # the --as-of clock replays from 17:30 on: the batch starts a moment later
+    assert 0 <= (when[date(2024, 1, 15)] - datetime(2024, 1, 15, 17, 30, tzinfo=UTC)).total_seconds() < 60

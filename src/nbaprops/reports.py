@@ -19,9 +19,9 @@ from nbaprops.clock import Clock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
 from nbaprops.evaluation.accuracy import accuracy
-from nbaprops.evaluation.grading import grade_date
+from nbaprops.evaluation.grading import grade_date, live_grades
 from nbaprops.evaluation.metrics import compute_metrics, cumulative_profit
-from nbaprops.evaluation.offers import offers_section
+from nbaprops.evaluation.offers import live_as_of, offers_section
 from nbaprops.evaluation.report import write_report
 from nbaprops.ingest import ensure_boxscores
 from nbaprops.ingest.lines import ingest_lines
@@ -105,10 +105,17 @@ def accuracy_report(
     system: str | None = None,
     window: int = 7,
     report: Path | None = None,
+    offers: bool = False,
+    books: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The graded live predictions' metrics per system and market and day by day (``window``-day rolling);
-    ``report`` set: the HTML report written there too (its path is in the payload)."""
+    ``report`` set: the HTML report written there too (its path is in the payload). ``offers``: the bets also
+    graded at the best offer of ``books`` (empty: every book) posted by their date's earliest prediction time
+    (``offers``: :func:`~nbaprops.evaluation.offers.offers_section`; seconds per season, so asked for)."""
     payload = accuracy(storage, since=since, until=until, market=market, system=system, window=window)
+    if offers:
+        grades = live_grades(storage, since=since, until=until, market=market, system=system)
+        payload["offers"] = offers_section(storage, grades, books=books, as_of=live_as_of(storage, grades))
     curves = payload.pop("cumulative_profit")
     if report is not None:
         payload["report"] = str(

@@ -271,12 +271,17 @@ def accuracy(
     market: Annotated[str | None, typer.Option(show_default=False, help="Only this market.")] = None,
     system: Annotated[str | None, typer.Option(show_default=False, help="Only this system.")] = None,
     window: Annotated[int, typer.Option(min=1, help="Days of the rolling figures.")] = 7,
+    offers: Annotated[
+        bool,
+        typer.Option("--offers", help="Also grade each bet at the best offer posted by its prediction time."),
+    ] = False,
+    books: BooksOpt = None,
     report: ReportOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Accuracy of the graded live predictions per system and market: the backtest's metrics, day by day, and
-    the bets' closing-line value per book (docs/market.md)."""
+    the bets' closing-line value per book (docs/market.md); with --offers, graded at the best offer too."""
     from nbaprops.reports import (
         accuracy_report,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
     )
@@ -294,6 +299,8 @@ def accuracy(
                 system=system,
                 window=window,
                 report=report_path(report, current) if report is not None else None,
+                offers=offers,
+                books=book_list(books) or current.books,
             )
         render.emit(payload, as_json, lambda: _render_accuracy(payload, window))
 
@@ -340,6 +347,8 @@ def _render_accuracy(payload: dict[str, Any], window: int) -> None:
         )
     out.print(daily)
     _render_clv(payload["clv"])
+    if "offers" in payload:
+        _render_offers(payload["offers"])
     if "report" in payload:
         out.print(f"report: {payload['report']}")
 

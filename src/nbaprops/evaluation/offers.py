@@ -104,6 +104,32 @@ def backtest_as_of(day: date) -> datetime:
     )
 
 
+def live_as_of(storage: Inputs, grades: pa.Table) -> dict[date, datetime]:
+    """The prediction time of each date of live ``grades``: the earliest ``as_of`` of that date's batches, so no
+    offer posted after any of its predictions is chosen (a ``line_update`` row may be denied the moved line it
+    was made for: the conservative side).
+
+    Raises:
+        InputError: the store holds no batch for a graded date (the ledger lives elsewhere, as on GCP).
+    """
+    days = sorted(set(grades.column("game_date").to_pylist()))
+    found: dict[date, datetime] = dict(
+        storage.fetchall(
+            """SELECT p.game_date, min(b.as_of) FROM player_prop_predictions p
+               JOIN prediction_batches b USING (batch_id)
+               WHERE list_contains(CAST($days AS DATE[]), p.game_date) GROUP BY p.game_date""",
+            {"days": days},
+        )
+    )
+    missing = [d for d in days if d not in found]
+    if missing:
+        raise InputError(
+            f"no batch of {missing[0]} in this database: grading at the offers needs each batch's prediction "
+            "time (the embedded backend keeps them)"
+        )
+    return found
+
+
 def _floats(table: pa.Table, name: str) -> np.ndarray:
     return np.asarray(pc.fill_null(pc.cast(table[name], pa.float64()), np.nan), dtype=np.float64)
 
@@ -478,6 +504,7 @@ def offers_section(
 
 __all__ = [
     "OFFER_GRADE_COLUMNS",
+    "live_as_of",
     "RULES",
     "SCOPES",
     "backtest_as_of",
