@@ -11,6 +11,7 @@ from datetime import date
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -344,13 +345,16 @@ def _render_accuracy(payload: dict[str, Any], window: int) -> None:
 
 _PICKS = (
     ("player_name", "player"),
-    ("market", "market"),
-    ("recommendation", "bet"),
-    ("line_value", "line"),
+    ("market", "mkt"),
+    ("side", "bet"),
+    ("bookmaker", "book"),
+    ("line", "line"),
     ("price", "price"),
     ("p_win", "P(win)"),
-    ("expected_value", "EV"),
+    ("fair_p", "fair"),
+    ("ev", "EV"),
     ("stake", "stake"),
+    ("cut_by", "cut by"),
 )
 
 
@@ -358,7 +362,10 @@ def picks(
     date_: DateOpt,
     system: Annotated[str, typer.Option(help="System whose bets are picked.")] = "ensemble",
     market: Annotated[str | None, typer.Option(show_default=False, help="Only this market.")] = None,
-    min_ev: Annotated[float, typer.Option(help="Least expected profit per unit.")] = 0.0,
+    min_ev: Annotated[
+        float,
+        typer.Option(help="Least expected profit per unit at the offer (never below the ev_margin setting)."),
+    ] = 0.0,
     bankroll: Annotated[
         float | None,
         typer.Option(show_default=False, help="Units to stake from [default: 100, the bankroll setting]."),
@@ -367,11 +374,16 @@ def picks(
         bool,
         typer.Option("--correlated", help="Allow one pick per player and market (default: one per player)."),
     ] = False,
+    books: BooksOpt = None,
+    record: Annotated[
+        bool, typer.Option("--record", help="Record the picks and their offers in pick_log (once a night).")
+    ] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The night's bets by expected value, staked by fractional Kelly with caps per bet and per night."""
+    """The night's bets, each at the best-EV offer of your books, staked by fractional Kelly at that price with
+    caps per bet, team, game and night (cut by: the cap that cut it)."""
     from nbaprops.picks import (
         picks as night_picks,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
     )
@@ -379,22 +391,25 @@ def picks(
     with errors(as_json):
         day = parse_date(date_)
         current = settings(db)
-        with _backend(current, read_only=True) as backend:
+        with _backend(current, read_only=not record) as backend:
             result = night_picks(
-                backend,
-                current,
-                day,
-                system=system,
-                market=market,
-                min_ev=min_ev,
-                bankroll=bankroll,
-                correlated=correlated,
-            )
+                backend, current, day, system=system, market=market, min_ev=min_ev, bankroll=bankroll,
+                correlated=correlated, books=book_list(books), record=record, made_at=clock().now(),
+            )  # fmt: skip
         if as_csv:
             names = list(result["picks"][0]) if result["picks"] else [c for c, _ in _PICKS]
             write_csv(sys.stdout, names, ([pick.get(n) for n in names] for pick in result["picks"]))
             return
         render.emit(result, as_json, lambda: _render_picks(result, system, day))
+
+
+_PICK_FORMATS = {"line": "g", "price": "+.0f", "p_win": ".3f", "fair_p": ".3f", "ev": "+.3f"}
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    return format(value, _PICK_FORMATS.get(column, ".2f")) if isinstance(value, float) else str(value)
 
 
 def _render_picks(result: dict[str, Any], system: str, day: date) -> None:
@@ -403,32 +418,36 @@ def _render_picks(result: dict[str, Any], system: str, day: date) -> None:
         for reason in result["no_bets"]:
             out.print(reason, markup=False, highlight=False, soft_wrap=True)
         return
+    books = ", ".join(result["books"]) or "every book"
     table = Table(
         *(label for _, label in _PICKS),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 0),
         title_justify="left",
-        title=f"{result['count']} pick(s) of {system} for {day}: {result['staked']:.2f} of "
-        f"{result['bankroll']:.2f} units staked (cap {result['max_bet']:.2f} a bet, "
-        f"{result['max_night']:.2f} a night)",
+        title=f"{result['count']} pick(s) of {system} for {day} at {books}: {result['staked']:.2f} of "
+        f"{result['bankroll']:.2f} units staked (caps {result['max_bet']:.2f} a bet, {result['max_team']:.2f} a "
+        f"team, {result['max_game']:.2f} a game, {result['max_night']:.2f} a night)",
     )
     for p in result["picks"]:
-        table.add_row(
-            *(
-                "" if p[c] is None else f"{p[c]:.2f}" if isinstance(p[c], float) else str(p[c])
-                for c, _ in _PICKS
-            )
-        )
+        table.add_row(*(Text(_cell(c, p[c])) for c, _ in _PICKS))
     out.print(table)
-    if result["dropped_night_cap"]:
+    left_out = {
+        "dropped_no_offer": "no offer of your books they could take",
+        "dropped_below_margin": f"no offer with an EV of at least {result['ev_margin']:g}",
+        "dropped_team_cap": f"the team cap of {result['max_team']:.2f} units was spent",
+        "dropped_game_cap": f"the game cap of {result['max_game']:.2f} units was spent",
+        "dropped_night_cap": f"the nightly cap of {result['max_night']:.2f} units was reached",
+        "dropped_correlated": "one pick per player (--correlated allows one per player and market)",
+    }
+    for key, why in left_out.items():
+        if result.get(key):
+            out.print(f"{result[key]} more bet(s) left out: {why}.", markup=False, highlight=False)
+    if "recorded" in result:
         out.print(
-            f"{result['dropped_night_cap']} more bet(s) left out: the nightly cap of "
-            f"{result['max_night']:.2f} units was reached.",
-            markup=False,
-            highlight=False,
-        )
-    if result["dropped_correlated"]:
-        out.print(
-            f"{result['dropped_correlated']} more bet(s) left out: one pick per player "
-            "(--correlated allows one per player and market).",
+            f"pick_log: {result['recorded']} recorded, {result['already_recorded']} already recorded tonight "
+            "(the first record stands).",
             markup=False,
             highlight=False,
         )
