@@ -17,7 +17,8 @@ unchanged at every line: a 58% over at 30.5 is not a 58% over at 33.5.
 An offer can be taken when the board's price guard calls it ``eligible`` (a book the user bets at, not an outlier
 line, its price near the consensus; quarantined lines never reach the board), it has a price on the system's
 side, and it keeps the system's edge: an OVER only at a line below the system's prediction, an UNDER only
-above (the rule :func:`nbaprops.systems.betting.recommend` applies at the system's own line).
+above (the rule :func:`nbaprops.systems.betting.recommend` applies at the system's own line) — and lies within
+:data:`MAX_CARRY` points of the system's line, as far as the carry is measured to hold for the market.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from nbaprops.pricing import DEFAULT_DISPERSION, Dispersion, LineDistribution, S
 from nbaprops.pricing.distribution import line_probabilities
 from nbaprops.pricing.fair import fit_means
 
+MAX_CARRY = 3.0
+"""Farthest an offer's line may be from the system's own line for the bet to take it: the market's shape is
+measured calibrated out to ±3 points of the consensus (docs/market.md, section 3), and no further."""
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
@@ -125,9 +129,14 @@ def _best_per_row(row: IntArray, ev: FloatArray, n: int) -> IntArray:
 
 
 def choose_offers(
-    bets: SystemBets, pricing: SlatePricing, *, dispersion: Dispersion = DEFAULT_DISPERSION
+    bets: SystemBets,
+    pricing: SlatePricing,
+    *,
+    dispersion: Dispersion = DEFAULT_DISPERSION,
+    max_carry: float = MAX_CARRY,
 ) -> OfferChoice:
-    """Every offer of each bet's side priced with the carried probability, and the best one it can take."""
+    """Every offer of each bet's side priced with the carried probability, and the best one it can take (within
+    ``max_carry`` points of the system's own line)."""
     n = len(bets)
     offers = pricing.offers
     group = _group_of(bets, pricing)
@@ -152,7 +161,8 @@ def choose_offers(
     fair_p = np.where(over, column("p_over"), column("p_under"))
     eligible = np.asarray(pc.fill_null(offers["eligible"], False), dtype=bool)[candidate]
     keeps_edge = np.where(over, bets.predicted[row] > line, bets.predicted[row] < line)
-    takeable = eligible & keeps_edge & np.isfinite(ev)
+    near = np.abs(line - bets.line[row]) <= max_carry
+    takeable = eligible & keeps_edge & near & np.isfinite(ev)
     best = _best_per_row(row, np.where(takeable, ev, -np.inf), n)
     has = best >= 0
     at = np.maximum(best, 0)
@@ -184,4 +194,4 @@ def choose_offers(
     )
 
 
-__all__ = ["OfferChoice", "SystemBets", "carried", "choose_offers"]
+__all__ = ["MAX_CARRY", "OfferChoice", "SystemBets", "carried", "choose_offers"]
