@@ -209,9 +209,7 @@ def test_a_price_guarded_line_is_never_picked(night: DuckDBStorage) -> None:
 def test_an_outlier_or_quarantined_line_is_never_picked(lined_file: Path, tmp_path: Path) -> None:
     """Two gifts for a Sengun under: 47 at +300 (11.5 from the median of every book's lines, so ingest keeps it,
     but 12.5 from the consensus of the main lines: an outlier on the board) and 21.5 at -100 (14 from the median:
-    quarantined at ingest). Either is the best EV at the fair price; neither is ever picked (the outlier is also
-    farther than MAX_CARRY from the system's line: two rules keep it out; the price guard test covers eligible
-    alone)."""
+    quarantined at ingest). Either is the best EV at the fair price; neither is ever picked."""
     db = tmp_path / "outlier.duckdb"
     shutil.copyfile(lined_file, db)
     rows = [
@@ -232,61 +230,6 @@ def test_an_outlier_or_quarantined_line_is_never_picked(lined_file: Path, tmp_pa
         assert [p["player_lookup"] for p in result["picks"]] == ["alperensengun"]
         assert result["picks"][0]["bookmaker"] not in {"FarBook", "TypoBook"}
         assert result["picks"][0]["line"] < 40
-    finally:
-        storage.close()
-
-
-def test_a_line_farther_than_the_carry_holds_is_never_taken(lined_file: Path, tmp_path: Path) -> None:
-    """Sengun's under from two new books, each priced near the consensus (eligible): 2.5 points above the system's
-    34.5 (-110) it is taken; 5 points above (-130), where the carry is not measured, it is not — though its EV
-    there is higher."""
-    db = tmp_path / "carry.duckdb"
-    shutil.copyfile(lined_file, db)
-    rows = [
-        {"game_date": DAY.isoformat(), "player_name": "Alperen Sengun", "market": "pra", "line": line,
-         "bookmaker": book, "over_price": over, "under_price": under, "posted_at": "2024-01-15T18:00:00Z"}
-        for line, book, over, under in (("37", "NearBook", "-110", "-110"), ("39.5", "FarBook", "+110", "-130"))
-    ]  # fmt: skip
-    storage = open_storage(db)
-    try:
-        ingest_lines(storage, [write_csv(tmp_path / "carry.csv", rows, list(rows[0]))])
-        write_bets(storage, (("alperensengun", "HOU", "PHI", HOU_PHI, "UNDER", 0.6, -4.0),))
-        books = {o["bookmaker"]: o for o in offers_of(storage, "alperensengun")}
-        assert books["FarBook"]["eligible"] and books["NearBook"]["eligible"]
-        pricing = price_offers_of(storage, DAY, players=["alperensengun"], markets=["pra"])
-        assert pricing is not None
-        bets = SystemBets(
-            ["alperensengun"], ["pra"], np.array([False]), np.array([34.5]), np.array([0.6]), np.array([30.5])
-        )
-        names = pricing.offers["bookmaker"].to_pylist()
-        ev = {names[e["offer"]]: e["ev"] for e in choose_offers(bets, pricing).every.to_pylist()}
-        assert ev["FarBook"] > ev["NearBook"] == max(v for b, v in ev.items() if b != "FarBook")
-        assert names[choose_offers(bets, pricing, max_carry=10.0).offer[0]] == "FarBook"
-        result = picks(storage, LOOSE, DAY, bankroll=1000.0)
-        assert [(p["bookmaker"], p["line"]) for p in result["picks"]] == [("NearBook", 37.0)]
-    finally:
-        storage.close()
-
-
-@pytest.mark.parametrize(("predicted", "taken"), [(35.0, False), (36.0, True)])
-def test_an_offer_past_the_systems_own_prediction_is_never_taken(
-    lined_file: Path, tmp_path: Path, predicted: float, taken: bool
-) -> None:
-    """Sengun's over at 35.5 for +120 (priced near the consensus) is the best over for a 62% over at 34.5 — unless
-    the system predicted 35.0: an over at a line above its own number bets against it."""
-    db = tmp_path / "edge.duckdb"
-    shutil.copyfile(lined_file, db)
-    row = {"game_date": DAY.isoformat(), "player_name": "Alperen Sengun", "market": "pra", "line": "35.5",
-           "bookmaker": "PlusBook", "over_price": "+120", "under_price": "-150", "posted_at": "2024-01-15T18:00:00Z"}  # fmt: skip
-    storage = open_storage(db)
-    try:
-        ingest_lines(storage, [write_csv(tmp_path / "plus.csv", [row], list(row))])
-        write_bets(storage, (("alperensengun", "HOU", "PHI", HOU_PHI, "OVER", 0.62, predicted - 34.5),))
-        assert next(o for o in offers_of(storage, "alperensengun") if o["bookmaker"] == "PlusBook")[
-            "eligible"
-        ]
-        (pick,) = picks(storage, LOOSE, DAY, bankroll=1000.0)["picks"]
-        assert (pick["bookmaker"] == "PlusBook") is taken and (pick["line"] < predicted)
     finally:
         storage.close()
 
@@ -500,3 +443,34 @@ def test_the_api_serves_the_same_picks_and_refuses_what_is_not_a_pick(
     )
     assert anonymous.status_code == 401
     assert logged == 0  # a GET never records
+
+
+def test_the_offer_taken_is_the_one_the_backtest_grades(night: DuckDBStorage) -> None:
+    """picks carries the system's probability with the backtest's ``ev`` rule (docs/backtest.md): for the same
+    bets on the same priced offers, both take an offer of the same line, price and EV."""
+    from nbaprops.evaluation.offers import _choose
+    from nbaprops.picks.offers import _group_of
+
+    pricing = price_offers_of(night, DAY, markets=["pra"])
+    assert pricing is not None
+    market = consensus(night)
+    players = [b[0] for b in BETS]
+    over = np.array([b[4] == "OVER" for b in BETS])
+    p_win = np.array([b[5] for b in BETS])
+    bets = SystemBets(
+        players, ["pra"] * len(BETS), over, np.array([market[p]["line"] for p in players]), p_win,
+        np.array([market[p]["line"] + b[6] for p, b in zip(players, BETS, strict=True)]),
+    )  # fmt: skip
+    mine = choose_offers(bets, pricing)
+    theirs = _choose(
+        pricing, "ev", _group_of(bets, pricing), over, bets.line, np.where(over, p_win, 1 - p_win),
+        np.array([market[p]["book"] for p in players], dtype=object),
+    )  # fmt: skip
+    offers = pricing.offers.to_pylist()
+    assert (mine.offer >= 0).all() and (theirs >= 0).all()
+    for i, (a, b) in enumerate(zip(mine.offer, theirs, strict=True)):
+        side = "over" if over[i] else "under"
+        assert (offers[a]["line"], offers[a][f"{side}_price"]) == (
+            offers[b]["line"],
+            offers[b][f"{side}_price"],
+        )

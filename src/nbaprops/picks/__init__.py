@@ -9,12 +9,11 @@ game and night, and the pick log they are recorded in (issue 20, part 2).
 
 from nbaprops.picks.log import logged_picks, record_picks
 from nbaprops.picks.night import MAX_BOOKS, no_bet_reasons, picks, training_window
-from nbaprops.picks.offers import MAX_CARRY, OfferChoice, SystemBets, carried, choose_offers
+from nbaprops.picks.offers import OfferChoice, SystemBets, carried, choose_offers
 from nbaprops.picks.stakes import CAPS, kelly, size
 
 __all__ = [
     "CAPS",
-    "MAX_CARRY",
     "MAX_BOOKS",
     "OfferChoice",
     "SystemBets",

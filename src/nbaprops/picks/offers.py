@@ -1,13 +1,16 @@
 """A system's bet carried to every offer of its player-market, and the best one it can take.
 
-The system decides the **side** (its OVER or UNDER) and its calibrated probability at **its own line** (the line
-it was priced at, the consensus book's). To price that side at another book's line, the probability is carried
-along the market's distribution: an NB2 with the market's spread (the board's
-:data:`~nbaprops.pricing.DEFAULT_DISPERSION`, dispersion as a function of the mean) whose mean is moved until its
-P(over | settled) at the system's line is exactly the system's calibrated probability
-(:func:`nbaprops.pricing.fair.fit_means`, one vectorized bisection for the whole slate). At its own line the
-pick's probability is the calibrated one, unchanged; at any other line it moves as the market's fair
-probability moves between the two lines (measured calibrated to ECE ≤ 0.009 at ±3 points, docs/market.md).
+The system decides the **side** (its OVER or UNDER) and its calibrated probability at **its own line** ``L0``
+(the line it was priced at, the consensus book's). At another line ``L`` the probability is carried along the
+market's fair distribution (the board's NB2 of the player-market) by a constant shift in logit space — the rule
+the backtest grades bets with at the offer taken (``ev``, :mod:`nbaprops.evaluation.offers`,
+docs/backtest.md), so what the backtest measured is what picks bets:
+
+    logit p(L) = logit fair(L) + (logit p(L0) − logit fair(L0))
+
+``p`` the system's P(over | settled), ``fair`` the fair distribution's. An integer line's push has the fair
+probability and refunds. At ``L0`` the pick's probability is the calibrated one, unchanged; elsewhere it moves as
+the market's fair probability moves between the two lines, keeping the system's disagreement with the market.
 
 Why not the market's fair probability alone: the consensus book's price is then −EV by construction, and the
 only "edges" left are other books' off-consensus prices, which the study found break even at best
@@ -15,10 +18,8 @@ only "edges" left are other books' off-consensus prices, which the study found b
 unchanged at every line: a 58% over at 30.5 is not a 58% over at 33.5.
 
 An offer can be taken when the board's price guard calls it ``eligible`` (a book the user bets at, not an outlier
-line, its price near the consensus; quarantined lines never reach the board), it has a price on the system's
-side, and it keeps the system's edge: an OVER only at a line below the system's prediction, an UNDER only
-above (the rule :func:`nbaprops.systems.betting.recommend` applies at the system's own line) — and lies within
-:data:`MAX_CARRY` points of the system's line, as far as the carry is measured to hold for the market.
+line, its price near the consensus; quarantined lines never reach the board) and it has a price on the system's
+side.
 """
 
 from __future__ import annotations
@@ -29,17 +30,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
+from scipy import special
 
-from nbaprops.pricing import DEFAULT_DISPERSION, Dispersion, LineDistribution, SlatePricing, expected_value
-from nbaprops.pricing.distribution import line_probabilities
-from nbaprops.pricing.fair import fit_means
+from nbaprops.pricing import LineDistribution, SlatePricing, expected_value
 
-MAX_CARRY = 3.0
-"""Farthest an offer's line may be from the system's own line for the bet to take it: the market's shape is
-measured calibrated out to ±3 points of the consensus (docs/market.md, section 3), and no further."""
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
+_P_CLIP = 1e-6
 
 
 @dataclass(frozen=True)
@@ -73,21 +71,22 @@ class OfferChoice:
     every: pa.Table
 
 
-def carried(bets: SystemBets, dispersion: Dispersion = DEFAULT_DISPERSION) -> LineDistribution:
-    """The NB2 of each bet (the market's spread) whose P(over | settled) at the system's line is the system's
-    calibrated P(over): what the system's probability becomes at any other line."""
-    n = len(bets)
+def _logit(p: FloatArray) -> FloatArray:
+    return np.asarray(special.logit(np.clip(p, _P_CLIP, 1.0 - _P_CLIP)), dtype=np.float64)
+
+
+def carried(
+    bets: SystemBets, distribution: LineDistribution, line: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``(P(over), P(under), P(push))`` of each bet at ``line`` (one per bet): the system's P(over | settled) at
+    its own line carried by the logit shift along ``distribution`` (the fair one of each bet's player-market),
+    the push the fair distribution's."""
+    at_own_over, at_own_under, _ = distribution.probabilities(bets.line)
     p_over = np.where(bets.over, bets.p_win, 1.0 - bets.p_win)
-    mean = fit_means(
-        np.arange(n, dtype=np.int64),
-        bets.line,
-        p_over,
-        np.ones(n),
-        np.full(n, dispersion.intercept),
-        np.full(n, dispersion.slope),
-        n,
-    )
-    return LineDistribution(mean, dispersion.at(mean))
+    shift = _logit(p_over) - _logit(at_own_over / (at_own_over + at_own_under))
+    f_over, f_under, f_push = distribution.probabilities(line)
+    settled = special.expit(_logit(f_over / (f_over + f_under)) + shift)
+    return settled * (1.0 - f_push), (1.0 - settled) * (1.0 - f_push), f_push
 
 
 def _group_of(bets: SystemBets, pricing: SlatePricing) -> IntArray:
@@ -128,15 +127,8 @@ def _best_per_row(row: IntArray, ev: FloatArray, n: int) -> IntArray:
     return best
 
 
-def choose_offers(
-    bets: SystemBets,
-    pricing: SlatePricing,
-    *,
-    dispersion: Dispersion = DEFAULT_DISPERSION,
-    max_carry: float = MAX_CARRY,
-) -> OfferChoice:
-    """Every offer of each bet's side priced with the carried probability, and the best one it can take (within
-    ``max_carry`` points of the system's own line)."""
+def choose_offers(bets: SystemBets, pricing: SlatePricing) -> OfferChoice:
+    """Every offer of each bet's side priced with the carried probability, and the best one it can take."""
     n = len(bets)
     offers = pricing.offers
     group = _group_of(bets, pricing)
@@ -152,17 +144,17 @@ def choose_offers(
 
     line = column("line")
     over = bets.over[row]
-    system = carried(bets, dispersion)
-    p_over, p_under, _ = line_probabilities(system.mean[row], system.dispersion[row], line)
+    mine = SystemBets(
+        [], [], bets.over[row], bets.line[row], bets.p_win[row], bets.predicted[row]
+    )  # each (bet, offer) pair as a bet of its own
+    p_over, p_under, _ = carried(mine, pricing.consensus.distribution.at(offer_group[candidate]), line)
     p_win = np.where(over, p_over, p_under)
     p_lose = np.where(over, p_under, p_over)
     price = np.where(over, column("over_price"), column("under_price"))
     ev = expected_value(p_win, p_lose, price)
     fair_p = np.where(over, column("p_over"), column("p_under"))
     eligible = np.asarray(pc.fill_null(offers["eligible"], False), dtype=bool)[candidate]
-    keeps_edge = np.where(over, bets.predicted[row] > line, bets.predicted[row] < line)
-    near = np.abs(line - bets.line[row]) <= max_carry
-    takeable = eligible & keeps_edge & near & np.isfinite(ev)
+    takeable = eligible & np.isfinite(ev)
     best = _best_per_row(row, np.where(takeable, ev, -np.inf), n)
     has = best >= 0
     at = np.maximum(best, 0)
@@ -194,4 +186,4 @@ def choose_offers(
     )
 
 
-__all__ = ["MAX_CARRY", "OfferChoice", "SystemBets", "carried", "choose_offers"]
+__all__ = ["OfferChoice", "SystemBets", "carried", "choose_offers"]
