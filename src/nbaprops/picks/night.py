@@ -284,7 +284,7 @@ def _why_none(result: dict[str, Any], bets: int) -> str:
         books = ", ".join(result["books"]) or "any book"
         parts.append(
             f"{result['dropped_no_offer']} have no offer they can take (at {books}: not an outlier line, a price "
-            "near the consensus, a line that keeps the system's side)"
+            "near the consensus, a price on the system's side)"
         )
     if result["dropped_below_margin"]:
         parts.append(
