@@ -134,8 +134,12 @@ def test_picks_csv_neutralises_formulas(predicted_db: Path) -> None:
         app, ["picks", "--date", DAY, "--system", "moving_average", "--csv", "--db", str(predicted_db)]
     )
     assert result.exit_code == 0, result.output
-    assert books_in(result.stdout) == {"LeBron James": "'" + HYPERLINK}
-    assert next(csv.DictReader(io.StringIO(result.stdout)))["price"] == "-110.0"
+    pick = next(csv.DictReader(io.StringIO(result.stdout)))  # the pick's offer and its system's own book
+    assert (pick["player_name"], pick["bookmaker"], pick["system_book"]) == (
+        "LeBron James",
+        *["'" + HYPERLINK] * 2,
+    )
+    assert pick["price"] == "-110.0"
 
 
 def test_the_api_csv_neutralises_formulas(predicted_db: Path, tmp_path: Path) -> None:

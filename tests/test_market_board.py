@@ -172,14 +172,25 @@ def test_the_night_cap_is_said(night: tuple[Path, str, str, Path], tmp_path: Pat
     db = tmp_path / "board.duckdb"
     shutil.copyfile(night[0], db)
     day = date.fromisoformat(DAY)
+    # three real players of three games, each with the night's real PRA offers (picks bet at an offer)
+    bets = (
+        ("kyrieirving", "DAL", "g1", 0.20),
+        ("joelembiid", "PHI", "g2", 0.15),
+        ("stephencurry", "GSW", "g3", 0.10),
+    )
     with open_storage(db) as storage, storage.session() as session:
-        for k, (player, ev) in enumerate((("alpha", 0.20), ("bravo", 0.15), ("charlie", 0.10))):
-            lease = Lease("b9", player, 1, "w", player.title(), k, "BOS", "NYK", "g1", True)
+        for k, (player, team, game, ev) in enumerate(bets):
+            line = session.execute(
+                "SELECT median(line) FROM prop_lines WHERE player_lookup = ? AND market = 'pra' "
+                "AND quarantine_reason IS NULL",
+                [player],
+            ).fetchall()[0][0]
+            lease = Lease("b9", player, 1, "w", player.title(), k, team, "NYK", game, True)
             rows = staging_rows(
-                batch_id="b9", game_date=day, leases=[lease], market="points", system_id="ensemble",
-                predicted_value=np.array([25.0]), model_version="ensemble@points-20240115-abcd1234",
+                batch_id="b9", game_date=day, leases=[lease], market="pra", system_id="ensemble",
+                predicted_value=np.array([line + 5.0]), model_version="ensemble@pra-20240115-abcd1234",
                 feature_version="t", now=datetime(2024, 1, 15, 18, tzinfo=UTC),
-                line_value=np.array([19.5]), over_price=np.array([-110.0]), under_price=np.array([-110.0]),
+                line_value=np.array([line]), over_price=np.array([-110.0]), under_price=np.array([-110.0]),
                 recommendation=["OVER"], confidence_score=np.array([0.65]), expected_value=np.array([ev]),
             )  # fmt: skip
             name = session.temp_name("board")

@@ -286,14 +286,14 @@ def test_picks_stake_fractional_kelly_within_the_caps(replayed: Replayed, with_b
         result = picks(storage, settings, DAYS[1], system="matchup", bankroll=1000.0)
     chosen = result["picks"]
     assert chosen, "the copy has bets"
-    evs = [p["expected_value"] for p in chosen]
+    evs = [p["ev"] for p in chosen]  # at the offer each takes
     assert evs == sorted(evs, reverse=True)
     assert len({p["player_lookup"] for p in chosen}) == len(chosen)
     assert all(0 < p["stake"] <= 1000.0 * settings.max_bet_fraction + 1e-9 for p in chosen)
     assert result["staked"] <= 1000.0 * 0.05 + 1e-6
     first = chosen[0]
     assert first["stake"] == pytest.approx(
-        min(1000 * 0.25 * kelly(first["p_win"], first["price"]), 20.0), abs=1e-4
+        min(1000 * 0.25 * kelly(first["p_win"], first["price"], first["p_lose"]), 20.0), abs=1e-4
     )
     assert all(
         p["batch_id"] in {replayed.run.batches[DAYS[1]], replayed.run.refresh["batch"]["batch_id"]}

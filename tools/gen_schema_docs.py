@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     """Rewrite docs/predictions.md, or write the result to the path given as the first argument."""
     args = sys.argv[1:] if argv is None else argv
     parts = []
-    for table in (schema.PREDICTIONS, schema.PREDICTION_GRADES):
+    for table in (schema.PREDICTIONS, schema.PREDICTION_GRADES, schema.PICK_LOG):
         rows = "\n".join(f"| `{c.name}` | {c.type} | {c.description} |" for c in table.columns)
         parts.append(f"### `{table.name}`\n\n| column | type | meaning |\n|---|---|---|\n{rows}\n")
     rows = "\n".join(

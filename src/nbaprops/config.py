@@ -61,6 +61,9 @@ class Settings:
         kelly_fraction: picks stake this fraction of the full Kelly stake.
         max_bet_fraction: no pick stakes more than this fraction of the bankroll.
         max_night_fraction: the picks of one night stake at most this fraction of the bankroll together.
+        max_team_fraction: the picks of one night on one team's players stake at most this fraction of the
+            bankroll together (their outcomes move together).
+        max_game_fraction: the picks of one night on one game (both teams) stake at most this fraction together.
         bankroll: the bankroll picks are staked from, in units.
         webhook_url: where alerts are posted (Slack-compatible JSON); none: no alerts.
         webhook_timeout_seconds: per attempt.
@@ -132,6 +135,8 @@ class Settings:
     kelly_fraction: float = 0.25
     max_bet_fraction: float = 0.02
     max_night_fraction: float = 0.10
+    max_team_fraction: float = 0.03
+    max_game_fraction: float = 0.04
     bankroll: float = 100.0
     webhook_url: str | None = None
     webhook_timeout_seconds: float = 5.0
@@ -300,6 +305,8 @@ def load_settings(
         or not 0 < settings.max_bet_fraction <= settings.max_night_fraction <= 1
     ):
         raise ConfigError("need 0 < kelly_fraction <= 1 and 0 < max_bet_fraction <= max_night_fraction <= 1")
+    if not (0 < settings.max_team_fraction <= 1 and 0 < settings.max_game_fraction <= 1):
+        raise ConfigError("need 0 < max_team_fraction <= 1 and 0 < max_game_fraction <= 1")
     if settings.refresh_threshold <= 0 or settings.bankroll <= 0:
         raise ConfigError("refresh_threshold and bankroll must be positive")
     if settings.clv_moved_against <= 0:

@@ -489,6 +489,46 @@ STAGING_LOADS = Table(
     description="Staging loads done (the embedded warehouse): a repeated load of one chunk and attempt is a no-op.",
 )
 
+PICK_LOG = Table(
+    "pick_log",
+    (
+        _c("game_date", "DATE", "local game date", nullable=False),
+        _c("player_lookup", "VARCHAR", "normalised player name", nullable=False),
+        _c("market", "VARCHAR", "points, rebounds, assists, threes or pra", nullable=False),
+        _c("system_id", "VARCHAR", "the system whose bet this is", nullable=False),
+        _c("side", "VARCHAR", "over or under", nullable=False),
+        _c("bookmaker", "VARCHAR", "book of the offer taken", nullable=False),
+        _c("line", "DOUBLE", "line of the offer taken", nullable=False),
+        _c("price", "DOUBLE", "American odds of the side at that offer", nullable=False),
+        _c(
+            "fair_p",
+            "DOUBLE",
+            "the market's fair probability the side wins at that line (every book de-vigged)",
+        ),
+        _c(
+            "p_win", "DOUBLE", "the system's calibrated probability carried to that line (what was staked on)"
+        ),
+        _c("ev", "DOUBLE", "expected profit per unit at that price with p_win"),
+        _c("stake", "DOUBLE", "units staked", nullable=False),
+        _c(
+            "cut_by",
+            "VARCHAR",
+            "the cap that cut the Kelly stake: bet_cap, team_cap, game_cap, night_cap; NULL: none",
+        ),
+        _c("bankroll", "DOUBLE", "the bankroll the stake was sized from"),
+        _c("game_id", "VARCHAR", "NBA.com game id"),
+        _c("team", "VARCHAR", "the player's team"),
+        _c("player_name", "VARCHAR", "name as the prediction spells it"),
+        _c("system_line", "DOUBLE", "the line the system priced its bet at (its own book's)"),
+        _c("batch_id", "VARCHAR", "the batch whose prediction the pick came from"),
+        _c("model_version", "VARCHAR", "the model behind the prediction"),
+        _c("made_at", "TIMESTAMPTZ", "when the pick was made (recorded)", nullable=False),
+    ),
+    primary_key=("game_date", "player_lookup", "market", "system_id"),
+    description="Every pick recorded by `nbaprops picks --record`: the offer taken and its fair probability when "
+    "made, for closing-line value later. One row per player-market and system a night: the first record stands.",
+)
+
 ALL_TABLES: tuple[Table, ...] = (
     BOX_SCORES,
     TEAMS,
@@ -505,6 +545,7 @@ ALL_TABLES: tuple[Table, ...] = (
     DAILY_RUNS,
     STAGING_LOADS,
     PROP_LINE_SNAPSHOTS,
+    PICK_LOG,
 )
 
 STAGING_PREFIX = "staging_predictions_"

@@ -66,7 +66,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (
     ("accuracy", evaluate.accuracy),
     ("refresh", batch.refresh),
     ("invalidate", batch.invalidate),
-    ("picks", evaluate.picks),
+    ("picks", market.picks),
     ("daily", batch.daily),
 )
 INGEST_COMMANDS: tuple[tuple[str, Callable[..., None]], ...] = (

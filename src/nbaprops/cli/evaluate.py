@@ -6,7 +6,6 @@ Each runs one library function (:func:`nbaprops.pipeline.run.train_models`, :mod
 
 from __future__ import annotations
 
-import sys
 from datetime import date
 from typing import Annotated, Any
 
@@ -19,7 +18,6 @@ from nbaprops.cli.boundary import clock, errors, existing_files, parse_date, rep
 from nbaprops.cli.opening import _backend, _storage
 from nbaprops.cli.options import (
     BooksOpt,
-    DateOpt,
     DbOpt,
     JsonOpt,
     LinesOpt,
@@ -31,7 +29,6 @@ from nbaprops.cli.options import (
 from nbaprops.cli.render import err, f2, f3, out, pct
 from nbaprops.config import book_list
 from nbaprops.errors import InputError
-from nbaprops.exports import write_csv
 from nbaprops.markets import validate_market
 
 
@@ -383,102 +380,4 @@ def _render_clv(clv: dict[str, Any]) -> None:
     out.print(table)
 
 
-_PICKS = (
-    ("player_name", "player"),
-    ("market", "market"),
-    ("recommendation", "bet"),
-    ("line_value", "line"),
-    ("price", "price"),
-    ("p_win", "P(win)"),
-    ("expected_value", "EV"),
-    ("stake", "stake"),
-)
-
-
-def picks(
-    date_: DateOpt,
-    system: Annotated[str, typer.Option(help="System whose bets are picked.")] = "ensemble",
-    market: Annotated[str | None, typer.Option(show_default=False, help="Only this market.")] = None,
-    min_ev: Annotated[float, typer.Option(help="Least expected profit per unit.")] = 0.0,
-    bankroll: Annotated[
-        float | None,
-        typer.Option(show_default=False, help="Units to stake from [default: 100, the bankroll setting]."),
-    ] = None,
-    correlated: Annotated[
-        bool,
-        typer.Option("--correlated", help="Allow one pick per player and market (default: one per player)."),
-    ] = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
-    db: DbOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """The night's bets by expected value, staked by fractional Kelly with caps per bet and per night."""
-    from nbaprops.picks import (
-        picks as night_picks,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
-    )
-
-    with errors(as_json):
-        day = parse_date(date_)
-        current = settings(db)
-        with _backend(current, read_only=True) as backend:
-            result = night_picks(
-                backend,
-                current,
-                day,
-                system=system,
-                market=market,
-                min_ev=min_ev,
-                bankroll=bankroll,
-                correlated=correlated,
-            )
-        if as_csv:
-            names = list(result["picks"][0]) if result["picks"] else [c for c, _ in _PICKS]
-            write_csv(sys.stdout, names, ([pick.get(n) for n in names] for pick in result["picks"]))
-            return
-        render.emit(result, as_json, lambda: _render_picks(result, system, day))
-
-
-def _render_picks(result: dict[str, Any], system: str, day: date) -> None:
-    if not result["picks"]:
-        out.print(f"No picks of {system} for {day}.", markup=False, highlight=False)
-        for reason in result["no_bets"]:
-            out.print(reason, markup=False, highlight=False, soft_wrap=True)
-        return
-    table = Table(
-        *(label for _, label in _PICKS),
-        title_justify="left",
-        title=f"{result['count']} pick(s) of {system} for {day}: {result['staked']:.2f} of "
-        f"{result['bankroll']:.2f} units staked (cap {result['max_bet']:.2f} a bet, "
-        f"{result['max_night']:.2f} a night)",
-    )
-    for p in result["picks"]:
-        table.add_row(
-            *(
-                "" if p[c] is None else f"{p[c]:.2f}" if isinstance(p[c], float) else str(p[c])
-                for c, _ in _PICKS
-            )
-        )
-    out.print(table)
-    if result["dropped_night_cap"]:
-        out.print(
-            f"{result['dropped_night_cap']} more bet(s) left out: the nightly cap of "
-            f"{result['max_night']:.2f} units was reached.",
-            markup=False,
-            highlight=False,
-        )
-    if result["dropped_correlated"]:
-        out.print(
-            f"{result['dropped_correlated']} more bet(s) left out: one pick per player "
-            "(--correlated allows one per player and market).",
-            markup=False,
-            highlight=False,
-        )
-    sources = sorted({(p["batch_id"], p["train_start"], p["trained_through"]) for p in result["picks"]})
-    for batch_id, train_start, through in sources:
-        out.print(
-            f"from batch {batch_id}, model trained on {train_start or '?'} .. {through or '?'}",
-            highlight=False,
-        )
-
-
-__all__ = ["accuracy", "backtest", "grade", "picks", "train"]
+__all__ = ["accuracy", "backtest", "grade", "train"]

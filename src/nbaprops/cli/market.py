@@ -1,5 +1,5 @@
-"""The market's commands: ``ladder``, and ``predictions --offers`` (every offer with its fair probability and
-EV). Each runs one operation of :data:`nbaprops.service.operations.OPERATIONS` (:mod:`nbaprops.pipeline.board`)
+"""The market's commands: ``ladder``, ``picks`` (the night's bets at the best offers), and ``predictions --offers``
+(every offer with its fair probability and EV). Each runs one operation of :data:`nbaprops.service.operations.OPERATIONS` (:mod:`nbaprops.pipeline.board`)
 and prints it."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from nbaprops.cli import render
-from nbaprops.cli.boundary import errors, parse_date, settings
-from nbaprops.cli.opening import _run
+from nbaprops.cli.boundary import clock, errors, parse_date, settings
+from nbaprops.cli.opening import _backend, _run
 from nbaprops.cli.options import BooksOpt, DateOpt, DbOpt, JsonOpt
 from nbaprops.cli.render import out
 from nbaprops.config import book_list
@@ -120,4 +120,120 @@ def _ladder_table(result: dict[str, Any]) -> None:
     out.print(table)
 
 
-__all__ = ["ladder", "show_offers"]
+_PICKS = (
+    ("player_name", "player"),
+    ("market", "mkt"),
+    ("side", "bet"),
+    ("bookmaker", "book"),
+    ("line", "line"),
+    ("price", "price"),
+    ("p_win", "P(win)"),
+    ("fair_p", "fair"),
+    ("ev", "EV"),
+    ("stake", "stake"),
+    ("cut_by", "cut by"),
+)
+
+
+def picks(
+    date_: DateOpt,
+    system: Annotated[str, typer.Option(help="System whose bets are picked.")] = "ensemble",
+    market: Annotated[str | None, typer.Option(show_default=False, help="Only this market.")] = None,
+    min_ev: Annotated[
+        float,
+        typer.Option(help="Least expected profit per unit at the offer (never below the ev_margin setting)."),
+    ] = 0.0,
+    bankroll: Annotated[
+        float | None,
+        typer.Option(show_default=False, help="Units to stake from [default: 100, the bankroll setting]."),
+    ] = None,
+    correlated: Annotated[
+        bool,
+        typer.Option("--correlated", help="Allow one pick per player and market (default: one per player)."),
+    ] = False,
+    books: BooksOpt = None,
+    record: Annotated[
+        bool, typer.Option("--record", help="Record the picks and their offers in pick_log (once a night).")
+    ] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The night's bets, each at the best-EV offer of your books, staked by fractional Kelly at that price with
+    caps per bet, team, game and night (cut by: the cap that cut it)."""
+    from nbaprops.picks import (
+        picks as night_picks,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
+    )
+
+    with errors(as_json):
+        day = parse_date(date_)
+        current = settings(db)
+        with _backend(current, read_only=not record) as backend:
+            result = night_picks(
+                backend, current, day, system=system, market=market, min_ev=min_ev, bankroll=bankroll,
+                correlated=correlated, books=book_list(books), record=record, made_at=clock().now(),
+            )  # fmt: skip
+        if as_csv:
+            names = list(result["picks"][0]) if result["picks"] else [c for c, _ in _PICKS]
+            write_csv(sys.stdout, names, ([pick.get(n) for n in names] for pick in result["picks"]))
+            return
+        render.emit(result, as_json, lambda: _render_picks(result, system, day))
+
+
+_PICK_FORMATS = {"line": "g", "price": "+.0f", "p_win": ".3f", "fair_p": ".3f", "ev": "+.3f"}
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    return format(value, _PICK_FORMATS.get(column, ".2f")) if isinstance(value, float) else str(value)
+
+
+def _render_picks(result: dict[str, Any], system: str, day: date) -> None:
+    if not result["picks"]:
+        out.print(f"No picks of {system} for {day}.", markup=False, highlight=False)
+        for reason in result["no_bets"]:
+            out.print(reason, markup=False, highlight=False, soft_wrap=True)
+        return
+    books = ", ".join(result["books"]) or "every book"
+    table = Table(
+        *(label for _, label in _PICKS),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 0),
+        title_justify="left",
+        title=f"{result['count']} pick(s) of {system} for {day} at {books}: {result['staked']:.2f} of "
+        f"{result['bankroll']:.2f} units staked (caps {result['max_bet']:.2f} a bet, {result['max_team']:.2f} a "
+        f"team, {result['max_game']:.2f} a game, {result['max_night']:.2f} a night)",
+    )
+    for p in result["picks"]:
+        table.add_row(*(Text(_cell(c, p[c])) for c, _ in _PICKS))
+    out.print(table)
+    left_out = {
+        "dropped_no_offer": "no offer of your books they could take",
+        "dropped_below_margin": f"no offer with an EV of at least {result['ev_margin']:g}",
+        "dropped_team_cap": f"the team cap of {result['max_team']:.2f} units was spent",
+        "dropped_game_cap": f"the game cap of {result['max_game']:.2f} units was spent",
+        "dropped_night_cap": f"the nightly cap of {result['max_night']:.2f} units was reached",
+        "dropped_correlated": "one pick per player (--correlated allows one per player and market)",
+    }
+    for key, why in left_out.items():
+        if result.get(key):
+            out.print(f"{result[key]} more bet(s) left out: {why}.", markup=False, highlight=False)
+    if "recorded" in result:
+        out.print(
+            f"pick_log: {result['recorded']} recorded, {result['already_recorded']} already recorded tonight "
+            "(the first record stands).",
+            markup=False,
+            highlight=False,
+        )
+    sources = sorted({(p["batch_id"], p["train_start"], p["trained_through"]) for p in result["picks"]})
+    for batch_id, train_start, through in sources:
+        out.print(
+            f"from batch {batch_id}, model trained on {train_start or '?'} .. {through or '?'}",
+            highlight=False,
+        )
+
+
+__all__ = ["ladder", "picks", "show_offers"]

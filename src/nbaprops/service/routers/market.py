@@ -1,18 +1,21 @@
-"""``/v1/offers`` and ``/v1/ladder``: every offer of a date priced, and one player-market's fair ladder — the
-operations ``nbaprops predictions --offers`` and ``nbaprops ladder`` run (:mod:`nbaprops.pipeline.board`)."""
+"""``/v1/offers``, ``/v1/ladder`` and ``/v1/picks``: every offer of a date priced, one player-market's fair
+ladder — the operations ``nbaprops predictions --offers`` and ``nbaprops ladder`` run
+(:mod:`nbaprops.pipeline.board`) — and the night's picks at the offers, what ``nbaprops picks`` prints
+(:func:`nbaprops.picks.picks`; a read: the API never records to the pick log)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
 
 from nbaprops.clock import resolve_day
 from nbaprops.config import book_list
 from nbaprops.service.auth import read_access
 from nbaprops.service.deps import runtime
 from nbaprops.service.errors import responses
-from nbaprops.service.models import GAME_DATE_PATTERN, Ladder, Market, OfferList
+from nbaprops.service.models import GAME_DATE_PATTERN, Ladder, Market, OfferList, SystemId
 from nbaprops.service.operations import OPERATIONS
 
 router = APIRouter(prefix="/v1", tags=["market"], dependencies=[Depends(read_access)])
@@ -91,6 +94,113 @@ async def ladder(
 
     result: dict[str, Any] = await rt.read(
         ("ladder", day, player, market, low, high, books), read, version=rt.version_of()
+    )
+    return result
+
+
+class Pick(BaseModel):
+    """One bet at the offer it takes, staked (``nbaprops picks --json``'s ``picks``)."""
+
+    player_lookup: str
+    player_name: str | None
+    team: str | None
+    opponent: str | None
+    game_id: str | None
+    market: str
+    system_id: str
+    recommendation: str = Field(description="the system's side at its own line: OVER or UNDER")
+    predicted_value: float | None
+    system_line: float | None = Field(description="the line the system priced its bet at")
+    system_book: str | None
+    system_price: float | None
+    system_p_win: float | None = Field(description="the system's calibrated P(win) at its own line")
+    system_ev: float | None
+    batch_id: str | None
+    model_version: str | None
+    side: str = Field(description="over or under")
+    bookmaker: str = Field(description="book of the offer taken: the best EV among those you can take")
+    line: float
+    price: float = Field(description="American odds of the side at that offer: the stake is sized at it")
+    p_win: float = Field(description="the system's probability carried to the offer's line")
+    p_lose: float
+    fair_p: float = Field(description="the market's fair probability the side wins at that line")
+    ev: float = Field(description="expected profit per unit at that price")
+    offers: int = Field(description="offers of the side the bet could take")
+    kelly_full: float
+    kelly_stake: float = Field(description="the fractional Kelly stake before the caps")
+    stake: float
+    cut_by: str | None = Field(description="bet_cap, team_cap, game_cap or night_cap; null: not cut")
+    train_start: str | None
+    trained_through: str | None
+
+
+class PickList(BaseModel):
+    game_date: str
+    system_id: str
+    market: str | None
+    books: list[str] = Field(description="the books picked from (empty: every book)")
+    bankroll: float
+    kelly_fraction: float
+    ev_margin: float = Field(description="the least EV per unit a pick clears")
+    max_bet: float
+    max_team: float
+    max_game: float
+    max_night: float
+    min_ev: float
+    correlated: bool
+    count: int
+    staked: float
+    cut: dict[str, int] = Field(description="picks whose stake each cap cut")
+    dropped_correlated: int
+    dropped_no_offer: int
+    dropped_below_margin: int
+    dropped_bet_cap: int
+    dropped_team_cap: int
+    dropped_game_cap: int
+    dropped_night_cap: int
+    picks: list[Pick]
+    no_bets: list[str] = Field(description="why there is no pick, when there is none")
+
+
+@router.get(
+    "/picks",
+    response_model=PickList,
+    summary="The night's picks at the offers of your books, staked",
+    responses=responses(401, 403, 422, 429, 503),
+)
+async def picks(
+    request: Request,
+    date: DateQuery,
+    system: Annotated[SystemId, Query(description="System whose bets are picked.")] = "ensemble",
+    market: Annotated[Market | None, Query(description="Only this market.")] = None,
+    min_ev: Annotated[
+        float, Query(ge=-1, le=100, description="Least EV per unit at the offer (never below ev_margin).")
+    ] = 0.0,
+    bankroll: Annotated[
+        float | None, Query(gt=0, le=1e12, description="Units to stake from [default: the bankroll setting].")
+    ] = None,
+    correlated: Annotated[bool, Query(description="One pick per player and market, not per player.")] = False,
+    books: BooksQuery = None,
+) -> dict[str, Any]:
+    """Each OVER/UNDER of the system at the best-EV offer of your books (its calibrated probability carried to
+    that offer's line), staked by fractional Kelly at that price, cut by the caps per bet, team, game and night
+    (``cut_by``). Never records: ``nbaprops picks --record`` does."""
+    rt = runtime(request)
+    day = resolve_day(date, rt.clock, "date")
+
+    def read() -> dict[str, Any]:
+        from nbaprops.picks import (
+            picks as night_picks,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
+        )
+
+        result: dict[str, Any] = night_picks(
+            rt.backend, rt.settings, day, system=system, market=market, min_ev=min_ev, bankroll=bankroll,
+            correlated=correlated, books=book_list(books),
+        )  # fmt: skip
+        return result
+
+    result: dict[str, Any] = await rt.read(
+        ("picks", day, system, market, min_ev, bankroll, correlated, books), read, version=rt.version_of()
     )
     return result
 
