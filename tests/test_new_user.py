@@ -610,3 +610,19 @@ def test_status_while_the_holder_trains_says_what_it_does(db_path: Path, tmp_pat
         as_json["holder"]["doing"] == "training models for 2025-02-12"
         and as_json["holder"]["pid"] == proc.pid
     )
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(db_path: Path) -> None:
+    """``nbaprops picks --csv | head`` printed "Error: internal error: BrokenPipeError" (exit 2): a reader that
+    closes the pipe is no error. The command now ends quietly with 141 (128 + SIGPIPE), as a Unix tool does."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbaprops.cli", "batches", "--db", str(db_path), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the command, still starting, writes a byte
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, stderr
+    assert stderr == ""

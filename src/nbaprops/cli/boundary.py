@@ -145,6 +145,13 @@ def errors(as_json: bool = False) -> Iterator[None]:
         os._exit(130)
     except (typer.Exit, typer.Abort, SystemExit):
         raise
+    except BrokenPipeError:
+        # The reader went away (`nbaprops predictions --csv | head`): nothing is wrong and nothing is left to
+        # say. Point stdout at /dev/null so the interpreter's final flush does not raise again, and end as a
+        # tool killed by SIGPIPE would (128 + 13).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(141) from None
     except Exception as exc:
         if state["debug"]:
             raise
