@@ -59,7 +59,7 @@ def _balance(t: str = "") -> str:
 
 def record_snapshots(tx: InputSession, rows: str = "__lines_dedup", resolved: str = "__lines_new") -> int:
     """Append the call's postings to ``prop_line_snapshots`` (inside the ingest's transaction); returns how many
-    were new.
+    were new. Only postings not stored are added (the table's key has no index: connection.CHECKED_KEYS).
 
     Args:
         rows: every parsed row of the call (exact duplicates dropped), before one posting per key is chosen.
@@ -80,8 +80,8 @@ def record_snapshots(tx: InputSession, rows: str = "__lines_dedup", resolved: st
                                FROM {resolved} GROUP BY game_date, player_name) m
                       ON m.game_date = d.game_date AND m.player_name = d.player_name
                     WHERE d.posted_at IS NOT NULL)
-                ORDER BY {key}, __balance ASC NULLS LAST, __file, __line)
-            ON CONFLICT DO NOTHING"""
+                ORDER BY {key}, __balance ASC NULLS LAST, __file, __line) x
+            WHERE NOT EXISTS (SELECT 1 FROM {TABLE} s WHERE {" AND ".join(f"s.{k} = x.{k}" for k in _KEY)})"""
     )
     return int(tx.scalar(f"SELECT count(*) FROM {TABLE}")) - before
 
