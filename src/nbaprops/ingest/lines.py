@@ -246,9 +246,10 @@ def _quarantine(tx: InputSession) -> None:
     of the (game, player, market) groups in ``__lines_new``; NULL for a line in use; the module docstring has the
     rules).
 
-    Temporary tables only, so DuckDB spills them under the ingest's memory bound. A player's form is a rolling
-    window over his box scores (one row per game), joined to each group as of the game before its date: its
-    size does not grow with the file (a join of every group to every earlier game did: 73M rows for 1M lines).
+    Windows over temporary tables, which DuckDB spills under the ingest's memory bound: the other books' median
+    is a window excluding the row's own book (a join of each row to the group's other rows, then a median per
+    row, did not fit 200 MB with 1M lines), and a player's form a rolling window over his box scores joined to
+    each group as of the game before its date (a join of every group to every earlier game made 73M rows).
     """
     stat = " ".join(
         f"WHEN '{m}' THEN {'b.pts + b.reb + b.ast' if s == 'pra' else 'b.' + s}"
@@ -258,12 +259,13 @@ def _quarantine(tx: InputSession) -> None:
         f"""CREATE OR REPLACE TEMP TABLE __lines_quarantine AS
             WITH gap AS (SELECT unnest($markets) AS market, unnest($book) AS book_gap, unnest($form) AS form_gap),
             grp AS (SELECT DISTINCT game_date, player_lookup, market FROM __lines_new),
-            g AS (SELECT game_date, player_lookup, market, bookmaker, line FROM __lines_all),
             books AS (
-                SELECT a.game_date, a.player_lookup, a.market, a.bookmaker, a.line, median(o.line) AS others
-                FROM g a LEFT JOIN g o ON o.game_date = a.game_date AND o.player_lookup = a.player_lookup
-                                      AND o.market = a.market AND o.bookmaker <> a.bookmaker
-                GROUP BY ALL),
+                -- the median of the other books' lines: the group's rows but this book's (its peers by bookmaker)
+                SELECT game_date, player_lookup, market, bookmaker, line,
+                       median(line) OVER (PARTITION BY game_date, player_lookup, market ORDER BY bookmaker
+                                          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+                                          EXCLUDE GROUP) AS others
+                FROM __lines_all),
             played AS (
                 SELECT b.player_lookup, b.game_date, m.market, CASE m.market {stat} END AS value
                 FROM box_scores b JOIN (SELECT DISTINCT player_lookup, market FROM grp) m USING (player_lookup)
