@@ -80,7 +80,9 @@ def _drop_key_index(tx: Session, table: str) -> None:
            AND schema_name = 'main' AND table_name = ? ORDER BY column_index""",
         [table],
     ).fetchall()
-    log.warning("rebuilding %s without its key index (once; consolidation and grading check the key)", table)
+    log.warning(
+        "rebuilding %s without its key index (once; the statements that write it check the key)", table
+    )
     rebuilt = _quote(f"__rebuild_{table}")
     ddl = ", ".join(
         f"{_quote(name)} {type_}{'' if nullable else ' NOT NULL'}" for name, type_, nullable in columns
