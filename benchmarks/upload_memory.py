@@ -3,12 +3,14 @@
 Run from the repository root::
 
     .venv/bin/python benchmarks/upload_memory.py [--rows 1000000] [--runs 3] [--old main] [--paths cli,api]
-        [--shape offers|snapshots] [--keep]
+        [--shape offers|snapshots] [--csv FILE] [--keep]
 
 Setup (untimed): a lines CSV of ``--rows`` rows built from the real PRA lines of 2024-25 in ``../shared/data``
 (``--shape offers``, the default: the season repeated a year later each round, so every row is a distinct offer
 the ingest stores; ``snapshots``: repeated with a later ``posted_at`` each round, so every row after the first
 round supersedes one), in a temporary folder (never committed), and a database with the shipped box scores.
+``--csv FILE`` measures that lines file instead (one written by an earlier ``--keep`` run, say: writing 10M
+rows takes minutes).
 
 * **CLI**: ``nbaprops ingest lines FILE --db COPY`` as a child process; its peak resident memory is the child's
   ``ru_maxrss`` (``os.wait4``). Idle is the same command's peak on the first 1,000 rows of the file (imports,
@@ -223,12 +225,18 @@ def main() -> None:
     parser.add_argument("--old", help="a git revision measured first, in the same invocation (e.g. main)")
     parser.add_argument("--paths", default="cli,api", help="cli, api or both")
     parser.add_argument("--shape", choices=("offers", "snapshots"), default="offers")
+    parser.add_argument("--csv", type=Path, help="a lines file to measure instead of writing one")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="nbaprops-upload-bench-"))
     try:
         big = folder / "pra_odds.csv"
-        rows = write_lines(big, args.rows, shape=args.shape)
+        if args.csv:
+            shutil.copyfile(args.csv, big)
+            with big.open() as handle:
+                rows = sum(1 for _ in handle) - 1
+        else:
+            rows = write_lines(big, args.rows, shape=args.shape)
         small = head(big, folder / "small_pra_odds.csv", 1000)
         size_mb = big.stat().st_size / 1_048_576
         progress(f"{rows} rows ({args.shape}), {size_mb:.1f} MB; seeding the database")

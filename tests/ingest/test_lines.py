@@ -444,3 +444,63 @@ def test_a_line_far_from_the_other_books_or_the_players_games_is_quarantined(
         )
         == 0
     )
+
+
+def test_a_key_listed_twice_under_two_spellings_is_refused(
+    storage: DuckDBStorage, pra_lines: dict[str, Path], tmp_path: Path
+) -> None:
+    # prop_lines keeps its key without an index (issue 21: DuckDB holds an index in memory): the merge refuses a
+    # call that would store one key twice. "J. Isaac" is matched to Jonathan Isaac (Orlando), so the same offer
+    # under both spellings is one key.
+    row = next(r for r in _rows(pra_lines["2023-24"]) if r["player_name"] == "J. Isaac")
+    path = _write(tmp_path / "twice_pra.csv", [row, dict(row, player_name="Jonathan Isaac")])
+    before = _counts(storage)
+    with pytest.raises(InputError, match="listed twice for the same player under two spellings") as err:
+        ingest_lines(storage, [path])
+    assert "twice_pra.csv" in str(err.value) and "line 3" in str(err.value)
+    assert _counts(storage) == before
+    ingest_lines(storage, [_write(tmp_path / "once_pra.csv", [row])])
+    assert (
+        storage.scalar(
+            "SELECT count(*) FROM prop_lines WHERE player_lookup = 'jonathanisaac' AND bookmaker = ?",
+            [row["bookmaker"]],
+        )
+        == 1
+    )
+    # and no key is ever stored twice by the real files, each ingested twice
+    for path in pra_lines.values():
+        ingest_lines(storage, [path])
+        ingest_lines(storage, [path])
+    assert (
+        storage.scalar(
+            """SELECT count(*) FROM (SELECT 1 FROM prop_lines
+           GROUP BY game_date, player_lookup, market, bookmaker, line HAVING count(*) > 1)"""
+        )
+        == 0
+    )
+
+
+def test_a_file_whose_prop_lines_declares_the_key_is_rebuilt_without_it(tmp_path: Path) -> None:
+    # A file made before issue 21 declares prop_lines' PRIMARY KEY (an index DuckDB holds in memory): opening it
+    # rebuilds the table without it, its rows and NOT NULL columns kept.
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            """CREATE TABLE prop_lines (game_date DATE, player_lookup VARCHAR, player_name VARCHAR NOT NULL,
+                   market VARCHAR, bookmaker VARCHAR, line DOUBLE, over_price DOUBLE, under_price DOUBLE,
+                   is_main BOOLEAN NOT NULL, team VARCHAR, opponent VARCHAR, home_team VARCHAR, away_team VARCHAR,
+                   event_id VARCHAR, commence_time TIMESTAMPTZ, posted_at TIMESTAMPTZ, source VARCHAR,
+                   PRIMARY KEY (game_date, player_lookup, market, bookmaker, line))"""
+        )
+        con.execute(
+            "INSERT INTO prop_lines (game_date, player_lookup, player_name, market, bookmaker, line, is_main) "
+            "VALUES ('2025-01-02', 'jaysontatum', 'Jayson Tatum', 'pra', 'FanDuel', 40.5, true)"
+        )
+    constraints = "SELECT constraint_type FROM duckdb_constraints() WHERE table_name = 'prop_lines'"
+    with open_storage(path) as store:
+        kinds = [r[0] for r in store.fetchall(constraints)]
+        rows = store.fetchall("SELECT player_lookup, line, is_main, quarantine_reason FROM prop_lines")
+    assert "PRIMARY KEY" not in kinds and kinds.count("NOT NULL") == 7
+    assert rows == [("jaysontatum", 40.5, True, None)]
+    with open_storage(path) as store:  # reopening changes nothing
+        assert store.fetchall(constraints) == [(k,) for k in kinds]

@@ -242,8 +242,15 @@ def _check_line_range(
 
 
 def _quarantine(tx: InputSession) -> None:
-    """Set ``quarantine_reason`` on every stored row of the (game, player, market) groups in ``__lines_new``
-    (NULL for a line in use; the module docstring has the rules)."""
+    """``__lines_quarantine``: the ``quarantine_reason`` of every row of ``__lines_all`` (the stored and new rows
+    of the (game, player, market) groups in ``__lines_new``; NULL for a line in use; the module docstring has the
+    rules).
+
+    Windows over temporary tables, which DuckDB spills under the ingest's memory bound: the other books' median
+    is a window excluding the row's own book (a join of each row to the group's other rows, then a median per
+    row, did not fit 200 MB with 1M lines), and a player's form a rolling window over his box scores joined to
+    each group as of the game before its date (a join of every group to every earlier game made 73M rows).
+    """
     stat = " ".join(
         f"WHEN '{m}' THEN {'b.pts + b.reb + b.ast' if s == 'pra' else 'b.' + s}"
         for m, s in MARKET_STAT.items()
@@ -252,23 +259,27 @@ def _quarantine(tx: InputSession) -> None:
         f"""CREATE OR REPLACE TEMP TABLE __lines_quarantine AS
             WITH gap AS (SELECT unnest($markets) AS market, unnest($book) AS book_gap, unnest($form) AS form_gap),
             grp AS (SELECT DISTINCT game_date, player_lookup, market FROM __lines_new),
-            g AS (SELECT p.game_date, p.player_lookup, p.market, p.bookmaker, p.line
-                  FROM prop_lines p SEMI JOIN grp USING (game_date, player_lookup, market)),
             books AS (
-                SELECT a.game_date, a.player_lookup, a.market, a.bookmaker, a.line, median(o.line) AS others
-                FROM g a LEFT JOIN g o ON o.game_date = a.game_date AND o.player_lookup = a.player_lookup
-                                      AND o.market = a.market AND o.bookmaker <> a.bookmaker
-                GROUP BY ALL),
-            recent AS (
-                SELECT k.game_date, k.player_lookup, k.market, CASE k.market {stat} END AS value,
-                       row_number() OVER (PARTITION BY k.game_date, k.player_lookup, k.market
-                                          ORDER BY b.game_date DESC) AS rn
-                FROM grp k JOIN box_scores b ON b.player_lookup = k.player_lookup AND b.game_date < k.game_date
+                -- the median of the other books' lines: the group's rows but this book's (its peers by bookmaker)
+                SELECT game_date, player_lookup, market, bookmaker, line,
+                       median(line) OVER (PARTITION BY game_date, player_lookup, market ORDER BY bookmaker
+                                          ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+                                          EXCLUDE GROUP) AS others
+                FROM __lines_all),
+            played AS (
+                SELECT b.player_lookup, b.game_date, m.market, CASE m.market {stat} END AS value
+                FROM box_scores b JOIN (SELECT DISTINCT player_lookup, market FROM grp) m USING (player_lookup)
                 WHERE b.minutes > 0),
+            rolling AS (
+                SELECT player_lookup, market, game_date, max(value) OVER w::DOUBLE AS hi,
+                       min(value) OVER w::DOUBLE AS lo, count(*) OVER w AS games
+                FROM played
+                WINDOW w AS (PARTITION BY player_lookup, market ORDER BY game_date
+                             ROWS BETWEEN {int(FORM_GAMES) - 1} PRECEDING AND CURRENT ROW)),
             form AS (
-                SELECT game_date, player_lookup, market, max(value)::DOUBLE AS hi, min(value)::DOUBLE AS lo,
-                       count(*) AS games
-                FROM recent WHERE rn <= $games GROUP BY ALL)
+                SELECT k.game_date, k.player_lookup, k.market, r.hi, r.lo, r.games
+                FROM grp k ASOF JOIN rolling r
+                  ON r.player_lookup = k.player_lookup AND r.market = k.market AND k.game_date > r.game_date)
             SELECT b.game_date, b.player_lookup, b.market, b.bookmaker, b.line,
                    CASE
                      WHEN abs(b.line - b.others) > gap.book_gap THEN
@@ -286,16 +297,9 @@ def _quarantine(tx: InputSession) -> None:
             "markets": list(BOOK_GAP),
             "book": [BOOK_GAP[m] for m in BOOK_GAP],
             "form": [FORM_GAP[m] for m in BOOK_GAP],
-            "games": FORM_GAMES,
             "min_games": FORM_MIN_GAMES,
         },
     )
-    tx.execute(
-        f"""UPDATE prop_lines s SET quarantine_reason = q.reason FROM __lines_quarantine q
-            WHERE {" AND ".join(f"s.{k} = q.{k}" for k in _KEY)}
-              AND s.quarantine_reason IS DISTINCT FROM q.reason"""
-    )
-    tx.execute("DROP TABLE IF EXISTS __lines_quarantine")
 
 
 def _typed_sql(view: str, cols: dict[str, Column | None], fixed_market: str | None, index: int) -> str:
@@ -485,38 +489,71 @@ def _combine(cur: InputSession, files: Sequence[SourceFile]) -> dict[str, Any]:
 
 def _merge(tx: InputSession, files: Sequence[SourceFile], combined: dict[str, Any]) -> Merged:
     """New keys are added, a newer posting replaces the stored one; then quarantine and the main lines of the
-    groups touched are set again. Every posting read is appended to the snapshot history first."""
+    groups touched are set again. Every posting read is appended to the snapshot history first.
+
+    Every row of the groups touched is worked out first, in temporary tables (which DuckDB spills under the
+    ingest's memory bound): ``__lines_all`` (the stored rows of the groups with the new rows over them; its
+    ``__origin`` says 0: a new key, 1: a stored row a newer posting replaces, 2: a stored row that stays),
+    then ``__lines_final`` (with quarantine and the main line). The transaction then appends the new keys as
+    they are final and updates only the stored rows that change: rows a transaction adds to a stored table
+    stay in memory until it commits, so it never updates them.
+    """
     snapshots = record_snapshots(tx)
-    stored_cols = ", ".join(_STORED)
-    tx.execute(
-        f"""INSERT INTO prop_lines ({stored_cols}, is_main)
-            SELECT {", ".join("n." + c for c in _STORED)}, false FROM __lines_new n
-            WHERE NOT EXISTS (SELECT 1 FROM prop_lines s WHERE {_ON})"""
-    )
-    replaced = _scalar(
-        tx,
-        f"SELECT count(*) FROM __lines_new n JOIN prop_lines s ON {_ON} WHERE {_DIFFERS} "
-        "AND n.posted_at > s.posted_at",
-    )
-    if replaced:
-        non_key = [c for c in _STORED if c not in _KEY]
-        tx.execute(
-            f"""UPDATE prop_lines s SET {", ".join(f"{c} = n.{c}" for c in non_key)}
-                FROM __lines_new n WHERE {_ON} AND {_DIFFERS} AND n.posted_at > s.posted_at"""
-        )
-    _quarantine(tx)
     key = ", ".join(_KEY)
     group = ", ".join(_GROUP)
+    twice = tx.execute(
+        f"""SELECT n.source, n.__line FROM __lines_new n
+            SEMI JOIN (SELECT {key} FROM __lines_new GROUP BY ALL HAVING count(*) > 1) d USING ({key})
+            ORDER BY n.__file, n.__line OFFSET 1 LIMIT 1"""
+    ).fetchone()
+    if twice:
+        # Two spellings of one player matched to the same box-score player (step 3 of the combine): one key, two
+        # rows. The key is the table's (one row per key), kept here rather than by an index: connection.CHECKED_KEYS.
+        raise InputError(
+            "this line is listed twice for the same player under two spellings",
+            path=twice[0],
+            row=int(twice[1]),
+            column="player_name",
+        )
+    replace = f"{_DIFFERS} AND n.posted_at > s.posted_at"
     tx.execute(
-        f"""UPDATE prop_lines s SET is_main = (r.__rn = 1)
-            FROM (SELECT {key}, row_number() OVER (PARTITION BY {group}
-                                                   ORDER BY quarantine_reason IS NOT NULL, {MAIN_ORDER_SQL})
-                                AS __rn
-                  FROM prop_lines p SEMI JOIN (SELECT DISTINCT {group} FROM __lines_new) g USING ({group})) r
-            WHERE {" AND ".join(f"s.{k} = r.{k}" for k in _KEY)}"""
+        f"""CREATE OR REPLACE TEMP TABLE __lines_all AS
+            WITH stored AS (
+                SELECT s.* FROM prop_lines s
+                SEMI JOIN (SELECT DISTINCT game_date, player_lookup, market FROM __lines_new) g
+                     USING (game_date, player_lookup, market))
+            SELECT {", ".join(f"CASE WHEN {replace} THEN n.{c} ELSE s.{c} END AS {c}" for c in _STORED)},
+                   CASE WHEN {replace} THEN 1 ELSE 2 END AS __origin,
+                   s.is_main AS __was_main, s.quarantine_reason AS __was_reason
+            FROM stored s LEFT JOIN __lines_new n ON {_ON}
+            UNION ALL
+            SELECT {", ".join("n." + c for c in _STORED)}, 0, NULL, NULL
+            FROM __lines_new n ANTI JOIN stored s ON {_ON}"""
     )
+    _quarantine(tx)
+    tx.execute(
+        f"""CREATE OR REPLACE TEMP TABLE __lines_final AS
+            SELECT a.*, q.reason AS quarantine_reason,
+                   row_number() OVER (PARTITION BY {group}
+                                      ORDER BY q.reason IS NOT NULL, {MAIN_ORDER_SQL}) = 1 AS is_main
+            FROM __lines_all a JOIN __lines_quarantine q USING ({key})"""
+    )
+    stored_cols = ", ".join(_STORED)
+    tx.execute(
+        f"""INSERT INTO prop_lines ({stored_cols}, is_main, quarantine_reason)
+            SELECT {stored_cols}, is_main, quarantine_reason FROM __lines_final WHERE __origin = 0"""
+    )
+    non_key = [c for c in (*_STORED, "is_main", "quarantine_reason") if c not in _KEY]
+    tx.execute(
+        f"""UPDATE prop_lines s SET {", ".join(f"{c} = f.{c}" for c in non_key)}
+            FROM __lines_final f
+            WHERE {" AND ".join(f"s.{k} = f.{k}" for k in _KEY)} AND f.__origin > 0
+              AND (f.__origin = 1 OR f.is_main IS DISTINCT FROM f.__was_main
+                   OR f.quarantine_reason IS DISTINCT FROM f.__was_reason)"""
+    )
+    replaced = _scalar(tx, "SELECT count(*) FROM __lines_final WHERE __origin = 1")
     alternate = _scalar(
-        tx, f"SELECT count(*) FROM __lines_new n JOIN prop_lines s ON {_ON} WHERE NOT s.is_main"
+        tx, f"SELECT count(*) FROM __lines_new n JOIN __lines_final s ON {_ON} WHERE NOT s.is_main"
     )
     markets = dict(
         tx.execute("SELECT market, count(*) FROM __lines_new GROUP BY market ORDER BY market").fetchall()
@@ -540,7 +577,7 @@ def _merge(tx: InputSession, files: Sequence[SourceFile], combined: dict[str, An
         }
         for day, name, mkt, book, line, reason in tx.execute(
             f"""SELECT s.game_date, n.player_name, s.market, s.bookmaker, s.line, s.quarantine_reason
-                FROM __lines_new n JOIN prop_lines s ON {_ON}
+                FROM __lines_new n JOIN __lines_final s ON {_ON}
                 WHERE s.quarantine_reason IS NOT NULL
                 ORDER BY s.game_date, n.player_name, s.market, s.bookmaker, s.line"""
         ).fetchall()
@@ -572,7 +609,14 @@ LINES = IngestSpec(
     stage=_stage,
     combine=_combine,
     merge=_merge,
-    scratch=("__lines_dedup", "__lines_win", "__lines_new"),
+    scratch=(
+        "__lines_dedup",
+        "__lines_win",
+        "__lines_new",
+        "__lines_all",
+        "__lines_quarantine",
+        "__lines_final",
+    ),
 )
 """Prop lines as an ingest kind (:mod:`nbaprops.ingest._loader`); files without a market column take none."""
 

@@ -59,7 +59,8 @@ def _balance(t: str = "") -> str:
 
 def record_snapshots(tx: InputSession, rows: str = "__lines_dedup", resolved: str = "__lines_new") -> int:
     """Append the call's postings to ``prop_line_snapshots`` (inside the ingest's transaction); returns how many
-    were new.
+    were new. Only postings not stored are added (the table's key has no index: connection.CHECKED_KEYS); one
+    per key chosen by a window, not DISTINCT ON, whose ordered aggregate of 1M rows did not fit the ingest's bound.
 
     Args:
         rows: every parsed row of the call (exact duplicates dropped), before one posting per key is chosen.
@@ -72,16 +73,16 @@ def record_snapshots(tx: InputSession, rows: str = "__lines_dedup", resolved: st
     tx.execute(
         f"""INSERT INTO {TABLE} ({", ".join(_COLUMNS)})
             SELECT {", ".join(_COLUMNS)} FROM (
-                SELECT DISTINCT ON ({key}) * FROM (
+                SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY __balance ASC NULLS LAST, __file, __line)
+                          AS __n FROM (
                     SELECT {chosen}, coalesce(m.player_lookup, d.player_lookup) AS player_lookup,
                            {_balance("d.").removesuffix(" ASC NULLS LAST")} AS __balance, d.__file, d.__line
                     FROM {rows} d
                     LEFT JOIN (SELECT game_date, player_name, any_value(player_lookup) AS player_lookup
                                FROM {resolved} GROUP BY game_date, player_name) m
                       ON m.game_date = d.game_date AND m.player_name = d.player_name
-                    WHERE d.posted_at IS NOT NULL)
-                ORDER BY {key}, __balance ASC NULLS LAST, __file, __line)
-            ON CONFLICT DO NOTHING"""
+                    WHERE d.posted_at IS NOT NULL)) x
+            WHERE x.__n = 1 AND NOT EXISTS (SELECT 1 FROM {TABLE} s WHERE {" AND ".join(f"s.{k} = x.{k}" for k in _KEY)})"""
     )
     return int(tx.scalar(f"SELECT count(*) FROM {TABLE}")) - before
 

@@ -49,11 +49,19 @@ INGEST_MEMORY_LIMIT = "200MB"
 
 
 # Tables whose primary key (schema.py) no index keeps: the statements that write them check it on the rows of the
-# date they write (consolidation: warehouse.DuckDBWarehouse.merge; grading: evaluation.grading.grade_date). DuckDB
+# date they write (consolidation: warehouse.DuckDBWarehouse.merge; grading: evaluation.grading.grade_date), or
+# the lines ingest on the rows it adds (ingest.lines._merge adds only keys not stored and refuses a key twice;
+# ingest.snapshots.record_snapshots only postings not stored): there the ART was also memory DuckDB's limit
+# cannot spill (123 MB for 1M lines added in one ingest, so a large file did not fit the ingest's bound). DuckDB
 # keeps a PRIMARY KEY in an ART index over the whole table, and a write into it paid for the seasons stored, not for
 # the night written: a process loads the index from the file as the insert walks it with random keys (a hash), so
 # the INSERT of a 16k-row slate took 0.47 s at one season and 1.04 s at five (benchmarks/README.md, scale.py).
-CHECKED_KEYS = (schema.PREDICTIONS.name, schema.PREDICTION_GRADES.name)
+CHECKED_KEYS = (
+    schema.PREDICTIONS.name,
+    schema.PREDICTION_GRADES.name,
+    schema.PROP_LINES.name,
+    schema.PROP_LINE_SNAPSHOTS.name,
+)
 
 
 def _drop_key_index(tx: Session, table: str) -> None:
@@ -72,7 +80,9 @@ def _drop_key_index(tx: Session, table: str) -> None:
            AND schema_name = 'main' AND table_name = ? ORDER BY column_index""",
         [table],
     ).fetchall()
-    log.warning("rebuilding %s without its key index (once; consolidation and grading check the key)", table)
+    log.warning(
+        "rebuilding %s without its key index (once; the statements that write it check the key)", table
+    )
     rebuilt = _quote(f"__rebuild_{table}")
     ddl = ", ".join(
         f"{_quote(name)} {type_}{'' if nullable else ' NOT NULL'}" for name, type_, nullable in columns
@@ -391,9 +401,10 @@ class Database:
         """``work()`` under :meth:`bounded_memory`; when DuckDB runs out of memory in it, ``work()`` again
         without the bound (logged), so the bound never refuses work the default limit would do.
 
-        What does not fit: DuckDB spills temporary tables, sorts and joins, but not the rows a transaction adds
-        to a stored table nor its updates of them (a lines file of 1M offers new to the database needs more than
-        400 MB in its merge). ``work`` must leave nothing behind when it fails (one transaction).
+        What would not fit: DuckDB spills temporary tables, sorts, joins and windows, but not an index (a
+        PRIMARY KEY's ART: 123 MB for 1M lines added, so ``prop_lines`` keeps none: :data:`CHECKED_KEYS`) nor, in
+        practice, a hash aggregate of holistic aggregates (a median per row after a join). ``work`` must leave
+        nothing behind when it fails (one transaction).
         """
         try:
             with self.bounded_memory():
