@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nbaprops.backtest._fitting import StepFitter
+from nbaprops.backtest._fitting import StepFitter, shared_bins
 from nbaprops.backtest.split import WalkForwardSplit
 from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
@@ -51,6 +51,7 @@ from nbaprops.storage.inputs import Inputs
 from nbaprops.systems.base import SystemOutput
 from nbaprops.systems.calibration import MIN_ROWS, Calibrator, standardized_edge
 from nbaprops.systems.ensemble import predict_shared
+from nbaprops.systems.gbm import using_bins, with_row_ids
 from nbaprops.systems.training import (
     DEFAULT_TRAIN_DAYS,
     ModelBundle,
@@ -287,7 +288,9 @@ def run_backtest(
         # then every step's models start fitting while the requests and features are built.
         fitter = stack.enter_context(StepFitter(workers=workers)) if workers > 0 else None
         training = build_training_set(storage, splitter.history_start(days), days[-1] + timedelta(days=1))
-        training = with_market_history(storage, training, market)
+        training = with_row_ids(with_market_history(storage, training, market))
+        if fitter is None and (bins := shared_bins(training, market, folds[0].train_end, system_ids)):
+            stack.enter_context(using_bins(bins))  # the serial path's fits take their rows from the same bins
         if fitter is not None:
             fitter.submit(
                 training, market, [f.train_end for f in folds], system_ids=system_ids, train_days=train_days
