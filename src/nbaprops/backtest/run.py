@@ -1,6 +1,6 @@
 """The walk-forward backtest: train only on the past, predict each game day as the daily batch would, grade.
 
-For each step of ``retrain_days`` (default 7) game days: fit the systems on games before the step's first day
+For each step of ``retrain_days`` (default :data:`~nbaprops.backtest.split.DEFAULT_RETRAIN_DAYS`, 14) game days: fit the systems on games before the step's first day
 (:func:`~nbaprops.systems.training.train_market`), then for every day of the step take the players the daily
 batch would request (:func:`~nbaprops.pipeline.coordinator.expected_players`: recently active players of the
 scheduled teams plus anyone with a line posted by the prediction time), their point-in-time features, the
@@ -10,7 +10,9 @@ predicted; from the step on which the run's earlier graded rows with a line numb
 calibrated on them (out of time: all dated before the step) instead of on the training window's held-out rows.
 Who is requested is asked for all the days at once (the daily batch's own queries, given many dates: each
 date's answer is the one it gets alone), and the features of all targets are built in one query; each row is
-as of its own date (the leakage tests prove it equals a per-day build).
+as of its own date (the leakage tests prove it equals a per-day build). LightGBM bins the training set once
+per process, with boundaries learned on the first step's window, and every step's ``gbm`` fits take their rows
+from it (:class:`~nbaprops.systems.gbm.SharedBins`).
 
 Grading (:func:`nbaprops.evaluation.grading.grade`, shared with the live ``nbaprops grade``) joins the real box score: a
 player without one did not play and his rows are void (never a loss). A bet wins, loses or pushes against the
@@ -33,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from nbaprops.backtest._fitting import StepFitter, shared_bins
-from nbaprops.backtest.split import WalkForwardSplit
+from nbaprops.backtest.split import DEFAULT_RETRAIN_DAYS, WalkForwardSplit
 from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
@@ -248,7 +250,7 @@ def run_backtest(
     start: date,
     end: date,
     systems: Sequence[str],
-    retrain_days: int = 7,
+    retrain_days: int = DEFAULT_RETRAIN_DAYS,
     train_days: int = DEFAULT_TRAIN_DAYS,
     on_step: Callable[[int, int, date], None] | None = None,
     workers: int | None = None,

@@ -17,6 +17,11 @@ from datetime import date, timedelta
 from nbaprops.errors import InputError
 from nbaprops.systems.training import DEFAULT_TRAIN_DAYS
 
+# Game days predicted by one step's models. 14 since issue 21 (was 7): half the fits, and the MAE of every
+# system on points 2023-24 and 2024-25 within 0.005 of weekly retraining (docs/backtest.md, "Speed, issue 21
+# part 4"). The live batch still retrains a model older than ``model_max_age_days``.
+DEFAULT_RETRAIN_DAYS = 14
+
 
 @dataclass(frozen=True)
 class Fold:
@@ -51,7 +56,9 @@ class WalkForwardSplit:
         train_days: calendar days of history each step trains on, ending the day before its first test date.
     """
 
-    def __init__(self, *, retrain_days: int = 7, train_days: int = DEFAULT_TRAIN_DAYS) -> None:
+    def __init__(
+        self, *, retrain_days: int = DEFAULT_RETRAIN_DAYS, train_days: int = DEFAULT_TRAIN_DAYS
+    ) -> None:
         self.retrain_days = retrain_days
         self.train_days = train_days
 
@@ -76,4 +83,4 @@ class WalkForwardSplit:
             yield Fold(step, test[0] - timedelta(days=self.train_days), test[0], test)
 
 
-__all__ = ["Fold", "WalkForwardSplit"]
+__all__ = ["DEFAULT_RETRAIN_DAYS", "Fold", "WalkForwardSplit"]
