@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/backtest.py [--src OLD/src ...] [--runs 3] [--season 2024-25]
                                             [--mae-season 2023-24 ...] [--market points] [--workers N]
-                                            [--train-days 730] [--retrain-days N] [--days N]
+                                            [--train-days 730] [--retrain-days N] [--days N] [--old-runs N]
+                                            [--baseline K]
 
 Each ``--src`` (an older checkout's ``src``, e.g. of a ``git worktree add --detach``), then this repository's
 ``src``, is a *tree*. Every run is a subprocess with that tree on ``PYTHONPATH`` running ``run_backtest`` on a
@@ -10,9 +11,11 @@ fresh copy of that tree's own seed database (shipped box scores, plus the real P
 ``--market pra`` and ../shared/data is present), timed end to end (features, trainings, predictions, grading).
 The trees' runs alternate (tree 1, tree 2, ..., tree 1, ...) so that a change in the machine's load falls on all
 of them. ``--retrain-days`` is passed only when given: each tree runs with its own ``run_backtest`` default.
+``--old-runs`` adds this tree's serial path (``workers=0``: each step trained in the parent, each day predicted on
+its own) as one more tree; it must give the same grades as the default path (tests/backtest checks it too).
 
 Prints each run (wall and CPU seconds, CPU including the fitting processes, the load average at its start), then
-per tree the medians of wall and CPU seconds, their ratio to the first tree, whether its runs gave identical grades
+per tree the medians of wall and CPU seconds, their ratio to the baseline tree, whether its runs gave identical grades
 (every graded column but ids and timestamps, hashed), and the MAE per system of ``--season`` and of each
 ``--mae-season`` (one more run per tree and season; runs are deterministic) with its difference to the baseline
 tree (``--baseline``, default the first). The last line is ``backtest_median_s=<x>`` (this tree's median wall
@@ -141,9 +144,10 @@ def _child_run(args: argparse.Namespace) -> None:
 
 
 class Tree:
-    def __init__(self, src: Path, label: str) -> None:
+    def __init__(self, src: Path, label: str, workers: int | None = None) -> None:
         self.src = src
         self.label = label
+        self.workers = workers  # overrides --workers (the serial path of --old-runs: 0)
         self.runs: list[dict[str, Any]] = []
         self.mae: dict[str, dict[str, float]] = {}  # season -> system -> MAE
         self.seed: Path | None = None
@@ -164,8 +168,9 @@ def _child(tree: Tree, args: argparse.Namespace, mode: str, db: Path, season: st
     cmd += [arg for s in args.all_seasons for arg in ("--mae-season", s)]
     if args.retrain_days is not None:
         cmd += ["--retrain-days", str(args.retrain_days)]
-    if args.workers is not None:
-        cmd += ["--workers", str(args.workers)]
+    workers = tree.workers if tree.workers is not None else args.workers
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
     if args.days:
         cmd += ["--days", str(args.days)]
     env = {**os.environ, "PYTHONPATH": str(tree.src)}
@@ -213,6 +218,12 @@ def main() -> None:
         help="another season whose MAE is measured (one run a tree)",
     )
     parser.add_argument("--workers", type=int, default=None, help="fitting processes (default: one per core)")
+    parser.add_argument(
+        "--old-runs",
+        type=int,
+        default=0,
+        help="also time this tree's serial path (workers=0) this many times, as one more tree before it",
+    )
     parser.add_argument("--market", default="points")
     parser.add_argument("--train-days", type=int, default=730)
     parser.add_argument(
@@ -234,6 +245,8 @@ def main() -> None:
     args.all_seasons = args.mae_season  # the seed child ingests PRA lines of every season measured
 
     trees = [Tree(src.resolve(), f"tree {i + 1} ({src})") for i, src in enumerate(args.src)]
+    if args.old_runs:
+        trees.append(Tree(REPO / "src", f"tree {len(trees) + 1} (this tree, serial path)", workers=0))
     trees.append(Tree(REPO / "src", f"tree {len(trees) + 1} (this tree)"))
     for tree in trees:
         if not (tree.src / "nbaprops").is_dir():
@@ -243,8 +256,10 @@ def main() -> None:
         for i, tree in enumerate(trees):
             tree.seed = tmp / f"seed-{i}.duckdb"
             _child(tree, args, "seed", tree.seed, args.season)
-        for k in range(args.runs):
+        for k in range(max(args.runs, args.old_runs)):
             for tree in trees:
+                if k >= (args.old_runs if tree.workers == 0 else args.runs):
+                    continue
                 r = _run(tree, args, tmp, args.season, k)
                 tree.runs.append(r)
                 tree.mae[args.season] = r["mae"]
@@ -256,6 +271,8 @@ def main() -> None:
                 )
         for season in args.mae_season:
             for tree in trees:
+                if tree.workers == 0:
+                    continue  # the serial path's grades are the default path's
                 r = _run(tree, args, tmp, season, 99)
                 tree.mae[season] = r["mae"]
                 print(

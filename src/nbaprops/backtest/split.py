@@ -17,10 +17,11 @@ from datetime import date, timedelta
 from nbaprops.errors import InputError
 from nbaprops.systems.training import DEFAULT_TRAIN_DAYS
 
-# Game days predicted by one step's models. 14 since issue 21 (was 7): half the fits, and the MAE of every
-# system on points 2023-24 and 2024-25 within 0.005 of weekly retraining (docs/backtest.md, "Speed, issue 21
-# part 4"). The live batch still retrains a model older than ``model_max_age_days``.
-DEFAULT_RETRAIN_DAYS = 14
+# Game days predicted by one step's models: 7, as the live batch retrains a week-old model. 12 and 14 were
+# measured in issue 21 (docs/backtest.md, "Speed, issue 21 part 4"): 0.44x the time at 14, no system worse, but
+# similarity's MAE 0.005-0.007 lower than weekly retraining (staler references flatter it), beyond the 0.005 that
+# a change of the backtest may move a system's figure; pass retrain_days to trade that for speed.
+DEFAULT_RETRAIN_DAYS = 7
 
 
 @dataclass(frozen=True)
