@@ -8,7 +8,7 @@ reported 2024-25: 100 trees at 0.12 with 63 bins gave a points MAE of 4.492 agai
 in a third of the time, which a weekly-retrained full-season backtest needs.
 
 **Shared bins (the walk-forward backtest).** LightGBM first bins every feature (63 bins at quantiles of the
-training rows) and then grows trees on the bins; binning was a third of a fit. The backtest fits many windows of
+training rows) and then grows trees on the bins; binning was 27-30% of a fit. The backtest fits many windows of
 one training set, so it bins that set once (:class:`SharedBins`, bin boundaries learned on the rows of its
 first window, which is before every step's first test date) and each fit takes its rows from it
 (:func:`using_bins`; the rows are named by the :data:`ROW_ID` column of the training set). A fit then gives the
@@ -48,7 +48,9 @@ def with_row_ids(training: pa.Table) -> pa.Table:
 
 
 def _lgbm_params(system: GradientBoosting) -> dict[str, Any]:
-    """The ``lightgbm.train`` parameters of ``LGBMRegressor`` built with ``system``'s settings."""
+    """The ``lightgbm.train`` parameters of ``LGBMRegressor`` built with ``system``'s settings (its own
+    translation, ``_process_params``, a private method of lightgbm 4: the same parameters its ``fit`` trains
+    with; ``tests/systems/test_shared_bins.py`` checks the models are the same)."""
     settings = {name: value for name, value in system.get_params().items() if name != "market"}
     params: dict[str, Any] = lgb.LGBMRegressor(**settings, **FIXED)._process_params(stage="fit")
     return params
