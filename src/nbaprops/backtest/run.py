@@ -3,8 +3,8 @@
 For each step of ``retrain_days`` (default :data:`~nbaprops.backtest.split.DEFAULT_RETRAIN_DAYS`, 7) game
 days: fit the systems on games before the step's first day (:func:`~nbaprops.systems.training.train_market`),
 then for every day of the step take the players the daily batch would request
-(:func:`~nbaprops.pipeline.coordinator.expected_players`: recently active players of the scheduled teams plus anyone with a line posted by the prediction time), their point-in-time features, the
-consensus line posted by the prediction time (:func:`~nbaprops.ingest.lines.select_lines`), and the rows the
+(:func:`~nbaprops.pipeline.coordinator.expected_players`: recently active players of the scheduled teams plus
+anyone with a line posted by the prediction time), their point-in-time features, the consensus line posted by the prediction time (:func:`~nbaprops.ingest.lines.select_lines`), and the rows the
 batch would stage (:func:`~nbaprops.pipeline.rows.prediction_rows`). Each step is graded as soon as it is
 predicted; from the step on which the run's earlier graded rows with a line number at least 50, P(over) is
 calibrated on them (out of time: all dated before the step) instead of on the training window's held-out rows.
