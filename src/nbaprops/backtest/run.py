@@ -1,18 +1,18 @@
 """The walk-forward backtest: train only on the past, predict each game day as the daily batch would, grade.
 
-For each step of ``retrain_days`` (default :data:`~nbaprops.backtest.split.DEFAULT_RETRAIN_DAYS`, 7) game
-days: fit the systems on games before the step's first day (:func:`~nbaprops.systems.training.train_market`),
-then for every day of the step take the players the daily batch would request
-(:func:`~nbaprops.pipeline.coordinator.expected_players`: recently active players of the scheduled teams plus
-anyone with a line posted by the prediction time), their point-in-time features, the consensus line posted by the prediction time (:func:`~nbaprops.ingest.lines.select_lines`), and the rows the
-batch would stage (:func:`~nbaprops.pipeline.rows.prediction_rows`). Each step is graded as soon as it is
-predicted; from the step on which the run's earlier graded rows with a line number at least 50, P(over) is
-calibrated on them (out of time: all dated before the step) instead of on the training window's held-out rows.
-Who is requested is asked for all the days at once (the daily batch's own queries, given many dates: each
-date's answer is the one it gets alone), and the features of all targets are built in one query; each row is
-as of its own date (the leakage tests prove it equals a per-day build). LightGBM bins the training set once
-per process, with boundaries learned on the first step's window, and every step's ``gbm`` fits take their rows
-from it (:class:`~nbaprops.systems.gbm.SharedBins`).
+For each step of ``retrain_days`` (default :data:`~nbaprops.backtest.split.DEFAULT_RETRAIN_DAYS`, 7) game days: fit
+the systems on games before the step's first day (:func:`~nbaprops.systems.training.train_market`), then for every
+day of the step take the players the daily batch would request
+(:func:`~nbaprops.pipeline.coordinator.expected_players`: recently active players of the scheduled teams plus anyone
+with a line posted by the prediction time), their point-in-time features, the consensus line posted by the
+prediction time (:func:`~nbaprops.ingest.lines.select_lines`), and the rows the batch would stage
+(:func:`~nbaprops.pipeline.rows.prediction_rows`). Each step is graded as soon as it is predicted; from the step on
+which the run's earlier graded rows with a line number at least 50, P(over) is calibrated on them (out of time: all
+dated before the step) instead of on the training window's held-out rows. Who is requested is asked for all the days
+at once (the daily batch's own queries, given many dates: each date's answer is the one it gets alone), and the
+features of all targets are built in one query; each row is as of its own date (the leakage tests prove it equals a
+per-day build). LightGBM bins the training set once per process, with boundaries learned on the first step's window,
+and every step's ``gbm`` fits take their rows from it (:class:`~nbaprops.systems.gbm.SharedBins`).
 
 Grading (:func:`nbaprops.evaluation.grading.grade`, shared with the live ``nbaprops grade``) joins the real box score: a
 player without one did not play and his rows are void (never a loss). A bet wins, loses or pushes against the
