@@ -1,205 +1,322 @@
-"""Full-season walk-forward backtest benchmark: weekly retraining, all five systems.
+"""Full-season walk-forward backtest benchmark: all five systems, one or more source trees in one invocation.
 
-    .venv/bin/python benchmarks/backtest.py [--runs 3] [--old-runs 1] [--workers N] [--market points]
-                                            [--season 2024-25] [--train-days 730] [--retrain-days 7]
+    .venv/bin/python benchmarks/backtest.py [--src OLD/src ...] [--runs 3] [--season 2024-25]
+                                            [--mae-season 2023-24 ...] [--market points] [--workers N]
+                                            [--train-days 730] [--retrain-days N] [--days N] [--old-runs N]
+                                            [--baseline K]
 
-Per run: a fresh copy of a seed database (shipped box scores, plus the real PRA lines of the season when
-``--market pra`` and ../shared/data is present), then ``run_backtest`` over the whole season, timed end to end
-(features, 25-odd trainings, predictions, grading). ``--runs`` times the default path (step models fitted in
-``--workers`` processes, default one per core); ``--old-runs`` times the original serial path
-(``workers=0``) in the same invocation, for the speed-up, and checks that both paths give identical grades
-and metrics (every graded column but ids and timestamps, compared exactly). Prints each run (wall and CPU
-seconds, CPU including the worker processes, and the load average, since the machine may be shared), the
-metrics of the last run, the speed-up, the median CPU seconds (``backtest_median_cpu_s``: what the run costs
-whatever else the machine is doing) and as its last line ``backtest_median_s=<x>``. Runs are deterministic: the
-dates of neutral-site games, whose box scores name the home team as its own opponent, used to make who is
-requested vary from run to run; if two runs differ again, the comparison says whether every difference is on
-such dates. Goal on a 2-core machine: at most 60 s.
+Each ``--src`` (an older checkout's ``src``, e.g. of a ``git worktree add --detach``), then this repository's
+``src``, is a *tree*. Every run is a subprocess with that tree on ``PYTHONPATH`` running ``run_backtest`` on a
+fresh copy of that tree's own seed database (shipped box scores, plus the real PRA lines of the season when
+``--market pra`` and ../shared/data is present), timed end to end (features, trainings, predictions, grading).
+The trees' runs alternate (tree 1, tree 2, ..., tree 1, ...) so that a change in the machine's load falls on all
+of them. ``--retrain-days`` is passed only when given: each tree runs with its own ``run_backtest`` default.
+``--old-runs`` adds this tree's serial path (``workers=0``: each step trained in the parent, each day predicted on
+its own) as one more tree; it must give the same grades as the default path (tests/backtest checks it too).
+
+Prints each run (wall and CPU seconds, CPU including the fitting processes, the load average at its start), then
+per tree the medians of wall and CPU seconds, their ratio to the baseline tree, whether its runs gave identical grades
+(every graded column but ids and timestamps, hashed), and the MAE per system of ``--season`` and of each
+``--mae-season`` (one more run per tree and season; runs are deterministic) with its difference to the baseline
+tree (``--baseline``, default the first). The last line is ``backtest_median_s=<x>`` (this tree's median wall
+seconds), preceded by ``backtest_median_cpu_s=<y>`` and, with ``--src``, ``backtest_ratio=<wall ratio to the
+baseline>``.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import json
 import os
-import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
-
-from nbaprops.backtest import BacktestResult, run_backtest, season_range
-from nbaprops.config import Settings
-from nbaprops.evaluation.metrics import compute_metrics
-from nbaprops.ingest import ensure_boxscores
-from nbaprops.ingest.lines import ingest_lines
-from nbaprops.storage import open_storage
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("NBAPROPS_SHARED_DATA", REPO.parent / "shared" / "data"))
 SYSTEMS = ("moving_average", "matchup", "similarity", "gbm", "ensemble")
-GOAL_S = 60.0
 NOT_COMPARED = {"prediction_id", "run_id", "graded_at"}  # differ by construction between two runs
+MAE_TOLERANCE = 0.005
+
+
+# --- child: runs inside a subprocess with one tree's src on PYTHONPATH (imports only what every tree has) ---
+
+
+def _child_seed(args: argparse.Namespace) -> None:
+    """Write the seed database of this tree: box scores (and the season's PRA lines for ``--market pra``)."""
+    # The tree under test is imported here, not at the top: the parent process never imports nbaprops.
+    from nbaprops.ingest import ensure_boxscores
+    from nbaprops.storage import open_storage
+
+    with open_storage(args.db) as storage:
+        ensure_boxscores(storage)
+        if args.market == "pra":
+            from nbaprops.ingest.lines import ingest_lines  # the tree under test (see above)
+
+            for season in args.seasons:
+                lines = SHARED / "prop-lines-pra" / season / "pra_odds.csv"
+                if not lines.exists():
+                    sys.exit(f"no PRA lines at {lines}; set NBAPROPS_SHARED_DATA")
+                ingest_lines(storage, [lines])
+        storage.execute("CHECKPOINT")
 
 
 def _cpu_s() -> float:
     """CPU seconds of this process and its finished children: the fitting workers count once their fork server,
     stopped at the end of each run, has ended."""
+    import resource
+
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
+def _child_run(args: argparse.Namespace) -> None:
+    """One timed ``run_backtest`` on ``args.db``; prints one JSON line (times, MAE per system, grades hash)."""
+    import hashlib
+    import time
 
+    # The tree under test (see _child_seed); compute_metrics moved from backtest to evaluation in issue 19.
+    from nbaprops.backtest import run_backtest, season_range
+    from nbaprops.config import Settings
+    from nbaprops.storage import open_storage
 
-def differences(
-    old: BacktestResult, new: BacktestResult, *, skip_dates: frozenset[Any] = frozenset()
-) -> list[str]:
-    """What differs between two runs' grades (rows dated in ``skip_dates`` left out) and, when no date is
-    skipped, their metrics; empty when identical."""
-    keep = [i for i, d in enumerate(old.grades.column("game_date").to_pylist()) if d not in skip_dates]
-    if old.grades.num_rows != new.grades.num_rows:
-        return [f"graded rows {old.grades.num_rows} vs {new.grades.num_rows}"]
-    out = []
-    for name in old.grades.column_names:
-        if name in NOT_COMPARED:
-            continue
-        a, b = old.grades.column(name).to_pylist(), new.grades.column(name).to_pylist()
-        n = sum(not _same(a[i], b[i]) for i in keep)
-        if n:
-            out.append(f"grades.{name}: {n} row(s)")
-    if not skip_dates:
-        for m_old, m_new in zip(compute_metrics(old.grades), compute_metrics(new.grades), strict=True):
-            out += [
-                f"metrics[{m_old['system_id']}].{key}: {m_old[key]} vs {m_new[key]}"
-                for key in m_old
-                if not _same(m_old[key], m_new[key])
+    try:
+        from nbaprops.evaluation.metrics import compute_metrics
+    except ImportError:
+        from nbaprops.backtest.metrics import compute_metrics  # type: ignore[no-redef]
+
+    load = os.getloadavg()[0]
+    with open_storage(args.db) as storage:
+        start, end = season_range(storage, args.season)
+        if args.days:
+            days = [
+                r[0]
+                for r in storage.fetchall(
+                    "SELECT DISTINCT game_date FROM box_scores WHERE game_date BETWEEN ? AND ? ORDER BY 1",
+                    [start, end],
+                )
             ]
-    return out
-
-
-def compare(label: str, old: BacktestResult, new: BacktestResult, quirk_dates: frozenset[Any]) -> None:
-    """Print whether two runs agree; where they do not, whether every difference is on a quirk date."""
-    diffs = differences(old, new)
-    if not diffs:
-        print(f"{label}: identical grades and metrics")
-        return
-    print(f"{label}: NOT identical: " + "; ".join(diffs[:8]))
-    if quirk_dates:
-        rest = differences(old, new, skip_dates=quirk_dates)
-        print(
-            f"  outside the {len(quirk_dates)} dates whose box scores name a team as its own opponent "
-            f"({', '.join(sorted(map(str, quirk_dates)))}): "
-            + ("identical grades" if not rest else "NOT identical: " + "; ".join(rest[:8]))
+            start, end = days[0], days[min(args.days, len(days)) - 1]
+        extra: dict[str, Any] = {"train_days": args.train_days}
+        if args.retrain_days is not None:
+            extra["retrain_days"] = args.retrain_days
+        t0, c0 = time.perf_counter(), _cpu_s()
+        result = run_backtest(
+            storage,
+            Settings(db_path=Path(args.db)),
+            market=args.market,
+            start=start,
+            end=end,
+            systems=SYSTEMS,
+            workers=args.workers,
+            **extra,
         )
+        wall, cpu = time.perf_counter() - t0, _cpu_s() - c0
+    grades = result.grades
+    digest = hashlib.sha256()
+    for name in grades.column_names:
+        if name not in NOT_COMPARED:
+            digest.update(name.encode())
+            digest.update(repr(grades.column(name).to_pylist()).encode())
+    mae = {m["system_id"]: m["mae"] for m in compute_metrics(grades)}
+    print(
+        json.dumps(
+            {
+                "wall": wall,
+                "cpu": cpu,
+                "load": load,
+                "steps": result.steps,
+                "days": result.days,
+                "rows": grades.num_rows,
+                "mae": mae,
+                "digest": digest.hexdigest(),
+            }
+        ),
+        flush=True,
+    )
+
+
+# --- parent ---
+
+
+class Tree:
+    def __init__(self, src: Path, label: str, workers: int | None = None) -> None:
+        self.src = src
+        self.label = label
+        self.workers = workers  # overrides --workers (the serial path of --old-runs: 0)
+        self.runs: list[dict[str, Any]] = []
+        self.mae: dict[str, dict[str, float]] = {}  # season -> system -> MAE
+        self.seed: Path | None = None
+
+
+def _child(tree: Tree, args: argparse.Namespace, mode: str, db: Path, season: str) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        mode,
+        "--db",
+        str(db),
+        "--season",
+        season,
+    ]
+    cmd += ["--market", args.market, "--train-days", str(args.train_days)]
+    cmd += [arg for s in args.all_seasons for arg in ("--mae-season", s)]
+    if args.retrain_days is not None:
+        cmd += ["--retrain-days", str(args.retrain_days)]
+    workers = tree.workers if tree.workers is not None else args.workers
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
+    if args.days:
+        cmd += ["--days", str(args.days)]
+    env = {**os.environ, "PYTHONPATH": str(tree.src)}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"{tree.label}: {mode} failed:\n{done.stderr[-3000:]}")
+    out = done.stdout.strip().splitlines()
+    return json.loads(out[-1]) if mode == "run" else {}
+
+
+def _run(tree: Tree, args: argparse.Namespace, tmp: Path, season: str, k: int) -> dict[str, Any]:
+    assert tree.seed is not None
+    db = tmp / f"run-{k}.duckdb"
+    shutil.copyfile(tree.seed, db)
+    try:
+        return _child(tree, args, "run", db, season)
+    finally:
+        db.unlink(missing_ok=True)
+        Path(str(db) + ".wal").unlink(missing_ok=True)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=int, default=3, help="timed runs of the default (parallel) path")
     parser.add_argument(
-        "--old-runs", type=int, default=1, help="timed runs of the original serial path (0: skip)"
+        "--src", action="append", type=Path, default=[], help="another tree's src (repeatable); this one last"
+    )
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per tree")
+    parser.add_argument(
+        "--baseline",
+        type=int,
+        default=1,
+        help="the tree (1 = the first) that ratios and MAE differences refer to",
+    )
+    parser.add_argument("--season", default="2024-25", help="the timed season")
+    parser.add_argument(
+        "--mae-season",
+        action="append",
+        default=[],
+        help="another season whose MAE is measured (one run a tree)",
     )
     parser.add_argument("--workers", type=int, default=None, help="fitting processes (default: one per core)")
-    parser.add_argument("--market", default="points")
-    parser.add_argument("--season", default="2024-25")
-    parser.add_argument("--train-days", type=int, default=730)
-    parser.add_argument("--retrain-days", type=int, default=7)
-    args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory(prefix="nbaprops-bench-") as tmp:
-        seed = Path(tmp) / "seed.duckdb"
-        with open_storage(seed) as storage:
-            ensure_boxscores(storage)
-            lines = SHARED / "prop-lines-pra" / args.season / "pra_odds.csv"
-            if args.market == "pra":
-                if not lines.exists():
-                    sys.exit(f"no PRA lines at {lines}; set NBAPROPS_SHARED_DATA")
-                ingest_lines(storage, [lines])
-            start, end = season_range(storage, args.season)
-            # Neutral-site games whose box scores give the home team itself as opponent: their requests were not
-            # deterministic before BOX_GAMES_SQL chose its row in a fixed order; a difference there is named apart.
-            quirk_dates = frozenset(
-                r[0]
-                for r in storage.fetchall(
-                    "SELECT DISTINCT game_date FROM box_scores WHERE team = opponent AND game_date BETWEEN ? AND ?",
-                    [start, end],
-                )
-            )
-            storage.execute("CHECKPOINT")
-
-        def run(label: str, k: int, workers: int | None) -> tuple[float, float, BacktestResult]:
-            path = Path(tmp) / f"{label}{k}.duckdb"
-            shutil.copyfile(seed, path)
-            load = os.getloadavg()[0]
-            with open_storage(path) as storage:
-                t0, c0 = time.perf_counter(), _cpu_s()
-                result = run_backtest(
-                    storage,
-                    Settings(db_path=path),
-                    market=args.market,
-                    start=start,
-                    end=end,
-                    systems=SYSTEMS,
-                    retrain_days=args.retrain_days,
-                    train_days=args.train_days,
-                    workers=workers,
-                    on_step=lambda i, n, d: print(f"  step {i}/{n} {d}", file=sys.stderr, flush=True),
-                )
-                elapsed, cpu = time.perf_counter() - t0, _cpu_s() - c0
-            path.unlink()
-            print(
-                f"{label} run {k + 1}: {elapsed:.1f} s wall, {cpu:.1f} s CPU, load average {load:.1f} at start "
-                f"({result.days} game days, {result.steps} models, {result.grades.num_rows} graded rows)",
-                flush=True,
-            )
-            return elapsed, cpu, result
-
-        old = [run("old (serial)", k, 0) for k in range(args.old_runs)]
-        new = [run(f"new (workers={args.workers or 'auto'})", k, args.workers) for k in range(args.runs)]
-
-    metrics = compute_metrics(new[-1][2].grades)
-    print(
-        f"{'system':16} {'n':>7} {'MAE':>7} {'RMSE':>7} {'n_line':>7} {'MAE/l':>7} {'lineMAE':>7} "
-        f"{'bets':>5} {'hit':>6} {'ROI':>7} {'ECE':>6}"
+    parser.add_argument(
+        "--old-runs",
+        type=int,
+        default=0,
+        help="also time this tree's serial path (workers=0) this many times, as one more tree before it",
     )
-    for m in metrics:
+    parser.add_argument("--market", default="points")
+    parser.add_argument("--train-days", type=int, default=730)
+    parser.add_argument(
+        "--retrain-days", type=int, default=None, help="game days per step (default: each tree's own default)"
+    )
+    parser.add_argument(
+        "--days", type=int, default=0, help="only the first N game days of the season (0: all)"
+    )
+    parser.add_argument("--child", choices=("seed", "run"), help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.seasons = [args.season, *args.mae_season]
+    if args.child == "seed":
+        _child_seed(args)
+        return
+    if args.child == "run":
+        _child_run(args)
+        return
+    args.all_seasons = args.mae_season  # the seed child ingests PRA lines of every season measured
 
-        def f(x: float | None, d: int = 3) -> str:
-            return "-" if x is None else f"{x:.{d}f}"
+    trees = [Tree(src.resolve(), f"tree {i + 1} ({src})") for i, src in enumerate(args.src)]
+    if args.old_runs:
+        trees.append(Tree(REPO / "src", f"tree {len(trees) + 1} (this tree, serial path)", workers=0))
+    trees.append(Tree(REPO / "src", f"tree {len(trees) + 1} (this tree)"))
+    for tree in trees:
+        if not (tree.src / "nbaprops").is_dir():
+            sys.exit(f"{tree.src} holds no nbaprops package")
+    with tempfile.TemporaryDirectory(prefix="nbaprops-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        for i, tree in enumerate(trees):
+            tree.seed = tmp / f"seed-{i}.duckdb"
+            _child(tree, args, "seed", tree.seed, args.season)
+        for k in range(max(args.runs, args.old_runs)):
+            for tree in trees:
+                if k >= (args.old_runs if tree.workers == 0 else args.runs):
+                    continue
+                r = _run(tree, args, tmp, args.season, k)
+                tree.runs.append(r)
+                tree.mae[args.season] = r["mae"]
+                print(
+                    f"{tree.label} run {k + 1}: {r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU, load average "
+                    f"{r['load']:.1f} at start ({r['days']} game days, {r['steps']} steps, {r['rows']} graded "
+                    f"rows)",
+                    flush=True,
+                )
+        for season in args.mae_season:
+            for tree in trees:
+                if tree.workers == 0:
+                    continue  # the serial path's grades are the default path's
+                r = _run(tree, args, tmp, season, 99)
+                tree.mae[season] = r["mae"]
+                print(
+                    f"{tree.label} {season}: {r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU, load average "
+                    f"{r['load']:.1f} ({r['steps']} steps, {r['rows']} graded rows)",
+                    flush=True,
+                )
 
+    if not 1 <= args.baseline <= len(trees):
+        sys.exit(f"--baseline must be between 1 and {len(trees)}")
+    base = trees[args.baseline - 1]
+    base_wall = statistics.median(r["wall"] for r in base.runs)
+    base_cpu = statistics.median(r["cpu"] for r in base.runs)
+    print(f"\n{'tree':40} {'wall med':>9} {'ratio':>6} {'CPU med':>8} {'ratio':>6}  identical runs")
+    for tree in trees:
+        wall = statistics.median(r["wall"] for r in tree.runs)
+        cpu = statistics.median(r["cpu"] for r in tree.runs)
+        same = len({r["digest"] for r in tree.runs}) == 1
         print(
-            f"{m['system_id']:16} {m['n']:>7} {f(m['mae']):>7} {f(m['rmse']):>7} {m['n_lined']:>7} "
-            f"{f(m['mae_lined']):>7} {f(m['line_mae']):>7} {m['n_bets']:>5} {f(m['hit_rate']):>6} "
-            f"{f(m['roi']):>7} {f(m['ece']):>6}"
+            f"{tree.label[:40]:40} {wall:>9.1f} {wall / base_wall:>6.2f} {cpu:>8.1f} {cpu / base_cpu:>6.2f}  "
+            f"{'yes' if same else 'NO'} ({len(tree.runs)} runs)"
         )
-    times = [t for t, _, _ in new]
-    median = statistics.median(times)
-    print(f"goal: <= {GOAL_S:.0f} s; runs: {', '.join(f'{t:.1f}' for t in times)}")
-    print(f"backtest_median_cpu_s={statistics.median(c for _, c, _ in new):.1f}")
-    if old:
-        old_median = statistics.median(t for t, _, _ in old)
-        print(
-            f"old serial path: {', '.join(f'{t:.1f}' for t, _, _ in old)} s; "
-            f"speed-up {old_median / median:.2f}x (median {old_median:.1f} s -> {median:.1f} s)"
-        )
-        for k, (_, _, result) in enumerate(old[1:], start=2):
-            compare(f"old run {k} vs old run 1", old[0][2], result, quirk_dates)
-        for k, (_, _, result) in enumerate(new, start=1):
-            compare(f"new run {k} vs old run 1", old[0][2], result, quirk_dates)
-    print(f"backtest_median_s={median:.1f}")
+    within = True
+    for season in args.seasons:  # the MAE condition: every tree within the tolerance of the baseline
+        print(f"\nMAE {args.market} {season} (difference to tree {args.baseline}; tolerance {MAE_TOLERANCE})")
+        for sid in SYSTEMS:
+            cells = []
+            for tree in trees:
+                value = tree.mae.get(season, {}).get(sid)
+                ref = base.mae.get(season, {}).get(sid)
+                diff = None if value is None or ref is None else value - ref
+                if tree is trees[-1] and diff is not None and abs(diff) > MAE_TOLERANCE:
+                    within = False
+                cells.append(f"{_fmt(value)} ({'+' if (diff or 0) >= 0 else ''}{_fmt(diff)})")
+            print(f"  {sid:16} " + "   ".join(cells))
+    new = trees[-1]
+    wall = statistics.median(r["wall"] for r in new.runs)
+    print(
+        f"\nthis tree's MAE within {MAE_TOLERANCE} of tree {args.baseline} for every system and season: {within}"
+    )
+    if len(trees) > 1:
+        print(f"backtest_ratio={wall / base_wall:.2f}")
+    print(f"backtest_median_cpu_s={statistics.median(r['cpu'] for r in new.runs):.1f}")
+    print(f"backtest_median_s={wall:.1f}")
 
 
 if __name__ == "__main__":

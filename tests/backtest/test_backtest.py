@@ -21,7 +21,8 @@ from nbaprops.storage import open_storage
 # No neutral-site game in the window: the box scores of those (2024-11-02, 2024-12-14, 2025-01-23, 2025-01-25)
 # name the home team as its own opponent (the schedule now picks the row that does not, see BOX_GAMES_SQL).
 START, END = date(2025, 1, 26), date(2025, 2, 4)
-SYSTEMS = ["moving_average", "matchup"]
+# gbm: its fits take their rows from LightGBM bins built once per process (serial path and each worker).
+SYSTEMS = ["moving_average", "matchup", "gbm"]
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +173,8 @@ def test_no_bet_points_against_the_models_edge(graded) -> None:  # type: ignore[
 
 
 def test_parallel_fitting_gives_the_serial_paths_grades(graded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """Step models fitted in worker processes, steps predicted at once: the same grades as the serial path."""
+    """Step models fitted in worker processes (each binning the training set for LightGBM itself), steps predicted
+    at once: the same grades as the serial path."""
     storage, result = graded
     path = tmp_path / "serial.duckdb"
     storage.execute("CHECKPOINT")

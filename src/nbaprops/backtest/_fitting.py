@@ -8,11 +8,14 @@ imports LightGBM, SciPy and this module once, while the parent builds the traini
 (spawned workers each spent those seconds of CPU again). The server is stopped with the run. Each worker reads
 the run's training set once, memory-mapped from an Arrow IPC file in a temporary directory, and returns each
 step's fitted bundle (:func:`~nbaprops.systems.training.fit_market`: the same code and the same rows as the
-serial path, so the same models). The parent takes the bundles in step order and calibrates them.
+serial path, so the same models). Each worker bins the training set for LightGBM once
+(:func:`shared_bins`, the serial path does the same) and every step's fits take their rows from it. The parent
+takes the bundles in step order and calibrates them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.forkserver
 import shutil
@@ -23,19 +26,40 @@ from datetime import date, timedelta
 from pathlib import Path
 from types import TracebackType
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from nbaprops.errors import ContractError
+from nbaprops.markets import MARKET_STAT
+from nbaprops.systems.gbm import SharedBins, using_bins
 from nbaprops.systems.training import ModelBundle, fit_market, training_window
 
-_TRAINING: dict[str, pa.Table] = {}
+_TRAINING: dict[str, tuple[pa.Table, SharedBins | None]] = {}
 
 
-def _fit(path: str, market: str, through: date, system_ids: tuple[str, ...], train_days: int) -> ModelBundle:
+def shared_bins(
+    training: pa.Table, market: str, first_step: date, system_ids: tuple[str, ...]
+) -> SharedBins | None:
+    """LightGBM's bins of the whole ``training`` set (with row ids), learned on the rows before ``first_step``
+    — the first step's window, the past of every step; None when no system of ``system_ids`` is ``gbm``."""
+    if "gbm" not in system_ids:
+        return None
+    before = pc.less(training.column("game_date"), pa.scalar(first_step))
+    reference = np.asarray(before.to_numpy(zero_copy_only=False), dtype=bool)
+    return SharedBins(training, reference, MARKET_STAT[market])
+
+
+def _fit(
+    path: str, market: str, through: date, system_ids: tuple[str, ...], train_days: int, first_step: date
+) -> ModelBundle:
     if path not in _TRAINING:
-        _TRAINING[path] = pa.ipc.open_file(pa.memory_map(path)).read_all()
-    rows = training_window(_TRAINING[path], through - timedelta(days=train_days), through)
-    return fit_market(rows, market, through, system_ids=system_ids, train_days=train_days)
+        training = pa.ipc.open_file(pa.memory_map(path)).read_all()
+        _TRAINING[path] = (training, shared_bins(training, market, first_step, system_ids))
+    training, bins = _TRAINING[path]
+    rows = training_window(training, through - timedelta(days=train_days), through)
+    with using_bins(bins) if bins is not None else contextlib.nullcontext():
+        return fit_market(rows, market, through, system_ids=system_ids, train_days=train_days)
 
 
 class StepFitter:
@@ -63,13 +87,13 @@ class StepFitter:
         system_ids: tuple[str, ...],
         train_days: int,
     ) -> None:
-        """Queue every step's fit on ``training`` (the rows of all the steps' windows)."""
+        """Queue every step's fit on ``training`` (the rows of all the steps' windows, with row ids)."""
         path = self._dir / "training.arrow"
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, training.schema) as writer:
             writer.write_table(training)
         self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=self._context)
         self._futures = [
-            self._pool.submit(_fit, str(path), market, through, system_ids, train_days)
+            self._pool.submit(_fit, str(path), market, through, system_ids, train_days, step_starts[0])
             for through in step_starts
         ]
 

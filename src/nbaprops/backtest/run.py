@@ -1,16 +1,18 @@
 """The walk-forward backtest: train only on the past, predict each game day as the daily batch would, grade.
 
-For each step of ``retrain_days`` (default 7) game days: fit the systems on games before the step's first day
-(:func:`~nbaprops.systems.training.train_market`), then for every day of the step take the players the daily
-batch would request (:func:`~nbaprops.pipeline.coordinator.expected_players`: recently active players of the
-scheduled teams plus anyone with a line posted by the prediction time), their point-in-time features, the
-consensus line posted by the prediction time (:func:`~nbaprops.ingest.lines.select_lines`), and the rows the
-batch would stage (:func:`~nbaprops.pipeline.rows.prediction_rows`). Each step is graded as soon as it is
-predicted; from the step on which the run's earlier graded rows with a line number at least 50, P(over) is
-calibrated on them (out of time: all dated before the step) instead of on the training window's held-out rows.
-Who is requested is asked for all the days at once (the daily batch's own queries, given many dates: each
-date's answer is the one it gets alone), and the features of all targets are built in one query; each row is
-as of its own date (the leakage tests prove it equals a per-day build).
+For each step of ``retrain_days`` (default :data:`~nbaprops.backtest.split.DEFAULT_RETRAIN_DAYS`, 7) game days: fit
+the systems on games before the step's first day (:func:`~nbaprops.systems.training.train_market`), then for every
+day of the step take the players the daily batch would request
+(:func:`~nbaprops.pipeline.coordinator.expected_players`: recently active players of the scheduled teams plus anyone
+with a line posted by the prediction time), their point-in-time features, the consensus line posted by the
+prediction time (:func:`~nbaprops.ingest.lines.select_lines`), and the rows the batch would stage
+(:func:`~nbaprops.pipeline.rows.prediction_rows`). Each step is graded as soon as it is predicted; from the step on
+which the run's earlier graded rows with a line number at least 50, P(over) is calibrated on them (out of time: all
+dated before the step) instead of on the training window's held-out rows. Who is requested is asked for all the days
+at once (the daily batch's own queries, given many dates: each date's answer is the one it gets alone), and the
+features of all targets are built in one query; each row is as of its own date (the leakage tests prove it equals a
+per-day build). LightGBM bins the training set once per process, with boundaries learned on the first step's window,
+and every step's ``gbm`` fits take their rows from it (:class:`~nbaprops.systems.gbm.SharedBins`).
 
 Grading (:func:`nbaprops.evaluation.grading.grade`, shared with the live ``nbaprops grade``) joins the real box score: a
 player without one did not play and his rows are void (never a loss). A bet wins, loses or pushes against the
@@ -32,8 +34,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nbaprops.backtest._fitting import StepFitter
-from nbaprops.backtest.split import WalkForwardSplit
+from nbaprops.backtest._fitting import StepFitter, shared_bins
+from nbaprops.backtest.split import DEFAULT_RETRAIN_DAYS, WalkForwardSplit
 from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
@@ -51,6 +53,7 @@ from nbaprops.storage.inputs import Inputs
 from nbaprops.systems.base import SystemOutput
 from nbaprops.systems.calibration import MIN_ROWS, Calibrator, standardized_edge
 from nbaprops.systems.ensemble import predict_shared
+from nbaprops.systems.gbm import using_bins, with_row_ids
 from nbaprops.systems.training import (
     DEFAULT_TRAIN_DAYS,
     ModelBundle,
@@ -247,7 +250,7 @@ def run_backtest(
     start: date,
     end: date,
     systems: Sequence[str],
-    retrain_days: int = 7,
+    retrain_days: int = DEFAULT_RETRAIN_DAYS,
     train_days: int = DEFAULT_TRAIN_DAYS,
     on_step: Callable[[int, int, date], None] | None = None,
     workers: int | None = None,
@@ -287,7 +290,9 @@ def run_backtest(
         # then every step's models start fitting while the requests and features are built.
         fitter = stack.enter_context(StepFitter(workers=workers)) if workers > 0 else None
         training = build_training_set(storage, splitter.history_start(days), days[-1] + timedelta(days=1))
-        training = with_market_history(storage, training, market)
+        training = with_row_ids(with_market_history(storage, training, market))
+        if fitter is None and (bins := shared_bins(training, market, folds[0].train_end, system_ids)):
+            stack.enter_context(using_bins(bins))  # the serial path's fits take their rows from the same bins
         if fitter is not None:
             fitter.submit(
                 training, market, [f.train_end for f in folds], system_ids=system_ids, train_days=train_days

@@ -24,11 +24,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from nbaprops.config import Settings
 from nbaprops.errors import ArtifactError
 from nbaprops.features.builder import FEATURE_VERSION, build_training_set
 from nbaprops.features.market import with_stored_lines
+from nbaprops.ingest.lines import select_lines
 from nbaprops.markets import MARKET_STAT, validate_market
 from nbaprops.storage.inputs import Inputs
 from nbaprops.systems import REGISTRY, SYSTEM_IDS, PredictionSystem, make, validate_systems
@@ -66,8 +68,6 @@ def systems_to_fit(system_ids: tuple[str, ...] | list[str]) -> list[str]:
 
 def _holdout_lines(storage: Inputs, rows: pa.Table, market: str) -> pa.Table | None:
     """Lines posted for the dates of ``rows`` (consensus main line per player and date), if any are stored."""
-    from nbaprops.ingest.lines import select_lines
-
     dates = sorted(set(rows.column("game_date").to_pylist()))
     if not dates or not storage.scalar("SELECT count(*) FROM prop_lines WHERE market = ?", [market]):
         return None
@@ -77,8 +77,6 @@ def _holdout_lines(storage: Inputs, rows: pa.Table, market: str) -> pa.Table | N
 
 def training_window(training: pa.Table, start: date, through: date) -> pa.Table:
     """The rows of a prebuilt training set dated in ``[start, through)``."""
-    import pyarrow.compute as pc
-
     d = training.column("game_date")
     return training.filter(pc.and_(pc.greater_equal(d, pa.scalar(start)), pc.less(d, pa.scalar(through))))
 
