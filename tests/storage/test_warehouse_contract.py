@@ -488,7 +488,16 @@ def history_source(loaded_db_file: Path, tmp_path_factory: pytest.TempPathFactor
 
 
 def test_load_history_copies_exactly_the_window(backend: Backend, history_source: DuckDBStorage) -> None:
-    tables = ["box_scores", "teams", "schedule"]
+    """...and loading the window again replaces what it copied, also in a table without a key index (prop_lines:
+    ``INSERT OR REPLACE`` needs one, and a GCP worker's history load failed on every chunk without it)."""
+    tables = ["box_scores", "teams", "schedule", "prop_lines"]
+    history_source.execute(
+        """INSERT INTO prop_lines (game_date, player_lookup, player_name, market, bookmaker, line, over_price,
+               under_price, is_main, posted_at)
+           VALUES (DATE '2025-02-05', 'aplayer', 'A Player', 'pra', 'book', 30.5, -115, -105, true,
+                   TIMESTAMPTZ '2025-02-05 12:00:00+00'),
+                  (DATE '2025-02-05', 'aplayer', 'A Player', 'pra', 'other', 31.5, -110, -110, true, NULL)"""
+    )
     uploaded = backend.warehouse.upload_inputs(history_source, tables=tables)
     assert uploaded["box_scores"] == history_source.scalar("SELECT count(*) FROM box_scores") > 5_000
     # Seeding again replaces the rows and keeps a column the warehouse gained (input tables only gain columns).
@@ -511,6 +520,11 @@ def test_load_history_copies_exactly_the_window(backend: Backend, history_source
         target.scalar("SELECT count(*) FROM teams") == history_source.scalar("SELECT count(*) FROM teams") > 0
     )
     assert counts["schedule"] == 0
+    assert counts["prop_lines"] >= 2
+    again = backend.warehouse.load_history_into(target, since=since, until=until, tables=tables)
+    assert again == counts
+    assert target.scalar("SELECT count(*) FROM prop_lines") == counts["prop_lines"]
+    assert target.arrow(f"SELECT * FROM box_scores {order}").equals(expected)
     target.close()
 
 

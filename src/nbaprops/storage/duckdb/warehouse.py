@@ -20,7 +20,7 @@ from nbaprops import schema
 from nbaprops.clock import Clock
 from nbaprops.errors import ContractError
 from nbaprops.storage._warehouse import INPUT_TABLES, check_staged_rows, input_tables
-from nbaprops.storage.duckdb.connection import Database, Session
+from nbaprops.storage.duckdb.connection import CHECKED_KEYS, Database, Session
 from nbaprops.storage.inputs import Inputs
 from nbaprops.storage.seams import MergeResult
 
@@ -290,11 +290,22 @@ def _window(column: str | None, since: date, until: date) -> tuple[str, list[dat
 
 def _insert_or_replace(target: Database, table: str, rows: pa.Table) -> int:
     """Insert ``rows`` into ``target.table`` by name; a row whose key is stored replaces it. Columns the
-    target lacks (the warehouse gained them) stay behind: the feature query reads the contract's."""
+    target lacks (the warehouse gained them) stay behind: the feature query reads the contract's. A table of
+    :data:`~nbaprops.storage.duckdb.connection.CHECKED_KEYS` has no key index for ``INSERT OR REPLACE``: its
+    stored rows of the same key are deleted first, in the same transaction."""
     with target.transaction() as tx:
         present = tx.columns(table)
         rows = rows.select([name for name in rows.column_names if name in present])
         source = tx.temp_name("copy")
         tx.register(source, rows)
-        tx.execute(f"INSERT OR REPLACE INTO {_quote(table)} BY NAME SELECT * FROM {source}")
+        if table in CHECKED_KEYS:
+            key = _TABLES[table].primary_key
+            same = " AND ".join(f"t.{_quote(k)} IS NOT DISTINCT FROM s.{_quote(k)}" for k in key)
+            tx.execute(f"DELETE FROM {_quote(table)} t USING {source} s WHERE {same}")
+            tx.execute(f"INSERT INTO {_quote(table)} BY NAME SELECT * FROM {source}")
+        else:
+            tx.execute(f"INSERT OR REPLACE INTO {_quote(table)} BY NAME SELECT * FROM {source}")
     return int(rows.num_rows)
+
+
+_TABLES = {contract.name: contract for contract in schema.ALL_TABLES}
