@@ -19,7 +19,7 @@ import pyarrow as pa
 from nbaprops import schema
 from nbaprops.clock import Clock
 from nbaprops.errors import ContractError
-from nbaprops.storage._warehouse import INPUT_TABLES, check_staged_rows, input_tables
+from nbaprops.storage._warehouse import CONTRACTS, INPUT_TABLES, check_staged_rows, input_tables
 from nbaprops.storage.duckdb.connection import CHECKED_KEYS, Database, Session
 from nbaprops.storage.inputs import Inputs
 from nbaprops.storage.seams import MergeResult
@@ -299,13 +299,10 @@ def _insert_or_replace(target: Database, table: str, rows: pa.Table) -> int:
         source = tx.temp_name("copy")
         tx.register(source, rows)
         if table in CHECKED_KEYS:
-            key = _TABLES[table].primary_key
+            key = CONTRACTS[table].primary_key
             same = " AND ".join(f"t.{_quote(k)} IS NOT DISTINCT FROM s.{_quote(k)}" for k in key)
             tx.execute(f"DELETE FROM {_quote(table)} t USING {source} s WHERE {same}")
             tx.execute(f"INSERT INTO {_quote(table)} BY NAME SELECT * FROM {source}")
         else:
             tx.execute(f"INSERT OR REPLACE INTO {_quote(table)} BY NAME SELECT * FROM {source}")
     return int(rows.num_rows)
-
-
-_TABLES = {contract.name: contract for contract in schema.ALL_TABLES}
