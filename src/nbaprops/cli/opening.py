@@ -44,19 +44,25 @@ def _storage(
     try:
         if read_only or not answer:
             yield storage
-        else:  # while this process holds the file, it answers the reads of other nbaprops commands
-            with holder.answer_reads(
-                settings.db_path,
-                holder=_command_path(),
-                commands=holder.bind(_operations(), storage, settings),
-            ) as holding:
-                _state["endpoint"] = holding
-                try:
-                    yield storage
-                finally:
-                    _state["endpoint"] = None
+        else:
+            with _answering(settings, storage):
+                yield storage
     finally:
         storage.close()
+
+
+@contextmanager
+def _answering(settings: Settings, seams: Inputs | Backend) -> Iterator[None]:
+    """While this process holds the file, it answers the operations of other nbaprops commands on ``seams``
+    (the file itself, or the backend built over it); the endpoint is in the CLI's state meanwhile."""
+    with holder.answer_reads(
+        settings.db_path, holder=_command_path(), commands=holder.bind(_operations(), seams, settings)
+    ) as holding:
+        _state["endpoint"] = holding
+        try:
+            yield
+        finally:
+            _state["endpoint"] = None
 
 
 def _announce_new_store(settings: Settings) -> None:
@@ -92,16 +98,8 @@ def _backend(
             if read_only:
                 yield backend
             else:
-                with holder.answer_reads(
-                    settings.db_path,
-                    holder=_command_path(),
-                    commands=holder.bind(_operations(), backend, settings),
-                ) as holding:
-                    _state["endpoint"] = holding
-                    try:
-                        yield backend
-                    finally:
-                        _state["endpoint"] = None
+                with _answering(settings, backend):
+                    yield backend
         finally:
             if (
                 not backend.capabilities.ledger_in_inputs
