@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from nbaprops.clock import Clock, SystemClock
 from nbaprops.config import Settings
-from nbaprops.errors import ConfigError, ConflictError
+from nbaprops.errors import ConflictError
 from nbaprops.pipeline import janitor, ledger
 from nbaprops.pipeline.consolidate import consolidate
 from nbaprops.pipeline.injuries import LINE_PLAYER_COLUMNS
@@ -35,6 +35,7 @@ from nbaprops.pipeline.owner import (
 from nbaprops.pipeline.queue_worker import QueueWorker
 from nbaprops.pipeline.worker import ChunkPredictor, WorkerStats
 from nbaprops.storage.inputs import Inputs
+from nbaprops.storage.registry import check_workers
 from nbaprops.storage.seams import Backend, WorkMessage
 
 log = logging.getLogger(__name__)
@@ -358,8 +359,7 @@ class Coordinator:
         poll_seconds: float,
         stop: threading.Event,
     ) -> list[WorkerStats]:
-        if self.settings.workers < 1 and not self.storage.capabilities.remote_workers:
-            raise ConfigError("workers must be at least 1 where the work runs only in this process")
+        check_workers(self.settings, self.storage.capabilities)
         features = self.storage.features
         # Set when a worker has handled a message: the loop looks at the batch at once, not at the next poll.
         handled = threading.Event()

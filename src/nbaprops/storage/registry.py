@@ -63,6 +63,19 @@ def capabilities(name: str) -> Capabilities:
     return cast(Capabilities, backend_module(name).CAPABILITIES)
 
 
+def check_workers(settings: Settings, capabilities: Capabilities) -> None:
+    """Refuse ``workers`` 0 on a backend whose work runs only in this process (nothing would ever work a batch).
+
+    Raises:
+        ConfigError: naming the backend.
+    """
+    if settings.workers < 1 and not capabilities.remote_workers:
+        raise ConfigError(
+            f"workers must be at least 1 on backend {settings.backend!r}: its work runs only in this "
+            "process (workers 0 only on a backend whose workers run elsewhere, as gcp's)"
+        )
+
+
 def open_backend(settings: Settings, *, read_only: bool = False, inputs: Inputs | None = None) -> Backend:
     """The backend ``settings.backend`` names, opened.
 
@@ -76,13 +89,9 @@ def open_backend(settings: Settings, *, read_only: bool = False, inputs: Inputs 
             work runs only in this process, or (GCP) a resource of the deployment missing.
     """
     module = backend_module(settings.backend)
-    if settings.workers < 1 and not cast(Capabilities, module.CAPABILITIES).remote_workers:
-        raise ConfigError(
-            f"workers must be at least 1 on backend {settings.backend!r}: its work runs only in this "
-            "process (workers 0 only on a backend whose workers run elsewhere, as gcp's)"
-        )
+    check_workers(settings, cast(Capabilities, module.CAPABILITIES))
     opened = module.open_backend(settings, read_only=read_only, inputs=inputs)
     return cast("Backend", opened)
 
 
-__all__ = ["REGISTRY", "BackendEntry", "backend_module", "capabilities", "open_backend"]
+__all__ = ["REGISTRY", "BackendEntry", "backend_module", "capabilities", "check_workers", "open_backend"]
