@@ -33,6 +33,7 @@ READS = [
     ("GET", "/v1/predictions?date=2025-02-12"),
     ("GET", "/metrics"),
     ("GET", "/"),
+    ("GET", "/picks/2025-02-12"),
 ]
 
 

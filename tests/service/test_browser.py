@@ -1,6 +1,6 @@
 """The dashboard in a real headless browser (Debian's chromium driven by Selenium through chromium-driver):
-the progress bar of a running batch moves, the board shows the predictions with their lines, and nothing is
-loaded from anywhere but the server. Screenshots are saved under the test's tmp dir."""
+the progress bar of a running batch moves, the board shows the predictions with their lines, the picks page the
+API's picks, a board market's link its ladder, and nothing is loaded from anywhere but the server. Screenshots are saved under the test's tmp dir."""
 
 from __future__ import annotations
 
@@ -170,6 +170,41 @@ def test_progress_moves_live_and_the_board_shows_the_lines(
     assert len(bets) == expected  # the filter is the API's (how many bets there are is the model's business)
     if not bets:
         assert "No active prediction" in browser.page_source
+
+    # The picks of the night: the API's, rendered (a table, or the reason there is none), from the server only.
+    browser.get(f"{base}/picks/{DAY}?system=moving_average&market=pra")
+    wait_for(lambda: f"Picks of {DAY}" in browser.page_source, timeout=30, interval=0.1)
+    picked = browser.find_elements("css selector", "table.picks tbody tr")
+    api_picks = httpx.get(
+        f"{base}/v1/picks", params={"date": DAY, "system": "moving_average", "market": "pra"}
+    ).json()
+    assert len(picked) == api_picks["count"]
+    if picked:
+        header = browser.find_elements("css selector", "table.picks th")[10]
+        assert header.text.startswith("EV")
+        header.click()
+        assert header.get_attribute("aria-sort") in ("ascending", "descending")
+    else:
+        reasons = browser.find_elements("css selector", "ul.messages li")
+        assert (
+            "No picks of moving_average" in browser.page_source
+            and len(reasons) == len(api_picks["no_bets"]) > 0
+        )
+    browser.save_screenshot(str(tmp_path / "picks.png"))
+    same_origin_only(browser, base)
+    # A lined market of the board opens its ladder: fair odds at every half point, the books' offers beside.
+    browser.get(f"{base}/board/{DAY}?market=pra")
+    browser.find_element("css selector", "table.board tbody td a").click()
+    wait_for(lambda: browser.find_elements("css selector", "table.ladder tbody tr"), timeout=30, interval=0.1)
+    rungs = browser.find_elements("css selector", "table.ladder tbody tr")
+    assert len(rungs) >= 20 and browser.find_elements(
+        "css selector", "table.ladder tr.consensus td.offers span"
+    )
+    browser.find_elements("css selector", "table.ladder th")[0].click()
+    first = browser.find_elements("css selector", "table.ladder tbody tr td")[0].text
+    assert float(first) == max(float(r.find_elements("css selector", "td")[0].text) for r in rungs)
+    browser.save_screenshot(str(tmp_path / "ladder.png"))
+    same_origin_only(browser, base)
 
     browser.get(base + "/")
     assert browser.find_element("css selector", f"#batch-{batch_id} [data-field=state]").text == "complete"

@@ -2,36 +2,71 @@
 
 ``/`` lists batches (live progress bars while running), ``/batches/{id}`` shows one (requests by state, the
 players not predicted and why, drift, consolidation), ``/board/{date}`` the predictions of a date (sortable,
-filtered by market, system and bets only, the line and P(over) beside each), ``/reports`` the backtest
-reports. Charts are matplotlib SVG inline (:mod:`nbaprops.evaluation.charts`); scripts and styles ship in the package.
+filtered by market, system and bets only, the line and P(over) beside each), ``/picks/{date}`` the night's picks
+at the offers of the user's books (what ``GET /v1/picks`` answers), ``/ladder/{date}`` one player-market's fair
+odds at every half point against every offer (``GET /v1/ladder``), ``/reports`` the backtest reports. Charts are
+matplotlib SVG inline (:mod:`nbaprops.evaluation.charts`); scripts and styles ship in the package.
+
+A page refused (an input that is not valid, a date without lines, a player without a line) is a page that says
+why, with its status (:class:`PageRoute`), not the API's JSON; errors of authentication stay the API's.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Coroutine
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from nbaprops.clock import resolve_day
+from nbaprops.config import book_list
+from nbaprops.errors import ConfigError, InputError, UnknownBatchError
 from nbaprops.evaluation import charts
 from nbaprops.markets import MARKETS
+from nbaprops.picks import MAX_BOOKS
+from nbaprops.picks import picks as night_picks
 from nbaprops.pipeline.reads import batch_detail
 from nbaprops.schema import REQUEST_STATES
 from nbaprops.service.auth import read_access
 from nbaprops.service.deps import runtime
-from nbaprops.service.errors import ApiError
+from nbaprops.service.errors import ApiError, status_of
+from nbaprops.service.models import Market, SystemId
 from nbaprops.service.operations import OPERATIONS
+from nbaprops.service.routers.market import BooksQuery
 from nbaprops.service.runtime import Runtime
 from nbaprops.systems import SYSTEM_IDS
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(read_access)])
+
+class PageRoute(APIRoute):
+    """A dashboard route whose refusals are pages: a query that fails validation (422) or an nbaprops input error
+    (422; an unknown batch, 404) renders ``error.html`` with the status and a message in the user's terms. Errors
+    of authentication (raised by the router's dependency before any parameter is read) and 5xx stay the API's
+    JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                return error_page(request, 422, _invalid(exc))
+            except (InputError, ConfigError, UnknownBatchError) as exc:
+                return error_page(request, status_of(exc), str(exc))
+
+        return page
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(read_access)], route_class=PageRoute)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "templates")
 BOARD_ROWS = 300
 _REPORT_NAME = re.compile(r"^[\w.-]+\.html$")
@@ -48,6 +83,32 @@ def _fmt(value: Any, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _odds(value: Any) -> str:
+    """American odds as a book shows them: +150, -110 (empty when there is none)."""
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return ""
+    return f"{value:+.0f}"
+
+
+def _invalid(exc: RequestValidationError) -> str:
+    """What is wrong with the query, by parameter, in pydantic's words (which never quote the value sent)."""
+    parts = [
+        f"{problem.get('loc', ('query',))[-1]}: {problem.get('msg', 'invalid')}" for problem in exc.errors()
+    ]
+    return "; ".join(parts) or "invalid request"
+
+
+def error_page(request: Request, status: int, message: str) -> Response:
+    """``error.html`` with ``status``: the message is text (escaped by the template), never markup."""
+    titles = {404: "Not found", 422: "Not a valid request"}
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"status": titles.get(status, f"Error {status}"), "message": message},
+        status_code=status,
+    )
 
 
 def _duration(created_at: str, consolidated_at: str | None) -> str:
@@ -157,6 +218,146 @@ async def board(
             "bets_only": bets_only,
             "all_query": urlencode(query),
             "fmt": _fmt,
+        },
+    )
+
+
+# The columns of a pick the page shows, in order (``GET /v1/picks``' fields); a field it does not know (one a later
+# version adds) is shown after them as text, and these are left out as the system's own bet or bookkeeping.
+PICK_COLUMNS = ("player_name", "team", "opponent", "market", "side", "bookmaker", "line", "price", "fair_p",
+                "p_win", "ev", "offers", "kelly_stake", "stake", "cut_by")  # fmt: skip
+_PICK_HIDDEN = frozenset(
+    {"player_lookup", "game_id", "system_id", "recommendation", "predicted_value", "system_line", "system_book",
+     "system_price", "system_p_win", "system_ev", "batch_id", "model_version", "p_lose", "kelly_full",
+     "train_start", "trained_through"}
+)  # fmt: skip
+_PICK_TOTALS = ("dropped_correlated", "dropped_no_offer", "dropped_below_margin", "dropped_bet_cap",
+                "dropped_team_cap", "dropped_game_cap", "dropped_night_cap")  # fmt: skip
+
+
+def _books(books: str | None) -> list[str] | None:
+    """The ``books`` query as the API reads it (:func:`nbaprops.config.book_list`), at most
+    :data:`~nbaprops.picks.MAX_BOOKS` of them."""
+    listed = book_list(books)
+    if listed is not None and len(listed) > MAX_BOOKS:
+        raise InputError(f"books lists {len(listed)} books; at most {MAX_BOOKS}")
+    return listed
+
+
+def _market(market: str | None) -> str | None:
+    """A market of the filter form ("" is every market); one outside :data:`MARKETS` is refused unquoted."""
+    if not market:
+        return None
+    if market not in MARKETS:
+        raise InputError(f"market: not a market; one of {', '.join(MARKETS)} (or none for all)")
+    return market
+
+
+@router.get("/picks", name="dashboard_picks_latest")
+async def picks_latest(request: Request) -> Response:
+    """The picks of the newest batch's date (today, US Eastern, when there is none)."""
+    rt = runtime(request)
+    rows = (await rt.db(OPERATIONS["batches"], rt.backend, rt.settings, limit=1))["batches"]
+    day = rows[0]["game_date"] if rows else resolve_day("TODAY", rt.clock).isoformat()
+    return RedirectResponse(request.url_for("dashboard_picks", day=day), status_code=303)
+
+
+@router.get("/picks/{day}", response_class=HTMLResponse, name="dashboard_picks")
+async def picks_page(
+    day: str,
+    request: Request,
+    system: Annotated[SystemId, Query()] = "ensemble",
+    market: Annotated[str | None, Query(max_length=40)] = None,
+    min_ev: Annotated[float, Query(ge=-1, le=100)] = 0.0,
+    bankroll: Annotated[float | None, Query(gt=0, le=1e12)] = None,
+    correlated: Annotated[bool, Query()] = False,
+    books: BooksQuery = None,
+) -> Response:
+    """``GET /v1/picks`` as a page: the same function (:func:`nbaprops.picks.picks`) with the same parameters,
+    never recording. A date without predictions is an empty page that says so."""
+    rt = runtime(request)
+    game_date = resolve_day(day, rt.clock, "date")
+    chosen, allowed = _market(market), _books(books)
+    try:
+        result: dict[str, Any] = await rt.db(
+            night_picks, rt.backend, rt.settings, game_date, system=system, market=chosen, min_ev=min_ev,
+            bankroll=bankroll, correlated=correlated, books=allowed,
+        )  # fmt: skip
+    except InputError as exc:  # the parameters were checked above: what is left is the date's (no prediction)
+        result = {
+            "picks": [],
+            "no_bets": [str(exc)],
+            "count": 0,
+            "bankroll": bankroll or rt.settings.bankroll,
+        }
+    picked = result["picks"]
+    extra = list(
+        dict.fromkeys(k for p in picked for k in p if k not in PICK_COLUMNS and k not in _PICK_HIDDEN)
+    )
+    return templates.TemplateResponse(
+        request,
+        "picks.html",
+        {
+            "day": game_date.isoformat(),
+            "r": result,
+            "picks": picked,
+            "extra": extra,
+            "totals": [
+                (k.removeprefix("dropped_").replace("_", " "), result[k]) for k in _PICK_TOTALS if k in result
+            ],
+            "systems": SYSTEM_IDS,
+            "markets": MARKETS,
+            "system": system,
+            "market": chosen,
+            "books": books or "",
+            "min_ev": min_ev,
+            "bankroll": result.get("bankroll", bankroll),
+            "correlated": correlated,
+            "fmt": _fmt,
+            "odds": _odds,
+        },
+    )
+
+
+@router.get("/ladder/{day}", response_class=HTMLResponse, name="dashboard_ladder")
+async def ladder_page(
+    day: str,
+    request: Request,
+    player: Annotated[str, Query(min_length=1, max_length=100)],
+    market: Annotated[Market, Query()],
+    low: Annotated[float | None, Query(ge=0, le=200)] = None,
+    high: Annotated[float | None, Query(ge=0, le=200)] = None,
+    books: BooksQuery = None,
+) -> Response:
+    """``GET /v1/ladder`` as a page (the ``ladder`` operation, the same parameters and limits). A player or a date
+    without a line to price is a 404 page that says which."""
+    rt = runtime(request)
+    game_date = resolve_day(day, rt.clock, "date")
+    if low is not None and high is not None and low > high:
+        raise InputError(f"low {low:g} is above high {high:g}")
+    allowed = _books(books)
+    try:
+        ladder: dict[str, Any] = await rt.db(
+            OPERATIONS["ladder"], rt.backend, rt.settings, game_date=game_date.isoformat(), player=player,
+            market=market, low=low, high=high, books=allowed,
+        )  # fmt: skip
+    except (
+        InputError
+    ) as exc:  # the query was checked: what is left is a player or a date with no line to price
+        return error_page(request, 404, str(exc))
+    return templates.TemplateResponse(
+        request,
+        "ladder.html",
+        {
+            "day": game_date.isoformat(),
+            "l": ladder,
+            "player": player,
+            "markets": MARKETS,
+            "books": books or "",
+            "low": ladder["lines"][0]["line"] if ladder["lines"] else low,
+            "high": ladder["lines"][-1]["line"] if ladder["lines"] else high,
+            "fmt": _fmt,
+            "odds": _odds,
         },
     )
 
