@@ -123,20 +123,14 @@ def test_the_picks_page_shows_the_picks_of_the_api(client: httpx.Client) -> None
 
 
 def test_the_picks_page_takes_the_apis_parameters(client: httpx.Client) -> None:
-    params = {
-        "system": "ensemble",
-        "market": "pra",
-        "bankroll": "250",
-        "min_ev": "0.05",
-        "correlated": "true",
-    }
+    params = {"system": "ensemble", "market": "pra", "bankroll": "250", "min_ev": "0.1", "correlated": "true"}
     api = client.get("/v1/picks", params={"date": DATE, **params}).json()
+    every = client.get("/v1/picks", params={"date": DATE, **params, "min_ev": "0"}).json()
+    assert 0 < api["count"] < every["count"]  # the least EV leaves a pick out: the page must pass it on
+    rows = Tables(client.get(f"/picks/{DATE}", params=params).text).tables["sortable picks"]
+    assert len(rows) == api["count"] and all(float(r[10]) >= 0.1 for r in rows)
+    assert sorted(r[13] for r in rows) == sorted(f"{p['stake']:.2f}" for p in api["picks"])
     page = Tables(client.get(f"/picks/{DATE}", params=params).text)
-    assert len(page.tables["sortable picks"]) == api["count"] > 0
-    assert sorted(r[13] for r in page.tables["sortable picks"]) == sorted(
-        f"{p['stake']:.2f}" for p in api["picks"]
-    )
-    assert all(float(r[10]) >= 0.05 for r in page.tables["sortable picks"])
     assert dict(page.tables["kv totals"])["staked"].endswith(  # type: ignore[arg-type]
         f"of 250.00 ({100 * api['staked'] / 250:.1f}%)"
     )
