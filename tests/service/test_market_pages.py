@@ -223,6 +223,9 @@ def test_the_board_links_each_lined_market_to_its_ladder_and_the_picks(client: h
         ("/picks/2024-01-15", {"books": "a" * 2001}, 422, "books: String should have at most 2000"),
         ("/picks/2024-01-15", {"books": ",".join(f"b{i}" for i in range(101))}, 422, "books lists 101 books; at most 100"),
         ("/picks/15-01-2024", {}, 422, "is not a date"),
+        # the other pages of the dashboard answer the same way now
+        ("/batches/nope", {}, 404, "no batch &#39;nope&#39;"),
+        ("/board/2024-01-15", {"market": "blocks"}, 422, "unknown market(s) blocks"),
     ],
 )  # fmt: skip
 def test_a_refused_page_says_why_in_a_page(
@@ -233,6 +236,16 @@ def test_a_refused_page_says_why_in_a_page(
     assert response.headers["content-type"].startswith("text/html")
     assert says in response.text and 'class="error"' in response.text
     only_own_scripts(response.text)
+
+
+def test_picks_without_a_date_go_to_the_newest_batchs_date(
+    client: httpx.Client, market_live: LiveServer
+) -> None:
+    from nbaprops.clock import resolve_day
+
+    today = resolve_day("TODAY", market_live.runtime.clock).isoformat()  # no batch in this file: today
+    moved = client.get("/picks", follow_redirects=False)
+    assert moved.status_code == 303 and moved.headers["location"].endswith(f"/picks/{today}")
 
 
 def test_the_pages_need_the_key_the_reads_need(market_live: LiveServer) -> None:

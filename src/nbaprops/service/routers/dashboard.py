@@ -158,13 +158,19 @@ async def batch_page(batch_id: str, request: Request) -> Response:
     return templates.TemplateResponse(request, "batch.html", await rt.db(_batch_page, rt, batch_id))
 
 
+async def _newest_day(request: Request) -> str:
+    """The date of the newest batch (today, US Eastern, when there is none): where ``/board`` and ``/picks`` go."""
+    rt = runtime(request)
+    rows = (await rt.db(OPERATIONS["batches"], rt.backend, rt.settings, limit=1))["batches"]
+    return str(rows[0]["game_date"]) if rows else resolve_day("TODAY", rt.clock).isoformat()
+
+
 @router.get("/board", name="dashboard_board_latest")
 async def board_latest(request: Request) -> Response:
     """The board of the newest batch's date (today, US Eastern, when there is none)."""
-    rt = runtime(request)
-    rows = (await rt.db(OPERATIONS["batches"], rt.backend, rt.settings, limit=1))["batches"]
-    day = rows[0]["game_date"] if rows else resolve_day("TODAY", rt.clock).isoformat()
-    return RedirectResponse(request.url_for("dashboard_board", day=day), status_code=303)
+    return RedirectResponse(
+        request.url_for("dashboard_board", day=await _newest_day(request)), status_code=303
+    )
 
 
 @router.get("/board/{day}", response_class=HTMLResponse, name="dashboard_board")
@@ -256,10 +262,9 @@ def _market(market: str | None) -> str | None:
 @router.get("/picks", name="dashboard_picks_latest")
 async def picks_latest(request: Request) -> Response:
     """The picks of the newest batch's date (today, US Eastern, when there is none)."""
-    rt = runtime(request)
-    rows = (await rt.db(OPERATIONS["batches"], rt.backend, rt.settings, limit=1))["batches"]
-    day = rows[0]["game_date"] if rows else resolve_day("TODAY", rt.clock).isoformat()
-    return RedirectResponse(request.url_for("dashboard_picks", day=day), status_code=303)
+    return RedirectResponse(
+        request.url_for("dashboard_picks", day=await _newest_day(request)), status_code=303
+    )
 
 
 @router.get("/picks/{day}", response_class=HTMLResponse, name="dashboard_picks")
@@ -341,9 +346,7 @@ async def ladder_page(
             OPERATIONS["ladder"], rt.backend, rt.settings, game_date=game_date.isoformat(), player=player,
             market=market, low=low, high=high, books=allowed,
         )  # fmt: skip
-    except (
-        InputError
-    ) as exc:  # the query was checked: what is left is a player or a date with no line to price
+    except InputError as exc:  # the query was checked: what is left is no line to price
         return error_page(request, 404, str(exc))
     return templates.TemplateResponse(
         request,
