@@ -192,6 +192,9 @@ def test_the_ladder_page_shows_the_ladder_of_the_api(client: httpx.Client) -> No
     only_own_scripts(response.text)
     narrow = Tables(client.get(f"/ladder/{DATE}", params={**params, "low": "20", "high": "22"}).text)
     assert [r[0] for r in narrow.tables["sortable ladder"]] == ["20.0", "20.5", "21.0", "21.5", "22.0"]
+    # the form sends an empty range when none is typed: the default range, as without one
+    empty = Tables(client.get(f"/ladder/{DATE}", params={**params, "low": "", "high": ""}).text)
+    assert empty.tables["sortable ladder"] == rows
 
 
 def test_the_board_links_each_lined_market_to_its_ladder_and_the_picks(client: httpx.Client) -> None:
@@ -215,6 +218,9 @@ def test_the_board_links_each_lined_market_to_its_ladder_and_the_picks(client: h
         ("/ladder/2024-01-15", {"player": "Kyrie Irving", "market": "blocks"}, 422, "market: Input should be"),
         ("/ladder/2024-01-15", {"player": "Kyrie Irving", "market": "pra", "low": "30", "high": "20"}, 422, "low 30 is above high 20"),
         ("/ladder/2024-01-15", {"player": "x" * 101, "market": "pra"}, 422, "player: String should have at most 100"),
+        ("/ladder/2024-01-15", {"player": "Kyrie Irving", "market": "pra", "low": "-1"}, 422, "low: a line from 0 to 200"),
+        ("/ladder/2024-01-15", {"player": "Kyrie Irving", "market": "pra", "high": "nan"}, 422, "high: a line from 0 to 200"),
+        ("/ladder/2024-01-15", {"player": "Kyrie Irving", "market": "pra", "high": "<b>"}, 422, "high: a line from 0 to 200"),
         ("/ladder/2024-01-15", {"market": "pra"}, 422, "player: Field required"),
         ("/picks/2024-01-15", {"system": "nope"}, 422, "system: Input should be"),
         ("/picks/2024-01-15", {"market": "blocks"}, 422, "market: not a market"),

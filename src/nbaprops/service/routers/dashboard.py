@@ -259,6 +259,19 @@ def _market(market: str | None) -> str | None:
     return market
 
 
+def _line(name: str, value: str | None) -> float | None:
+    """``low`` / ``high`` of the ladder: a line from 0 to 200 as the API's (``ge=0, le=200``); empty is none."""
+    if value is None or not value.strip():
+        return None
+    try:
+        line = float(value)
+    except ValueError:
+        line = math.nan
+    if not 0 <= line <= 200:  # NaN fails too
+        raise InputError(f"{name}: a line from 0 to 200 (or empty for the default)")
+    return line
+
+
 @router.get("/picks", name="dashboard_picks_latest")
 async def picks_latest(request: Request) -> Response:
     """The picks of the newest batch's date (today, US Eastern, when there is none)."""
@@ -330,21 +343,23 @@ async def ladder_page(
     request: Request,
     player: Annotated[str, Query(min_length=1, max_length=100)],
     market: Annotated[Market, Query()],
-    low: Annotated[float | None, Query(ge=0, le=200)] = None,
-    high: Annotated[float | None, Query(ge=0, le=200)] = None,
+    low: Annotated[str | None, Query(max_length=20)] = None,
+    high: Annotated[str | None, Query(max_length=20)] = None,
     books: BooksQuery = None,
 ) -> Response:
-    """``GET /v1/ladder`` as a page (the ``ladder`` operation, the same parameters and limits). A player or a date
-    without a line to price is a 404 page that says which."""
+    """``GET /v1/ladder`` as a page (the ``ladder`` operation, the same parameters and limits; an empty ``low`` or
+    ``high``, as the page's form sends it, is the default). A player or a date without a line to price is a 404
+    page that says which."""
     rt = runtime(request)
     game_date = resolve_day(day, rt.clock, "date")
-    if low is not None and high is not None and low > high:
-        raise InputError(f"low {low:g} is above high {high:g}")
+    low_line, high_line = _line("low", low), _line("high", high)
+    if low_line is not None and high_line is not None and low_line > high_line:
+        raise InputError(f"low {low_line:g} is above high {high_line:g}")
     allowed = _books(books)
     try:
         ladder: dict[str, Any] = await rt.db(
             OPERATIONS["ladder"], rt.backend, rt.settings, game_date=game_date.isoformat(), player=player,
-            market=market, low=low, high=high, books=allowed,
+            market=market, low=low_line, high=high_line, books=allowed,
         )  # fmt: skip
     except InputError as exc:  # the query was checked: what is left is no line to price
         return error_page(request, 404, str(exc))
@@ -357,8 +372,8 @@ async def ladder_page(
             "player": player,
             "markets": MARKETS,
             "books": books or "",
-            "low": ladder["lines"][0]["line"] if ladder["lines"] else low,
-            "high": ladder["lines"][-1]["line"] if ladder["lines"] else high,
+            "low": low_line,
+            "high": high_line,
             "fmt": _fmt,
             "odds": _odds,
         },
