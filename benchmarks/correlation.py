@@ -24,7 +24,12 @@ seasons, ingested into a temporary DuckDB file with the project's own ``ingest_b
   the pooled phi (tetrachoric); that is what ``nbaprops.picks.stakes`` simulates with. The last block prints it
   as the Python literal kept in ``src/nbaprops/picks/correlation.py``.
 
-Last line: ``correlation cells=… pairs=… seconds=…``.
+**Cost of sizing** (``--runs``): ``nbaprops.picks.stakes.size`` on a night of 30 bets over 10 games (3 a game on
+average, up to 6; probabilities 0.52-0.70, prices -140 to +130, random sides and markets, seed fixed), CPU time,
+median of the runs after a first (which loads scipy's Sobol tables: a command's cost), and a night whose 30 bets
+are on 5 games (6 a game on average), the heavier case.
+
+Last line: ``correlation cells=… pairs=… seconds=… sizing_ms=…`` (the 10-game night).
 """
 
 from __future__ import annotations
@@ -39,8 +44,10 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize, stats
 
+from nbaprops.config import Settings
 from nbaprops.ingest import ensure_aliases, ingest_boxscores, ingest_lines
 from nbaprops.markets import MARKETS
+from nbaprops.picks.stakes import size
 from nbaprops.storage import open_storage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,10 +139,46 @@ def latent(px: float, py: float, target: float) -> float:
     return float(optimize.brentq(gap, -0.999, 0.999, xtol=1e-5))
 
 
+def night(count: int, games: int, seed: int) -> list[dict[str, object]]:
+    """``count`` bets spread over ``games`` games, drawn at random with a fixed seed (what a night looks like to
+    the sizing: probabilities, prices, sides, markets, players, teams)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        game, p = int(rng.integers(games)), float(rng.uniform(0.52, 0.70))
+        out.append(
+            {
+                "player_lookup": f"p{i}",
+                "game_id": f"g{game}",
+                "team": f"t{game}-{int(rng.integers(2))}",
+                "market": str(rng.choice(MARKETS)),
+                "side": str(rng.choice(["over", "under"])),
+                "p_win": p,
+                "p_lose": 1.0 - p,
+                "price": float(rng.choice([-140.0, -120.0, -110.0, -100.0, 100.0, 110.0, 130.0])),
+            }
+        )
+    return out
+
+
+def sizing_ms(games: int, runs: int, seed: int) -> tuple[float, float, int]:
+    """CPU milliseconds of sizing a 30-bet night over ``games`` games: the first call of the process (it loads
+    scipy's Sobol tables) and the median of ``runs`` calls after it; the night's largest game."""
+    bets = night(30, games, seed)
+    spent = []
+    for _ in range(runs + 1):
+        started = time.process_time()
+        size(bets, 1000.0, Settings())
+        spent.append((time.process_time() - started) * 1000)
+    largest = max(sum(b["game_id"] == g for b in bets) for g in {b["game_id"] for b in bets})
+    return spent[0], float(np.median(spent[1:])), largest
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--boot", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3, help="runs of the sizing cost (median)")
     args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -193,7 +236,16 @@ def main() -> int:
     print("\nMEASURED = {  # (relation, market, market): (latent r, phi, phi low, phi high, pairs)")
     print("\n".join(literal))
     print("}")
-    print(f"correlation cells={len(literal)} pairs={total} seconds={time.perf_counter() - started:.0f}")
+    seconds = time.perf_counter() - started
+    cost = {}
+    for games in (10, 5):
+        first, cost[games], largest = sizing_ms(games, args.runs, args.seed)
+        print(
+            f"sizing 30 bets over {games} games (largest {largest}): {cost[games]:.0f} ms CPU, median of "
+            f"{args.runs} (first call of the process: {first:.0f} ms)"
+        )
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"correlation cells={len(literal)} pairs={total} seconds={seconds:.0f} sizing_ms={cost[10]:.0f}")
     return 0
 
 

@@ -60,10 +60,10 @@ def test_independent_bets_get_their_own_kelly_stakes() -> None:
     own = np.array([kelly(b["p_win"], b["price"], b["p_lose"]) for b in bets])
     stakes = np.array([p["stake"] for p in sized.kept])
     # each within 5% of its own Kelly stake: four bets settled at once are not four bets in turn (the log couples
-    # them), which takes 1-2% off here, and the simulation adds about 1%
+    # them), which takes 1-2% off here; against the exact optimum of the four together, within 1%
     assert stakes == pytest.approx(1000 * 0.25 * own, rel=0.05)
     exact = exact_independent(np.array([b["p_win"] for b in bets]), np.array([b["price"] for b in bets]))
-    assert stakes == pytest.approx(1000 * 0.25 * exact, rel=0.025)
+    assert stakes == pytest.approx(1000 * 0.25 * exact, rel=0.01)
     assert [p["kelly_full"] for p in sized.kept] == pytest.approx(own, abs=1e-6)
 
 

@@ -6,7 +6,7 @@ independent and alone, misjudges them. A bet alone on its game gets its own Kell
 (``sized_by="kelly"``). The bets of a game with two or more are sized together (``sized_by="joint"``,
 ``sized_with`` their number): the stakes that maximise the expected log of the bankroll over their joint
 outcomes — each win, push or loss drawn from a Gaussian copula with the measured correlations (sign flipped for an
-under against an over), ``SIMULATIONS`` draws with a fixed seed, each bet's win and loss frequencies set
+under against an over), ``SIMULATIONS`` quasi-random draws (Sobol, fixed seed), each bet's win and loss frequencies set
 exactly to its probabilities — found by ``scipy.optimize`` (SLSQP) within ``0 ≤ stake`` and a total below the
 bankroll. Each gets ``kelly_fraction`` of that full stake (``kelly_stake``; ``kelly_full`` stays the bet's own
 full Kelly fraction, for comparison).
@@ -21,12 +21,13 @@ counted under ``joint``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, special, stats
 
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
@@ -35,7 +36,8 @@ from nbaprops.systems.betting import payout
 
 CAPS = ("bet_cap", "team_cap", "game_cap", "night_cap")
 SIMULATIONS = 1 << 14
-"""Joint outcomes drawn per game (fixed seed :data:`SEED`: the same bets get the same stakes on every run)."""
+"""Joint outcomes drawn per game, a power of two (a scrambled Sobol sequence with the fixed seed :data:`SEED`:
+the same bets get the same stakes on every run)."""
 SEED = 20
 _EPS = 1e-9
 _ROOM = 1e-6
@@ -61,6 +63,16 @@ def kelly_of(p_win: np.ndarray, p_lose: np.ndarray, price: np.ndarray) -> np.nda
     return np.where((b > 0) & (settles > 0), full, 0.0)
 
 
+@functools.lru_cache(maxsize=64)
+def _normals(k: int, draws: int, seed: int) -> np.ndarray:
+    """``k`` rows of ``draws`` (a power of two) standard normals, the same on every call (read-only): a scrambled
+    Sobol sequence, evenly spread, so the joint frequencies err by about 1/draws, not 1/sqrt(draws)."""
+    sobol = stats.qmc.Sobol(k, scramble=True, seed=seed).random_base2(max(draws - 1, 1).bit_length())
+    normals = np.ascontiguousarray(special.ndtri(np.clip(sobol, 0.5 / draws, 1 - 0.5 / draws)).T)
+    normals.setflags(write=False)
+    return normals
+
+
 def joint_kelly(
     p_win: np.ndarray,
     p_lose: np.ndarray,
@@ -77,22 +89,33 @@ def joint_kelly(
     k = len(p_win)
     b = payout(price)
     values, vectors = np.linalg.eigh(correlation)
-    latent = (
-        np.random.default_rng(seed).standard_normal((draws, k))
-        @ (vectors * np.sqrt(np.clip(values, 0, None))).T
-    )
-    ordered = np.vstack([np.sort(latent, axis=0), np.full((1, k), np.inf)])
-    columns = np.arange(k)
+    normals = _normals(max(k, 16), draws, seed)[:k]  # a Sobol sequence's first k dimensions are one too
+    latent = (vectors * np.sqrt(np.clip(values, 0, None))) @ normals  # one row per bet
     n_win = np.rint(p_win * draws).astype(np.int64)
     n_lose = np.minimum(np.rint(p_lose * draws).astype(np.int64), draws - n_win)
-    wins = latent >= ordered[draws - n_win, columns]  # exactly n_win draws of the column
-    losses = latent < ordered[n_lose, columns]
-    state = 1 + wins.astype(np.int64) - losses.astype(np.int64)  # 0 lost, 1 pushed, 2 won
-    if k <= 39:  # one base-3 code per draw: a 1-D unique, far faster than unique(axis=0)
-        codes, counts = np.unique(state @ 3 ** np.arange(k, dtype=np.int64), return_counts=True)
+    # per bet, the order statistics that leave exactly n_lose draws below and n_win at or above (O(draws))
+    low, high = np.full(k, np.inf), np.full(k, np.inf)
+    for j in range(k):
+        at = [int(i) for i in (n_lose[j], draws - n_win[j]) if i < draws]
+        if at:
+            cuts = np.partition(latent[j], at)
+            low[j] = cuts[n_lose[j]] if n_lose[j] < draws else np.inf
+            high[j] = cuts[draws - n_win[j]] if n_win[j] > 0 else np.inf
+    state = (
+        (latent >= high[:, None]).view(np.int8) - (latent < low[:, None]).view(np.int8) + 1
+    )  # 0 lost, 2 won
+    if k <= 33:  # one base-3 code per draw (exact in float64): count them, no sort of rows
+        powers = 3.0 ** np.arange(k)
+        code = (powers @ state).astype(np.int64)
+        if k <= 9:
+            counts = np.bincount(code, minlength=3**k)
+            codes = np.flatnonzero(counts)
+            counts = counts[codes]
+        else:
+            codes, counts = np.unique(code, return_counts=True)
         states = codes[:, None] // 3 ** np.arange(k, dtype=np.int64) % 3
     else:
-        states, counts = np.unique(state, axis=0, return_counts=True)
+        states, counts = np.unique(state.T, axis=0, return_counts=True)
     returns = np.where(states == 2, b, np.where(states == 0, -1.0, 0.0))  # one row per distinct joint outcome
     prob = counts / draws
 
