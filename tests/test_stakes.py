@@ -18,7 +18,7 @@ from scipy import optimize
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
 from nbaprops.picks.correlation import LATENT, MEASURED, key, latent_matrix
-from nbaprops.picks.stakes import CAPS, full_stakes, joint_kelly, kelly, size
+from nbaprops.picks.stakes import CAPS, _normals, full_stakes, joint_kelly, kelly, size
 from nbaprops.systems.betting import payout
 
 LOOSE = Settings(max_bet_fraction=1.0, max_team_fraction=1.0, max_game_fraction=1.0, max_night_fraction=1.0)
@@ -65,6 +65,22 @@ def test_independent_bets_get_their_own_kelly_stakes() -> None:
     exact = exact_independent(np.array([b["p_win"] for b in bets]), np.array([b["price"] for b in bets]))
     assert stakes == pytest.approx(1000 * 0.25 * exact, rel=0.01)
     assert [p["kelly_full"] for p in sized.kept] == pytest.approx(own, abs=1e-6)
+
+
+def test_a_push_refunds_in_the_joint_sizing_too() -> None:
+    """Integer lines push: P(win) 0.5, P(lose) 0.3 is a 5/8 bet on the settled outcomes. Sized with an independent
+    bet, each stake is the exact optimum of the two over their nine outcomes (win, push, lose each)."""
+    bets = [{**bet("a", 0.5), "p_lose": 0.3}, {**bet("b", 0.45, 120.0), "p_lose": 0.4}]
+    sized = size(bets, 1000.0, LOOSE, table=NONE).kept
+    p = np.array([[0.5, 0.2, 0.3], [0.45, 0.15, 0.4]])  # win, push, lose
+    outcome = np.array(list(itertools.product(range(3), repeat=2)))
+    prob = p[0, outcome[:, 0]] * p[1, outcome[:, 1]]
+    returns = np.choose(outcome, [payout(np.array([-110.0, 120.0])), np.zeros(2), -np.ones(2)])
+    exact = optimize.minimize(
+        lambda s: -prob @ np.log(1 + returns @ s), np.full(2, 0.05), bounds=[(0, 0.9)] * 2
+    ).x
+    assert [p["stake"] for p in sized] == pytest.approx(1000 * 0.25 * exact, rel=0.01)
+    assert sized[0]["stake"] == pytest.approx(1000 * 0.25 * kelly(0.5, -110.0, 0.3), rel=0.05)
 
 
 def test_a_bet_alone_on_its_game_is_sized_by_its_own_kelly_exactly() -> None:
@@ -181,6 +197,7 @@ def test_stakes_never_exceed_a_cap(seed: int) -> None:
 def test_the_same_night_is_sized_the_same_on_every_run_and_quickly() -> None:
     bets = night_of(30, 7)
     first = size(bets, 1000.0, LOOSE)
+    _normals.cache_clear()  # the draws made again, as in a new process
     started = time.process_time()
     again = size(bets, 1000.0, LOOSE)
     spent = time.process_time() - started
