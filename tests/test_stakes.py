@@ -219,6 +219,33 @@ def test_even_money_and_certain_or_hopeless_probabilities_are_handled() -> None:
 
 
 @pytest.mark.parametrize(
+    ("p_win", "price"),
+    [([0.58, 0.81, 0.97], [400.0, -300.0, 400.0]), ([0.82, 0.85, 0.8, 0.5], [-300.0, 400.0, 400.0, 400.0])],
+)
+@pytest.mark.filterwarnings("ignore:delta_grad")  # the reference solver's quasi-Newton note
+def test_edges_no_offer_has_still_reach_the_best_growth(p_win: list[float], price: list[float]) -> None:
+    """Full Kelly near the whole bankroll (a 97% bet at +400): the first solver stalls on the total's bound, the
+    second finishes; the growth is the exact optimum's (enumerated outcomes, independent bets)."""
+    p, odds = np.array(p_win), np.array(price)
+    won = np.array(list(itertools.product([0, 1], repeat=len(p))), dtype=bool)
+    prob = np.prod(np.where(won, p, 1 - p), axis=1)
+    returns = np.where(won, payout(odds), -1.0)
+
+    def growth(s: np.ndarray) -> float:
+        return float(prob @ np.log(np.maximum(1 + returns @ s, 1e-300)))
+
+    best = optimize.minimize(
+        lambda s: -growth(s),
+        np.full(len(p), 0.01),
+        method="trust-constr",
+        bounds=optimize.Bounds(0, 1),
+        constraints=[optimize.LinearConstraint(np.ones((1, len(p))), -np.inf, 1 - 1e-6)],
+    ).x
+    stakes = joint_kelly(p, 1 - p, odds, np.eye(len(p)))
+    assert stakes.sum() < 1 and growth(stakes) == pytest.approx(growth(best), abs=1e-4)
+
+
+@pytest.mark.parametrize(
     ("field", "value"),
     [
         ("price", -50.0),

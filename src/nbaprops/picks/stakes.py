@@ -22,6 +22,7 @@ counted under ``joint``.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,6 +135,21 @@ def joint_kelly(
         constraints=[{"type": "ineq", "fun": lambda s: 1.0 - _ROOM - s.sum(), "jac": lambda s: -np.ones(k)}],
         options={"ftol": 1e-13, "maxiter": 500},
     )
+    if not found.success:  # SLSQP can stall on the total's bound (edges no real offer has): the slower solver
+        with (
+            warnings.catch_warnings()
+        ):  # its quasi-Newton notes ("delta_grad == 0") are not the user's business
+            warnings.simplefilter("ignore", UserWarning)
+            slow = optimize.minimize(
+                loss,
+                start,
+                jac=True,
+                method="trust-constr",
+                bounds=optimize.Bounds(0.0, 1.0),
+                constraints=[optimize.LinearConstraint(np.ones((1, k)), -np.inf, 1.0 - _ROOM)],
+            )
+        if np.isfinite(slow.x).all() and (not np.isfinite(found.x).all() or slow.fun < found.fun):
+            found = slow
     stakes: np.ndarray = np.clip(found.x, 0.0, 1.0) if np.isfinite(found.x).all() else start
     return stakes * min(1.0, (1.0 - _ROOM) / max(float(stakes.sum()), _EPS))
 
