@@ -131,6 +131,7 @@ _PICKS = (
     ("fair_p", "fair"),
     ("ev", "EV"),
     ("stake", "stake"),
+    ("sized_by", "sized"),
     ("cut_by", "cut by"),
 )
 
@@ -216,6 +217,7 @@ def _render_picks(result: dict[str, Any], system: str, day: date) -> None:
         "dropped_team_cap": f"the team cap of {result['max_team']:.2f} units was spent",
         "dropped_game_cap": f"the game cap of {result['max_game']:.2f} units was spent",
         "dropped_night_cap": f"the nightly cap of {result['max_night']:.2f} units was reached",
+        "dropped_joint": "sized with the game's other picks, Kelly staked nothing on them",
         "dropped_correlated": "one pick per player (--correlated allows one per player and market)",
     }
     for key, why in left_out.items():

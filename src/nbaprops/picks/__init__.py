@@ -3,7 +3,9 @@ game and night, and the pick log they are recorded in (issue 20, part 2).
 
 - :mod:`nbaprops.picks.night`: :func:`picks`, what ``nbaprops picks`` and ``GET /v1/picks`` answer.
 - :mod:`nbaprops.picks.offers`: a system's probability carried to every offer's line; the best offer it can take.
-- :mod:`nbaprops.picks.stakes`: Kelly at the chosen price, cut by the caps (``cut_by``).
+- :mod:`nbaprops.picks.stakes`: Kelly at the chosen price, joint over a game's picks (``sized_by``), cut by the caps
+  (``cut_by``).
+- :mod:`nbaprops.picks.correlation`: the measured correlations of bet outcomes on one game the joint Kelly uses.
 - :mod:`nbaprops.picks.log`: ``pick_log``, each pick's offer and fair probability when it was made.
 """
 
