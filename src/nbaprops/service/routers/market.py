@@ -128,6 +128,8 @@ class Pick(BaseModel):
     offers: int = Field(description="offers of the side the bet could take")
     kelly_full: float
     kelly_stake: float = Field(description="the fractional Kelly stake before the caps")
+    sized_by: str = Field(description="kelly: alone on its game; joint: sized with the game's other bets")
+    sized_with: int = Field(description="bets of its game sized together (1: alone)")
     stake: float
     cut_by: str | None = Field(description="bet_cap, team_cap, game_cap or night_cap; null: not cut")
     train_start: str | None
@@ -158,6 +160,7 @@ class PickList(BaseModel):
     dropped_team_cap: int
     dropped_game_cap: int
     dropped_night_cap: int
+    dropped_joint: int = Field(description="bets the game's joint Kelly staked nothing")
     picks: list[Pick]
     no_bets: list[str] = Field(description="why there is no pick, when there is none")
 
