@@ -741,7 +741,7 @@ def _posted_by_sql(storage: Inputs, columns: Sequence[str]) -> str:
                       WHERE list_contains($markets, s.market)) s
                   ON {" AND ".join(f"s.{k} = p.{k}" for k in key)} AND s.posted_at <= p.as_of
                 QUALIFY row_number() OVER (PARTITION BY {", ".join(f"p.{k}" for k in key)}
-                                           ORDER BY s.posted_at DESC) = 1"""
+                                           ORDER BY s.posted_at DESC, s.over_price, s.under_price) = 1"""
     return f"""__cut AS (SELECT unnest(CAST($dates AS DATE[])) AS game_date,
                             unnest(CAST($as_of AS TIMESTAMPTZ[])) AS as_of),
             __stored AS (
