@@ -722,7 +722,8 @@ def _posted_by_sql(storage: Inputs, columns: Sequence[str]) -> str:
     its latest earlier posting from ``prop_line_snapshots`` (its prices and tip-off; the rest of ``columns`` are
     the stored row's), and is off the board when there was none. So with no posting after the prediction time
     the rows are ``prop_lines``' own. A database from before the history, opened read-only, reads
-    ``prop_lines`` alone; one whose stored rows predate the history has only their latest postings.
+    ``prop_lines`` alone; of a line stored before the history, only the posting stored then is known (an ingest
+    that replaces it appends it to the history first).
 
     Quarantine is the key's as stored (``prop_lines.quarantine_reason``), as for the close."""
     key = ("game_date", "player_lookup", "market", "bookmaker", "line")
