@@ -490,7 +490,18 @@ def history_source(loaded_db_file: Path, tmp_path_factory: pytest.TempPathFactor
 def test_load_history_copies_exactly_the_window(backend: Backend, history_source: DuckDBStorage) -> None:
     """...and loading the window again replaces what it copied, also in a table without a key index (prop_lines:
     ``INSERT OR REPLACE`` needs one, and a GCP worker's history load failed on every chunk without it)."""
-    tables = ["box_scores", "teams", "schedule", "prop_lines"]
+    tables = ["box_scores", "teams", "schedule", "prop_lines", "prop_line_snapshots"]
+    history_source.execute("DELETE FROM prop_line_snapshots")  # the source is the module's: once per backend
+    history_source.execute(
+        """INSERT INTO prop_line_snapshots (game_date, player_lookup, market, bookmaker, line, posted_at,
+               over_price, under_price)
+           VALUES (DATE '2025-02-05', 'aplayer', 'pra', 'book', 30.5, TIMESTAMPTZ '2025-02-05 09:00:00+00', -110,
+                   -110),
+                  (DATE '2025-02-05', 'aplayer', 'pra', 'book', 30.5, TIMESTAMPTZ '2025-02-05 12:00:00+00', -115,
+                   -105),
+                  (DATE '2025-02-11', 'aplayer', 'pra', 'book', 30.5, TIMESTAMPTZ '2025-02-11 12:00:00+00', -115,
+                   -105)"""
+    )
     history_source.execute(
         """INSERT INTO prop_lines (game_date, player_lookup, player_name, market, bookmaker, line, over_price,
                under_price, is_main, posted_at)
@@ -521,9 +532,12 @@ def test_load_history_copies_exactly_the_window(backend: Backend, history_source
     )
     assert counts["schedule"] == 0
     assert counts["prop_lines"] >= 2
+    # the window's postings (a worker's lines as of a time read them)
+    assert counts["prop_line_snapshots"] == 2
     again = backend.warehouse.load_history_into(target, since=since, until=until, tables=tables)
     assert again == counts
     assert target.scalar("SELECT count(*) FROM prop_lines") == counts["prop_lines"]
+    assert target.scalar("SELECT count(*) FROM prop_line_snapshots") == 2
     assert target.arrow(f"SELECT * FROM box_scores {order}").equals(expected)
     target.close()
 
@@ -560,6 +574,17 @@ def test_bigquery_history_through_the_read_api_equals_the_query(
             ],
         )
         source.execute(
+            """INSERT INTO prop_line_snapshots (game_date, player_lookup, market, bookmaker, line, posted_at,
+                   over_price, under_price, commence_time)
+               VALUES (?, ?, 'pra', 'book', 30.5, ?, -110, NULL, ?)""",
+            [
+                day,
+                f"player{k}",
+                datetime(2025, 1, 31, 15, 1, 2, 654321, tzinfo=UTC) + timedelta(days=k),
+                datetime(2025, 2, 1, 0, 10, tzinfo=UTC),
+            ],
+        )
+        source.execute(
             """INSERT INTO injury_reports (report_at, game_date, team, player_name, player_lookup, status)
                VALUES (?, ?, 'BOS', 'A Player', ?, 'Out')""",
             [datetime(2025, 1, 31, 22, 30, 0, 500000, tzinfo=UTC) + timedelta(days=k), day, f"player{k}"],
@@ -583,7 +608,10 @@ def test_bigquery_history_through_the_read_api_equals_the_query(
                 ordered = f'SELECT * FROM "{table}" ORDER BY ALL'
                 assert read.arrow(ordered).equals(queried.arrow(ordered)), table
             if window == (since, until):
-                assert counts["prop_lines"] == counts["injury_reports"] == 3
+                assert counts["prop_lines"] == counts["injury_reports"] == counts["prop_line_snapshots"] == 3
+                assert read.scalar("SELECT max(posted_at) FROM prop_line_snapshots") == datetime(
+                    2025, 2, 3, 15, 1, 2, 654321, tzinfo=UTC
+                )
                 assert read.fetchone("SELECT min(game_date), max(game_date) FROM box_scores") == (
                     since,
                     until,
@@ -592,7 +620,7 @@ def test_bigquery_history_through_the_read_api_equals_the_query(
                     2025, 2, 3, 17, 3, 7, 123456, tzinfo=UTC
                 )
             else:
-                assert counts["box_scores"] == counts["prop_lines"] == 0
+                assert counts["box_scores"] == counts["prop_lines"] == counts["prop_line_snapshots"] == 0
             read.close()
             queried.close()
     finally:

@@ -14,8 +14,14 @@ that key and ``posted_at``, in the ingest's transaction:
 
 A database from before this table is upgraded in place: opening it creates the empty table (every contract table
 is created on open; opened read-only, it is read without it), and its stored ``prop_lines`` rows with a
-``posted_at`` count as snapshots too when the close is read, so their history starts at the latest posting each
-key kept.
+``posted_at`` count as snapshots too when the close and the lines as of a time are read, so their history starts
+at the latest posting each key kept; when a newer posting replaces such a row, the ingest first appends the stored
+posting to the history.
+
+**The board at a time** (:func:`~nbaprops.ingest.lines.select_lines` and
+:func:`~nbaprops.ingest.lines.line_players` with ``as_of``): each key's latest posting with ``posted_at <= as_of``
+— its ``prop_lines`` row when that was posted by then, else its latest earlier snapshot — so a replay run after
+later ingests reads the lines it would have read on the night.
 
 **The close** (:func:`closing_offers`) of a (game_date, player_lookup, market): tip-off is the latest
 ``commence_time`` any of its snapshots gave, else the schedule's ``commence_time`` of the game between the
@@ -58,8 +64,8 @@ def _balance(t: str = "") -> str:
 
 
 def record_snapshots(tx: InputSession, rows: str = "__lines_dedup", resolved: str = "__lines_new") -> int:
-    """Append the call's postings to ``prop_line_snapshots`` (inside the ingest's transaction); returns how many
-    were new. Only postings not stored are added (the table's key has no index: connection.CHECKED_KEYS); one
+    """Append the call's postings to ``prop_line_snapshots`` (inside the ingest's transaction), and the stored
+    postings they replace that the history lacks (module docstring); returns how many rows were new. Only postings not stored are added (the table's key has no index: connection.CHECKED_KEYS); one
     per key chosen by a window, not DISTINCT ON, whose ordered aggregate of 1M rows did not fit the ingest's bound.
 
     Args:
@@ -83,6 +89,16 @@ def record_snapshots(tx: InputSession, rows: str = "__lines_dedup", resolved: st
                       ON m.game_date = d.game_date AND m.player_name = d.player_name
                     WHERE d.posted_at IS NOT NULL)) x
             WHERE x.__n = 1 AND NOT EXISTS (SELECT 1 FROM {TABLE} s WHERE {" AND ".join(f"s.{k} = x.{k}" for k in _KEY)})"""
+    )
+    # A stored posting a newer one is about to replace in prop_lines, when the history lacks it (stored before
+    # the history existed): kept, or a replay as of a time between the two would lose the key.
+    line_key = [k for k in _KEY if k != "posted_at"]
+    tx.execute(
+        f"""INSERT INTO {TABLE} ({", ".join(_COLUMNS)})
+            SELECT DISTINCT {", ".join(f"p.{c}" for c in _COLUMNS)} FROM prop_lines p
+            JOIN {resolved} n ON {" AND ".join(f"n.{k} = p.{k}" for k in line_key)}
+            WHERE n.posted_at > p.posted_at
+              AND NOT EXISTS (SELECT 1 FROM {TABLE} s WHERE {" AND ".join(f"s.{k} = p.{k}" for k in _KEY)})"""
     )
     return int(tx.scalar(f"SELECT count(*) FROM {TABLE}")) - before
 

@@ -17,6 +17,8 @@ INPUT_TABLES: dict[str, str | None] = {
     schema.BOX_SCORES.name: "game_date",
     schema.SCHEDULE.name: "game_date",
     schema.PROP_LINES.name: "game_date",
+    # the lines' posting history: a worker's lines as of its batch's time read it (ingest.lines.select_lines)
+    schema.PROP_LINE_SNAPSHOTS.name: "game_date",
     schema.INJURY_REPORTS.name: "game_date",
     schema.TEAMS.name: None,
     schema.PLAYER_ALIASES.name: None,
