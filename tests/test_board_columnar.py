@@ -29,7 +29,7 @@ from nbaprops.evaluation.clv import with_line_moves
 from nbaprops.pipeline.board import MARKET_NAMES, _prediction_times, price_offers_of
 from nbaprops.pricing import fair
 from nbaprops.service.operations import OPERATIONS
-from nbaprops.service.routers.predictions import board_csv, board_json
+from nbaprops.service.routers.predictions import board_body, board_csv, board_json
 from nbaprops.storage import open_storage, query_rows
 from nbaprops.storage.seams import Backend
 
@@ -226,9 +226,14 @@ def test_the_board_is_the_row_wise_board_value_for_value(
     if not args:  # the full board holds every kind of row the comparison is meant to cover
         assert any(m is not None for m in moved) and any(p is None for p in priced)
         assert any(p is not None for p in priced)
-    # what the API answers: the same bytes
-    assert board_json(day, board) == board_json(day, expected)
-    assert board_csv(board) == board_csv(expected)
+    # what the API answers, written from the Arrow columns: the same bytes as the row-wise board's
+    with open_storage(board_db, read_only=True) as storage:
+        body = {
+            as_csv: board_body(storage, settings, day, books=list(books), as_csv=as_csv, **args)
+            for as_csv in (False, True)
+        }
+    assert body[False] == board_json(day, expected) == board_json(day, board)
+    assert body[True] == board_csv(expected).encode() == board_csv(board).encode()
 
 
 def test_the_fast_bisection_is_the_bisection_bit_for_bit() -> None:

@@ -7,18 +7,23 @@ import math
 from datetime import date, datetime
 from typing import Annotated, Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from nbaprops.clock import resolve_day
-from nbaprops.config import book_list
+from nbaprops.config import Settings, book_list
 from nbaprops.exports import csv_text
+from nbaprops.pipeline.reads import python_columns
 from nbaprops.service.auth import read_access
 from nbaprops.service.deps import runtime
 from nbaprops.service.errors import responses
 from nbaprops.service.models import GAME_DATE_PATTERN, Market, PredictionList, SystemId
-from nbaprops.service.operations import OPERATIONS
+from nbaprops.service.operations import board_of
 from nbaprops.service.routers.market import BooksQuery
+from nbaprops.storage.seams import Backend
 
 router = APIRouter(prefix="/v1", tags=["predictions"], dependencies=[Depends(read_access)])
 
@@ -51,6 +56,59 @@ def board_csv(board: dict[str, Any]) -> str:
     return csv_text(board["names"], board["rows"])
 
 
+def _json_columns(table: pa.Table) -> list[list[Any]]:
+    """The columns of ``table`` as JSON-ready Python lists, column by column: a number that is not finite is
+    null, a date or time its ISO text (each distinct one written once)."""
+    columns = []
+    for column in table.columns:
+        if pa.types.is_floating(column.type):
+            column = pc.if_else(pc.is_finite(column), column, pa.scalar(None, column.type))
+        elif pa.types.is_temporal(column.type):
+            encoded = pc.dictionary_encode(column).combine_chunks()
+            text = [_json_value(v) for v in encoded.dictionary.to_pylist()]
+            values = np.array([*text, None], dtype=object)
+            at = np.asarray(pc.fill_null(encoded.indices, len(text)), dtype=np.intp)
+            columns.append(values[at].tolist())
+            continue
+        columns.append(column.to_pylist())
+    return columns
+
+
+def board_body(
+    backend: Backend,
+    settings: Settings,
+    day: date,
+    *,
+    market: str | None = None,
+    system: str | None = None,
+    bets_only: bool = False,
+    limit: int | None = None,
+    books: list[str] | None = None,
+    as_csv: bool = False,
+) -> bytes:
+    """The body of ``GET /v1/predictions``: the board (:func:`~nbaprops.service.operations.board_of`) written
+    from its Arrow columns, with the same bytes as :func:`board_json` / :func:`board_csv` of the
+    ``predictions`` operation, without a Python row per prediction before the JSON."""
+    table, total = board_of(
+        backend,
+        settings,
+        game_date=day,
+        market=market,
+        system=system,
+        bets_only=bets_only,
+        limit=limit,
+        books=books,
+    )
+    names = table.column_names
+    if as_csv:
+        return csv_text(names, zip(*python_columns(table), strict=True)).encode()
+    rows = [dict(zip(names, row, strict=True)) for row in zip(*_json_columns(table), strict=True)]
+    return json.dumps(
+        {"game_date": day.isoformat(), "count": len(rows), "total": total, "predictions": rows},
+        separators=(",", ":"),
+    ).encode()
+
+
 @router.get(
     "/predictions",
     response_model=PredictionList,
@@ -80,17 +138,17 @@ async def predictions(
     as_csv = "text/csv" in request.headers.get("accept", "")
 
     def render() -> bytes:  # on a database thread: a slate's JSON is a few hundred kB
-        board = OPERATIONS["predictions"](
+        return board_body(
             rt.backend,
             rt.settings,
-            game_date=day.isoformat(),
+            day,
             market=market,
             system=system,
             bets_only=bets_only,
             limit=limit,
             books=book_list(books),
+            as_csv=as_csv,
         )
-        return board_csv(board).encode() if as_csv else board_json(day, board)
 
     # The board changes when a batch consolidates (a run here ends) or a write clears the cache (an ingest of
     # lines through the API is a write: the market columns follow it).
