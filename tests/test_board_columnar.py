@@ -24,6 +24,7 @@ from tests.sources.historical import API_KEY, HistoricalOdds, fetch_all
 from typer.testing import CliRunner
 
 from nbaprops.cli import app
+from nbaprops.cli.operate import board_json_text
 from nbaprops.config import Settings
 from nbaprops.evaluation.clv import with_line_moves
 from nbaprops.pipeline.board import MARKET_NAMES, _prediction_times, price_offers_of
@@ -257,3 +258,29 @@ def test_the_fast_bisection_is_the_bisection_bit_for_bit() -> None:
         want = _bisection(group, line, fair_p, weight, intercept, slope, n_groups)
         got = fair.fit_means(group, line, fair_p, weight, intercept, slope, n_groups)
         assert np.array_equal(got, want, equal_nan=True), (trial, np.flatnonzero(got != want)[:5])
+
+
+def test_predictions_json_is_the_indented_json_of_the_row_wise_board(board_db: Path) -> None:
+    """``predictions --json`` prints ``json.dumps(payload, default=str, indent=2)`` of the board, written in one
+    pass of the C encoder (:func:`board_json_text`): the same text as the row-wise board's."""
+    with open_storage(board_db, read_only=True) as storage:
+        expected = reference_board(storage, Settings(db_path=board_db), date.fromisoformat(DAY))
+    records = [dict(zip(expected["names"], r, strict=True)) for r in expected["rows"]]
+    payload = {"game_date": DAY, "count": len(records), "predictions": records, "no_bets": []}
+    result = runner.invoke(app, ["predictions", "--date", DAY, "--json", "--db", str(board_db)])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == json.dumps(payload, default=str, indent=2) + "\n"
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [],
+        [{"player_name": 'a "quoted" },\n      { name\\', "line": float("nan"), "at": date(2024, 1, 15)}],
+        [{"x": None, "y": True, "z": "é ☃ \u2028"}, {"x": 1.5e-300, "y": False, "z": "}, {"}],
+        [{"nested": [1, 2]}, {"nested": {"a": 1}}],
+    ],
+)
+def test_the_indented_board_text_is_json_dumps_indent_2(rows: list[dict[str, Any]]) -> None:
+    payload = {"game_date": DAY, "count": len(rows), "predictions": rows, "no_bets": ['none "here"']}
+    assert board_json_text(payload) == json.dumps(payload, default=str, indent=2)
