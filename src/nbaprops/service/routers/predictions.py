@@ -61,7 +61,7 @@ def _json_texts(column: pa.ChunkedArray) -> list[str]:
     that is not finite, null; a date or time, its ISO text): numbers one by one with the encoder's own
     ``repr``, every other type once per distinct value (a board's text columns repeat a few hundred names)."""
     kind = column.type
-    if pa.types.is_null(kind):
+    if pa.types.is_null(kind) or len(column) == 0:  # (an empty board's columns may hold no chunk at all)
         return ["null"] * len(column)
     if pa.types.is_floating(kind) or pa.types.is_integer(kind):
         if pa.types.is_floating(kind):
