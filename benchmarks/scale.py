@@ -15,6 +15,7 @@ memory is its own), medians of ``--runs``:
 - ``consolidate``: a 15-game slate (2025-02-12, every player expected that day × 5 markets × 7 systems staged)
   merged into the main table — the merge transaction only;
 - ``board``: the board of one date (2024-03-12), the ``predictions`` operation the CLI and the API share;
+  ``board_api``: the same board as the JSON body of ``GET /v1/predictions?date=`` (without HTTP);
 - ``grade``: ``grade_date`` of that night, its grades removed first so every run grades the whole night;
 - ``accuracy``: ``accuracy`` over the 2023-24 season, every market and system;
 - ``batches``: the ``batches`` operation (the 50 newest); ``status``: the ``status`` operation of the newest;
@@ -238,6 +239,19 @@ def _stage_slate(storage: DuckDBStorage, settings: Settings) -> str:
     return start.batch_id
 
 
+def _api_board(storage: DuckDBStorage, settings: Settings) -> Callable[[], bytes]:
+    """What ``GET /v1/predictions?date=`` computes for its body (the JSON bytes), in this tree or an older one."""
+    from nbaprops.service.routers import predictions as route
+
+    if hasattr(route, "board_body"):  # the board written from its Arrow columns
+        return lambda: route.board_body(storage, settings, BOARD_DATE)
+    from nbaprops.service.operations import OPERATIONS
+
+    return lambda: route.board_json(
+        BOARD_DATE, OPERATIONS["predictions"](storage, settings, game_date=BOARD_DATE.isoformat())
+    )
+
+
 def measure(path: Path, runs: int) -> dict[str, Any]:
     from nbaprops.evaluation.accuracy import accuracy
     from nbaprops.evaluation.grading import grade_date
@@ -262,6 +276,7 @@ def measure(path: Path, runs: int) -> dict[str, Any]:
             runs, lambda: board(storage, settings, game_date=BOARD_DATE.isoformat())
         )
         figures["board_rows"] = len(board(storage, settings, game_date=BOARD_DATE.isoformat())["rows"])
+        figures["board_api_ms"] = 1000 * _median(runs, _api_board(storage, settings))
 
         grades = []
         for _ in range(runs):
@@ -287,7 +302,7 @@ def measure(path: Path, runs: int) -> dict[str, Any]:
 
 
 # -- main -------------------------------------------------------------------------------------------
-TIMED = ("consolidate_s", "board_ms", "grade_s", "accuracy_s", "batches_ms", "status_ms")
+TIMED = ("consolidate_s", "board_ms", "board_api_ms", "grade_s", "accuracy_s", "batches_ms", "status_ms")
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -18,17 +18,20 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from nbaprops.errors import InputError, UnknownBatchError
 from nbaprops.ingest.lines import date_offers, normalise_market
 from nbaprops.ingest.names import player_lookup
 from nbaprops.markets import BOOK_GAP, LINE_RANGE, validate_market
+from nbaprops.pipeline.reads import active_table, python_columns
 from nbaprops.pricing import SlatePricing, american_odds, ladder, price_slate
 from nbaprops.schema import BOARD_MARKET_COLUMNS
 from nbaprops.storage.seams import Backend
 
 MARKET_NAMES: tuple[str, ...] = tuple(c.name for c in BOARD_MARKET_COLUMNS)
+_KEY_COLUMNS = ("player_lookup", "market", "batch_id")
 _FROM_PRICING = {"fair_p_over": "p_over", "book_spread": "spread"}  # board name -> price_slate's
 OFFER_COLUMNS: tuple[str, ...] = (
     "player_name",
@@ -76,12 +79,16 @@ def price_offers_of(
     players: Sequence[str] | None = None,
     markets: Sequence[str] | None = None,
     books: Sequence[str] = (),
+    listed_only: bool = False,
 ) -> SlatePricing | None:
     """Every offer of ``game_date`` (of ``players`` / ``markets`` when given) priced; None without an offer.
 
     Args:
         as_of: prediction time per (player_lookup, market): only lines posted by then count.
         books: the books the user can bet at (empty: all); the others still inform the fair price.
+        listed_only: only the player-markets ``as_of`` lists are priced (``players`` × ``markets`` holds
+            more when a filter or a limit left some out): each player-market is priced on its own offers, so
+            the others' prices do not change.
     """
     # One prediction time for every listed player-market (one batch: the usual board) is one comparison, not a
     # join on a list of them: a third of the read's time on a 15-game date.
@@ -89,6 +96,9 @@ def price_offers_of(
     single = next(iter(times)) if len(times) == 1 and players is not None else None
     cut: datetime | dict[tuple[str, str], datetime | None] | None = single if single is not None else as_of
     table = date_offers(backend.features, game_date, as_of=cut, players=players, markets=markets)
+    if listed_only and as_of is not None and table.num_rows:
+        listed = pa.array([f"{p}\x1f{m}" for p, m in as_of], type=pa.string())
+        table = table.filter(pc.is_in(_row_keys(table["player_lookup"], table["market"]), value_set=listed))
     if table.num_rows == 0:
         return None
     present = pc.unique(table["bookmaker"]).to_pylist()
@@ -120,17 +130,45 @@ def _prediction_times(
     return times
 
 
-def with_market(
-    backend: Backend,
-    game_date: date,
-    names: list[str],
-    rows: list[list[Any]],
-    *,
-    books: Sequence[str] = (),
-) -> tuple[list[str], list[list[Any]]]:
-    """The board's rows with :data:`MARKET_NAMES` appended: their player-market's consensus, fair P(over),
-    books and spread, and best over and under offers (None where the player-market has no offer)."""
-    times = _prediction_times(backend, names, rows)
+def _times_of(backend: Backend, table: pa.Table) -> dict[tuple[str, str], datetime | None]:
+    """:func:`_prediction_times` of an Arrow table of the main table's rows: one look-up per batch and one step
+    per distinct (player_lookup, market, batch_id), not per row (a board's seven systems share their batch)."""
+    distinct = table.select(["player_lookup", "market", "batch_id"]).group_by(
+        ["player_lookup", "market", "batch_id"], use_threads=False
+    )
+    keys = distinct.aggregate([])
+    batch_times: dict[str, datetime | None] = {}
+    for batch in pc.unique(keys["batch_id"]).to_pylist():
+        try:
+            batch_times[batch] = backend.ledger.get_batch(batch).as_of
+        except UnknownBatchError:  # a row whose batch was cleaned up: every line posted before tip-off
+            batch_times[batch] = None
+    times: dict[tuple[str, str], datetime | None] = {}
+    for player, market, batch in zip(
+        keys["player_lookup"].to_pylist(),
+        keys["market"].to_pylist(),
+        keys["batch_id"].to_pylist(),
+        strict=True,
+    ):
+        key, when = (player, market), batch_times[batch]
+        seen = times.get(key)
+        times[key] = when if key not in times else (None if when is None or seen is None else max(when, seen))
+    return times
+
+
+def _row_keys(player_lookup: Any, market: Any) -> Any:
+    return pc.binary_join_element_wise(player_lookup, market, "\x1f")
+
+
+def market_columns(
+    backend: Backend, game_date: date, table: pa.Table, *, books: Sequence[str] = ()
+) -> pa.Table:
+    """:data:`MARKET_NAMES` of each row of ``table`` (rows of the main table, as Arrow): its player-market's
+    consensus, fair P(over), books and spread, and best over and under offers (null where the player-market has
+    no offer). Only the offers of the table's player-markets are read and priced, each as of its newest batch's
+    prediction time."""
+    n = table.num_rows
+    times = _times_of(backend, table) if n else {}
     pricing = (
         price_offers_of(
             backend,
@@ -139,22 +177,72 @@ def with_market(
             players=sorted({p for p, _ in times}),
             markets=sorted({m for _, m in times}),
             books=books,
+            listed_only=True,
         )
         if times
         else None
     )
-    by_key: dict[tuple[str, str], list[Any]] = {}
-    if pricing is not None:
-        board = pricing.board
-        columns = [board[_FROM_PRICING.get(n, n)].to_pylist() for n in MARKET_NAMES]
-        keys = zip(board["player_lookup"].to_pylist(), board["market"].to_pylist(), strict=True)
-        for i, key in enumerate(keys):
-            if key in times:  # a player-market priced for another row's time is not this one's
-                by_key[key] = [_clean(c[i]) for c in columns]
+    if pricing is None:
+        return pa.table({name: pa.nulls(n) for name in MARKET_NAMES})
+    board = pricing.board
+    at = pc.index_in(
+        _row_keys(table["player_lookup"], table["market"]),
+        value_set=_row_keys(board["player_lookup"], board["market"]),
+    )
+    columns = {}
+    for name in MARKET_NAMES:
+        column = board[_FROM_PRICING.get(name, name)].take(at)
+        if pa.types.is_floating(column.type):  # JSON has no NaN or infinity: a missing number is null
+            column = pc.if_else(pc.is_finite(column), column, pa.scalar(None, column.type))
+        columns[name] = column
+    return pa.table(columns)
+
+
+def board_table(
+    backend: Backend,
+    game_date: date,
+    *,
+    market: str | None = None,
+    system: str | None = None,
+    bets_only: bool = False,
+    limit: int | None = None,
+    books: Sequence[str] = (),
+) -> tuple[pa.Table, int]:
+    """The board of ``game_date`` as one Arrow table, and how many rows it has without ``limit``: the active
+    rows best expected value first (:func:`~nbaprops.pipeline.reads.active_table`), each with its
+    player-market's market columns (:func:`market_columns`; the service adds the line moves). Only the rows
+    shown are priced.
+
+    Raises:
+        InputError: an unknown market or system, or a ``limit`` below 1.
+    """
+    if limit is not None and limit < 1:
+        raise InputError("--limit must be at least 1")
+    table = active_table(backend, game_date, market=market, system=system, bets_only=bets_only)
+    total = table.num_rows
+    if limit is not None:
+        table = table.slice(0, limit)
+    added = market_columns(backend, game_date, table, books=books)
+    for name, column in zip(added.column_names, added.columns, strict=True):
+        table = table.append_column(name, column)
+    return table, total
+
+
+def with_market(
+    backend: Backend,
+    game_date: date,
+    names: list[str],
+    rows: list[list[Any]],
+    *,
+    books: Sequence[str] = (),
+) -> tuple[list[str], list[list[Any]]]:
+    """The board's rows with :data:`MARKET_NAMES` appended (:func:`market_columns` of rows given as lists)."""
     column = {n: i for i, n in enumerate(names)}
-    empty = [None] * len(MARKET_NAMES)
-    out = [[*row, *by_key.get((row[column["player_lookup"]], row[column["market"]]), empty)] for row in rows]
-    return [*names, *MARKET_NAMES], out
+    keys = pa.table({k: pa.array([row[column[k]] for row in rows], type=pa.string()) for k in _KEY_COLUMNS})
+    added = python_columns(market_columns(backend, game_date, keys, books=books))
+    return [*names, *MARKET_NAMES], [
+        [*row, *extra] for row, extra in zip(rows, zip(*added, strict=True), strict=True)
+    ]
 
 
 def offer_rows(
@@ -269,5 +357,5 @@ def ladder_of(
     }
 
 
-__all__ = ["LADDER_SPAN", "MARKET_NAMES", "OFFER_COLUMNS", "excluded_books", "ladder_of", "offer_rows",
-           "price_offers_of", "with_market"]  # fmt: skip
+__all__ = ["LADDER_SPAN", "MARKET_NAMES", "OFFER_COLUMNS", "board_table", "excluded_books", "ladder_of",
+           "market_columns", "offer_rows", "price_offers_of", "with_market"]  # fmt: skip

@@ -30,7 +30,7 @@ is kept, reported and neither fitted nor bet.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -69,6 +69,9 @@ bound and stay there."""
 _MEAN_RANGE = (0.05, 250.0)
 _HALVINGS = 32  # log-mean interval of 8.5 halved 32 times: 2e-9, far below a line's tick
 _P_CLIP = 1e-6
+_FALSI_STEPS = 40
+_BRACKET_WIDTH = 1e-11
+_MARGIN = 1e-10  # midpoints this close to a bracket are evaluated: far wider than the sum's rounding
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,63 @@ def _first_per_group(group: IntArray, keys: Sequence[FloatArray], n_groups: int)
     return first
 
 
+def _excess(
+    group: IntArray,
+    line: FloatArray,
+    target: FloatArray,
+    w: FloatArray,
+    intercept: FloatArray,
+    slope: FloatArray,
+    log_mean: FloatArray,
+    n_groups: int,
+) -> FloatArray:
+    """Each group's ``sum_b w_b · (logit P_mu(over L_b | settled) − logit p_b)`` at its offers' ``log_mean``.
+
+    Element by element and summed in offer order within each group: evaluated on the offers of some groups
+    only, a group's sum is the very number it is among all of them (what :func:`fit_means` relies on)."""
+    model = _logit(over_given_settled(np.exp(log_mean), np.exp(intercept + slope * log_mean), line))
+    return np.asarray(np.bincount(group, weights=w * (model - target), minlength=n_groups), dtype=np.float64)
+
+
+def _bracket(
+    excess: Callable[[FloatArray, BoolArray], FloatArray], lo: FloatArray, hi: FloatArray, fitted: BoolArray
+) -> tuple[FloatArray, FloatArray]:
+    """Per group, ``(a, b)`` with ``excess(a) <= 0 < excess(b)`` as computed (−inf / +inf when the sign does not
+    change over ``[lo, hi]``; (−inf, +inf) when the sum is not a number), narrowed by Illinois' regula falsi
+    to a width of about ``_BRACKET_WIDTH``: a dozen evaluations where bisection takes ``_HALVINGS``."""
+    n = lo.shape[0]
+    f_lo, f_hi = excess(lo, fitted), excess(hi, fitted)
+    a, b = np.full(n, -np.inf), np.full(n, np.inf)
+    unknown = ~(np.isfinite(f_lo) & np.isfinite(f_hi))
+    positive = ~unknown & (f_lo > 0.0)  # above the target over the whole range
+    b[positive] = lo[positive]
+    negative = ~unknown & ~positive & ~(f_hi > 0.0)  # at or below it over the whole range
+    a[negative] = hi[negative]
+    root = fitted & ~unknown & ~positive & ~negative
+    a[root], b[root] = lo[root], hi[root]
+    fa, fb = np.where(root, f_lo, 0.0), np.where(root, f_hi, 1.0)
+    moved = np.zeros(n, dtype=np.int8)  # the end moved last (1: b, −1: a): Illinois halves the other's value
+    for _ in range(_FALSI_STEPS):
+        active = root & (b - a > _BRACKET_WIDTH)
+        if not active.any():
+            break
+        with np.errstate(invalid="ignore", divide="ignore"):  # the groups not active hold infinite ends
+            x = np.where(active, b - fb * (b - a) / (fb - fa), 0.0)
+            x = np.where(active & (x > a) & (x < b), x, np.where(active, 0.5 * (a + b), 0.0))
+        fx = excess(x, active)
+        good = active & np.isfinite(fx)
+        up, down = good & (fx > 0.0), good & ~(fx > 0.0)
+        fa = np.where(up & (moved == 1), 0.5 * fa, fa)
+        fb = np.where(down & (moved == -1), 0.5 * fb, fb)
+        b, fb = np.where(up, x, b), np.where(up, fx, fb)
+        a, fa = np.where(down, x, a), np.where(down, fx, fa)
+        moved = np.where(up, 1, np.where(down, -1, moved)).astype(np.int8)
+        lost = active & ~good  # not a number inside the range: every midpoint of the group is evaluated
+        a[lost], b[lost] = -np.inf, np.inf
+        root &= ~lost
+    return a, b
+
+
 def fit_means(
     group: IntArray,
     line: FloatArray,
@@ -179,6 +239,14 @@ def fit_means(
 ) -> FloatArray:
     """The mean of each group's NB2 that makes its P(over | settled) meet the books' fair probabilities.
 
+    The answer is the bisection's: ``_HALVINGS`` halvings of the log-mean range, each keeping the half where the
+    group's excess (:func:`_excess`) changes sign. Where the NB2 is stochastically increasing in its mean (every
+    dispersion slope in [−1, 0]: a larger mean makes both of SciPy's ``n`` and ``1 − p`` no smaller), the excess
+    is monotone, so a midpoint left of a bracket ``a <= root < b`` whose ends were evaluated (:func:`_bracket`)
+    has a negative excess and one right of it a positive one: only the midpoints within ``_MARGIN`` of the
+    bracket are evaluated, and the halvings are the same numbers, bit for bit, at about a third of the
+    evaluations. Other slopes evaluate every midpoint.
+
     Args:
         group: group of each offer.
         line, fair, weight: each offer's line, fair P(over | settled) and weight (0 drops it).
@@ -188,18 +256,43 @@ def fit_means(
     usable = (weight > 0) & np.isfinite(fair)
     target = _logit(np.where(usable, fair, 0.5))
     w = np.where(usable, weight, 0.0)
+    has = np.bincount(group, weights=w, minlength=n_groups) > 0
+
+    def excess(log_mean: FloatArray, groups: BoolArray) -> FloatArray:
+        """The excess of ``groups`` at their ``log_mean`` (NaN for the other groups)."""
+        at = groups[group]
+        out = np.full(n_groups, np.nan)
+        if at.all():
+            out[groups] = _excess(group, line, target, w, intercept, slope, log_mean[group], n_groups)[groups]
+        elif at.any():
+            found = _excess(
+                group[at],
+                line[at],
+                target[at],
+                w[at],
+                intercept[at],
+                slope[at],
+                log_mean[group[at]],
+                n_groups,
+            )
+            out[groups] = found[groups]
+        return out
+
     lo = np.full(n_groups, np.log(_MEAN_RANGE[0]))
     hi = np.full(n_groups, np.log(_MEAN_RANGE[1]))
+    monotone = bool(np.all((slope >= -1.0) & (slope <= 0.0)))
+    a, b = (
+        _bracket(excess, lo, hi, has) if monotone else (np.full(n_groups, -np.inf), np.full(n_groups, np.inf))
+    )
     for _ in range(_HALVINGS):
         mid = 0.5 * (lo + hi)
-        log_mean = mid[group]
-        model = _logit(over_given_settled(np.exp(log_mean), np.exp(intercept + slope * log_mean), line))
-        excess = np.bincount(group, weights=w * (model - target), minlength=n_groups)
-        above = excess > 0.0
+        above = mid > b + _MARGIN
+        near = has & ~above & ~(mid < a - _MARGIN)
+        if near.any():
+            above |= near & (excess(mid, near) > 0.0)
         hi = np.where(above, mid, hi)
         lo = np.where(above, lo, mid)
     mean = np.exp(0.5 * (lo + hi))
-    has = np.bincount(group, weights=w, minlength=n_groups) > 0
     return np.where(has, mean, np.nan)
 
 

@@ -11,19 +11,23 @@ JSON-friendly values (dates as ISO strings), so they cross a process boundary un
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from nbaprops.alerts import batch_alert, consolidation_refused_alert, stalled_alert
 from nbaprops.clock import SystemClock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
-from nbaprops.evaluation.clv import with_line_moves
+from nbaprops.evaluation.clv import MOVE_COLUMNS, line_moves
 from nbaprops.picks import no_bet_reasons
-from nbaprops.pipeline.board import ladder_of, offer_rows, with_market
+from nbaprops.pipeline.board import board_table, ladder_of, offer_rows
 from nbaprops.pipeline.coordinator import Coordinator
 from nbaprops.pipeline.janitor import cleanup_staging
-from nbaprops.pipeline.reads import active_predictions, batch_records, batch_status
+from nbaprops.pipeline.reads import batch_records, batch_status, table_rows
 from nbaprops.storage.seams import Backend
 
 Operation = Callable[..., Any]
@@ -48,6 +52,59 @@ def _batches(
     return {"batches": batch_records(storage, game_date=_day(game_date), state=state, limit=limit)}
 
 
+_MOVE_INPUTS = ("game_date", "player_lookup", "market", "team", "opponent", "line_value", "recommendation")
+
+
+def _move_columns(
+    storage: Backend, table: pa.Table, *, threshold: float, now: datetime | None = None
+) -> pa.Table:
+    """:data:`~nbaprops.evaluation.clv.MOVE_COLUMNS` of each row of ``table``: how far the consensus has moved
+    in its bet's favour (:func:`~nbaprops.evaluation.clv.line_moves`, over the bets only) and whether it moved
+    against it by more than ``threshold`` points; null for a row that is not a bet or has no snapshot."""
+    bets = np.flatnonzero(
+        np.asarray(pc.fill_null(pc.is_in(table["recommendation"], pa.array(["OVER", "UNDER"])), False))
+    )
+    moves: list[float | None] = [None] * table.num_rows
+    if bets.size:
+        found = line_moves(storage.features, table.take(bets).select(list(_MOVE_INPUTS)).to_pylist(), now=now)
+        for i, move in zip(bets.tolist(), found, strict=True):
+            moves[i] = move
+    move = pa.array(moves, type=pa.float64())
+    return pa.table(dict(zip(MOVE_COLUMNS, [move, pc.less(move, -threshold - 1e-9)], strict=True)))
+
+
+def board_of(
+    storage: Backend,
+    settings: Settings,
+    *,
+    game_date: date,
+    market: str | None = None,
+    system: str | None = None,
+    bets_only: bool = False,
+    limit: int | None = None,
+    books: list[str] | None = None,
+) -> tuple[pa.Table, int]:
+    """The board of ``game_date`` as one Arrow table (the main table's columns, the market's, the line move's)
+    and its number of rows without ``limit``: what ``predictions`` lists and the API writes as JSON or CSV.
+
+    Raises:
+        InputError: an unknown market or system, or a ``limit`` below 1.
+    """
+    table, total = board_table(
+        storage,
+        game_date,
+        market=market,
+        system=system,
+        bets_only=bets_only,
+        limit=limit,
+        books=_books(settings, books),
+    )
+    moves = _move_columns(storage, table, threshold=settings.clv_moved_against, now=settings.as_of)
+    for name, column in zip(moves.column_names, moves.columns, strict=True):
+        table = table.append_column(name, column)
+    return table, total
+
+
 def _predictions(
     storage: Backend,
     settings: Settings,
@@ -61,22 +118,20 @@ def _predictions(
 ) -> dict[str, Any]:
     day = _day(game_date)
     assert day is not None
-    names, rows = active_predictions(
-        storage, day, market=market, system=system, bets_only=bets_only, limit=limit
-    )
-    total = (
-        len(rows)
-        if limit is None
-        else len(active_predictions(storage, day, market=market, system=system, bets_only=bets_only)[1])
+    table, total = board_of(
+        storage,
+        settings,
+        game_date=day,
+        market=market,
+        system=system,
+        bets_only=bets_only,
+        limit=limit,
+        books=books,
     )
     no_bets: list[str] = []
     if bets_only and not total:  # say why the board of bets is empty
         no_bets = no_bet_reasons(storage, day, system=system, market=market)
-    names, priced = with_market(storage, day, names, [list(r) for r in rows], books=_books(settings, books))
-    names, priced = with_line_moves(
-        storage.features, names, priced, threshold=settings.clv_moved_against, now=settings.as_of
-    )
-    return {"names": names, "rows": priced, "total": total, "no_bets": no_bets}
+    return {"names": table.column_names, "rows": table_rows(table), "total": total, "no_bets": no_bets}
 
 
 def _books(settings: Settings, books: list[str] | None) -> tuple[str, ...]:
@@ -162,4 +217,4 @@ OPERATIONS: Mapping[str, Operation] = {
 }
 """Operation name -> ``fn(storage, settings, **args)`` returning plain JSON-friendly data."""
 
-__all__ = ["OPERATIONS", "Operation"]
+__all__ = ["OPERATIONS", "Operation", "board_of"]
