@@ -213,3 +213,167 @@ def test_live_bets_are_priced_as_of_their_batchs_prediction_time(graded: tuple[P
     assert list(when) == [date(2024, 1, 15)]
     # the --as-of clock replays from 17:30 on: the batch starts a moment later
     assert 0 <= (when[date(2024, 1, 15)] - datetime(2024, 1, 15, 17, 30, tzinfo=UTC)).total_seconds() < 60
+
+
+# -- recorded picks: their close and CLV, and their withdrawal (issue 20 part 4) ------------------------------------
+
+PICK_TIME = "2024-01-15T17:45:00Z"  # recorded after the batch, before any move
+
+
+def _pick_night(graded_db: Path, folder: Path, sides: dict[str, str]) -> Path:
+    """A copy of the graded database whose two rows are bets a calibrated system made (62% at its line), of the
+    ``sides`` given, recorded by ``picks --record`` at 17:45."""
+    db = folder / "picks.duckdb"
+    shutil.copyfile(graded_db, db)
+    storage = open_storage(db)
+    for player, side in sides.items():
+        storage.execute(
+            """UPDATE player_prop_predictions SET recommendation = ?, confidence_score = 0.62, expected_value = 0.1
+               WHERE is_active AND player_lookup = ?""",
+            [side, player],
+        )
+    storage.close()
+    code, stdout, stderr = _picks(db, PICK_TIME, "--record")
+    assert code == 0, stderr
+    assert json.loads(stdout)["recorded"] == len(sides)
+    return db
+
+
+def _picks(db: Path, at: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    return run(
+        "picks", "--date", DAY, "--system", "moving_average", "--market", "pra", "--json", "--db", str(db), *args,
+        env={"NBAPROPS_AS_OF": at, **(env or {})},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def recorded(graded: tuple[Path, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _pick_night(
+        graded[0], tmp_path_factory.mktemp("recorded"), {"zionwilliamson": "OVER", "kyrieirving": "UNDER"}
+    )
+
+
+def _fair(player: str, at: float) -> tuple[float, float]:
+    """Closing fair P(over), P(under) at ``at`` (given it settles) of the fixtures' 20:15 closing offers."""
+    if player == "zionwilliamson":
+        return _closing_fair(
+            player, [36.5, 35.5, 36.5], [-115.0, -118.0, -110.0], [-115.0, -108.0, -120.0], at
+        )
+    return _closing_fair(player, [45.5, 44.5, 45.5], [-110.0, -115.0, -115.0], [-120.0, -111.0, -115.0], at)
+
+
+BOOK_CLOSE = {  # each book's 20:15 main line and prices (over, under), by player
+    "zionwilliamson": {
+        "DraftKings": (36.5, -115, -115),
+        "FanDuel": (35.5, -118, -108),
+        "BetMGM": (36.5, -110, -120),
+    },
+    "kyrieirving": {
+        "DraftKings": (45.5, -110, -120),
+        "FanDuel": (44.5, -115, -111),
+        "BetMGM": (45.5, -115, -115),
+    },
+}
+
+
+def _implied(price: float) -> float:
+    """The break-even probability of American odds (vig included): -115 is 115/215, +120 is 100/220."""
+    return 100 / (100 + price) if price > 0 else -price / (100 - price)
+
+
+def test_each_recorded_pick_reports_its_close_and_clv(recorded: Path) -> None:
+    """``picks --logged --json`` after tip-off: each pick's consensus close, its own book's close and CLV in points
+    and in probability, worked out by hand from the fixtures' 20:15 prices."""
+    code, stdout, stderr = run(
+        "picks", "--date", DAY, "--system", "moving_average", "--logged", "--json", "--db", str(recorded)
+    )
+    assert code == 0, stderr
+    logged = {p["player_lookup"]: p for p in json.loads(stdout)["picks"]}
+    # the offers taken at 17:45 (the 17:00 snapshot): Zion's over at DraftKings' alternate 39.5 at +200 (the 62%
+    # carried there beats every other over's EV), Kyrie's under at DraftKings' 46.5 at -115
+    taken = {
+        p: (r["side"], r["bookmaker"], r["line"], r["price"], r["system_line"]) for p, r in logged.items()
+    }
+    assert taken == {
+        "zionwilliamson": ("over", "DraftKings", 39.5, 200.0, 34.5),
+        "kyrieirving": ("under", "DraftKings", 46.5, -115.0, 46.5),
+    }
+    for player, close in (("zionwilliamson", 36.5), ("kyrieirving", 45.5)):
+        pick = logged[player]
+        over = pick["side"] == "over"
+        assert (pick["status"], pick["started"], pick["close_line"]) == ("closed", True, close)
+        # points of line the pick beat the consensus close by, from the pick's own line
+        assert pick["clv_line"] == pytest.approx((close - pick["line"]) * (1 if over else -1))
+        p_over, p_under = _fair(player, pick["line"])
+        break_even = _implied(pick["price"])
+        assert pick["break_even"] == pytest.approx(break_even, abs=1e-9)
+        assert pick["clv_prob"] == pytest.approx((p_over if over else p_under) - break_even, abs=1e-6)
+        book_line, book_over, book_under = BOOK_CLOSE[player][pick["bookmaker"]]
+        assert pick["book_close_line"] == book_line
+        assert pick["book_close_price"] == (book_over if over else book_under)
+        assert pick["clv_line_book"] == pytest.approx((book_line - pick["line"]) * (1 if over else -1))
+        # the book's own de-vigged probability of the side at its closing line (multiplicative)
+        io, iu = _implied(book_over), _implied(book_under)
+        assert pick["book_close_fair"] == pytest.approx((io if over else iu) / (io + iu), abs=1e-6)
+        # the move from the system's line to the close: the pick's own line may be another book's
+        assert pick["line_move"] == pytest.approx((close - pick["system_line"]) * (1 if over else -1))
+    # by hand: Zion's over 39.5 against a 36.5 close is 3 points worse than the close, but the closing fair
+    # P(over 39.5) is above the 1/3 that +200 needs; Kyrie's under 46.5 beat a 45.5 close by a point
+    zion, kyrie = logged["zionwilliamson"], logged["kyrieirving"]
+    assert (zion["clv_line"], zion["clv_line_book"], kyrie["clv_line"], kyrie["clv_line_book"]) == (
+        -3,
+        -3,
+        1,
+        1,
+    )
+    assert zion["clv_prob"] == pytest.approx(_fair("zionwilliamson", 39.5)[0] - 1 / 3, abs=1e-6)
+    assert kyrie["clv_prob"] == pytest.approx(_fair("kyrieirving", 46.5)[1] - 115 / 215, abs=1e-6)
+    assert (kyrie["book_close_line"], kyrie["book_close_price"]) == (45.5, -120)
+    assert (zion["line_move"], kyrie["line_move"]) == (2.0, 1.0)  # neither moved against
+
+
+def test_accuracy_reports_pick_clv_per_system_market_and_book(recorded: Path) -> None:
+    code, stdout, stderr = run("accuracy", "--json", "--db", str(recorded))
+    assert code == 0, stderr
+    section = json.loads(stdout)["pick_clv"]
+    assert (section["picks"], section["withdrawn"], section["not_started"], section["with_close"]) == (
+        2,
+        0,
+        0,
+        2,
+    )
+    code, stdout, _ = run(
+        "picks", "--date", DAY, "--system", "moving_average", "--logged", "--json", "--db", str(recorded)
+    )
+    logged = {p["player_lookup"]: p for p in json.loads(stdout)["picks"]}
+    # both picks were taken at DraftKings: its group and the every-book group hold the same two
+    assert [g["bookmaker"] for g in section["groups"]] == [None, "DraftKings"]
+    prob = [logged["zionwilliamson"]["clv_prob"], logged["kyrieirving"]["clv_prob"]]
+    for group in section["groups"]:
+        assert (group["system_id"], group["market"], group["line"]["n"], group["prob"]["n"]) == (
+            "moving_average", "pra", 2, 2,
+        )  # fmt: skip
+        assert group["line"]["mean"] == -1.0 and group["line"]["share_positive"] == 0.5  # (-3 + 1) / 2
+        assert group["line"]["mean_ci"] == pytest.approx(
+            [
+                -1 - 1.959964 * np.std([-3, 1], ddof=1) / np.sqrt(2),
+                -1 + 1.959964 * np.std([-3, 1], ddof=1) / np.sqrt(2),
+            ],
+            abs=1e-3,
+        )
+        assert group["prob"]["mean"] == pytest.approx(np.mean(prob), abs=1e-4)
+        assert group["book_line"]["mean"] == -1.0
+    code, stdout, stderr = run("accuracy", "--db", str(recorded))
+    assert code == 0, stderr
+    assert "closing-line value of the recorded picks" in stdout
+
+
+def test_picks_logged_text_and_an_empty_log(recorded: Path) -> None:
+    code, stdout, stderr = run(
+        "picks", "--date", DAY, "--system", "moving_average", "--logged", "--db", str(recorded)
+    )
+    assert code == 0, stderr
+    assert "2 recorded pick(s) of moving_average" in stdout and "closed" in stdout
+    code, stdout, stderr = run("picks", "--date", DAY, "--logged", "--db", str(recorded))
+    assert code == 0, stderr
+    assert "No recorded pick of ensemble for 2024-01-15" in stdout
