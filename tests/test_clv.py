@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +221,7 @@ def test_live_bets_are_priced_as_of_their_batchs_prediction_time(graded: tuple[P
 PICK_TIME = "2024-01-15T17:45:00Z"  # recorded after the batch, before any move
 
 
-def _pick_night(graded_db: Path, folder: Path, sides: dict[str, str]) -> Path:
+def _pick_night(graded_db: Path, folder: Path, sides: dict[str, str], *, record: bool = True) -> Path:
     """A copy of the graded database whose two rows are bets a calibrated system made (62% at its line), of the
     ``sides`` given, recorded by ``picks --record`` at 17:45."""
     db = folder / "picks.duckdb"
@@ -233,9 +234,10 @@ def _pick_night(graded_db: Path, folder: Path, sides: dict[str, str]) -> Path:
             [side, player],
         )
     storage.close()
-    code, stdout, stderr = _picks(db, PICK_TIME, "--record")
-    assert code == 0, stderr
-    assert json.loads(stdout)["recorded"] == len(sides)
+    if record:
+        code, stdout, stderr = _picks(db, PICK_TIME, "--record")
+        assert code == 0, stderr
+        assert json.loads(stdout)["recorded"] == 2
     return db
 
 
@@ -377,3 +379,168 @@ def test_picks_logged_text_and_an_empty_log(recorded: Path) -> None:
     code, stdout, stderr = run("picks", "--date", DAY, "--logged", "--db", str(recorded))
     assert code == 0, stderr
     assert "No recorded pick of ensemble for 2024-01-15" in stdout
+
+
+BEFORE_TIP = "2024-01-15T20:20:00Z"  # after the 20:10 move, before the 20:30 tip-off
+AFTER_TIP = "2024-01-15T20:45:00Z"
+
+
+@pytest.fixture
+def against(graded: tuple[Path, dict[str, Any]], tmp_path: Path) -> Path:
+    """Zion's UNDER (the line then rises two points: against it) and Kyrie's UNDER (it falls a point: for it),
+    recorded at 17:45."""
+    return _pick_night(graded[0], tmp_path, {"zionwilliamson": "UNDER", "kyrieirving": "UNDER"})
+
+
+def _log(db: Path) -> dict[str, dict[str, Any]]:
+    storage = open_storage(db, read_only=True)
+    try:
+        return {
+            r["player_lookup"]: r
+            for r in storage.fetch_dicts(
+                "SELECT player_lookup, withdrawn_at, withdrawn_line, withdrawn_reason, made_at FROM pick_log"
+            )
+        }
+    finally:
+        storage.close()
+
+
+def test_a_pick_the_line_moved_against_is_only_flagged_when_withdrawal_is_off(against: Path) -> None:
+    from tests.webhook import Receiver
+
+    with Receiver([200]) as hook:
+        code, stdout, stderr = _picks(against, BEFORE_TIP, "--record", env={"NBAPROPS_WEBHOOK_URL": hook.url})
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    picks = {p["player_lookup"]: p for p in result["picks"]}
+    assert (picks["zionwilliamson"]["line_move"], picks["zionwilliamson"]["moved_against"]) == (-2.0, True)
+    assert (picks["kyrieirving"]["line_move"], picks["kyrieirving"]["moved_against"]) == (1.0, False)
+    assert picks["zionwilliamson"]["stake"] > 0  # flagged, still staked
+    assert (result["withdrawn"], result["withdrawn_now"], result["dropped_moved_against"]) == ([], 0, 0)
+    assert hook.bodies == [] and all(r["withdrawn_at"] is None for r in _log(against).values())
+    code, stdout, _ = run("picks", "--date", DAY, "--system", "moving_average", "--logged", "--json",
+                          "--db", str(against), env={"NBAPROPS_AS_OF": BEFORE_TIP})  # fmt: skip
+    status = {p["player_lookup"]: p["status"] for p in json.loads(stdout)["picks"]}
+    assert status == {"zionwilliamson": "moved_against", "kyrieirving": "open"}
+
+
+def test_a_pick_the_line_moved_against_is_withdrawn_and_alerted_once(against: Path) -> None:
+    from tests.webhook import Receiver
+
+    on = {"NBAPROPS_WITHDRAW_MOVED_AGAINST": "1"}
+    with Receiver([200]) as hook:
+        code, stdout, stderr = _picks(
+            against, BEFORE_TIP, "--record", env={**on, "NBAPROPS_WEBHOOK_URL": hook.url}
+        )
+        assert code == 0, stderr
+        first = json.loads(stdout)
+        # recorded again five minutes later: still withdrawn, no second alert, not staked again
+        code, stdout, stderr = _picks(
+            against, "2024-01-15T20:25:00Z", "--record", env={**on, "NBAPROPS_WEBHOOK_URL": hook.url}
+        )
+        assert code == 0, stderr
+        again = json.loads(stdout)
+        # the setting turned off afterwards does not bring it back either
+        code, stdout, _ = _picks(
+            against, "2024-01-15T20:26:00Z", "--record", env={"NBAPROPS_WEBHOOK_URL": hook.url}
+        )
+        off = json.loads(stdout)
+    assert (first["withdrawn_now"], first["alerts_sent"], first["dropped_withdrawn"]) == (1, 1, 1)
+    assert [p["player_lookup"] for p in first["picks"]] == ["kyrieirving"]  # left out of the night's stakes
+    assert first["staked"] == first["picks"][0]["stake"]
+    [gone] = first["withdrawn"]
+    assert (gone["player_lookup"], gone["side"], gone["withdrawn_line"]) == ("zionwilliamson", "under", 36.5)
+    assert "34.5 to 36.5" in gone["withdrawn_reason"] and "2 point(s) against" in gone["withdrawn_reason"]
+    log = _log(against)
+    when = log["zionwilliamson"]["withdrawn_at"]
+    assert 0 <= (when - datetime(2024, 1, 15, 20, 20, tzinfo=UTC)).total_seconds() < 60
+    assert log["zionwilliamson"]["withdrawn_line"] == 36.5 and log["kyrieirving"]["withdrawn_at"] is None
+    assert len(hook.bodies) == 1
+    alert = hook.bodies[0]
+    assert alert["event"] == "pick_withdrawn" and "zionwilliamson" in alert["text"].lower().replace(" ", "")
+    assert (alert["details"]["player_lookup"], alert["details"]["withdrawn_line"]) == ("zionwilliamson", 36.5)
+    for later in (again, off):
+        assert (later["withdrawn_now"], later["alerts_sent"], later["dropped_withdrawn"]) == (0, 0, 1)
+        assert [p["player_lookup"] for p in later["picks"]] == ["kyrieirving"]
+        assert [w["player_lookup"] for w in later["withdrawn"]] == ["zionwilliamson"]
+    assert _log(against)["zionwilliamson"]["withdrawn_at"] == when  # not rewritten
+    # two runs racing: the second finds it withdrawn already, so only the first alerts
+    from nbaprops.picks.log import _withdraw
+
+    storage = open_storage(against)
+    try:
+        key = {"game_date": date(2024, 1, 15), "player_lookup": "zionwilliamson", "market": "pra",
+               "system_id": "moving_average", "withdrawn_reason": "again", "withdrawn_line": 40.0}  # fmt: skip
+        assert _withdraw(storage, [key], datetime(2024, 1, 15, 20, 29, tzinfo=UTC)) == set()
+    finally:
+        storage.close()
+    assert _log(against)["zionwilliamson"]["withdrawn_line"] == 36.5
+    # accuracy leaves the withdrawn pick out of pick_clv and counts it
+    code, stdout, stderr = run("accuracy", "--json", "--db", str(against))
+    assert code == 0, stderr
+    section = json.loads(stdout)["pick_clv"]
+    assert (section["picks"], section["withdrawn"], section["with_close"]) == (2, 1, 1)
+    code, stdout, _ = run(
+        "picks", "--date", DAY, "--system", "moving_average", "--logged", "--db", str(against)
+    )
+    assert "withdrawn" in stdout
+
+
+def test_a_pick_after_tip_off_is_never_withdrawn(against: Path) -> None:
+    from tests.webhook import Receiver
+
+    on = {"NBAPROPS_WITHDRAW_MOVED_AGAINST": "1"}
+    with Receiver([200]) as hook:
+        code, stdout, stderr = _picks(
+            against, AFTER_TIP, "--record", env={**on, "NBAPROPS_WEBHOOK_URL": hook.url}
+        )
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    zion = next(p for p in result["picks"] if p["player_lookup"] == "zionwilliamson")
+    assert (zion["line_move"], zion["moved_against"]) == (-2.0, True)  # the whole move to the close
+    assert (result["withdrawn_now"], result["withdrawn"], result["dropped_moved_against"]) == (0, [], 0)
+    assert hook.bodies == [] and _log(against)["zionwilliamson"]["withdrawn_at"] is None
+
+
+def test_with_withdrawal_on_a_moved_pick_is_never_staked_even_unrecorded(
+    graded: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """A read (no --record) with the setting on stakes no pick the line has left, withdraws nothing, alerts
+    nothing; before the move it is staked."""
+    db = _pick_night(graded[0], tmp_path, {"zionwilliamson": "UNDER", "kyrieirving": "UNDER"}, record=False)
+    on = {"NBAPROPS_WITHDRAW_MOVED_AGAINST": "1"}
+    code, stdout, _ = _picks(db, BEFORE_TIP, env=on)
+    result = json.loads(stdout)
+    assert [p["player_lookup"] for p in result["picks"]] == ["kyrieirving"]
+    assert (result["dropped_withdrawn"], result["dropped_moved_against"], result["withdrawn_now"]) == (
+        0,
+        1,
+        0,
+    )
+    assert _log(db) == {}
+    code, stdout, _ = _picks(db, "2024-01-15T19:00:00Z", env=on)
+    assert json.loads(stdout)["count"] == 2
+
+
+def test_an_older_pick_log_gains_the_new_columns_when_opened(recorded: Path, tmp_path: Path) -> None:
+    """A file whose pick_log predates opponent and the withdrawn_ columns: read-only, it reads them as NULL; opened
+    for writing, it gains them and keeps its rows."""
+    db = tmp_path / "old.duckdb"
+    shutil.copyfile(recorded, db)
+    storage = open_storage(db)
+    for column in ("opponent", "withdrawn_at", "withdrawn_reason", "withdrawn_line"):
+        storage.execute(f'ALTER TABLE pick_log DROP COLUMN "{column}"')
+    storage.close()
+    code, stdout, stderr = run(
+        "picks", "--date", DAY, "--system", "moving_average", "--logged", "--json", "--db", str(db)
+    )
+    assert code == 0, stderr
+    assert {p["status"] for p in json.loads(stdout)["picks"]} == {"closed"}
+    storage = open_storage(db)
+    try:
+        assert {"opponent", "withdrawn_at", "withdrawn_reason", "withdrawn_line"} <= set(
+            storage.table_columns("pick_log")
+        )
+        assert storage.scalar("SELECT count(*) FROM pick_log WHERE withdrawn_at IS NULL") == 2
+    finally:
+        storage.close()
