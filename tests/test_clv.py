@@ -544,3 +544,32 @@ def test_an_older_pick_log_gains_the_new_columns_when_opened(recorded: Path, tmp
         assert storage.scalar("SELECT count(*) FROM pick_log WHERE withdrawn_at IS NULL") == 2
     finally:
         storage.close()
+
+
+def test_the_api_lists_the_recorded_picks_as_the_cli_does(recorded: Path, tmp_path: Path) -> None:
+    import httpx
+    from tests.service.conftest import KEYS, LiveServer, service_settings
+
+    code, stdout, stderr = run(
+        "picks", "--date", DAY, "--system", "moving_average", "--logged", "--json", "--db", str(recorded)
+    )
+    assert code == 0, stderr
+    cli = json.loads(stdout)
+    settings = service_settings(recorded, tmp_path / "artifacts", read_auth=True)
+    with (
+        LiveServer(settings) as server,
+        httpx.Client(base_url=server.url, headers={"X-API-Key": KEYS[0]}, timeout=60) as client,
+    ):
+        served = client.get("/v1/picks/logged", params={"date": DAY, "system": "moving_average"})
+        bad = [
+            client.get("/v1/picks/logged", params={"date": DAY, **extra})
+            for extra in ({"system": "nope"}, {"market": "steals"}, {"system": "'; DROP TABLE pick_log; --"})
+        ]
+        none = client.get("/v1/picks/logged", params={"date": DAY})
+        anonymous = httpx.get(f"{server.url}/v1/picks/logged", params={"date": DAY})
+    assert served.status_code == 200, served.text
+    body = served.json()
+    assert body["picks"] == cli["picks"] and body["summary"] == cli["summary"] and body["count"] == 2
+    assert [r.status_code for r in bad] == [422, 422, 422]
+    assert none.status_code == 200 and none.json()["picks"] == []
+    assert anonymous.status_code == 401
