@@ -117,19 +117,23 @@ def review_picks(
     system: str | None = None,
     market: str | None = None,
     withdraw: bool = False,
+    current: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The recorded picks of ``game_date`` (of ``system`` and ``market`` when given) with their line moves,
     close and CLV (:func:`~nbaprops.evaluation.clv.pick_clv`, ``moved_against`` by ``clv_moved_against``), as
     dicts under ``picks``. ``withdraw`` (``storage`` open for writing): each pick not withdrawn, not started
     and moved against is withdrawn at ``now`` and alerted once (``withdrawn_now``: those this call withdrew,
-    ``alerts_sent``: how many alerts were delivered)."""
-    logged = pick_clv(
-        storage,
-        read_pick_log(storage, game_date=game_date, system=system, market=market),
-        now=now,
-        threshold=settings.clv_moved_against,
-    )
-    rows = logged.to_pylist()
+    ``alerts_sent``: how many alerts were delivered). ``current``: picks of this run, recorded or not, whose
+    ``line_move``, ``moved_against`` and ``started`` come back under ``flags`` (measured in the same call: one
+    query and one pricing of the close for both)."""
+    logged = read_pick_log(storage, game_date=game_date, system=system, market=market)
+    if current:
+        extra = _log_table(current, game_date=game_date, made_at=now).cast(logged.schema)
+        logged = pa.concat_tables([logged, extra])
+    priced = pick_clv(storage, logged, now=now, threshold=settings.clv_moved_against)
+    n = priced.num_rows - len(current)
+    flags = priced.slice(n).select(["line_move", "moved_against", "started"]).to_pylist()
+    rows = priced.slice(0, n).to_pylist()
     due = [dict(r) for r in rows if r["status"] == "moved_against"] if withdraw else []
     for r in due:
         since = r["system_line"] if r["system_line"] is not None else r["line"]
@@ -148,7 +152,7 @@ def review_picks(
             r["status"] = "withdrawn"
             withdrawn.append(r)
     sent = sum(pick_withdrawn_alert(settings, r) for r in withdrawn)
-    return {"picks": rows, "withdrawn_now": withdrawn, "alerts_sent": sent}
+    return {"picks": rows, "withdrawn_now": withdrawn, "alerts_sent": sent, "flags": flags}
 
 
 def _plain(value: Any) -> Any:
@@ -193,17 +197,4 @@ def recorded_picks(
     }
 
 
-def flag_picks(
-    storage: Inputs, settings: Settings, game_date: date, chosen: Sequence[dict[str, Any]], *, now: datetime
-) -> list[dict[str, Any]]:
-    """``line_move``, ``moved_against`` and ``started`` of each of ``chosen`` (picks not necessarily recorded),
-    measured as :func:`review_picks` measures the recorded ones."""
-    if not chosen:
-        return []
-    table = _log_table(chosen, game_date=game_date, made_at=now)
-    flags = pick_clv(storage, table, now=now, threshold=settings.clv_moved_against)
-    found: list[dict[str, Any]] = flags.select(["line_move", "moved_against", "started"]).to_pylist()
-    return found
-
-
-__all__ = ["flag_picks", "logged_picks", "record_picks", "recorded_picks", "review_picks"]
+__all__ = ["logged_picks", "record_picks", "recorded_picks", "review_picks"]

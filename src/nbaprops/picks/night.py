@@ -32,7 +32,7 @@ from nbaprops.config import Settings
 from nbaprops.errors import InputError
 from nbaprops.ingest.lines import normalise_market
 from nbaprops.markets import validate_market
-from nbaprops.picks.log import flag_picks, record_picks, review_picks
+from nbaprops.picks.log import record_picks, review_picks
 from nbaprops.picks.offers import SystemBets, choose_offers
 from nbaprops.picks.stakes import CAPS, size
 from nbaprops.pipeline.board import _prediction_times, price_offers_of
@@ -236,14 +236,12 @@ def picks(
     now = made_at or datetime.now(UTC)
     review = review_picks(
         backend.features, settings, game_date, now=now, system=system, market=market,
-        withdraw=record and settings.withdraw_moved_against,
+        withdraw=record and settings.withdraw_moved_against, current=kept,
     )  # fmt: skip
     withdrawn = [r for r in review["picks"] if r["status"] == "withdrawn"]
     gone = {(r["player_lookup"], r["market"]) for r in withdrawn}
     left_out: dict[int, str] = {}
-    for pick, flags in zip(
-        kept, flag_picks(backend.features, settings, game_date, kept, now=now), strict=True
-    ):
+    for pick, flags in zip(kept, review["flags"], strict=True):
         pick.update(line_move=flags["line_move"], moved_against=flags["moved_against"])
         if (pick["player_lookup"], pick["market"]) in gone:
             left_out[id(pick)] = "withdrawn"
