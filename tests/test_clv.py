@@ -4,6 +4,8 @@ snapshot before the 20:30 tip-off), checked against values worked out from the f
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from collections.abc import Iterator
@@ -379,6 +381,22 @@ def test_picks_logged_text_and_an_empty_log(recorded: Path) -> None:
     code, stdout, stderr = run("picks", "--date", DAY, "--logged", "--db", str(recorded))
     assert code == 0, stderr
     assert "No recorded pick of ensemble for 2024-01-15" in stdout
+    code, stdout, stderr = run(
+        "picks", "--date", DAY, "--system", "moving_average", "--logged", "--csv", "--db", str(recorded)
+    )
+    assert code == 0, stderr
+    rows = list(csv.DictReader(io.StringIO(stdout)))
+    assert {r["player_lookup"]: r["clv_line"] for r in rows} == {
+        "kyrieirving": "1.0",
+        "zionwilliamson": "-3.0",
+    }
+    # accuracy replayed before tip-off: the picks have not started, so no pick CLV yet
+    code, stdout, stderr = run(
+        "accuracy", "--json", "--db", str(recorded), env={"NBAPROPS_AS_OF": "2024-01-15T20:00:00Z"}
+    )
+    assert code == 0, stderr
+    section = json.loads(stdout)["pick_clv"]
+    assert (section["picks"], section["not_started"], section["with_close"]) == (2, 2, 0)
 
 
 BEFORE_TIP = "2024-01-15T20:20:00Z"  # after the 20:10 move, before the 20:30 tip-off

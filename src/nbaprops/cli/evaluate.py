@@ -298,6 +298,7 @@ def accuracy(
                 report=report_path(report, current) if report is not None else None,
                 offers=offers,
                 books=book_list(books) or current.books,
+                now=clock().now(),
             )
         render.emit(payload, as_json, lambda: _render_accuracy(payload, window))
 
