@@ -502,6 +502,13 @@ def test_a_pick_the_line_moved_against_is_withdrawn_and_alerted_once(against: Pa
         "picks", "--date", DAY, "--system", "moving_average", "--logged", "--db", str(against)
     )
     assert "withdrawn" in stdout
+    code, stdout, stderr = run(
+        "picks", "--date", DAY, "--system", "moving_average", "--market", "pra", "--db", str(against),
+        env={"NBAPROPS_AS_OF": "2024-01-15T20:27:00Z"},
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "withdrawn at 2024-01-15T20:2" in stdout and "34.5 to 36.5" in stdout
+    assert "1 more bet(s) left out: their recorded pick was withdrawn" in stdout
 
 
 def test_a_pick_after_tip_off_is_never_withdrawn(against: Path) -> None:

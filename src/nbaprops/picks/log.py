@@ -169,8 +169,8 @@ def recorded_picks(
     now: datetime,
 ) -> dict[str, Any]:
     """What ``picks --logged`` and ``GET /v1/picks/logged`` answer: the recorded picks of ``game_date`` and
-    ``system`` with their status, line move, close and CLV (:func:`review_picks`, nothing withdrawn), and their
-    ``summary`` (``accuracy``'s ``pick_clv`` figures over these picks).
+    ``system`` with their status, line move, close and CLV as of ``now`` (a read: nothing is withdrawn), and
+    their ``summary`` (``accuracy``'s ``pick_clv`` figures over these picks).
 
     Raises:
         InputError: an unknown system or market.

@@ -283,7 +283,6 @@ def picks(
         "alerts_sent": review["alerts_sent"],
         "no_bets": [],
     }
-
     if not rows:
         result["no_bets"] = no_bet_reasons(backend, game_date, system=system, market=market) or [
             f"no bet of {system} on {game_date}"
@@ -322,6 +321,15 @@ def _why_none(result: dict[str, Any], bets: int) -> str:
     if result["dropped_below_margin"]:
         parts.append(
             f"{result['dropped_below_margin']} have no offer whose expected value clears {result['ev_margin']:g}"
+        )
+    if result["dropped_withdrawn"]:
+        parts.append(
+            f"{result['dropped_withdrawn']} were recorded and withdrawn (their line moved against them)"
+        )
+    if result["dropped_moved_against"]:
+        parts.append(
+            f"{result['dropped_moved_against']} have a line that moved against them before tip-off "
+            "(withdraw_moved_against)"
         )
     return f"{bets} bet(s) of {result['system_id']}, none at an offer: " + "; ".join(parts or ["none staked"])
 
