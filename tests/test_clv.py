@@ -598,3 +598,19 @@ def test_the_api_lists_the_recorded_picks_as_the_cli_does(recorded: Path, tmp_pa
     assert [r.status_code for r in bad] == [422, 422, 422]
     assert none.status_code == 200 and none.json()["picks"] == []
     assert anonymous.status_code == 401
+
+
+def test_a_broken_webhook_never_fails_the_withdrawal(against: Path) -> None:
+    """The webhook answers 500: the pick is still withdrawn and the run succeeds; the alert is not sent again."""
+    from tests.webhook import Receiver
+
+    env = {"NBAPROPS_WITHDRAW_MOVED_AGAINST": "1", "NBAPROPS_WEBHOOK_ATTEMPTS": "1"}
+    with Receiver([500]) as hook:
+        env["NBAPROPS_WEBHOOK_URL"] = hook.url
+        code, stdout, stderr = _picks(against, BEFORE_TIP, "--record", env=env)
+        assert code == 0, stderr
+        first = json.loads(stdout)
+        code, stdout, _ = _picks(against, "2024-01-15T20:25:00Z", "--record", env=env)
+    assert (first["withdrawn_now"], first["alerts_sent"]) == (1, 0)
+    assert json.loads(stdout)["withdrawn_now"] == 0 and len(hook.bodies) == 1
+    assert _log(against)["zionwilliamson"]["withdrawn_at"] is not None
