@@ -211,8 +211,11 @@ def _render_picks(result: dict[str, Any], system: str, day: date) -> None:
             out.print(reason, markup=False, highlight=False, soft_wrap=True)
         return
     books = ", ".join(result["books"]) or "every book"
+    # the line's move only when a snapshot says one (a file without tip-offs has none): the table fits 80 columns
+    moved = any(p["line_move"] is not None for p in result["picks"])
+    columns = [(c, label) for c, label in _PICKS if c != "line_move" or moved]
     table = Table(
-        *(label for _, label in _PICKS),
+        *(label for _, label in columns),
         box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
@@ -226,7 +229,7 @@ def _render_picks(result: dict[str, Any], system: str, day: date) -> None:
         table.add_row(
             *(
                 Text(_cell(c, p[c]) + ("!" if c == "line_move" and p["moved_against"] else ""))
-                for c, _ in _PICKS
+                for c, _ in columns
             )
         )
     out.print(table)
