@@ -614,3 +614,29 @@ def test_a_broken_webhook_never_fails_the_withdrawal(against: Path) -> None:
     assert (first["withdrawn_now"], first["alerts_sent"]) == (1, 0)
     assert json.loads(stdout)["withdrawn_now"] == 0 and len(hook.bodies) == 1
     assert _log(against)["zionwilliamson"]["withdrawn_at"] is not None
+
+
+def test_a_pick_is_measured_against_its_books_main_closing_line(recorded: Path, tmp_path: Path) -> None:
+    """DraftKings' last posting before tip-off (20:10) with two alternates around its 36.5 for Zion: the book's close
+    is its main line (the balanced price), not the first of its lines."""
+    db = tmp_path / "alts.duckdb"
+    shutil.copyfile(recorded, db)
+    storage = open_storage(db)
+    storage.execute(
+        """INSERT INTO prop_line_snapshots (game_date, player_lookup, market, bookmaker, line, posted_at, over_price,
+                                            under_price, commence_time, source)
+           SELECT s.game_date, s.player_lookup, s.market, s.bookmaker, alt.l, s.posted_at, alt.o, alt.u,
+                  s.commence_time, 'alt'
+           FROM prop_line_snapshots s,
+                (VALUES (31.5, -300.0, 240.0), (41.5, 260.0, -340.0)) AS alt(l, o, u)
+           WHERE s.player_lookup = 'zionwilliamson' AND s.bookmaker = 'DraftKings' AND s.line = 36.5
+             AND s.posted_at = TIMESTAMPTZ '2024-01-15 20:10:00+00'"""
+    )
+    assert storage.scalar("SELECT count(*) FROM prop_line_snapshots WHERE source = 'alt'") == 2
+    storage.close()
+    code, stdout, stderr = run(
+        "picks", "--date", DAY, "--system", "moving_average", "--logged", "--json", "--db", str(db)
+    )
+    assert code == 0, stderr
+    zion = next(p for p in json.loads(stdout)["picks"] if p["player_lookup"] == "zionwilliamson")
+    assert (zion["book_close_line"], zion["book_close_price"], zion["clv_line_book"]) == (36.5, -115, -3)
