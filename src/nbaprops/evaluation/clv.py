@@ -330,7 +330,11 @@ def pick_clv(
             "bookmaker": picks["bookmaker"],
         }
     )
-    close = consensus_at(storage, bets, cutoff=now)
+    if n:
+        close = consensus_at(storage, bets, cutoff=now)
+    else:  # nothing to price: no query (a night without a pick, a file without lines)
+        close = {k: np.empty(0, dtype=object if k == "tipoff" else bool if k.startswith(("has", "tip")) else float)
+                 for k in ("close_line", "p_over", "p_under", "has_close", "tipoff_known", "tipoff", *_BOOK_CLOSE)}  # fmt: skip
     over = np.asarray(pc.fill_null(pc.equal(picks["side"], "over"), False), dtype=bool)
     sign = np.where(over, 1.0, -1.0)
     reference = np.asarray(
