@@ -8,8 +8,9 @@ webhook is logged, it never fails a batch. Without ``webhook_url`` nothing is se
 
 Events: ``batch_partial`` (a batch ended partial), ``batch_failed`` (a batch raised), ``stalled``
 (check-stalled reclaimed leases or finished batches past their deadline), ``consolidation_refused``,
-``fetch_failed`` (a live source failed in ``fetch`` or ``daily``) and ``grade_summary`` (the morning
-summary after ``grade``).
+``fetch_failed`` (a live source failed in ``fetch`` or ``daily``), ``grade_summary`` (the morning
+summary after ``grade``) and ``pick_withdrawn`` (a recorded pick withdrawn because its line moved against it,
+once per pick: :mod:`nbaprops.picks.log`).
 
 This module is the whole alert policy: which event, when and with what text. The library sends them where the
 work happens (:func:`nbaprops.pipeline.run.run_batch` for every batch, whoever started it; the shared
@@ -38,6 +39,7 @@ EVENTS = (
     "consolidation_refused",
     "fetch_failed",
     "grade_summary",
+    "pick_withdrawn",
 )
 
 
@@ -184,6 +186,20 @@ def grade_summary_alert(settings: Settings, game_date: str, metrics: list[dict[s
     )
 
 
+def pick_withdrawn_alert(settings: Settings, pick: dict[str, Any]) -> bool:
+    """One recorded pick withdrawn: its offer, the line the consensus moved to and by how much."""
+    price = pick.get("price")
+    odds = "" if price is None else f" {price:+.0f}"
+    text = (
+        f"withdrew {pick['system_id']} pick {pick.get('player_name') or pick['player_lookup']} {pick['market']} "
+        f"{pick['side']} {pick['line']:g} at {pick['bookmaker']}{odds} ({pick['game_date']}): "
+        f"{pick['withdrawn_reason']}"
+    )
+    keys = ("game_date", "player_lookup", "player_name", "market", "system_id", "side", "bookmaker", "line",
+            "price", "system_line", "withdrawn_at", "withdrawn_line", "withdrawn_reason", "stake")  # fmt: skip
+    return send_alert(settings, "pick_withdrawn", text, {k: pick.get(k) for k in keys})
+
+
 __all__ = [
     "EVENTS",
     "batch_alert",
@@ -191,6 +207,7 @@ __all__ = [
     "failure_alert",
     "grade_summary_alert",
     "is_interrupt",
+    "pick_withdrawn_alert",
     "send_alert",
     "stalled_alert",
 ]

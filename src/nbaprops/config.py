@@ -75,7 +75,11 @@ class Settings:
         odds_alternates: ``fetch lines`` asks for the alternate player-prop markets too (``player_points_alternate``
             …): more lines per book, twice the quota.
         clv_moved_against: a bet whose consensus line has moved against it by more than this many points since it
-            was made is flagged (``moved_against`` in ``predictions --json``).
+            was made is flagged (``moved_against`` in ``predictions --json`` and on each pick).
+        withdraw_moved_against: a ``picks --record`` run withdraws each recorded pick of its system and date that
+            has not started and whose consensus line has moved against it by more than ``clv_moved_against``
+            (``pick_log``'s ``withdrawn_`` columns, one ``pick_withdrawn`` alert), and no run stakes such a pick;
+            off (default): they are only flagged.
         books: the books this user can bet at (``NBAPROPS_BOOKS``, comma-separated, any case; ``--books``
             overrides it). The board's best offers and the ladder's eligible offers come from these only; every
             book still informs the fair price. Empty: every book.
@@ -146,6 +150,7 @@ class Settings:
     odds_regions: str = "us"
     odds_alternates: bool = True
     clv_moved_against: float = 1.0
+    withdraw_moved_against: bool = False
     books: tuple[str, ...] = ()
     nba_stats_url: str = "https://stats.nba.com/stats"
     injury_report_url: str = "https://ak-static.cms.nba.com/referee/injury"

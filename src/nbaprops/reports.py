@@ -9,7 +9,7 @@ accuracy, the morning alert).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,12 +107,15 @@ def accuracy_report(
     report: Path | None = None,
     offers: bool = False,
     books: Sequence[str] = (),
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """The graded live predictions' metrics per system and market and day by day (``window``-day rolling);
     ``report`` set: the HTML report written there too (its path is in the payload). ``offers``: the bets also
     graded at the best offer of ``books`` (empty: every book) posted by their date's earliest prediction time
     (``offers``: :func:`~nbaprops.evaluation.offers.offers_section`; seconds per season, so asked for)."""
-    payload = accuracy(storage, since=since, until=until, market=market, system=system, window=window)
+    payload = accuracy(
+        storage, since=since, until=until, market=market, system=system, window=window, now=now
+    )
     if offers:
         grades = live_grades(storage, since=since, until=until, market=market, system=system)
         payload["offers"] = offers_section(storage, grades, books=books, as_of=live_as_of(storage, grades))

@@ -523,10 +523,20 @@ PICK_LOG = Table(
         _c("batch_id", "VARCHAR", "the batch whose prediction the pick came from"),
         _c("model_version", "VARCHAR", "the model behind the prediction"),
         _c("made_at", "TIMESTAMPTZ", "when the pick was made (recorded)", nullable=False),
+        _c("opponent", "VARCHAR", "the player's opponent (finds the game's tip-off in the schedule)"),
+        _c(
+            "withdrawn_at",
+            "TIMESTAMPTZ",
+            "when the pick was withdrawn (its consensus line moved against it by more than clv_moved_against "
+            "before tip-off, with withdraw_moved_against on); NULL: it stands",
+        ),
+        _c("withdrawn_reason", "VARCHAR", "why it was withdrawn, in words"),
+        _c("withdrawn_line", "DOUBLE", "the consensus line it had moved to when withdrawn"),
     ),
     primary_key=("game_date", "player_lookup", "market", "system_id"),
     description="Every pick recorded by `nbaprops picks --record`: the offer taken and its fair probability when "
-    "made, for closing-line value later. One row per player-market and system a night: the first record stands.",
+    "made, for closing-line value later. One row per player-market and system a night: the first record stands; "
+    "a withdrawal only fills the withdrawn_ columns (a file from before them gains them when opened for writing).",
 )
 
 ALL_TABLES: tuple[Table, ...] = (

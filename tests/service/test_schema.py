@@ -53,6 +53,7 @@ def test_the_schema_documents_every_route_and_its_errors(live: LiveServer) -> No
         ("GET", "/v1/offers"),
         ("GET", "/v1/ladder"),
         ("GET", "/v1/picks"),
+        ("GET", "/v1/picks/logged"),
         ("POST", "/v1/ingest/{kind}"),
         ("GET", "/health"),
         ("GET", "/health/ready"),

@@ -298,6 +298,7 @@ def accuracy(
                 report=report_path(report, current) if report is not None else None,
                 offers=offers,
                 books=book_list(books) or current.books,
+                now=clock().now(),
             )
         render.emit(payload, as_json, lambda: _render_accuracy(payload, window))
 
@@ -344,20 +345,24 @@ def _render_accuracy(payload: dict[str, Any], window: int) -> None:
         )
     out.print(daily)
     _render_clv(payload["clv"])
+    if payload["pick_clv"]["picks"]:
+        _render_clv(payload["pick_clv"], "closing-line value of the recorded picks", "pick(s)")
     if "offers" in payload:
         _render_offers(payload["offers"])
     if "report" in payload:
         out.print(f"report: {payload['report']}")
 
 
-def _render_clv(clv: dict[str, Any]) -> None:
+def _render_clv(clv: dict[str, Any], heading: str = "closing-line value", what: str = "bet(s)") -> None:
     """The closing-line value table: per system, market and book ("all": every book together), each mean with
-    the half-width of its 95% interval."""
+    the half-width of its 95% interval (the bets', or ``accuracy``'s ``pick_clv``: the recorded picks')."""
     table = Table(
         *("system", "book", "bets", "line CLV", "line>0", "prob CLV", "prob>0"),
-        title=f"closing-line value: {clv['with_close']} of {clv['bets']} bet(s) with a close"
+        title=f"{heading}: {clv['with_close']} of {clv['bets']} {what} with a close"
         + (f", {clv['tipoff_unknown']} tip-off unknown" if clv["tipoff_unknown"] else "")
-        + (f", {clv['no_close']} without a snapshot before tip-off" if clv["no_close"] else ""),
+        + (f", {clv['no_close']} without a snapshot before tip-off" if clv["no_close"] else "")
+        + (f"; {clv['withdrawn']} withdrawn" if clv.get("withdrawn") else "")
+        + (f"; {clv['not_started']} not started" if clv.get("not_started") else ""),
         title_justify="left",
     )
 

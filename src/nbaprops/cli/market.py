@@ -133,6 +133,7 @@ _PICKS = (
     ("stake", "stake"),
     ("sized_by", "sized"),
     ("cut_by", "cut by"),
+    ("line_move", "moved"),
 )
 
 
@@ -156,6 +157,13 @@ def picks(
     record: Annotated[
         bool, typer.Option("--record", help="Record the picks and their offers in pick_log (once a night).")
     ] = False,
+    logged: Annotated[
+        bool,
+        typer.Option(
+            "--logged",
+            help="List the picks recorded for the date instead: their close and CLV, or line move.",
+        ),
+    ] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
@@ -169,6 +177,9 @@ def picks(
     with errors(as_json):
         day = parse_date(date_)
         current = settings(db)
+        if logged:
+            show_logged(current, day, system, market, as_csv, as_json)
+            return
         with _backend(current, read_only=not record) as backend:
             result = night_picks(
                 backend, current, day, system=system, market=market, min_ev=min_ev, bankroll=bankroll,
@@ -181,7 +192,10 @@ def picks(
         render.emit(result, as_json, lambda: _render_picks(result, system, day))
 
 
-_PICK_FORMATS = {"line": "g", "price": "+.0f", "p_win": ".3f", "fair_p": ".3f", "ev": "+.3f"}
+_PICK_FORMATS = {
+    "line": "g", "price": "+.0f", "p_win": ".3f", "fair_p": ".3f", "ev": "+.3f", "line_move": "+g",
+    "close_line": "g", "book_close_line": "g", "clv_line": "+.2f", "clv_prob": "+.3f", "consensus_line": "g",
+}  # fmt: skip
 
 
 def _cell(column: str, value: Any) -> str:
@@ -197,8 +211,11 @@ def _render_picks(result: dict[str, Any], system: str, day: date) -> None:
             out.print(reason, markup=False, highlight=False, soft_wrap=True)
         return
     books = ", ".join(result["books"]) or "every book"
+    # the line's move only when a snapshot says one (a file without tip-offs has none): the table fits 80 columns
+    moved = any(p["line_move"] is not None for p in result["picks"])
+    columns = [(c, label) for c, label in _PICKS if c != "line_move" or moved]
     table = Table(
-        *(label for _, label in _PICKS),
+        *(label for _, label in columns),
         box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
@@ -209,8 +226,20 @@ def _render_picks(result: dict[str, Any], system: str, day: date) -> None:
         f"team, {result['max_game']:.2f} a game, {result['max_night']:.2f} a night)",
     )
     for p in result["picks"]:
-        table.add_row(*(Text(_cell(c, p[c])) for c, _ in _PICKS))
+        table.add_row(
+            *(
+                Text(_cell(c, p[c]) + ("!" if c == "line_move" and p["moved_against"] else ""))
+                for c, _ in columns
+            )
+        )
     out.print(table)
+    if any(p["moved_against"] for p in result["picks"]):
+        out.print(
+            "!: the consensus line has moved against the pick by more than clv_moved_against since the system "
+            "priced it (withdraw_moved_against withdraws such picks).",
+            markup=False,
+            highlight=False,
+        )
     left_out = {
         "dropped_no_offer": "no offer of your books they could take",
         "dropped_below_margin": f"no offer with an EV of at least {result['ev_margin']:g}",
@@ -219,6 +248,8 @@ def _render_picks(result: dict[str, Any], system: str, day: date) -> None:
         "dropped_night_cap": f"the nightly cap of {result['max_night']:.2f} units was reached",
         "dropped_joint": "sized with the game's other picks, Kelly staked nothing on them",
         "dropped_correlated": "one pick per player (--correlated allows one per player and market)",
+        "dropped_withdrawn": "their recorded pick was withdrawn (below)",
+        "dropped_moved_against": "the line moved against them before tip-off (withdraw_moved_against)",
     }
     for key, why in left_out.items():
         if result.get(key):
@@ -230,6 +261,14 @@ def _render_picks(result: dict[str, Any], system: str, day: date) -> None:
             markup=False,
             highlight=False,
         )
+    for w in result["withdrawn"]:
+        out.print(
+            f"withdrawn at {w['withdrawn_at']}: {w['player_name'] or w['player_lookup']} {w['market']} {w['side']} "
+            f"{w['line']:g} at {w['bookmaker']} — {w['withdrawn_reason']}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     sources = sorted({(p["batch_id"], p["train_start"], p["trained_through"]) for p in result["picks"]})
     for batch_id, train_start, through in sources:
         out.print(
@@ -238,4 +277,62 @@ def _render_picks(result: dict[str, Any], system: str, day: date) -> None:
         )
 
 
-__all__ = ["ladder", "picks", "show_offers"]
+_LOGGED = (
+    ("player_name", "player"),
+    ("market", "mkt"),
+    ("side", "bet"),
+    ("bookmaker", "book"),
+    ("line", "line"),
+    ("price", "price"),
+    ("stake", "stake"),
+    ("status", "status"),
+    ("line_move", "moved"),
+    ("close_line", "close"),
+    ("book_close_line", "book close"),
+    ("clv_line", "CLV line"),
+    ("clv_prob", "CLV P"),
+)
+
+
+def show_logged(
+    settings_: Any, day: date, system: str, market: str | None, as_csv: bool, as_json: bool
+) -> None:
+    """``picks --logged``: the recorded picks of the date with their close and CLV (or their line move)."""
+    from nbaprops.picks import (
+        recorded_picks,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
+    )
+
+    with _backend(settings_, read_only=True) as backend:
+        result = recorded_picks(
+            backend.features, settings_, day, system=system, market=market, now=clock().now()
+        )
+    if as_csv:
+        names = list(result["picks"][0]) if result["picks"] else [c for c, _ in _LOGGED]
+        write_csv(sys.stdout, names, ([pick.get(n) for n in names] for pick in result["picks"]))
+        return
+    render.emit(result, as_json, lambda: _logged_table(result))
+
+
+def _logged_table(result: dict[str, Any]) -> None:
+    if not result["picks"]:
+        out.print(
+            f"No recorded pick of {result['system_id']} for {result['game_date']} (picks --record records them).",
+            markup=False,
+            highlight=False,
+        )
+        return
+    table = Table(
+        *(label for _, label in _LOGGED), **_COMPACT,
+        title=f"{result['count']} recorded pick(s) of {result['system_id']} for {result['game_date']}: close and "
+        "CLV once tipped off (CLV P: closing fair P(win) - break-even of the price taken), else the line's move",
+    )  # fmt: skip
+    for p in result["picks"]:
+        table.add_row(*(Text(_cell(c, p[c])) for c, _ in _LOGGED))
+    out.print(table)
+    for p in result["picks"]:
+        if p["status"] == "withdrawn":
+            out.print(f"{p['player_name'] or p['player_lookup']}: withdrawn at {p['withdrawn_at']}: "
+                      f"{p['withdrawn_reason']}", markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+
+
+__all__ = ["ladder", "picks", "show_logged", "show_offers"]

@@ -6,14 +6,14 @@ backtest over them would see, so the two agree.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
 
 from nbaprops.errors import InputError
-from nbaprops.evaluation.clv import bet_clv, clv_summary
+from nbaprops.evaluation.clv import bet_clv, clv_summary, pick_clv, pick_clv_summary, read_pick_log
 from nbaprops.evaluation.grading import LIVE_RUN, live_grades
 from nbaprops.evaluation.metrics import GradeColumns, compute_metrics, cumulative_profit, row_figures
 from nbaprops.storage.inputs import Inputs
@@ -78,6 +78,7 @@ def accuracy(
     market: str | None = None,
     system: str | None = None,
     window: int = 7,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Accuracy of the live grades: per system and market, over the period and day by day.
 
@@ -85,7 +86,8 @@ def accuracy(
     the line on the same rows, hit rate and ROI with their intervals, ECE and the reliability table), so they
     equal a backtest's over the same rows. ``daily`` has each day's figures and the rolling ``window`` days'.
     ``clv`` is the closing-line value of the period's bets per system, market and book
-    (:mod:`nbaprops.evaluation.clv`).
+    (:mod:`nbaprops.evaluation.clv`); ``pick_clv`` the same for the recorded picks of the period (``pick_log``)
+    whose game had tipped off by ``now`` (default: the wall clock), at the offer each was taken at.
 
     Raises:
         InputError: an unknown market or system, a bad window, or no graded row in the period.
@@ -111,6 +113,13 @@ def accuracy(
         "daily": _daily(columns, window),
         "cumulative_profit": cumulative_profit(grades),
         "clv": clv_summary(bet_clv(storage, since=since, until=until, market=market, system=system)),
+        "pick_clv": pick_clv_summary(
+            pick_clv(
+                storage,
+                read_pick_log(storage, since=since, until=until, market=market, system=system),
+                now=now or datetime.now(UTC),
+            )
+        ),
     }
 
 

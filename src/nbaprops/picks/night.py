@@ -10,6 +10,11 @@ and market; each is staked at the chosen offer's price by fractional Kelly, cut 
 and night (:mod:`nbaprops.picks.stakes`, which says which cap cut it). Each pick carries its offer, its fair
 probability, the batch it came from and the training window of the model that made it; ``record`` writes them to
 ``pick_log`` (:mod:`nbaprops.picks.log`). A night without a bet says why (:func:`no_bet_reasons`).
+
+Each pick also carries ``line_move`` / ``moved_against`` (how far the consensus has moved from the system's line,
+as the board's flag). A pick of a player-market whose recorded pick was withdrawn is never staked again; with the
+``withdraw_moved_against`` setting, neither is a pick that has moved against and not started, and a ``record``
+run first withdraws the recorded ones that have (:func:`nbaprops.picks.log.review_picks`, one alert each).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from nbaprops.config import Settings
 from nbaprops.errors import InputError
 from nbaprops.ingest.lines import normalise_market
 from nbaprops.markets import validate_market
-from nbaprops.picks.log import record_picks
+from nbaprops.picks.log import record_picks, review_picks
 from nbaprops.picks.offers import SystemBets, choose_offers
 from nbaprops.picks.stakes import CAPS, size
 from nbaprops.pipeline.board import _prediction_times, price_offers_of
@@ -197,8 +202,9 @@ def picks(
 
     Args:
         books: the books the user bets at (None or empty: the ``books`` setting; that empty too: every book).
-        record: write the picks to ``pick_log`` (the backend must be open for writing), at ``made_at``
-            (default: now).
+        record: write the picks to ``pick_log`` (the backend must be open for writing), at ``made_at``, and
+            withdraw the recorded ones that moved against when ``withdraw_moved_against`` is on.
+        made_at: the run's clock (default: now): when picks are recorded, and how far lines have moved by then.
 
     Raises:
         InputError: an unknown system or market, a non-positive bankroll, a list of books too long, or no
@@ -227,7 +233,21 @@ def picks(
         if key not in seen:
             seen.add(key)
             kept.append(row)
-    sizing = size(kept, bankroll, settings)
+    now = made_at or datetime.now(UTC)
+    review = review_picks(
+        backend.features, settings, game_date, now=now, system=system, market=market,
+        withdraw=record and settings.withdraw_moved_against, current=kept,
+    )  # fmt: skip
+    withdrawn = [r for r in review["picks"] if r["status"] == "withdrawn"]
+    gone = {(r["player_lookup"], r["market"]) for r in withdrawn}
+    left_out: dict[int, str] = {}
+    for pick, flags in zip(kept, review["flags"], strict=True):
+        pick.update(line_move=flags["line_move"], moved_against=flags["moved_against"])
+        if (pick["player_lookup"], pick["market"]) in gone:
+            left_out[id(pick)] = "withdrawn"
+        elif settings.withdraw_moved_against and flags["moved_against"] and not flags["started"]:
+            left_out[id(pick)] = "moved_against"
+    sizing = size([p for p in kept if id(p) not in left_out], bankroll, settings)
     windows: dict[str | None, dict[str, Any]] = {}
     for pick in sizing.kept:
         version = pick["model_version"]
@@ -252,10 +272,15 @@ def picks(
         "staked": round(sum(p["stake"] for p in sizing.kept), 4),
         "cut": {c: sum(p["cut_by"] == c for p in sizing.kept) for c in CAPS},
         "dropped_correlated": len(above) - len(kept),
+        "dropped_withdrawn": sum(why == "withdrawn" for why in left_out.values()),
+        "dropped_moved_against": sum(why == "moved_against" for why in left_out.values()),
         "dropped_no_offer": no_offer,
         "dropped_below_margin": len(priced) - len(above),
         **{f"dropped_{c}": n for c, n in sizing.dropped.items()},
         "picks": sizing.kept,
+        "withdrawn": [_withdrawn(r) for r in withdrawn],
+        "withdrawn_now": len(review["withdrawn_now"]),
+        "alerts_sent": review["alerts_sent"],
         "no_bets": [],
     }
     if not rows:
@@ -278,6 +303,13 @@ def picks(
     return result
 
 
+def _withdrawn(row: dict[str, Any]) -> dict[str, Any]:
+    """A withdrawn pick as ``picks`` lists it: its offer, and when, why and to what line it was withdrawn."""
+    keys = ("player_lookup", "player_name", "market", "side", "bookmaker", "line", "price", "stake",
+            "system_line", "withdrawn_line", "withdrawn_reason")  # fmt: skip
+    return {**{k: row[k] for k in keys}, "withdrawn_at": row["withdrawn_at"].isoformat()}
+
+
 def _why_none(result: dict[str, Any], bets: int) -> str:
     parts = []
     if result["dropped_no_offer"]:
@@ -289,6 +321,15 @@ def _why_none(result: dict[str, Any], bets: int) -> str:
     if result["dropped_below_margin"]:
         parts.append(
             f"{result['dropped_below_margin']} have no offer whose expected value clears {result['ev_margin']:g}"
+        )
+    if result["dropped_withdrawn"]:
+        parts.append(
+            f"{result['dropped_withdrawn']} were recorded and withdrawn (their line moved against them)"
+        )
+    if result["dropped_moved_against"]:
+        parts.append(
+            f"{result['dropped_moved_against']} have a line that moved against them before tip-off "
+            "(withdraw_moved_against)"
         )
     return f"{bets} bet(s) of {result['system_id']}, none at an offer: " + "; ".join(parts or ["none staked"])
 

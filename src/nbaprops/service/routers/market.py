@@ -1,14 +1,15 @@
 """``/v1/offers``, ``/v1/ladder`` and ``/v1/picks``: every offer of a date priced, one player-market's fair
 ladder — the operations ``nbaprops predictions --offers`` and ``nbaprops ladder`` run
 (:mod:`nbaprops.pipeline.board`) — and the night's picks at the offers, what ``nbaprops picks`` prints
-(:func:`nbaprops.picks.picks`; a read: the API never records to the pick log)."""
+(:func:`nbaprops.picks.picks`; a read: the API never records to the pick log), and ``/v1/picks/logged``, the
+recorded picks with their close and CLV (``nbaprops picks --logged``)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from nbaprops.clock import resolve_day
 from nbaprops.config import book_list
@@ -134,6 +135,28 @@ class Pick(BaseModel):
     cut_by: str | None = Field(description="bet_cap, team_cap, game_cap or night_cap; null: not cut")
     train_start: str | None
     trained_through: str | None
+    line_move: float | None = Field(
+        description="points the consensus has moved in the pick's favour from the system's line (negative: "
+        "against it), from each book's latest snapshot before tip-off and now; null: no snapshot"
+    )
+    moved_against: bool | None = Field(description="it moved against the pick by more than clv_moved_against")
+
+
+class WithdrawnPick(BaseModel):
+    """A recorded pick withdrawn because its line moved against it before tip-off (withdraw_moved_against)."""
+
+    player_lookup: str
+    player_name: str | None
+    market: str
+    side: str
+    bookmaker: str
+    line: float
+    price: float
+    stake: float
+    system_line: float | None
+    withdrawn_at: str
+    withdrawn_line: float | None = Field(description="the consensus line it had moved to")
+    withdrawn_reason: str | None
 
 
 class PickList(BaseModel):
@@ -161,7 +184,14 @@ class PickList(BaseModel):
     dropped_game_cap: int
     dropped_night_cap: int
     dropped_joint: int = Field(description="bets the game's joint Kelly staked nothing")
+    dropped_withdrawn: int = Field(description="bets whose recorded pick was withdrawn: never staked again")
+    dropped_moved_against: int = Field(
+        description="bets whose line moved against them before tip-off, left out with withdraw_moved_against on"
+    )
     picks: list[Pick]
+    withdrawn: list[WithdrawnPick] = Field(description="the recorded picks of the night that were withdrawn")
+    withdrawn_now: int = Field(description="picks this run withdrew (a GET never does)")
+    alerts_sent: int
     no_bets: list[str] = Field(description="why there is no pick, when there is none")
 
 
@@ -198,12 +228,83 @@ async def picks(
 
         result: dict[str, Any] = night_picks(
             rt.backend, rt.settings, day, system=system, market=market, min_ev=min_ev, bankroll=bankroll,
-            correlated=correlated, books=book_list(books),
+            correlated=correlated, books=book_list(books), made_at=rt.clock.now(),
         )  # fmt: skip
         return result
 
     result: dict[str, Any] = await rt.read(
         ("picks", day, system, market, min_ev, bankroll, correlated, books), read, version=rt.version_of()
+    )
+    return result
+
+
+class LoggedPick(BaseModel):
+    """One recorded pick (a ``pick_log`` row, docs/predictions.md) with its line move, close and CLV."""
+
+    model_config = ConfigDict(extra="allow")
+
+    game_date: str
+    player_lookup: str
+    market: str
+    system_id: str
+    side: str
+    bookmaker: str
+    line: float
+    price: float
+    stake: float
+    made_at: str
+    status: str = Field(description="open, moved_against, withdrawn, or closed (its game has tipped off)")
+    line_move: float | None
+    moved_against: bool | None
+    close_line: float | None = Field(description="the consensus close (null before tip-off)")
+    book_close_line: float | None = Field(description="the main closing line at the pick's own book")
+    clv_line: float | None = Field(description="points of line the pick beat the consensus close by")
+    clv_prob: float | None = Field(
+        description="closing fair P(win) at the pick's line minus the break-even probability of its price"
+    )
+
+
+class LoggedPicks(BaseModel):
+    game_date: str
+    system_id: str
+    market: str | None
+    as_of: str = Field(description="the instant the line moves and the close are read up to")
+    clv_moved_against: float
+    count: int
+    picks: list[LoggedPick]
+    summary: dict[str, Any] = Field(description="accuracy's pick_clv figures over these picks")
+
+
+@router.get(
+    "/picks/logged",
+    response_model=LoggedPicks,
+    summary="The picks recorded for a date, with their close and closing-line value",
+    responses=responses(401, 403, 422, 429, 503),
+)
+async def logged_picks(
+    request: Request,
+    date: DateQuery,
+    system: Annotated[SystemId, Query(description="System whose recorded picks are listed.")] = "ensemble",
+    market: Annotated[Market | None, Query(description="Only this market.")] = None,
+) -> dict[str, Any]:
+    """What ``nbaprops picks --logged --json`` prints: each recorded pick, its status (withdrawn, and when,
+    why, to what line), its line move before tip-off, and after it the consensus close, its own book's close and
+    CLV in points of line and in probability."""
+    rt = runtime(request)
+    day = resolve_day(date, rt.clock, "date")
+
+    def read() -> dict[str, Any]:
+        from nbaprops.picks import (
+            recorded_picks,  # heavy: the prediction systems (lightgbm, scikit-learn, scipy)
+        )
+
+        result: dict[str, Any] = recorded_picks(
+            rt.backend.features, rt.settings, day, system=system, market=market, now=rt.clock.now()
+        )
+        return result
+
+    result: dict[str, Any] = await rt.read(
+        ("picks_logged", day, system, market), read, version=rt.version_of()
     )
     return result
 
