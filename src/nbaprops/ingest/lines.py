@@ -712,10 +712,54 @@ _POSTING = ("over_price", "under_price", "commence_time")
 """The columns of ``prop_lines`` a posting of the history (``prop_line_snapshots``) gives as well."""
 
 
-def _posted_by_sql(storage: Inputs, columns: Sequence[str]) -> str:
-    """SQL of the CTEs ending in ``__posted``: the board at each date's prediction time — for every unquarantined
-    key of ``prop_lines`` on the dates ``$dates`` in ``$markets``, its latest posting with ``posted_at <= as_of``
-    (``$as_of``, parallel to ``$dates``; NULL: the latest of all), with the key, ``posted_at`` and ``columns``.
+@dataclasses.dataclass(frozen=True)
+class _Scope:
+    """Which rows :func:`_posted_by_sql` reads and each one's prediction time (SQL fragments, parameters only)."""
+
+    cut: str
+    """The query of ``__cut``: the prediction times."""
+    as_of: str
+    """A stored row's prediction time, of ``p`` (``prop_lines``) and ``c`` (``__cut``); NULL: every posting."""
+    stored: str
+    """``FROM`` … ``WHERE`` of the stored rows read: ``prop_lines p`` joined to ``__cut c``."""
+    history: str
+    """``FROM`` … ``WHERE`` of the history rows that can be among them: ``prop_line_snapshots s``."""
+
+
+_BY_DATE = _Scope(
+    cut="""SELECT unnest(CAST($dates AS DATE[])) AS game_date,
+                            unnest(CAST($as_of AS TIMESTAMPTZ[])) AS as_of""",
+    as_of="c.as_of",
+    stored="""prop_lines p JOIN __cut c ON c.game_date = p.game_date
+                WHERE list_contains($markets, p.market) AND p.quarantine_reason IS NULL""",
+    history=f"""{SNAPSHOTS} s SEMI JOIN __cut c USING (game_date)
+                      WHERE list_contains($markets, s.market)""",
+)
+"""Dates ``$dates`` with one prediction time each (``$as_of``, parallel), markets ``$markets``."""
+
+_BY_PLAYER_MARKET = _Scope(
+    cut="""SELECT unnest(CAST($who AS VARCHAR[])) AS player_lookup,
+                            unnest(CAST($what AS VARCHAR[])) AS market,
+                            unnest(CAST($when AS TIMESTAMPTZ[])) AS as_of""",
+    as_of="coalesce(CAST($cutoff AS TIMESTAMPTZ), c.as_of)",
+    stored="""prop_lines p LEFT JOIN __cut c USING (player_lookup, market)
+                WHERE p.game_date = $day AND p.quarantine_reason IS NULL
+                  AND ($players IS NULL OR list_contains($players, p.player_lookup))
+                  AND ($markets IS NULL OR list_contains($markets, p.market))""",
+    history=f"""{SNAPSHOTS} s
+                      WHERE s.game_date = $day
+                        AND ($players IS NULL OR list_contains($players, s.player_lookup))
+                        AND ($markets IS NULL OR list_contains($markets, s.market))""",
+)
+"""One date ``$day``; one prediction time for every row (``$cutoff``) or one per (player_lookup, market) (``$who``,
+``$what``, ``$when``, parallel; an unlisted one: NULL); players ``$players`` and markets ``$markets`` (NULL: all)."""
+
+
+def _posted_by_sql(storage: Inputs, columns: Sequence[str], scope: _Scope = _BY_DATE) -> str:
+    """SQL of the CTEs ending in ``__posted``: the board at each prediction time — for every unquarantined key of
+    ``prop_lines`` in ``scope`` (by default on the dates ``$dates`` in ``$markets``), its latest posting with
+    ``posted_at <= as_of`` (by default ``$as_of``, parallel to ``$dates``; NULL: the latest of all), with the
+    key, ``posted_at`` and ``columns``.
 
     ``prop_lines`` holds each key's latest posting (an older one never replaces it): that row when it was posted
     by then (or its time is unknown, which always counts). A key posted again after the prediction time takes
@@ -738,16 +782,13 @@ def _posted_by_sql(storage: Inputs, columns: Sequence[str]) -> str:
                 -- posted again after the prediction time: the latest posting of the history by then
                 SELECT {", ".join(f"p.{k}" for k in key)}, s.posted_at, {taken}
                 FROM (SELECT * FROM __stored WHERE posted_at > as_of) p
-                JOIN (SELECT s.* FROM {SNAPSHOTS} s SEMI JOIN __cut c USING (game_date)
-                      WHERE list_contains($markets, s.market)) s
+                JOIN (SELECT s.* FROM {scope.history}) s
                   ON {" AND ".join(f"s.{k} = p.{k}" for k in key)} AND s.posted_at <= p.as_of
                 QUALIFY row_number() OVER (PARTITION BY {", ".join(f"p.{k}" for k in key)}
                                            ORDER BY s.posted_at DESC, s.over_price, s.under_price) = 1"""
-    return f"""__cut AS (SELECT unnest(CAST($dates AS DATE[])) AS game_date,
-                            unnest(CAST($as_of AS TIMESTAMPTZ[])) AS as_of),
+    return f"""__cut AS ({scope.cut}),
             __stored AS (
-                SELECT {stored}, c.as_of FROM prop_lines p JOIN __cut c ON c.game_date = p.game_date
-                WHERE list_contains($markets, p.market) AND p.quarantine_reason IS NULL),
+                SELECT {stored}, {scope.as_of} AS as_of FROM {scope.stored}),
             __posted AS (
                 SELECT * EXCLUDE (as_of) FROM __stored p
                 WHERE as_of IS NULL OR posted_at IS NULL OR posted_at <= as_of{history})"""
@@ -764,10 +805,12 @@ def date_offers(
     """Every book's offer of ``game_date`` (each line and alternate line), as a ``pyarrow.Table``: the rows
     :func:`select_lines` chooses from, before anything collapses them.
 
-    Quarantined rows and rows posted at or after tip-off never count. With ``as_of``, only the rows posted by
-    then count (rows with unknown ``posted_at`` always do): one prediction time for every row, or one per
-    (player_lookup, market), where an unlisted player-market keeps every row. ``is_main`` is the main-line rule (module
-    docstring) applied to the rows kept, so a book's main line is the one :func:`select_lines` would use.
+    Quarantined rows and rows posted at or after tip-off never count. With ``as_of``, each key's offer is the
+    posting that was on the board then (:func:`_posted_by_sql`: rows with unknown ``posted_at`` always count; a
+    key posted again later takes its latest earlier posting from the history, and is left out when there was
+    none): one prediction time for every row, or one per (player_lookup, market), where an unlisted
+    player-market keeps every row. ``is_main`` is the main-line rule (module docstring) applied to the rows kept,
+    so a book's main line is the one :func:`select_lines` would use.
 
     Args:
         players, markets: only these player lookups / markets (None: all).
@@ -779,19 +822,12 @@ def date_offers(
     keys = list(per)
     group = ", ".join(_GROUP)
     return storage.arrow(
-        f"""WITH cut AS (SELECT unnest(CAST($who AS VARCHAR[])) AS player_lookup,
-                                unnest(CAST($what AS VARCHAR[])) AS market,
-                                unnest(CAST($when AS TIMESTAMPTZ[])) AS as_of),
+        f"""WITH {_posted_by_sql(storage, ("player_name", *_POSTING), _BY_PLAYER_MARKET)},
             eligible AS (
-                SELECT p.game_date, p.player_lookup, p.player_name, p.market, p.bookmaker, p.line,
-                       p.over_price, p.under_price, p.posted_at
-                FROM prop_lines p LEFT JOIN cut c USING (player_lookup, market)
-                WHERE p.game_date = $day AND p.quarantine_reason IS NULL
-                  AND ($players IS NULL OR list_contains($players, p.player_lookup))
-                  AND ($markets IS NULL OR list_contains($markets, p.market))
-                  AND (c.as_of IS NULL OR p.posted_at IS NULL OR p.posted_at <= c.as_of)
-                  AND (CAST($cutoff AS TIMESTAMPTZ) IS NULL OR p.posted_at IS NULL OR p.posted_at <= $cutoff)
-                  AND (p.posted_at IS NULL OR p.commence_time IS NULL OR p.posted_at < p.commence_time))
+                SELECT game_date, player_lookup, player_name, market, bookmaker, line, over_price, under_price,
+                       posted_at
+                FROM __posted
+                WHERE posted_at IS NULL OR commence_time IS NULL OR posted_at < commence_time)
             SELECT *, row_number() OVER (PARTITION BY {group} ORDER BY {MAIN_ORDER_SQL}) = 1 AS is_main
             FROM eligible
             ORDER BY player_lookup, market, bookmaker, line""",
