@@ -7,6 +7,9 @@ as of 16:00 while ``select_lines`` had it from the history.
 
 from __future__ import annotations
 
+import csv
+import shutil
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from tests.ingest.csvfiles import write_csv
 from tests.ingest.test_lines_history import DAY, FIELDS, T1, T2, _at, _row
 
 from nbaprops.ingest.lines import date_offers, ingest_lines
+from nbaprops.storage import open_storage
 from nbaprops.storage.duckdb import DuckDBStorage
 
 OFFER = tuple[str, str, float, float, float]
@@ -73,3 +77,54 @@ def test_a_key_with_no_posting_by_the_time_is_off_the_board(storage: DuckDBStora
     ingest_lines(storage, [write_csv(tmp_path / "b.csv", late[1:], FIELDS)])
     assert _offers(storage, _at(16)) == [("zionwilliamson", "DraftKings", 34.5, -110.0, -110.0)]
     assert _offers(storage, _at(14)) == []
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _moved(price: str) -> str:
+    if not price:
+        return price
+    value = float(price)
+    return str(value + 5 if value > 0 else value - 5)
+
+
+def test_a_replay_of_real_lines_reposted_later_reads_the_first_postings(
+    storage: DuckDBStorage, loaded_db_file: Path, tmp_path: Path, pra_lines: dict[str, Path]
+) -> None:
+    # Three dates of the real 2024-25 PRA lines (up to 10 books, alternate lines), in one store as posted and in
+    # another posted again 2 h later at a moved over price: as of before any re-posting, the second store's
+    # offers are the first's, every value and the order.
+    with pra_lines["2024-25"].open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields = list(reader.fieldnames or [])
+        rows = [r for r in reader if r["event_date"] in ("2024-11-24", "2025-01-15", "2025-04-06")]
+    (tmp_path / "first").mkdir()
+    (tmp_path / "again").mkdir()
+    first = write_csv(tmp_path / "first" / "pra_odds.csv", rows, fields)
+    again = [
+        {**r, "timestamp": (_instant(r["timestamp"]) + timedelta(hours=2)).isoformat(),
+         "over_price": _moved(r["over_price"])}
+        for r in rows
+    ]  # fmt: skip
+    ingest_lines(storage, [first])
+    later = open_storage(shutil.copyfile(loaded_db_file, tmp_path / "later.duckdb"))
+    try:
+        ingest_lines(later, [first])
+        ingest_lines(later, [write_csv(tmp_path / "again" / "pra_odds.csv", again, fields)])
+        for day in sorted({date.fromisoformat(r["event_date"]) for r in rows}):
+            start = min(_instant(r["timestamp"]) for r in rows if r["event_date"] == day.isoformat())
+            cut = start + timedelta(hours=2, seconds=-1)
+            players = sorted(set(date_offers(storage, day).column("player_lookup").to_pylist()))
+            per = {(p, "pra"): cut - timedelta(minutes=30 * (i % 2)) for i, p in enumerate(players)}
+            for as_of in (cut, per):
+                night = date_offers(storage, day, as_of=as_of)
+                assert night.num_rows > 20
+                assert date_offers(later, day, as_of=as_of).equals(night)
+            assert date_offers(later, day).num_rows == date_offers(storage, day).num_rows
+            assert date_offers(later, day).column("posted_at") != date_offers(storage, day).column(
+                "posted_at"
+            )
+    finally:
+        later.close()
