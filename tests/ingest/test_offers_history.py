@@ -68,6 +68,11 @@ def test_each_player_market_reads_the_board_at_its_own_prediction_time(
     assert [(r["bookmaker"], r["line"]) for r in table if r["is_main"]] == [
         ("BetMGM", 34.5), ("DraftKings", 34.5), ("FanDuel", 35.5)
     ]  # fmt: skip
+    # At 19:00 DraftKings' balanced 36.5 is its main line, not its lower 34.5 re-priced to -150/+120.
+    table = date_offers(storage, DAY, as_of=_at(19), players=["zionwilliamson"]).to_pylist()
+    assert [(r["bookmaker"], r["line"]) for r in table if r["is_main"]] == [
+        ("BetMGM", 34.5), ("DraftKings", 36.5), ("FanDuel", 35.5)
+    ]  # fmt: skip
 
 
 def test_a_key_with_no_posting_by_the_time_is_off_the_board(storage: DuckDBStorage, tmp_path: Path) -> None:
