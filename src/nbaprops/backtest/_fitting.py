@@ -9,8 +9,10 @@ imports LightGBM, SciPy and this module once, while the parent builds the traini
 the run's training set once, memory-mapped from an Arrow IPC file in a temporary directory, and returns each
 step's fitted bundle (:func:`~nbaprops.systems.training.fit_market`: the same code and the same rows as the
 serial path, so the same models). Each worker bins the training set for LightGBM once
-(:func:`shared_bins`, the serial path does the same) and every step's fits take their rows from it. The parent
-takes the bundles in step order and calibrates them.
+(:func:`shared_bins`, the serial path does the same) and every step's fits take their rows from it. A worker
+fits a group of consecutive steps (:func:`fit_steps`): the first fitted in full (holdout fits included), the
+others refitting its models on their own windows (``gbm`` every other step) and keeping what it learned out of
+sample. The parent takes the bundles in step order and calibrates them.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import pyarrow.compute as pc
 from nbaprops.errors import ContractError
 from nbaprops.markets import MARKET_STAT
 from nbaprops.systems.gbm import SharedBins, using_bins
-from nbaprops.systems.training import ModelBundle, fit_market, training_window
+from nbaprops.systems.training import ModelBundle, fit_market, refit_market, training_window
 
 _TRAINING: dict[str, tuple[pa.Table, SharedBins | None]] = {}
 
@@ -50,16 +52,58 @@ def shared_bins(
     return SharedBins(training, reference, MARKET_STAT[market])
 
 
+def fit_steps(
+    training: pa.Table,
+    market: str,
+    throughs: list[date],
+    *,
+    system_ids: tuple[str, ...],
+    train_days: int,
+    bins: SharedBins | None,
+    gbm_every: int,
+) -> list[ModelBundle]:
+    """The (uncalibrated) bundles of consecutive steps starting on ``throughs``, each on its own window of
+    ``training``. The first is a full fit (:func:`~nbaprops.systems.training.fit_market`: holdout fits, then
+    every row); the later ones refit its systems' models on their own window and keep what it learned out of
+    sample (:func:`~nbaprops.systems.training.refit_market`), and fit ``gbm`` only every ``gbm_every`` steps
+    (between two, they serve the last)."""
+    bundles: list[ModelBundle] = []
+    with using_bins(bins) if bins is not None else contextlib.nullcontext():
+        for i, through in enumerate(throughs):
+            rows = training_window(training, through - timedelta(days=train_days), through)
+            if i == 0:
+                bundles.append(
+                    fit_market(rows, market, through, system_ids=system_ids, train_days=train_days)
+                )
+                continue
+            last_gbm = bundles[i - i % gbm_every].systems.get("gbm") if i % gbm_every else None
+            kept = {"gbm": last_gbm} if last_gbm is not None else None
+            bundles.append(refit_market(bundles[0], rows, through, train_days=train_days, kept=kept))
+    return bundles
+
+
 def _fit(
-    path: str, market: str, through: date, system_ids: tuple[str, ...], train_days: int, first_step: date
-) -> ModelBundle:
+    path: str,
+    market: str,
+    throughs: list[date],
+    system_ids: tuple[str, ...],
+    train_days: int,
+    first_step: date,
+    gbm_every: int,
+) -> list[ModelBundle]:
     if path not in _TRAINING:
         training = pa.ipc.open_file(pa.memory_map(path)).read_all()
         _TRAINING[path] = (training, shared_bins(training, market, first_step, system_ids))
     training, bins = _TRAINING[path]
-    rows = training_window(training, through - timedelta(days=train_days), through)
-    with using_bins(bins) if bins is not None else contextlib.nullcontext():
-        return fit_market(rows, market, through, system_ids=system_ids, train_days=train_days)
+    return fit_steps(
+        training,
+        market,
+        throughs,
+        system_ids=system_ids,
+        train_days=train_days,
+        bins=bins,
+        gbm_every=gbm_every,
+    )
 
 
 class StepFitter:
@@ -76,7 +120,8 @@ class StepFitter:
         # here instead would block until those imports end (a worker's start waits for its fork).
         multiprocessing.forkserver.ensure_running()
         self._pool: ProcessPoolExecutor | None = None
-        self._futures: list[Future[ModelBundle]] = []
+        self._futures: list[Future[list[ModelBundle]]] = []
+        self._every = 1
 
     def submit(
         self,
@@ -86,15 +131,28 @@ class StepFitter:
         *,
         system_ids: tuple[str, ...],
         train_days: int,
+        holdout_every: int,
+        gbm_every: int,
     ) -> None:
-        """Queue every step's fit on ``training`` (the rows of all the steps' windows, with row ids)."""
+        """Queue every step's fit on ``training`` (the rows of all the steps' windows, with row ids), in groups
+        of ``holdout_every`` steps (:func:`fit_steps`)."""
         path = self._dir / "training.arrow"
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, training.schema) as writer:
             writer.write_table(training)
         self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=self._context)
+        self._every = holdout_every
         self._futures = [
-            self._pool.submit(_fit, str(path), market, through, system_ids, train_days, step_starts[0])
-            for through in step_starts
+            self._pool.submit(
+                _fit,
+                str(path),
+                market,
+                step_starts[i : i + holdout_every],
+                system_ids,
+                train_days,
+                step_starts[0],
+                gbm_every,
+            )
+            for i in range(0, len(step_starts), holdout_every)
         ]
 
     def bundle(self, k: int) -> ModelBundle:
@@ -105,7 +163,7 @@ class StepFitter:
                 backtest again when the workers import it).
         """
         try:
-            return self._futures[k].result()
+            return self._futures[k // self._every].result()[k % self._every]
         except BrokenProcessPool as exc:
             raise ContractError(
                 "a process fitting the backtest's step models ended abruptly (killed, or out of memory). "

@@ -44,6 +44,7 @@ class MarketBlend(PredictionSystem):
 
     system_id = "market_blend"
     requires: ClassVar[tuple[str, ...]] = (BASE,)
+    refittable: ClassVar[bool] = False  # its fit validates on its own holdout: fitted anew instead
 
     def __init__(
         self,
