@@ -10,8 +10,8 @@ Each ``--src`` (an older checkout's ``src``, e.g. of a ``git worktree add --deta
 fresh copy of that tree's own seed database (shipped box scores, plus the real PRA lines of the season when
 ``--market pra`` and ../shared/data is present), timed end to end (features, trainings, predictions, grading).
 The trees' runs alternate (tree 1, tree 2, ..., tree 1, ...) so that a change in the machine's load falls on all
-of them. ``--retrain-days``, ``--gbm-every`` and ``--holdout-every`` are passed only when given: each tree runs with its own ``run_backtest``
-defaults.
+of them. ``--retrain-days``, ``--gbm-every`` and ``--holdout-every`` are passed only when given: each tree runs
+with its own ``run_backtest`` defaults.
 ``--old-runs`` adds this tree's serial path (``workers=0``: each step trained in the parent, each day predicted on
 its own) as one more tree; it must give the same grades as the default path (tests/backtest checks it too).
 
