@@ -21,8 +21,9 @@ from nbaprops.storage import open_storage
 # No neutral-site game in the window: the box scores of those (2024-11-02, 2024-12-14, 2025-01-23, 2025-01-25)
 # name the home team as its own opponent (the schedule now picks the row that does not, see BOX_GAMES_SQL).
 START, END = date(2025, 1, 26), date(2025, 2, 4)
-# gbm: its fits take their rows from LightGBM bins built once per process (serial path and each worker).
-SYSTEMS = ["moving_average", "matchup", "gbm"]
+# gbm: its fits take their rows from LightGBM bins built once per process (serial path and each worker);
+# market_blend: built on gbm, refitted between two holdout fits with the refitted gbm.
+SYSTEMS = ["moving_average", "matchup", "gbm", "market_blend"]
 
 
 @pytest.fixture(scope="module")

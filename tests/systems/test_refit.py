@@ -83,3 +83,20 @@ def test_a_refitted_ensemble_blends_the_refitted_components_with_its_weights(
     assert not np.array_equal(refit._values(test), ensemble._values(test), equal_nan=True)
     with pytest.raises(ContractError):
         ensemble.refit(later, actual)
+
+
+def test_a_refitted_market_blend_corrects_the_line_from_the_refitted_gbm(
+    training: pa.Table, fitted: dict[str, PredictionSystem]
+) -> None:
+    first, later, test = _between(training, *FIRST), _between(training, *LATER), _between(training, *TEST)
+    blend = make("market_blend", "points", components={"gbm": fitted["gbm"]}).fit(
+        first, column(first, "actual_pts")
+    )
+    gbm = fitted["gbm"].refit(later, column(later, "actual_pts"))
+    refit = blend.refit(later, column(later, "actual_pts"), components={"gbm": gbm})
+    assert refit.base_ is gbm and refit.spread_ is blend.spread_  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(refit.coef_, blend.coef_)  # type: ignore[attr-defined]
+    # No line in these rows: the blend is its base's value.
+    np.testing.assert_array_equal(refit._values(test), gbm._values(test))
+    with pytest.raises(ContractError):
+        blend.refit(later, column(later, "actual_pts"))

@@ -12,7 +12,8 @@ serial path, so the same models). Each worker bins the training set for LightGBM
 (:func:`shared_bins`, the serial path does the same) and every step's fits take their rows from it. A worker
 fits a group of consecutive steps (:func:`fit_steps`): the first fitted in full (holdout fits included), the
 others refitting its models on their own windows (``gbm`` every other step) and keeping what it learned out of
-sample. The parent takes the bundles in step order and calibrates them.
+sample; it sends each step's bundle as soon as it is fitted (a queue), so that the parent can predict the step
+while the rest of the group is fitted. The parent takes the bundles in step order and calibrates them.
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import multiprocessing.forkserver
+import queue
 import shutil
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import date, timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -38,6 +42,7 @@ from nbaprops.systems.gbm import SharedBins, using_bins
 from nbaprops.systems.training import ModelBundle, fit_market, refit_market, training_window
 
 _TRAINING: dict[str, tuple[pa.Table, SharedBins | None]] = {}
+_QUEUE: Any = None  # in a fitting process: where it sends each step's bundle (set by _start_worker)
 
 
 def shared_bins(
@@ -61,41 +66,51 @@ def fit_steps(
     train_days: int,
     bins: SharedBins | None,
     gbm_every: int,
-) -> list[ModelBundle]:
+) -> Iterator[ModelBundle]:
     """The (uncalibrated) bundles of consecutive steps starting on ``throughs``, each on its own window of
-    ``training``. The first is a full fit (:func:`~nbaprops.systems.training.fit_market`: holdout fits, then
-    every row); the later ones refit its systems' models on their own window and keep what it learned out of
-    sample (:func:`~nbaprops.systems.training.refit_market`), and fit ``gbm`` only every ``gbm_every`` steps
-    (between two, they serve the last)."""
+    ``training``, one by one. The first is a full fit (:func:`~nbaprops.systems.training.fit_market`: holdout
+    fits, then every row); the later ones refit its systems' models on their own window and keep what it learned
+    out of sample (:func:`~nbaprops.systems.training.refit_market`), and fit ``gbm`` only every ``gbm_every``
+    steps (between two, they serve the last)."""
     bundles: list[ModelBundle] = []
-    with using_bins(bins) if bins is not None else contextlib.nullcontext():
-        for i, through in enumerate(throughs):
-            rows = training_window(training, through - timedelta(days=train_days), through)
+    for i, through in enumerate(throughs):
+        rows = training_window(training, through - timedelta(days=train_days), through)
+        with using_bins(bins) if bins is not None else contextlib.nullcontext():
             if i == 0:
-                bundles.append(
-                    fit_market(rows, market, through, system_ids=system_ids, train_days=train_days)
-                )
-                continue
-            last_gbm = bundles[i - i % gbm_every].systems.get("gbm") if i % gbm_every else None
-            kept = {"gbm": last_gbm} if last_gbm is not None else None
-            bundles.append(refit_market(bundles[0], rows, through, train_days=train_days, kept=kept))
-    return bundles
+                bundle = fit_market(rows, market, through, system_ids=system_ids, train_days=train_days)
+            else:
+                last_gbm = bundles[i - i % gbm_every].systems.get("gbm") if i % gbm_every else None
+                kept = {"gbm": last_gbm} if last_gbm is not None else None
+                bundle = refit_market(bundles[0], rows, through, train_days=train_days, kept=kept)
+        bundles.append(bundle)
+        yield bundle
+
+
+def _start_worker(queue: Any) -> None:
+    """A fitting process's start: the queue it sends each step's bundle on as soon as it is fitted."""
+    global _QUEUE
+    _QUEUE = queue
+    # A process that ends (the pool's shutdown) does not wait for the parent to read what it sent: after an
+    # error in the parent nobody reads it.
+    queue.cancel_join_thread()
 
 
 def _fit(
     path: str,
     market: str,
+    first: int,
     throughs: list[date],
     system_ids: tuple[str, ...],
     train_days: int,
     first_step: date,
     gbm_every: int,
-) -> list[ModelBundle]:
+) -> None:
+    """Fit the steps ``first, first + 1, ...`` (starting on ``throughs``) and send each bundle with its step."""
     if path not in _TRAINING:
         training = pa.ipc.open_file(pa.memory_map(path)).read_all()
         _TRAINING[path] = (training, shared_bins(training, market, first_step, system_ids))
     training, bins = _TRAINING[path]
-    return fit_steps(
+    steps = fit_steps(
         training,
         market,
         throughs,
@@ -104,6 +119,8 @@ def _fit(
         bins=bins,
         gbm_every=gbm_every,
     )
+    for i, bundle in enumerate(steps):
+        _QUEUE.put((first + i, bundle))
 
 
 class StepFitter:
@@ -120,8 +137,9 @@ class StepFitter:
         # here instead would block until those imports end (a worker's start waits for its fork).
         multiprocessing.forkserver.ensure_running()
         self._pool: ProcessPoolExecutor | None = None
-        self._futures: list[Future[list[ModelBundle]]] = []
-        self._every = 1
+        self._futures: list[Future[None]] = []
+        self._queue = self._context.Queue()  # (step, bundle) from the workers, each as soon as it is fitted
+        self._ready: dict[int, ModelBundle] = {}
 
     def submit(
         self,
@@ -139,13 +157,18 @@ class StepFitter:
         path = self._dir / "training.arrow"
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, training.schema) as writer:
             writer.write_table(training)
-        self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=self._context)
-        self._every = holdout_every
+        self._pool = ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=self._context,
+            initializer=_start_worker,
+            initargs=(self._queue,),
+        )
         self._futures = [
             self._pool.submit(
                 _fit,
                 str(path),
                 market,
+                i,
                 step_starts[i : i + holdout_every],
                 system_ids,
                 train_days,
@@ -163,7 +186,16 @@ class StepFitter:
                 backtest again when the workers import it).
         """
         try:
-            return self._futures[k // self._every].result()[k % self._every]
+            while k not in self._ready:
+                try:
+                    step, fitted = self._queue.get(timeout=0.2)
+                except queue.Empty:
+                    for future in self._futures:  # a worker's error (or its end) raises here
+                        if future.done() and future.exception() is not None:
+                            future.result()
+                    continue
+                self._ready[step] = fitted
+            return self._ready.pop(k)
         except BrokenProcessPool as exc:
             raise ContractError(
                 "a process fitting the backtest's step models ended abruptly (killed, or out of memory). "
@@ -174,6 +206,7 @@ class StepFitter:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        self._queue.close()
         # The server outlives its workers: stop it (and wait for it) so that a run leaves no process behind and
         # its workers' CPU shows in this process's children's usage (the server reaps them; ``_stop`` is the
         # standard library's own way, used by its tests; the next run starts a new server).

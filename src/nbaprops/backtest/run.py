@@ -347,7 +347,7 @@ def run_backtest(
                         bins=bins,
                         gbm_every=gbm_every,
                     )
-                fitted = group[fold.step % holdout_every]
+                fitted = next(group)
             else:
                 fitted = fitter.bundle(fold.step)
             if first:

@@ -139,9 +139,6 @@ class PredictionSystem(ABC):
         self.version_ = self._version(version)
         return self
 
-    # Whether :meth:`refit` can fit this system's model on its own (False: its ``fit`` is its own, see MarketBlend).
-    refittable: ClassVar[bool] = True
-
     def refit(
         self,
         features: pa.Table,
@@ -152,10 +149,9 @@ class PredictionSystem(ABC):
     ) -> Self:
         """A copy of this fitted system whose model is fitted anew on every row of ``features``, keeping what
         this one learned out of sample (``holdout_mask_``, ``holdout_pred_``, ``spread_``): the walk-forward
-        backtest's steps between two holdout fits. ``components``: the refitted systems this one is built on."""
+        backtest's steps between two holdout fits. ``components``: the refitted systems this one is built on
+        (systems built on others override this)."""
         self._check_fitted()
-        if not self.refittable:
-            raise ContractError(f"{self.system_id} cannot be refitted without its holdout")
         y = np.asarray(actual, dtype=np.float64)
         if features.num_rows != y.size or features.num_rows == 0:
             raise ContractError(f"{features.num_rows} feature rows but {y.size} actual values")

@@ -164,7 +164,8 @@ def refit_market(
     row, no holdout fit), each keeping what the anchor learned out of sample: its spread, the ensemble's weights
     (:meth:`~nbaprops.systems.base.PredictionSystem.refit`); the systems in ``kept`` are served as they are. No
     calibrators yet: :func:`inherit_calibration` gives the anchor's. The walk-forward backtest's steps between
-    two holdout fits; a system that cannot be refitted (``refittable``) is fitted anew, holdout included.
+    two holdout fits (the ensemble blends the refitted components with its weights, market_blend corrects the line
+    from the refitted gbm by the correction it learned).
     """
     market = anchor.market
     start, actual, digest = _window(training, market, through, train_days)
@@ -173,13 +174,8 @@ def refit_market(
         version = f"{sid}@{market}-{through:%Y%m%d}-{digest}"
         if kept is not None and sid in kept:
             fitted[sid] = kept[sid]
-        elif system.refittable:
-            fitted[sid] = system.refit(training, actual, version=version, components=fitted)
         else:
-            fresh = (
-                make(sid, market, components=dict(fitted)) if REGISTRY[sid].requires else make(sid, market)
-            )
-            fitted[sid] = fresh.fit(training, actual, version=version)
+            fitted[sid] = system.refit(training, actual, version=version, components=fitted)
     meta = {"digest": digest, "train_days": train_days, "holdout_from": anchor.through.isoformat()}
     return ModelBundle(market, through, start, fitted, {}, meta)
 
