@@ -6,7 +6,7 @@ parallel with everything else. Workers are not forked from the parent (it holds 
 pools that a fork would copy mid-state) but from a fork server: a fresh interpreter started with the run, which
 imports LightGBM, SciPy and this module once, while the parent builds the training set, then forks the workers
 (spawned workers each spent those seconds of CPU again). The server is stopped with the run. Each worker reads
-the run's training set once, memory-mapped from an Arrow IPC file in a temporary directory, and returns each
+the run's training set once, memory-mapped from an Arrow IPC file in a temporary directory, and sends each
 step's fitted bundle (:func:`~nbaprops.systems.training.fit_market`: the same code and the same rows as the
 serial path, so the same models). Each worker bins the training set for LightGBM once
 (:func:`shared_bins`, the serial path does the same) and every step's fits take their rows from it. A worker
@@ -86,13 +86,13 @@ def fit_steps(
         yield bundle
 
 
-def _start_worker(queue: Any) -> None:
+def _start_worker(bundles: Any) -> None:
     """A fitting process's start: the queue it sends each step's bundle on as soon as it is fitted."""
     global _QUEUE
-    _QUEUE = queue
+    _QUEUE = bundles
     # A process that ends (the pool's shutdown) does not wait for the parent to read what it sent: after an
     # error in the parent nobody reads it.
-    queue.cancel_join_thread()
+    bundles.cancel_join_thread()
 
 
 def _fit(
