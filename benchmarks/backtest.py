@@ -2,15 +2,16 @@
 
     .venv/bin/python benchmarks/backtest.py [--src OLD/src ...] [--runs 3] [--season 2024-25]
                                             [--mae-season 2023-24 ...] [--market points] [--workers N]
-                                            [--train-days 730] [--retrain-days N] [--days N] [--old-runs N]
-                                            [--baseline K]
+                                            [--train-days 730] [--retrain-days N] [--gbm-every N]
+                                            [--holdout-every N] [--days N] [--old-runs N] [--baseline K]
 
 Each ``--src`` (an older checkout's ``src``, e.g. of a ``git worktree add --detach``), then this repository's
 ``src``, is a *tree*. Every run is a subprocess with that tree on ``PYTHONPATH`` running ``run_backtest`` on a
 fresh copy of that tree's own seed database (shipped box scores, plus the real PRA lines of the season when
 ``--market pra`` and ../shared/data is present), timed end to end (features, trainings, predictions, grading).
 The trees' runs alternate (tree 1, tree 2, ..., tree 1, ...) so that a change in the machine's load falls on all
-of them. ``--retrain-days`` is passed only when given: each tree runs with its own ``run_backtest`` default.
+of them. ``--retrain-days``, ``--gbm-every`` and ``--holdout-every`` are passed only when given: each tree runs
+with its own ``run_backtest`` defaults.
 ``--old-runs`` adds this tree's serial path (``workers=0``: each step trained in the parent, each day predicted on
 its own) as one more tree; it must give the same grades as the default path (tests/backtest checks it too).
 
@@ -104,6 +105,10 @@ def _child_run(args: argparse.Namespace) -> None:
         extra: dict[str, Any] = {"train_days": args.train_days}
         if args.retrain_days is not None:
             extra["retrain_days"] = args.retrain_days
+        if args.gbm_every is not None:
+            extra["gbm_every"] = args.gbm_every
+        if args.holdout_every is not None:
+            extra["holdout_every"] = args.holdout_every
         t0, c0 = time.perf_counter(), _cpu_s()
         result = run_backtest(
             storage,
@@ -168,6 +173,10 @@ def _child(tree: Tree, args: argparse.Namespace, mode: str, db: Path, season: st
     cmd += [arg for s in args.all_seasons for arg in ("--mae-season", s)]
     if args.retrain_days is not None:
         cmd += ["--retrain-days", str(args.retrain_days)]
+    if args.gbm_every is not None:
+        cmd += ["--gbm-every", str(args.gbm_every)]
+    if args.holdout_every is not None:
+        cmd += ["--holdout-every", str(args.holdout_every)]
     workers = tree.workers if tree.workers is not None else args.workers
     if workers is not None:
         cmd += ["--workers", str(workers)]
@@ -228,6 +237,18 @@ def main() -> None:
     parser.add_argument("--train-days", type=int, default=730)
     parser.add_argument(
         "--retrain-days", type=int, default=None, help="game days per step (default: each tree's own default)"
+    )
+    parser.add_argument(
+        "--gbm-every",
+        type=int,
+        default=None,
+        help="steps between two gbm fits (default: each tree's own; a tree before issue 21's second pass has none)",
+    )
+    parser.add_argument(
+        "--holdout-every",
+        type=int,
+        default=None,
+        help="steps between two holdout fits (default: each tree's own; as --gbm-every)",
     )
     parser.add_argument(
         "--days", type=int, default=0, help="only the first N game days of the season (0: all)"

@@ -21,8 +21,9 @@ from nbaprops.storage import open_storage
 # No neutral-site game in the window: the box scores of those (2024-11-02, 2024-12-14, 2025-01-23, 2025-01-25)
 # name the home team as its own opponent (the schedule now picks the row that does not, see BOX_GAMES_SQL).
 START, END = date(2025, 1, 26), date(2025, 2, 4)
-# gbm: its fits take their rows from LightGBM bins built once per process (serial path and each worker).
-SYSTEMS = ["moving_average", "matchup", "gbm"]
+# gbm: its fits take their rows from LightGBM bins built once per process (serial path and each worker);
+# market_blend: built on gbm, refitted between two holdout fits with the refitted gbm.
+SYSTEMS = ["moving_average", "matchup", "gbm", "market_blend"]
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +61,30 @@ def test_each_step_trains_only_on_games_before_it(graded) -> None:  # type: igno
         versions = {r["model_version"] for r in rows if r["model_version"].endswith(meta["digest"])}
         dates = {r["game_date"] for r in rows if r["model_version"] in versions}
         assert dates and min(dates) >= through  # predicted only on or after the day it was trained for
+
+
+def test_gbm_is_fitted_every_other_step_and_what_is_learned_out_of_sample_kept_from_an_earlier_step(
+    graded,
+) -> None:  # type: ignore[no-untyped-def]
+    """Defaults (holdout every 4 steps, gbm every 2): step 0 is a full fit; step 1 serves step 0's gbm (the same
+    model, its version naming step 0's window) and fits the others on its own window; step 2 fits gbm again.
+    Steps 1 and 2 keep step 0's spreads and holdout calibration — learned on rows all before step 0, so before
+    them — and say so (``holdout_from``)."""
+    _, result = graded
+    versions = [{sid: meta["systems"][sid]["model_version"] for sid in SYSTEMS} for meta in result.models]
+    assert versions[1]["gbm"] == versions[0]["gbm"] != versions[2]["gbm"]
+    assert versions[0]["gbm"].endswith(result.models[0]["digest"])
+    assert versions[2]["gbm"].endswith(result.models[2]["digest"])
+    for sid in ("moving_average", "matchup"):
+        assert len({v[sid] for v in versions}) == 3
+    anchor = result.models[0]
+    assert "holdout_from" not in anchor
+    for meta in result.models[1:]:
+        assert meta["holdout_from"] == anchor["through"] < meta["through"]
+        assert meta["train_start"] > anchor["train_start"]
+        for sid in SYSTEMS:
+            assert meta["systems"][sid]["spread_by_tier"] == anchor["systems"][sid]["spread_by_tier"]
+            assert meta["systems"][sid]["holdout_mae"] == anchor["systems"][sid]["holdout_mae"]
 
 
 def test_grades_match_the_box_scores_and_prices(graded) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,10 @@ dated before the step) instead of on the training window's held-out rows. Who is
 at once (the daily batch's own queries, given many dates: each date's answer is the one it gets alone), and the
 features of all targets are built in one query; each row is as of its own date (the leakage tests prove it equals a
 per-day build). LightGBM bins the training set once per process, with boundaries learned on the first step's window,
-and every step's ``gbm`` fits take their rows from it (:class:`~nbaprops.systems.gbm.SharedBins`).
+and every step's ``gbm`` fits take their rows from it (:class:`~nbaprops.systems.gbm.SharedBins`). What is learned
+out of sample (each system's error spread, the ensemble's weights, the holdout calibration: the holdout fits) is
+learned every ``holdout_every`` steps (default 4) and kept in between; the models are fitted on every step's
+window, ``gbm``'s every ``gbm_every`` steps (default 2, serving its last in between).
 
 Grading (:func:`nbaprops.evaluation.grading.grade`, shared with the live ``nbaprops grade``) joins the real box score: a
 player without one did not play and his rows are void (never a loss). A bet wins, loses or pushes against the
@@ -22,6 +25,7 @@ line it was made at, and its profit is at the offered price.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import uuid
@@ -34,8 +38,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nbaprops.backtest._fitting import StepFitter, shared_bins
-from nbaprops.backtest.split import DEFAULT_RETRAIN_DAYS, WalkForwardSplit
+from nbaprops.backtest._fitting import StepFitter, fit_steps, shared_bins
+from nbaprops.backtest.split import (
+    DEFAULT_GBM_EVERY,
+    DEFAULT_HOLDOUT_EVERY,
+    DEFAULT_RETRAIN_DAYS,
+    WalkForwardSplit,
+)
 from nbaprops.clock import ManualClock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
@@ -53,13 +62,13 @@ from nbaprops.storage.inputs import Inputs
 from nbaprops.systems.base import SystemOutput
 from nbaprops.systems.calibration import MIN_ROWS, Calibrator, standardized_edge
 from nbaprops.systems.ensemble import predict_shared
-from nbaprops.systems.gbm import using_bins, with_row_ids
+from nbaprops.systems.gbm import with_row_ids
 from nbaprops.systems.training import (
     DEFAULT_TRAIN_DAYS,
     ModelBundle,
     calibrate_holdout,
+    inherit_calibration,
     systems_to_fit,
-    train_market,
     training_window,
     with_market_history,
 )
@@ -254,6 +263,8 @@ def run_backtest(
     train_days: int = DEFAULT_TRAIN_DAYS,
     on_step: Callable[[int, int, date], None] | None = None,
     workers: int | None = None,
+    gbm_every: int = DEFAULT_GBM_EVERY,
+    holdout_every: int = DEFAULT_HOLDOUT_EVERY,
 ) -> BacktestResult:
     """Walk forward over the game days in ``[start, end]`` and store the grades under a new ``run_id``.
 
@@ -263,12 +274,24 @@ def run_backtest(
         workers: processes fitting the steps' models in parallel (default: one per core). ``0`` runs the
             original serial path — each step trained in this process, each day predicted on its own — which
             gives the same grades more slowly; ``benchmarks/backtest.py`` measures one against the other.
+        holdout_every: steps between two full fits (default
+            :data:`~nbaprops.backtest.split.DEFAULT_HOLDOUT_EVERY`, 4): the holdout fits, which learn each
+            system's error spread, the ensemble's weights and the holdout calibration out of sample. The steps in
+            between fit the models anew on their own window and keep those.
+        gbm_every: steps between two fits of ``gbm``'s model (default
+            :data:`~nbaprops.backtest.split.DEFAULT_GBM_EVERY`, 2; divides ``holdout_every``); in between it
+            serves its last. The other systems' models are fitted every step. ``gbm_every=1, holdout_every=1``
+            fits everything every step.
     """
     validate_market(market)
     if end < start:
         raise InputError(f"--to {end} is before --from {start}")
     if retrain_days < 1:
         raise InputError("--retrain-days must be at least 1")
+    if gbm_every < 1 or holdout_every < 1 or holdout_every % gbm_every:
+        raise InputError(
+            "gbm_every and holdout_every must be at least 1, and gbm_every must divide holdout_every"
+        )
     system_ids = tuple(systems_to_fit(list(systems)))
     workers = default_workers() if workers is None else workers
     ensure_boxscores(storage)
@@ -291,11 +314,17 @@ def run_backtest(
         fitter = stack.enter_context(StepFitter(workers=workers)) if workers > 0 else None
         training = build_training_set(storage, splitter.history_start(days), days[-1] + timedelta(days=1))
         training = with_row_ids(with_market_history(storage, training, market))
-        if fitter is None and (bins := shared_bins(training, market, folds[0].train_end, system_ids)):
-            stack.enter_context(using_bins(bins))  # the serial path's fits take their rows from the same bins
+        # The serial path's fits take their rows from the same bins as the workers'.
+        bins = shared_bins(training, market, folds[0].train_end, system_ids) if fitter is None else None
         if fitter is not None:
             fitter.submit(
-                training, market, [f.train_end for f in folds], system_ids=system_ids, train_days=train_days
+                training,
+                market,
+                [f.train_end for f in folds],
+                system_ids=system_ids,
+                train_days=train_days,
+                holdout_every=holdout_every,
+                gbm_every=gbm_every,
             )
         found = _targets(storage, days, market, settings)
         # The consensus line of every day as of its own prediction time (one query; each day's as if alone).
@@ -305,18 +334,27 @@ def run_backtest(
         for fold in folds:
             if on_step:
                 on_step(fold.step, len(folds), fold.train_end)
+            window = training_window(training, fold.train_start, fold.train_end)
+            first = fold.step % holdout_every == 0  # the group's full fit (holdout included)
             if fitter is None:
-                bundle = train_market(
-                    storage,
-                    market,
-                    fold.train_end,
-                    system_ids=system_ids,
-                    train_days=train_days,
-                    training=training,
-                )
+                if first:  # the group's steps, as a worker fits them
+                    group = fit_steps(
+                        training,
+                        market,
+                        [f.train_end for f in folds[fold.step : fold.step + holdout_every]],
+                        system_ids=system_ids,
+                        train_days=train_days,
+                        bins=bins,
+                        gbm_every=gbm_every,
+                    )
+                fitted = next(group)
             else:
-                window = training_window(training, fold.train_start, fold.train_end)
-                bundle = calibrate_holdout(storage, fitter.bundle(fold.step), window)
+                fitted = fitter.bundle(fold.step)
+            if first:
+                bundle = calibrate_holdout(storage, fitted, window)
+                anchor = dataclasses.replace(bundle, calibrators=dict(bundle.calibrators))
+            else:
+                bundle = inherit_calibration(fitted, anchor, window)
             models.append(_calibrate_on_run(storage, bundle, run_id, systems, before=fold.train_end))
             tables = _step_rows(
                 storage,

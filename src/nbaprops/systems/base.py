@@ -15,8 +15,10 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -136,6 +138,27 @@ class PredictionSystem(ABC):
             self.spread_ = TierSpread.fit(self._values(features), y)
         self.version_ = self._version(version)
         return self
+
+    def refit(
+        self,
+        features: pa.Table,
+        actual: np.ndarray,
+        *,
+        version: str | None = None,
+        components: Mapping[str, PredictionSystem] | None = None,
+    ) -> Self:
+        """A copy of this fitted system whose model is fitted anew on every row of ``features``, keeping what
+        this one learned out of sample (``holdout_mask_``, ``holdout_pred_``, ``spread_``): the walk-forward
+        backtest's steps between two holdout fits. ``components``: the refitted systems this one is built on
+        (systems built on others override this)."""
+        self._check_fitted()
+        y = np.asarray(actual, dtype=np.float64)
+        if features.num_rows != y.size or features.num_rows == 0:
+            raise ContractError(f"{features.num_rows} feature rows but {y.size} actual values")
+        out = copy.copy(self)
+        out._fit(features, y)
+        out.version_ = out._version(version)
+        return out
 
     def _version(self, version: str | None) -> str:
         return version if version is not None else f"{self.system_id}:{self.market}:unsaved"

@@ -8,6 +8,7 @@ predict a row, the remaining weights are renormalised.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Self
 
@@ -64,6 +65,23 @@ class Ensemble(PredictionSystem):
         self.spread_ = TierSpread.fit(self.holdout_pred_, y[mask])
         self.version_ = self._version(version)
         return self
+
+    def refit(
+        self,
+        features: pa.Table,
+        actual: np.ndarray,
+        *,
+        version: str | None = None,
+        components: Mapping[str, PredictionSystem] | None = None,
+    ) -> Self:
+        """A copy that blends ``components`` (the refitted components) with this one's weights."""
+        self._check_fitted()
+        if components is None or any(name not in components for name in COMPONENTS):
+            raise ContractError("an ensemble is refitted with its refitted components")
+        out = copy.copy(self)
+        out.components_ = {name: components[name] for name in COMPONENTS}
+        out.version_ = out._version(version)
+        return out
 
     def _blend(self, preds: np.ndarray) -> np.ndarray:
         ok = np.isfinite(preds)

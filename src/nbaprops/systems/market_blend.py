@@ -22,7 +22,8 @@ predicts the line itself where there is one. The availability term is off (it co
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Mapping
 from typing import ClassVar, Self
 
 import numpy as np
@@ -127,6 +128,24 @@ class MarketBlend(PredictionSystem):
         self.holdout_mask_ = mask
         self.version_ = self._version(version)
         return self
+
+    def refit(
+        self,
+        features: pa.Table,
+        actual: np.ndarray,
+        *,
+        version: str | None = None,
+        components: Mapping[str, PredictionSystem] | None = None,
+    ) -> Self:
+        """A copy that corrects the line from the refitted ``components[BASE]`` by this one's correction (what
+        it learned on the holdout, as its spread)."""
+        self._check_fitted()
+        if components is None or BASE not in components:
+            raise ContractError(f"{self.system_id} is refitted with its refitted {BASE}")
+        out = copy.copy(self)
+        out.base_ = components[BASE]
+        out.version_ = out._version(version)
+        return out
 
     def _fit(self, features: pa.Table, actual: np.ndarray) -> None:  # pragma: no cover - fit is overridden
         raise NotImplementedError

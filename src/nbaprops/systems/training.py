@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -129,6 +129,16 @@ def fit_market(
     The part of :func:`train_market` that a worker process can run (the backtest fits its steps in parallel);
     :func:`calibrate_holdout` completes the bundle.
     """
+    start, actual, digest = _window(training, market, through, train_days)
+    fitted: dict[str, PredictionSystem] = {}
+    for sid in systems_to_fit(list(system_ids)):
+        system = make(sid, market, components=dict(fitted)) if REGISTRY[sid].requires else make(sid, market)
+        fitted[sid] = system.fit(training, actual, version=f"{sid}@{market}-{through:%Y%m%d}-{digest}")
+    return ModelBundle(market, through, start, fitted, {}, {"digest": digest, "train_days": train_days})
+
+
+def _window(training: pa.Table, market: str, through: date, train_days: int) -> tuple[date, np.ndarray, str]:
+    """The window's first day, its outcomes and the digest that names its models."""
     start = through - timedelta(days=train_days)
     if training.num_rows < 200:
         raise ArtifactError(
@@ -139,11 +149,54 @@ def fit_market(
     digest = hashlib.sha256(
         f"{market}|{start}|{through}|{training.num_rows}|{float(np.nansum(actual))}|{FEATURE_VERSION}".encode()
     ).hexdigest()[:8]
+    return start, actual, digest
+
+
+def refit_market(
+    anchor: ModelBundle,
+    training: pa.Table,
+    through: date,
+    *,
+    train_days: int,
+    kept: Mapping[str, PredictionSystem] | None = None,
+) -> ModelBundle:
+    """The systems of ``anchor`` (an earlier step's fit) with their models fitted anew on ``training`` (every
+    row, no holdout fit), each keeping what the anchor learned out of sample: its spread, the ensemble's weights
+    (:meth:`~nbaprops.systems.base.PredictionSystem.refit`); the systems in ``kept`` are served as they are. No
+    calibrators yet: :func:`inherit_calibration` gives the anchor's. The walk-forward backtest's steps between
+    two holdout fits (the ensemble blends the refitted components with its weights, market_blend corrects the line
+    from the refitted gbm by the correction it learned).
+    """
+    market = anchor.market
+    start, actual, digest = _window(training, market, through, train_days)
     fitted: dict[str, PredictionSystem] = {}
-    for sid in systems_to_fit(list(system_ids)):
-        system = make(sid, market, components=dict(fitted)) if REGISTRY[sid].requires else make(sid, market)
-        fitted[sid] = system.fit(training, actual, version=f"{sid}@{market}-{through:%Y%m%d}-{digest}")
-    return ModelBundle(market, through, start, fitted, {}, {"digest": digest, "train_days": train_days})
+    for sid, system in anchor.systems.items():  # in fitting order: components before what is built on them
+        version = f"{sid}@{market}-{through:%Y%m%d}-{digest}"
+        if kept is not None and sid in kept:
+            fitted[sid] = kept[sid]
+        else:
+            fitted[sid] = system.refit(training, actual, version=version, components=fitted)
+    meta = {"digest": digest, "train_days": train_days, "holdout_from": anchor.through.isoformat()}
+    return ModelBundle(market, through, start, fitted, {}, meta)
+
+
+def inherit_calibration(bundle: ModelBundle, anchor: ModelBundle, training: pa.Table) -> ModelBundle:
+    """Complete a :func:`refit_market` bundle (fitted on ``training``) with the calibrators and the holdout
+    figures of its ``anchor`` (calibrated by :func:`calibrate_holdout`), and write its meta."""
+    bundle.calibrators = dict(anchor.calibrators)
+    bundle.meta = {
+        **anchor.meta,
+        "through": bundle.through.isoformat(),
+        "train_start": bundle.train_start.isoformat(),
+        "training_rows": training.num_rows,
+        "digest": bundle.meta["digest"],
+        "holdout_from": bundle.meta["holdout_from"],
+        "systems": {
+            sid: {**anchor.meta["systems"][sid], "model_version": system.version_}
+            for sid, system in bundle.systems.items()
+        },
+    }
+    return bundle
 
 
 def calibrate_holdout(storage: Inputs, bundle: ModelBundle, training: pa.Table) -> ModelBundle:
