@@ -265,6 +265,18 @@ def test_backtest_prints_its_peak_memory(db_path: Path) -> None:
     assert re.search(r"^peak memory: \d+ MB", stdout, re.MULTILINE), stdout
 
 
+def test_backtest_says_how_often_it_refits_and_every_step_fits_as_the_batch_does(db_path: Path) -> None:
+    """Issue 21 part 4: the backtest learns holdouts every 4 steps and fits gbm every 2 by default (faster, not
+    what the live batch does); its payload says so, and --every-step runs it as the batch would."""
+    one_day = ("backtest", "--market", "points", "--from", "2025-02-11", "--to", "2025-02-11")
+    options = ("--systems", "moving_average", "--train-days", "30", "--db", str(db_path), "--json")
+    for extra, expected in (((), (4, 2)), (("--every-step",), (1, 1))):
+        code, stdout, stderr = run(*one_day, *options, *extra)
+        assert code == 0, stderr
+        payload = json.loads(stdout)
+        assert (payload["holdout_every"], payload["gbm_every"]) == expected
+
+
 def test_a_bare_report_name_lands_where_the_dashboard_lists_it_and_serve_takes_json(db_path: Path) -> None:
     """Issue 18 item 16. Before: README's ``--report report.html`` was written to the current folder, which the
     dashboard's ``/reports`` (the reports folder only) never lists; and ``serve --json`` was refused ("No such

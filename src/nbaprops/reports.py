@@ -15,6 +15,7 @@ from typing import Any
 
 from nbaprops.alerts import grade_summary_alert
 from nbaprops.backtest import calibration_summary, run_backtest, season_range
+from nbaprops.backtest.split import DEFAULT_GBM_EVERY, DEFAULT_HOLDOUT_EVERY
 from nbaprops.clock import Clock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
@@ -43,6 +44,7 @@ def backtest_report(
     report: Path | None = None,
     on_step: Callable[[int, int, date], None] | None = None,
     books: Sequence[str] | None = None,
+    refits: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Walk forward over a season (or ``start``..``end``) and return its metrics, calibration, the bets graded
     at the offer taken (``offers``: :func:`~nbaprops.evaluation.offers.offers_section`) and peak memory
@@ -52,10 +54,13 @@ def backtest_report(
         lines: lines files ingested first.
         report: write the self-contained HTML report here (its path is in the payload).
         books: the books the user can bet at for ``offers`` (None: the ``books`` setting; empty: every book).
+        refits: ``(holdout_every, gbm_every)`` of :func:`~nbaprops.backtest.run.run_backtest` (None: its
+            defaults; ``(1, 1)``: every fit on every step, as the live batch does).
 
     Raises:
         InputError: an unknown season, or ``end`` before ``start``.
     """
+    holdout_every, gbm_every = refits or (DEFAULT_HOLDOUT_EVERY, DEFAULT_GBM_EVERY)
     ensure_boxscores(storage)
     if lines:
         ingest_lines(storage, lines)
@@ -75,6 +80,8 @@ def backtest_report(
         retrain_days=retrain_days,
         train_days=settings.train_days,
         on_step=on_step,
+        holdout_every=holdout_every,
+        gbm_every=gbm_every,
     )
     payload: dict[str, Any] = {
         "run_id": result.run_id,
@@ -85,6 +92,8 @@ def backtest_report(
         "steps": result.steps,
         "retrain_days": retrain_days,
         "train_days": settings.train_days,
+        "holdout_every": holdout_every,
+        "gbm_every": gbm_every,
         "graded_rows": result.grades.num_rows,
         "metrics": compute_metrics(result.grades),
         "calibration": calibration_summary(result.models),
