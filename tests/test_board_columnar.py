@@ -14,7 +14,7 @@ import json
 import math
 import shutil
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from nbaprops.cli import app
 from nbaprops.cli.operate import board_json_text
 from nbaprops.config import Settings
-from nbaprops.evaluation.clv import with_line_moves
+from nbaprops.evaluation.clv import MOVE_COLUMNS, MOVE_INPUTS, line_moves
 from nbaprops.pipeline.board import MARKET_NAMES, _prediction_times, price_offers_of
 from nbaprops.pricing import fair
 from nbaprops.service.operations import OPERATIONS
@@ -119,6 +119,31 @@ def reference_board(
         now=settings.as_of,
     )
     return {"names": names, "rows": priced, "total": total}
+
+
+def with_line_moves(
+    storage: Any,
+    names: list[str],
+    rows: list[list[Any]],
+    *,
+    threshold: float,
+    now: datetime | None = None,
+) -> tuple[list[str], list[list[Any]]]:
+    """The row-wise line moves as shipped before the columnar board (the reference's last step)."""
+    at = {name: names.index(name) for name in MOVE_INPUTS if name in names}
+    side = at.get("recommendation")
+    bets = [i for i, row in enumerate(rows) if side is not None and row[side] in ("OVER", "UNDER")]
+    found = (
+        line_moves(storage, [{n: rows[i][j] for n, j in at.items()} for i in bets], now=now) if bets else []
+    )
+    moves: list[float | None] = [None] * len(rows)
+    for i, move in zip(bets, found, strict=True):
+        moves[i] = move
+    out = [
+        [*row, move, None if move is None else bool(move < -threshold - 1e-9)]
+        for row, move in zip(rows, moves, strict=True)
+    ]
+    return [*names, *MOVE_COLUMNS], out
 
 
 @pytest.fixture(scope="module")

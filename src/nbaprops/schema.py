@@ -471,7 +471,7 @@ BOARD_MOVE_COLUMNS: tuple[Column, ...] = (
     ),
 )
 """What the board adds after its market columns: how far the line has moved since each bet was made (not stored:
-computed when the board is read, :func:`nbaprops.evaluation.clv.with_line_moves`)."""
+computed when the board is read, :func:`nbaprops.service.operations.board_of`)."""
 
 STAGING_LOADS = Table(
     "staging_loads",

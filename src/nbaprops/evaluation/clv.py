@@ -434,40 +434,24 @@ def line_moves(
     return [by_id.get(id(r)) for r in rows]
 
 
-_MOVE_INPUTS = ("game_date", "player_lookup", "market", "team", "opponent", "line_value", "recommendation")
+MOVE_INPUTS: tuple[str, ...] = (
+    "game_date",
+    "player_lookup",
+    "market",
+    "team",
+    "opponent",
+    "line_value",
+    "recommendation",
+)
+"""The columns of a bet :func:`line_moves` reads (a board row holds some forty: pass only these)."""
 
 MOVE_COLUMNS: tuple[str, ...] = tuple(c.name for c in BOARD_MOVE_COLUMNS)
 """What the board adds to each row after its market columns (:data:`nbaprops.schema.BOARD_MOVE_COLUMNS`)."""
 
 
-def with_line_moves(
-    storage: Inputs,
-    names: list[str],
-    rows: list[list[Any]],
-    *,
-    threshold: float,
-    now: datetime | None = None,
-) -> tuple[list[str], list[list[Any]]]:
-    """The board's rows with :data:`MOVE_COLUMNS` appended (:func:`line_moves` over every bet at once; only the
-    bets' columns it reads are looked at: a board holds thousands of rows of some forty columns)."""
-    at = {name: names.index(name) for name in _MOVE_INPUTS if name in names}
-    side = at.get("recommendation")
-    bets = [i for i, row in enumerate(rows) if side is not None and row[side] in ("OVER", "UNDER")]
-    found = (
-        line_moves(storage, [{n: rows[i][j] for n, j in at.items()} for i in bets], now=now) if bets else []
-    )
-    moves: list[float | None] = [None] * len(rows)
-    for i, move in zip(bets, found, strict=True):
-        moves[i] = move
-    out = [
-        [*row, move, None if move is None else bool(move < -threshold - 1e-9)]
-        for row, move in zip(rows, moves, strict=True)
-    ]
-    return [*names, *MOVE_COLUMNS], out
-
-
 __all__ = [
     "MOVE_COLUMNS",
+    "MOVE_INPUTS",
     "PICK_CLV_COLUMNS",
     "bet_clv",
     "clv_summary",
@@ -476,5 +460,4 @@ __all__ = [
     "pick_clv",
     "pick_clv_summary",
     "read_pick_log",
-    "with_line_moves",
 ]

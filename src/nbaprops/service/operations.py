@@ -22,7 +22,7 @@ from nbaprops.alerts import batch_alert, consolidation_refused_alert, stalled_al
 from nbaprops.clock import SystemClock
 from nbaprops.config import Settings
 from nbaprops.errors import InputError
-from nbaprops.evaluation.clv import MOVE_COLUMNS, line_moves
+from nbaprops.evaluation.clv import MOVE_COLUMNS, MOVE_INPUTS, line_moves
 from nbaprops.picks import no_bet_reasons
 from nbaprops.pipeline.board import board_table, ladder_of, offer_rows
 from nbaprops.pipeline.coordinator import Coordinator
@@ -52,9 +52,6 @@ def _batches(
     return {"batches": batch_records(storage, game_date=_day(game_date), state=state, limit=limit)}
 
 
-_MOVE_INPUTS = ("game_date", "player_lookup", "market", "team", "opponent", "line_value", "recommendation")
-
-
 def _move_columns(
     storage: Backend, table: pa.Table, *, threshold: float, now: datetime | None = None
 ) -> pa.Table:
@@ -66,7 +63,7 @@ def _move_columns(
     )
     moves: list[float | None] = [None] * table.num_rows
     if bets.size:
-        found = line_moves(storage.features, table.take(bets).select(list(_MOVE_INPUTS)).to_pylist(), now=now)
+        found = line_moves(storage.features, table.take(bets).select(list(MOVE_INPUTS)).to_pylist(), now=now)
         for i, move in zip(bets.tolist(), found, strict=True):
             moves[i] = move
     move = pa.array(moves, type=pa.float64())
