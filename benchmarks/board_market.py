@@ -1,4 +1,4 @@
-"""Benchmark: what pricing every offer adds to reading the board of a 15-game date.
+"""Benchmark: what pricing every offer adds to a 15-game date — to the board's read and to the slate.
 
 Run from the repository root::
 
@@ -6,14 +6,23 @@ Run from the repository root::
 
 A temporary database gets the shipped box scores and the real PRA lines of the date (2024-04-14: 15 games, 877
 offers from up to 10 books, alternate lines included, from ``../shared/data/prop-lines-pra``); ``predict`` runs
-``moving_average`` on ``pra`` once. Then, alternating in one process, the board is read ``--runs`` times each
-way: **plain** (``active_predictions``: the board before issue 20) and **priced** (the same rows plus
-:func:`nbaprops.pipeline.board.with_market`: the date's offers read, every one priced by ``price_slate``, the
-best over and under joined to each row). Wall and CPU medians; CPU because the machine is shared.
+``moving_average`` on ``pra`` once (the model is trained there, untimed). Then, alternating in one process,
+``--runs`` times each:
 
-The last line is machine-readable::
+- **slate**: the date's batch again (:func:`nbaprops.pipeline.run.run_batch`, ``force``: a new batch that
+  supersedes the last), what the board's pricing is weighed against;
+- **plain**: the board without the market (:func:`nbaprops.pipeline.reads.active_table`, the board's rows in
+  its order);
+- **priced**: the board as ``predictions --json`` and the API build it
+  (:func:`nbaprops.service.operations.board_of`: the same rows, the offers of the rows read and priced in one
+  ``price_slate`` call, the best over and under joined, the line moves of the bets).
 
-    board_plain_ms=<x> board_priced_ms=<y> extra_ms=<y-x> ratio=<y/x> cpu_extra_ms=<..> offers=<n> rows=<n>
+Wall and CPU medians; CPU because the machine is shared. The last line is machine-readable::
+
+    slate_ms=<s> board_plain_ms=<x> board_priced_ms=<y> extra_ms=<y-x> share_of_slate=<(y-x)/s>
+    cpu_slate_ms=.. cpu_plain_ms=.. cpu_priced_ms=.. cpu_extra_ms=.. cpu_share_of_slate=.. offers=<n> rows=<n>
+
+Goal (issue 20, reported): pricing adds < 20% to the slate's time.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -33,11 +43,13 @@ from typer.testing import CliRunner
 from nbaprops.cli import app
 from nbaprops.config import Settings
 from nbaprops.ingest import ensure_boxscores
-from nbaprops.pipeline.board import with_market
-from nbaprops.pipeline.reads import active_predictions
+from nbaprops.pipeline.reads import active_table
+from nbaprops.pipeline.run import run_batch
+from nbaprops.service.operations import board_of
 from nbaprops.storage import open_backend, open_storage
 
 SHARED = Path(os.environ.get("NBAPROPS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+MARKETS, SYSTEMS, TRAIN_DAYS = ("pra",), ("moving_average",), 60
 
 
 def _seed(folder: Path, day: str) -> Path:
@@ -55,13 +67,21 @@ def _seed(folder: Path, day: str) -> Path:
         writer.writerows(r for r in reader if r["event_date"] == day)
     result = CliRunner().invoke(
         app,
-        ["predict", "--date", day, "--markets", "pra", "--systems", "moving_average", "--train-days", "60",
-         "--lines", str(lines), "--db", str(db)],
+        ["predict", "--date", day, "--markets", ",".join(MARKETS), "--systems", ",".join(SYSTEMS),
+         "--train-days", str(TRAIN_DAYS), "--lines", str(lines), "--db", str(db)],
         env={"NBAPROPS_DATA_DIR": str(folder / "artifacts")},
     )  # fmt: skip
     if result.exit_code != 0:
         raise SystemExit(result.stderr)
     return db
+
+
+def _timed(work: Callable[[], object], wall: list[float], cpu: list[float]) -> object:
+    start, start_cpu = time.perf_counter(), time.process_time()
+    out = work()
+    wall.append((time.perf_counter() - start) * 1000)
+    cpu.append((time.process_time() - start_cpu) * 1000)
+    return out
 
 
 def main() -> None:
@@ -74,18 +94,35 @@ def main() -> None:
         started = time.perf_counter()
         db = _seed(Path(workdir), args.date)
         print(f"seeded in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-        backend = open_backend(Settings(db_path=db))
+        settings = Settings(
+            db_path=db,
+            data_dir=Path(workdir) / "artifacts",
+            systems=SYSTEMS,
+            markets=MARKETS,
+            train_days=TRAIN_DAYS,
+        )
+        backend = open_backend(settings)
         try:
-            plain, priced, plain_cpu, priced_cpu = [], [], [], []
-            with_market(backend, day, *_rows(backend, day))  # warm: imports, the first query plan
-            for _ in range(args.runs):
-                for timings, cpu, price in ((plain, plain_cpu, False), (priced, priced_cpu, True)):
-                    start, start_cpu = time.perf_counter(), time.process_time()
-                    names, rows = _rows(backend, day)
-                    if price:
-                        names, rows = with_market(backend, day, names, rows)
-                    timings.append((time.perf_counter() - start) * 1000)
-                    cpu.append((time.process_time() - start_cpu) * 1000)
+            jobs: dict[str, Callable[[], object]] = {
+                "slate": lambda: run_batch(
+                    backend, settings, day, markets=MARKETS, systems=SYSTEMS, force=True
+                ),
+                "plain": lambda: active_table(backend, day),
+                "priced": lambda: board_of(backend, settings, game_date=day),
+            }
+            wall: dict[str, list[float]] = {name: [] for name in jobs}
+            cpu: dict[str, list[float]] = {name: [] for name in jobs}
+            for job in jobs.values():  # warm: imports, the first query plans
+                job()
+            for i in range(args.runs):
+                for name, job in jobs.items():
+                    _timed(job, wall[name], cpu[name])
+                print(
+                    f"run {i + 1}: "
+                    + " ".join(f"{n} {wall[n][-1]:.0f} ms ({cpu[n][-1]:.0f} CPU)" for n in jobs),
+                    file=sys.stderr,
+                )
+            table, _ = board_of(backend, settings, game_date=day)
             offers = backend.features.scalar(
                 "SELECT count(*) FROM prop_lines WHERE game_date = ? AND quarantine_reason IS NULL", [day]
             )
@@ -94,18 +131,17 @@ def main() -> None:
             )
         finally:
             backend.close()
-    a, b = statistics.median(plain), statistics.median(priced)
-    ca, cb = statistics.median(plain_cpu), statistics.median(priced_cpu)
-    print(f"{games} games, {len(rows)} board rows, {offers} offers, {args.runs} runs each (medians)")
+    w = {n: statistics.median(v) for n, v in wall.items()}
+    c = {n: statistics.median(v) for n, v in cpu.items()}
+    extra, cpu_extra = w["priced"] - w["plain"], c["priced"] - c["plain"]
+    print(f"{games} games, {table.num_rows} board rows, {offers} offers, {args.runs} runs each (medians)")
     print(
-        f"board_plain_ms={a:.1f} board_priced_ms={b:.1f} extra_ms={b - a:.1f} ratio={b / a:.2f} "
-        f"cpu_plain_ms={ca:.1f} cpu_priced_ms={cb:.1f} cpu_extra_ms={cb - ca:.1f} offers={offers} rows={len(rows)}"
+        f"slate_ms={w['slate']:.0f} board_plain_ms={w['plain']:.1f} board_priced_ms={w['priced']:.1f} "
+        f"extra_ms={extra:.1f} share_of_slate={extra / w['slate']:.3f} "
+        f"cpu_slate_ms={c['slate']:.0f} cpu_plain_ms={c['plain']:.1f} cpu_priced_ms={c['priced']:.1f} "
+        f"cpu_extra_ms={cpu_extra:.1f} cpu_share_of_slate={cpu_extra / c['slate']:.3f} "
+        f"offers={offers} rows={table.num_rows}"
     )
-
-
-def _rows(backend: object, day: date) -> tuple[list[str], list[list[object]]]:
-    names, rows = active_predictions(backend, day)  # type: ignore[arg-type]
-    return names, [list(r) for r in rows]
 
 
 if __name__ == "__main__":

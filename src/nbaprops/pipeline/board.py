@@ -25,13 +25,12 @@ from nbaprops.errors import InputError, UnknownBatchError
 from nbaprops.ingest.lines import date_offers, normalise_market
 from nbaprops.ingest.names import player_lookup
 from nbaprops.markets import BOOK_GAP, LINE_RANGE, validate_market
-from nbaprops.pipeline.reads import active_table, python_columns
+from nbaprops.pipeline.reads import active_table
 from nbaprops.pricing import SlatePricing, american_odds, ladder, price_slate
 from nbaprops.schema import BOARD_MARKET_COLUMNS
 from nbaprops.storage.seams import Backend
 
 MARKET_NAMES: tuple[str, ...] = tuple(c.name for c in BOARD_MARKET_COLUMNS)
-_KEY_COLUMNS = ("player_lookup", "market", "batch_id")
 _FROM_PRICING = {"fair_p_over": "p_over", "book_spread": "spread"}  # board name -> price_slate's
 OFFER_COLUMNS: tuple[str, ...] = (
     "player_name",
@@ -228,23 +227,6 @@ def board_table(
     return table, total
 
 
-def with_market(
-    backend: Backend,
-    game_date: date,
-    names: list[str],
-    rows: list[list[Any]],
-    *,
-    books: Sequence[str] = (),
-) -> tuple[list[str], list[list[Any]]]:
-    """The board's rows with :data:`MARKET_NAMES` appended (:func:`market_columns` of rows given as lists)."""
-    column = {n: i for i, n in enumerate(names)}
-    keys = pa.table({k: pa.array([row[column[k]] for row in rows], type=pa.string()) for k in _KEY_COLUMNS})
-    added = python_columns(market_columns(backend, game_date, keys, books=books))
-    return [*names, *MARKET_NAMES], [
-        [*row, *extra] for row, extra in zip(rows, zip(*added, strict=True), strict=True)
-    ]
-
-
 def offer_rows(
     backend: Backend, game_date: date, *, market: str | None = None, books: Sequence[str] = ()
 ) -> tuple[list[str], list[list[Any]]]:
@@ -358,4 +340,4 @@ def ladder_of(
 
 
 __all__ = ["LADDER_SPAN", "MARKET_NAMES", "OFFER_COLUMNS", "board_table", "excluded_books", "ladder_of",
-           "market_columns", "offer_rows", "price_offers_of", "with_market"]  # fmt: skip
+           "market_columns", "offer_rows", "price_offers_of"]  # fmt: skip
