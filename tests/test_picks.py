@@ -410,7 +410,12 @@ def test_the_cli_picks_at_your_books_records_once_and_says_how_stakes_were_cut(
     storage = open_storage(db, read_only=True)
     try:
         assert storage.scalar("SELECT count(*) FROM prop_lines") > 800
-        assert len(logged_picks(storage, DAY)) == as_json["count"] + 0  # the first record only
+        logged = logged_picks(storage, DAY).to_pylist()
+        assert len(logged) == as_json["count"]  # the first record only
+        # The log keeps how each stake was sized, as the picks said it.
+        sized = {p["player_lookup"]: (p["sized_by"], p["sized_with"]) for p in as_json["picks"]}
+        assert {r["player_lookup"]: (r["sized_by"], r["sized_with"]) for r in logged} == sized
+        assert {by for by, _ in sized.values()} <= {"kelly", "joint"}
     finally:
         storage.close()
 

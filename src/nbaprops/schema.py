@@ -515,6 +515,12 @@ PICK_LOG = Table(
             "VARCHAR",
             "the cap that cut the Kelly stake: bet_cap, team_cap, game_cap, night_cap; NULL: none",
         ),
+        _c(
+            "sized_by",
+            "VARCHAR",
+            "kelly: staked alone on its game; joint: sized with the game's other bets (NULL: recorded before it was kept)",
+        ),
+        _c("sized_with", "INTEGER", "bets of its game sized together (1: alone)"),
         _c("bankroll", "DOUBLE", "the bankroll the stake was sized from"),
         _c("game_id", "VARCHAR", "NBA.com game id"),
         _c("team", "VARCHAR", "the player's team"),

@@ -34,6 +34,7 @@ _TYPES = {
     "DATE": pa.date32(),
     "VARCHAR": pa.string(),
     "DOUBLE": pa.float64(),
+    "INTEGER": pa.int32(),
     "TIMESTAMPTZ": pa.timestamp("us", "UTC"),
 }
 
