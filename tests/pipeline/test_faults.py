@@ -84,6 +84,45 @@ def test_worker_dying_after_claim_is_recovered_by_lease_expiry(
     assert_invariants(coordinator.storage, batch_id, clock=clock)
 
 
+def test_lost_messages_are_published_again_long_before_a_lease_would_expire(
+    coordinator: Coordinator,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every message of the batch is lost (Pub/Sub hands a message to a pull whose process has gone: it comes back
+    after its ack deadline, the lease, 300 s by default). With nothing leased, pending and nothing finishing for
+    ``unclaimed_seconds`` the coordinator publishes the pending requests again and the batch completes. Before,
+    only the lease rule republished, after ``lease_seconds`` of real time: this run stopped at its timeout with
+    every request pending."""
+    batch_id = start_slate(coordinator, teams=2)
+    lost: list[int] = []
+    publish = coordinator.publish
+
+    def lossy(batch: str, players: Sequence[str]) -> int:
+        if len(lost) < 2:  # the run's first publish and its first republish: both lost
+            lost.append(len(players))
+            return 0
+        return publish(batch, players)
+
+    monkeypatch.setattr(coordinator, "publish", lossy)
+    coordinator.unclaimed_seconds = 0.3  # 30 s by default; lease_seconds is 60 here, of the manual clock
+    stop = threading.Event()
+    predictor = Last10Predictor(SLATE_DATE, clock, batch_id)
+    runner = threading.Thread(
+        target=coordinator.run, args=(batch_id, predictor), kwargs={"poll_seconds": 0.02, "stop": stop}
+    )
+    runner.start()
+    runner.join(timeout=20)
+    stop.set()
+    runner.join()
+    assert lost == [lost[0], lost[0]] and lost[0] > 0
+    summary = coordinator.finish(batch_id)
+    assert summary.state == "complete", summary.requests
+    assert "none claimed for 0 s: published again" in caplog.text
+    assert_invariants(coordinator.storage, batch_id, clock=clock)
+
+
 def test_expired_leases_are_reclaimed_at_low_completion_ratio(
     coordinator: Coordinator, clock: ManualClock
 ) -> None:

@@ -40,6 +40,10 @@ from nbaprops.storage.seams import Backend, WorkMessage
 
 log = logging.getLogger(__name__)
 
+UNCLAIMED_REPUBLISH_S = 30.0
+"""How long requests may wait pending with no lease held and none finishing before the coordinator publishes them
+again (at most ``lease_seconds``; doubled after each republish nothing comes of)."""
+
 ProgressCallback = Callable[[dict[str, int]], None]
 
 
@@ -255,6 +259,9 @@ class Coordinator:
         self.clock = clock or SystemClock()
         # Owner ids carry a per-process token; on a single-writer backend any other token is a dead process.
         self.owner_prefix = process_owner()
+        # Seconds with requests pending, none leased and none finished before they are published again (then
+        # twice as long each time nothing comes of it, up to lease_seconds); see _dispatch.
+        self.unclaimed_seconds = UNCLAIMED_REPUBLISH_S
 
     # -- start ---------------------------------------------------------------------------------
     def start(
@@ -335,8 +342,9 @@ class Coordinator:
 
         ``settings.workers`` queue workers run in this process, consuming the backend's queue (in memory on the
         embedded backend; Pub/Sub on GCP, where any number more may run as ``nbaprops worker`` elsewhere),
-        while this loop sweeps expired leases, publishes what returned to ``pending`` again and ends
-        dead-lettered requests ``failed``. Setting ``stop`` (or a ``KeyboardInterrupt`` in the calling thread)
+        while this loop sweeps expired leases, publishes what returned to ``pending`` again — and what has waited
+        ``pending`` with no lease held and nothing finishing for :data:`UNCLAIMED_REPUBLISH_S` (a lost message) —
+        and ends dead-lettered requests ``failed``. Setting ``stop`` (or a ``KeyboardInterrupt`` in the calling thread)
         makes the workers finish their current chunk, commit it and take no more, so a rerun resumes where this
         one stopped.
 
@@ -393,6 +401,9 @@ class Coordinator:
         # A lease expires after lease_seconds: looking for expired ones more often than a tenth of that finds
         # none sooner that matters, and each look is a ledger read the workers wait behind.
         sweep_every = max(poll_seconds, self.settings.lease_seconds / 10)
+        # Requests pending with no lease held and nothing finishing: their messages were lost (Pub/Sub can hand
+        # a message to a pull whose process has gone; it comes back only after its ack deadline, the lease).
+        unclaimed_wait = min(self.unclaimed_seconds, self.settings.lease_seconds)
         info = ledger.get_batch(self.storage, batch_id)  # read again with each sweep (its deadline is fixed)
         try:
             while not stop.is_set():
@@ -409,6 +420,15 @@ class Coordinator:
                 finished = counts["done"] + counts["skipped"] + counts["failed"]
                 if finished != last_done:
                     last_done, idle_since = finished, time.monotonic()
+                    unclaimed_wait = min(self.unclaimed_seconds, self.settings.lease_seconds)
+                if counts["leased"] == 0 and time.monotonic() - idle_since > unclaimed_wait:
+                    self.publish_pending(batch_id)  # a duplicate is harmless
+                    log.warning(
+                        "batch %s: %d request(s) pending, none claimed for %.0f s: published again",
+                        batch_id, counts["pending"], unclaimed_wait,
+                    )  # fmt: skip
+                    idle_since = time.monotonic()
+                    unclaimed_wait = min(2 * unclaimed_wait, self.settings.lease_seconds)
                 # A handled message wakes the loop to see the batch end at once; the upkeep runs once a poll.
                 if time.monotonic() >= next_upkeep:
                     self.fail_dead_letters(batch_id)
