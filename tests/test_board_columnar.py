@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from tests.sources.historical import API_KEY, HistoricalOdds, fetch_all
 from typer.testing import CliRunner
@@ -30,7 +31,7 @@ from nbaprops.evaluation.clv import MOVE_COLUMNS, MOVE_INPUTS, line_moves
 from nbaprops.pipeline.board import MARKET_NAMES, _prediction_times, price_offers_of
 from nbaprops.pricing import fair
 from nbaprops.service.operations import OPERATIONS
-from nbaprops.service.routers.predictions import board_body, board_csv, board_json
+from nbaprops.service.routers.predictions import board_body, board_csv, board_json, table_json
 from nbaprops.storage import open_storage, query_rows
 from nbaprops.storage.seams import Backend
 
@@ -311,3 +312,56 @@ def test_predictions_json_is_the_indented_json_of_the_row_wise_board(board_db: P
 def test_the_indented_board_text_is_json_dumps_indent_2(rows: list[dict[str, Any]]) -> None:
     payload = {"game_date": DAY, "count": len(rows), "predictions": rows, "no_bets": ['none "here"']}
     assert board_json_text(payload) == json.dumps(payload, default=str, indent=2)
+
+
+_TRICKY_FLOATS = [0.0, -0.0, 1.0, -110.0, 0.5, 0.1 + 0.2, 1 / 3, 1e-4, 9.999e-5, 1e-5, -2.5e-7, 5e-324, 1e15,
+                  123456789012345.6, 9999999999999998.0, 1e16, 1.2345678901234568e17, 1e22, 1.7976931348623157e308,
+                  float("inf"), float("-inf"), float("nan"), None]  # fmt: skip
+_TRICKY_TEXTS = [
+    'say "hi"',
+    "back\\slash",
+    "é ☃ \u2028",
+    "\x7f",
+    "\x00\t",
+    "😀",
+    "plain",
+    "",
+    None,
+    "it's",
+    "/",
+]
+
+
+def _random_doubles(seed: int, size: int) -> list[float]:
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(0, 2**63, size, dtype=np.int64).view(np.float64)  # every exponent
+    scaled = 10 ** rng.uniform(-8, 20, size) * rng.choice([-1.0, 1.0], size)
+    rounded = [round(float(v), int(d)) for v, d in zip(scaled, rng.integers(0, 8, size), strict=True)]
+    return [*raw.tolist(), *scaled.tolist(), *rounded, *np.round(scaled).tolist()]
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        {"x": pa.array(_TRICKY_FLOATS, type=pa.float64())},
+        {"x": pa.array(_random_doubles(21, 20_000), type=pa.float64())},
+        {"x": pa.chunked_array([[1.5, None], [], [-0.0, 1e-9]], type=pa.float64())},
+        {"x": pa.nulls(3, pa.float64()), "n": pa.nulls(3), "s": pa.nulls(3, pa.string())},
+        {
+            "s": pa.array(_TRICKY_TEXTS),
+            "i": pa.array(range(11), pa.int32()),
+            "b": pa.array([True, None] * 5 + [False]),
+        },
+        {"d": pa.array([date(2024, 1, 15), None]), "t": pa.array([datetime(2024, 1, 15, 1, 2, 3, 4), None])},
+        {"x": pa.array([], pa.float64()), "s": pa.array([], pa.string())},
+    ],
+    ids=["tricky-doubles", "random-doubles", "chunks", "nulls", "texts", "dates", "empty"],
+)
+def test_the_arrow_json_is_json_dumps_byte_for_byte(columns: dict[str, Any]) -> None:
+    """The API's JSON written by Arrow (``table_json``) is ``board_json``'s, byte for byte, for the values where
+    Arrow's text is not Python's: whole numbers, exponents on either side, -0.0, numbers that are not finite,
+    characters ``json.dumps`` escapes, nulls, several chunks and no row."""
+    table = pa.table(columns)
+    rows = list(zip(*(column.to_pylist() for column in table.columns), strict=True))
+    board = {"names": table.column_names, "rows": rows, "total": 7}
+    assert table_json(date(2024, 1, 15), table, 7) == board_json(date(2024, 1, 15), board)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from numpy.typing import NDArray
 
 from nbaprops.clock import resolve_day
 from nbaprops.config import Settings, book_list
@@ -56,34 +58,88 @@ def board_csv(board: dict[str, Any]) -> str:
     return csv_text(board["names"], board["rows"])
 
 
-def _json_texts(column: pa.ChunkedArray) -> list[str]:
+_JSON_ESCAPED = r'[^ -~]|["\\]'
+"""A character ``json.dumps`` (``ensure_ascii``) escapes: a quote, a backslash, anything outside printable ASCII."""
+
+
+def _replaced(
+    texts: pa.Array, slow: NDArray[np.bool_], values: pa.Array, write: Callable[[Any], str]
+) -> pa.Array:
+    """``texts`` with each value flagged in ``slow`` written by ``write`` instead (where Arrow's text is not
+    Python's: rare, so one by one)."""
+    at = np.flatnonzero(slow)
+    if not at.size:
+        return texts
+    fixed = [write(v) for v in values.take(pa.array(at)).to_pylist()]
+    return pc.replace_with_mask(texts, pa.array(slow), pa.array(fixed, type=pa.string()))
+
+
+def _float_texts(values: pa.Array) -> pa.Array:
+    """``float.__repr__`` of each double of ``values`` ("null" where it is missing or not finite), by Arrow:
+    both write the shortest digits that read back as the number, Arrow without Python's ``.0`` after a whole
+    number (added here) and with other bounds between plain and exponent notation (so a number Arrow writes
+    with an exponent, or one below 1e-4 — Python's exponent, Arrow's ``0.0000…`` — or from 1e16 up, is written
+    by Python)."""
+    number = values.to_numpy(zero_copy_only=False)  # a null reads NaN
+    finite = np.isfinite(number)
+    with np.errstate(invalid="ignore"):
+        magnitude = np.abs(number)
+        whole = np.floor(number) == number
+    texts = pc.cast(values, pa.string())
+    exponent = np.asarray(pc.fill_null(pc.match_substring(texts, "e"), False))
+    far = (magnitude >= 1e16) | ((magnitude < 1e-4) & (number != 0.0))
+    point = finite & whole & ~far & ~exponent
+    if point.any():
+        texts = pc.if_else(pa.array(point), pc.binary_join_element_wise(texts, ".0", ""), texts)
+    texts = _replaced(texts, finite & (exponent | far), values, float.__repr__)
+    return pc.if_else(pa.array(finite), texts, pa.scalar("null"))
+
+
+def _json_texts(column: pa.ChunkedArray) -> pa.Array:
     """Each value of ``column`` as the JSON text ``json.dumps`` writes for it in :func:`board_json` (a number
-    that is not finite, null; a date or time, its ISO text): numbers one by one with the encoder's own
-    ``repr``, every other type once per distinct value (a board's text columns repeat a few hundred names)."""
+    that is not finite, null; a date or time, its ISO text), as an Arrow string array, formatted by Arrow where
+    it writes what Python does (:func:`_float_texts`; integers; booleans; a string quoted, unless ``json.dumps``
+    escapes one of its characters) and by Python otherwise, a string or other value once per distinct value (a
+    board's text columns repeat a few hundred names, its timestamps a handful)."""
     kind = column.type
-    if pa.types.is_null(kind) or len(column) == 0:  # (an empty board's columns may hold no chunk at all)
-        return ["null"] * len(column)
-    if pa.types.is_floating(kind) or pa.types.is_integer(kind):
-        if pa.types.is_floating(kind):
-            column = pc.if_else(pc.is_finite(column), column, pa.scalar(None, kind))
-        write = float.__repr__ if pa.types.is_floating(kind) else int.__repr__
-        return ["null" if v is None else write(v) for v in column.to_pylist()]
-    encoded = pc.dictionary_encode(column).combine_chunks()
-    texts = np.array(
-        [*(json.dumps(_json_value(v)) for v in encoded.dictionary.to_pylist()), "null"], dtype=object
-    )
-    return list(texts[np.asarray(pc.fill_null(encoded.indices, len(texts) - 1), dtype=np.intp)])
+    n = len(column)
+    if pa.types.is_null(kind) or n == 0:  # (an empty board's columns may hold no chunk at all)
+        return pa.array(["null"] * n, type=pa.string())
+    values = column.combine_chunks()
+    if pa.types.is_float64(kind):
+        return _float_texts(values)
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):  # int.__repr__; json's true and false
+        return pc.fill_null(pc.cast(values, pa.string()), "null")
+    encoded = pc.dictionary_encode(values)
+    distinct = encoded.dictionary
+    if pa.types.is_string(kind):
+        texts = _replaced(
+            pc.binary_join_element_wise('"', distinct, '"', ""),
+            np.asarray(pc.match_substring_regex(distinct, _JSON_ESCAPED)),
+            distinct,
+            json.dumps,
+        )
+    else:
+        texts = pa.array([json.dumps(_json_value(v)) for v in distinct.to_pylist()], type=pa.string())
+    return pc.fill_null(texts.take(encoded.indices), "null")
 
 
 def table_json(day: date, table: pa.Table, total: int) -> bytes:
-    """:func:`board_json` of a board held as an Arrow table, byte for byte, written column by column: each
-    row is one ``%`` format of its values' texts, where ``json.dumps`` walked a dict per row."""
-    template = "{" + ",".join(json.dumps(n).replace("%", "%%") + ":%s" for n in table.column_names) + "}"
-    rows = ",".join([template % values for values in zip(*map(_json_texts, table.columns), strict=True)])
+    """:func:`board_json` of a board held as an Arrow table, byte for byte, written by Arrow column by column:
+    each row's text is one join of its values' texts (:func:`_json_texts`) between the keys, where
+    ``json.dumps`` walked a dict per row."""
     head = json.dumps(
         {"game_date": day.isoformat(), "count": table.num_rows, "total": total}, separators=(",", ":")
     )
-    return f'{head[:-1]},"predictions":[{rows}]}}'.encode()
+    if table.num_rows == 0:
+        return f'{head[:-1]},"predictions":[]}}'.encode()
+    parts: list[Any] = []
+    for i, (name, column) in enumerate(zip(table.column_names, table.columns, strict=True)):
+        parts += [("{" if i == 0 else ",") + json.dumps(name) + ":", _json_texts(column)]
+    rows = pc.binary_join_element_wise(*parts, "},", "")  # every row ends in "},": the last comma is dropped
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)
+    text = memoryview(rows.buffers()[2])[offsets[rows.offset] : offsets[rows.offset + len(rows)] - 1]
+    return b"".join([f'{head[:-1]},"predictions":['.encode(), text, b"]}"])
 
 
 def board_body(
