@@ -543,6 +543,67 @@ def test_load_history_copies_exactly_the_window(backend: Backend, history_source
 
 
 @pytest.mark.cloud
+def test_an_unchanged_input_table_is_not_loaded_again(
+    bigquery_emulator: BigQueryEmulator,
+    history_source: DuckDBStorage,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each batch on BigQuery uploads the inputs for the workers; a table whose rows have not changed since its
+    last load (its fingerprint label, and its row count) is not loaded again. One changed value, or rows
+    replaced behind the label's back, and it is. Before, every batch loaded every table whole (five seasons of
+    box scores)."""
+    import logging
+
+    source = open_storage(tmp_path / "source.duckdb")
+    with source.session() as session:
+        session.register("__box", history_source.arrow("SELECT * FROM box_scores"))
+        session.register("__teams", history_source.arrow("SELECT * FROM teams"))
+        session.execute("INSERT INTO box_scores BY NAME SELECT * FROM __box")
+        session.execute("INSERT INTO teams BY NAME SELECT * FROM __teams")
+    backend = BigQueryBackend(bigquery_emulator)
+    tables = ["box_scores", "teams"]
+    caplog.set_level(logging.INFO, logger="nbaprops.storage.gcp.warehouse")
+
+    def upload() -> tuple[dict[str, int], set[str]]:
+        caplog.clear()
+        counts = backend.warehouse.upload_inputs(source, tables=tables)
+        return counts, {t for t in tables if f"{t} unchanged since its last upload" in caplog.text}
+
+    def points() -> int:
+        return int(backend._sql(f"SELECT SUM(pts) FROM `{backend.warehouse.dataset}.box_scores`")[0][0])
+
+    try:
+        first, skipped = upload()
+        assert (
+            skipped == set()
+            and first["box_scores"] == source.scalar("SELECT count(*) FROM box_scores") > 5_000
+        )
+        assert upload() == (first, {"box_scores", "teams"})
+        source.execute(
+            """UPDATE box_scores SET pts = pts + 1
+               WHERE game_id = (SELECT min(game_id) FROM box_scores) AND player_id = (
+                   SELECT min(player_id) FROM box_scores WHERE game_id = (SELECT min(game_id) FROM box_scores))"""
+        )
+        assert upload() == (first, {"teams"})
+        assert points() == source.scalar("SELECT sum(pts) FROM box_scores")
+        # Other rows loaded behind the label's back (the label stays): the row count differs, so loaded again.
+        fewer = source.arrow("SELECT * FROM box_scores WHERE pts <= 20")
+        fields = backend.client.get_table(f"{backend.warehouse.dataset}.box_scores").schema
+        backend.warehouse._load_parquet(
+            "box_scores", fewer.select([f.name for f in fields]), schema_fields=fields,
+            write_disposition="WRITE_TRUNCATE",
+        )  # fmt: skip
+        assert backend.count("box_scores") == fewer.num_rows < first["box_scores"]
+        assert upload() == (first, {"teams"})
+        assert backend.count("box_scores") == first["box_scores"]
+        assert points() == source.scalar("SELECT sum(pts) FROM box_scores")
+    finally:
+        backend.close()
+        source.close()
+
+
+@pytest.mark.cloud
 def test_bigquery_history_through_the_read_api_equals_the_query(
     bigquery_emulator: BigQueryEmulator, history_source: DuckDBStorage, tmp_path: Path
 ) -> None:

@@ -204,6 +204,27 @@ def translate(exc: BaseException, *, action: str) -> NbapropsError:
     return TerminalError(where)
 
 
+FINGERPRINT_LABEL = "nbaprops_fingerprint"
+"""The table label that holds the fingerprint of the input rows last loaded into it (:func:`input_fingerprint`)."""
+
+
+def input_fingerprint(source: Inputs, table: str, columns: Sequence[str]) -> tuple[int, str]:
+    """The rows of ``source``'s ``table`` and a fingerprint of them (a BigQuery label value: lowercase hex):
+    the sum of every row's hash over ``columns`` (order-free, so the same rows in any order match) and the
+    column names. A batch loads an input table only when this differs from its label, so nightly batches stop
+    sending five seasons of box scores again (252,621 rows: 2.3–2.7 s of the emulator's CPU each time)."""
+    wanted = [c for c in columns if c in source.table_columns(table)]
+    row = ", ".join('"' + c.replace('"', '""') + '"' for c in wanted)
+    count, total = (
+        source.fetchone(
+            f'SELECT count(*), coalesce(sum(hash({row})), 0) FROM "{table}"'  # names quoted, the table a contract's
+        )
+        or (0, 0)
+    )
+    names = hashlib.sha256("\x1f".join(wanted).encode()).hexdigest()[:8]
+    return int(count), f"{int(count):x}-{int(total) % (1 << 64):016x}-{names}"
+
+
 class BigQueryWarehouse:
     """Staging and the main predictions table in one BigQuery dataset.
 
@@ -887,6 +908,14 @@ SELECT reason, player_lookup, COUNT(*) AS n FROM __hit GROUP BY reason, player_l
         # an input table only ever gains columns.
         table = self._table(contract.name)
         fields = list(table.schema) if table is not None else bigquery_schema(contract)
+        count, fingerprint = input_fingerprint(source, contract.name, [f.name for f in fields])
+        if (
+            table is not None
+            and (table.labels or {}).get(FINGERPRINT_LABEL) == fingerprint
+            and table.num_rows == count
+        ):
+            log.info("%s unchanged since its last upload (%d rows): not loaded again", contract.name, count)
+            return count
         rows = source.arrow(f'SELECT * FROM "{contract.name}"')
         rows = rows.select([name for name in rows.column_names if name in {f.name for f in fields}])
         for field in fields:  # a Parquet file lacking a column of the schema is refused: send it NULL
@@ -901,4 +930,18 @@ SELECT reason, player_lookup, COUNT(*) AS n FROM __hit GROUP BY reason, player_l
             )
         except (gexc.GoogleAPIError, TimeoutError, ConnectionError, OSError) as exc:
             raise translate(exc, action=f"load {contract.name}") from exc
+        self._label_fingerprint(contract.name, fingerprint)
         return int(rows.num_rows)
+
+    def _label_fingerprint(self, name: str, fingerprint: str) -> None:
+        """Label the table just loaded with its rows' fingerprint; a failure only costs the next batch a load."""
+        from google.api_core import exceptions as gexc  # the gcp extra
+
+        try:
+            table = self.client.get_table(self._ref(name), retry=self.retry, timeout=self.timeout_s)
+            table.labels = {**(table.labels or {}), FINGERPRINT_LABEL: fingerprint}
+            self.client.update_table(table, ["labels"], retry=self.retry, timeout=self.timeout_s)
+        except (gexc.GoogleAPIError, TimeoutError, ConnectionError, OSError) as exc:
+            log.warning(
+                "could not label %s with its fingerprint (%s): the next batch loads it again", name, exc
+            )
