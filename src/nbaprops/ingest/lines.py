@@ -56,6 +56,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from nbaprops.errors import InputError
 from nbaprops.ingest._loader import IngestSpec, Merged, SourceFile, load
 from nbaprops.ingest._report import IngestReport
@@ -738,29 +741,9 @@ _BY_DATE = _Scope(
 )
 """Dates ``$dates`` with one prediction time each (``$as_of``, parallel), markets ``$markets``."""
 
-_BY_PLAYER_MARKET = _Scope(
-    cut="""SELECT unnest(CAST($who AS VARCHAR[])) AS player_lookup,
-                            unnest(CAST($what AS VARCHAR[])) AS market,
-                            CAST($times AS TIMESTAMPTZ[])[unnest(CAST($when AS INTEGER[]))] AS as_of""",
-    as_of="coalesce(CAST($cutoff AS TIMESTAMPTZ), c.as_of)",
-    stored="""prop_lines p LEFT JOIN __cut c USING (player_lookup, market)
-                WHERE p.game_date = $day AND p.quarantine_reason IS NULL
-                  AND ($players IS NULL OR list_contains($players, p.player_lookup))
-                  AND ($markets IS NULL OR list_contains($markets, p.market))""",
-    history=f"""{SNAPSHOTS} s
-                      WHERE s.game_date = $day
-                        AND ($players IS NULL OR list_contains($players, s.player_lookup))
-                        AND ($markets IS NULL OR list_contains($markets, s.market))""",
-)
-"""One date ``$day``; one prediction time for every row (``$cutoff``) or one per (player_lookup, market) (``$who``,
-``$what``, ``$when``, parallel, ``$when`` the 1-based index of the time in ``$times``: a board has a few distinct
-times, and a list of them converts faster than one per key; an unlisted one: NULL); players ``$players`` and
-markets ``$markets`` (NULL: all)."""
-
-
 _WITH_HISTORY: weakref.WeakKeyDictionary[Inputs, bool] = weakref.WeakKeyDictionary()
 """The stores known to hold ``prop_line_snapshots``: a table is never dropped, and asking the catalog costs 2 ms
-of CPU, a tenth of the board's offers query (a store without it is asked again each time)."""
+of CPU (a store without it is asked again each time)."""
 
 
 def _has_history(storage: Inputs) -> bool:
@@ -789,7 +772,8 @@ def _posted_by_sql(storage: Inputs, columns: Sequence[str], scope: _Scope = _BY_
     ``prop_lines`` alone; of a line stored before the history, only the posting stored then is known (an ingest
     that replaces it appends it to the history first).
 
-    Quarantine is the key's as stored (``prop_lines.quarantine_reason``), as for the close."""
+    Quarantine is the key's as stored (``prop_lines.quarantine_reason``), as for the close. :func:`date_offers`
+    applies the same rule in Arrow (a change here is one there: its tests compare it with this statement)."""
     key = ("game_date", "player_lookup", "market", "bookmaker", "line")
     stored = ", ".join(f"p.{c}" for c in (*key, "posted_at", *columns))
     history = ""
@@ -814,6 +798,91 @@ def _posted_by_sql(storage: Inputs, columns: Sequence[str], scope: _Scope = _BY_
                 WHERE as_of IS NULL OR posted_at IS NULL OR posted_at <= as_of{history})"""
 
 
+_OFFER_COLUMNS = (
+    "game_date",
+    "player_lookup",
+    "player_name",
+    "market",
+    "bookmaker",
+    "line",
+    "over_price",
+    "under_price",
+    "posted_at",
+)
+"""The columns of :func:`date_offers`, before ``is_main``."""
+
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+
+_DAY_ROWS_SQL = f"""SELECT {", ".join(_OFFER_COLUMNS)}, commence_time
+                    FROM prop_lines
+                    WHERE game_date = $day AND quarantine_reason IS NULL
+                      AND ($markets IS NULL OR list_contains($markets, market))"""
+"""The unquarantined rows of ``prop_lines`` on ``$day`` in ``$markets`` (NULL: all), with :data:`_OFFER_COLUMNS`
+and ``commence_time``. The players are filtered in Arrow: a list of a board's 159 players cost DuckDB 1 ms of CPU
+more to plan than the whole read of the date's 1,590 rows without it (5 seasons)."""
+
+
+def _implied(price: Any) -> Any:
+    """Arrow twin of :func:`implied_sql`: the same IEEE operations, so the same bits (null when null)."""
+    return pc.if_else(
+        pc.less(price, 0),
+        pc.divide(pc.negate(price), pc.subtract(100.0, price)),
+        pc.divide(100.0, pc.add(price, 100.0)),
+    )
+
+
+def _row_times(rows: Any, as_of: datetime | Mapping[tuple[str, str], datetime | None] | None) -> Any:
+    """Each row's prediction time (``rows``: player_lookup and market), as an Arrow array or scalar of UTC
+    timestamps; None without ``as_of``. An unlisted player-market, or one listed with None, has none (null)."""
+    if as_of is None:
+        return None
+    if not isinstance(as_of, Mapping):
+        return pa.scalar(as_of, _TIMESTAMP)
+    # Each distinct time converted once (a board has a few): the rows' times are indices into them.
+    times: dict[datetime, int] = {}
+    index = []
+    for key in zip(rows["player_lookup"].to_pylist(), rows["market"].to_pylist(), strict=True):
+        when = as_of.get(key)
+        index.append(None if when is None else times.setdefault(when, len(times)))
+    return pa.array(list(times), _TIMESTAMP).take(pa.array(index, pa.int32()))
+
+
+def _posted_earlier(storage: Inputs, game_date: date, late: Any) -> Any:
+    """For each row of ``late`` (stored rows posted after their prediction time ``as_of``), its latest posting
+    of the history by then (:func:`_posted_by_sql`'s rule: prices and tip-off of the history, when given; the
+    rest the stored row's), with the columns of :data:`_DAY_ROWS_SQL`; a row with none is left out."""
+    key = ("game_date", "player_lookup", "market", "bookmaker", "line")
+    taken = ", ".join(
+        f"coalesce(s.{c}, p.{c}) AS {c}" if c in _POSTING else f"s.{c}" if c == "posted_at" else f"p.{c}"
+        for c in (*_OFFER_COLUMNS, "commence_time")
+    )
+    with storage.session() as session:
+        name = session.temp_name("offers_late")
+        session.register(name, late)
+        return session.arrow(
+            f"""SELECT {taken}
+                FROM {name} p
+                JOIN {SNAPSHOTS} s ON {" AND ".join(f"s.{k} = p.{k}" for k in key)} AND s.posted_at <= p.as_of
+                WHERE s.game_date = $day
+                QUALIFY row_number() OVER (PARTITION BY {", ".join(f"p.{k}" for k in key)}
+                                           ORDER BY s.posted_at DESC, s.over_price, s.under_price) = 1""",
+            {"day": game_date},
+        )
+
+
+def _group_starts(table: Any, columns: Sequence[str]) -> Any:
+    """True where a row of ``table`` differs from the row before in ``columns`` (the first row: True)."""
+    n = table.num_rows
+    if n == 0:
+        return pa.array([], pa.bool_())
+    differs = pa.array([False] * (n - 1), pa.bool_())
+    for column in columns:
+        values = table[column]
+        differs = pc.or_(differs, pc.not_equal(values.slice(1), values.slice(0, n - 1)))
+    return pa.concat_arrays([pa.array([True]), pa.chunked_array(differs).combine_chunks()])
+
+
 def date_offers(
     storage: Inputs,
     game_date: date,
@@ -826,11 +895,16 @@ def date_offers(
     :func:`select_lines` chooses from, before anything collapses them.
 
     Quarantined rows and rows posted at or after tip-off never count. With ``as_of``, each key's offer is the
-    posting that was on the board then (:func:`_posted_by_sql`: rows with unknown ``posted_at`` always count; a
-    key posted again later takes its latest earlier posting from the history, and is left out when there was
-    none): one prediction time for every row, or one per (player_lookup, market), where an unlisted
+    posting that was on the board then (:func:`_posted_by_sql`'s rule: rows with unknown ``posted_at`` always
+    count; a key posted again later takes its latest earlier posting from the history, and is left out when
+    there was none): one prediction time for every row, or one per (player_lookup, market), where an unlisted
     player-market keeps every row. ``is_main`` is the main-line rule (module docstring) applied to the rows kept,
     so a book's main line is the one :func:`select_lines` would use.
+
+    The rule is applied here in Arrow to the date's stored rows, and the history is read only for the rows posted
+    after their prediction time: the one statement of :func:`_posted_by_sql` with a list of ~800 prediction times
+    cost 14-21 ms of CPU on a 5-season board, most of it DuckDB planning it (benchmarks/README.md).
+    ``tests/ingest/test_offers_history.py`` holds the two equal.
 
     Args:
         players, markets: only these player lookups / markets (None: all).
@@ -838,39 +912,41 @@ def date_offers(
     Columns: game_date, player_lookup, player_name, market, bookmaker, line, over_price, under_price,
     posted_at, is_main.
     """
-    per = as_of if isinstance(as_of, Mapping) else {}
-    keys = list(per)
-    times: dict[datetime, int] = {}  # each distinct prediction time: its 1-based index
-    for t in per.values():
-        if t is not None:
-            times.setdefault(t, len(times) + 1)
-    # The main line of each (player_lookup, market, bookmaker) (one date) is its first row by the rule: a window
-    # without partitions, cheaper here than row_number() over them (a book has one row per line, so the order
-    # within a book is total).
-    return storage.arrow(
-        f"""WITH {_posted_by_sql(storage, ("player_name", *_POSTING), _BY_PLAYER_MARKET)},
-            eligible AS (
-                SELECT game_date, player_lookup, player_name, market, bookmaker, line, over_price, under_price,
-                       posted_at
-                FROM __posted
-                WHERE posted_at IS NULL OR commence_time IS NULL OR posted_at < commence_time)
-            SELECT *, (lag(player_lookup) OVER main IS DISTINCT FROM player_lookup
-                       OR lag(market) OVER main IS DISTINCT FROM market
-                       OR lag(bookmaker) OVER main IS DISTINCT FROM bookmaker) AS is_main
-            FROM eligible
-            WINDOW main AS (ORDER BY player_lookup, market, bookmaker, {MAIN_ORDER_SQL})
-            ORDER BY player_lookup, market, bookmaker, line""",
-        {
-            "day": game_date,
-            "who": [k[0] for k in keys],
-            "what": [k[1] for k in keys],
-            "times": list(times),
-            "when": [None if (t := per[k]) is None else times[t] for k in keys],
-            "cutoff": None if isinstance(as_of, Mapping) else as_of,
-            "players": None if players is None else list(players),
-            "markets": None if markets is None else list(markets),
-        },
+    rows = storage.arrow(
+        _DAY_ROWS_SQL, {"day": game_date, "markets": None if markets is None else list(markets)}
     )
+    if players is not None:
+        rows = rows.filter(pc.is_in(rows["player_lookup"], value_set=pa.array(list(players), pa.string())))
+    cut = _row_times(rows, as_of)
+    if cut is not None:
+        late = pc.fill_null(pc.greater(rows["posted_at"], cut), False)
+        if pc.any(late).as_py():
+            # Off the board at its time: its earlier posting from the history, when there is one.
+            earlier = None
+            if _has_history(storage):
+                at = cut if isinstance(cut, pa.Array) else pa.repeat(cut, rows.num_rows)
+                earlier = _posted_earlier(storage, game_date, rows.append_column("as_of", at).filter(late))
+            rows = rows.filter(pc.invert(late))
+            if earlier is not None and earlier.num_rows:
+                rows = pa.concat_tables([rows, earlier.cast(rows.schema)])
+    posted, tip = rows["posted_at"], rows["commence_time"]
+    rows = rows.filter(pc.or_kleene(pc.or_kleene(pc.is_null(posted), pc.is_null(tip)), pc.less(posted, tip)))
+    gap = pc.abs(pc.subtract(_implied(rows["over_price"]), _implied(rows["under_price"])))
+    rows = rows.append_column("__gap", gap)  # MAIN_ORDER_SQL's first key
+    # The main line of each (player_lookup, market, bookmaker): its first row by the rule (a book has one row
+    # per line, so the order within a book is total).
+    group = [("player_lookup", "ascending"), ("market", "ascending"), ("bookmaker", "ascending")]
+    by_rule = rows.take(
+        pc.sort_indices(
+            rows,
+            # Nulls sort last, NaN before them: DuckDB's order of the SQL rule (NULLS LAST).
+            sort_keys=[*group, ("__gap", "ascending"), ("posted_at", "descending"), ("line", "ascending")],
+        )
+    )
+    offers = by_rule.select(list(_OFFER_COLUMNS)).append_column(
+        "is_main", _group_starts(by_rule, [k for k, _ in group])
+    )
+    return offers.take(pc.sort_indices(offers, sort_keys=[*group, ("line", "ascending")]))
 
 
 def line_players(storage: Inputs, game_date: date, markets: Sequence[str], as_of: datetime) -> Any:
