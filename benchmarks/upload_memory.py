@@ -49,8 +49,8 @@ import httpx
 from _serve import free_port, start_serve, stop_serve  # benchmarks/_serve.py (run from the repository root)
 
 REPO = Path(__file__).resolve().parents[1]
-LINES = REPO.parent.parent / "shared" / "data" / "prop-lines-pra" / "2024-25" / "pra_odds.csv"
-SHARED_LINES = Path("/work/shared/data/prop-lines-pra/2024-25/pra_odds.csv")
+SHARED = Path(os.environ.get("NBAPROPS_SHARED_DATA", REPO.parent / "shared" / "data"))
+LINES = SHARED / "prop-lines-pra" / "2024-25" / "pra_odds.csv"
 GOAL_MB = 300.0
 HEADER = ["game_date", "player_name", "market", "line", "bookmaker", "over_price", "under_price", "posted_at"]
 
@@ -66,7 +66,7 @@ def write_lines(target: Path, rows: int, *, shape: str = "offers") -> int:
     share a date): every row is an offer of its own. ``snapshots``: round k is the season posted k minutes
     later: every row after the first round is a later snapshot of an offer.
     """
-    source = LINES if LINES.exists() else SHARED_LINES
+    source = LINES
     with source.open(newline="") as handle:
         real = [r for r in csv.DictReader(handle) if r["over_price"] and r["under_price"]]
     written = 0
