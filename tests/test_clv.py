@@ -547,20 +547,24 @@ def test_with_withdrawal_on_a_moved_pick_is_never_staked_even_unrecorded(
     assert json.loads(stdout)["count"] == 2
 
 
+LATER_PICK_LOG_COLUMNS = (
+    "opponent",
+    "withdrawn_at",
+    "withdrawn_reason",
+    "withdrawn_line",
+    "sized_by",
+    "sized_with",
+)
+"""pick_log's columns added after its first release: an older file lacks them."""
+
+
 def test_an_older_pick_log_gains_the_new_columns_when_opened(recorded: Path, tmp_path: Path) -> None:
     """A file whose pick_log predates opponent, the withdrawn_ and the sized_ columns: read-only, it reads them as
     NULL; opened for writing, it gains them and keeps its rows."""
     db = tmp_path / "old.duckdb"
     shutil.copyfile(recorded, db)
     storage = open_storage(db)
-    for column in (
-        "opponent",
-        "withdrawn_at",
-        "withdrawn_reason",
-        "withdrawn_line",
-        "sized_by",
-        "sized_with",
-    ):
+    for column in LATER_PICK_LOG_COLUMNS:
         storage.execute(f'ALTER TABLE pick_log DROP COLUMN "{column}"')
     storage.close()
     code, stdout, stderr = run(
@@ -570,14 +574,7 @@ def test_an_older_pick_log_gains_the_new_columns_when_opened(recorded: Path, tmp
     assert {p["status"] for p in json.loads(stdout)["picks"]} == {"closed"}
     storage = open_storage(db)
     try:
-        assert {
-            "opponent",
-            "withdrawn_at",
-            "withdrawn_reason",
-            "withdrawn_line",
-            "sized_by",
-            "sized_with",
-        } <= set(storage.table_columns("pick_log"))
+        assert set(LATER_PICK_LOG_COLUMNS) <= set(storage.table_columns("pick_log"))
         assert storage.scalar("SELECT count(*) FROM pick_log WHERE withdrawn_at IS NULL") == 2
     finally:
         storage.close()

@@ -542,6 +542,17 @@ def test_load_history_copies_exactly_the_window(backend: Backend, history_source
     target.close()
 
 
+def _box_scores_file(history_source: DuckDBStorage, path: Path) -> DuckDBStorage:
+    """A file of its own (open) holding ``history_source``'s box scores and teams, for a test to change."""
+    source = open_storage(path)
+    with source.session() as session:
+        session.register("__box", history_source.arrow("SELECT * FROM box_scores"))
+        session.register("__teams", history_source.arrow("SELECT * FROM teams"))
+        session.execute("INSERT INTO box_scores BY NAME SELECT * FROM __box")
+        session.execute("INSERT INTO teams BY NAME SELECT * FROM __teams")
+    return source
+
+
 @pytest.mark.cloud
 def test_an_unchanged_input_table_is_not_loaded_again(
     bigquery_emulator: BigQueryEmulator,
@@ -555,12 +566,7 @@ def test_an_unchanged_input_table_is_not_loaded_again(
     box scores)."""
     import logging
 
-    source = open_storage(tmp_path / "source.duckdb")
-    with source.session() as session:
-        session.register("__box", history_source.arrow("SELECT * FROM box_scores"))
-        session.register("__teams", history_source.arrow("SELECT * FROM teams"))
-        session.execute("INSERT INTO box_scores BY NAME SELECT * FROM __box")
-        session.execute("INSERT INTO teams BY NAME SELECT * FROM __teams")
+    source = _box_scores_file(history_source, tmp_path / "source.duckdb")
     backend = BigQueryBackend(bigquery_emulator)
     tables = ["box_scores", "teams"]
     caplog.set_level(logging.INFO, logger="nbaprops.storage.gcp.warehouse")
@@ -615,12 +621,7 @@ def test_bigquery_history_through_the_read_api_equals_the_query(
     wrong unit or zone, or the empty session taken for an error."""
     from nbaprops.storage.gcp.warehouse import BigQueryWarehouse
 
-    source = open_storage(tmp_path / "source.duckdb")
-    with source.session() as session:
-        session.register("__box", history_source.arrow("SELECT * FROM box_scores"))
-        session.register("__teams", history_source.arrow("SELECT * FROM teams"))
-        session.execute("INSERT INTO box_scores BY NAME SELECT * FROM __box")
-        session.execute("INSERT INTO teams BY NAME SELECT * FROM __teams")
+    source = _box_scores_file(history_source, tmp_path / "source.duckdb")
     since, until = date(2025, 2, 1), date(2025, 2, 10)
     for k, day in enumerate([date(2025, 1, 31), since, date(2025, 2, 5), until, date(2025, 2, 11)]):
         source.execute(
