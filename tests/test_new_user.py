@@ -367,10 +367,10 @@ def test_ctrl_c_at_any_moment_of_a_run_exits_130_in_one_line_and_the_rerun_resum
     request failed. Before: 10 of 11 tries of the issue's command crashed (``Error: internal error:
     ResourceInUseException … connection is busy`` then ``terminate called …``, exit -6: the CLI closed the
     database while a worker thread still ran a query; DuckDB also failed the worker's chunk with ``INTERRUPT
-    Error``). 6 moments by default; NBAPROPS_HEAVY=1 tries 20. (It replaces issue 6's single Ctrl-C test, items 9
+    Error``). 4 moments by default; NBAPROPS_HEAVY=1 tries 20. (It replaces issue 6's single Ctrl-C test, items 9
     and 10: ``nanobind: leaked`` lines, and a rerun that said ``"resumed": false``.)"""
     seed, env, span = trained_slate
-    moments = 20 if os.environ.get("NBAPROPS_HEAVY") == "1" else 6
+    moments = 20 if os.environ.get("NBAPROPS_HEAVY") == "1" else 4
     delays = [span * 0.8 * k / (moments - 1) for k in range(moments)]
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(

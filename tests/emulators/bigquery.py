@@ -2,8 +2,8 @@
 
 ``local-bigquery`` 0.4.0 needs Python >= 3.13 and DuckDB 1.5.5 with its extension wheels (DuckDB 2.x would
 download extensions at run time, which fails offline), so it lives in its own virtualenv, built here from the
-package registry and cached under the project's ignored ``var/emulators/`` (``../shared/emulators.md`` has
-the measured recipe). A lock file keeps two sessions from building it at once; a ``.ready`` marker says the
+package registry and cached per user under ``$XDG_CACHE_HOME/nbaprops/emulators/`` (``~/.cache`` by default),
+so every clone on a machine shares one build (``../shared/emulators.md`` has the measured recipe). A lock file keeps two sessions from building it at once; a ``.ready`` marker says the
 build finished. The server gets free loopback ports, its own ``--data-dir`` and is stopped by its PID.
 
 Where Python 3.13 is absent or the build fails (no registry), the tests that need the emulator skip and say
@@ -33,8 +33,12 @@ EMULATOR_VERSION = "0.4.0"
 DUCKDB_VERSION = "1.5.5"
 EXTENSIONS = ("icu", "ducklake", "spatial")
 PROJECT = "test-proj"
-REPO = Path(__file__).resolve().parents[2]
-CACHE = REPO / "var" / "emulators" / f"local-bigquery-{EMULATOR_VERSION}"
+CACHE = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    / "nbaprops"
+    / "emulators"
+    / f"local-bigquery-{EMULATOR_VERSION}"
+)  # per user, not per clone: a build takes ~20 s of CPU
 BUILD_TIMEOUT_S = 600
 START_TIMEOUT_S = 60
 
