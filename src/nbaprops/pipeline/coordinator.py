@@ -403,7 +403,7 @@ class Coordinator:
         sweep_every = max(poll_seconds, self.settings.lease_seconds / 10)
         # Requests pending with no lease held and nothing finishing: their messages were lost (Pub/Sub can hand
         # a message to a pull whose process has gone; it comes back only after its ack deadline, the lease).
-        unclaimed_wait = min(self.unclaimed_seconds, self.settings.lease_seconds)
+        unclaimed_wait = first_unclaimed_wait = min(self.unclaimed_seconds, self.settings.lease_seconds)
         info = ledger.get_batch(self.storage, batch_id)  # read again with each sweep (its deadline is fixed)
         try:
             while not stop.is_set():
@@ -420,7 +420,7 @@ class Coordinator:
                 finished = counts["done"] + counts["skipped"] + counts["failed"]
                 if finished != last_done:
                     last_done, idle_since = finished, time.monotonic()
-                    unclaimed_wait = min(self.unclaimed_seconds, self.settings.lease_seconds)
+                    unclaimed_wait = first_unclaimed_wait
                 if counts["leased"] == 0 and time.monotonic() - idle_since > unclaimed_wait:
                     self.publish_pending(batch_id)  # a duplicate is harmless
                     log.warning(
