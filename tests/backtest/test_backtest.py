@@ -227,9 +227,14 @@ def test_parallel_fitting_gives_the_serial_paths_grades(graded, tmp_path: Path) 
 def test_a_script_without_a_main_guard_gets_a_clear_error(loaded_db_file: Path, tmp_path: Path) -> None:
     """A user's script calling run_backtest at import: the fitting workers are fresh interpreters that import the
     script, so it starts again in them and they die. The user gets one line saying what to do, not a
-    ``BrokenProcessPool`` traceback from inside multiprocessing (what they got before)."""
+    ``BrokenProcessPool`` traceback from inside multiprocessing (what they got before). Nothing is left in the
+    temporary folder by the backtest (each run left an empty ``nbaprops-backtest-*`` folder of its workers)."""
+    import os
     import subprocess
     import sys
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
 
     script = tmp_path / "my_backtest.py"
     script.write_text(
@@ -251,8 +256,14 @@ def test_a_script_without_a_main_guard_gets_a_clear_error(loaded_db_file: Path, 
         "        raise SystemExit(3)\n"
     )
     done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(temp)},
     )
     assert done.returncode == 3, done.stderr[-2000:]
     assert 'if __name__ == "__main__":' in done.stdout
     assert "workers=0" in done.stdout
+    assert not list(temp.glob("nbaprops-backtest-*"))

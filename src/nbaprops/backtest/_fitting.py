@@ -128,7 +128,7 @@ class StepFitter:
     :meth:`submit` forks the workers and queues the steps in step order."""
 
     def __init__(self, *, workers: int) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="nbaprops-backtest-"))
+        self._dir: Path | None = None  # made by :meth:`submit`: nothing to leave behind if this raises
         self._workers = workers
         self._context = multiprocessing.get_context("forkserver")
         # What the server imports before it forks anyone (no effect if this process already runs a server).
@@ -154,6 +154,7 @@ class StepFitter:
     ) -> None:
         """Queue every step's fit on ``training`` (the rows of all the steps' windows, with row ids), in groups
         of ``holdout_every`` steps (:func:`fit_steps`)."""
+        self._dir = Path(tempfile.mkdtemp(prefix="nbaprops-backtest-"))
         path = self._dir / "training.arrow"
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, training.schema) as writer:
             writer.write_table(training)
@@ -211,7 +212,8 @@ class StepFitter:
         # its workers' CPU shows in this process's children's usage (the server reaps them; ``_stop`` is the
         # standard library's own way, used by its tests; the next run starts a new server).
         multiprocessing.forkserver._forkserver._stop()  # type: ignore[attr-defined]
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> StepFitter:
         return self
