@@ -78,6 +78,10 @@ def _no_details(cur: InputSession, files: Sequence[SourceFile]) -> dict[str, Any
     return {}
 
 
+def _nothing_held(combined: dict[str, Any]) -> None:
+    """The combine step holds nothing outside the database."""
+
+
 @dataclass(frozen=True)
 class IngestSpec:
     """One kind of input file (see the module docstring for the order :func:`load` runs the steps in).
@@ -95,6 +99,8 @@ class IngestSpec:
             returns figures for it.
         merge: stores the combined rows inside the call's transaction, given the combine step's figures.
         scratch: fixed-name temporary tables the combine or merge steps create (dropped at the end).
+        release: given the combine step's figures once the merge has ended or failed, removes what the combine
+            step keeps outside the database (files it wrote for the merge to read).
     """
 
     kind: str
@@ -108,6 +114,7 @@ class IngestSpec:
     check_staged: Callable[[InputSession, SourceFile], None] = _nothing
     combine: Callable[[InputSession, Sequence[SourceFile]], dict[str, Any]] = _no_details
     scratch: tuple[str, ...] = ()
+    release: Callable[[dict[str, Any]], None] = _nothing_held
 
 
 def _count(cur: InputSession, table: str) -> int:
@@ -149,16 +156,19 @@ def _load(storage: Inputs, spec: IngestSpec, paths: Sequence[Path | str], kind: 
             return IngestReport(kind, (), 0, 0)
         combined = spec.combine(cur, files)
         now = datetime.now(UTC)
-        with storage.transaction() as tx:
-            before = _count(tx, spec.table)
-            merged = spec.merge(tx, files, combined)
-            added = _count(tx, spec.table) - before
-            by_file = merged.added_by_file or (None,) * len(files)
-            for file, file_added in zip(files, by_file, strict=True):
-                tx.execute(
-                    "INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
-                    [kind, str(file.path), file_sha256(file.path), file.rows, file_added, now],
-                )
+        try:
+            with storage.transaction() as tx:
+                before = _count(tx, spec.table)
+                merged = spec.merge(tx, files, combined)
+                added = _count(tx, spec.table) - before
+                by_file = merged.added_by_file or (None,) * len(files)
+                for file, file_added in zip(files, by_file, strict=True):
+                    tx.execute(
+                        "INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
+                        [kind, str(file.path), file_sha256(file.path), file.rows, file_added, now],
+                    )
+        finally:
+            spec.release(combined)
         for table in (*(f.typed for f in files), *spec.scratch):
             cur.execute(f"DROP TABLE IF EXISTS {table}")
     rows_read = sum(f.rows for f in files)

@@ -12,6 +12,8 @@ Rules, all applied in SQL over whole files:
 
 * Every file is validated before anything is stored; all files go in one transaction. Any bad value refuses
   the call with :class:`~nbaprops.errors.InputError` naming file, line and column; the database is unchanged.
+  The rules below work within one game date, so a large call is worked out a range of dates at a time
+  (:data:`PIECE_ROWS`) before its transaction writes it: memory does not grow with the file.
 * Exact duplicate rows are dropped and counted (``details["exact_duplicates"]``).
 * The key is (game_date, player_lookup, market, bookmaker, line). Several rows with one key but different
   prices or ``posted_at``: the row with the latest ``posted_at`` wins (``details["superseded_rows"]``);
@@ -50,6 +52,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import shutil
+import tempfile
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
@@ -59,7 +63,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nbaprops.errors import InputError
+from nbaprops.errors import InputError, StorageBusyError
 from nbaprops.ingest._loader import IngestSpec, Merged, SourceFile, load
 from nbaprops.ingest._report import IngestReport
 from nbaprops.ingest._validate import (
@@ -413,16 +417,194 @@ def _stage(file: SourceFile) -> tuple[str, dict[str, Any]]:
     return _typed_sql(file.view, file.columns, fixed_market, file.index), params
 
 
+PIECE_ROWS = 1_000_000
+"""Rows of one piece of an ingest: the call's rows are checked and merged a range of game dates at a time (a
+date's rows never split), every step partitioning by date anyway. DuckDB spills what does not fit its bound,
+but keeps about 12 MB of bookkeeping in memory per GB spilled, which the bound does not count: ten million
+lines worked whole spilled 8.4 GB and took 330 MB; in pieces no step spills more than one piece's worth."""
+
+
+def _pieces(
+    cur: InputSession, files: Sequence[SourceFile]
+) -> tuple[list[tuple[date, date, int]], list[date]]:
+    """Ranges of game dates of at most :data:`PIECE_ROWS` typed rows each (more for a single date that holds
+    more), in date order, with their rows; and every date of the call."""
+    union = " UNION ALL ".join(f"SELECT game_date FROM {f.typed}" for f in files)
+    days = cur.execute(f"SELECT game_date, count(*) FROM ({union}) GROUP BY 1 ORDER BY 1").fetchall()
+    pieces: list[tuple[date, date, int]] = []
+    for day, rows in days:
+        if pieces and pieces[-1][2] + rows <= PIECE_ROWS:
+            first, _, held = pieces[-1]
+            pieces[-1] = (first, day, held + rows)
+        else:
+            pieces.append((day, day, int(rows)))
+    return pieces, [day for day, _ in days]
+
+
+@dataclasses.dataclass
+class _Problems:
+    """The first problem of each kind found in any piece, refused in the order the checks run (the first
+    kind found anywhere, at its first line), as when the call's rows were checked whole."""
+
+    clash: tuple[int, str] | None = None  # (line, source): one key, different prices in the files
+    stored_clash: tuple[int, int, str] | None = None  # (file, line, source): against the stored rows
+    twice: list[tuple[int, int, str]] = dataclasses.field(default_factory=list)  # two spellings, one key
+
+    def found(self) -> bool:
+        return bool(self.clash or self.stored_clash or self.twice)
+
+    def raise_first(self) -> None:
+        if self.clash:
+            raise InputError(
+                "the same game, player, market, bookmaker and line appear with different prices and no later "
+                "posted_at to choose between them",
+                path=self.clash[1],
+                row=self.clash[0],
+                column="over_price",
+            )
+        if self.stored_clash:
+            raise InputError(
+                "this line is already stored with different prices and no later posted_at to choose between "
+                "them",
+                path=self.stored_clash[2],
+                row=self.stored_clash[1],
+                column="over_price",
+            )
+        if len(self.twice) > 1:
+            # Two spellings of one player matched to the same box-score player (step 3 of the combine): one
+            # key, two rows; the second such row of the call is named. The key is the table's (one row per key),
+            # kept here rather than by an index: connection.CHECKED_KEYS.
+            _, line, source = sorted(self.twice)[1]
+            raise InputError(
+                "this line is listed twice for the same player under two spellings",
+                path=source,
+                row=line,
+                column="player_name",
+            )
+
+
+def _stored_fingerprint(cur: InputSession, days: list[date]) -> tuple[Any, ...]:
+    """The stored lines and postings of ``days`` (rows and a sum of row hashes): the merge compares it with the
+    one :func:`_combine` read, and refuses (retryably) to write what was worked out from rows that changed."""
+    if not days:
+        return ()
+    row = cur.execute(
+        f"""SELECT (SELECT (count(*), sum(hash(p))) FROM prop_lines p WHERE game_date IN (SELECT unnest($days))),
+                   (SELECT (count(*), sum(hash(h))) FROM {SNAPSHOTS} h WHERE game_date IN (SELECT unnest($days)))""",
+        {"days": days},
+    ).fetchone()
+    return tuple(row or ())
+
+
 def _combine(cur: InputSession, files: Sequence[SourceFile]) -> dict[str, Any]:
-    """One row per key in ``__lines_new`` (the module docstring's rules), checked against the stored rows."""
-    rows_read = sum(f.rows for f in files)
-    union = " UNION ALL ".join(f"SELECT * FROM {f.typed}" for f in files)
+    """Every row the merge writes, worked out one piece of dates at a time (:data:`PIECE_ROWS`) outside the
+    merge's transaction, each piece's written to Parquet files in a private temporary folder (``folder``): the
+    postings new to the history (``snapshots``), the new and changed rows of ``prop_lines`` (``writes``); and
+    the call's report summed over the pieces. Files, not temporary tables: those would be spilled, and DuckDB
+    keeps memory for what it spills (:data:`PIECE_ROWS`).
+
+    A piece is combined (:func:`_combine_piece`: one row per key, checked against the stored rows) and worked
+    out (:func:`_final_piece`), and its temporary tables are dropped before the next: outside a transaction
+    DuckDB frees a dropped table at once, inside one it keeps it until the end. The pieces are ranges of dates
+    and every rule works within a date, so no piece depends on another. Once a piece has a problem nothing more
+    is worked out, but every later piece is still checked, so that the call is refused naming the problem it
+    would name worked whole.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="nbaprops-lines-"))
+    try:
+        return _combine_in(cur, files, folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _release(combined: dict[str, Any]) -> None:
+    shutil.rmtree(combined["folder"], ignore_errors=True)
+
+
+def _combine_in(cur: InputSession, files: Sequence[SourceFile], folder: Path) -> dict[str, Any]:
+    pieces, days = _pieces(cur, files)
+    fingerprint = _stored_fingerprint(cur, days)
+    snapshots: list[str] = []
+    writes: list[str] = []
+    figures = {"exact_duplicates": 0, "superseded_rows": 0, "name_collisions": 0}
+    details: dict[str, Any] = {"replaced": 0, "markets": {}, "alternate_lines": 0, "snapshots_added": 0}
+    spellings: dict[tuple[str, str], int] = {}
+    unmatched: dict[str, int] = {}
+    quarantined: list[dict[str, Any]] = []
+    problems = _Problems()
+    for first, last, rows in pieces:
+        union = " UNION ALL ".join(
+            f"SELECT * FROM {f.typed} WHERE game_date BETWEEN $first AND $last" for f in files
+        )
+        piece = _combine_piece(cur, union, {"first": first, "last": last}, rows, problems)
+        if not problems.found():
+            snapshots.append(str(folder / f"snapshots_{len(snapshots)}.parquet"))
+            writes.append(str(folder / f"writes_{len(writes)}.parquet"))
+            piece.update(_final_piece(cur, snapshots[-1], writes[-1]))
+            for name in figures:
+                figures[name] += piece[name]
+            for spelling in piece["matched_spellings"]:
+                found = (spelling["player_name"], spelling["player_lookup"])
+                spellings[found] = spellings.get(found, 0) + spelling["rows"]
+            for name in ("replaced", "alternate_lines", "snapshots_added"):
+                details[name] += piece[name]
+            for market, count in piece["markets"].items():
+                details["markets"][market] = details["markets"].get(market, 0) + count
+            for player, count in piece["unmatched"]:
+                unmatched[player] = unmatched.get(player, 0) + count
+            quarantined += piece["quarantined"]  # pieces in date order: the list keeps its order
+        for table in (
+            "__lines_dedup",
+            "__lines_new",
+            "__lines_all",
+            "__lines_quarantine",
+            "__lines_final",
+            "__lines_snap_piece",
+        ):
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+    problems.raise_first()
+    for file in files:  # every row to write is in the folder now
+        cur.execute(f"DROP TABLE IF EXISTS {file.typed}")
+    listed = [
+        {"player_name": name, "rows": count}
+        for name, count in sorted(unmatched.items(), key=lambda u: (-u[1], u[0]))
+    ]
+    return {
+        "folder": folder,
+        "snapshots": snapshots,
+        "writes": writes,
+        "days": days,
+        "fingerprint": fingerprint,
+        "details": {
+            **figures,
+            "replaced": details["replaced"],
+            "markets": dict(sorted(details["markets"].items())),
+            "alternate_lines": details["alternate_lines"],
+            "unmatched": listed,
+            "unmatched_rows": sum(u["rows"] for u in listed),
+            "matched_spellings": [
+                {"player_name": name, "player_lookup": target, "rows": count}
+                for (name, target), count in sorted(spellings.items())
+            ],
+            "quarantined": quarantined,
+            "snapshots_added": details["snapshots_added"],
+        },
+    }
+
+
+def _combine_piece(
+    cur: InputSession, union: str, params: dict[str, Any], rows_read: int, problems: _Problems
+) -> dict[str, Any]:
+    """``__lines_dedup`` and ``__lines_new`` of one piece's rows (``union``, binding ``params``); its problems
+    are added to ``problems``."""
     data = ", ".join(_DATA)
     # 1. exact duplicates (every parsed column equal) go; the first occurrence stays.
     cur.execute(
         f"""CREATE OR REPLACE TEMP TABLE __lines_dedup AS SELECT * EXCLUDE (__n) FROM (
                 SELECT *, row_number() OVER (PARTITION BY {data} ORDER BY __file, __line) AS __n FROM ({union}))
-            WHERE __n = 1"""
+            WHERE __n = 1""",
+        params,
     )
     exact_duplicates = rows_read - _scalar(cur, "SELECT count(*) FROM __lines_dedup")
     # 2. one key, different prices: the unique latest posted_at wins, else refuse.
@@ -440,14 +622,8 @@ def _combine(cur: InputSession, files: Sequence[SourceFile]) -> dict[str, Any]:
                    > count(DISTINCT d.player_name) FILTER (WHERE d.posted_at = g.top)
             ORDER BY 2 LIMIT 1"""
     ).fetchone()
-    if clash:
-        raise InputError(
-            "the same game, player, market, bookmaker and line appear with different prices and no later "
-            "posted_at to choose between them",
-            path=clash[0],
-            row=int(clash[1]),
-            column="over_price",
-        )
+    if clash and (problems.clash is None or int(clash[1]) < problems.clash[0]):
+        problems.clash = (int(clash[1]), clash[0])
     name_collisions = _scalar(
         cur,
         f"""SELECT count(*) FROM (SELECT {key} FROM __lines_dedup d
@@ -473,19 +649,23 @@ def _combine(cur: InputSession, files: Sequence[SourceFile]) -> dict[str, Any]:
            ASOF LEFT JOIN (SELECT player_lookup, game_date, team FROM box_scores) b
              ON b.player_lookup = w.player_lookup AND w.game_date > b.game_date"""
     )
+    cur.execute("DROP TABLE __lines_win")
     # 4. against stored rows: identical → nothing; newer → update; older → ignored; else refuse.
-    clash = cur.execute(
-        f"""SELECT n.source, n.__line FROM __lines_new n JOIN prop_lines s ON {_ON}
+    stored = cur.execute(
+        f"""SELECT n.__file, n.__line, n.source FROM __lines_new n JOIN prop_lines s ON {_ON}
             WHERE {_DIFFERS} AND (n.posted_at IS NULL OR s.posted_at IS NULL OR n.posted_at = s.posted_at)
             ORDER BY n.__file, n.__line LIMIT 1"""
     ).fetchone()
-    if clash:
-        raise InputError(
-            "this line is already stored with different prices and no later posted_at to choose between them",
-            path=clash[0],
-            row=int(clash[1]),
-            column="over_price",
-        )
+    if stored and (problems.stored_clash is None or (stored[0], stored[1]) < problems.stored_clash[:2]):
+        problems.stored_clash = (int(stored[0]), int(stored[1]), stored[2])
+    problems.twice += [
+        (int(f), int(line), source)
+        for f, line, source in cur.execute(
+            f"""SELECT n.__file, n.__line, n.source FROM __lines_new n
+                SEMI JOIN (SELECT {key} FROM __lines_new GROUP BY ALL HAVING count(*) > 1) d USING ({key})
+                ORDER BY n.__file, n.__line LIMIT 2"""
+        ).fetchall()
+    ]
     return {
         "exact_duplicates": exact_duplicates,
         "superseded_rows": superseded,
@@ -495,35 +675,54 @@ def _combine(cur: InputSession, files: Sequence[SourceFile]) -> dict[str, Any]:
 
 
 def _merge(tx: InputSession, files: Sequence[SourceFile], combined: dict[str, Any]) -> Merged:
-    """New keys are added, a newer posting replaces the stored one; then quarantine and the main lines of the
-    groups touched are set again. Every posting read is appended to the snapshot history first.
+    """The rows :func:`_combine` worked out, written: the new postings appended to the history, the new keys to
+    ``prop_lines``, and the stored rows that change (a newer posting, quarantine, the main line) updated. Rows a
+    transaction adds to a stored table stay in memory until it commits, so it never updates them.
 
-    Every row of the groups touched is worked out first, in temporary tables (which DuckDB spills under the
-    ingest's memory bound): ``__lines_all`` (the stored rows of the groups with the new rows over them; its
-    ``__origin`` says 0: a new key, 1: a stored row a newer posting replaces, 2: a stored row that stays),
-    then ``__lines_final`` (with quarantine and the main line). The transaction then appends the new keys as
-    they are final and updates only the stored rows that change: rows a transaction adds to a stored table
-    stay in memory until it commits, so it never updates them.
+    Raises:
+        StorageBusyError: the stored lines of the call's dates changed since they were read (another ingest
+            wrote meanwhile); nothing is written, and the call can be made again.
     """
-    snapshots = record_snapshots(tx)
+    if not combined["days"]:  # files of a header only
+        return Merged(combined["details"])
+    if _stored_fingerprint(tx, combined["days"]) != combined["fingerprint"]:
+        raise StorageBusyError("lines of the same dates were stored meanwhile; send the files again")
+    tx.execute(
+        f"INSERT INTO {SNAPSHOTS} SELECT * FROM read_parquet($files)", {"files": combined["snapshots"]}
+    )
+    stored_cols = ", ".join(_STORED)
+    tx.execute(
+        f"""INSERT INTO prop_lines ({stored_cols}, is_main, quarantine_reason)
+            SELECT {stored_cols}, is_main, quarantine_reason FROM read_parquet($files) WHERE __origin = 0""",
+        {"files": combined["writes"]},
+    )
+    non_key = [c for c in (*_STORED, "is_main", "quarantine_reason") if c not in _KEY]
+    tx.execute(
+        f"""UPDATE prop_lines s SET {", ".join(f"{c} = f.{c}" for c in non_key)}
+            FROM (SELECT * FROM read_parquet($files) WHERE __origin > 0) f
+            WHERE {" AND ".join(f"s.{k} = f.{k}" for k in _KEY)}""",
+        {"files": combined["writes"]},
+    )
+    return Merged(combined["details"])
+
+
+def _final_piece(cur: InputSession, snapshots: str, writes: str) -> dict[str, Any]:
+    """What one piece (``__lines_new``, its parsed rows ``__lines_dedup``) writes: its postings new to the
+    history, to the Parquet file ``snapshots``; its new keys, the stored rows a newer posting replaces, and the
+    stored rows of the groups it touches whose quarantine or main line changes, to the Parquet file ``writes``.
+
+    Every row of the groups touched is worked out in temporary tables (which DuckDB spills under the ingest's
+    memory bound): ``__lines_all`` (the stored rows of the groups with the new rows over them; its ``__origin``
+    says 0: a new key, 1: a stored row a newer posting replaces, 2: a stored row that stays), then
+    ``__lines_final`` (with quarantine and the main line).
+    """
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE __lines_snap_piece AS SELECT * FROM {SNAPSHOTS} LIMIT 0")
+    added = record_snapshots(cur, into="__lines_snap_piece")
+    cur.execute("COPY __lines_snap_piece TO $file (FORMAT parquet)", {"file": snapshots})
     key = ", ".join(_KEY)
     group = ", ".join(_GROUP)
-    twice = tx.execute(
-        f"""SELECT n.source, n.__line FROM __lines_new n
-            SEMI JOIN (SELECT {key} FROM __lines_new GROUP BY ALL HAVING count(*) > 1) d USING ({key})
-            ORDER BY n.__file, n.__line OFFSET 1 LIMIT 1"""
-    ).fetchone()
-    if twice:
-        # Two spellings of one player matched to the same box-score player (step 3 of the combine): one key, two
-        # rows. The key is the table's (one row per key), kept here rather than by an index: connection.CHECKED_KEYS.
-        raise InputError(
-            "this line is listed twice for the same player under two spellings",
-            path=twice[0],
-            row=int(twice[1]),
-            column="player_name",
-        )
     replace = f"{_DIFFERS} AND n.posted_at > s.posted_at"
-    tx.execute(
+    cur.execute(
         f"""CREATE OR REPLACE TEMP TABLE __lines_all AS
             WITH stored AS (
                 SELECT s.* FROM prop_lines s
@@ -537,37 +736,30 @@ def _merge(tx: InputSession, files: Sequence[SourceFile], combined: dict[str, An
             SELECT {", ".join("n." + c for c in _STORED)}, 0, NULL, NULL
             FROM __lines_new n ANTI JOIN stored s ON {_ON}"""
     )
-    _quarantine(tx)
-    tx.execute(
+    _quarantine(cur)
+    cur.execute(
         f"""CREATE OR REPLACE TEMP TABLE __lines_final AS
             SELECT a.*, q.reason AS quarantine_reason,
                    row_number() OVER (PARTITION BY {group}
                                       ORDER BY q.reason IS NOT NULL, {MAIN_ORDER_SQL}) = 1 AS is_main
             FROM __lines_all a JOIN __lines_quarantine q USING ({key})"""
     )
-    stored_cols = ", ".join(_STORED)
-    tx.execute(
-        f"""INSERT INTO prop_lines ({stored_cols}, is_main, quarantine_reason)
-            SELECT {stored_cols}, is_main, quarantine_reason FROM __lines_final WHERE __origin = 0"""
+    cur.execute(
+        """COPY (SELECT * FROM __lines_final
+                 WHERE __origin < 2 OR is_main IS DISTINCT FROM __was_main
+                       OR quarantine_reason IS DISTINCT FROM __was_reason) TO $file (FORMAT parquet)""",
+        {"file": writes},
     )
-    non_key = [c for c in (*_STORED, "is_main", "quarantine_reason") if c not in _KEY]
-    tx.execute(
-        f"""UPDATE prop_lines s SET {", ".join(f"{c} = f.{c}" for c in non_key)}
-            FROM __lines_final f
-            WHERE {" AND ".join(f"s.{k} = f.{k}" for k in _KEY)} AND f.__origin > 0
-              AND (f.__origin = 1 OR f.is_main IS DISTINCT FROM f.__was_main
-                   OR f.quarantine_reason IS DISTINCT FROM f.__was_reason)"""
-    )
-    replaced = _scalar(tx, "SELECT count(*) FROM __lines_final WHERE __origin = 1")
+    replaced = _scalar(cur, "SELECT count(*) FROM __lines_final WHERE __origin = 1")
     alternate = _scalar(
-        tx, f"SELECT count(*) FROM __lines_new n JOIN __lines_final s ON {_ON} WHERE NOT s.is_main"
+        cur, f"SELECT count(*) FROM __lines_new n JOIN __lines_final s ON {_ON} WHERE NOT s.is_main"
     )
     markets = dict(
-        tx.execute("SELECT market, count(*) FROM __lines_new GROUP BY market ORDER BY market").fetchall()
+        cur.execute("SELECT market, count(*) FROM __lines_new GROUP BY market ORDER BY market").fetchall()
     )
     unmatched = [
-        {"player_name": name, "rows": int(rows)}
-        for name, rows in tx.execute(
+        (name, int(rows))
+        for name, rows in cur.execute(
             """SELECT player_name, count(*) AS rows FROM __lines_new
                WHERE player_lookup NOT IN (SELECT DISTINCT player_lookup FROM box_scores)
                GROUP BY player_name ORDER BY rows DESC, player_name"""
@@ -582,28 +774,21 @@ def _merge(tx: InputSession, files: Sequence[SourceFile], combined: dict[str, An
             "line": line,
             "reason": reason,
         }
-        for day, name, mkt, book, line, reason in tx.execute(
+        for day, name, mkt, book, line, reason in cur.execute(
             f"""SELECT s.game_date, n.player_name, s.market, s.bookmaker, s.line, s.quarantine_reason
                 FROM __lines_new n JOIN __lines_final s ON {_ON}
                 WHERE s.quarantine_reason IS NOT NULL
                 ORDER BY s.game_date, n.player_name, s.market, s.bookmaker, s.line"""
         ).fetchall()
     ]
-    return Merged(
-        {
-            "exact_duplicates": combined["exact_duplicates"],
-            "superseded_rows": combined["superseded_rows"],
-            "name_collisions": combined["name_collisions"],
-            "replaced": replaced,
-            "markets": markets,
-            "alternate_lines": alternate,
-            "unmatched": unmatched,
-            "unmatched_rows": sum(u["rows"] for u in unmatched),
-            "matched_spellings": combined["matched_spellings"],
-            "quarantined": quarantined,
-            "snapshots_added": snapshots,
-        }
-    )
+    return {
+        "replaced": replaced,
+        "markets": markets,
+        "alternate_lines": alternate,
+        "unmatched": unmatched,
+        "quarantined": quarantined,
+        "snapshots_added": added,
+    }
 
 
 LINES = IngestSpec(
@@ -623,7 +808,9 @@ LINES = IngestSpec(
         "__lines_all",
         "__lines_quarantine",
         "__lines_final",
+        "__lines_snap_piece",
     ),
+    release=_release,
 )
 """Prop lines as an ingest kind (:mod:`nbaprops.ingest._loader`); files without a market column take none."""
 

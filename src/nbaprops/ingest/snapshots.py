@@ -63,7 +63,9 @@ def _balance(t: str = "") -> str:
     return f"abs({_implied(t + 'over_price')} - {_implied(t + 'under_price')}) ASC NULLS LAST"
 
 
-def record_snapshots(tx: InputSession, rows: str = "__lines_dedup", resolved: str = "__lines_new") -> int:
+def record_snapshots(
+    tx: InputSession, rows: str = "__lines_dedup", resolved: str = "__lines_new", *, into: str = TABLE
+) -> int:
     """Append the call's postings to ``prop_line_snapshots`` (inside the ingest's transaction), and the stored
     postings they replace that the history lacks (module docstring); returns how many rows were new. Only postings not stored are added (the table's key has no index: connection.CHECKED_KEYS); one
     per key chosen by a window, not DISTINCT ON, whose ordered aggregate of 1M rows did not fit the ingest's bound.
@@ -72,12 +74,15 @@ def record_snapshots(tx: InputSession, rows: str = "__lines_dedup", resolved: st
         rows: every parsed row of the call (exact duplicates dropped), before one posting per key is chosen.
         resolved: the rows stored in ``prop_lines``, whose ``player_lookup`` is the resolved player of each
             (game_date, player_name).
+        into: where the postings go: the history, or a table of the history's columns that is appended to it
+            later (the postings the history already holds are never added to it).
     """
-    before = int(tx.scalar(f"SELECT count(*) FROM {TABLE}"))
+    before = int(tx.scalar(f"SELECT count(*) FROM {into}"))
+    held = [TABLE] if into == TABLE else [TABLE, into]
     key = ", ".join(_KEY)
     chosen = ", ".join(f"d.{c}" for c in _COLUMNS if c != "player_lookup")
     tx.execute(
-        f"""INSERT INTO {TABLE} ({", ".join(_COLUMNS)})
+        f"""INSERT INTO {into} ({", ".join(_COLUMNS)})
             SELECT {", ".join(_COLUMNS)} FROM (
                 SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY __balance ASC NULLS LAST, __file, __line)
                           AS __n FROM (
@@ -88,19 +93,19 @@ def record_snapshots(tx: InputSession, rows: str = "__lines_dedup", resolved: st
                                FROM {resolved} GROUP BY game_date, player_name) m
                       ON m.game_date = d.game_date AND m.player_name = d.player_name
                     WHERE d.posted_at IS NOT NULL)) x
-            WHERE x.__n = 1 AND NOT EXISTS (SELECT 1 FROM {TABLE} s WHERE {" AND ".join(f"s.{k} = x.{k}" for k in _KEY)})"""
+            WHERE x.__n = 1 {"".join(f"AND NOT EXISTS (SELECT 1 FROM {t} s WHERE {' AND '.join(f's.{k} = x.{k}' for k in _KEY)})" for t in held)}"""
     )
     # A stored posting a newer one is about to replace in prop_lines, when the history lacks it (stored before
     # the history existed): kept, or a replay as of a time between the two would lose the key.
     line_key = [k for k in _KEY if k != "posted_at"]
     tx.execute(
-        f"""INSERT INTO {TABLE} ({", ".join(_COLUMNS)})
+        f"""INSERT INTO {into} ({", ".join(_COLUMNS)})
             SELECT DISTINCT {", ".join(f"p.{c}" for c in _COLUMNS)} FROM prop_lines p
             JOIN {resolved} n ON {" AND ".join(f"n.{k} = p.{k}" for k in line_key)}
             WHERE n.posted_at > p.posted_at
-              AND NOT EXISTS (SELECT 1 FROM {TABLE} s WHERE {" AND ".join(f"s.{k} = p.{k}" for k in _KEY)})"""
+              {"".join(f"AND NOT EXISTS (SELECT 1 FROM {t} s WHERE {' AND '.join(f's.{k} = p.{k}' for k in _KEY)})" for t in held)}"""
     )
-    return int(tx.scalar(f"SELECT count(*) FROM {TABLE}")) - before
+    return int(tx.scalar(f"SELECT count(*) FROM {into}")) - before
 
 
 CLOSE_COLUMNS = (
