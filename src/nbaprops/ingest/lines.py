@@ -55,6 +55,7 @@ import logging
 import shutil
 import tempfile
 import weakref
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -523,15 +524,25 @@ def _release(combined: dict[str, Any]) -> None:
     shutil.rmtree(combined["folder"], ignore_errors=True)
 
 
+_SUMMED = (
+    "exact_duplicates",
+    "superseded_rows",
+    "name_collisions",
+    "replaced",
+    "alternate_lines",
+    "snapshots_added",
+)
+
+
 def _combine_in(cur: InputSession, files: Sequence[SourceFile], folder: Path) -> dict[str, Any]:
     pieces, days = _pieces(cur, files)
     fingerprint = _stored_fingerprint(cur, days)
     snapshots: list[str] = []
     writes: list[str] = []
-    figures = {"exact_duplicates": 0, "superseded_rows": 0, "name_collisions": 0}
-    details: dict[str, Any] = {"replaced": 0, "markets": {}, "alternate_lines": 0, "snapshots_added": 0}
-    spellings: dict[tuple[str, str], int] = {}
-    unmatched: dict[str, int] = {}
+    sums: Counter[str] = Counter()  # the report's counts, summed over the pieces
+    markets: Counter[str] = Counter()
+    spellings: Counter[tuple[str, str]] = Counter()
+    unmatched: Counter[str] = Counter()
     quarantined: list[dict[str, Any]] = []
     problems = _Problems()
     for first, last, rows in pieces:
@@ -543,17 +554,12 @@ def _combine_in(cur: InputSession, files: Sequence[SourceFile], folder: Path) ->
             snapshots.append(str(folder / f"snapshots_{len(snapshots)}.parquet"))
             writes.append(str(folder / f"writes_{len(writes)}.parquet"))
             piece.update(_final_piece(cur, snapshots[-1], writes[-1]))
-            for name in figures:
-                figures[name] += piece[name]
-            for spelling in piece["matched_spellings"]:
-                found = (spelling["player_name"], spelling["player_lookup"])
-                spellings[found] = spellings.get(found, 0) + spelling["rows"]
-            for name in ("replaced", "alternate_lines", "snapshots_added"):
-                details[name] += piece[name]
-            for market, count in piece["markets"].items():
-                details["markets"][market] = details["markets"].get(market, 0) + count
-            for player, count in piece["unmatched"]:
-                unmatched[player] = unmatched.get(player, 0) + count
+            sums.update({name: piece[name] for name in _SUMMED})
+            markets.update(piece["markets"])
+            spellings.update(
+                {(m["player_name"], m["player_lookup"]): m["rows"] for m in piece["matched_spellings"]}
+            )
+            unmatched.update(dict(piece["unmatched"]))
             quarantined += piece["quarantined"]  # pieces in date order: the list keeps its order
         for table in (
             "__lines_dedup",
@@ -578,10 +584,12 @@ def _combine_in(cur: InputSession, files: Sequence[SourceFile], folder: Path) ->
         "days": days,
         "fingerprint": fingerprint,
         "details": {
-            **figures,
-            "replaced": details["replaced"],
-            "markets": dict(sorted(details["markets"].items())),
-            "alternate_lines": details["alternate_lines"],
+            "exact_duplicates": sums["exact_duplicates"],
+            "superseded_rows": sums["superseded_rows"],
+            "name_collisions": sums["name_collisions"],
+            "replaced": sums["replaced"],
+            "markets": dict(sorted(markets.items())),
+            "alternate_lines": sums["alternate_lines"],
             "unmatched": listed,
             "unmatched_rows": sum(u["rows"] for u in listed),
             "matched_spellings": [
@@ -589,7 +597,7 @@ def _combine_in(cur: InputSession, files: Sequence[SourceFile], folder: Path) ->
                 for (name, target), count in sorted(spellings.items())
             ],
             "quarantined": quarantined,
-            "snapshots_added": details["snapshots_added"],
+            "snapshots_added": sums["snapshots_added"],
         },
     }
 
